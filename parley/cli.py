@@ -1,0 +1,112 @@
+"""The `parley` command: serve, server, gateway, migrate, users promote."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from parley.config import Settings
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="server port (PORT, default 5000)")
+    parser.add_argument("--gateway-port", type=int, help="gateway port (GATEWAY_PORT, default 8080)")
+    parser.add_argument("--data-dir", help="data directory (PARLEY_DATA_DIR, default ./data)")
+    parser.add_argument(
+        "--upstream", action="append", help="server base URL for the gateway (repeatable)"
+    )
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
+    """Environment first, flags on top; invalid values fail here, naming the key."""
+    overrides: dict[str, object] = {}
+    for flag, key in (
+        ("host", "host"),
+        ("port", "PORT"),
+        ("gateway_port", "GATEWAY_PORT"),
+        ("data_dir", "PARLEY_DATA_DIR"),
+        ("upstream", "PARLEY_UPSTREAMS"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _cmd_server(settings: Settings, _args: argparse.Namespace) -> int:
+    from parley.server.app import run_server
+
+    run_server(settings)
+    return 0
+
+
+def _cmd_gateway(settings: Settings, _args: argparse.Namespace) -> int:
+    from parley.gateway.app import run_gateway
+
+    run_gateway(settings)
+    return 0
+
+
+def _cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from parley.serve import run_serve
+
+    return run_serve(settings)
+
+
+def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from parley.server.app import migrate_database
+
+    asyncio.run(migrate_database(settings))
+    print("Database is up to date.")
+    return 0
+
+
+def _cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.server.app import promote_user
+
+    if not asyncio.run(promote_user(settings, args.username)):
+        print(f"No user named {args.username!r}.", file=sys.stderr)
+        return 1
+    print(f"{args.username} is now an admin.")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley chat service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] = {
+        "serve": ("gateway and server together (what `make run` starts)", _cmd_serve),
+        "server": ("one API/WebSocket server process", _cmd_server),
+        "gateway": ("one gateway process (static client, auth, rate limits, proxy)", _cmd_gateway),
+        "migrate": ("apply database migrations", _cmd_migrate),
+    }
+    for name, (help_text, func) in commands.items():
+        command = sub.add_parser(name, help=help_text)
+        _add_common(command)
+        command.set_defaults(func=func)
+    users = sub.add_parser("users", help="manage users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    promote = users_sub.add_parser("promote", help="make a user an admin")
+    promote.add_argument("username")
+    _add_common(promote)
+    promote.set_defaults(func=_cmd_promote)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        settings = build_settings(args)
+    except ValueError as exc:
+        print(f"Invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""Settings: one object, read from the environment and flags, built once in the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Unset backends fall back to the embedded defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, alias="PORT")
+    gateway_port: int = Field(8080, alias="GATEWAY_PORT")
+    data_dir: Path = Field(Path("./data"), alias="PARLEY_DATA_DIR")
+    upstreams: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="PARLEY_UPSTREAMS"
+    )
+
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    db_host: str | None = Field(None, alias="DB_HOST")
+    db_port: int = Field(5432, alias="DB_PORT")
+    db_user: str = Field("postgres", alias="DB_USER")
+    db_password: str = Field("", alias="DB_PASSWORD")
+    db_name: str = Field("parley", alias="DB_NAME")
+    db_pool_size: int = Field(10, alias="PARLEY_DB_POOL_SIZE")
+
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    redis_host: str | None = Field(None, alias="REDIS_HOST")
+    redis_port: int = Field(6379, alias="REDIS_PORT")
+    redis_prefix: str = Field("parley:", alias="PARLEY_REDIS_PREFIX")
+
+    s3_endpoint: str | None = Field(None, alias="S3_ENDPOINT")
+    s3_access_key: str | None = Field(None, alias="S3_ACCESS_KEY")
+    s3_secret_key: str | None = Field(None, alias="S3_SECRET_KEY")
+    s3_bucket: str = Field("parley", alias="S3_BUCKET")
+    s3_region: str = Field("us-east-1", alias="S3_REGION")
+
+    jwt_secret: str | None = Field(None, alias="JWT_SECRET")
+    log_level: str = Field("info", alias="LOG_LEVEL")
+    max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
+
+    worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
+    presence_timeout: float = Field(75.0, alias="PARLEY_PRESENCE_TIMEOUT")
+    access_ttl: int = Field(900, alias="PARLEY_ACCESS_TTL")
+    refresh_ttl: int = Field(30 * 24 * 3600, alias="PARLEY_REFRESH_TTL")
+    session_check_interval: float = Field(2.0, alias="PARLEY_SESSION_CHECK_INTERVAL")
+
+    rate_public: str = Field("10/second", alias="PARLEY_RATE_PUBLIC")
+    rate_user: str = Field("20/second", alias="PARLEY_RATE_USER")
+    rate_send: str = Field("10/second", alias="PARLEY_RATE_SEND")
+    rate_typing: str = Field("2/second", alias="PARLEY_RATE_TYPING")
+    rate_login: str = Field("5/minute", alias="PARLEY_RATE_LOGIN")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="PARLEY_TRUSTED_PROXIES"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="PARLEY_CORS_ORIGINS"
+    )
+    metrics_user_labels: int = Field(100, alias="PARLEY_METRICS_USER_LABELS")
+
+    max_attachment_bytes: int = Field(25 * 1024 * 1024, alias="PARLEY_MAX_ATTACHMENT_BYTES")
+    max_avatar_bytes: int = Field(5 * 1024 * 1024, alias="PARLEY_MAX_AVATAR_BYTES")
+    ws_max_frame: int = Field(64 * 1024, alias="PARLEY_WS_MAX_FRAME")
+    ws_send_queue: int = Field(256, alias="PARLEY_WS_SEND_QUEUE")
+    cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
+
+    @field_validator("upstreams", "trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL: DATABASE_URL, else the seed's DB_* variables, else SQLite."""
+        if self.database_url:
+            return _async_driver(self.database_url)
+        if self.db_host:
+            auth = quote(self.db_user, safe="")
+            if self.db_password:
+                auth += ":" + quote(self.db_password, safe="")
+            return f"postgresql+asyncpg://{auth}@{self.db_host}:{self.db_port}/{self.db_name}"
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'parley.db').resolve()}"
+
+    @property
+    def redis_dsn(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        if self.redis_host:
+            return f"redis://{self.redis_host}:{self.redis_port}/0"
+        return None
+
+    @property
+    def upstream_urls(self) -> list[str]:
+        return self.upstreams or [f"http://{self.host}:{self.port}"]
+
+    def jwt_key(self) -> str:
+        """JWT_SECRET, else a secret generated once and kept in the data dir."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            # Written aside then linked: several processes starting at once agree on one.
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".jwt_secret.{os.getpid()}")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        return path.read_text().strip()
+
+
+def _async_driver(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and "+aiosqlite" not in url:
+        return url.replace("sqlite://", "sqlite+aiosqlite://", 1)
+    return url

@@ -1,0 +1,99 @@
+"""Domain errors: each carries an HTTP status, a snake_case code and a human detail."""
+
+from __future__ import annotations
+
+
+class ParleyError(Exception):
+    status = 400
+    code = "bad_request"
+    detail = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
+        self.detail = detail or type(self).detail
+        if code:
+            self.code = code
+        super().__init__(self.detail)
+
+
+class ValidationFailed(ParleyError):
+    status = 422
+    code = "validation_error"
+    detail = "Invalid input"
+
+
+class Unauthorized(ParleyError):
+    status = 401
+    code = "unauthorized"
+    detail = "Authentication required"
+
+
+class InvalidCredentials(ParleyError):
+    status = 401
+    code = "invalid_credentials"
+    detail = "Wrong username or password"
+
+
+class Forbidden(ParleyError):
+    status = 403
+    code = "forbidden"
+    detail = "Not allowed"
+
+
+class UserBanned(Forbidden):
+    code = "user_banned"
+    detail = "This account is banned"
+
+
+class NotMember(Forbidden):
+    code = "not_member"
+    detail = "Join the chat first"
+
+
+class Blocked(Forbidden):
+    code = "blocked"
+    detail = "You cannot message this user"
+
+
+class BadOrigin(Forbidden):
+    code = "bad_origin"
+    detail = "Cross-site request refused"
+
+
+class NotFound(ParleyError):
+    status = 404
+    code = "not_found"
+    detail = "Not found"
+
+
+class Conflict(ParleyError):
+    status = 409
+    code = "conflict"
+    detail = "Conflict"
+
+
+class TooLarge(ParleyError):
+    status = 413
+    code = "too_large"
+    detail = "Too large"
+
+
+class UnsupportedMedia(ParleyError):
+    status = 415
+    code = "unsupported_media_type"
+    detail = "Unsupported file type"
+
+
+class RateLimited(ParleyError):
+    status = 429
+    code = "rate_limited"
+    detail = "Too many requests, slow down"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(ParleyError):
+    status = 503
+    code = "unavailable"
+    detail = "Service temporarily unavailable"

@@ -1,0 +1,101 @@
+"""Passwords, access tokens and refresh tokens. Imports nothing of parley."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ALGORITHM = "HS256"
+ISSUER = "parley"
+LEEWAY_SECONDS = 30
+_REQUIRED_CLAIMS = ["sub", "sid", "exp", "iat", "iss"]
+
+_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 low-memory profile
+_DUMMY_HASH = _hasher.hash("parley-timing-equaliser")
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, expired, forged or of the wrong kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    session_id: int
+    expires_at: datetime
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Checks a password; with no hash it still spends the same time (no user enumeration)."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def make_access_token(
+    key: str, *, user_id: int, session_id: int, ttl_seconds: int, now: datetime | None = None
+) -> str:
+    issued = now or datetime.now(UTC)
+    claims = {
+        "sub": str(user_id),
+        "sid": session_id,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + timedelta(seconds=ttl_seconds)).timestamp()),
+        "iss": ISSUER,
+        "typ": "access",
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def decode_access_token(key: str, token: str) -> AccessClaims:
+    """Verifies signature (HS256 only), issuer, expiry and required claims."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={"require": _REQUIRED_CLAIMS},
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenError(str(exc)) from exc
+    if claims.get("typ", "access") != "access":
+        raise TokenError("not an access token")
+    try:
+        user_id, session_id = int(claims["sub"]), int(claims["sid"])
+    except (TypeError, ValueError) as exc:
+        raise TokenError("malformed subject") from exc
+    return AccessClaims(user_id, session_id, datetime.fromtimestamp(claims["exp"], UTC))
+
+
+def make_refresh_token() -> str:
+    """An opaque random refresh token; only its hash is stored."""
+    return "rt_" + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def origin_matches(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """True when a browser's Origin is this site (its Host) or an allowed origin."""
+    if not origin or origin == "null":
+        return False
+    if origin in allowed:
+        return True
+    if not host:
+        return False
+    bare = origin.split("://", 1)[-1]
+    return bare == host
