@@ -1,0 +1,75 @@
+"""Which routes are public, where the access token comes from, and its stateless check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.requests import HTTPConnection
+
+from parley.security import AccessClaims, TokenError, decode_access_token, origin_matches
+
+COOKIE_NAME = "parley_access"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_PUBLIC_PATHS = frozenset(
+    {
+        "/",
+        "/chat",
+        "/login",
+        "/register",
+        "/metrics",
+        "/health",
+        "/stats",
+        "/favicon.ico",
+        "/service/api/register",
+        "/service/api/login",
+        "/service/api/refresh",
+    }
+)
+_PUBLIC_POSTS = frozenset({"/api/v1/users", "/api/v1/users/"})
+
+TokenSource = Literal["header", "cookie", "query"]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    token: str
+    source: TokenSource
+
+
+def is_public(method: str, path: str) -> bool:
+    """The public routes of API.md; every other route needs a valid access token."""
+    if path in _PUBLIC_PATHS or path.startswith("/static/"):
+        return True
+    return method == "POST" and path in _PUBLIC_POSTS
+
+
+def find_credentials(conn: HTTPConnection) -> Credentials | None:
+    """Authorization: Bearer first, then the parley_access cookie, then ?token=."""
+    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return Credentials(value.strip(), "header")
+    cookie = conn.cookies.get(COOKIE_NAME)
+    if cookie:
+        return Credentials(cookie, "cookie")
+    query = conn.query_params.get("token")
+    if query:
+        return Credentials(query, "query")
+    return None
+
+
+def check_token(key: str, credentials: Credentials | None) -> AccessClaims:
+    """Signature, algorithm, issuer, expiry and kind; raises TokenError. Stateless."""
+    if credentials is None:
+        raise TokenError("missing token")
+    return decode_access_token(key, credentials.token)
+
+
+def is_cross_site(conn: HTTPConnection, credentials: Credentials, allowed: list[str]) -> bool:
+    """A cookie-authenticated unsafe request or WebSocket handshake without this site's Origin."""
+    if credentials.source != "cookie":
+        return False
+    if conn.scope["type"] == "http" and conn.scope["method"] not in UNSAFE_METHODS:
+        return False
+    return not origin_matches(conn.headers.get("origin"), conn.headers.get("host"), allowed)

@@ -1,0 +1,113 @@
+"""Rate limits with the `limits` package: per client IP on public routes, per user otherwise."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from parley.config import Settings
+
+logger = logging.getLogger("parley.gateway")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, self.reset_after))
+        return headers
+
+
+def make_storage(settings: Settings, *, key_prefix: str | None = None) -> Storage:
+    """Redis when settings.redis_dsn is set (keys under the Redis prefix), else memory."""
+    dsn = settings.redis_dsn
+    if not dsn:
+        return MemoryStorage()
+    prefix = key_prefix if key_prefix is not None else settings.redis_prefix + "ratelimit"
+    storage = storage_from_string("async+" + dsn, implementation="redispy", key_prefix=prefix)
+    if not isinstance(storage, Storage):
+        raise TypeError(f"REDIS_URL: no asyncio rate-limit storage for {dsn!r}")
+    return storage
+
+
+class RateLimits:
+    """Moving-window limits; when the storage fails the request is let through (and logged)."""
+
+    def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
+        self.storage = storage or make_storage(settings)
+        self._limiter = MovingWindowRateLimiter(self.storage)
+        self.public = parse(settings.rate_public)
+        self.user = parse(settings.rate_user)
+
+    async def check_public(self, client_ip: str) -> Decision | None:
+        return await self._check(self.public, "ip", client_ip)
+
+    async def check_user(self, user_id: int) -> Decision | None:
+        return await self._check(self.user, "user", str(user_id))
+
+    async def _check(self, item: RateLimitItem, *key: str) -> Decision | None:
+        try:
+            allowed = await self._limiter.hit(item, *key)
+            stats = await self._limiter.get_window_stats(item, *key)
+        except Exception:  # the storage is down: fail open rather than refuse everyone
+            logger.warning("rate-limit storage unavailable; request let through", exc_info=True)
+            return None
+        reset_after = max(0, math.ceil(stats.reset_time - time.time()))
+        return Decision(allowed, item.amount, max(0, stats.remaining), reset_after)
+
+
+def parse_networks(entries: Iterable[str]) -> list[Network]:
+    """PARLEY_TRUSTED_PROXIES entries: addresses or CIDR networks; a bad one fails at start."""
+    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
+
+
+def is_trusted(address: str | None, networks: list[Network]) -> bool:
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, networks: list[Network]) -> str:
+    """The peer, or when the peer is a trusted proxy the nearest untrusted X-Forwarded-For hop."""
+    if not peer:
+        return "unknown"
+    if not forwarded_for or not is_trusted(peer, networks):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop, networks):
+            return hop if _is_ip(hop) else peer
+    return hops[0] if hops and _is_ip(hops[0]) else peer
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
