@@ -14,7 +14,9 @@ from parley.config import Settings
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="server port (PORT, default 5000)")
-    parser.add_argument("--gateway-port", type=int, help="gateway port (GATEWAY_PORT, default 8080)")
+    parser.add_argument(
+        "--gateway-port", type=int, help="gateway port (GATEWAY_PORT, default 8080)"
+    )
     parser.add_argument("--data-dir", help="data directory (PARLEY_DATA_DIR, default ./data)")
     parser.add_argument(
         "--upstream", action="append", help="server base URL for the gateway (repeatable)"

@@ -1,0 +1,186 @@
+"""HTTP routes for accounts, profile and users: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from parley import errors
+from parley.server.accounts import service
+from parley.server.accounts.schemas import (
+    Login,
+    PasswordChange,
+    ProfileUpdate,
+    RefreshRequest,
+    Register,
+    TokenPair,
+    UserPublic,
+)
+from parley.server.deps import (
+    ACCESS_COOKIE,
+    REFRESH_COOKIE,
+    AppState,
+    CurrentUser,
+    SessionDep,
+    StateDep,
+    check_origin,
+)
+
+router = APIRouter(prefix="/service/api", tags=["accounts"])
+REFRESH_PATH = "/service/api"
+
+
+def _answer(state: AppState, response: Response, tokens: service.Tokens) -> TokenPair:
+    """The token pair in the body, and as HttpOnly SameSite=Strict cookies for browsers."""
+    secure = state.settings.cookie_secure
+    response.set_cookie(
+        ACCESS_COOKIE,
+        tokens.access_token,
+        max_age=tokens.expires_in,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )
+    response.set_cookie(
+        REFRESH_COOKIE,
+        tokens.refresh_token,
+        max_age=state.settings.refresh_ttl,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path=REFRESH_PATH,
+    )
+    return TokenPair(
+        user=service.user_public(tokens.user, own=True),
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        token_type="bearer",
+        expires_in=tokens.expires_in,
+    )
+
+
+def _clear_cookies(response: Response) -> None:
+    response.delete_cookie(ACCESS_COOKIE, path="/")
+    response.delete_cookie(REFRESH_COOKIE, path=REFRESH_PATH)
+
+
+@router.post("/register", status_code=201)
+async def register(
+    body: Register, request: Request, response: Response, session: SessionDep, state: StateDep
+) -> TokenPair:
+    user = await service.create_user(
+        session,
+        username=body.username,
+        email=str(body.email),
+        password=body.password,
+        display_name=body.display_name,
+    )
+    agent = request.headers.get("user-agent", "")
+    return _answer(
+        state, response, await service.start_session(session, state, user=user, user_agent=agent)
+    )
+
+
+@router.post("/login")
+async def login(
+    body: Login, request: Request, response: Response, session: SessionDep, state: StateDep
+) -> TokenPair:
+    tokens = await service.login(
+        session,
+        state,
+        username=body.username,
+        password=body.password,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    return _answer(state, response, tokens)
+
+
+@router.post("/refresh")
+async def refresh(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    state: StateDep,
+    body: RefreshRequest | None = None,
+) -> TokenPair:
+    token = body.refresh_token if body and body.refresh_token else None
+    if token is None:
+        token = request.cookies.get(REFRESH_COOKIE)
+        if token:
+            check_origin(request, state.settings)
+    if not token:
+        raise errors.Unauthorized("No refresh token")
+    return _answer(
+        state, response, await service.refresh(session, state, state.broker, token=token)
+    )
+
+
+@router.post("/logout", status_code=204)
+async def logout(
+    me: CurrentUser, response: Response, session: SessionDep, state: StateDep
+) -> Response:
+    await service.revoke_sessions(session, state.broker, user_id=me.id, ids=[me.session_id])
+    response = Response(status_code=204)
+    _clear_cookies(response)
+    return response
+
+
+@router.post("/password", status_code=204)
+async def change_password(
+    body: PasswordChange, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await service.change_password(
+        session,
+        state.broker,
+        user=me.user,
+        session_id=me.session_id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Response(status_code=204)
+
+
+@router.get("/profile")
+async def get_profile(me: CurrentUser, state: StateDep) -> UserPublic:
+    return service.user_public(me.user, own=True, online=state.hub.is_online(me.id))
+
+
+@router.patch("/profile")
+async def update_profile(
+    body: ProfileUpdate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> UserPublic:
+    user = await service.update_profile(
+        session,
+        user=me.user,
+        display_name=body.display_name,
+        bio=body.bio,
+        email=str(body.email) if body.email else None,
+    )
+    return service.user_public(user, own=True, online=state.hub.is_online(me.id))
+
+
+@router.get("/users")
+async def list_users(
+    me: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    q: Annotated[str, Query(max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[UserPublic]:
+    users = await service.list_users(session, q=q.strip(), limit=min(limit, 200), offset=offset)
+    return [
+        service.user_public(u, own=u.id == me.id, online=state.hub.is_online(u.id)) for u in users
+    ]
+
+
+@router.get("/users/{user_id}")
+async def get_user(
+    user_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> UserPublic:
+    user = await service.access_user(session, user_id)
+    public = service.user_public(user, own=user.id == me.id, online=state.hub.is_online(user.id))
+    public.avatar_data_url = await service.avatar_data_url(state, user)
+    return public

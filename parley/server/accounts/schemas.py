@@ -1,0 +1,93 @@
+"""Account and profile shapes: what the API accepts and returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
+
+from parley.server.text import Description, Name
+
+Username = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{3,32}$")
+]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused, so a client cannot set what it does not own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Register(Strict):
+    username: Username
+    email: EmailStr
+    password: Password
+    display_name: Name | None = None
+
+
+class Login(Strict):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=254)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class RefreshRequest(Strict):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class PasswordChange(Strict):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class ProfileUpdate(Strict):
+    display_name: Name | None = None
+    bio: Description | None = None
+    email: EmailStr | None = None
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    is_admin: bool
+    online: bool
+    last_seen_at: datetime | None
+    created_at: datetime
+    email: str | None = Field(default=None)
+    avatar_data_url: str | None = Field(default=None)
+
+    @model_serializer(mode="wrap")
+    def _drop_private(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # `email` is only for the owner and `avatar_data_url` only on the single-user route.
+        data: dict[str, Any] = handler(self)
+        for key in ("email", "avatar_data_url"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+class TokenPair(BaseModel):
+    user: UserPublic
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class SenderPublic(BaseModel):
+    id: int
+    username: str
+    display_name: str

@@ -1,0 +1,319 @@
+"""Accounts: registration, login sessions with rotating refresh tokens, profile, user lookup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley import errors
+from parley.security import hash_password, hash_token, make_access_token, make_refresh_token
+from parley.security import verify_password as _verify_password
+from parley.server.accounts.schemas import UserPublic
+from parley.server.db.models import Ban, RefreshToken, User, utcnow
+from parley.server.db.models import Session as LoginSession
+from parley.server.deps import AppState
+from parley.server.realtime.broker import Broker
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: int
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(_verify_password, password_hash, password)
+
+
+def avatar_url(user: User) -> str | None:
+    if not user.avatar_key:
+        return None
+    version = user.avatar_key.rsplit("/", 1)[-1][:8]
+    return f"/service/api/users/{user.id}/avatar?v={version}"
+
+
+def user_public(user: User, *, online: bool = False, own: bool = False) -> UserPublic:
+    return UserPublic(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar_url=avatar_url(user),
+        is_admin=user.is_admin,
+        online=online,
+        last_seen_at=user.last_seen_at,
+        created_at=user.created_at,
+        email=user.email if own else None,
+    )
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def access_user(session: AsyncSession, user_id: int) -> User:
+    user = await get_user(session, user_id)
+    if user is None:
+        raise errors.NotFound("No such user", code="user_not_found")
+    return user
+
+
+async def get_user_by_login(session: AsyncSession, login: str) -> User | None:
+    key = login.strip().lower()
+    return (
+        await session.execute(
+            select(User).where(or_(User.username_key == key, User.email_key == key))
+        )
+    ).scalar_one_or_none()
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    display_name: str | None = None,
+) -> User:
+    """Creates the user and joins it to `general`; commits. 409 on a taken name or email."""
+    from parley.server.chats.service import join_general
+
+    await _check_free(session, username=username, email=email)
+    user = User(
+        username=username,
+        username_key=username.lower(),
+        email=email,
+        email_key=email.lower(),
+        password_hash=await asyncio.to_thread(hash_password, password),
+        display_name=display_name or username,
+        bio="",
+        is_admin=False,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        await session.rollback()
+        await _check_free(session, username=username, email=email)
+        raise errors.Conflict("Username or email already taken") from exc
+    await join_general(session, user.id)
+    await session.commit()
+    return user
+
+
+async def _check_free(session: AsyncSession, *, username: str, email: str) -> None:
+    taken = (
+        await session.execute(
+            select(User.username_key, User.email_key).where(
+                or_(User.username_key == username.lower(), User.email_key == email.lower())
+            )
+        )
+    ).all()
+    for username_key, _ in taken:
+        if username_key == username.lower():
+            raise errors.Conflict("This username is taken", code="username_taken")
+    if taken:
+        raise errors.Conflict("This email is already registered", code="email_taken")
+
+
+async def login(
+    session: AsyncSession, state: AppState, *, username: str, password: str, user_agent: str = ""
+) -> Tokens:
+    """Same answer for an unknown user and a wrong password; repeated failures get 429."""
+    key = username.strip().lower()
+    await state.throttle.check("login", key, detail="Too many failed logins, try again shortly")
+    user = await get_user_by_login(session, username)
+    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        await state.throttle.allow("login", key)
+        raise errors.InvalidCredentials()
+    if await is_banned(session, user.id, now=state.clock()):
+        raise errors.UserBanned()
+    return await start_session(session, state, user=user, user_agent=user_agent)
+
+
+async def is_banned(session: AsyncSession, user_id: int, *, now: datetime) -> bool:
+    expires = (
+        await session.execute(select(Ban.user_id, Ban.expires_at).where(Ban.user_id == user_id))
+    ).first()
+    return expires is not None and (expires[1] is None or expires[1] > now)
+
+
+async def start_session(
+    session: AsyncSession, state: AppState, *, user: User, user_agent: str = ""
+) -> Tokens:
+    now = state.clock()
+    login_session = LoginSession(
+        user_id=user.id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=state.settings.refresh_ttl),
+        user_agent=user_agent[:200],
+    )
+    session.add(login_session)
+    await session.flush()
+    tokens = await _issue(session, state, user=user, session_id=login_session.id)
+    await session.commit()
+    return tokens
+
+
+async def _issue(session: AsyncSession, state: AppState, *, user: User, session_id: int) -> Tokens:
+    refresh = make_refresh_token()
+    session.add(RefreshToken(session_id=session_id, token_hash=hash_token(refresh)))
+    ttl = state.settings.access_ttl
+    access = make_access_token(
+        state.jwt_key, user_id=user.id, session_id=session_id, ttl_seconds=ttl, now=state.clock()
+    )
+    return Tokens(user, access, refresh, ttl, session_id)
+
+
+async def refresh(session: AsyncSession, state: AppState, broker: Broker, *, token: str) -> Tokens:
+    """Rotates the refresh token. A spent token means theft: its whole session is revoked."""
+    now = state.clock()
+    row = (
+        await session.execute(
+            select(RefreshToken, LoginSession)
+            .join(LoginSession, LoginSession.id == RefreshToken.session_id)
+            .where(RefreshToken.token_hash == hash_token(token))
+        )
+    ).first()
+    if row is None:
+        raise errors.Unauthorized("Unknown refresh token")
+    refresh_token, login_session = row
+    if login_session.revoked_at is not None or login_session.expires_at <= now:
+        raise errors.Unauthorized("Session has ended")
+    spent = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == refresh_token.id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        await revoke_sessions(
+            session, broker, user_id=login_session.user_id, ids=[login_session.id]
+        )
+        raise errors.Unauthorized("Refresh token already used; session revoked")
+    user = await access_user(session, login_session.user_id)
+    if await is_banned(session, user.id, now=now):
+        await session.rollback()
+        raise errors.UserBanned()
+    tokens = await _issue(session, state, user=user, session_id=login_session.id)
+    await session.commit()
+    return tokens
+
+
+async def revoke_sessions(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    ids: Iterable[int] | None = None,
+    keep: int | None = None,
+    banned: bool = False,
+) -> None:
+    """Ends sessions (all of a user's, or `ids`, but never `keep`); commits, then closes sockets."""
+    query = update(LoginSession).where(
+        LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None)
+    )
+    id_list = list(ids) if ids is not None else None
+    if id_list is not None:
+        query = query.where(LoginSession.id.in_(id_list))
+    if keep is not None:
+        query = query.where(LoginSession.id != keep)
+    await session.execute(query.values(revoked_at=utcnow()))
+    await session.commit()
+    await broker.publish(
+        {
+            "t": "sessions_ended",
+            "user_id": user_id,
+            "session_ids": id_list,
+            "keep": keep,
+            "banned": banned,
+        }
+    )
+
+
+async def change_password(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user: User,
+    session_id: int,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """Every other session of the user is revoked (and its sockets closed)."""
+    if not await verify_password(user.password_hash, current_password):
+        raise errors.Forbidden("Current password is wrong", code="invalid_credentials")
+    user.password_hash = await asyncio.to_thread(hash_password, new_password)
+    await session.flush()
+    await revoke_sessions(session, broker, user_id=user.id, keep=session_id)
+
+
+async def update_profile(
+    session: AsyncSession,
+    *,
+    user: User,
+    display_name: str | None,
+    bio: str | None,
+    email: str | None,
+) -> User:
+    if display_name is not None:
+        user.display_name = display_name
+    if bio is not None:
+        user.bio = bio
+    if email is not None and email.lower() != user.email_key:
+        clash = await session.execute(select(User.id).where(User.email_key == email.lower()))
+        if clash.first() is not None:
+            raise errors.Conflict("This email is already registered", code="email_taken")
+        user.email, user.email_key = email, email.lower()
+    await session.commit()
+    return user
+
+
+async def list_users(session: AsyncSession, *, q: str, limit: int, offset: int) -> list[User]:
+    query = select(User).order_by(User.username_key).limit(limit).offset(offset)
+    if q:
+        pattern = (
+            "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        query = query.where(
+            or_(
+                User.username_key.like(pattern, escape="\\"),
+                func.lower(User.display_name).like(pattern, escape="\\"),
+            )
+        )
+    return list((await session.execute(query)).scalars())
+
+
+async def promote_user(session: AsyncSession, *, username: str) -> bool:
+    result = await session.execute(
+        update(User).where(User.username_key == username.lower()).values(is_admin=True)
+    )
+    await session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+AVATAR_CACHE_SIZE = 2048
+
+
+async def avatar_data_url(state: AppState, user: User) -> str | None:
+    """The seed's cached Data URL of the avatar thumbnail; a new avatar has a new key."""
+    from parley.server.images import make_thumbnail_data_url
+
+    if not user.avatar_key:
+        return None
+    cache: dict[str, str] = state.caches.setdefault("avatar_data_url", {})
+    if (hit := cache.get(user.avatar_key)) is not None:
+        return hit
+    url = await make_thumbnail_data_url(await state.storage.read_bytes(user.avatar_key))
+    if len(cache) >= AVATAR_CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[user.avatar_key] = url
+    return url

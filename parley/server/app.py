@@ -1,0 +1,240 @@
+"""The server ASGI app: wiring of state, routers, error handlers, metrics and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley import __version__, errors
+from parley.config import Settings
+from parley.server import compat
+from parley.server.accounts.routes import router as accounts_router
+from parley.server.accounts.service import promote_user as _promote
+from parley.server.chats.routes import router as chats_router
+from parley.server.chats.service import ensure_general
+from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.deps import AppState, utcnow
+from parley.server.messages.routes import router as messages_router
+from parley.server.metrics import ServerMetrics
+from parley.server.moderation.routes import router as moderation_router
+from parley.server.realtime.broker import make_broker
+from parley.server.realtime.hub import Hub
+from parley.server.realtime.presence import announce_presence
+from parley.server.realtime.ws import websocket_endpoint
+from parley.server.storage import make_storage
+from parley.server.throttle import Throttle
+from parley.server.workers import start_workers
+
+log = logging.getLogger("parley.server")
+CLOSE_GOING_AWAY = 1001
+
+
+def make_state(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> AppState:
+    engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+    redis = settings.redis_dsn
+    hub = Hub(presence_timeout=settings.presence_timeout)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        broker=make_broker(redis, prefix=settings.redis_prefix),
+        hub=hub,
+        throttle=Throttle(
+            {
+                "send": settings.rate_send,
+                "typing": settings.rate_typing,
+                "login": settings.rate_login,
+            },
+            redis_url=redis,
+            prefix=settings.redis_prefix,
+        ),
+        storage=make_storage(settings),
+        jwt_key=settings.jwt_key(),
+        clock=clock,
+    )
+
+    async def on_presence(user_id: int, online: bool) -> None:
+        await announce_presence(state, user_id, online)
+
+    hub.on_presence = on_presence
+    return state
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: AppState = app.state.parley
+    lock_dir = state.settings.data_dir if state.engine.dialect.name == "sqlite" else None
+    await migrate(state.engine, lock_dir)
+    async with state.sessions() as session:
+        await ensure_general(session)
+    await state.broker.start(state.hub.handle)
+    workers = start_workers(state)
+    log.info("server ready (database: %s)", state.engine.dialect.name)
+    try:
+        yield
+    finally:
+        state.hub.close_all(CLOSE_GOING_AWAY)
+        await asyncio.sleep(0.05)  # let writers send their close frames
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await state.broker.close()
+        await state.storage.close()
+        await state.engine.dispose()
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = FastAPI(
+        title="Parley",
+        version=__version__,
+        description="Self-hosted chat: accounts, chats, messages, real time.",
+        lifespan=_lifespan,
+    )
+    app.state.parley = state = make_state(settings, clock=clock)
+    state.caches["metrics"] = metrics = ServerMetrics(
+        lambda: state.hub.connection_count, state.started
+    )
+    for router in (
+        accounts_router,
+        chats_router,
+        messages_router,
+        moderation_router,
+        compat.router,
+    ):
+        app.include_router(router)
+    for path in ("/service/ws", "/ws"):
+        app.add_api_websocket_route(path, websocket_endpoint)
+    _add_error_handlers(app, metrics)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
+
+    @app.get("/service/metrics", include_in_schema=False)
+    async def metrics_route() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
+    @app.exception_handler(errors.ParleyError)
+    async def parley_error(_request: Request, exc: errors.ParleyError) -> JSONResponse:
+        metrics.errors.labels(exc.code).inc()
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
+        )
+        return _error(exc.status, exc.code, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.errors.labels("validation_error").inc()
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
+        ]
+        return _error(422, "validation_error", "; ".join(problems[:5]) or "Invalid input")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("backend unavailable: %s", type(exc).__name__)
+        metrics.errors.labels("unavailable").inc()
+        return _error(503, "unavailable", "Service temporarily unavailable")
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        metrics.errors.labels("internal_error").inc()
+        return _error(500, "internal_error", "Something went wrong")
+
+
+class _MetricsMiddleware:
+    """Counts requests by method, route template and status (never raw paths)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.app_requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.http_requests.labels(scope["method"], str(status)).inc()
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port if port is not None else settings.port,
+        ws="websockets",
+        ws_max_size=settings.ws_max_frame,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+
+
+def run_server(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings))
+    server.run()
+
+
+async def migrate_database(settings: Settings) -> None:
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate(engine, settings.data_dir if engine.dialect.name == "sqlite" else None)
+    finally:
+        await engine.dispose()
+
+
+async def promote_user(settings: Settings, username: str) -> bool:
+    await migrate_database(settings)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await _promote(session, username=username)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,161 @@
+"""HTTP routes for chats and members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
+
+from parley.server.chats import service
+from parley.server.chats.access import access_chat
+from parley.server.chats.schemas import (
+    ChatPublic,
+    ChatUpdate,
+    DirectCreate,
+    GroupCreate,
+    MemberPublic,
+    MembersAdd,
+    RoleUpdate,
+)
+from parley.server.deps import CurrentUser, SessionDep, StateDep
+
+router = APIRouter(prefix="/service/api/chats", tags=["chats"])
+
+
+@router.post("", status_code=201, response_model=ChatPublic)
+async def create_chat(
+    body: Annotated[DirectCreate | GroupCreate, Body(discriminator="type")],
+    me: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+) -> JSONResponse | ChatPublic:
+    if isinstance(body, DirectCreate):
+        chat, membership, created = await service.create_direct(
+            session, state.broker, user_id=me.id, peer_id=body.user_id
+        )
+    else:
+        chat, membership = await service.create_group(
+            session,
+            state.broker,
+            user_id=me.id,
+            type=body.type,
+            title=body.title,
+            description=body.description,
+            member_ids=body.member_ids,
+        )
+        created = True
+    public = await service.chat_public(
+        session, chat, membership, viewer_id=me.id, online=state.hub.is_online
+    )
+    if created:
+        return public
+    return JSONResponse(public.model_dump(mode="json"), status_code=200)
+
+
+@router.get("")
+async def list_chats(me: CurrentUser, session: SessionDep, state: StateDep) -> list[ChatPublic]:
+    rows = await service.list_my_chats(session, user_id=me.id)
+    return await service.chats_public(session, rows, viewer_id=me.id, online=state.hub.is_online)
+
+
+@router.get("/public")
+async def list_public(
+    me: CurrentUser,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ChatPublic]:
+    rows = await service.list_public_channels(
+        session, user_id=me.id, q=q.strip(), limit=min(limit, 200), offset=offset
+    )
+    return await service.chats_public(session, rows, viewer_id=me.id)
+
+
+@router.get("/{chat_id}")
+async def get_chat(
+    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> ChatPublic:
+    chat, membership = await access_chat(session, user_id=me.id, chat_id=chat_id)
+    return await service.chat_public(
+        session, chat, membership, viewer_id=me.id, online=state.hub.is_online
+    )
+
+
+@router.patch("/{chat_id}")
+async def update_chat(
+    chat_id: int, body: ChatUpdate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> ChatPublic:
+    chat, membership = await service.update_chat(
+        session,
+        state.broker,
+        user_id=me.id,
+        chat_id=chat_id,
+        title=body.title,
+        description=body.description,
+    )
+    return await service.chat_public(session, chat, membership, viewer_id=me.id)
+
+
+@router.delete("/{chat_id}", status_code=204)
+async def delete_chat(
+    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await service.delete_chat(session, state.broker, user_id=me.id, chat_id=chat_id)
+    return Response(status_code=204)
+
+
+@router.get("/{chat_id}/members")
+async def list_members(
+    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> list[MemberPublic]:
+    return await service.list_members(
+        session, user_id=me.id, chat_id=chat_id, online=state.hub.is_online
+    )
+
+
+@router.post("/{chat_id}/members")
+async def add_members(
+    chat_id: int, body: MembersAdd, me: CurrentUser, session: SessionDep, state: StateDep
+) -> list[MemberPublic]:
+    await service.add_members(
+        session, state.broker, user_id=me.id, chat_id=chat_id, user_ids=body.user_ids
+    )
+    return await service.list_members(
+        session, user_id=me.id, chat_id=chat_id, online=state.hub.is_online
+    )
+
+
+@router.post("/{chat_id}/join")
+async def join_chat(
+    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> ChatPublic:
+    chat, membership = await service.join_chat(
+        session, state.broker, user_id=me.id, chat_id=chat_id
+    )
+    return await service.chat_public(session, chat, membership, viewer_id=me.id)
+
+
+@router.delete("/{chat_id}/members/{user_id}", status_code=204)
+async def remove_member(
+    chat_id: int, user_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await service.remove_member(
+        session, state.broker, user_id=me.id, chat_id=chat_id, target_id=user_id
+    )
+    return Response(status_code=204)
+
+
+@router.patch("/{chat_id}/members/{user_id}")
+async def set_role(
+    chat_id: int,
+    user_id: int,
+    body: RoleUpdate,
+    me: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+) -> MemberPublic:
+    return await service.set_role(
+        session, state.broker, user_id=me.id, chat_id=chat_id, target_id=user_id, role=body.role
+    )

@@ -1,0 +1,425 @@
+"""Chats: direct chats (one per pair), groups, public channels, members and roles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley import errors
+from parley.server.accounts.service import access_user, user_public
+from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
+from parley.server.chats.schemas import ChatPublic, MemberPublic
+from parley.server.db.models import Chat, Membership, Message, User
+from parley.server.messages.service import frame, messages_public
+from parley.server.moderation.service import is_blocked_either
+from parley.server.realtime.broker import Broker
+
+GENERAL = "general"
+Online = Callable[[int], bool]
+
+
+def _offline(_user_id: int) -> bool:
+    return False
+
+
+# --- the public shape --------------------------------------------------------------------
+
+
+async def chats_public(
+    session: AsyncSession,
+    rows: Sequence[tuple[Chat, Membership | None]],
+    *,
+    viewer_id: int,
+    online: Online = _offline,
+) -> list[ChatPublic]:
+    """Chats as one viewer sees them, with batched counts, last messages and peers."""
+    if not rows:
+        return []
+    ids = [chat.id for chat, _ in rows]
+    counts = dict(
+        (
+            await session.execute(
+                select(Membership.chat_id, func.count())
+                .where(Membership.chat_id.in_(ids))
+                .group_by(Membership.chat_id)
+            )
+        ).tuples()
+    )
+    last = await _last_messages(session, [(c.id, c.last_seq) for c, _ in rows if c.last_seq])
+    peers = await _peers(session, [c.id for c, _ in rows if c.type == "direct"], viewer_id)
+    result = []
+    for chat, membership in rows:
+        peer = peers.get(chat.id)
+        read = membership.last_read_seq if membership else chat.last_seq
+        result.append(
+            ChatPublic(
+                id=chat.id,
+                type=chat.type,
+                title=peer.display_name if peer and chat.type == "direct" else chat.title,
+                description=chat.description,
+                is_public=chat.is_public,
+                created_by=chat.created_by,
+                created_at=chat.created_at,
+                member_count=counts.get(chat.id, 0),
+                last_seq=chat.last_seq,
+                unread_count=max(0, chat.last_seq - read),
+                last_message=last.get(chat.id),
+                my_role=membership.role if membership else None,  # type: ignore[arg-type]
+                peer=user_public(peer, online=online(peer.id)) if peer else None,
+            )
+        )
+    return result
+
+
+async def chat_public(
+    session: AsyncSession,
+    chat: Chat,
+    membership: Membership | None,
+    *,
+    viewer_id: int,
+    online: Online = _offline,
+) -> ChatPublic:
+    return (await chats_public(session, [(chat, membership)], viewer_id=viewer_id, online=online))[
+        0
+    ]
+
+
+async def _last_messages(session: AsyncSession, keys: list[tuple[int, int]]) -> dict[int, object]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(Message).where(tuple_(Message.chat_id, Message.seq).in_(keys))
+    )
+    return {m.chat_id: m for m in await messages_public(session, list(rows.scalars()))}
+
+
+async def _peers(session: AsyncSession, chat_ids: list[int], viewer_id: int) -> dict[int, User]:
+    if not chat_ids:
+        return {}
+    rows = await session.execute(
+        select(Membership.chat_id, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.chat_id.in_(chat_ids), Membership.user_id != viewer_id)
+    )
+    return {chat_id: user for chat_id, user in rows.tuples()}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+async def list_my_chats(session: AsyncSession, *, user_id: int) -> list[tuple[Chat, Membership]]:
+    rows = await session.execute(
+        select(Chat, Membership)
+        .join(Membership, Membership.chat_id == Chat.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
+    )
+    return [(c, m) for c, m in rows.tuples()]
+
+
+async def list_public_channels(
+    session: AsyncSession, *, user_id: int, q: str, limit: int, offset: int
+) -> list[tuple[Chat, Membership | None]]:
+    query = (
+        select(Chat, Membership)
+        .outerjoin(Membership, (Membership.chat_id == Chat.id) & (Membership.user_id == user_id))
+        .where(Chat.is_public.is_(True))
+        .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if q:
+        query = query.where(func.lower(Chat.title).contains(q.lower(), autoescape=True))
+    return [(c, m) for c, m in (await session.execute(query)).tuples()]
+
+
+async def list_members(
+    session: AsyncSession, *, user_id: int, chat_id: int, online: Online = _offline
+) -> list[MemberPublic]:
+    await access_chat(session, user_id=user_id, chat_id=chat_id)
+    rows = await session.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.chat_id == chat_id)
+        .order_by(Membership.joined_at, User.id)
+    )
+    return [
+        MemberPublic(user=user_public(u, online=online(u.id)), role=m.role, joined_at=m.joined_at)  # type: ignore[arg-type]
+        for m, u in rows.tuples()
+    ]
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+async def ensure_general(session: AsyncSession) -> Chat:
+    """The public channel every user joins; created on first start (safe under races)."""
+    chat = (await session.execute(select(Chat).where(Chat.slug == GENERAL))).scalar_one_or_none()
+    if chat is not None:
+        return chat
+    session.add(
+        Chat(
+            type="channel",
+            title="general",
+            slug=GENERAL,
+            is_public=True,
+            description="Everyone's channel",
+        )
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+    return (await session.execute(select(Chat).where(Chat.slug == GENERAL))).scalar_one()
+
+
+async def general_id(session: AsyncSession) -> int:
+    return (await ensure_general(session)).id
+
+
+async def join_general(session: AsyncSession, user_id: int) -> None:
+    """Adds the membership to the caller's transaction (no commit)."""
+    chat = await ensure_general(session)
+    session.add(Membership(chat_id=chat.id, user_id=user_id, role="member"))
+
+
+async def create_direct(
+    session: AsyncSession, broker: Broker, *, user_id: int, peer_id: int
+) -> tuple[Chat, Membership, bool]:
+    """The one direct chat of a pair: created, or the existing one (False)."""
+    if peer_id == user_id:
+        raise errors.ValidationFailed("A direct chat needs another user")
+    await access_user(session, peer_id)
+    key = f"{min(user_id, peer_id)}:{max(user_id, peer_id)}"
+    existing = (
+        await session.execute(select(Chat).where(Chat.direct_key == key))
+    ).scalar_one_or_none()
+    if existing is not None:
+        _, membership = await access_member(session, user_id=user_id, chat_id=existing.id)
+        return existing, membership, False
+    if await is_blocked_either(session, user_id, peer_id):
+        raise errors.Blocked()
+    chat = Chat(type="direct", direct_key=key, created_by=user_id, is_public=False)
+    session.add(chat)
+    try:
+        await session.flush()
+    except IntegrityError:  # the pair opened it concurrently
+        await session.rollback()
+        return await create_direct(session, broker, user_id=user_id, peer_id=peer_id)
+    mine = Membership(chat_id=chat.id, user_id=user_id, role="member")
+    session.add_all([mine, Membership(chat_id=chat.id, user_id=peer_id, role="member")])
+    await session.commit()
+    await _announce_joined(session, broker, chat, [user_id, peer_id])
+    return chat, mine, True
+
+
+async def create_group(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    type: str,
+    title: str,
+    description: str,
+    member_ids: Sequence[int],
+) -> tuple[Chat, Membership]:
+    """A group (private) or channel (public); the creator is its owner."""
+    chat = Chat(
+        type=type,
+        title=title,
+        description=description,
+        is_public=type == "channel",
+        created_by=user_id,
+    )
+    session.add(chat)
+    await session.flush()
+    owner = Membership(chat_id=chat.id, user_id=user_id, role="owner")
+    session.add(owner)
+    others = await _existing_users(session, set(member_ids) - {user_id})
+    session.add_all(Membership(chat_id=chat.id, user_id=uid, role="member") for uid in others)
+    await session.commit()
+    await _announce_joined(session, broker, chat, [user_id, *others])
+    return chat, owner
+
+
+async def _existing_users(session: AsyncSession, ids: set[int]) -> list[int]:
+    if not ids:
+        return []
+    found = set((await session.execute(select(User.id).where(User.id.in_(ids)))).scalars())
+    if missing := ids - found:
+        raise errors.NotFound(f"No such user: {sorted(missing)[0]}", code="user_not_found")
+    return sorted(found)
+
+
+async def update_chat(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    title: str | None,
+    description: str | None,
+) -> tuple[Chat, Membership]:
+    chat, membership = await access_manager(session, user_id=user_id, chat_id=chat_id)
+    if chat.type == "direct":
+        raise errors.ValidationFailed("A direct chat has no title", code="direct_chat")
+    if title is not None:
+        chat.title = title
+    if description is not None:
+        chat.description = description
+    await session.commit()
+    await publish_chat_updated(session, broker, chat)
+    return chat, membership
+
+
+async def delete_chat(session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int) -> None:
+    """Owner only (either member for a direct chat); tells every member it is gone."""
+    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
+    if chat.type != "direct" and membership.role != "owner":
+        raise errors.Forbidden("Only the chat's owner can delete it", code="not_allowed")
+    if chat.slug == GENERAL:
+        raise errors.Forbidden("The general channel cannot be deleted", code="not_allowed")
+    members = await member_ids(session, chat_id)
+    await session.execute(delete(Chat).where(Chat.id == chat_id))
+    await session.commit()
+    await broker.publish(
+        {"t": "users", "user_ids": members, "frame": frame("chat_removed", chat_id=chat_id)}
+    )
+    await broker.publish({"t": "chat_removed", "chat_id": chat_id})
+
+
+async def add_members(
+    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, user_ids: Sequence[int]
+) -> None:
+    chat, _ = await access_manager(session, user_id=user_id, chat_id=chat_id)
+    if chat.type == "direct":
+        raise errors.ValidationFailed("A direct chat has exactly two members", code="direct_chat")
+    present = set(await member_ids(session, chat_id))
+    new = await _existing_users(session, set(user_ids) - present)
+    session.add_all(Membership(chat_id=chat_id, user_id=uid, role="member") for uid in new)
+    await session.commit()
+    if new:
+        await _announce_joined(session, broker, chat, new)
+
+
+async def join_chat(
+    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int
+) -> tuple[Chat, Membership]:
+    """Public channels only; joining twice is harmless."""
+    chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
+    if membership is not None:
+        return chat, membership
+    if not chat.is_public:
+        raise errors.NotFound("No such chat", code="chat_not_found")
+    membership = Membership(chat_id=chat_id, user_id=user_id, role="member")
+    session.add(membership)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return await access_member(session, user_id=user_id, chat_id=chat_id)
+    await _announce_joined(session, broker, chat, [user_id])
+    return chat, membership
+
+
+async def remove_member(
+    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, target_id: int
+) -> None:
+    """Yourself: leave. Owner/admin: remove a member (an admin cannot remove the owner)."""
+    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
+    if chat.type == "direct":
+        raise errors.ValidationFailed(
+            "Delete a direct chat instead of leaving it", code="direct_chat"
+        )
+    target = (
+        membership if target_id == user_id else await session.get(Membership, (chat_id, target_id))
+    )
+    if target is None:
+        raise errors.NotFound("Not a member of this chat", code="member_not_found")
+    if target_id != user_id and (
+        membership.role not in {"owner", "admin"}
+        or target.role == "owner"
+        or (membership.role == "admin" and target.role == "admin")
+    ):
+        raise errors.Forbidden("You cannot remove this member", code="not_allowed")
+    await session.delete(target)
+    if target.role == "owner":
+        await _hand_over_ownership(session, chat_id, leaving=target_id)
+    await session.commit()
+    await broker.publish(
+        {"t": "users", "user_ids": [target_id], "frame": frame("chat_removed", chat_id=chat_id)}
+    )
+    await broker.publish(
+        {"t": "membership", "chat_id": chat_id, "user_ids": [target_id], "joined": False}
+    )
+    await publish_chat_updated(session, broker, chat)
+
+
+async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: int) -> None:
+    heir = (
+        await session.execute(
+            select(Membership)
+            .where(Membership.chat_id == chat_id, Membership.user_id != leaving)
+            .order_by((Membership.role == "admin").desc(), Membership.joined_at)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if heir is not None:
+        heir.role = "owner"
+
+
+async def set_role(
+    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, target_id: int, role: str
+) -> MemberPublic:
+    """Owner only. Making someone else owner hands ownership over (the old owner becomes admin)."""
+    chat, mine = await access_manager(session, user_id=user_id, chat_id=chat_id, owner_only=True)
+    target = await session.get(Membership, (chat_id, target_id))
+    if target is None:
+        raise errors.NotFound("Not a member of this chat", code="member_not_found")
+    if target_id == user_id and role != "owner":
+        raise errors.ValidationFailed("Hand ownership to someone else first", code="owner_required")
+    if role == "owner" and target_id != user_id:
+        mine.role = "admin"
+    target.role = role
+    await session.commit()
+    await publish_chat_updated(session, broker, chat)
+    user = await access_user(session, target_id)
+    return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)  # type: ignore[arg-type]
+
+
+async def _announce_joined(
+    session: AsyncSession, broker: Broker, chat: Chat, users: list[int]
+) -> None:
+    """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
+    await broker.publish({"t": "membership", "chat_id": chat.id, "user_ids": users, "joined": True})
+    for uid in users:
+        membership = await session.get(Membership, (chat.id, uid))
+        public = await chat_public(session, chat, membership, viewer_id=uid)
+        await broker.publish(
+            {"t": "users", "user_ids": [uid], "frame": frame("chat_updated", chat=public)}
+        )
+    await publish_chat_updated(session, broker, chat, skip=users)
+
+
+async def publish_chat_updated(
+    session: AsyncSession, broker: Broker, chat: Chat, *, skip: Sequence[int] = ()
+) -> None:
+    """One frame for the whole chat: fields that differ per viewer are left out."""
+    await session.refresh(chat)
+    public = (await chat_public(session, chat, None, viewer_id=0)).model_dump(
+        mode="json",
+        exclude={"unread_count", "my_role", "peer", "title"}
+        if chat.type == "direct"
+        else {"unread_count", "my_role", "peer"},
+    )
+    event = {"t": "chat", "chat_id": chat.id, "frame": frame("chat_updated", chat=public)}
+    if len(skip) == 1:
+        event["skip_user"] = skip[0]
+    await broker.publish(event)
+
+
+async def count_chats(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count(Chat.id)))).scalar_one())

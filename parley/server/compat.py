@@ -1,0 +1,145 @@
+"""Seed 000's routes: /api/v1/users, /api/v1/messages, /health, /stats."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, EmailStr
+from sqlalchemy import func, select
+
+from parley.server.accounts import service as accounts
+from parley.server.accounts.schemas import Password, Strict, Username
+from parley.server.chats.service import count_chats, general_id
+from parley.server.db.models import Message, User
+from parley.server.db.session import ping
+from parley.server.deps import CurrentUser, SessionDep, StateDep
+from parley.server.messages import service as messages
+from parley.server.text import Content
+
+router = APIRouter(tags=["compat"])
+
+
+class SeedUser(BaseModel):
+    id: int
+    username: str
+    email: str
+
+
+class SeedUserCreate(Strict):
+    username: Username
+    email: EmailStr
+    password: Password
+
+
+class SeedMessage(BaseModel):
+    id: int
+    user_id: int | None
+    username: str | None
+    content: str
+    created_at: datetime
+
+
+class SeedMessageCreate(BaseModel):
+    content: Content  # user_id/username in the body are ignored: the token says who
+
+
+@router.get("/api/v1/users")
+async def seed_users(
+    _me: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SeedUser]:
+    users = await accounts.list_users(session, q="", limit=min(limit, 200), offset=offset)
+    return [SeedUser(id=u.id, username=u.username, email=u.email) for u in users]
+
+
+@router.post("/api/v1/users", status_code=201)
+async def seed_register(body: SeedUserCreate, session: SessionDep) -> SeedUser:
+    user = await accounts.create_user(
+        session, username=body.username, email=str(body.email), password=body.password
+    )
+    return SeedUser(id=user.id, username=user.username, email=user.email)
+
+
+@router.get("/api/v1/messages")
+async def seed_messages(
+    me: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SeedMessage]:
+    """`general`, newest first."""
+    chat_id = await general_id(session)
+    page = await messages.list_messages(
+        session, user_id=me.id, chat_id=chat_id, limit=min(limit, 200), offset=offset
+    )
+    return [
+        SeedMessage(
+            id=m.id,
+            user_id=m.sender.id if m.sender else None,
+            username=m.sender.username if m.sender else None,
+            content=m.content,
+            created_at=m.created_at,
+        )
+        for m in reversed(page)
+    ]
+
+
+@router.post("/api/v1/messages", status_code=201)
+async def seed_post(
+    body: SeedMessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> SeedMessage:
+    await state.throttle.hit("send", me.id)
+    message, _ = await messages.send_message(
+        session,
+        state.broker,
+        user_id=me.id,
+        chat_id=await general_id(session),
+        content=body.content,
+    )
+    return SeedMessage(
+        id=message.id,
+        user_id=me.id,
+        username=me.user.username,
+        content=message.content,
+        created_at=message.created_at,
+    )
+
+
+@router.get("/health")
+async def health(state: StateDep) -> JSONResponse:
+    """200 when the database answers; every configured backend is listed in `checks`."""
+    checks: dict[str, str] = {}
+    for name, probe in (
+        ("database", lambda: ping(state.engine)),
+        ("broker", state.broker.check),
+        ("storage", state.storage.check),
+    ):
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {type(exc).__name__}"
+    healthy = checks["database"] == "ok"
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+@router.get("/stats")
+async def stats(session: SessionDep, state: StateDep) -> dict[str, Any]:
+    users = (await session.execute(select(func.count(User.id)))).scalar_one()
+    total = (await session.execute(select(func.count(Message.id)))).scalar_one()
+    return {
+        "users": users,
+        "chats": await count_chats(session),
+        "messages": total,
+        "connections": state.hub.connection_count,
+        "uptime_seconds": round(time.monotonic() - state.started, 3),
+    }

@@ -1,0 +1,151 @@
+"""The server's shared state and the FastAPI dependencies built on it (SessionDep, CurrentUser)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+
+from parley import errors
+from parley.config import Settings
+from parley.security import TokenError, decode_access_token, origin_matches
+from parley.server.db.models import Ban, User
+from parley.server.db.models import Session as LoginSession
+from parley.server.realtime.broker import Broker
+from parley.server.realtime.hub import Hub
+from parley.server.throttle import Throttle
+
+if TYPE_CHECKING:
+    from parley.server.storage import Storage
+
+ACCESS_COOKIE = "parley_access"
+REFRESH_COOKIE = "parley_refresh"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AppState:
+    """Everything a request or a socket needs, made once at start-up."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    broker: Broker
+    hub: Hub
+    throttle: Throttle
+    storage: Storage
+    jwt_key: str
+    clock: Callable[[], datetime] = utcnow
+    started: float = field(default_factory=time.monotonic)
+    caches: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: the user row and the login session it came with."""
+
+    user: User
+    session_id: int
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+
+def get_state(conn: HTTPConnection) -> AppState:
+    state: AppState = conn.app.state.parley
+    return state
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_state(request).sessions() as session:
+        yield session
+
+
+def read_token(conn: HTTPConnection, *, allow_query: bool = False) -> tuple[str | None, bool]:
+    """The bearer token and whether it came from the cookie (which needs an Origin check)."""
+    header = conn.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip(), False
+    if allow_query and conn.query_params.get("token"):
+        return conn.query_params["token"], False
+    cookie = conn.cookies.get(ACCESS_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def check_origin(conn: HTTPConnection, settings: Settings) -> None:
+    """A cookie-authenticated unsafe request must come from this site."""
+    host = conn.headers.get("x-forwarded-host") or conn.headers.get("host")
+    if not origin_matches(conn.headers.get("origin"), host, settings.cors_origins):
+        raise errors.BadOrigin()
+
+
+async def authenticate(
+    conn: HTTPConnection, session: AsyncSession, *, unsafe: bool, allow_query: bool = False
+) -> Principal:
+    """Token → live session → user; raises Unauthorized, BadOrigin or UserBanned."""
+    state = get_state(conn)
+    token, from_cookie = read_token(conn, allow_query=allow_query)
+    if not token:
+        raise errors.Unauthorized()
+    try:
+        claims = decode_access_token(state.jwt_key, token)
+    except TokenError as exc:
+        raise errors.Unauthorized("Invalid or expired token") from exc
+    if from_cookie and unsafe:
+        check_origin(conn, state.settings)
+    return await load_principal(
+        session, user_id=claims.user_id, session_id=claims.session_id, now=state.clock()
+    )
+
+
+async def load_principal(
+    session: AsyncSession, *, user_id: int, session_id: int, now: datetime
+) -> Principal:
+    row = (
+        await session.execute(
+            select(
+                User, LoginSession.revoked_at, LoginSession.expires_at, Ban.user_id, Ban.expires_at
+            )
+            .join(LoginSession, LoginSession.user_id == User.id)
+            .outerjoin(Ban, Ban.user_id == User.id)
+            .where(LoginSession.id == session_id, User.id == user_id)
+        )
+    ).first()
+    if row is None:
+        raise errors.Unauthorized("Session not found")
+    user, revoked_at, expires_at, banned, ban_expires = row
+    if revoked_at is not None or expires_at <= now:
+        raise errors.Unauthorized("Session has ended")
+    if banned is not None and (ban_expires is None or ban_expires > now):
+        raise errors.UserBanned()
+    return Principal(user, session_id)
+
+
+async def current_principal(
+    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+) -> Principal:
+    return await authenticate(request, session, unsafe=request.method in UNSAFE_METHODS)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def state_dep(request: Request) -> AppState:
+    return get_state(request)
+
+
+StateDep = Annotated[AppState, Depends(state_dep)]

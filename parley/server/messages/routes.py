@@ -1,0 +1,112 @@
+"""HTTP routes for messages, reactions and read markers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from parley.server.deps import CurrentUser, SessionDep, StateDep
+from parley.server.messages import service
+from parley.server.messages.schemas import (
+    MessageCreate,
+    MessagePublic,
+    MessageUpdate,
+    ReactionCreate,
+    ReadMark,
+)
+
+router = APIRouter(prefix="/service/api", tags=["messages"])
+MAX_PAGE = 200
+
+
+@router.get("/chats/{chat_id}/messages")
+async def list_messages(
+    chat_id: int,
+    me: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    before: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[MessagePublic]:
+    return await service.list_messages(
+        session,
+        user_id=me.id,
+        chat_id=chat_id,
+        limit=min(limit, MAX_PAGE),
+        before=before,
+        after=after,
+        offset=offset,
+    )
+
+
+@router.post("/chats/{chat_id}/messages", status_code=201, response_model=MessagePublic)
+async def send_message(
+    chat_id: int, body: MessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> MessagePublic | JSONResponse:
+    await state.throttle.hit("send", me.id)
+    message, created = await service.send_message(
+        session,
+        state.broker,
+        user_id=me.id,
+        chat_id=chat_id,
+        content=body.content,
+        client_id=body.client_id,
+        reply_to=body.reply_to,
+        attachment_ids=body.attachment_ids,
+    )
+    if created:
+        return message
+    return JSONResponse(message.model_dump(mode="json"), status_code=200)
+
+
+@router.get("/messages/{message_id}")
+async def get_message(message_id: int, me: CurrentUser, session: SessionDep) -> MessagePublic:
+    message = await service.access_message(session, user_id=me.id, message_id=message_id)
+    return await service.message_public(session, message)
+
+
+@router.patch("/messages/{message_id}")
+async def edit_message(
+    message_id: int, body: MessageUpdate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> MessagePublic:
+    return await service.edit_message(
+        session, state.broker, user_id=me.id, message_id=message_id, content=body.content
+    )
+
+
+@router.delete("/messages/{message_id}", status_code=204)
+async def delete_message(
+    message_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await service.delete_message(session, state.broker, user_id=me.id, message_id=message_id)
+    return Response(status_code=204)
+
+
+@router.post("/messages/{message_id}/reactions")
+async def add_reaction(
+    message_id: int, body: ReactionCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> MessagePublic:
+    return await service.react(
+        session, state.broker, user_id=me.id, message_id=message_id, emoji=body.emoji, add=True
+    )
+
+
+@router.delete("/messages/{message_id}/reactions/{emoji}", status_code=204)
+async def remove_reaction(
+    message_id: int, emoji: str, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await service.react(
+        session, state.broker, user_id=me.id, message_id=message_id, emoji=emoji, add=False
+    )
+    return Response(status_code=204)
+
+
+@router.post("/chats/{chat_id}/read", status_code=204)
+async def mark_read(
+    chat_id: int, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await service.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
+    return Response(status_code=204)

@@ -1,0 +1,63 @@
+"""Message shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from parley.server.accounts.schemas import SenderPublic, Strict
+from parley.server.text import Content
+
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+AttachmentIds = Annotated[list[Annotated[int, Field(gt=0)]], Field(max_length=10)]
+
+
+class MessageCreate(Strict):
+    content: Content
+    client_id: ClientId | None = None
+    reply_to: Annotated[int, Field(gt=0)] | None = None
+    attachment_ids: AttachmentIds = Field(default_factory=list)
+
+
+class MessageUpdate(Strict):
+    content: Content
+
+
+class ReactionCreate(Strict):
+    emoji: Emoji
+
+
+class ReadMark(Strict):
+    seq: Annotated[int, Field(ge=0)]
+
+
+class AttachmentPublic(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+class ReactionPublic(BaseModel):
+    emoji: str
+    count: int
+    user_ids: list[int]
+
+
+class MessagePublic(BaseModel):
+    id: int
+    chat_id: int
+    seq: int
+    sender: SenderPublic | None
+    content: str
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    client_id: str | None
+    reply_to: int | None
+    attachments: list[AttachmentPublic]
+    reactions: list[ReactionPublic]

@@ -1,0 +1,416 @@
+"""Messages: send (idempotent by client_id), history, edit, delete, reactions, read markers.
+
+Every write commits first and publishes after: the database is the truth, pub/sub only
+tells. A chat event is published once per chat; hubs fan it out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+import orjson
+from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley import errors
+from parley.server.accounts.schemas import SenderPublic
+from parley.server.chats.access import access_chat, access_member
+from parley.server.db.models import Attachment, Chat, Membership, Message, Reaction, User, utcnow
+from parley.server.messages.schemas import (
+    AttachmentPublic,
+    MessagePublic,
+    ReactionPublic,
+)
+from parley.server.moderation.service import blocked_ids, check_can_message
+from parley.server.realtime.broker import Broker
+
+SYNC_LIMIT = 500
+
+
+def frame(kind: str, **fields: object) -> str:
+    """A server→client frame, serialized once for every recipient."""
+    return orjson.dumps({"type": kind, **fields}, default=_default).decode()
+
+
+def _default(value: object) -> object:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(type(value))
+
+
+async def publish_message(broker: Broker, message: MessagePublic, *, kind: str) -> None:
+    sender = message.sender.id if message.sender else None
+    await broker.publish(
+        {
+            "t": "chat",
+            "chat_id": message.chat_id,
+            "sender_id": sender,
+            "frame": frame(kind, message=message),
+        }
+    )
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+async def messages_public(
+    session: AsyncSession, messages: Sequence[Message]
+) -> list[MessagePublic]:
+    """Builds the public shape of many messages with three batched queries."""
+    if not messages:
+        return []
+    ids = [m.id for m in messages]
+    senders = await _senders(session, {m.sender_id for m in messages if m.sender_id})
+    reactions = await _reactions(session, ids)
+    attachments = await _attachments(session, ids)
+    return [
+        MessagePublic(
+            id=m.id,
+            chat_id=m.chat_id,
+            seq=m.seq,
+            sender=senders.get(m.sender_id) if m.sender_id else None,
+            content="" if m.deleted_at else m.content,
+            created_at=m.created_at,
+            edited_at=m.edited_at,
+            deleted=m.deleted_at is not None,
+            client_id=m.client_id,
+            reply_to=m.reply_to_id,
+            attachments=[] if m.deleted_at else attachments.get(m.id, []),
+            reactions=[] if m.deleted_at else reactions.get(m.id, []),
+        )
+        for m in messages
+    ]
+
+
+async def message_public(session: AsyncSession, message: Message) -> MessagePublic:
+    return (await messages_public(session, [message]))[0]
+
+
+async def _senders(session: AsyncSession, ids: set[int]) -> dict[int, SenderPublic]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(User.id, User.username, User.display_name).where(User.id.in_(ids))
+    )
+    return {
+        r.id: SenderPublic(id=r.id, username=r.username, display_name=r.display_name) for r in rows
+    }
+
+
+async def _reactions(session: AsyncSession, ids: list[int]) -> dict[int, list[ReactionPublic]]:
+    rows = await session.execute(
+        select(Reaction.message_id, Reaction.emoji, Reaction.user_id)
+        .where(Reaction.message_id.in_(ids))
+        .order_by(Reaction.created_at, Reaction.user_id)
+    )
+    grouped: dict[int, dict[str, list[int]]] = defaultdict(dict)
+    for message_id, emoji, user_id in rows:
+        grouped[message_id].setdefault(emoji, []).append(user_id)
+    return {
+        message_id: [ReactionPublic(emoji=e, count=len(u), user_ids=u) for e, u in by_emoji.items()]
+        for message_id, by_emoji in grouped.items()
+    }
+
+
+async def _attachments(session: AsyncSession, ids: list[int]) -> dict[int, list[AttachmentPublic]]:
+    rows = await session.execute(
+        select(Attachment).where(Attachment.message_id.in_(ids)).order_by(Attachment.id)
+    )
+    grouped: dict[int, list[AttachmentPublic]] = defaultdict(list)
+    for a in rows.scalars():
+        grouped[a.message_id or 0].append(attachment_public(a))
+    return grouped
+
+
+def attachment_public(a: Attachment) -> AttachmentPublic:
+    return AttachmentPublic(
+        id=a.id,
+        filename=a.filename,
+        content_type=a.content_type,
+        size=a.size,
+        url=f"/service/api/attachments/{a.id}",
+    )
+
+
+async def _visible(session: AsyncSession, chat: Chat, user_id: int) -> Select[tuple[Message]]:
+    """Messages of a chat the user may see: in groups and channels, not those of users it blocked."""
+    query = select(Message).where(Message.chat_id == chat.id)
+    if chat.type != "direct":
+        hidden = await blocked_ids(session, user_id)
+        if hidden:
+            query = query.where(Message.sender_id.not_in(hidden))
+    return query
+
+
+async def list_messages(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    chat_id: int,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
+    offset: int = 0,
+) -> list[MessagePublic]:
+    """History in ascending seq: the newest `limit`, or just before/after a seq."""
+    chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
+    query = await _visible(session, chat, user_id)
+    if after is not None:
+        query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
+        rows = list((await session.execute(query)).scalars())
+    else:
+        if before is not None:
+            query = query.where(Message.seq < before)
+        query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
+        rows = list((await session.execute(query)).scalars())[::-1]
+    return await messages_public(session, rows)
+
+
+async def missed_messages(
+    session: AsyncSession, *, user_id: int, chat_id: int, after: int
+) -> tuple[list[MessagePublic], bool]:
+    """What a reconnecting client missed: up to SYNC_LIMIT newest, and whether it was cut."""
+    chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
+    if membership is None:
+        raise errors.NotMember()
+    query = (await _visible(session, chat, user_id)).where(Message.seq > after)
+    rows = list(
+        (await session.execute(query.order_by(Message.seq.desc()).limit(SYNC_LIMIT + 1))).scalars()
+    )
+    truncated = len(rows) > SYNC_LIMIT
+    return await messages_public(session, rows[:SYNC_LIMIT][::-1]), truncated
+
+
+async def access_message(session: AsyncSession, *, user_id: int, message_id: int) -> Message:
+    """A message of a chat the user may read; NotFound otherwise (existence is not leaked)."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise errors.NotFound("No such message", code="message_not_found")
+    try:
+        chat, _ = await access_chat(session, user_id=user_id, chat_id=message.chat_id)
+    except errors.NotFound:
+        raise errors.NotFound("No such message", code="message_not_found") from None
+    if chat.type != "direct" and message.sender_id in await blocked_ids(session, user_id):
+        raise errors.NotFound("No such message", code="message_not_found")
+    return message
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+async def send_message(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    content: str,
+    client_id: str | None = None,
+    reply_to: int | None = None,
+    attachment_ids: Sequence[int] = (),
+    now: datetime | None = None,
+) -> tuple[MessagePublic, bool]:
+    """Stores a message with the chat's next seq, commits, then publishes it.
+
+    Idempotent: a resend with the same client_id returns the first message and False.
+    """
+    if client_id and (existing := await _by_client_id(session, user_id, client_id)):
+        return await message_public(session, existing), False
+    chat, _ = await access_member(session, user_id=user_id, chat_id=chat_id)
+    await check_can_message(session, chat=chat, user_id=user_id)
+    if reply_to is not None:
+        await _check_reply(session, chat_id=chat_id, reply_to=reply_to)
+    now = now or utcnow()
+    try:
+        message = await _insert(
+            session,
+            chat_id=chat_id,
+            user_id=user_id,
+            content=content,
+            client_id=client_id,
+            reply_to=reply_to,
+            now=now,
+        )
+        await _link_attachments(session, message, user_id=user_id, ids=attachment_ids)
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        existing = await _by_client_id(session, user_id, client_id) if client_id else None
+        if existing is None:
+            raise
+        return await message_public(session, existing), False
+    public = await message_public(session, message)
+    await publish_message(broker, public, kind="message")
+    return public, True
+
+
+async def _by_client_id(session: AsyncSession, user_id: int, client_id: str) -> Message | None:
+    return (
+        await session.execute(
+            select(Message).where(Message.sender_id == user_id, Message.client_id == client_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def _check_reply(session: AsyncSession, *, chat_id: int, reply_to: int) -> None:
+    target = await session.get(Message, reply_to)
+    if target is None or target.chat_id != chat_id:
+        raise errors.ValidationFailed("reply_to must be a message of the same chat")
+
+
+async def _insert(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    user_id: int,
+    content: str,
+    client_id: str | None,
+    reply_to: int | None,
+    now: datetime,
+) -> Message:
+    # The row lock on the chat (PostgreSQL) or the write lock (SQLite) serializes senders,
+    # so seq counts up by exactly one.
+    seq = (
+        await session.execute(
+            update(Chat)
+            .where(Chat.id == chat_id)
+            .values(last_seq=Chat.last_seq + 1, last_activity_at=now)
+            .returning(Chat.last_seq)
+        )
+    ).scalar_one()
+    message = Message(
+        chat_id=chat_id,
+        seq=seq,
+        sender_id=user_id,
+        content=content,
+        client_id=client_id,
+        reply_to_id=reply_to,
+        created_at=now,
+    )
+    session.add(message)
+    await session.execute(
+        update(Membership)
+        .where(Membership.chat_id == chat_id, Membership.user_id == user_id)
+        .values(last_read_seq=seq)
+    )
+    await session.flush()
+    return message
+
+
+async def _link_attachments(
+    session: AsyncSession, message: Message, *, user_id: int, ids: Sequence[int]
+) -> None:
+    if not ids:
+        return
+    result = await session.execute(
+        update(Attachment)
+        .where(
+            Attachment.id.in_(set(ids)),
+            Attachment.uploader_id == user_id,
+            Attachment.chat_id == message.chat_id,
+            Attachment.message_id.is_(None),
+        )
+        .values(message_id=message.id)
+    )
+    if result.rowcount != len(set(ids)):  # type: ignore[attr-defined]
+        await session.rollback()
+        raise errors.ValidationFailed(
+            "attachment_ids must be your own unsent uploads to this chat",
+            code="validation_error",
+        )
+
+
+async def edit_message(
+    session: AsyncSession, broker: Broker, *, user_id: int, message_id: int, content: str
+) -> MessagePublic:
+    """Author only; a deleted message cannot be edited."""
+    message = await access_message(session, user_id=user_id, message_id=message_id)
+    if message.sender_id != user_id:
+        raise errors.Forbidden("Only the author can edit a message", code="not_author")
+    if message.deleted_at is not None:
+        raise errors.Conflict("The message was deleted", code="message_deleted")
+    message.content, message.edited_at = content, utcnow()
+    await session.commit()
+    public = await message_public(session, message)
+    await publish_message(broker, public, kind="message_updated")
+    return public
+
+
+async def delete_message(
+    session: AsyncSession, broker: Broker, *, user_id: int, message_id: int
+) -> MessagePublic:
+    """The author, or the chat's owner/admin. Content is removed; the seq stays."""
+    message = await access_message(session, user_id=user_id, message_id=message_id)
+    if message.deleted_at is None:
+        if message.sender_id != user_id:
+            _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
+            if membership.role not in {"owner", "admin"}:
+                raise errors.Forbidden("You cannot delete this message", code="not_author")
+        message.content, message.deleted_at = "", utcnow()
+        await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+        await session.commit()
+    public = await message_public(session, message)
+    await publish_message(broker, public, kind="message_updated")
+    return public
+
+
+async def react(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    message_id: int,
+    emoji: str,
+    add: bool,
+) -> MessagePublic:
+    """Adds or removes the user's reaction (one per user per emoji); idempotent both ways."""
+    from parley.server.messages.emoji import check_emoji
+
+    emoji = check_emoji(emoji)
+    message = await access_message(session, user_id=user_id, message_id=message_id)
+    await access_member(session, user_id=user_id, chat_id=message.chat_id)
+    if message.deleted_at is not None:
+        raise errors.Conflict("The message was deleted", code="message_deleted")
+    key = and_(
+        Reaction.message_id == message_id, Reaction.user_id == user_id, Reaction.emoji == emoji
+    )
+    exists = (await session.execute(select(Reaction.emoji).where(key))).first() is not None
+    if add and not exists:
+        session.add(Reaction(message_id=message_id, user_id=user_id, emoji=emoji))
+    elif not add and exists:
+        await session.execute(delete(Reaction).where(key))
+    try:
+        await session.commit()
+    except IntegrityError:  # the same reaction added concurrently: already there
+        await session.rollback()
+    public = await message_public(session, message)
+    if add != exists:
+        await publish_message(broker, public, kind="message_updated")
+    return public
+
+
+async def mark_read(
+    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, seq: int
+) -> int:
+    """Moves the read marker forward (never back, never past the last seq); tells the chat."""
+    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
+    target = min(seq, chat.last_seq)
+    if target <= membership.last_read_seq:
+        return membership.last_read_seq
+    membership.last_read_seq = target
+    await session.commit()
+    await broker.publish(
+        {
+            "t": "chat",
+            "chat_id": chat_id,
+            "frame": frame("read", chat_id=chat_id, user_id=user_id, seq=target),
+        }
+    )
+    return target
+
+
+async def count_messages(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count(Message.id)))).scalar_one())

@@ -1,0 +1,167 @@
+"""Blocks between users and admin bans, with their expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley import errors
+from parley.server.db.models import Ban, Block, Chat, Membership, User, utcnow
+from parley.server.realtime.broker import Broker
+
+
+def _live(column: object, now: datetime) -> object:
+    return or_(column.is_(None), column > now)  # type: ignore[attr-defined]
+
+
+async def blocked_ids(
+    session: AsyncSession, user_id: int, *, now: datetime | None = None
+) -> list[int]:
+    """The users this user blocks (whose messages it no longer sees in groups)."""
+    rows = await session.execute(
+        select(Block.blocked_id).where(
+            Block.blocker_id == user_id, _live(Block.expires_at, now or utcnow())
+        )
+    )
+    return list(rows.scalars())
+
+
+async def is_blocked_either(session: AsyncSession, a: int, b: int) -> bool:
+    rows = await session.execute(
+        select(Block.blocker_id).where(
+            or_(
+                (Block.blocker_id == a) & (Block.blocked_id == b),
+                (Block.blocker_id == b) & (Block.blocked_id == a),
+            ),
+            _live(Block.expires_at, utcnow()),
+        )
+    )
+    return rows.first() is not None
+
+
+async def check_can_message(session: AsyncSession, *, chat: Chat, user_id: int) -> None:
+    """In a direct chat a block either way stops both sides (403 blocked)."""
+    if chat.type != "direct":
+        return
+    peer = (
+        await session.execute(
+            select(Membership.user_id).where(
+                Membership.chat_id == chat.id, Membership.user_id != user_id
+            )
+        )
+    ).scalar_one_or_none()
+    if peer is not None and await is_blocked_either(session, user_id, peer):
+        raise errors.Blocked()
+
+
+async def block_user(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    target_id: int,
+    duration_seconds: int | None,
+) -> Block:
+    """Creates or renews a block; commits, then updates the blocker's open sockets."""
+    if target_id == user_id:
+        raise errors.ValidationFailed("You cannot block yourself")
+    if await session.get(User, target_id) is None:
+        raise errors.NotFound("No such user", code="user_not_found")
+    now = utcnow()
+    expires = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    block = await session.get(Block, (user_id, target_id))
+    if block is None:
+        block = Block(blocker_id=user_id, blocked_id=target_id, created_at=now)
+        session.add(block)
+    block.expires_at = expires
+    await session.commit()
+    await publish_blocks(session, broker, user_id)
+    return block
+
+
+async def unblock_user(
+    session: AsyncSession, broker: Broker, *, user_id: int, target_id: int
+) -> None:
+    result = await session.execute(
+        delete(Block).where(Block.blocker_id == user_id, Block.blocked_id == target_id)
+    )
+    await session.commit()
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise errors.NotFound("You do not block this user", code="block_not_found")
+    await publish_blocks(session, broker, user_id)
+
+
+async def list_blocks(session: AsyncSession, *, user_id: int) -> list[Block]:
+    rows = await session.execute(
+        select(Block)
+        .where(Block.blocker_id == user_id, _live(Block.expires_at, utcnow()))
+        .order_by(Block.created_at)
+    )
+    return list(rows.scalars())
+
+
+async def publish_blocks(session: AsyncSession, broker: Broker, user_id: int) -> None:
+    await broker.publish(
+        {"t": "blocks", "user_id": user_id, "blocked": await blocked_ids(session, user_id)}
+    )
+
+
+async def ban_user(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    admin_id: int,
+    user_id: int,
+    duration_seconds: int | None,
+    reason: str,
+) -> Ban:
+    """Admins only (checked by the caller). Commits, then closes the user's sockets (4003)."""
+    if user_id == admin_id:
+        raise errors.ValidationFailed("You cannot ban yourself")
+    if await session.get(User, user_id) is None:
+        raise errors.NotFound("No such user", code="user_not_found")
+    now = utcnow()
+    ban = await session.get(Ban, user_id)
+    if ban is None:
+        ban = Ban(user_id=user_id, created_at=now)
+        session.add(ban)
+    ban.banned_by, ban.reason = admin_id, reason
+    ban.expires_at = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    await session.commit()
+    await broker.publish(
+        {"t": "sessions_ended", "user_id": user_id, "session_ids": None, "banned": True}
+    )
+    return ban
+
+
+async def unban_user(session: AsyncSession, *, user_id: int) -> None:
+    result = await session.execute(delete(Ban).where(Ban.user_id == user_id))
+    await session.commit()
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise errors.NotFound("This user is not banned", code="ban_not_found")
+
+
+async def list_bans(session: AsyncSession) -> list[Ban]:
+    rows = await session.execute(
+        select(Ban).where(_live(Ban.expires_at, utcnow())).order_by(Ban.created_at)
+    )
+    return list(rows.scalars())
+
+
+async def lift_expired(session: AsyncSession, broker: Broker, *, now: datetime) -> tuple[int, int]:
+    """Deletes blocks and bans whose time is up; returns how many of each."""
+    expired_blockers = list(
+        (
+            await session.execute(
+                select(Block.blocker_id).where(Block.expires_at <= now).distinct()
+            )
+        ).scalars()
+    )
+    blocks = await session.execute(delete(Block).where(Block.expires_at <= now))
+    bans = await session.execute(delete(Ban).where(Ban.expires_at <= now))
+    await session.commit()
+    for blocker in expired_blockers:
+        await publish_blocks(session, broker, blocker)
+    return blocks.rowcount, bans.rowcount  # type: ignore[attr-defined]

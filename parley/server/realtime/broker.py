@@ -1,0 +1,95 @@
+"""Pub/sub between server processes: in-process for one process, Redis for many.
+
+An event is a small JSON-able dict. A chat event is published once per chat, never once
+per member: each process's hub fans it out to the connections it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+
+log = logging.getLogger("parley.broker")
+
+Event = dict[str, Any]
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class Broker(Protocol):
+    async def publish(self, event: Event) -> None: ...
+    async def start(self, handler: Handler) -> None: ...
+    async def check(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class InProcessBroker:
+    """Delivers events to this process's hub only: the embedded default."""
+
+    def __init__(self) -> None:
+        self._handler: Handler | None = None
+
+    async def start(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def publish(self, event: Event) -> None:
+        if self._handler is not None:
+            await self._handler(event)
+
+    async def check(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._handler = None
+
+
+class RedisBroker:
+    """Redis pub/sub on one channel; every process receives every event once."""
+
+    def __init__(self, url: str, *, channel: str) -> None:
+        from redis.asyncio import Redis
+
+        self._redis = Redis.from_url(url)
+        self._channel = channel
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, handler: Handler) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._channel)
+        self._task = asyncio.create_task(self._run(pubsub, handler), name="redis-broker")
+
+    async def _run(self, pubsub: Any, handler: Handler) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    await handler(orjson.loads(message["data"]))
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except Exception:  # a bad event or a Redis blip must not stop delivery
+                log.exception("broker receive failed; retrying")
+                await asyncio.sleep(0.5)
+
+    async def publish(self, event: Event) -> None:
+        await self._redis.publish(self._channel, orjson.dumps(event))
+
+    async def check(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._redis.aclose()
+
+
+def make_broker(redis_url: str | None, *, prefix: str) -> Broker:
+    if redis_url:
+        return RedisBroker(redis_url, channel=prefix + "events")
+    return InProcessBroker()

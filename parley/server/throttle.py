@@ -1,0 +1,49 @@
+"""Per-user and per-account rate limits (the `limits` package; memory or Redis storage)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from parley.errors import RateLimited
+
+
+class Throttle:
+    """Named limits ("send", "typing", "login") checked against one storage."""
+
+    def __init__(self, limits: dict[str, str], *, redis_url: str | None, prefix: str) -> None:
+        storage: Storage = (
+            storage_from_string("async+" + redis_url, key_prefix=prefix + "limits")
+            if redis_url
+            else MemoryStorage()
+        )
+        self._storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._items = {name: parse(value) for name, value in limits.items()}
+
+    async def hit(self, name: str, key: str | int, *, detail: str | None = None) -> None:
+        """Counts one use; raises RateLimited (with Retry-After) past the limit."""
+        item = self._items[name]
+        if not await self._limiter.hit(item, name, str(key)):
+            raise RateLimited(detail, retry_after=await self._retry_after(name, key))
+
+    async def allow(self, name: str, key: str | int) -> bool:
+        """Counts one use; False past the limit (for frames dropped silently, like typing)."""
+        return await self._limiter.hit(self._items[name], name, str(key))
+
+    async def check(self, name: str, key: str | int, *, detail: str | None = None) -> None:
+        """Raises RateLimited when the limit is used up, without counting a use."""
+        if not await self._limiter.test(self._items[name], name, str(key)):
+            raise RateLimited(detail, retry_after=await self._retry_after(name, key))
+
+    async def _retry_after(self, name: str, key: str | int) -> int:
+        reset, _ = await self._limiter.get_window_stats(self._items[name], name, str(key))
+        return max(1, math.ceil(reset - time.time()))
+
+    async def reset(self) -> None:
+        await self._storage.reset()

@@ -1,0 +1,284 @@
+// What the user does: each action goes over the WebSocket when it is up, else over HTTP,
+// and lands in the store. Pending sends are acknowledged by their echoed client_id.
+
+import { api, rememberRefreshToken } from './api.js';
+import * as store from './state.js';
+
+const { state } = store;
+const PAGE = 50;
+const ACK_TIMEOUT_MS = 12000;
+const TYPING_EVERY_MS = 3000;
+
+let socket = null;
+export const useSocket = (s) => { socket = s; };
+
+export function newClientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// ---- loading ---------------------------------------------------------------------
+
+export async function loadChats() {
+  store.setChats(await api.get('/chats'));
+}
+
+export async function loadBlocks() {
+  const list = await api.get('/block');
+  state.blocked = new Set(list.map((b) => b.user_id));
+  store.emit('blocks');
+}
+
+export async function loadChat(chatId) {
+  return store.upsertChat(await api.get(`/chats/${chatId}`));
+}
+
+/** The newest page; merged into what is loaded (so a reload refreshes edits too). */
+export async function loadLatest(chatId) {
+  const hist = store.historyOf(chatId);
+  hist.loading = true;
+  try {
+    const page = await api.get(`/chats/${chatId}/messages`, { limit: PAGE });
+    if (!hist.loaded) hist.hasMore = page.length >= PAGE && page[0].seq > 1;
+    hist.loaded = true;
+    store.putMessages(chatId, page);
+  } finally {
+    hist.loading = false;
+  }
+}
+
+/** The page just older than what is shown; false when there is nothing more. */
+export async function loadOlder(chatId) {
+  const hist = store.historyOf(chatId);
+  const before = store.oldestSeq(chatId);
+  if (!hist.hasMore || hist.loading || before == null) return false;
+  hist.loading = true;
+  store.emit('history', chatId);
+  try {
+    const page = await api.get(`/chats/${chatId}/messages`, { limit: PAGE, before });
+    hist.hasMore = page.length >= PAGE && page[0].seq > 1;
+    store.putMessages(chatId, page);
+    return page.length > 0;
+  } finally {
+    hist.loading = false;
+    store.emit('history', chatId);
+  }
+}
+
+/** Catch up from `afterSeq` over HTTP (a gap noticed in the live stream). */
+export async function fillGap(chatId, afterSeq) {
+  let after = afterSeq;
+  for (let i = 0; i < 20; i += 1) {
+    const page = await api.get(`/chats/${chatId}/messages`, { limit: 200, after });
+    store.putMessages(chatId, page);
+    if (page.length < 200) return;
+    after = page[page.length - 1].seq;
+  }
+}
+
+export async function fetchMessage(id) {
+  const msg = await api.get(`/messages/${id}`);
+  state.byId.set(msg.id, msg);
+  store.emit('messages', msg.chat_id);
+  return msg;
+}
+
+// ---- sending ---------------------------------------------------------------------------
+
+export function sendMessage(chatId, content, { replyTo = null, attachments = [] } = {}) {
+  const item = {
+    client_id: newClientId(),
+    chat_id: chatId,
+    content,
+    reply_to: replyTo,
+    attachments,
+    status: 'pending',
+    created_at: new Date().toISOString(),
+  };
+  store.putPending(item);
+  deliver(item);
+  return item;
+}
+
+export function retrySend(clientId) {
+  const item = store.setPendingStatus(clientId, 'pending');
+  if (item) deliver(item);
+}
+
+export function discardSend(chatId, clientId) {
+  store.pendingOf(chatId).delete(clientId);
+  store.emit('messages', chatId);
+}
+
+function sendBody(item) {
+  const body = { content: item.content, client_id: item.client_id };
+  if (item.reply_to) body.reply_to = item.reply_to;
+  if (item.attachments.length) body.attachment_ids = item.attachments.map((a) => a.id);
+  return body;
+}
+
+function deliver(item) {
+  clearTimeout(item.timer);
+  if (socket && socket.send({ type: 'send', chat_id: item.chat_id, ...sendBody(item) })) {
+    // No echo in time: resend over HTTP with the same client_id (idempotent on the server).
+    item.timer = setTimeout(() => {
+      if (store.pendingOf(item.chat_id).get(item.client_id)?.status === 'pending') deliverHttp(item);
+    }, ACK_TIMEOUT_MS);
+  } else {
+    deliverHttp(item);
+  }
+}
+
+async function deliverHttp(item) {
+  try {
+    const msg = await api.post(`/chats/${item.chat_id}/messages`, sendBody(item));
+    clearTimeout(item.timer);
+    store.receiveMessage(msg);
+  } catch (error) {
+    store.setPendingStatus(item.client_id, 'failed', error.detail);
+  }
+}
+
+/** An `error` frame whose ref is one of our pending client_ids. */
+export function failPending(clientId, detail) {
+  for (const items of state.pending.values()) {
+    const item = items.get(clientId);
+    if (item) clearTimeout(item.timer);
+  }
+  return store.setPendingStatus(clientId, 'failed', detail);
+}
+
+// ---- editing, reactions, reading, typing ------------------------------------------------
+
+export async function editMessage(msg, content) {
+  if (socket && socket.send({ type: 'edit', message_id: msg.id, content })) return;
+  store.updateMessage(await api.patch(`/messages/${msg.id}`, { content }));
+}
+
+export async function deleteMessage(msg) {
+  if (socket && socket.send({ type: 'delete', message_id: msg.id })) return;
+  await api.del(`/messages/${msg.id}`);
+  store.updateMessage({ ...msg, deleted: true, content: '', attachments: [] });
+}
+
+export async function toggleReaction(msg, emoji) {
+  const mine = msg.reactions.find((r) => r.emoji === emoji)?.user_ids.includes(state.me.id);
+  const type = mine ? 'unreact' : 'react';
+  if (socket && socket.send({ type, message_id: msg.id, emoji })) return;
+  if (mine) {
+    await api.del(`/messages/${msg.id}/reactions/${encodeURIComponent(emoji)}`);
+    await fetchAndUpdate(msg.id);
+  } else {
+    store.updateMessage(await api.post(`/messages/${msg.id}/reactions`, { emoji }));
+  }
+}
+
+async function fetchAndUpdate(id) {
+  store.updateMessage(await api.get(`/messages/${id}`));
+}
+
+/** Tell the server (and our other tabs) that everything up to the newest message is read. */
+export function markRead(chatId) {
+  const chat = state.chats.get(chatId);
+  const seq = store.newestSeq(chatId);
+  if (!chat || !seq || !isMember(chat)) return;
+  if (seq <= (chat.read_seq || 0) && !chat.unread_count) return;
+  store.markChatRead(chatId, seq);
+  if (!(socket && socket.send({ type: 'read', chat_id: chatId, seq }))) {
+    api.post(`/chats/${chatId}/read`, { seq }).catch(() => {});
+  }
+}
+
+export const isMember = (chat) => chat.type !== 'channel' || chat.my_role != null;
+
+const lastTyping = new Map();
+export function sendTyping(chatId) {
+  const now = Date.now();
+  if (now - (lastTyping.get(chatId) || 0) < TYPING_EVERY_MS) return;
+  lastTyping.set(chatId, now);
+  socket?.send({ type: 'typing', chat_id: chatId });
+}
+
+// ---- files -------------------------------------------------------------------------------
+
+export function uploadAttachment(chatId, file) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  return api.upload(`/chats/${chatId}/attachments`, form);
+}
+
+// ---- chats and people --------------------------------------------------------------------
+
+export async function startDirect(userId) {
+  return store.upsertChat(await api.post('/chats', { type: 'direct', user_id: userId }));
+}
+
+export async function createChat(fields) {
+  return store.upsertChat(await api.post('/chats', fields));
+}
+
+export async function joinChannel(chatId) {
+  return store.upsertChat(await api.post(`/chats/${chatId}/join`));
+}
+
+export async function leaveChat(chatId) {
+  await api.del(`/chats/${chatId}/members/${state.me.id}`);
+  store.removeChat(chatId);
+}
+
+export async function deleteChat(chatId) {
+  await api.del(`/chats/${chatId}`);
+  store.removeChat(chatId);
+}
+
+export const listMembers = (chatId) => api.get(`/chats/${chatId}/members`);
+export const addMembers = (chatId, userIds) => api.post(`/chats/${chatId}/members`, { user_ids: userIds });
+export const searchUsers = (q) => api.get('/users', { q, limit: 20 });
+export const searchChannels = (q) => api.get('/chats/public', { q });
+export const searchMessages = (q, chatId) => api.get('/search', { q, chat_id: chatId, limit: 50 });
+
+export async function blockUser(userId) {
+  await api.post('/block', { user_id: userId });
+  state.blocked.add(userId);
+  store.emit('blocks');
+}
+
+export async function unblockUser(userId) {
+  await api.del(`/block/${userId}`);
+  state.blocked.delete(userId);
+  store.emit('blocks');
+}
+
+// ---- profile and session ----------------------------------------------------------------
+
+function setMe(user) {
+  state.me = { ...state.me, ...user };
+  store.rememberUser(state.me);
+  store.emit('me');
+  return state.me;
+}
+
+export const loadMe = async () => setMe(await api.get('/profile'));
+export const updateProfile = async (fields) => setMe(await api.patch('/profile', fields));
+export const removeAvatar = async () => { await api.del('/profile/avatar'); setMe({ avatar_url: null }); };
+export { setMe };
+
+export async function uploadAvatar(file) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  return setMe(await api.put('/profile/avatar', form));
+}
+
+export async function logout() {
+  socket?.stop();
+  try {
+    await api.post('/logout');
+  } finally {
+    rememberRefreshToken(null);
+    location.replace('/login');
+  }
+}

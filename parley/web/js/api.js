@@ -1,0 +1,135 @@
+// REST client for /service/api: JSON in and out, errors as ApiError, one refresh on 401.
+
+const BASE = '/service/api';
+const REFRESH_KEY = 'parley.refresh';
+
+export class ApiError extends Error {
+  constructor(status, code, detail, body = null, retryAfter = null) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+    this.body = body;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The form field the error is about, when the server says (or the text names it). */
+  field(candidates) {
+    const body = this.body || {};
+    if (this.code === 'username_taken') return 'username';
+    if (this.code === 'email_taken') return 'email';
+    if (typeof body.field === 'string') return body.field;
+    const items = Array.isArray(body.detail) ? body.detail : Array.isArray(body.errors) ? body.errors : [];
+    for (const item of items) {
+      const loc = item.loc || (item.field ? [item.field] : []);
+      const hit = [...loc].reverse().find((part) => candidates.includes(part));
+      if (hit) return hit;
+    }
+    const text = String(this.detail).toLowerCase();
+    return candidates.find((name) => text.includes(name.replace('_', ' ')) || text.includes(name)) || null;
+  }
+}
+
+export const rememberRefreshToken = (token) => {
+  if (token) localStorage.setItem(REFRESH_KEY, token);
+  else localStorage.removeItem(REFRESH_KEY);
+};
+
+let refreshing = null;
+
+/** POST /refresh once for every caller waiting on a 401; true when a new pair was issued. */
+export function refreshSession() {
+  refreshing ||= doRefresh().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function doRefresh() {
+  // The cookie flow first; the stored token only when the server wants it in the body.
+  const stored = localStorage.getItem(REFRESH_KEY);
+  const attempts = stored ? [{}, { refresh_token: stored }] : [{}];
+  for (const body of attempts) {
+    try {
+      const res = await fetch(`${BASE}/refresh`, jsonInit('POST', body));
+      if (res.ok) {
+        const data = await res.json().catch(() => ({}));
+        // Keep the stored copy in step: the old refresh token is spent now.
+        if (stored && data.refresh_token) rememberRefreshToken(data.refresh_token);
+        return true;
+      }
+      if (res.status !== 401 && res.status !== 422) return false;
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+function jsonInit(method, json) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (json !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  }
+  return init;
+}
+
+function buildUrl(path, query) {
+  const url = new URL(BASE + path, location.origin);
+  for (const [key, value] of Object.entries(query || {})) {
+    if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, value);
+  }
+  return url.pathname + url.search;
+}
+
+async function toError(res) {
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON */ }
+  let detail = body && body.detail;
+  if (Array.isArray(detail)) detail = detail.map((d) => d.msg || String(d)).join('; ');
+  if (!detail) detail = res.statusText || `Request failed (${res.status})`;
+  const code = (body && body.code) || `http_${res.status}`;
+  const retryAfter = Number(res.headers.get('Retry-After')) || null;
+  if (res.status === 429 && retryAfter) detail = `${detail} (try again in ${retryAfter} s)`;
+  return new ApiError(res.status, code, detail, body, retryAfter);
+}
+
+export function goToLogin() {
+  if (!['/login', '/register'].includes(location.pathname)) location.replace('/login');
+}
+
+/**
+ * request('GET', '/chats', {query}) / request('POST', '/chats', {json}) / {form: FormData}.
+ * On 401 it refreshes the session once and retries; if that fails it goes to /login
+ * (unless `auth: false`, used by the sign-in pages).
+ */
+export async function request(method, path, { json, form, query, auth = true, retried = false } = {}) {
+  const init = jsonInit(method, json);
+  if (form) init.body = form;
+  let res;
+  try {
+    res = await fetch(buildUrl(path, query), init);
+  } catch {
+    throw new ApiError(0, 'network_error', 'Cannot reach the server. Check your connection.');
+  }
+  if (res.status === 401 && auth && !retried) {
+    if (await refreshSession()) return request(method, path, { json, form, query, auth, retried: true });
+    goToLogin();
+  }
+  if (!res.ok) {
+    const error = await toError(res);
+    if (error.code === 'user_banned' && auth) goToLogin();
+    throw error;
+  }
+  if (res.status === 204) return null;
+  const type = res.headers.get('Content-Type') || '';
+  return type.includes('json') ? res.json() : res.text();
+}
+
+export const api = {
+  get: (path, query) => request('GET', path, { query }),
+  post: (path, json) => request('POST', path, { json: json ?? {} }),
+  patch: (path, json) => request('PATCH', path, { json }),
+  put: (path, form) => request('PUT', path, { form }),
+  upload: (path, form) => request('POST', path, { form }),
+  del: (path) => request('DELETE', path),
+};

@@ -1,0 +1,94 @@
+// Sign-in and registration pages: submit the form, show the server's errors by the field.
+
+import { ApiError, rememberRefreshToken, request } from './api.js';
+
+const form = document.getElementById('auth-form');
+const mode = form.dataset.mode; // "login" | "register"
+const FIELDS = mode === 'login' ? ['username', 'password'] : ['username', 'email', 'display_name', 'password'];
+const formError = form.querySelector('.form-error');
+const submit = form.querySelector('button[type="submit"]');
+
+function setFieldError(name, message) {
+  const input = form.elements[name];
+  const label = input.closest('.field');
+  label.classList.toggle('has-error', Boolean(message));
+  label.querySelector('.field-error').textContent = message || '';
+  input.setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+function clearErrors() {
+  for (const name of FIELDS) setFieldError(name, '');
+  formError.hidden = true;
+  formError.textContent = '';
+}
+
+function showFormError(message) {
+  formError.textContent = message;
+  formError.hidden = false;
+}
+
+/** Browser-side checks mirror the contract so most mistakes never reach the server. */
+function checkLocally() {
+  let ok = true;
+  for (const name of FIELDS) {
+    const input = form.elements[name];
+    if (input.checkValidity()) continue;
+    ok = false;
+    const v = input.validity;
+    let message = input.validationMessage;
+    if (v.valueMissing) message = 'Required.';
+    else if (name === 'username' && (v.patternMismatch || v.tooShort)) message = 'Use 3–32 letters, digits, “_”, “.” or “-”.';
+    else if (name === 'password' && v.tooShort) message = 'Use at least 8 characters.';
+    else if (name === 'email' && v.typeMismatch) message = 'Enter a valid email address.';
+    setFieldError(name, message);
+  }
+  return ok;
+}
+
+function payload() {
+  const data = {};
+  for (const name of FIELDS) {
+    const value = form.elements[name].value;
+    data[name] = name === 'password' ? value : value.trim();
+  }
+  if (mode === 'register' && !data.display_name) delete data.display_name;
+  return data;
+}
+
+function showServerError(error) {
+  if (!(error instanceof ApiError)) {
+    showFormError('Something went wrong. Please try again.');
+    return;
+  }
+  const field = error.status === 401 || error.status === 429 ? null : error.field(FIELDS);
+  if (field) setFieldError(field, error.detail);
+  else showFormError(error.detail);
+  const focus = form.elements[field || (error.status === 401 ? 'password' : FIELDS[0])];
+  focus.focus();
+  if (error.status === 401) focus.select();
+}
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors();
+  if (!checkLocally()) {
+    form.querySelector('[aria-invalid="true"]')?.focus();
+    return;
+  }
+  submit.disabled = true;
+  submit.classList.add('is-busy');
+  try {
+    const result = await request('POST', `/${mode}`, { json: payload(), auth: false });
+    rememberRefreshToken(result && result.refresh_token);
+    location.replace('/chat');
+  } catch (error) {
+    showServerError(error);
+    submit.disabled = false;
+    submit.classList.remove('is-busy');
+  }
+});
+
+form.addEventListener('input', (event) => {
+  const name = event.target.name;
+  if (name && event.target.closest('.field')?.classList.contains('has-error')) setFieldError(name, '');
+});

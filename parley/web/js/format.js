@@ -1,0 +1,78 @@
+// Formatting of times, sizes, names and message text (text nodes and safe links only).
+
+import { h } from './dom.js';
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
+const shortDayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
+
+export const formatTime = (iso) => timeFmt.format(new Date(iso));
+export const formatFull = (iso) => fullFmt.format(new Date(iso));
+
+export function dayKey(iso) {
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+export function formatDay(iso) {
+  const d = new Date(iso);
+  const today = new Date();
+  const yesterday = new Date(Date.now() - 86400000);
+  if (dayKey(d) === dayKey(today)) return 'Today';
+  if (dayKey(d) === dayKey(yesterday)) return 'Yesterday';
+  return dayFmt.format(d);
+}
+
+/** Sidebar timestamp: time today, weekday this week, else a short date. */
+export function formatShort(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const age = Date.now() - d.getTime();
+  if (dayKey(d) === dayKey(new Date())) return timeFmt.format(d);
+  if (age < 6 * 86400000) return d.toLocaleDateString(undefined, { weekday: 'short' });
+  return shortDayFmt.format(d);
+}
+
+export function formatLastSeen(iso) {
+  if (!iso) return 'offline';
+  const minutes = Math.round((Date.now() - new Date(iso).getTime()) / 60000);
+  if (minutes < 1) return 'last seen just now';
+  if (minutes < 60) return `last seen ${minutes} min ago`;
+  if (minutes < 24 * 60) return `last seen at ${formatTime(iso)}`;
+  return `last seen ${shortDayFmt.format(new Date(iso))}`;
+}
+
+export function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export const displayName = (user) => (user && (user.display_name || user.username)) || 'Unknown';
+
+export function initials(name) {
+  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2);
+  return [...letters].slice(0, 2).join('').toUpperCase();
+}
+
+const PALETTE = ['#e8594a', '#e58a2e', '#c9a227', '#4caf6a', '#2fa39a', '#3b8fd9', '#5a67d8', '#8e5bd6', '#c8559c', '#6b7a90'];
+export const colorFor = (id) => PALETTE[Math.abs(Number(id) || 0) % PALETTE.length];
+
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+
+/** Text with http(s) links turned into anchors; everything else stays a text node. */
+export function richText(text) {
+  const out = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    if (match.index > last) out.push(text.slice(last, match.index));
+    out.push(h('a', { href: match[0], target: '_blank', rel: 'noopener noreferrer nofollow' }, match[0]));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+export const isImage = (att) => /^image\/(png|jpeg|gif|webp)$/.test(att.content_type || '');

@@ -1,0 +1,85 @@
+// Server frames → store. Also the sync handshake: after every `hello` the client asks for
+// what it missed, and after a reconnect it refreshes the chat list and the open chat.
+
+import * as actions from './actions.js';
+import { goToLogin } from './api.js';
+import * as store from './state.js';
+import { toast } from './ui/toast.js';
+
+const { state } = store;
+
+export function makeFrameHandler(socket) {
+  let greetings = 0;
+  const handlers = {
+    hello: (f) => onHello(socket, f, greetings++ > 0),
+    message: (f) => onMessage(f.message),
+    message_updated: (f) => store.updateMessage(f.message),
+    typing: (f) => store.noteTyping(f.chat_id, f.user_id),
+    read: onRead,
+    presence: (f) => store.setPresence(f.user_id, f.status === 'online', f.last_seen_at),
+    chat_updated: (f) => store.upsertChat(f.chat),
+    chat_removed: (f) => store.removeChat(f.chat_id),
+    synced: onSynced,
+    error: onError,
+    banned: () => goToLogin(),
+  };
+  return (frame) => handlers[frame.type]?.(frame);
+}
+
+/** last_seen_seq per chat: what we hold for loaded chats, the listed last_seq for others. */
+function syncMap() {
+  const chats = {};
+  for (const chat of state.chats.values()) {
+    const hist = state.history.get(chat.id);
+    chats[chat.id] = hist && hist.loaded ? store.newestSeq(chat.id) : chat.last_seq || 0;
+  }
+  return chats;
+}
+
+async function onHello(socket, frame, isReconnect) {
+  if (frame.user) actions.setMe(frame.user);
+  socket.send({ type: 'sync', chats: syncMap() });
+  if (!isReconnect) return;
+  // Edits, deletions and reactions made while we were away come with a reload.
+  for (const id of [...state.history.keys()]) {
+    if (id !== state.activeChatId) state.history.delete(id);
+  }
+  try {
+    await actions.loadChats();
+    if (state.activeChatId && state.chats.has(state.activeChatId)) await actions.loadLatest(state.activeChatId);
+  } catch { /* the next reconnect tries again */ }
+}
+
+async function onMessage(msg) {
+  if (!state.chats.has(msg.chat_id)) {
+    try {
+      await actions.loadChat(msg.chat_id);
+    } catch {
+      return;
+    }
+  }
+  const hist = state.history.get(msg.chat_id);
+  const newest = store.newestSeq(msg.chat_id);
+  if (hist && hist.loaded && newest && msg.seq > newest + 1) {
+    actions.fillGap(msg.chat_id, newest).catch(() => {});
+  }
+  store.receiveMessage(msg);
+}
+
+function onRead(frame) {
+  if (state.me && frame.user_id === state.me.id) store.markChatRead(frame.chat_id, frame.seq);
+}
+
+function onSynced(frame) {
+  for (const chatId of frame.truncated || []) {
+    // More was missed than the server replays: start that history over from HTTP.
+    state.history.delete(chatId);
+    if (chatId === state.activeChatId) actions.loadLatest(chatId).catch(() => {});
+  }
+  store.emit('synced');
+}
+
+function onError(frame) {
+  if (frame.ref && actions.failPending(frame.ref, frame.detail)) return;
+  toast(frame.detail || `Error: ${frame.code}`, { error: true });
+}

@@ -1,0 +1,208 @@
+// The client's store: chats, loaded history, pending sends, presence, typing. Views
+// subscribe with on(event, fn); mutations below emit the events they affect.
+
+const listeners = new Map();
+
+export function on(event, fn) {
+  if (!listeners.has(event)) listeners.set(event, new Set());
+  listeners.get(event).add(fn);
+  return () => listeners.get(event).delete(fn);
+}
+
+export function emit(event, detail) {
+  for (const fn of listeners.get(event) || []) fn(detail);
+}
+
+export const state = {
+  me: null,
+  chats: new Map(), // id → Chat
+  history: new Map(), // chat id → {bySeq: Map<seq, Message>, hasMore, loading, loaded}
+  byId: new Map(), // message id → Message (for quoted replies)
+  pending: new Map(), // chat id → Map<client_id, PendingMessage>
+  users: new Map(), // user id → User-ish (peers, senders, search hits)
+  presence: new Map(), // user id → {online, last_seen_at}
+  typing: new Map(), // chat id → Map<user id, expires at (ms)>
+  blocked: new Set(), // user ids I blocked
+  activeChatId: null,
+  connection: 'connecting',
+};
+
+// ---- chats -----------------------------------------------------------------
+
+export function activityOf(chat) {
+  return (chat.last_message && chat.last_message.created_at) || chat.created_at || '';
+}
+
+export function sortedChats() {
+  return [...state.chats.values()].sort((a, b) => activityOf(b).localeCompare(activityOf(a)) || b.id - a.id);
+}
+
+export function upsertChat(chat) {
+  const old = state.chats.get(chat.id);
+  const merged = { ...old, ...chat };
+  if (old) {
+    // A fresher copy from a message frame may already be ahead of this snapshot.
+    merged.last_seq = Math.max(old.last_seq || 0, chat.last_seq || 0);
+    if (old.last_message && (!chat.last_message || old.last_message.seq > chat.last_message.seq)) {
+      merged.last_message = old.last_message;
+    }
+  }
+  if (chat.peer) rememberUser(chat.peer);
+  state.chats.set(chat.id, merged);
+  emit('chats');
+  return merged;
+}
+
+export function setChats(list) {
+  const ids = new Set(list.map((c) => c.id));
+  for (const id of [...state.chats.keys()]) if (!ids.has(id)) state.chats.delete(id);
+  for (const chat of list) upsertChat(chat);
+  emit('chats');
+}
+
+export function removeChat(id) {
+  state.chats.delete(id);
+  state.history.delete(id);
+  state.pending.delete(id);
+  emit('chats');
+  if (state.activeChatId === id) setActiveChat(null);
+}
+
+export function setActiveChat(id) {
+  state.activeChatId = id;
+  emit('active', id);
+  emit('chats');
+}
+
+// ---- users and presence ------------------------------------------------------
+
+export function rememberUser(user) {
+  if (!user || user.id == null) return;
+  state.users.set(user.id, { ...state.users.get(user.id), ...user });
+  if ('online' in user && !state.presence.has(user.id)) {
+    state.presence.set(user.id, { online: user.online, last_seen_at: user.last_seen_at });
+  }
+}
+
+export function setPresence(userId, online, lastSeenAt) {
+  state.presence.set(userId, { online, last_seen_at: lastSeenAt });
+  emit('presence', userId);
+}
+
+export const isOnline = (userId) => Boolean(state.presence.get(userId)?.online);
+
+// ---- history -----------------------------------------------------------------
+
+export function historyOf(chatId) {
+  if (!state.history.has(chatId)) {
+    state.history.set(chatId, { bySeq: new Map(), hasMore: true, loading: false, loaded: false });
+  }
+  return state.history.get(chatId);
+}
+
+export function newestSeq(chatId) {
+  const hist = state.history.get(chatId);
+  if (!hist || !hist.bySeq.size) return 0;
+  return Math.max(...hist.bySeq.keys());
+}
+
+export function oldestSeq(chatId) {
+  const hist = state.history.get(chatId);
+  if (!hist || !hist.bySeq.size) return null;
+  return Math.min(...hist.bySeq.keys());
+}
+
+/** Store messages of one chat (from HTTP pages or frames); emits once. */
+export function putMessages(chatId, messages) {
+  const hist = historyOf(chatId);
+  for (const msg of messages) {
+    hist.bySeq.set(msg.seq, msg);
+    state.byId.set(msg.id, msg);
+    rememberUser(msg.sender);
+    if (msg.client_id) state.pending.get(chatId)?.delete(msg.client_id);
+  }
+  emit('messages', chatId);
+}
+
+/** A message frame: update the chat's preview/unread and the loaded history. */
+export function receiveMessage(msg) {
+  const chat = state.chats.get(msg.chat_id);
+  if (chat) {
+    const isNew = msg.seq > (chat.last_seq || 0);
+    if (!chat.last_message || msg.seq >= chat.last_message.seq) chat.last_message = msg;
+    chat.last_seq = Math.max(chat.last_seq || 0, msg.seq);
+    const mine = state.me && msg.sender.id === state.me.id;
+    if (isNew && !mine) chat.unread_count = (chat.unread_count || 0) + 1;
+    emit('chats');
+  }
+  clearTyping(msg.chat_id, msg.sender.id);
+  const hist = state.history.get(msg.chat_id);
+  if (hist && hist.loaded) putMessages(msg.chat_id, [msg]);
+  else if (msg.client_id) state.pending.get(msg.chat_id)?.delete(msg.client_id);
+}
+
+export function updateMessage(msg) {
+  const hist = state.history.get(msg.chat_id);
+  if (hist && hist.bySeq.has(msg.seq)) putMessages(msg.chat_id, [msg]);
+  const chat = state.chats.get(msg.chat_id);
+  if (chat && chat.last_message && chat.last_message.id === msg.id) {
+    chat.last_message = msg;
+    emit('chats');
+  }
+}
+
+export function markChatRead(chatId, seq) {
+  const chat = state.chats.get(chatId);
+  if (!chat) return;
+  chat.read_seq = Math.max(chat.read_seq || 0, seq);
+  if (seq >= (chat.last_seq || 0)) chat.unread_count = 0;
+  emit('chats');
+}
+
+// ---- pending sends -------------------------------------------------------------
+
+export function pendingOf(chatId) {
+  if (!state.pending.has(chatId)) state.pending.set(chatId, new Map());
+  return state.pending.get(chatId);
+}
+
+export function putPending(item) {
+  pendingOf(item.chat_id).set(item.client_id, item);
+  emit('messages', item.chat_id);
+}
+
+export function setPendingStatus(clientId, status, error) {
+  for (const [chatId, items] of state.pending) {
+    const item = items.get(clientId);
+    if (!item) continue;
+    item.status = status;
+    item.error = error || null;
+    emit('messages', chatId);
+    return item;
+  }
+  return null;
+}
+
+// ---- typing ------------------------------------------------------------------------
+
+const TYPING_MS = 6000;
+
+export function noteTyping(chatId, userId) {
+  if (state.me && userId === state.me.id) return;
+  if (!state.typing.has(chatId)) state.typing.set(chatId, new Map());
+  state.typing.get(chatId).set(userId, Date.now() + TYPING_MS);
+  emit('typing', chatId);
+  setTimeout(() => emit('typing', chatId), TYPING_MS + 50);
+}
+
+export function clearTyping(chatId, userId) {
+  if (state.typing.get(chatId)?.delete(userId)) emit('typing', chatId);
+}
+
+export function typingUsers(chatId) {
+  const now = Date.now();
+  const map = state.typing.get(chatId);
+  if (!map) return [];
+  for (const [id, until] of map) if (until < now) map.delete(id);
+  return [...map.keys()];
+}

@@ -1,0 +1,34 @@
+// Avatars for users and chats: the uploaded image, else initials on a stable colour.
+
+import { h, icon } from '../dom.js';
+import { colorFor, displayName, initials } from '../format.js';
+import { isOnline } from '../state.js';
+
+export function userAvatar(user, { size = '', presence = false } = {}) {
+  const el = h('span', { class: `avatar ${size}`.trim() });
+  el.style.setProperty('--avatar-bg', colorFor(user?.id));
+  if (user?.avatar_url) {
+    const img = h('img', { src: user.avatar_url, alt: '', loading: 'lazy' });
+    img.addEventListener('error', () => img.replaceWith(initials(displayName(user))));
+    el.append(img);
+  } else {
+    el.append(initials(displayName(user)));
+  }
+  if (presence && user) {
+    el.append(h('span', { class: `presence${isOnline(user.id) ? ' is-online' : ''}`, testid: 'presence-dot', dataset: { online: String(isOnline(user.id)) } }));
+  }
+  return el;
+}
+
+export function chatAvatar(chat, { size = '', presence = false } = {}) {
+  if (chat.type === 'direct' && chat.peer) return userAvatar(chat.peer, { size, presence });
+  const el = h('span', { class: `avatar ${size}`.trim() });
+  el.style.setProperty('--avatar-bg', colorFor(chat.id + 3));
+  el.append(chat.type === 'channel' ? icon('hash') : initials(chat.title));
+  return el;
+}
+
+export function chatTitle(chat) {
+  if (chat.type === 'direct') return displayName(chat.peer) || chat.title || 'Direct chat';
+  return chat.title || 'Untitled';
+}

@@ -1,0 +1,229 @@
+// The composer: Enter sends, Shift+Enter breaks the line, typing notices, attachments
+// (uploaded first, sent as attachment_ids), and the reply / edit modes.
+
+import * as actions from '../actions.js';
+import { h, icon } from '../dom.js';
+import { displayName } from '../format.js';
+import * as store from '../state.js';
+import { scrollToBottom } from './messages.js';
+import { toast } from './toast.js';
+
+const { state } = store;
+const MAX_LENGTH = 4000;
+
+const el = {};
+let mode = null; // null | {kind: 'reply'|'edit', msg}
+let files = []; // {key, file, status: 'uploading'|'done'|'failed', attachment}
+const drafts = new Map(); // chat id → text
+
+export function mountComposer() {
+  for (const id of ['composer', 'composer-input', 'composer-send', 'composer-attach', 'composer-file',
+    'composer-context', 'composer-context-title', 'composer-context-body', 'composer-context-icon',
+    'composer-context-cancel', 'composer-files', 'composer-notice']) {
+    el[id.replace('composer-', '').replace(/-/g, '_')] = document.getElementById(id);
+  }
+  el.input.addEventListener('keydown', onKeyDown);
+  el.input.addEventListener('input', onInput);
+  el.input.addEventListener('paste', onPaste);
+  el.send.addEventListener('click', submit);
+  el.attach.addEventListener('click', () => el.file.click());
+  el.file.addEventListener('change', () => {
+    addFiles([...el.file.files]);
+    el.file.value = '';
+  });
+  el.context_cancel.addEventListener('click', cancelMode);
+  const main = document.getElementById('chat-view');
+  main.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
+  main.addEventListener('drop', (e) => {
+    if (!e.dataTransfer?.files.length) return;
+    e.preventDefault();
+    addFiles([...e.dataTransfer.files]);
+  });
+  updateSendButton();
+}
+
+/** Called when another chat opens: keep the draft of the old one, restore the new one's. */
+export function switchChat(previousId, chatId) {
+  if (previousId != null) drafts.set(previousId, mode?.kind === 'edit' ? '' : el.input.value);
+  mode = null;
+  files = [];
+  renderContext();
+  renderFiles();
+  el.input.value = drafts.get(chatId) || '';
+  autosize();
+  updateSendButton();
+  refreshAvailability();
+}
+
+/** Blocked direct chats and unjoined channels cannot be written to. */
+export function refreshAvailability() {
+  const chat = state.chats.get(state.activeChatId);
+  let notice = '';
+  if (chat && chat.type === 'direct' && chat.peer && state.blocked.has(chat.peer.id)) {
+    notice = `You blocked ${displayName(chat.peer)}. Unblock to send messages.`;
+  } else if (chat && !actions.isMember(chat)) {
+    notice = 'Join this channel to send messages.';
+  }
+  el.notice.textContent = notice;
+  el.notice.hidden = !notice;
+  el.composer.classList.toggle('is-disabled', Boolean(notice));
+}
+
+export function focusComposer() {
+  if (window.matchMedia('(pointer: fine)').matches) el.input.focus();
+}
+
+export function startReply(msg) {
+  if (mode?.kind === 'edit') el.input.value = '';
+  mode = { kind: 'reply', msg };
+  renderContext();
+  el.input.focus();
+}
+
+export function startEdit(msg) {
+  mode = { kind: 'edit', msg };
+  el.input.value = msg.content;
+  renderContext();
+  autosize();
+  updateSendButton();
+  el.input.focus();
+  el.input.setSelectionRange(el.input.value.length, el.input.value.length);
+}
+
+function cancelMode() {
+  if (mode?.kind === 'edit') el.input.value = '';
+  mode = null;
+  renderContext();
+  autosize();
+  updateSendButton();
+  el.input.focus();
+}
+
+function renderContext() {
+  el.context.hidden = !mode;
+  if (!mode) return;
+  const { kind, msg } = mode;
+  el.context.dataset.mode = kind;
+  el.context_icon.replaceChildren(icon(kind));
+  el.context_title.textContent = kind === 'edit' ? 'Edit message' : `Reply to ${displayName(msg.sender)}`;
+  el.context_body.textContent = msg.content || (msg.attachments?.length ? `📎 ${msg.attachments[0].filename}` : '');
+}
+
+// ---- keys and typing --------------------------------------------------------------------
+
+function onKeyDown(event) {
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    submit();
+  } else if (event.key === 'Escape' && mode) {
+    event.preventDefault();
+    cancelMode();
+  } else if (event.key === 'ArrowUp' && !el.input.value && !mode) {
+    const own = lastOwnMessage();
+    if (own) {
+      event.preventDefault();
+      startEdit(own);
+    }
+  }
+}
+
+function onInput() {
+  autosize();
+  updateSendButton();
+  if (el.input.value.trim() && mode?.kind !== 'edit' && state.activeChatId != null) actions.sendTyping(state.activeChatId);
+}
+
+function onPaste(event) {
+  const pasted = [...(event.clipboardData?.files || [])];
+  if (pasted.length) {
+    event.preventDefault();
+    addFiles(pasted);
+  }
+}
+
+function autosize() {
+  el.input.style.height = 'auto';
+  el.input.style.height = `${Math.min(el.input.scrollHeight, 200)}px`;
+}
+
+function updateSendButton() {
+  const uploading = files.some((f) => f.status === 'uploading');
+  const hasContent = el.input.value.trim() || files.some((f) => f.status === 'done');
+  el.send.disabled = uploading || !hasContent;
+}
+
+function lastOwnMessage() {
+  const hist = state.history.get(state.activeChatId);
+  if (!hist) return null;
+  const mine = [...hist.bySeq.values()].filter((m) => m.sender.id === state.me.id && !m.deleted);
+  return mine.sort((a, b) => b.seq - a.seq)[0] || null;
+}
+
+// ---- sending -------------------------------------------------------------------------------
+
+async function submit() {
+  const chatId = state.activeChatId;
+  const content = el.input.value.trim();
+  if (chatId == null || el.send.disabled) return;
+  if (content.length > MAX_LENGTH) {
+    toast(`Messages are limited to ${MAX_LENGTH} characters.`, { error: true });
+    return;
+  }
+  if (mode?.kind === 'edit') {
+    const { msg } = mode;
+    if (!content) return;
+    if (content !== msg.content) actions.editMessage(msg, content).catch((e) => toast(e.detail, { error: true }));
+    cancelMode();
+    return;
+  }
+  const attachments = files.filter((f) => f.status === 'done').map((f) => f.attachment);
+  // The contract needs 1–4000 characters; a file alone goes out under its own name.
+  const text = content || attachments.map((a) => a.filename).join(', ');
+  actions.sendMessage(chatId, text, { replyTo: mode?.msg.id || null, attachments });
+  el.input.value = '';
+  drafts.delete(chatId);
+  mode = null;
+  files = [];
+  renderContext();
+  renderFiles();
+  autosize();
+  updateSendButton();
+  scrollToBottom();
+}
+
+// ---- attachments ------------------------------------------------------------------------
+
+function addFiles(list) {
+  const chatId = state.activeChatId;
+  for (const file of list) {
+    const entry = { key: actions.newClientId(), file, status: 'uploading', attachment: null };
+    files.push(entry);
+    actions.uploadAttachment(chatId, file).then((attachment) => {
+      entry.status = 'done';
+      entry.attachment = attachment;
+    }).catch((error) => {
+      entry.status = 'failed';
+      toast(`${file.name}: ${error.detail}`, { error: true });
+    }).finally(() => {
+      if (state.activeChatId === chatId) { renderFiles(); updateSendButton(); }
+    });
+  }
+  renderFiles();
+  updateSendButton();
+  el.input.focus();
+}
+
+function renderFiles() {
+  el.files.hidden = !files.length;
+  el.files.replaceChildren(...files.map((entry) => {
+    const remove = h('button', { class: 'icon-btn', title: 'Remove', testid: 'composer-file-remove', onclick: () => {
+      files = files.filter((f) => f !== entry);
+      renderFiles();
+      updateSendButton();
+    } });
+    remove.append(icon('close'));
+    const label = entry.status === 'uploading' ? `${entry.file.name} (uploading…)` : entry.file.name;
+    return h('span', { class: `composer-file is-${entry.status}`, testid: 'composer-file-chip', dataset: { status: entry.status } },
+      icon('file'), h('span', null, label), remove);
+  }));
+}

@@ -1,0 +1,232 @@
+// Modal dialogs on native <dialog>: confirm, profile, new chat / group / channel, chat info.
+
+import * as actions from '../actions.js';
+import { clear, h, icon } from '../dom.js';
+import { displayName, formatLastSeen } from '../format.js';
+import * as store from '../state.js';
+import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
+import { channelRow } from './sidebar.js';
+import { attempt, toast } from './toast.js';
+
+const { state } = store;
+
+/** A dialog with a title, a body and footer buttons; removed from the page when closed. */
+export function modal({ title, testid, body, footer = [] }) {
+  const close = h('button', { class: 'icon-btn', title: 'Close', testid: 'dialog-close', onclick: () => dialog.close() });
+  close.append(icon('close'));
+  const dialog = h('dialog', { class: 'modal', testid },
+    h('div', { class: 'modal-head' }, h('h2', null, title), close),
+    h('div', { class: 'modal-body' }, body),
+    footer.length ? h('div', { class: 'modal-foot' }, footer) : null);
+  dialog.addEventListener('close', () => dialog.remove());
+  dialog.addEventListener('click', (event) => { if (event.target === dialog) dialog.close(); });
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+export function confirmDialog({ title, text, confirm = 'OK', danger = false }) {
+  return new Promise((resolve) => {
+    let answer = false;
+    const ok = h('button', { class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, testid: 'confirm-ok', onclick: () => { answer = true; dialog.close(); } }, confirm);
+    const dialog = modal({
+      title, testid: 'confirm-dialog', body: h('p', null, text),
+      footer: [h('button', { class: 'btn', testid: 'confirm-cancel', onclick: () => dialog.close() }, 'Cancel'), ok],
+    });
+    dialog.addEventListener('close', () => resolve(answer));
+    ok.focus();
+  });
+}
+
+function field(label, input, testid) {
+  input.dataset.testid = testid;
+  return h('label', { class: 'field' }, h('span', null, label), input, h('small', { class: 'field-error' }));
+}
+
+function showFieldError(form, error, names) {
+  const name = error.field ? error.field(names) : null;
+  const target = name && form.querySelector(`[name="${name}"]`);
+  if (target) target.closest('.field').querySelector('.field-error').textContent = error.detail;
+  else toast(error.detail || 'Something went wrong', { error: true });
+}
+
+// ---- profile ---------------------------------------------------------------------------------
+
+export function profileDialog() {
+  const me = state.me;
+  const avatarBox = h('span');
+  const renderAvatar = () => avatarBox.replaceChildren(userAvatar(state.me, { size: 'avatar-lg' }));
+  renderAvatar();
+  const fileInput = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp,image/gif', hidden: true, testid: 'profile-avatar-file' });
+  fileInput.addEventListener('change', () => attempt(async () => {
+    const file = fileInput.files[0];
+    if (!file) return;
+    await actions.uploadAvatar(file);
+    renderAvatar();
+    toast('Avatar updated');
+  }));
+  const name = h('input', { name: 'display_name', value: me.display_name || '', maxlength: 64 });
+  const bio = h('textarea', { name: 'bio', maxlength: 500 });
+  bio.value = me.bio || '';
+  const email = h('input', { name: 'email', type: 'email', value: me.email || '' });
+  const form = h('form', { testid: 'profile-form' },
+    h('div', { class: 'profile-avatar' }, avatarBox,
+      h('div', { class: 'profile-avatar-actions' },
+        h('strong', null, `@${me.username}`),
+        h('button', { type: 'button', class: 'btn btn-small', testid: 'profile-avatar-upload', onclick: () => fileInput.click() }, 'Upload photo'),
+        h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: 'profile-avatar-remove', onclick: () => attempt(async () => { await actions.removeAvatar(); renderAvatar(); }) }, 'Remove'),
+        fileInput)),
+    field('Display name', name, 'profile-display-name'),
+    field('Bio', bio, 'profile-bio'),
+    field('Email', email, 'profile-email'));
+  const save = h('button', { class: 'btn btn-primary', testid: 'profile-save', type: 'submit' }, 'Save');
+  save.setAttribute('form', 'profile-form-el');
+  form.id = 'profile-form-el';
+  const dialog = modal({
+    title: 'Your profile', testid: 'profile-dialog', body: form,
+    footer: [h('button', { class: 'btn btn-danger', testid: 'profile-logout', onclick: () => actions.logout() }, 'Sign out'),
+      h('span', { class: 'spacer' }), h('button', { class: 'btn', onclick: () => dialog.close() }, 'Cancel'), save],
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    for (const e of form.querySelectorAll('.field-error')) e.textContent = '';
+    const fields = { display_name: name.value.trim(), bio: bio.value.trim() };
+    if (email.value.trim() && email.value.trim() !== me.email) fields.email = email.value.trim();
+    try {
+      await actions.updateProfile(fields);
+      dialog.close();
+      toast('Profile saved');
+    } catch (error) {
+      showFieldError(form, error, ['display_name', 'bio', 'email']);
+    }
+  });
+}
+
+// ---- new chat: direct / group / channel / browse ----------------------------------------------
+
+export function newChatDialog({ onOpen, tab = 'direct' }) {
+  const body = h('div');
+  const tabs = [['direct', 'Direct'], ['group', 'Group'], ['channel', 'Channel'], ['browse', 'Browse']];
+  const tabBar = h('div', { class: 'tabs', role: 'tablist' });
+  const dialog = modal({ title: 'New conversation', testid: 'new-chat-dialog', body: [tabBar, body] });
+  const done = (chat) => { dialog.close(); onOpen(chat.id); };
+  const show = (name) => {
+    for (const b of tabBar.children) b.setAttribute('aria-selected', String(b.dataset.tab === name));
+    clear(body).append(name === 'direct' ? directPane(done) : name === 'browse' ? browsePane(dialog, onOpen) : createPane(name, done));
+    body.querySelector('input')?.focus();
+  };
+  tabBar.append(...tabs.map(([name, label]) => h('button', { class: 'tab', role: 'tab', testid: `new-chat-tab-${name}`, dataset: { tab: name }, onclick: () => show(name) }, label)));
+  show(tab);
+}
+
+function userPicker({ onPick, selected = null }) {
+  const input = h('input', { class: 'input', placeholder: 'Search people by name or username', testid: 'user-picker-search', autocomplete: 'off' });
+  const results = h('div', { class: 'pick-list', testid: 'user-picker-results' });
+  let timer = 0;
+  const search = async () => {
+    const users = (await actions.searchUsers(input.value.trim()).catch(() => [])).filter((u) => u.id !== state.me.id);
+    clear(results).append(...(users.length ? users.map((u) => h('button', {
+      type: 'button', class: `pick-item${selected?.has(u.id) ? ' is-selected' : ''}`, testid: `user-picker-${u.id}`, onclick: () => onPick(u),
+    }, userAvatar(u, { size: 'avatar-sm' }), h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(u)), h('span', { class: 'pick-sub' }, `@${u.username}`)))) : [h('div', { class: 'list-empty' }, 'Nobody found')]));
+  };
+  input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });
+  search();
+  return { el: h('div', null, input, results), refresh: search };
+}
+
+function directPane(done) {
+  return userPicker({ onPick: (user) => attempt(async () => done(await actions.startDirect(user.id))) }).el;
+}
+
+function createPane(type, done) {
+  const members = new Map();
+  const chips = h('div', { class: 'chips', testid: 'new-chat-members' });
+  const title = h('input', { name: 'title', maxlength: 64, required: true });
+  const description = h('textarea', { name: 'description', maxlength: 500 });
+  const renderChips = () => chips.replaceChildren(...[...members.values()].map((u) => {
+    const remove = h('button', { type: 'button', class: 'icon-btn', title: 'Remove', onclick: () => { members.delete(u.id); renderChips(); picker.refresh(); } });
+    remove.append(icon('close'));
+    return h('span', { class: 'chip' }, displayName(u), remove);
+  }));
+  const picker = userPicker({ selected: members, onPick: (u) => { if (members.has(u.id)) members.delete(u.id); else members.set(u.id, u); renderChips(); picker.refresh(); } });
+  const form = h('form', { testid: `new-${type}-form` },
+    field(type === 'group' ? 'Group name' : 'Channel name', title, 'new-chat-title'),
+    field('Description (optional)', description, 'new-chat-description'),
+    h('div', { class: 'field' }, h('span', null, type === 'group' ? 'Members' : 'Invite people (optional)'), chips, picker.el),
+    h('div', { class: 'modal-foot' }, h('button', { class: 'btn btn-primary', type: 'submit', testid: 'new-chat-create' }, type === 'group' ? 'Create group' : 'Create channel')));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    for (const e of form.querySelectorAll('.field-error')) e.textContent = '';
+    const fields = { type, title: title.value.trim(), member_ids: [...members.keys()] };
+    if (description.value.trim()) fields.description = description.value.trim();
+    if (!fields.title) { form.querySelector('.field-error').textContent = 'Give it a name.'; return; }
+    try {
+      done(await actions.createChat(fields));
+    } catch (error) {
+      showFieldError(form, error, ['title', 'description']);
+    }
+  });
+  return form;
+}
+
+function browsePane(dialog, onOpen) {
+  const input = h('input', { class: 'input', placeholder: 'Search public channels', testid: 'browse-search', autocomplete: 'off' });
+  const results = h('div', { class: 'pick-list', testid: 'browse-results' });
+  const search = async () => {
+    const channels = await actions.searchChannels(input.value.trim()).catch(() => []);
+    clear(results).append(...(channels.length
+      ? channels.map((c) => channelRow(c, { onDone: () => dialog.close() }))
+      : [h('div', { class: 'list-empty' }, 'No public channels found')]));
+  };
+  let timer = 0;
+  input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });
+  search();
+  void onOpen;
+  return h('div', null, input, results);
+}
+
+// ---- chat info: members, leave, delete ----------------------------------------------------
+
+export function chatInfoDialog(chat, { onBlockToggle }) {
+  const members = h('div', { class: 'pick-list', testid: 'chat-members' }, h('div', { class: 'list-empty' }, 'Loading members…'));
+  const peer = chat.type === 'direct' ? chat.peer : null;
+  const about = peer ? peer.bio : chat.description;
+  const footer = [];
+  if (peer) {
+    const blocked = state.blocked.has(peer.id);
+    footer.push(h('button', { class: 'btn btn-danger', testid: 'info-block-toggle', onclick: () => { dialog.close(); onBlockToggle(); } }, blocked ? 'Unblock user' : 'Block user'));
+  } else if (actions.isMember(chat)) {
+    footer.push(h('button', { class: 'btn btn-danger', testid: 'leave-chat', onclick: () => leave(chat, dialog) }, chat.type === 'channel' ? 'Leave channel' : 'Leave group'));
+    if (chat.my_role === 'owner') footer.push(h('button', { class: 'btn btn-danger', testid: 'delete-chat', onclick: () => remove(chat, dialog) }, 'Delete'));
+  }
+  const dialog = modal({
+    title: chat.type === 'direct' ? 'Contact' : chat.type === 'group' ? 'Group' : 'Channel',
+    testid: 'chat-info-dialog',
+    body: [h('div', { class: 'info-head' }, chatAvatar(chat, { size: 'avatar-lg' }),
+      h('h3', null, chatTitle(chat)),
+      peer ? h('p', null, `@${peer.username} · ${store.isOnline(peer.id) ? 'online' : formatLastSeen(store.state.presence.get(peer.id)?.last_seen_at || peer.last_seen_at)}`) : h('p', null, `${chat.member_count} members`),
+      about ? h('p', null, about) : null),
+    peer ? null : h('div', { class: 'section-label' }, 'Members'), peer ? null : members],
+    footer,
+  });
+  if (!peer) {
+    actions.listMembers(chat.id).then((list) => members.replaceChildren(...list.map((m) => h('div', { class: 'pick-item', testid: `member-${m.user.id}` },
+      userAvatar(m.user, { size: 'avatar-sm' }),
+      h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(m.user)), h('span', { class: 'pick-sub' }, `@${m.user.username}`)),
+      m.role !== 'member' ? h('span', { class: 'role-tag' }, m.role) : null)))).catch((e) => members.replaceChildren(h('div', { class: 'list-empty' }, e.detail)));
+  }
+}
+
+async function leave(chat, dialog) {
+  dialog.close();
+  if (await confirmDialog({ title: 'Leave chat?', text: `You will leave “${chatTitle(chat)}”.`, confirm: 'Leave', danger: true })) {
+    await attempt(() => actions.leaveChat(chat.id));
+  }
+}
+
+async function remove(chat, dialog) {
+  dialog.close();
+  if (await confirmDialog({ title: 'Delete chat?', text: `“${chatTitle(chat)}” and all its messages will be deleted for everyone.`, confirm: 'Delete', danger: true })) {
+    await attempt(() => actions.deleteChat(chat.id));
+  }
+}

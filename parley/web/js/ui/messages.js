@@ -1,0 +1,329 @@
+// The message list of the open chat: keyed rendering (an element is rebuilt only when its
+// message changes), paging back on scroll, sticking to the bottom, marking read.
+
+import * as actions from '../actions.js';
+import { h, icon } from '../dom.js';
+import { dayKey, displayName, formatDay, formatFull, formatSize, formatTime, isImage, richText } from '../format.js';
+import * as store from '../state.js';
+import { userAvatar } from './avatar.js';
+import { attempt } from './toast.js';
+
+const { state } = store;
+const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+const GROUP_MS = 5 * 60 * 1000;
+
+const cache = new Map(); // key → {version, el}
+let list;
+let statusEl;
+let jumpButton;
+let callbacks;
+let stickToBottom = true;
+let shownChat = null;
+let frame = 0;
+
+export function mountMessages(cb) {
+  callbacks = cb;
+  list = document.getElementById('message-list');
+  jumpButton = document.getElementById('jump-bottom');
+  statusEl = h('div', { class: 'history-status', testid: 'history-status' });
+  list.append(statusEl);
+  list.addEventListener('scroll', onScroll, { passive: true });
+  jumpButton.addEventListener('click', () => scrollToBottom(true));
+  window.addEventListener('focus', () => maybeMarkRead());
+  document.addEventListener('visibilitychange', () => maybeMarkRead());
+  document.addEventListener('click', (event) => {
+    if (!event.target.closest('.emoji-picker, [data-action="react"]')) closePickers();
+  });
+  const schedule = (chatId) => {
+    if (chatId === undefined || chatId === state.activeChatId) requestRender();
+  };
+  store.on('messages', schedule);
+  store.on('history', schedule);
+  store.on('active', () => requestRender());
+}
+
+function requestRender() {
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
+
+// ---- rendering ------------------------------------------------------------------------
+
+function render() {
+  const chatId = state.activeChatId;
+  if (chatId !== shownChat) {
+    shownChat = chatId;
+    cache.clear();
+    stickToBottom = true;
+  }
+  if (chatId == null) return;
+  const anchor = stickToBottom ? null : firstVisible();
+  const anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
+  reconcile(buildItems(chatId));
+  renderStatus(chatId);
+  if (stickToBottom) scrollToBottom();
+  else if (anchor && anchor.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
+  afterLayout(chatId);
+}
+
+function buildItems(chatId) {
+  const hist = store.historyOf(chatId);
+  const messages = [...hist.bySeq.values()].sort((a, b) => a.seq - b.seq);
+  const pending = [...store.pendingOf(chatId).values()];
+  const items = [];
+  let prev = null;
+  for (const msg of [...messages, ...pending]) {
+    const day = dayKey(msg.created_at);
+    if (!prev || dayKey(prev.created_at) !== day) {
+      items.push({ key: `d:${day}`, version: formatDay(msg.created_at), build: () => daySeparator(msg.created_at) });
+    }
+    const grouped = isGrouped(prev, msg);
+    if (msg.seq != null) items.push(messageItem(msg, grouped));
+    else items.push(pendingItem(msg, grouped));
+    prev = msg;
+  }
+  return items;
+}
+
+function isGrouped(prev, msg) {
+  if (!prev || msg.reply_to || prev.deleted) return false;
+  const prevSender = prev.sender ? prev.sender.id : state.me.id;
+  const sender = msg.sender ? msg.sender.id : state.me.id;
+  if (prevSender !== sender || dayKey(prev.created_at) !== dayKey(msg.created_at)) return false;
+  return new Date(msg.created_at) - new Date(prev.created_at) < GROUP_MS;
+}
+
+function messageItem(msg, grouped) {
+  const quoted = msg.reply_to ? state.byId.get(msg.reply_to) : null;
+  const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped,
+    quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length]);
+  return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
+}
+
+function pendingItem(item, grouped) {
+  const version = JSON.stringify([item.status, item.error, grouped]);
+  return { key: `p:${item.client_id}`, version, build: () => pendingEl(item, grouped) };
+}
+
+function reconcile(items) {
+  const keys = new Set();
+  const els = items.map((item) => {
+    keys.add(item.key);
+    let entry = cache.get(item.key);
+    if (!entry || entry.version !== item.version) {
+      const el = item.build();
+      if (entry) entry.el.replaceWith(el);
+      entry = { version: item.version, el };
+      cache.set(item.key, entry);
+    }
+    return entry.el;
+  });
+  for (const key of [...cache.keys()]) if (!keys.has(key)) cache.delete(key);
+  let ref = statusEl.nextSibling;
+  for (const el of els) {
+    if (el === ref) ref = ref.nextSibling;
+    else list.insertBefore(el, ref);
+  }
+  while (ref) {
+    const next = ref.nextSibling;
+    ref.remove();
+    ref = next;
+  }
+}
+
+function renderStatus(chatId) {
+  const hist = store.historyOf(chatId);
+  let text = '';
+  if (hist.loading) text = 'Loading…';
+  else if (hist.loaded && !hist.hasMore) text = hist.bySeq.size ? 'This is the beginning of the conversation.' : 'No messages yet. Say hello!';
+  statusEl.textContent = text;
+}
+
+function daySeparator(iso) {
+  return h('div', { class: 'day-sep', role: 'separator' }, formatDay(iso));
+}
+
+// ---- one message ---------------------------------------------------------------------------
+
+function messageEl(msg, grouped, quoted) {
+  const mine = msg.sender.id === state.me.id;
+  const el = h('div', {
+    class: `msg${grouped ? ' is-grouped' : ''}${msg.deleted ? ' is-deleted' : ''}${mine ? ' is-mine' : ''}`,
+    testid: `message-${msg.seq}`,
+    dataset: { seq: msg.seq, messageId: msg.id, senderId: msg.sender.id },
+  },
+  h('div', { class: 'msg-gutter' },
+    userAvatar(state.users.get(msg.sender.id) || msg.sender),
+    h('div', { class: 'msg-gutter-time', title: formatFull(msg.created_at) }, formatTime(msg.created_at))),
+  h('div', { class: 'msg-head' },
+    h('span', { class: 'msg-sender', testid: 'message-sender' }, displayName(msg.sender)),
+    h('time', { class: 'msg-time', datetime: msg.created_at, title: formatFull(msg.created_at), testid: 'message-time' }, formatTime(msg.created_at))),
+  h('div', { class: 'msg-body' },
+    msg.reply_to ? quoteEl(msg.reply_to, quoted) : null,
+    contentEl(msg),
+    msg.deleted ? null : attachmentsEl(msg.attachments || []),
+    msg.deleted ? null : reactionsEl(msg)));
+  if (!msg.deleted) el.append(actionsEl(msg, mine));
+  return el;
+}
+
+function contentEl(msg) {
+  if (msg.deleted) return h('div', { class: 'msg-content', testid: 'message-content' }, h('span', { testid: 'message-deleted' }, 'This message was deleted'));
+  return h('div', { class: 'msg-content', testid: 'message-content' },
+    richText(msg.content || ''),
+    msg.edited_at ? h('span', { class: 'msg-edited', testid: 'message-edited', title: `Edited ${formatFull(msg.edited_at)}` }, '(edited)') : null);
+}
+
+function quoteEl(replyId, quoted) {
+  if (!quoted) {
+    actions.fetchMessage(replyId).catch(() => {});
+    return h('div', { class: 'msg-quote', testid: 'message-reply-quote' }, 'Loading reply…');
+  }
+  const text = quoted.deleted ? 'Deleted message' : quoted.content || (quoted.attachments?.length ? `📎 ${quoted.attachments[0].filename}` : '');
+  return h('button', { class: 'msg-quote', testid: 'message-reply-quote', onclick: () => revealMessage(quoted.chat_id, quoted.seq) },
+    h('span', { class: 'msg-quote-sender' }, displayName(quoted.sender)),
+    h('span', { class: 'msg-quote-text' }, text));
+}
+
+function attachmentsEl(attachments) {
+  if (!attachments.length) return null;
+  return h('div', { class: 'msg-attachments' }, attachments.map((att) => {
+    if (isImage(att)) {
+      const img = h('img', { src: att.url, alt: att.filename, loading: 'lazy' });
+      img.addEventListener('load', () => { if (stickToBottom) scrollToBottom(); });
+      return h('a', { class: 'msg-image', href: att.url, target: '_blank', rel: 'noopener', title: att.filename, testid: `attachment-${att.id}` }, img);
+    }
+    return h('a', { class: 'msg-file', href: att.url, download: att.filename, testid: `attachment-${att.id}` },
+      icon('file'),
+      h('span', { class: 'pick-text' },
+        h('span', { class: 'msg-file-name' }, att.filename),
+        h('span', { class: 'msg-file-size' }, formatSize(att.size || 0))));
+  }));
+}
+
+function reactionsEl(msg) {
+  if (!msg.reactions?.length) return null;
+  return h('div', { class: 'reactions' }, msg.reactions.map((r) => {
+    const mine = r.user_ids.includes(state.me.id);
+    const names = r.user_ids.map((id) => displayName(state.users.get(id)) || `#${id}`).join(', ');
+    return h('button', {
+      class: `reaction${mine ? ' is-mine' : ''}`, testid: `reaction-${r.emoji}`, title: names,
+      'aria-pressed': String(mine), onclick: () => attempt(() => actions.toggleReaction(msg, r.emoji)),
+    }, h('span', null, r.emoji), h('span', { class: 'reaction-count' }, r.count));
+  }));
+}
+
+function actionsEl(msg, mine) {
+  const chat = state.chats.get(msg.chat_id);
+  const moderator = chat && ['owner', 'admin'].includes(chat.my_role);
+  const button = (name, title, testid, onclick, cls = '') => {
+    const b = h('button', { class: `icon-btn ${cls}`.trim(), title, 'aria-label': title, testid, onclick, dataset: { action: name } });
+    b.append(icon(name === 'react' ? 'smile' : name === 'delete' ? 'trash' : name));
+    return b;
+  };
+  return h('div', { class: 'msg-actions', testid: 'message-actions' },
+    button('react', 'Add reaction', 'message-react', (e) => togglePicker(e, msg)),
+    button('reply', 'Reply', 'message-reply', () => callbacks.onReply(msg)),
+    mine ? button('edit', 'Edit', 'message-edit', () => callbacks.onEdit(msg)) : null,
+    mine || moderator ? button('delete', 'Delete', 'message-delete', () => callbacks.onDelete(msg), 'danger') : null);
+}
+
+function togglePicker(event, msg) {
+  const el = event.currentTarget.closest('.msg');
+  const open = el.querySelector('.emoji-picker');
+  closePickers();
+  if (open) return;
+  el.classList.add('is-menu-open');
+  el.append(h('div', { class: 'emoji-picker', testid: 'emoji-picker' }, QUICK_EMOJI.map((emoji) => h('button', {
+    testid: `emoji-${emoji}`, title: emoji,
+    onclick: () => { closePickers(); attempt(() => actions.toggleReaction(msg, emoji)); },
+  }, emoji))));
+}
+
+function closePickers() {
+  for (const picker of list?.querySelectorAll('.emoji-picker') || []) {
+    picker.closest('.msg')?.classList.remove('is-menu-open');
+    picker.remove();
+  }
+}
+
+function pendingEl(item, grouped) {
+  const failed = item.status === 'failed';
+  return h('div', {
+    class: `msg is-mine ${failed ? 'is-failed' : 'is-pending'}${grouped ? ' is-grouped' : ''}`,
+    testid: `message-pending-${item.client_id}`,
+    dataset: { clientId: item.client_id, status: item.status },
+  },
+  h('div', { class: 'msg-gutter' }, userAvatar(state.me)),
+  h('div', { class: 'msg-head' },
+    h('span', { class: 'msg-sender' }, displayName(state.me)),
+    h('span', { class: 'msg-time' }, formatTime(item.created_at))),
+  h('div', { class: 'msg-body' },
+    h('div', { class: 'msg-content', testid: 'message-content' }, item.content),
+    item.attachments.length ? h('div', { class: 'msg-file-size' }, item.attachments.map((a) => `📎 ${a.filename}`).join('  ')) : null,
+    h('div', { class: 'msg-status', testid: 'message-status' },
+      failed ? [icon('alert'), `Not sent${item.error ? `: ${item.error}` : ''}`,
+        h('button', { testid: 'message-retry', onclick: () => actions.retrySend(item.client_id) }, 'Retry'),
+        h('button', { testid: 'message-discard', onclick: () => actions.discardSend(item.chat_id, item.client_id) }, 'Discard')]
+        : 'Sending…')));
+}
+
+// ---- scrolling, paging, reading ----------------------------------------------------------
+
+const nearBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+
+function firstVisible() {
+  const top = list.getBoundingClientRect().top;
+  for (const el of list.children) {
+    if (el !== statusEl && el.getBoundingClientRect().bottom > top) return el;
+  }
+  return null;
+}
+
+export function scrollToBottom(smooth = false) {
+  stickToBottom = true;
+  list.scrollTo({ top: list.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
+  jumpButton.hidden = true;
+}
+
+function onScroll() {
+  stickToBottom = nearBottom();
+  jumpButton.hidden = stickToBottom;
+  const chatId = state.activeChatId;
+  if (chatId == null) return;
+  if (list.scrollTop < 300) loadOlder(chatId);
+  maybeMarkRead();
+}
+
+function loadOlder(chatId) {
+  const hist = store.historyOf(chatId);
+  if (hist.loaded && hist.hasMore && !hist.loading) actions.loadOlder(chatId).catch(() => {});
+}
+
+function afterLayout(chatId) {
+  // A short first page does not fill the pane, so no scroll event would ever page back.
+  if (list.scrollHeight <= list.clientHeight + 10) loadOlder(chatId);
+  maybeMarkRead();
+}
+
+function maybeMarkRead() {
+  const chatId = state.activeChatId;
+  if (chatId == null || !list || document.visibilityState !== 'visible') return;
+  if (nearBottom()) actions.markRead(chatId);
+}
+
+/** Page back until `seq` is loaded, then scroll it into view and flash it. */
+export async function revealMessage(chatId, seq) {
+  if (chatId !== state.activeChatId) return;
+  const hist = store.historyOf(chatId);
+  for (let i = 0; i < 40 && !hist.bySeq.has(seq) && hist.hasMore; i += 1) {
+    if (!(await actions.loadOlder(chatId))) break;
+  }
+  render();
+  const el = list.querySelector(`[data-testid="message-${seq}"]`);
+  if (!el) return;
+  stickToBottom = false;
+  el.scrollIntoView({ block: 'center' });
+  el.classList.remove('is-highlight');
+  void el.offsetWidth;
+  el.classList.add('is-highlight');
+}

@@ -1,0 +1,57 @@
+// Full-text message search (all my chats, or the open one), results open the message.
+
+import * as actions from '../actions.js';
+import { clear, h } from '../dom.js';
+import { displayName, formatShort } from '../format.js';
+import { state } from '../state.js';
+import { chatTitle } from './avatar.js';
+import { modal } from './dialogs.js';
+
+export function searchDialog({ chatId = null, onReveal }) {
+  const input = h('input', { class: 'input', type: 'search', placeholder: 'Search messages', testid: 'message-search-input', autocomplete: 'off' });
+  const results = h('div', { class: 'pick-list', testid: 'message-search-results' });
+  const scope = chatId != null ? state.chats.get(chatId) : null;
+  const dialog = modal({
+    title: scope ? `Search in ${chatTitle(scope)}` : 'Search messages',
+    testid: 'message-search-dialog',
+    body: [input, results],
+  });
+  let timer = 0;
+  let seq = 0;
+  const run = async () => {
+    const q = input.value.trim();
+    const mine = ++seq;
+    if (!q) return clear(results);
+    let hits;
+    try {
+      hits = await actions.searchMessages(q, chatId ?? undefined);
+    } catch (error) {
+      hits = error;
+    }
+    if (mine !== seq) return undefined;
+    if (!Array.isArray(hits)) return clear(results).append(h('div', { class: 'list-empty' }, hits.detail));
+    clear(results).append(...(hits.length ? hits.map((m) => hitEl(m, q, () => { dialog.close(); onReveal(m.chat_id, m.seq); }))
+      : [h('div', { class: 'list-empty' }, 'No messages found')]));
+    return undefined;
+  };
+  input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(run, 250); });
+  input.focus();
+}
+
+function hitEl(msg, q, onClick) {
+  const chat = state.chats.get(msg.chat_id);
+  return h('button', { class: 'search-hit', testid: `search-hit-${msg.id}`, onclick: onClick },
+    h('span', { class: 'search-hit-meta' },
+      h('strong', null, displayName(msg.sender)),
+      chat ? h('span', null, `in ${chatTitle(chat)}`) : null,
+      h('span', null, `· ${formatShort(msg.created_at)}`)),
+    h('span', { class: 'search-hit-text' }, highlight(msg.content || '', q)));
+}
+
+/** The content with the query's words wrapped in <mark> (built as nodes, never HTML). */
+function highlight(text, q) {
+  const words = q.split(/\s+/).filter((w) => w.length > 1).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  if (!words.length) return [text];
+  const re = new RegExp(`(${words.join('|')})`, 'gi');
+  return text.split(re).map((part, i) => (i % 2 ? h('mark', null, part) : part));
+}
