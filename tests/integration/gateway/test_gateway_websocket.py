@@ -1,0 +1,144 @@
+"""The WebSocket relay: handshake auth, frames both ways, close codes, size limit, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from .conftest import RunningGateway, Upstream, token_for
+
+
+def connect(url: str, **kwargs: Any) -> Any:
+    return websockets.connect(url, proxy=None, open_timeout=5, **kwargs)
+
+
+async def closed_code(ws: ClientConnection) -> int:
+    with pytest.raises(ConnectionClosed) as info:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert info.value.rcvd is not None
+    return info.value.rcvd.code
+
+
+async def test_round_trip_with_auth_forwarded(gateway: RunningGateway, upstream: Upstream) -> None:
+    token = token_for(4)
+    url = f"{gateway.ws_url}/ws?token={token}&v=2"
+    async with connect(url, origin=gateway.url) as ws:  # type: ignore[arg-type]
+        hello = json.loads(await ws.recv())
+        assert hello == {"type": "hello", "query": "v=2"}
+        await ws.send('{"type":"ping"}')
+        assert await ws.recv() == '{"type":"ping"}'
+        await ws.send(b"\x00\x01binary")
+        assert await ws.recv() == b"\x00\x01binary"
+    seen = [e for e in upstream.seen if e.get("ws")][-1]
+    assert seen["headers"]["authorization"] == [f"Bearer {token}"]
+    assert seen["headers"]["origin"] == [gateway.url]
+    assert seen["headers"]["x-forwarded-for"] == ["127.0.0.1"]
+    assert "token" not in seen["query"]
+
+
+async def test_service_ws_path_and_cookie_auth(gateway: RunningGateway, upstream: Upstream) -> None:
+    cookie = f"parley_access={token_for(4)}"
+    url = f"{gateway.ws_url}/service/ws"
+    async with connect(url, origin=gateway.url, additional_headers={"Cookie": cookie}) as ws:  # type: ignore[arg-type]
+        assert json.loads(await ws.recv())["type"] == "hello"
+    seen = [e for e in upstream.seen if e.get("ws")][-1]
+    assert seen["headers"]["cookie"] == [cookie]
+
+
+async def test_cookie_handshake_from_another_site_is_refused(gateway: RunningGateway) -> None:
+    cookie = {"Cookie": f"parley_access={token_for(4)}"}
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(f"{gateway.ws_url}/ws", origin="https://evil.example", additional_headers=cookie):  # type: ignore[arg-type]
+            pass
+    assert info.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("token", [None, "garbage", token_for(1, ttl=-100)])
+async def test_bad_token_gets_401_before_upgrade(
+    gateway: RunningGateway, upstream: Upstream, token: str | None
+) -> None:
+    before = len(upstream.seen)
+    url = f"{gateway.ws_url}/ws" + (f"?token={token}" if token else "")
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(url):
+            pass
+    assert info.value.response.status_code == 401
+    assert json.loads(info.value.response.body or b"{}")["code"] == "unauthorized"
+    assert len(upstream.seen) == before
+
+
+async def test_upstream_refusal_is_passed_on(gateway: RunningGateway) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(f"{gateway.ws_url}/ws?deny=503&token={token_for(1)}"):
+            pass
+    assert info.value.response.status_code == 503
+    assert json.loads(info.value.response.body or b"{}")["code"] == "denied"
+
+
+@pytest.mark.parametrize("code", [4001, 4003, 1013, 1012, 1001, 1000])
+async def test_upstream_close_codes_pass_through(gateway: RunningGateway, code: int) -> None:
+    async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}") as ws:
+        await ws.recv()
+        await ws.send(f"close:{code}")
+        assert await closed_code(ws) == code
+
+
+async def test_client_close_code_reaches_upstream(
+    gateway: RunningGateway, upstream: Upstream
+) -> None:
+    async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}") as ws:
+        await ws.recv()
+        await ws.close(4321)
+    for _ in range(100):
+        if upstream.ws_closes and upstream.ws_closes[-1] == 4321:
+            break
+        await asyncio.sleep(0.02)
+    assert upstream.ws_closes[-1] == 4321
+
+
+async def test_oversized_client_message_closes_1009(gateway: RunningGateway) -> None:
+    async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}", max_size=None) as ws:
+        await ws.recv()
+        await ws.send("z" * (64 * 1024 + 1))
+        assert await closed_code(ws) == 1009
+
+
+async def test_oversized_upstream_message_closes_1009(gateway: RunningGateway) -> None:
+    async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}", max_size=None) as ws:
+        await ws.recv()
+        await ws.send("big:1000")
+        assert await ws.recv() == "y" * 1000
+        await ws.send(f"big:{64 * 1024 + 10}")
+        assert await closed_code(ws) == 1009
+
+
+async def test_many_frames_keep_order(gateway: RunningGateway) -> None:
+    async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}") as ws:
+        await ws.recv()
+        for i in range(300):
+            await ws.send(f"m{i}")
+        got = [await ws.recv() for _ in range(300)]
+    assert got == [f"m{i}" for i in range(300)]
+
+
+async def test_gateway_shutdown_closes_with_1001(
+    make_upstream: Any, make_gateway: Any
+) -> None:
+    up = make_upstream()
+    running: RunningGateway = make_gateway([up.url])
+    async with connect(f"{running.ws_url}/ws?token={token_for(2)}") as ws:
+        await ws.recv()
+        stopping = asyncio.get_running_loop().run_in_executor(None, running.runner.stop)
+        assert await closed_code(ws) == 1001
+        await stopping
+    for _ in range(100):
+        if up.ws_closes:
+            break
+        await asyncio.sleep(0.02)
+    assert up.ws_closes == [1001]
