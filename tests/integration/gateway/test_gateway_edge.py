@@ -34,9 +34,7 @@ async def test_public_rate_limit_per_ip(upstream: Upstream, make_gateway: Any) -
     assert blocked.headers["ratelimit-remaining"] == "0"
     assert 1 <= int(blocked.headers["retry-after"]) <= 60
     assert 0 < int(blocked.headers["ratelimit-reset"]) <= 60
-    assert (
-        'gateway_rate_limit_blocked_total{route="/service/*",scope="public"} 1.0' in metrics.text
-    )
+    assert 'gateway_rate_limit_blocked_total{route="/service/*",scope="public"} 1.0' in metrics.text
 
 
 async def test_user_rate_limit_is_per_user(upstream: Upstream, make_gateway: Any) -> None:
@@ -68,7 +66,9 @@ async def test_forwarded_for_honoured_from_trusted_proxy(
         [upstream.url], PARLEY_RATE_PUBLIC="2/minute", PARLEY_TRUSTED_PROXIES="127.0.0.0/8"
     )
     async with client(running.url) as http:
-        one = [await http.get("/stats", headers={"X-Forwarded-For": "203.0.113.7"}) for _ in range(3)]
+        one = [
+            await http.get("/stats", headers={"X-Forwarded-For": "203.0.113.7"}) for _ in range(3)
+        ]
         two = await http.get("/stats", headers={"X-Forwarded-For": "203.0.113.8"})
     assert [r.status_code for r in one] == [200, 200, 429]
     assert two.status_code == 200

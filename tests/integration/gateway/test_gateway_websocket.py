@@ -54,7 +54,9 @@ async def test_service_ws_path_and_cookie_auth(gateway: RunningGateway, upstream
 async def test_cookie_handshake_from_another_site_is_refused(gateway: RunningGateway) -> None:
     cookie = {"Cookie": f"parley_access={token_for(4)}"}
     with pytest.raises(InvalidStatus) as info:
-        async with connect(f"{gateway.ws_url}/ws", origin="https://evil.example", additional_headers=cookie):  # type: ignore[arg-type]
+        async with connect(
+            f"{gateway.ws_url}/ws", origin="https://evil.example", additional_headers=cookie
+        ):  # type: ignore[arg-type]
             pass
     assert info.value.response.status_code == 403
 
@@ -127,9 +129,7 @@ async def test_many_frames_keep_order(gateway: RunningGateway) -> None:
     assert got == [f"m{i}" for i in range(300)]
 
 
-async def test_gateway_shutdown_closes_with_1001(
-    make_upstream: Any, make_gateway: Any
-) -> None:
+async def test_gateway_shutdown_closes_with_1001(make_upstream: Any, make_gateway: Any) -> None:
     up = make_upstream()
     running: RunningGateway = make_gateway([up.url])
     async with connect(f"{running.ws_url}/ws?token={token_for(2)}") as ws:
