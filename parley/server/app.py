@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -198,6 +199,9 @@ class _MetricsMiddleware:
 
 
 def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
+    # The legacy `websockets` protocol: the one that can refuse a handshake with an HTTP
+    # answer (401 before the upgrade) and enforces the frame limit (1009) and UTF-8 (1007).
+    warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
     return uvicorn.Config(
         app,
         host=settings.host,

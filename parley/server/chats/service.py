@@ -39,15 +39,12 @@ async def chats_public(
     if not rows:
         return []
     ids = [chat.id for chat, _ in rows]
-    counts = dict(
-        (
-            await session.execute(
-                select(Membership.chat_id, func.count())
-                .where(Membership.chat_id.in_(ids))
-                .group_by(Membership.chat_id)
-            )
-        ).tuples()
+    count_rows = await session.execute(
+        select(Membership.chat_id, func.count())
+        .where(Membership.chat_id.in_(ids))
+        .group_by(Membership.chat_id)
     )
+    counts = {chat_id: count for chat_id, count in count_rows.all()}
     last = await _last_messages(session, [(c.id, c.last_seq) for c, _ in rows if c.last_seq])
     peers = await _peers(session, [c.id for c, _ in rows if c.type == "direct"], viewer_id)
     result = []
@@ -104,7 +101,7 @@ async def _peers(session: AsyncSession, chat_ids: list[int], viewer_id: int) -> 
         .join(User, User.id == Membership.user_id)
         .where(Membership.chat_id.in_(chat_ids), Membership.user_id != viewer_id)
     )
-    return {chat_id: user for chat_id, user in rows.tuples()}
+    return {chat_id: user for chat_id, user in rows.all()}
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -117,7 +114,7 @@ async def list_my_chats(session: AsyncSession, *, user_id: int) -> list[tuple[Ch
         .where(Membership.user_id == user_id)
         .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
     )
-    return [(c, m) for c, m in rows.tuples()]
+    return [(c, m) for c, m in rows.all()]
 
 
 async def list_public_channels(
@@ -133,7 +130,7 @@ async def list_public_channels(
     )
     if q:
         query = query.where(func.lower(Chat.title).contains(q.lower(), autoescape=True))
-    return [(c, m) for c, m in (await session.execute(query)).tuples()]
+    return [(c, m) for c, m in (await session.execute(query)).all()]
 
 
 async def list_members(
@@ -148,7 +145,7 @@ async def list_members(
     )
     return [
         MemberPublic(user=user_public(u, online=online(u.id)), role=m.role, joined_at=m.joined_at)  # type: ignore[arg-type]
-        for m, u in rows.tuples()
+        for m, u in rows.all()
     ]
 
 

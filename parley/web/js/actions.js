@@ -1,7 +1,7 @@
 // What the user does: each action goes over the WebSocket when it is up, else over HTTP,
 // and lands in the store. Pending sends are acknowledged by their echoed client_id.
 
-import { api, rememberRefreshToken } from './api.js';
+import { api } from './api.js';
 import * as store from './state.js';
 
 const { state } = store;
@@ -278,7 +278,6 @@ export async function logout() {
   try {
     await api.post('/logout');
   } finally {
-    rememberRefreshToken(null);
     location.replace('/login');
   }
 }

@@ -1,7 +1,6 @@
 // REST client for /service/api: JSON in and out, errors as ApiError, one refresh on 401.
 
 const BASE = '/service/api';
-const REFRESH_KEY = 'parley.refresh';
 
 export class ApiError extends Error {
   constructor(status, code, detail, body = null, retryAfter = null) {
@@ -30,11 +29,6 @@ export class ApiError extends Error {
   }
 }
 
-export const rememberRefreshToken = (token) => {
-  if (token) localStorage.setItem(REFRESH_KEY, token);
-  else localStorage.removeItem(REFRESH_KEY);
-};
-
 let refreshing = null;
 
 /** POST /refresh once for every caller waiting on a 401; true when a new pair was issued. */
@@ -44,24 +38,13 @@ export function refreshSession() {
 }
 
 async function doRefresh() {
-  // The cookie flow first; the stored token only when the server wants it in the body.
-  const stored = localStorage.getItem(REFRESH_KEY);
-  const attempts = stored ? [{}, { refresh_token: stored }] : [{}];
-  for (const body of attempts) {
-    try {
-      const res = await fetch(`${BASE}/refresh`, jsonInit('POST', body));
-      if (res.ok) {
-        const data = await res.json().catch(() => ({}));
-        // Keep the stored copy in step: the old refresh token is spent now.
-        if (stored && data.refresh_token) rememberRefreshToken(data.refresh_token);
-        return true;
-      }
-      if (res.status !== 401 && res.status !== 422) return false;
-    } catch {
-      return false;
-    }
+  // The refresh token lives in an HttpOnly cookie scoped to /service/api: nothing to send.
+  try {
+    const res = await fetch(`${BASE}/refresh`, jsonInit('POST', {}));
+    return res.ok;
+  } catch {
+    return false;
   }
-  return false;
 }
 
 function jsonInit(method, json) {

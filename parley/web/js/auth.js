@@ -1,6 +1,6 @@
 // Sign-in and registration pages: submit the form, show the server's errors by the field.
 
-import { ApiError, rememberRefreshToken, request } from './api.js';
+import { ApiError, request } from './api.js';
 
 const form = document.getElementById('auth-form');
 const mode = form.dataset.mode; // "login" | "register"
@@ -78,8 +78,7 @@ form.addEventListener('submit', async (event) => {
   submit.disabled = true;
   submit.classList.add('is-busy');
   try {
-    const result = await request('POST', `/${mode}`, { json: payload(), auth: false });
-    rememberRefreshToken(result && result.refresh_token);
+    await request('POST', `/${mode}`, { json: payload(), auth: false });
     location.replace('/chat');
   } catch (error) {
     showServerError(error);

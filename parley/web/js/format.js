@@ -52,9 +52,9 @@ export function formatSize(bytes) {
 export const displayName = (user) => (user && (user.display_name || user.username)) || 'Unknown';
 
 export function initials(name) {
-  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
-  const letters = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2);
-  return [...letters].slice(0, 2).join('').toUpperCase();
+  const words = String(name || '').match(/[\p{L}\p{N}]+/gu) || ['?'];
+  const letters = words.length > 1 ? [words[0][0], words[1][0]] : [...words[0]].slice(0, 2);
+  return letters.join('').toUpperCase();
 }
 
 const PALETTE = ['#e8594a', '#e58a2e', '#c9a227', '#4caf6a', '#2fa39a', '#3b8fd9', '#5a67d8', '#8e5bd6', '#c8559c', '#6b7a90'];

@@ -47,7 +47,10 @@ export function upsertChat(chat) {
       merged.last_message = old.last_message;
     }
   }
-  if (chat.peer) rememberUser(chat.peer);
+  if (chat.peer) {
+    rememberUser(chat.peer);
+    if ('online' in chat.peer) state.presence.set(chat.peer.id, { online: chat.peer.online, last_seen_at: chat.peer.last_seen_at });
+  }
   state.chats.set(chat.id, merged);
   emit('chats');
   return merged;
