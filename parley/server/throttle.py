@@ -18,7 +18,9 @@ class Throttle:
 
     def __init__(self, limits: dict[str, str], *, redis_url: str | None, prefix: str) -> None:
         storage: Storage = (
-            storage_from_string("async+" + redis_url, key_prefix=prefix + "limits")
+            storage_from_string(
+                "async+" + redis_url, implementation="redispy", key_prefix=prefix + "limits"
+            )
             if redis_url
             else MemoryStorage()
         )

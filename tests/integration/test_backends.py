@@ -1,0 +1,115 @@
+"""Contract tests: each backend interface behaves the same in memory and on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from parley import errors
+from parley.server.realtime.broker import Broker, Event, InProcessBroker, RedisBroker
+from parley.server.throttle import Throttle
+from tests.conftest import REDIS_URL, need
+
+
+async def redis_problem() -> str | None:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        return str(exc)
+    finally:
+        await client.aclose()
+    return None
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def redis_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    if request.param == "memory":
+        yield None
+        return
+    problem = await redis_problem()
+    if problem:
+        need("Redis", problem)
+    yield REDIS_URL
+
+
+def prefix() -> str:
+    return f"parley-test-{uuid.uuid4().hex[:8]}:"
+
+
+async def make_broker(url: str | None) -> Broker:
+    return RedisBroker(url, channel=prefix() + "events") if url else InProcessBroker()
+
+
+async def test_broker_delivers_each_event_once_in_order(redis_url: str | None) -> None:
+    broker = await make_broker(redis_url)
+    received: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        received.append(event)
+
+    await broker.start(handler)
+    await broker.check()
+    for n in range(20):
+        await broker.publish({"t": "chat", "chat_id": 7, "n": n, "frame": f"frame {n}"})
+    async with asyncio.timeout(5):
+        while len(received) < 20:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert [e["n"] for e in received] == list(range(20))
+    assert received[3] == {"t": "chat", "chat_id": 7, "n": 3, "frame": "frame 3"}
+    await broker.close()
+
+
+async def test_redis_broker_reaches_every_process() -> None:
+    """Two brokers on one channel stand for two server processes."""
+    problem = await redis_problem()
+    if problem:
+        need("Redis", problem)
+    channel = prefix() + "events"
+    first, second = RedisBroker(REDIS_URL, channel=channel), RedisBroker(REDIS_URL, channel=channel)
+    got: dict[str, list[Event]] = {"first": [], "second": []}
+
+    async def on_first(event: Event) -> None:
+        got["first"].append(event)
+
+    async def on_second(event: Event) -> None:
+        got["second"].append(event)
+
+    await first.start(on_first)
+    await second.start(on_second)
+    await asyncio.sleep(0.1)
+    await first.publish({"t": "users", "user_ids": [1], "frame": "x"})
+    async with asyncio.timeout(5):
+        while not (got["first"] and got["second"]):
+            await asyncio.sleep(0.01)
+    assert got["first"] == got["second"] == [{"t": "users", "user_ids": [1], "frame": "x"}]
+    await first.close()
+    await second.close()
+
+
+async def test_throttle_counts_per_key_and_says_when_to_retry(redis_url: str | None) -> None:
+    throttle = Throttle({"send": "3/second"}, redis_url=redis_url, prefix=prefix())
+    for _ in range(3):
+        await throttle.hit("send", 1)
+    with pytest.raises(errors.RateLimited) as limited:
+        await throttle.hit("send", 1)
+    assert limited.value.code == "rate_limited" and 1 <= limited.value.retry_after <= 2
+    await throttle.hit("send", 2)  # another user is not affected
+    assert await throttle.allow("send", 1) is False
+    await throttle.reset()
+    await throttle.hit("send", 1)
+
+
+async def test_throttle_check_does_not_count(redis_url: str | None) -> None:
+    throttle = Throttle({"login": "2/minute"}, redis_url=redis_url, prefix=prefix())
+    for _ in range(5):
+        await throttle.check("login", "alice")
+    assert await throttle.allow("login", "alice") and await throttle.allow("login", "alice")
+    with pytest.raises(errors.RateLimited):
+        await throttle.check("login", "alice")
+    await throttle.reset()
