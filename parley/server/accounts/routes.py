@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from parley import errors
-from parley.server.accounts import service
+from parley.server import images
+from parley.server.accounts import avatars, service
 from parley.server.accounts.schemas import (
     Login,
     PasswordChange,
@@ -26,6 +28,7 @@ from parley.server.deps import (
     StateDep,
     check_origin,
 )
+from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["accounts"])
 REFRESH_PATH = "/service/api"
@@ -184,3 +187,48 @@ async def get_user(
     public = service.user_public(user, own=user.id == me.id, online=state.hub.is_online(user.id))
     public.avatar_data_url = await service.avatar_data_url(state, user)
     return public
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.put("/profile/avatar", openapi_extra=UPLOAD_BODY)
+async def put_avatar(
+    request: Request, me: CurrentUser, session: SessionDep, state: StateDep
+) -> UserPublic:
+    await session.commit()  # release the connection while the upload streams in
+    limit = state.settings.max_avatar_bytes
+    part = await read_file_part(request, max_bytes=limit)
+    data = await avatars.read_capped(part.chunks, max_bytes=limit)
+    user = await avatars.set_avatar(session, state, user_id=me.id, data=data)
+    return service.user_public(user, own=True, online=state.hub.is_online(me.id))
+
+
+@router.delete("/profile/avatar", status_code=204)
+async def delete_avatar(me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
+    await avatars.delete_avatar(session, state, user_id=me.id)
+    return Response(status_code=204)
+
+
+@router.get("/users/{user_id}/avatar", response_class=StreamingResponse)
+async def get_avatar(
+    user_id: int, _me: CurrentUser, session: SessionDep, state: StateDep
+) -> StreamingResponse:
+    chunks = await avatars.open_avatar(session, state, user_id=user_id)
+    await session.commit()  # end the transaction before streaming (SQLite: the write lock)
+    # The URL carries a version (?v=), so a new avatar is a new URL: cache it for a day.
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}
+    return StreamingResponse(chunks, media_type=images.AVATAR_CONTENT_TYPE, headers=headers)

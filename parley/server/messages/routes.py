@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from parley.server.accounts.routes import UPLOAD_BODY
 from parley.server.deps import CurrentUser, SessionDep, StateDep
-from parley.server.messages import service
+from parley.server.messages import attachments, search, service
 from parley.server.messages.schemas import (
+    AttachmentPublic,
     MessageCreate,
     MessagePublic,
     MessageUpdate,
     ReactionCreate,
     ReadMark,
 )
+from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["messages"])
 MAX_PAGE = 200
@@ -110,3 +113,44 @@ async def mark_read(
 ) -> Response:
     await service.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
     return Response(status_code=204)
+
+
+@router.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
+async def upload_attachment(
+    chat_id: int, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
+) -> AttachmentPublic:
+    await attachments.check_can_upload(session, user_id=me.id, chat_id=chat_id)
+    part = await read_file_part(request, max_bytes=state.settings.max_attachment_bytes)
+    attachment = await attachments.upload_attachment(
+        session, state, user_id=me.id, chat_id=chat_id, part=part
+    )
+    return service.attachment_public(attachment)
+
+
+@router.get("/attachments/{attachment_id}", response_class=StreamingResponse)
+async def download_attachment(
+    attachment_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+) -> StreamingResponse:
+    attachment, chunks = await attachments.open_attachment(
+        session, state, user_id=me.id, attachment_id=attachment_id
+    )
+    await session.commit()  # end the transaction before streaming (SQLite: the write lock)
+    return StreamingResponse(
+        chunks,
+        media_type=attachment.content_type,
+        headers=attachments.download_headers(attachment),
+    )
+
+
+@router.get("/search")
+async def search_messages(
+    me: CurrentUser,
+    session: SessionDep,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    chat_id: int | None = None,
+    limit: Annotated[int, Query(ge=1)] = 20,
+) -> list[MessagePublic]:
+    """Messages of the caller's chats only, best match first, then newest."""
+    return await search.search_messages(
+        session, user_id=me.id, q=q, chat_id=chat_id, limit=min(limit, search.MAX_RESULTS)
+    )
