@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
-from argon2 import PasswordHasher, profiles
 
-from parley import security
 from tests.conftest import Running
 from tests.factories import (
     Account,
@@ -21,15 +17,8 @@ from tests.factories import (
     unique,
 )
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 CHATS = "/service/api/chats"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _cheap_password_hashing() -> Iterator[None]:
-    """These tests register many users and never test passwords: hash them cheaply."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(security, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
-        yield
 
 
 async def users(http: httpx.AsyncClient, count: int) -> list[Account]:
