@@ -2,7 +2,7 @@
 
 SQLite: the FTS5 table `messages_fts` (unicode61: case folded for Latin and Cyrillic alike),
 ranked by bm25. PostgreSQL: the generated `messages.search_vector` ('simple' configuration,
-GIN index), ranked by ts_rank. Both take the user's words as plain terms, never query
+GIN index), ranked by ts_rank scaled by length. Both take the user's words as plain terms, never query
 syntax: every word must match, the last one as a prefix (search as you type).
 """
 
@@ -25,6 +25,7 @@ MAX_RESULTS = 100
 MAX_WORDS = 16
 _WORD = re.compile(r"\w+")
 _fts = table("messages_fts", column("rowid"))
+_BY_LENGTH = 1  # ts_rank normalization: divide by 1 + log(length), as bm25 favours short texts
 _search_vector = literal_column("messages.search_vector", TSVECTOR)
 
 
@@ -97,5 +98,7 @@ def _match_sqlite(query: Select[Message], terms: list[str]) -> Select[Message]:
 def _match_postgres(query: Select[Message], terms: list[str]) -> Select[Message]:
     tsq = func.to_tsquery(literal_column("'simple'"), tsquery(terms))
     return query.where(_search_vector.op("@@")(tsq)).order_by(
-        func.ts_rank(_search_vector, tsq).desc(), Message.created_at.desc(), Message.id.desc()
+        func.ts_rank(_search_vector, tsq, _BY_LENGTH).desc(),
+        Message.created_at.desc(),
+        Message.id.desc(),
     )
