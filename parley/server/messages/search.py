@@ -2,8 +2,8 @@
 
 SQLite: the FTS5 table `messages_fts` (unicode61: case folded for Latin and Cyrillic alike),
 ranked by bm25. PostgreSQL: the generated `messages.search_vector` ('simple' configuration,
-GIN index), ranked by ts_rank scaled by length. Both take the user's words as plain terms, never query
-syntax: every word must match, the last one as a prefix (search as you type).
+GIN index), ranked by ts_rank scaled by length. Both take the user's words as plain terms,
+never query syntax: every word must match, the last one as a prefix (search as you type).
 """
 
 from __future__ import annotations
