@@ -1,0 +1,139 @@
+"""The web client in a real browser against a real `parley serve`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import User, shot
+
+pytestmark = pytest.mark.browser
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def open_direct_chat(me: User, other: User) -> None:
+    page = me.page
+    page.get_by_test_id("search-input").fill(other.username)
+    page.locator('[data-testid^="search-user-"]').first.click()
+    page.get_by_test_id("chat-title").filter(has_text=other.display_name).wait_for()
+
+
+def send(page: Any, text: str) -> None:
+    page.get_by_test_id("composer-input").fill(text)
+    page.get_by_test_id("composer-input").press("Enter")
+
+
+def message_contents(page: Any) -> list[str]:
+    locator = page.locator('[data-testid="message-list"] [data-testid^="message-"] [data-testid="message-content"]')
+    return [text.strip() for text in locator.all_inner_texts()]
+
+
+def test_register_lands_on_chat_with_general(register: Any) -> None:
+    user = register("newbie")
+    page = user.page
+    general = page.locator('[data-testid="chat-list"] .chat-item', has_text="general")
+    general.wait_for()
+    assert page.get_by_test_id("me-name").inner_text() == user.username
+    general.click()
+    page.get_by_test_id("chat-title").filter(has_text="general").wait_for()
+    assert "member" in page.get_by_test_id("chat-subtitle").inner_text()
+    shot(page, "register-general")
+    assert page.errors == []
+
+
+def test_direct_message_arrives_live(register: Any) -> None:
+    alice = register("alice", display_name="Alice Example")
+    bob = register("bob", display_name="Bob Example", color_scheme="dark")
+    open_direct_chat(alice, bob)
+    send(alice.page, "Hi Bob, are you there?")
+    alice.page.get_by_test_id("message-1").wait_for()
+
+    # Bob has not opened anything: the chat appears in his sidebar with an unread badge.
+    badge = bob.page.locator('.chat-item', has_text="Alice Example").get_by_test_id("unread-badge")
+    badge.wait_for()
+    assert badge.inner_text() == "1"
+    bob.page.locator(".chat-item", has_text="Alice Example").click()
+    bob.page.get_by_test_id("message-1").filter(has_text="are you there?").wait_for()
+
+    send(bob.page, "Yes, here!")
+    alice.page.get_by_test_id("message-2").filter(has_text="Yes, here!").wait_for()
+    assert bob.page.locator('[data-testid^="message-pending-"]').count() == 0
+    shot(alice.page, "direct-alice")
+    shot(bob.page, "direct-bob")
+    assert alice.page.errors == [] and bob.page.errors == []
+
+
+def test_html_payload_is_shown_as_text(register: Any) -> None:
+    alice = register("mallory", display_name=XSS)
+    bob = register("victim")
+    dialogs: list[str] = []
+    for page in (alice.page, bob.page):
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    open_direct_chat(bob, alice)
+    send(bob.page, "hello")
+    bob.page.get_by_test_id("message-1").wait_for()
+    alice.page.locator(".chat-item", has_text="victim").click()
+    send(alice.page, XSS)
+    for page in (alice.page, bob.page):
+        message = page.get_by_test_id("message-2")
+        message.wait_for()
+        assert message.get_by_test_id("message-content").inner_text().strip() == XSS
+        assert message.locator("img").count() == 0
+    assert bob.page.get_by_test_id("chat-title").inner_text() == XSS
+    shot(bob.page, "html-as-text")
+    assert dialogs == []
+
+
+def test_reload_keeps_history(register: Any) -> None:
+    carol = register("carol")
+    dave = register("dave")
+    open_direct_chat(carol, dave)
+    for i in range(1, 4):
+        send(carol.page, f"message number {i}")
+        carol.page.get_by_test_id(f"message-{i}").wait_for()
+    carol.page.reload()
+    carol.page.get_by_test_id("message-3").wait_for()  # the open chat comes back from the URL
+    assert message_contents(carol.page) == [f"message number {i}" for i in range(1, 4)]
+    carol.page.goto("/chat")
+    carol.page.locator(".chat-item", has_text=dave.username).click()
+    carol.page.get_by_test_id("message-3").wait_for()
+    shot(carol.page, "after-reload")
+
+
+def test_wrong_password_shows_server_error(new_page: Any, register: Any) -> None:
+    user = register("erin")
+    page = new_page()
+    page.goto("/login")
+    page.get_by_test_id("login-username").fill(user.username)
+    page.get_by_test_id("login-password").fill("not the password")
+    page.get_by_test_id("login-submit").click()
+    error = page.get_by_test_id("login-error")
+    error.wait_for()
+    assert error.inner_text()
+    assert page.url.endswith("/login")
+    page.get_by_test_id("login-password").fill("correct horse battery")
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url("**/chat*")
+
+
+def test_taken_username_is_reported_by_the_field(new_page: Any, register: Any) -> None:
+    user = register("frank")
+    page = new_page()
+    page.goto("/register")
+    page.get_by_test_id("register-username").fill(user.username)
+    page.get_by_test_id("register-email").fill("someone-else@example.com")
+    page.get_by_test_id("register-password").fill("password1234")
+    page.get_by_test_id("register-submit").click()
+    field_error = page.locator('.field-error[data-for="username"]')
+    field_error.wait_for()
+    assert field_error.inner_text()
+    shot(page, "register-taken")
+
+
+def test_not_signed_in_goes_to_login(new_page: Any) -> None:
+    page = new_page()
+    page.goto("/")
+    page.wait_for_url("**/login")
+    page.get_by_test_id("login-username").wait_for()
