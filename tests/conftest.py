@@ -83,6 +83,9 @@ def test_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 def run_sync(coro: Any) -> Any:
     """Runs a coroutine to completion from sync code, even inside pytest-asyncio's loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:

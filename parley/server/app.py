@@ -105,7 +105,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         lifespan=_lifespan,
     )
     app.state.parley = state = make_state(settings, clock=clock)
-    state.caches["metrics"] = metrics = ServerMetrics(
+    state.metrics = metrics = ServerMetrics(
         lambda: state.hub.connection_count, state.started
     )
     for router in (

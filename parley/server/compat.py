@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -94,10 +95,9 @@ async def seed_messages(
 async def seed_post(
     body: SeedMessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> SeedMessage:
-    await state.throttle.hit("send", me.id)
-    message, _ = await messages.send_message(
+    message, _ = await messages.do_send(
+        state,
         session,
-        state.broker,
         user_id=me.id,
         chat_id=await general_id(session),
         content=body.content,
@@ -115,11 +115,12 @@ async def seed_post(
 async def health(state: StateDep) -> JSONResponse:
     """200 when the database answers; every configured backend is listed in `checks`."""
     checks: dict[str, str] = {}
-    for name, probe in (
+    probes: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
         ("database", lambda: ping(state.engine)),
         ("broker", state.broker.check),
         ("storage", state.storage.check),
-    ):
+    )
+    for name, probe in probes:
         try:
             await probe()
             checks[name] = "ok"

@@ -18,6 +18,7 @@ from parley.config import Settings
 from parley.security import TokenError, decode_access_token, origin_matches
 from parley.server.db.models import Ban, User
 from parley.server.db.models import Session as LoginSession
+from parley.server.metrics import ServerMetrics
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.hub import Hub
 from parley.server.throttle import Throttle
@@ -49,6 +50,7 @@ class AppState:
     clock: Callable[[], datetime] = utcnow
     started: float = field(default_factory=time.monotonic)
     caches: dict[str, Any] = field(default_factory=dict)
+    metrics: ServerMetrics | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -54,10 +53,7 @@ class ServerMetrics:
         uptime.set_function(lambda: time.monotonic() - started)
         Info("app", "Parley build information", registry=registry).info({"version": __version__})
 
-    @contextlib.contextmanager
-    def timed_send(self) -> Iterator[None]:
-        """Times one message send (stored and published) and counts it."""
-        start = time.perf_counter()
-        yield
-        self.message_time.observe(time.perf_counter() - start)
-        self.messages.inc()
+    def record_send(self, seconds: float, *, created: bool) -> None:
+        self.message_time.observe(seconds)
+        if created:
+            self.messages.inc()

@@ -49,10 +49,9 @@ async def list_messages(
 async def send_message(
     chat_id: int, body: MessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic | JSONResponse:
-    await state.throttle.hit("send", me.id)
-    message, created = await service.send_message(
+    message, created = await service.do_send(
+        state,
         session,
-        state.broker,
         user_id=me.id,
         chat_id=chat_id,
         content=body.content,

@@ -6,6 +6,7 @@ tells. A chat event is published once per chat; hubs fan it out.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from parley.server.messages.schemas import (
     ReactionPublic,
 )
 from parley.server.moderation.service import blocked_ids, check_can_message
+from parley.server.deps import AppState
 from parley.server.realtime.broker import Broker
 
 SYNC_LIMIT = 500
@@ -245,6 +247,29 @@ async def send_message(
     public = await message_public(session, message)
     await publish_message(broker, public, kind="message")
     return public, True
+
+
+async def do_send(
+    state: AppState,
+    session: AsyncSession,
+    *,
+    user_id: int,
+    chat_id: int,
+    content: str,
+    client_id: str | None = None,
+    reply_to: int | None = None,
+    attachment_ids: Sequence[int] = (),
+) -> tuple[MessagePublic, bool]:
+    """The send path every transport shares: per-user limit, store, publish, measure."""
+    await state.throttle.hit("send", user_id)
+    started = time.perf_counter()
+    message, created = await send_message(
+        session, state.broker, user_id=user_id, chat_id=chat_id, content=content,
+        client_id=client_id, reply_to=reply_to, attachment_ids=attachment_ids,
+    )
+    if state.metrics is not None:
+        state.metrics.record_send(time.perf_counter() - started, created=created)
+    return message, created
 
 
 async def _by_client_id(session: AsyncSession, user_id: int, client_id: str) -> Message | None:

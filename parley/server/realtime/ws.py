@@ -164,16 +164,15 @@ async def _handle(ctx: Context, text: str) -> None:
 
 async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
     assert isinstance(f, protocol.Send)
-    await ctx.state.throttle.hit("send", ctx.user_id)
     async with ctx.state.sessions() as session:
         chat_id = f.chat_id
         if chat_id is None:
             if "type" in raw:
                 raise errors.ValidationFailed("chat_id: Field required")
             chat_id = await general_id(session)
-        message, created = await messages.send_message(
+        message, created = await messages.do_send(
+            ctx.state,
             session,
-            ctx.state.broker,
             user_id=ctx.user_id,
             chat_id=chat_id,
             content=f.content,
