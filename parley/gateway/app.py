@@ -92,6 +92,7 @@ class _Exchange:
     started: float
     status: int = 0
     user_id: int | None = None
+    answered: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -215,11 +216,13 @@ class Gateway:
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
                 ex.status = message["status"]
+                ex.answered = time.perf_counter()
                 message["headers"] = _merge_headers(
                     list(message.get("headers", [])), extra + _encoded(ex.headers)
                 )
             elif kind == "websocket.accept":
                 ex.status = 101
+                ex.answered = time.perf_counter()
             elif kind == "websocket.close" and ex.status == 0:
                 ex.status = 403
             await send(message)
@@ -254,8 +257,10 @@ class Gateway:
         await send({"type": "http.response.body", "body": b""})
 
     def _record(self, scope: Scope, ex: _Exchange) -> None:
-        seconds = time.perf_counter() - ex.started
+        ended = time.perf_counter()
         method = "WS" if scope["type"] == "websocket" else scope["method"]
+        handshake = (ex.answered or ended) if method == "WS" else ended
+        seconds = handshake - ex.started
         status = ex.status or 500
         self.metrics.observe_request(
             method=method, route=ex.route, status=status, seconds=seconds, user_id=ex.user_id
@@ -269,7 +274,7 @@ class Gateway:
             "path": scope["path"],
             "query": query or None,
             "status": status,
-            "duration_ms": round(seconds * 1000, 2),
+            "duration_ms": round((ended - ex.started) * 1000, 2),
             "user_id": ex.user_id,
             "client_ip": ex.client_ip,
         }

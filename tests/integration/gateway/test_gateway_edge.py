@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -222,7 +223,11 @@ async def test_access_log_is_one_json_line_without_token(
                 f"/service/api/profile?token={token}&mark={marker}",
                 headers={"X-Request-ID": marker},
             )
-    lines = [r.getMessage() for r in caplog.records if marker in r.getMessage()]
+        for _ in range(200):  # the gateway thread logs once the response has gone out
+            lines = [r.getMessage() for r in caplog.records if marker in r.getMessage()]
+            if lines:
+                break
+            await asyncio.sleep(0.01)
     assert len(lines) == 1
     entry = json.loads(lines[0])
     assert entry["request_id"] == marker
