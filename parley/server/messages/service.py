@@ -59,15 +59,23 @@ async def publish_message(broker: Broker, message: MessagePublic, *, kind: str) 
 
 
 async def messages_public(
-    session: AsyncSession, messages: Sequence[Message]
+    session: AsyncSession,
+    messages: Sequence[Message],
+    *,
+    reactions: bool = True,
+    attachments: bool = True,
 ) -> list[MessagePublic]:
-    """Builds the public shape of many messages with three batched queries."""
+    """Builds the public shape of many messages with up to three batched queries.
+
+    A message just sent has no reactions yet and attachments only when some were linked,
+    so the send path skips those queries.
+    """
     if not messages:
         return []
     ids = [m.id for m in messages]
     senders = await _senders(session, {m.sender_id for m in messages if m.sender_id})
-    reactions = await _reactions(session, ids)
-    attachments = await _attachments(session, ids)
+    reactions_of = await _reactions(session, ids) if reactions else {}
+    attachments_of = await _attachments(session, ids) if attachments else {}
     return [
         MessagePublic(
             id=m.id,
@@ -80,8 +88,8 @@ async def messages_public(
             deleted=m.deleted_at is not None,
             client_id=m.client_id,
             reply_to=m.reply_to_id,
-            attachments=[] if m.deleted_at else attachments.get(m.id, []),
-            reactions=[] if m.deleted_at else reactions.get(m.id, []),
+            attachments=[] if m.deleted_at else attachments_of.get(m.id, []),
+            reactions=[] if m.deleted_at else reactions_of.get(m.id, []),
         )
         for m in messages
     ]
@@ -244,7 +252,9 @@ async def send_message(
         if existing is None:
             raise
         return await message_public(session, existing), False
-    public = await message_public(session, message)
+    (public,) = await messages_public(
+        session, [message], reactions=False, attachments=bool(attachment_ids)
+    )
     await publish_message(broker, public, kind="message")
     return public, True
 
