@@ -83,15 +83,20 @@ def ref_of(data: Any) -> Any:
     return None
 
 
-def parse(text: str) -> tuple[Frame, Any]:
-    """The typed frame and the raw data; raises FrameError or ValidationFailed."""
+def decode(text: str) -> dict[str, Any]:
+    """The frame as a JSON object; raises FrameError."""
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise FrameError("Frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise FrameError("Frame must be a JSON object")
-    raw, kind = data, data.get("type")
+    return data
+
+
+def parse(data: dict[str, Any]) -> Frame:
+    """The typed frame of a decoded one; raises FrameError, ParleyError or ValidationFailed."""
+    kind = data.get("type")
     if kind is None and "content" in data:  # seed 000: {"content": ...} is a send to general
         data = {"content": data["content"], "client_id": data.get("client_id"), "type": "send"}
         kind = "send"
@@ -101,7 +106,7 @@ def parse(text: str) -> tuple[Frame, Any]:
     if model is None:
         raise errors.ParleyError(f"Unknown frame type {kind[:32]!r}", code="unknown_type")
     try:
-        return model.model_validate(data), raw
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -136,7 +136,8 @@ def _decode(data: bytes, ctx: Context) -> str | None:
 async def _handle(ctx: Context, text: str) -> None:
     raw: Any = None
     try:
-        parsed, raw = protocol.parse(text)
+        raw = protocol.decode(text)  # known before validation, so errors can echo its ref
+        parsed = protocol.parse(raw)
         await HANDLERS[parsed.type](ctx, parsed, raw)
     except errors.ParleyError as exc:
         ctx.conn.push(frame("error", code=exc.code, detail=exc.detail, ref=protocol.ref_of(raw)))
