@@ -119,7 +119,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     for path in ("/service/ws", "/ws"):
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
-    app.add_middleware(_MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
 
     @app.get("/service/metrics", include_in_schema=False)
     async def metrics_route() -> Response:

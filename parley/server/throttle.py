@@ -17,13 +17,15 @@ class Throttle:
     """Named limits ("send", "typing", "login") checked against one storage."""
 
     def __init__(self, limits: dict[str, str], *, redis_url: str | None, prefix: str) -> None:
-        storage: Storage = (
+        storage = (
             storage_from_string(
                 "async+" + redis_url, implementation="redispy", key_prefix=prefix + "limits"
             )
             if redis_url
             else MemoryStorage()
         )
+        if not isinstance(storage, Storage):
+            raise TypeError("REDIS_URL: no asyncio rate-limit storage for this URL")
         self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
         self._items = {name: parse(value) for name, value in limits.items()}
