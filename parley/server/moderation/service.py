@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from parley import errors
 from parley.server.db.models import Ban, Block, Chat, Membership, User, utcnow
 from parley.server.realtime.broker import Broker
 
 
-def _live(column: object, now: datetime) -> object:
-    return or_(column.is_(None), column > now)  # type: ignore[attr-defined]
+def _live(column: InstrumentedAttribute[datetime | None], now: datetime) -> ColumnElement[bool]:
+    return or_(column.is_(None), column > now)
 
 
 async def blocked_ids(

@@ -1,0 +1,102 @@
+"""Presence and typing over the WebSocket: who is told, when, and how often."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
+from tests.factories import connect, make_direct, make_group, make_user, no_frame, recv_type
+
+
+async def test_presence_online_offline_to_chat_partners_only(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    a, b, stranger = [await make_user(client) for _ in range(3)]
+    await make_direct(client, a, b)  # the stranger shares only `general` (a public channel)
+    watcher = await connect(live.ws_base, b)
+    outsider = await connect(live.ws_base, stranger)
+    try:
+        first = await connect(live.ws_base, a)
+        online = await recv_type(watcher, "presence")
+        assert online["user_id"] == a.id and online["status"] == "online"
+        assert online["last_seen_at"]
+        seen = (await client.get(f"/service/api/users/{a.id}", headers=b.headers)).json()
+        assert seen["online"] is True
+        listed = (await client.get("/service/api/chats", headers=b.headers)).json()
+        assert [c["peer"]["online"] for c in listed if c["type"] == "direct"] == [True]
+
+        second = await connect(live.ws_base, a)
+        await first.close()
+        await no_frame(watcher, "presence", wait=0.3)  # one connection is still open
+        await second.close()
+        offline = await recv_type(watcher, "presence")
+        assert offline["user_id"] == a.id and offline["status"] == "offline"
+        after = (await client.get(f"/service/api/users/{a.id}", headers=b.headers)).json()
+        assert after["online"] is False and after["last_seen_at"] is not None
+        await no_frame(outsider, "presence", wait=0.2)
+    finally:
+        await watcher.close()
+        await outsider.close()
+
+
+@pytest.fixture
+async def quick_presence(tmp_path: Path, database_url: str | None) -> AsyncIterator[Running]:
+    """A server of its own where presence times out after one quiet second."""
+    overrides: dict[str, object] = {"PARLEY_PRESENCE_TIMEOUT": 1}
+    if database_url:
+        overrides["DATABASE_URL"] = database_url
+    running, server, task = await start_server(test_settings(tmp_path, **overrides))
+    yield running
+    await stop_server(server, task)
+
+
+async def test_quiet_connection_goes_offline_then_back(quick_presence: Running) -> None:
+    async with httpx.AsyncClient(base_url=quick_presence.base, cookies=no_cookies()) as http:
+        a, b = await make_user(http), await make_user(http)
+        await make_group(http, a, b)
+        watcher = await connect(quick_presence.ws_base, b)
+        quiet = await connect(quick_presence.ws_base, a)
+        try:
+            assert (await recv_type(watcher, "presence"))["status"] == "online"
+            # No application frame from `a` for a second: offline, though its socket is open.
+            offline = await recv_type(watcher, "presence", timeout=3)
+            assert offline["user_id"] == a.id and offline["status"] == "offline"
+            user = (await http.get(f"/service/api/users/{a.id}", headers=b.headers)).json()
+            assert user["online"] is False
+            await quiet.send(json.dumps({"type": "ping"}))
+            assert (await recv_type(quiet, "pong"))["type"] == "pong"
+            back = await recv_type(watcher, "presence", timeout=3)
+            assert back["user_id"] == a.id and back["status"] == "online"
+        finally:
+            await quiet.close()
+            await watcher.close()
+
+
+async def test_typing_reaches_others_not_sender_and_is_rate_limited(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    a, b = await make_user(client), await make_user(client)
+    chat = await make_group(client, a, b)
+    typist = await connect(live.ws_base, a)
+    reader = await connect(live.ws_base, b)
+    try:
+        for _ in range(6):
+            await typist.send(json.dumps({"type": "typing", "chat_id": chat["id"]}))
+        got = [await recv_type(reader, "typing")]
+        with pytest.raises(TimeoutError):
+            while True:
+                got.append(await recv_type(reader, "typing", timeout=0.4))
+        assert got[0] == {"type": "typing", "chat_id": chat["id"], "user_id": a.id}
+        allowed = int(live.settings.rate_typing.split("/")[0])  # 2/second by default
+        assert len(got) == allowed < 6  # the rest were dropped silently
+        await no_frame(typist, "typing", wait=0.1)
+        await typist.send(json.dumps({"type": "typing", "chat_id": 10**9}))
+        assert (await recv_type(typist, "error"))["code"] == "not_member"
+    finally:
+        await typist.close()
+        await reader.close()
