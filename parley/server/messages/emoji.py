@@ -26,8 +26,10 @@ def check_emoji(value: str) -> str:
     if not value or len(value) > MAX_CODEPOINTS:
         raise errors.ValidationFailed("emoji must be a single emoji")
     chars = list(value)
-    if chars[0] in _KEYCAP_BASES and "\u20e3" in chars:
-        chars = chars[1:]
+    if chars[0] in _KEYCAP_BASES:  # a keycap: digit, # or *, an optional FE0F, then 20E3
+        if chars[1:] in (["\u20e3"], ["\ufe0f", "\u20e3"]):
+            return value
+        raise errors.ValidationFailed("emoji must be a single emoji")
     if not chars or not all(_is_emoji_char(c) for c in chars) or chars[0] in _JOINERS:
         raise errors.ValidationFailed("emoji must be a single emoji")
     return value
