@@ -139,15 +139,21 @@ async function deliverHttp(item) {
     clearTimeout(item.timer);
     store.receiveMessage(msg);
   } catch (error) {
-    store.setPendingStatus(item.client_id, 'failed', error.detail);
+    failPending(item.client_id, error.detail, error.code);
   }
 }
 
-/** An `error` frame whose ref is one of our pending client_ids. */
-export function failPending(clientId, detail) {
+/** An `error` frame whose ref is one of our pending client_ids; rate limits retry by themselves. */
+export function failPending(clientId, detail, code) {
   for (const items of state.pending.values()) {
     const item = items.get(clientId);
-    if (item) clearTimeout(item.timer);
+    if (!item) continue;
+    clearTimeout(item.timer);
+    if (code === 'rate_limited' && (item.autoRetries || 0) < 3) {
+      item.autoRetries = (item.autoRetries || 0) + 1;
+      item.timer = setTimeout(() => deliver(item), 1000 * item.autoRetries + Math.random() * 500);
+      return item;
+    }
   }
   return store.setPendingStatus(clientId, 'failed', detail);
 }

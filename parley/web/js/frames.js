@@ -80,6 +80,6 @@ function onSynced(frame) {
 }
 
 function onError(frame) {
-  if (frame.ref && actions.failPending(frame.ref, frame.detail)) return;
+  if (frame.ref && actions.failPending(frame.ref, frame.detail, frame.code)) return;
   toast(frame.detail || `Error: ${frame.code}`, { error: true });
 }

@@ -19,8 +19,9 @@ export function renderHeader() {
   subtitle.classList.remove('is-online');
   if (chat.type === 'direct' && chat.peer) {
     const presence = state.presence.get(chat.peer.id);
-    const online = Boolean(presence?.online);
-    subtitle.textContent = state.blocked.has(chat.peer.id) ? 'blocked' : online ? 'online' : formatLastSeen(presence?.last_seen_at || chat.peer.last_seen_at);
+    const blocked = state.blocked.has(chat.peer.id);
+    const online = Boolean(presence?.online) && !blocked;
+    subtitle.textContent = blocked ? 'blocked' : online ? 'online' : formatLastSeen(presence?.last_seen_at || chat.peer.last_seen_at);
     subtitle.classList.toggle('is-online', online);
     subtitle.dataset.online = String(online);
   } else {

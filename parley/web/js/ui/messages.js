@@ -95,7 +95,8 @@ function isGrouped(prev, msg) {
 function messageItem(msg, grouped) {
   const quoted = msg.reply_to ? state.byId.get(msg.reply_to) : null;
   const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped,
-    quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length]);
+    quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length,
+    state.users.get(msg.sender.id)?.avatar_url]);
   return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
 }
 
