@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from parley import errors
 
@@ -120,6 +120,8 @@ class _PartReader:
                 chunk = await anext(self._body)
             except StopAsyncIteration:
                 return None
+            except ClientDisconnect:  # the client went away: its partial file is discarded
+                raise errors.ValidationFailed("The upload was interrupted") from None
             if not chunk:
                 continue
             try:
