@@ -155,7 +155,20 @@ export function failPending(clientId, detail, code) {
       return item;
     }
   }
-  return store.setPendingStatus(clientId, 'failed', detail);
+  const item = store.setPendingStatus(clientId, 'failed', detail);
+  if (item) item.code = code;
+  return item;
+}
+
+const TRANSIENT = new Set(['network_error', 'unavailable', 'http_502', 'http_503', 'http_504']);
+
+/** After a reconnect: resend what failed only because the server was out of reach. */
+export function retryTransientFailures() {
+  for (const items of state.pending.values()) {
+    for (const item of items.values()) {
+      if (item.status === 'failed' && TRANSIENT.has(item.code)) retrySend(item.client_id);
+    }
+  }
 }
 
 // ---- editing, reactions, reading, typing ------------------------------------------------
@@ -239,6 +252,12 @@ export async function leaveChat(chatId) {
 export async function deleteChat(chatId) {
   await api.del(`/chats/${chatId}`);
   store.removeChat(chatId);
+}
+
+export async function loadUser(userId) {
+  const user = await api.get(`/users/${userId}`);
+  store.rememberUser(user);
+  return user;
 }
 
 export const listMembers = (chatId) => api.get(`/chats/${chatId}/members`);

@@ -14,7 +14,7 @@ export function makeFrameHandler(socket) {
     hello: (f) => onHello(socket, f, greetings++ > 0),
     message: (f) => onMessage(f.message),
     message_updated: (f) => store.updateMessage(f.message),
-    typing: (f) => store.noteTyping(f.chat_id, f.user_id),
+    typing: onTyping,
     read: onRead,
     presence: (f) => store.setPresence(f.user_id, f.status === 'online', f.last_seen_at),
     chat_updated: (f) => store.upsertChat(f.chat),
@@ -39,6 +39,7 @@ function syncMap() {
 async function onHello(socket, frame, isReconnect) {
   if (frame.user) actions.setMe(frame.user);
   socket.send({ type: 'sync', chats: syncMap() });
+  actions.retryTransientFailures();
   if (!isReconnect) return;
   // Edits, deletions and reactions made while we were away come with a reload.
   for (const id of [...state.history.keys()]) {
@@ -64,6 +65,15 @@ async function onMessage(msg) {
     actions.fillGap(msg.chat_id, newest).catch(() => {});
   }
   store.receiveMessage(msg);
+}
+
+function onTyping(frame) {
+  store.noteTyping(frame.chat_id, frame.user_id);
+  if (!state.users.has(frame.user_id)) {
+    // Someone who has not written yet: fetch the name once, the indicator re-renders.
+    state.users.set(frame.user_id, { id: frame.user_id });
+    actions.loadUser(frame.user_id).then(() => store.emit('typing', frame.chat_id)).catch(() => {});
+  }
 }
 
 function onRead(frame) {
