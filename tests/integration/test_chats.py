@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -309,3 +311,32 @@ async def test_direct_chat_cannot_be_renamed_or_grown(client: httpx.AsyncClient)
         f"{CHATS}/{direct['id']}/members", json={"user_ids": [c.id]}, headers=a.headers
     )
     assert grow.status_code in (403, 422)
+
+
+async def test_concurrent_direct_chats_of_a_pair_make_one(client: httpx.AsyncClient) -> None:
+    a, b = await users(client, 2)
+    responses = await asyncio.gather(
+        *(
+            client.post(CHATS, json={"type": "direct", "user_id": peer.id}, headers=me.headers)
+            for me, peer in [(a, b), (b, a)] * 5
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201], [
+        r.text for r in responses
+    ]
+    assert len({r.json()["id"] for r in responses}) == 1
+    directs = [
+        c for c in (await client.get(CHATS, headers=a.headers)).json() if c["type"] == "direct"
+    ]
+    assert len(directs) == 1 and directs[0]["member_count"] == 2
+
+
+async def test_concurrent_joins_add_one_membership(client: httpx.AsyncClient) -> None:
+    owner, me = await users(client, 2)
+    channel = await make_group(client, owner, type="channel", title="Busy")
+    responses = await asyncio.gather(
+        *(client.post(f"{CHATS}/{channel['id']}/join", headers=me.headers) for _ in range(8))
+    )
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    members = (await client.get(f"{CHATS}/{channel['id']}/members", headers=owner.headers)).json()
+    assert sorted(m["user"]["id"] for m in members) == sorted([owner.id, me.id])

@@ -228,3 +228,16 @@ async def test_delete_by_author_or_chat_manager(client: httpx.AsyncClient) -> No
         f"{MESSAGES}/{first['id']}", json={"content": "back"}, headers=author.headers
     )
     assert edit.status_code == 409
+
+
+async def test_concurrent_identical_reactions_count_once(client: httpx.AsyncClient) -> None:
+    me = await make_user(client)
+    group = await make_group(client, me)
+    message = await send(client, me, group["id"], "react to me")
+    url = f"{MESSAGES}/{message['id']}/reactions"
+    responses = await asyncio.gather(
+        *(client.post(url, json={"emoji": "👍"}, headers=me.headers) for _ in range(8))
+    )
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    stored = (await client.get(f"{MESSAGES}/{message['id']}", headers=me.headers)).json()
+    assert stored["reactions"] == [{"emoji": "👍", "count": 1, "user_ids": [me.id]}]

@@ -200,11 +200,11 @@ async def create_direct(
     if await is_blocked_either(session, user_id, peer_id):
         raise errors.Blocked()
     chat = Chat(type="direct", direct_key=key, created_by=user_id, is_public=False)
-    session.add(chat)
     try:
-        await session.flush()
+        # A savepoint: losing the race must not expire what the caller loaded (its user).
+        async with session.begin_nested():
+            session.add(chat)
     except IntegrityError:  # the pair opened it concurrently
-        await session.rollback()
         return await create_direct(session, broker, user_id=user_id, peer_id=peer_id)
     mine = Membership(chat_id=chat.id, user_id=user_id, role="member")
     session.add_all([mine, Membership(chat_id=chat.id, user_id=peer_id, role="member")])
@@ -312,12 +312,12 @@ async def join_chat(
     if not chat.is_public:
         raise errors.NotFound("No such chat", code="chat_not_found")
     membership = Membership(chat_id=chat_id, user_id=user_id, role="member")
-    session.add(membership)
     try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
+        async with session.begin_nested():  # a savepoint, as in create_direct
+            session.add(membership)
+    except IntegrityError:  # joined concurrently: already a member
         return await access_member(session, user_id=user_id, chat_id=chat_id)
+    await session.commit()
     await _announce_joined(session, broker, chat, [user_id])
     return chat, membership
 

@@ -414,13 +414,15 @@ async def react(
     )
     exists = (await session.execute(select(Reaction.emoji).where(key))).first() is not None
     if add and not exists:
-        session.add(Reaction(message_id=message_id, user_id=user_id, emoji=emoji))
+        try:
+            # A savepoint: losing the race must not expire `message` (a full rollback would).
+            async with session.begin_nested():
+                session.add(Reaction(message_id=message_id, user_id=user_id, emoji=emoji))
+        except IntegrityError:  # the same reaction added concurrently: already there
+            exists = True
     elif not add and exists:
         await session.execute(delete(Reaction).where(key))
-    try:
-        await session.commit()
-    except IntegrityError:  # the same reaction added concurrently: already there
-        await session.rollback()
+    await session.commit()
     public = await message_public(session, message)
     if add != exists:
         await publish_message(broker, public, kind="message_updated")
