@@ -315,3 +315,27 @@ async def test_slow_consumer_is_closed_with_1013(tmp_path: Path) -> None:
             assert received < sent
     finally:
         await stop_server(server, task)
+
+
+async def test_open_sockets_follow_membership_changes(
+    live: Running, client: httpx.AsyncClient
+) -> None:
+    owner, newcomer = await make_user(client), await make_user(client)
+    group = await make_group(client, owner)
+    async with opened(live, newcomer) as ws:
+        await client.post(
+            f"{CHATS}/{group['id']}/members",
+            json={"user_ids": [newcomer.id]},
+            headers=owner.headers,
+        )
+        joined = (await recv_type(ws, "chat_updated"))["chat"]
+        assert joined["id"] == group["id"] and joined["my_role"] == "member"
+        first = await send(client, owner, group["id"], "welcome")
+        assert (await recv_type(ws, "message"))["message"] == first
+        removed = await client.delete(
+            f"{CHATS}/{group['id']}/members/{newcomer.id}", headers=owner.headers
+        )
+        assert removed.status_code == 204
+        assert (await recv_type(ws, "chat_removed"))["chat_id"] == group["id"]
+        await send(client, owner, group["id"], "after you left")
+        await no_frame(ws, "message")
