@@ -88,9 +88,19 @@ def base_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     }
     log = (data_dir / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [str(PARLEY), "serve", "--data-dir", str(data_dir), "--port", str(server_port),
-         "--gateway-port", str(gateway_port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            str(PARLEY),
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(server_port),
+            "--gateway-port",
+            str(gateway_port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     url = f"http://127.0.0.1:{gateway_port}"
     try:
@@ -128,7 +138,7 @@ def new_page(browser: Any, base_url: str) -> Iterator[Callable[..., Any]]:
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
-        page.errors = []  # type: ignore[attr-defined]
+        page.errors = []
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
         return page
 

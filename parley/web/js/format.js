@@ -52,8 +52,9 @@ export function formatSize(bytes) {
 export const displayName = (user) => (user && (user.display_name || user.username)) || 'Unknown';
 
 export function initials(name) {
-  const words = String(name || '').match(/[\p{L}\p{N}]+/gu) || ['?'];
-  const letters = words.length > 1 ? [words[0][0], words[1][0]] : [...words[0]].slice(0, 2);
+  const words = String(name || '').split(/\s+/).map((w) => w.match(/[\p{L}\p{N}]/gu) || []).filter((w) => w.length);
+  if (!words.length) return '?';
+  const letters = words.length > 1 ? [words[0][0], words[1][0]] : words[0].slice(0, 2);
   return letters.join('').toUpperCase();
 }
 
