@@ -146,3 +146,100 @@ def test_not_signed_in_goes_to_login(new_page: Any) -> None:
         who = page.get_by_test_id("me-name").inner_text(timeout=1_000)
         pytest.fail(f"a browser without cookies stayed on {page.url}, signed in as {who!r}")
     page.get_by_test_id("login-username").wait_for()
+
+
+def test_reactions_edits_and_deletions_arrive_live(register: Any) -> None:
+    gina = register("gina")
+    hank = register("hank")
+    open_direct_chat(gina, hank)
+    send(gina.page, "first draft")
+    send(gina.page, "to be deleted")
+    gina.page.get_by_test_id("message-2").wait_for()
+    hank.page.locator(".chat-item", has_text=gina.username).click()
+    hank.page.get_by_test_id("message-2").wait_for()
+
+    first = hank.page.get_by_test_id("message-1")
+    first.hover()
+    first.get_by_test_id("message-react").click()
+    hank.page.get_by_test_id("emoji-👍").click()
+    chip = gina.page.get_by_test_id("message-1").get_by_test_id("reaction-👍")
+    chip.wait_for()
+    assert chip.get_attribute("aria-pressed") == "false"
+    chip.click()  # Gina adds hers by clicking the chip
+    gina.page.locator(
+        '[data-testid="message-1"] [data-testid="reaction-👍"][aria-pressed="true"]'
+    ).wait_for()
+    hank.page.locator(
+        '[data-testid="message-1"] [data-testid="reaction-👍"]', has_text="2"
+    ).wait_for()
+
+    mine = gina.page.get_by_test_id("message-1")
+    mine.hover()
+    mine.get_by_test_id("message-edit").click()
+    gina.page.get_by_test_id("composer-input").fill("final text")
+    gina.page.get_by_test_id("composer-input").press("Enter")
+    edited = hank.page.get_by_test_id("message-1")
+    edited.get_by_test_id("message-edited").wait_for()
+    assert "final text" in edited.get_by_test_id("message-content").inner_text()
+
+    doomed = gina.page.get_by_test_id("message-2")
+    doomed.hover()
+    doomed.get_by_test_id("message-delete").click()
+    gina.page.get_by_test_id("confirm-ok").click()
+    hank.page.get_by_test_id("message-2").get_by_test_id("message-deleted").wait_for()
+    # Only the author gets edit/delete actions.
+    assert hank.page.get_by_test_id("message-1").get_by_test_id("message-edit").count() == 0
+    shot(hank.page, "reactions-edits")
+
+
+def test_image_attachment_is_shown_inline(register: Any, tmp_path: Any) -> None:
+    from PIL import Image
+
+    ivy = register("ivy")
+    jack = register("jack")
+    image = tmp_path / "sunset.png"
+    Image.new("RGB", (320, 200), (230, 120, 40)).save(image)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("plain notes\n")
+    open_direct_chat(ivy, jack)
+    ivy.page.get_by_test_id("composer-file").set_input_files([str(image), str(notes)])
+    ivy.page.locator('[data-testid="composer-file-chip"][data-status="done"]').nth(1).wait_for()
+    send(ivy.page, "two files")
+    jack.page.locator(".chat-item", has_text=ivy.username).click()
+    message = jack.page.get_by_test_id("message-1")
+    img = message.locator(".msg-image img")
+    img.wait_for()
+    jack.page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 320", arg=img.element_handle()
+    )
+    link = message.locator("a.msg-file")
+    assert link.inner_text().startswith("notes.txt")
+    assert link.get_attribute("download") == "notes.txt"
+    shot(jack.page, "attachments")
+
+
+def test_group_and_public_channel(register: Any) -> None:
+    kim = register("kim")
+    leo = register("leo")
+    kim.page.get_by_test_id("new-chat-button").click()
+    kim.page.get_by_test_id("new-chat-tab-channel").click()
+    title = f"chan-{kim.username}"
+    kim.page.get_by_test_id("new-chat-title").fill(title)
+    kim.page.get_by_test_id("new-chat-create").click()
+    kim.page.get_by_test_id("chat-title").filter(has_text=title).wait_for()
+    send(kim.page, "welcome to the channel")
+    kim.page.get_by_test_id("message-1").wait_for()
+
+    leo.page.get_by_test_id("search-input").fill(title)
+    leo.page.locator('[data-testid^="join-channel-"]').click()
+    leo.page.get_by_test_id("chat-title").filter(has_text=title).wait_for()
+    leo.page.get_by_test_id("message-1").filter(has_text="welcome").wait_for()
+    send(leo.page, "thanks!")
+    kim.page.get_by_test_id("message-2").filter(has_text="thanks!").wait_for()
+    kim.page.get_by_test_id("chat-subtitle").filter(has_text="2 members").wait_for()
+
+    leo.page.get_by_test_id("message-search-button").click()
+    leo.page.get_by_test_id("message-search-input").fill("welcome")
+    leo.page.locator('[data-testid^="search-hit-"]').first.click()
+    leo.page.locator('[data-testid="message-1"].is-highlight').wait_for()
+    shot(leo.page, "channel")
