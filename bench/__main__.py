@@ -104,7 +104,11 @@ async def _measure(base: str, pid: int, args: argparse.Namespace) -> dict[str, A
         chat = (
             await http.post(
                 "/service/api/chats",
-                json={"type": "group", "title": "bench", "member_ids": [u["user"]["id"] for u in users[1:]]},
+                json={
+                    "type": "group",
+                    "title": "bench",
+                    "member_ids": [u["user"]["id"] for u in users[1:]],
+                },
                 headers=headers,
             )
         ).json()
@@ -134,15 +138,20 @@ async def _measure(base: str, pid: int, args: argparse.Namespace) -> dict[str, A
             started = sent_at[frame["message"]["client_id"]]
             (ack if is_sender else delivery).append(time.perf_counter() - started)
 
-    readers = [
-        asyncio.create_task(reader(ws, i == 0)) for i, ws in enumerate(sockets)
-    ]
+    readers = [asyncio.create_task(reader(ws, i == 0)) for i, ws in enumerate(sockets)]
     began = time.perf_counter()
     for n in range(args.messages):
         client_id = f"bench-{n}"
         sent_at[client_id] = time.perf_counter()
         await sockets[0].send(
-            json.dumps({"type": "send", "chat_id": chat["id"], "content": f"message {n}", "client_id": client_id})
+            json.dumps(
+                {
+                    "type": "send",
+                    "chat_id": chat["id"],
+                    "content": f"message {n}",
+                    "client_id": client_id,
+                }
+            )
         )
         if args.window and n % args.window == args.window - 1:
             while len(ack) < n + 1 - args.window // 2:

@@ -166,4 +166,3 @@ def no_cookies() -> CookieJar:
     """A jar that keeps nothing: tests authenticate explicitly, never by a leftover cookie."""
     jar = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
     return jar
-

@@ -43,7 +43,11 @@ async def make_user(http: httpx.AsyncClient, username: str | None = None, **extr
 
 
 async def make_group(
-    http: httpx.AsyncClient, owner: Account, *members: Account, type: str = "group", title: str = "Team"
+    http: httpx.AsyncClient,
+    owner: Account,
+    *members: Account,
+    type: str = "group",
+    title: str = "Team",
 ) -> dict[str, Any]:
     response = await http.post(
         "/service/api/chats",
@@ -66,7 +70,9 @@ async def send(
     http: httpx.AsyncClient, who: Account, chat_id: int, content: str, **extra: Any
 ) -> dict[str, Any]:
     response = await http.post(
-        f"/service/api/chats/{chat_id}/messages", json={"content": content, **extra}, headers=who.headers
+        f"/service/api/chats/{chat_id}/messages",
+        json={"content": content, **extra},
+        headers=who.headers,
     )
     assert response.status_code in (200, 201), response.text
     return dict(response.json())

@@ -105,9 +105,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         lifespan=_lifespan,
     )
     app.state.parley = state = make_state(settings, clock=clock)
-    state.metrics = metrics = ServerMetrics(
-        lambda: state.hub.connection_count, state.started
-    )
+    state.metrics = metrics = ServerMetrics(lambda: state.hub.connection_count, state.started)
     for router in (
         accounts_router,
         chats_router,

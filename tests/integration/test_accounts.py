@@ -21,8 +21,12 @@ async def test_register_returns_tokens_and_own_profile(client: httpx.AsyncClient
     name = unique("Reg")
     response = await client.post(
         "/service/api/register",
-        json={"username": name, "email": f"{name}@example.com", "password": PASSWORD,
-              "display_name": "  Ann  "},
+        json={
+            "username": name,
+            "email": f"{name}@example.com",
+            "password": PASSWORD,
+            "display_name": "  Ann  ",
+        },
     )
     assert response.status_code == 201
     body = response.json()
@@ -54,7 +58,9 @@ async def test_new_user_is_in_general(client: httpx.AsyncClient) -> None:
         {"is_admin": True},
     ],
 )
-async def test_register_refuses_bad_input(client: httpx.AsyncClient, change: dict[str, object]) -> None:
+async def test_register_refuses_bad_input(
+    client: httpx.AsyncClient, change: dict[str, object]
+) -> None:
     name = unique()
     body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD, **change}
     response = await client.post("/service/api/register", json=body)
@@ -66,7 +72,11 @@ async def test_duplicate_username_ignores_case_and_email_taken(client: httpx.Asy
     me = await make_user(client)
     again = await client.post(
         "/service/api/register",
-        json={"username": me.username.upper(), "email": unique() + "@example.com", "password": PASSWORD},
+        json={
+            "username": me.username.upper(),
+            "email": unique() + "@example.com",
+            "password": PASSWORD,
+        },
     )
     assert again.status_code == 409 and again.json()["code"] == "username_taken"
     email = await client.post(
@@ -78,14 +88,20 @@ async def test_duplicate_username_ignores_case_and_email_taken(client: httpx.Asy
 
 async def test_login_by_username_or_email_and_no_enumeration(client: httpx.AsyncClient) -> None:
     me = await make_user(client)
-    by_name = await client.post("/service/api/login", json={"username": me.username, "password": PASSWORD})
+    by_name = await client.post(
+        "/service/api/login", json={"username": me.username, "password": PASSWORD}
+    )
     assert by_name.status_code == 200 and by_name.json()["user"]["id"] == me.id
     by_email = await client.post(
         "/service/api/login", json={"username": f"{me.username}@example.com", "password": PASSWORD}
     )
     assert by_email.status_code == 200 and by_email.json()["user"]["id"] == me.id
-    wrong = await client.post("/service/api/login", json={"username": me.username, "password": "nope-nope"})
-    unknown = await client.post("/service/api/login", json={"username": unique(), "password": "nope-nope"})
+    wrong = await client.post(
+        "/service/api/login", json={"username": me.username, "password": "nope-nope"}
+    )
+    unknown = await client.post(
+        "/service/api/login", json={"username": unique(), "password": "nope-nope"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
     assert wrong.json()["code"] == "invalid_credentials"
@@ -102,14 +118,20 @@ async def test_repeated_failed_logins_are_throttled(tmp_path, live: Running) -> 
             me = await make_user(http)
             codes = []
             for _ in range(5):
-                r = await http.post("/service/api/login", json={"username": me.username, "password": "wrongwrong"})
+                r = await http.post(
+                    "/service/api/login", json={"username": me.username, "password": "wrongwrong"}
+                )
                 codes.append(r.status_code)
             assert codes[:3] == [401, 401, 401] and codes[3:] == [429, 429]
-            limited = await http.post("/service/api/login", json={"username": me.username, "password": PASSWORD})
+            limited = await http.post(
+                "/service/api/login", json={"username": me.username, "password": PASSWORD}
+            )
             assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
             assert int(limited.headers["retry-after"]) >= 1
             other = await make_user(http)
-            fine = await http.post("/service/api/login", json={"username": other.username, "password": PASSWORD})
+            fine = await http.post(
+                "/service/api/login", json={"username": other.username, "password": PASSWORD}
+            )
             assert fine.status_code == 200
     finally:
         await stop_server(server, task)
@@ -145,23 +167,35 @@ async def test_logout_revokes_session_and_refresh(client: httpx.AsyncClient) -> 
 
 async def test_password_change_revokes_other_sessions(client: httpx.AsyncClient) -> None:
     me = await make_user(client)
-    other = (await client.post("/service/api/login", json={"username": me.username, "password": PASSWORD})).json()
+    other = (
+        await client.post(
+            "/service/api/login", json={"username": me.username, "password": PASSWORD}
+        )
+    ).json()
     wrong = await client.post(
-        "/service/api/password", json={"current_password": "wrong-wrong", "new_password": "n3w-password"},
+        "/service/api/password",
+        json={"current_password": "wrong-wrong", "new_password": "n3w-password"},
         headers=me.headers,
     )
     assert wrong.status_code == 403 and wrong.json()["code"] == "invalid_credentials"
     ok = await client.post(
-        "/service/api/password", json={"current_password": PASSWORD, "new_password": "n3w-password"},
+        "/service/api/password",
+        json={"current_password": PASSWORD, "new_password": "n3w-password"},
         headers=me.headers,
     )
     assert ok.status_code == 204
     assert (await client.get("/service/api/profile", headers=me.headers)).status_code == 200
-    stale = await client.get("/service/api/profile", headers={"Authorization": f"Bearer {other['access_token']}"})
+    stale = await client.get(
+        "/service/api/profile", headers={"Authorization": f"Bearer {other['access_token']}"}
+    )
     assert stale.status_code == 401
-    old = await client.post("/service/api/login", json={"username": me.username, "password": PASSWORD})
+    old = await client.post(
+        "/service/api/login", json={"username": me.username, "password": PASSWORD}
+    )
     assert old.status_code == 401
-    new = await client.post("/service/api/login", json={"username": me.username, "password": "n3w-password"})
+    new = await client.post(
+        "/service/api/login", json={"username": me.username, "password": "n3w-password"}
+    )
     assert new.status_code == 200
 
 
@@ -176,16 +210,23 @@ async def test_logout_closes_open_websocket_4001(client: httpx.AsyncClient, live
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
 
 
-async def test_password_change_closes_other_sessions_websocket(client: httpx.AsyncClient, live: Running) -> None:
+async def test_password_change_closes_other_sessions_websocket(
+    client: httpx.AsyncClient, live: Running
+) -> None:
     me = await make_user(client)
-    login = (await client.post("/service/api/login", json={"username": me.username, "password": PASSWORD})).json()
+    login = (
+        await client.post(
+            "/service/api/login", json={"username": me.username, "password": PASSWORD}
+        )
+    ).json()
     from tests.factories import Account
 
     second = Account(me.id, me.username, login["access_token"], login["refresh_token"])
     kept = await connect(live.ws_base, me)
     doomed = await connect(live.ws_base, second)
     await client.post(
-        "/service/api/password", json={"current_password": PASSWORD, "new_password": "n3w-password"},
+        "/service/api/password",
+        json={"current_password": PASSWORD, "new_password": "n3w-password"},
         headers=me.headers,
     )
     with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -214,17 +255,26 @@ async def test_bad_tokens_are_refused(client: httpx.AsyncClient, live: Running) 
     past = datetime.now(UTC) - timedelta(hours=2)
     tokens = {
         "alg none": _forge(claims, {"alg": "none", "typ": "JWT"}),
-        "tampered": me.access_token[:-4] + ("AAAA" if not me.access_token.endswith("AAAA") else "BBBB"),
-        "wrong key": jwt.encode(claims, "another-secret-that-is-long-enough-0123456789", algorithm="HS256"),
+        "tampered": me.access_token[:-4]
+        + ("AAAA" if not me.access_token.endswith("AAAA") else "BBBB"),
+        "wrong key": jwt.encode(
+            claims, "another-secret-that-is-long-enough-0123456789", algorithm="HS256"
+        ),
         "HS512": jwt.encode(claims, key, algorithm="HS512"),
-        "expired": make_access_token(key, user_id=me.id, session_id=int(claims["sid"]), ttl_seconds=60, now=past),
-        "no sid": jwt.encode({k: v for k, v in claims.items() if k != "sid"}, key, algorithm="HS256"),
+        "expired": make_access_token(
+            key, user_id=me.id, session_id=int(claims["sid"]), ttl_seconds=60, now=past
+        ),
+        "no sid": jwt.encode(
+            {k: v for k, v in claims.items() if k != "sid"}, key, algorithm="HS256"
+        ),
         "wrong issuer": jwt.encode({**claims, "iss": "other"}, key, algorithm="HS256"),
         "refresh token": me.refresh_token,
         "garbage": "not.a.token",
     }
     for name, token in tokens.items():
-        response = await client.get("/service/api/profile", headers={"Authorization": f"Bearer {token}"})
+        response = await client.get(
+            "/service/api/profile", headers={"Authorization": f"Bearer {token}"}
+        )
         assert response.status_code == 401, name
         assert response.json()["code"] == "unauthorized", name
     with pytest.raises(websockets.InvalidStatus) as refused:
@@ -239,18 +289,25 @@ async def test_cookie_auth_needs_matching_origin(client: httpx.AsyncClient, live
     read = await client.get("/service/api/profile", cookies=cookies)
     assert read.status_code == 200
     foreign = await client.patch(
-        "/service/api/profile", json={"bio": "x"}, cookies=cookies, headers={"Origin": "https://evil.example"}
+        "/service/api/profile",
+        json={"bio": "x"},
+        cookies=cookies,
+        headers={"Origin": "https://evil.example"},
     )
     assert foreign.status_code == 403 and foreign.json()["code"] == "bad_origin"
     missing = await client.patch("/service/api/profile", json={"bio": "x"}, cookies=cookies)
     assert missing.status_code == 403 and missing.json()["code"] == "bad_origin"
     same = await client.patch(
-        "/service/api/profile", json={"bio": "hello"}, cookies=cookies, headers={"Origin": f"http://{host}"}
+        "/service/api/profile",
+        json={"bio": "hello"},
+        cookies=cookies,
+        headers={"Origin": f"http://{host}"},
     )
     assert same.status_code == 200 and same.json()["bio"] == "hello"
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(
-            f"{live.ws_base}/service/ws", additional_headers={"Cookie": f"parley_access={me.access_token}"},
+            f"{live.ws_base}/service/ws",
+            additional_headers={"Cookie": f"parley_access={me.access_token}"},
             origin="https://evil.example",  # type: ignore[arg-type]
         )
     assert refused.value.response.status_code == 403
@@ -272,7 +329,11 @@ async def test_profile_update_and_fields_not_owned(client: httpx.AsyncClient) ->
 async def test_users_listing_search_and_privacy(client: httpx.AsyncClient) -> None:
     me = await make_user(client)
     other = await make_user(client, display_name="Findable Person")
-    found = (await client.get("/service/api/users", params={"q": other.username[3:10]}, headers=me.headers)).json()
+    found = (
+        await client.get(
+            "/service/api/users", params={"q": other.username[3:10]}, headers=me.headers
+        )
+    ).json()
     assert [u["id"] for u in found] == [other.id]
     assert "email" not in found[0]
     single = await client.get(f"/service/api/users/{other.id}", headers=me.headers)

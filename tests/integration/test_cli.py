@@ -17,7 +17,10 @@ from tests.factories import make_user
 def parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "parley.cli", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -29,7 +32,7 @@ async def test_migrations_are_safe_when_several_processes_start_at_once(
         url = f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
         lock_dir: Path | None = tmp_path
     else:
-        from tests.conftest import _create_database, _drop_database, PG_DSN
+        from tests.conftest import PG_DSN, _create_database, _drop_database
 
         name = "parley_race_" + os.urandom(4).hex()
         await _create_database(name)
@@ -70,9 +73,16 @@ async def test_promote_makes_an_admin(tmp_path: Path) -> None:
     try:
         async with httpx.AsyncClient(base_url=running.base, cookies=no_cookies()) as http:
             me = await make_user(http)
-            assert (await http.get("/service/api/admin/bans", headers=me.headers)).status_code == 403
+            assert (
+                await http.get("/service/api/admin/bans", headers=me.headers)
+            ).status_code == 403
             result = await asyncio.to_thread(
-                parley, "users", "promote", me.username.upper(), "--data-dir", str(tmp_path),
+                parley,
+                "users",
+                "promote",
+                me.username.upper(),
+                "--data-dir",
+                str(tmp_path),
                 env={"JWT_SECRET": settings.jwt_key()},
             )
             assert result.returncode == 0, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -102,7 +103,9 @@ async def test_database_outage_answers_503_and_recovers(tmp_path: Path) -> None:
                 )
                 assert down.status_code == 503 and down.json()["code"] == "unavailable"
                 await ws.send(
-                    '{"type":"send","chat_id":%d,"content":"x","client_id":"c-down"}' % general
+                    json.dumps(
+                        {"type": "send", "chat_id": general, "content": "x", "client_id": "c-down"}
+                    )
                 )
                 from tests.factories import recv_type
 

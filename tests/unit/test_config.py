@@ -22,8 +22,11 @@ def test_defaults_are_embedded(tmp_path: Path) -> None:
 
 def test_seed_database_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in {
-        "DB_HOST": "db.internal", "DB_PORT": "6543", "DB_USER": "chat",
-        "DB_PASSWORD": "p@ss:word", "DB_NAME": "messaging",
+        "DB_HOST": "db.internal",
+        "DB_PORT": "6543",
+        "DB_USER": "chat",
+        "DB_PASSWORD": "p@ss:word",
+        "DB_NAME": "messaging",
     }.items():
         monkeypatch.setenv(key, value)
     url = Settings().sqlalchemy_url
@@ -58,7 +61,9 @@ def test_invalid_configuration_fails_at_start_naming_the_key(tmp_path: Path) -> 
     result = subprocess.run(
         [sys.executable, "-m", "parley.cli", "migrate", "--data-dir", str(tmp_path)],
         env={"PATH": "/usr/bin:/bin", "PORT": "not-a-port"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "PORT" in result.stderr and "Invalid configuration" in result.stderr

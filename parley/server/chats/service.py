@@ -44,7 +44,7 @@ async def chats_public(
         .where(Membership.chat_id.in_(ids))
         .group_by(Membership.chat_id)
     )
-    counts = {chat_id: count for chat_id, count in count_rows.all()}
+    counts: dict[int, int] = dict(count_rows.tuples().all())
     last = await _last_messages(session, [(c.id, c.last_seq) for c, _ in rows if c.last_seq])
     peers = await _peers(session, [c.id for c, _ in rows if c.type == "direct"], viewer_id)
     result = []
@@ -64,7 +64,7 @@ async def chats_public(
                 last_seq=chat.last_seq,
                 unread_count=max(0, chat.last_seq - read),
                 last_message=last.get(chat.id),
-                my_role=membership.role if membership else None,  # type: ignore[arg-type]
+                my_role=membership.role if membership else None,
                 peer=user_public(peer, online=online(peer.id)) if peer else None,
             )
         )
@@ -101,7 +101,7 @@ async def _peers(session: AsyncSession, chat_ids: list[int], viewer_id: int) -> 
         .join(User, User.id == Membership.user_id)
         .where(Membership.chat_id.in_(chat_ids), Membership.user_id != viewer_id)
     )
-    return {chat_id: user for chat_id, user in rows.all()}
+    return dict(rows.tuples().all())
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ async def list_members(
         .order_by(Membership.joined_at, User.id)
     )
     return [
-        MemberPublic(user=user_public(u, online=online(u.id)), role=m.role, joined_at=m.joined_at)  # type: ignore[arg-type]
+        MemberPublic(user=user_public(u, online=online(u.id)), role=m.role, joined_at=m.joined_at)
         for m, u in rows.all()
     ]
 
@@ -384,7 +384,7 @@ async def set_role(
     await session.commit()
     await publish_chat_updated(session, broker, chat)
     user = await access_user(session, target_id)
-    return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)  # type: ignore[arg-type]
+    return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)
 
 
 async def _announce_joined(

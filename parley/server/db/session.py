@@ -97,7 +97,7 @@ def _file_lock(lock_dir: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-async def ping(engine: AsyncEngine, timeout: float = 2.0) -> None:
-    """Raises when the database does not answer a trivial query within `timeout`."""
-    async with asyncio.timeout(timeout), engine.connect() as conn:
+async def ping(engine: AsyncEngine, seconds: float = 2.0) -> None:
+    """Raises when the database does not answer a trivial query within `seconds`."""
+    async with asyncio.timeout(seconds), engine.connect() as conn:
         await conn.execute(text("SELECT 1"))

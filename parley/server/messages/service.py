@@ -20,13 +20,13 @@ from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.chats.access import access_chat, access_member
 from parley.server.db.models import Attachment, Chat, Membership, Message, Reaction, User, utcnow
+from parley.server.deps import AppState
 from parley.server.messages.schemas import (
     AttachmentPublic,
     MessagePublic,
     ReactionPublic,
 )
 from parley.server.moderation.service import blocked_ids, check_can_message
-from parley.server.deps import AppState
 from parley.server.realtime.broker import Broker
 
 SYNC_LIMIT = 500
@@ -145,8 +145,8 @@ def attachment_public(a: Attachment) -> AttachmentPublic:
     )
 
 
-async def _visible(session: AsyncSession, chat: Chat, user_id: int) -> Select[tuple[Message]]:
-    """Messages of a chat the user may see: in groups and channels, not those of users it blocked."""
+async def _visible(session: AsyncSession, chat: Chat, user_id: int) -> Select[Message]:
+    """A chat's messages as the user may see them: in groups, none from users it blocks."""
     query = select(Message).where(Message.chat_id == chat.id)
     if chat.type != "direct":
         hidden = await blocked_ids(session, user_id)
@@ -274,8 +274,14 @@ async def do_send(
     await state.throttle.hit("send", user_id)
     started = time.perf_counter()
     message, created = await send_message(
-        session, state.broker, user_id=user_id, chat_id=chat_id, content=content,
-        client_id=client_id, reply_to=reply_to, attachment_ids=attachment_ids,
+        session,
+        state.broker,
+        user_id=user_id,
+        chat_id=chat_id,
+        content=content,
+        client_id=client_id,
+        reply_to=reply_to,
+        attachment_ids=attachment_ids,
     )
     if state.metrics is not None:
         state.metrics.record_send(time.perf_counter() - started, created=created)
