@@ -56,6 +56,13 @@ def test_direct_message_arrives_live(register: Any) -> None:
     assert badge.inner_text() == "1"
     bob.page.locator(".chat-item", has_text="Alice Example").click()
     bob.page.get_by_test_id("message-1").filter(has_text="are you there?").wait_for()
+    badge.wait_for(state="detached")  # viewing the chat marks it read
+
+    alice.page.get_by_test_id("composer-input").press_sequentially("typ")
+    bob.page.get_by_test_id("typing-indicator").filter(
+        has_text="Alice Example is typing"
+    ).wait_for()
+    alice.page.get_by_test_id("composer-input").fill("")
 
     send(bob.page, "Yes, here!")
     alice.page.get_by_test_id("message-2").filter(has_text="Yes, here!").wait_for()
@@ -243,3 +250,30 @@ def test_group_and_public_channel(register: Any) -> None:
     leo.page.locator('[data-testid^="search-hit-"]').first.click()
     leo.page.locator('[data-testid="message-1"].is-highlight').wait_for()
     shot(leo.page, "channel")
+
+
+def test_scrolling_up_pages_back_through_history(register: Any, base_url: str) -> None:
+    nina = register("nina")
+    omar = register("omar")
+    open_direct_chat(nina, omar)
+    chat_id = nina.page.url.rsplit("#", 1)[1]
+    for i in range(1, 131):  # over HTTP with the page's own cookie: quicker than typing
+        response = nina.page.request.post(
+            f"/service/api/chats/{chat_id}/messages",
+            data={"content": f"old message {i}"},
+            headers={"Origin": base_url},
+        )
+        assert response.status == 201, response.text()
+    omar.page.reload()
+    omar.page.locator(".chat-item", has_text=nina.username).click()
+    omar.page.get_by_test_id("message-130").wait_for()
+    assert omar.page.get_by_test_id("message-1").count() == 0  # only the newest page so far
+    for _ in range(10):
+        if omar.page.get_by_test_id("message-1").count():
+            break
+        omar.page.get_by_test_id("message-list").evaluate("el => { el.scrollTop = 0; }")
+        omar.page.wait_for_timeout(300)
+    omar.page.get_by_test_id("message-1").wait_for()
+    omar.page.get_by_test_id("history-status").filter(has_text="beginning").wait_for()
+    assert len(message_contents(omar.page)) == 130
+    shot(omar.page, "history-top")

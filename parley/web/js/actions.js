@@ -101,6 +101,7 @@ export function sendMessage(chatId, content, { replyTo = null, attachments = [] 
   };
   store.putPending(item);
   deliver(item);
+  lastTyping.delete(chatId); // the receiver cleared our typing mark on this message
   return item;
 }
 
