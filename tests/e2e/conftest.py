@@ -5,6 +5,7 @@ Screenshots land in tests/e2e/screenshots/ (gitignored) so a person can look at 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -74,41 +75,44 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def base_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One `parley serve` (gateway + server) for the whole browser session."""
-    data_dir = tmp_path_factory.mktemp("parley-e2e")
+@contextlib.contextmanager
+def _serve(data_dir: Path, **env: str) -> Iterator[str]:
+    """`parley serve` (gateway + server) on free ports; stopped by PID on exit."""
     gateway_port, server_port = _free_port(), _free_port()
-    env = {
+    full_env = {
         **os.environ,
         # Every test registers users from 127.0.0.1: the public per-IP limit would bite.
         "PARLEY_RATE_PUBLIC": "1000/second",
         "PARLEY_RATE_USER": "1000/second",
         "PARLEY_RATE_SEND": "1000/second",
+        **env,
     }
-    log = (data_dir / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(PARLEY),
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(server_port),
-            "--gateway-port",
-            str(gateway_port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{gateway_port}"
-    try:
-        _wait_until_up(f"{url}/login", proc)
+    command = [
+        str(PARLEY), "serve", "--data-dir", str(data_dir), "--port", str(server_port),
+        "--gateway-port", str(gateway_port),
+    ]  # fmt: skip
+    with (data_dir / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        url = f"http://127.0.0.1:{gateway_port}"
+        try:
+            _wait_until_up(f"{url}/login", proc)
+            yield url
+        finally:
+            _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def base_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `parley serve` for the whole browser session."""
+    with _serve(tmp_path_factory.mktemp("parley-e2e")) as url:
         yield url
-    finally:
-        _stop(proc)
-        log.close()
+
+
+@pytest.fixture(scope="module")
+def short_lived_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A `parley serve` whose access tokens expire after 3 seconds."""
+    with _serve(tmp_path_factory.mktemp("parley-ttl"), PARLEY_ACCESS_TTL="3") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -277,3 +278,26 @@ def test_scrolling_up_pages_back_through_history(register: Any, base_url: str) -
     omar.page.get_by_test_id("history-status").filter(has_text="beginning").wait_for()
     assert len(message_contents(omar.page)) == 130
     shot(omar.page, "history-top")
+
+
+def test_expired_access_token_is_refreshed_silently(browser: Any, short_lived_url: str) -> None:
+    context = browser.new_context(base_url=short_lived_url)
+    try:
+        page = context.new_page()
+        page.goto("/register")
+        username = f"ttl_{uuid.uuid4().hex[:8]}"
+        page.get_by_test_id("register-username").fill(username)
+        page.get_by_test_id("register-email").fill(f"{username}@example.com")
+        page.get_by_test_id("register-password").fill("correct horse battery")
+        page.get_by_test_id("register-submit").click()
+        page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for()
+        page.wait_for_timeout(4_500)  # the access cookie is now expired
+        page.locator(".chat-item", has_text="general").click()  # GET messages: 401, refresh, retry
+        send(page, "still signed in")
+        page.locator(".msg:not(.is-pending)", has_text="still signed in").wait_for()
+        page.reload()
+        page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for()
+        assert page.url.split("#")[0].endswith("/chat")
+        assert page.get_by_test_id("me-name").inner_text() == username
+    finally:
+        context.close()
