@@ -197,6 +197,9 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
     footer.push(h('button', { class: 'btn btn-danger', testid: 'info-block-toggle', onclick: () => { dialog.close(); onBlockToggle(); } }, blocked ? 'Unblock user' : 'Block user'));
   } else if (actions.isMember(chat)) {
     footer.push(h('button', { class: 'btn btn-danger', testid: 'leave-chat', onclick: () => leave(chat, dialog) }, chat.type === 'channel' ? 'Leave channel' : 'Leave group'));
+    if (['owner', 'admin'].includes(chat.my_role)) {
+      footer.unshift(h('button', { class: 'btn', testid: 'add-members', onclick: () => { dialog.close(); addMembersDialog(chat); } }, 'Add people'));
+    }
     if (chat.my_role === 'owner') footer.push(h('button', { class: 'btn btn-danger', testid: 'delete-chat', onclick: () => remove(chat, dialog) }, 'Delete'));
   }
   const dialog = modal({
@@ -229,4 +232,22 @@ async function remove(chat, dialog) {
   if (await confirmDialog({ title: 'Delete chat?', text: `“${chatTitle(chat)}” and all its messages will be deleted for everyone.`, confirm: 'Delete', danger: true })) {
     await attempt(() => actions.deleteChat(chat.id));
   }
+}
+
+function addMembersDialog(chat) {
+  const chosen = new Map();
+  const chips = h('div', { class: 'chips', testid: 'add-members-chosen' });
+  const renderChips = () => chips.replaceChildren(...[...chosen.values()].map((u) => h('span', { class: 'chip' }, displayName(u))));
+  const picker = userPicker({ selected: chosen, onPick: (u) => {
+    if (chosen.has(u.id)) chosen.delete(u.id); else chosen.set(u.id, u);
+    renderChips();
+    picker.refresh();
+  } });
+  const add = h('button', { class: 'btn btn-primary', testid: 'add-members-submit', onclick: () => attempt(async () => {
+    if (!chosen.size) return;
+    await actions.addMembers(chat.id, [...chosen.keys()]);
+    dialog.close();
+    toast(`Added ${chosen.size} ${chosen.size === 1 ? 'person' : 'people'}`);
+  }) }, 'Add');
+  const dialog = modal({ title: `Add people to ${chatTitle(chat)}`, testid: 'add-members-dialog', body: [chips, picker.el], footer: [add] });
 }
