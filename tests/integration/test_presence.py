@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,3 +101,26 @@ async def test_typing_reaches_others_not_sender_and_is_rate_limited(
     finally:
         await typist.close()
         await reader.close()
+
+
+async def test_new_direct_chat_shows_whether_the_peer_is_online(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    """The chat a new direct chat announces carries the peer's presence, not a default."""
+    a, b = await make_user(client), await make_user(client)
+    peer_socket = await connect(live.ws_base, b)
+    mine = await connect(live.ws_base, a)
+    try:
+        created = await client.post(
+            "/service/api/chats", json={"type": "direct", "user_id": b.id}, headers=a.headers
+        )
+        assert created.status_code == 201 and created.json()["peer"]["online"] is True
+        async with asyncio.timeout(5):
+            while True:
+                frame = await recv_type(mine, "chat_updated")
+                if frame["chat"].get("peer"):
+                    break
+        assert frame["chat"]["peer"]["id"] == b.id and frame["chat"]["peer"]["online"] is True
+    finally:
+        await mine.close()
+        await peer_socket.close()

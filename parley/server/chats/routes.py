@@ -32,7 +32,7 @@ async def create_chat(
 ) -> JSONResponse | ChatPublic:
     if isinstance(body, DirectCreate):
         chat, membership, created = await service.create_direct(
-            session, state.broker, user_id=me.id, peer_id=body.user_id
+            session, state.broker, user_id=me.id, peer_id=body.user_id, online=state.hub.is_online
         )
     else:
         chat, membership = await service.create_group(

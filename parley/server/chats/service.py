@@ -184,7 +184,12 @@ async def join_general(session: AsyncSession, user_id: int) -> None:
 
 
 async def create_direct(
-    session: AsyncSession, broker: Broker, *, user_id: int, peer_id: int
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    peer_id: int,
+    online: Online = _offline,
 ) -> tuple[Chat, Membership, bool]:
     """The one direct chat of a pair: created, or the existing one (False)."""
     if peer_id == user_id:
@@ -205,11 +210,11 @@ async def create_direct(
         async with session.begin_nested():
             session.add(chat)
     except IntegrityError:  # the pair opened it concurrently
-        return await create_direct(session, broker, user_id=user_id, peer_id=peer_id)
+        return await create_direct(session, broker, user_id=user_id, peer_id=peer_id, online=online)
     mine = Membership(chat_id=chat.id, user_id=user_id, role="member")
     session.add_all([mine, Membership(chat_id=chat.id, user_id=peer_id, role="member")])
     await session.commit()
-    await _announce_joined(session, broker, chat, [user_id, peer_id])
+    await _announce_joined(session, broker, chat, [user_id, peer_id], online=online)
     return chat, mine, True
 
 
@@ -388,13 +393,18 @@ async def set_role(
 
 
 async def _announce_joined(
-    session: AsyncSession, broker: Broker, chat: Chat, users: list[int]
+    session: AsyncSession,
+    broker: Broker,
+    chat: Chat,
+    users: list[int],
+    *,
+    online: Online = _offline,
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
     await broker.publish({"t": "membership", "chat_id": chat.id, "user_ids": users, "joined": True})
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
-        public = await chat_public(session, chat, membership, viewer_id=uid)
+        public = await chat_public(session, chat, membership, viewer_id=uid, online=online)
         await broker.publish(
             {"t": "users", "user_ids": [uid], "frame": frame("chat_updated", chat=public)}
         )
