@@ -91,3 +91,6 @@ form.addEventListener('input', (event) => {
   const name = event.target.name;
   if (name && event.target.closest('.field')?.classList.contains('has-error')) setFieldError(name, '');
 });
+
+// Already signed in (a live access cookie): skip the form.
+request('GET', '/profile', { auth: false }).then(() => location.replace('/chat'), () => {});
