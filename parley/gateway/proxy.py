@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
@@ -185,7 +186,11 @@ class HttpProxy:
         self.pool = pool
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        # A shared client must never keep cookies: one user's Set-Cookie would otherwise be
+        # replayed on the next user's request.
+        self.client = httpx.AsyncClient(
+            timeout=timeout, limits=limits, trust_env=False, cookies=_no_cookies()
+        )
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -410,3 +415,8 @@ async def _deny(websocket: WebSocket, status: int, body: bytes) -> None:
         {"type": "websocket.http.response.start", "status": status, "headers": headers}
     )
     await websocket.send({"type": "websocket.http.response.body", "body": body})
+
+
+def _no_cookies() -> CookieJar:
+    """A jar whose policy accepts no cookie at all."""
+    return CookieJar(DefaultCookiePolicy(allowed_domains=[]))

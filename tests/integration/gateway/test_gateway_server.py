@@ -120,6 +120,21 @@ async def test_register_login_and_profile_through_the_gateway(front: RunningGate
     assert stats.json()["users"] >= 1
 
 
+async def test_one_users_cookies_never_reach_another_users_request(front: RunningGateway) -> None:
+    """The proxy's pooled client must not keep the Set-Cookie of the answers it relays."""
+    name = f"gw{os.getpid()}c"
+    async with httpx.AsyncClient(base_url=front.url, trust_env=False, timeout=10) as first:
+        registered = await first.post(
+            "/service/api/register",
+            json={"username": name, "email": f"{name}@example.com", "password": "correct horse 1"},
+        )
+        assert registered.status_code == 201 and "parley_refresh" in registered.cookies
+    async with httpx.AsyncClient(base_url=front.url, trust_env=False, timeout=10) as stranger:
+        refresh = await stranger.post("/service/api/refresh", json={})
+        assert refresh.status_code == 401, refresh.text
+        assert "access_token" not in refresh.json()
+
+
 async def test_websocket_message_round_trip_through_the_gateway(front: RunningGateway) -> None:
     name = f"gw{os.getpid()}b"
     async with httpx.AsyncClient(base_url=front.url, trust_env=False, timeout=10) as http:
