@@ -29,7 +29,10 @@ migrate: $(STAMP) ## apply database migrations
 	@$(BIN)/parley migrate
 
 test: $(STAMP) ## run the whole test suite (SQLite and PostgreSQL, Redis, gateway, browser)
-	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@echo "==> unit and integration tests (SQLite and PostgreSQL, Redis, S3, gateway)"
+	@$(BIN)/python -m pytest -q tests/unit tests/integration $(PYTEST_ARGS)
+	@echo "==> browser tests (Playwright on Debian's chromium)"
+	@$(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff and mypy
 	@$(BIN)/ruff check parley tests bench
