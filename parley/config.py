@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         if not path.exists():
             # Written aside then linked: several processes starting at once agree on one.
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".jwt_secret.{os.getpid()}")
+            tmp = path.with_name(f".jwt_secret.{os.getpid()}.{secrets.token_hex(4)}")
             tmp.write_text(secrets.token_urlsafe(48))
             tmp.chmod(0o600)
             with contextlib.suppress(FileExistsError):
