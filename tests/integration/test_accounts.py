@@ -339,6 +339,8 @@ async def test_users_listing_search_and_privacy(client: httpx.AsyncClient) -> No
     single = await client.get(f"/service/api/users/{other.id}", headers=me.headers)
     assert single.status_code == 200 and single.json()["display_name"] == "Findable Person"
     assert "email" not in single.json()
+    assert single.json()["avatar_data_url"] is None  # on this route only, null without avatar
+    assert "avatar_data_url" not in found[0]
     missing = await client.get("/service/api/users/99999999", headers=me.headers)
     assert missing.status_code == 404 and missing.json()["code"] == "user_not_found"
     assert (await client.get("/service/api/users")).status_code == 401

@@ -128,3 +128,22 @@ async def test_database_outage_answers_503_and_recovers(tmp_path: Path) -> None:
             await ws.close()
     finally:
         await stop_server(server, task)
+
+
+async def test_handshake_beyond_max_connections_gets_503(tmp_path: Path) -> None:
+    running, server, task = await start_server(test_settings(tmp_path, MAX_CONNECTIONS=2))
+    try:
+        async with httpx.AsyncClient(base_url=running.base, cookies=no_cookies()) as http:
+            me = await make_user(http)
+        first, second = await connect(running.ws_base, me), await connect(running.ws_base, me)
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await connect(running.ws_base, me)
+        assert refused.value.response.status_code == 503
+        assert json.loads(refused.value.response.body)["code"] == "unavailable"
+        await first.close()
+        await asyncio.sleep(0.2)
+        third = await connect(running.ws_base, me)  # a freed slot is usable again
+        await third.close()
+        await second.close()
+    finally:
+        await stop_server(server, task)

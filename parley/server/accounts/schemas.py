@@ -71,10 +71,11 @@ class UserPublic(BaseModel):
 
     @model_serializer(mode="wrap")
     def _drop_private(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # `email` is only for the owner and `avatar_data_url` only on the single-user route.
+        # `email` is only for the owner and `avatar_data_url` only on the single-user route
+        # (null there when there is no avatar): each appears only where it was set.
         data: dict[str, Any] = handler(self)
         for key in ("email", "avatar_data_url"):
-            if data.get(key) is None:
+            if key not in self.model_fields_set:
                 data.pop(key, None)
         return data
 

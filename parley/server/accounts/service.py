@@ -42,7 +42,7 @@ def avatar_url(user: User) -> str | None:
 
 
 def user_public(user: User, *, online: bool = False, own: bool = False) -> UserPublic:
-    return UserPublic(
+    public = UserPublic(
         id=user.id,
         username=user.username,
         display_name=user.display_name,
@@ -52,8 +52,10 @@ def user_public(user: User, *, online: bool = False, own: bool = False) -> UserP
         online=online,
         last_seen_at=user.last_seen_at,
         created_at=user.created_at,
-        email=user.email if own else None,
     )
+    if own:
+        public.email = user.email
+    return public
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
