@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -153,6 +153,13 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot hold (an id past 64 bits): the client's input, not a 500.
+        metrics.errors.labels("validation_error").inc()
+        return _error(422, "validation_error", "A value is out of range")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr
 from sqlalchemy import func, select
@@ -17,7 +17,7 @@ from parley.server.accounts.schemas import Password, Strict, Username
 from parley.server.chats.service import count_chats, general_id
 from parley.server.db.models import Message, User
 from parley.server.db.session import ping
-from parley.server.deps import CurrentUser, SessionDep, StateDep
+from parley.server.deps import CurrentUser, Limit, Offset, SessionDep, StateDep
 from parley.server.messages import service as messages
 from parley.server.text import Content
 
@@ -52,8 +52,8 @@ class SeedMessageCreate(BaseModel):
 async def seed_users(
     _me: CurrentUser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[SeedUser]:
     users = await accounts.list_users(session, q="", limit=min(limit, 200), offset=offset)
     return [SeedUser(id=u.id, username=u.username, email=u.email) for u in users]
@@ -71,8 +71,8 @@ async def seed_register(body: SeedUserCreate, session: SessionDep) -> SeedUser:
 async def seed_messages(
     me: CurrentUser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> list[SeedMessage]:
     """`general`, newest first."""
     chat_id = await general_id(session)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 from parley import errors
 from parley.config import Settings
 from parley.security import TokenError, decode_access_token, origin_matches
+from parley.server.accounts.schemas import MAX_ID
 from parley.server.db.models import Ban, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.metrics import ServerMetrics
@@ -25,6 +26,12 @@ from parley.server.throttle import Throttle
 
 if TYPE_CHECKING:
     from parley.server.storage import Storage
+
+IdPath = Annotated[int, Path(gt=0, le=MAX_ID)]
+OptionalId = Annotated[int | None, Query(gt=0, le=MAX_ID)]
+SeqQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=MAX_ID)]
 
 ACCESS_COOKIE = "parley_access"
 REFRESH_COOKIE = "parley_refresh"

@@ -46,6 +46,15 @@ def check_description(value: str) -> str:
     return value
 
 
+def check_plain(value: str) -> str:
+    """Search words and login names: any text, but no control characters (NUL above all,
+    which PostgreSQL cannot store or compare)."""
+    if any(unicodedata.category(char) in {"Cc", "Cs"} for char in value):
+        raise ValueError("contains a control character")
+    return value
+
+
 Name = Annotated[str, AfterValidator(check_name)]
+Plain = Annotated[str, AfterValidator(check_plain)]
 Content = Annotated[str, AfterValidator(check_content)]
 Description = Annotated[str, StringConstraints(max_length=500), AfterValidator(check_description)]

@@ -24,10 +24,14 @@ from parley.server.deps import (
     REFRESH_COOKIE,
     AppState,
     CurrentUser,
+    IdPath,
+    Limit,
+    Offset,
     SessionDep,
     StateDep,
     check_origin,
 )
+from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["accounts"])
@@ -169,9 +173,9 @@ async def list_users(
     me: CurrentUser,
     session: SessionDep,
     state: StateDep,
-    q: Annotated[str, Query(max_length=64)] = "",
-    limit: Annotated[int, Query(ge=1)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    q: Annotated[Plain, Query(max_length=64)] = "",
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> list[UserPublic]:
     users = await service.list_users(session, q=q.strip(), limit=min(limit, 200), offset=offset)
     return [
@@ -181,7 +185,7 @@ async def list_users(
 
 @router.get("/users/{user_id}")
 async def get_user(
-    user_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> UserPublic:
     user = await service.access_user(session, user_id)
     public = service.user_public(user, own=user.id == me.id, online=state.hub.is_online(user.id))
@@ -225,7 +229,7 @@ async def delete_avatar(me: CurrentUser, session: SessionDep, state: StateDep) -
 
 @router.get("/users/{user_id}/avatar", response_class=StreamingResponse)
 async def get_avatar(
-    user_id: int, _me: CurrentUser, session: SessionDep, state: StateDep
+    user_id: IdPath, _me: CurrentUser, session: SessionDep, state: StateDep
 ) -> StreamingResponse:
     chunks = await avatars.open_avatar(session, state, user_id=user_id)
     await session.commit()  # end the transaction before streaming (SQLite: the write lock)

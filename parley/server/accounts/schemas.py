@@ -15,12 +15,15 @@ from pydantic import (
     model_serializer,
 )
 
-from parley.server.text import Description, Name
+from parley.server.text import Description, Name, Plain
 
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{3,32}$")
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+MAX_ID = 2**63 - 1  # what a 64-bit integer column holds; larger ids are refused (422)
+Id = Annotated[int, Field(gt=0, le=MAX_ID)]
+Seq = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class Strict(BaseModel):
@@ -37,7 +40,7 @@ class Register(Strict):
 
 
 class Login(Strict):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=254)]
+    username: Annotated[Plain, StringConstraints(min_length=1, max_length=254)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 

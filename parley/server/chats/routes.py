@@ -18,7 +18,8 @@ from parley.server.chats.schemas import (
     MembersAdd,
     RoleUpdate,
 )
-from parley.server.deps import CurrentUser, SessionDep, StateDep
+from parley.server.deps import CurrentUser, IdPath, Limit, Offset, SessionDep, StateDep
+from parley.server.text import Plain
 
 router = APIRouter(prefix="/service/api/chats", tags=["chats"])
 
@@ -63,9 +64,9 @@ async def list_chats(me: CurrentUser, session: SessionDep, state: StateDep) -> l
 async def list_public(
     me: CurrentUser,
     session: SessionDep,
-    q: Annotated[str, Query(max_length=64)] = "",
-    limit: Annotated[int, Query(ge=1)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    q: Annotated[Plain, Query(max_length=64)] = "",
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> list[ChatPublic]:
     rows = await service.list_public_channels(
         session, user_id=me.id, q=q.strip(), limit=min(limit, 200), offset=offset
@@ -75,7 +76,7 @@ async def list_public(
 
 @router.get("/{chat_id}")
 async def get_chat(
-    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> ChatPublic:
     chat, membership = await access_chat(session, user_id=me.id, chat_id=chat_id)
     return await service.chat_public(
@@ -85,7 +86,7 @@ async def get_chat(
 
 @router.patch("/{chat_id}")
 async def update_chat(
-    chat_id: int, body: ChatUpdate, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, body: ChatUpdate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> ChatPublic:
     chat, membership = await service.update_chat(
         session,
@@ -100,7 +101,7 @@ async def update_chat(
 
 @router.delete("/{chat_id}", status_code=204)
 async def delete_chat(
-    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.delete_chat(session, state.broker, user_id=me.id, chat_id=chat_id)
     return Response(status_code=204)
@@ -108,7 +109,7 @@ async def delete_chat(
 
 @router.get("/{chat_id}/members")
 async def list_members(
-    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> list[MemberPublic]:
     return await service.list_members(
         session, user_id=me.id, chat_id=chat_id, online=state.hub.is_online
@@ -117,7 +118,7 @@ async def list_members(
 
 @router.post("/{chat_id}/members")
 async def add_members(
-    chat_id: int, body: MembersAdd, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, body: MembersAdd, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> list[MemberPublic]:
     await service.add_members(
         session, state.broker, user_id=me.id, chat_id=chat_id, user_ids=body.user_ids
@@ -129,7 +130,7 @@ async def add_members(
 
 @router.post("/{chat_id}/join")
 async def join_chat(
-    chat_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> ChatPublic:
     chat, membership = await service.join_chat(
         session, state.broker, user_id=me.id, chat_id=chat_id
@@ -139,7 +140,7 @@ async def join_chat(
 
 @router.delete("/{chat_id}/members/{user_id}", status_code=204)
 async def remove_member(
-    chat_id: int, user_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.remove_member(
         session, state.broker, user_id=me.id, chat_id=chat_id, target_id=user_id
@@ -149,8 +150,8 @@ async def remove_member(
 
 @router.patch("/{chat_id}/members/{user_id}")
 async def set_role(
-    chat_id: int,
-    user_id: int,
+    chat_id: IdPath,
+    user_id: IdPath,
     body: RoleUpdate,
     me: CurrentUser,
     session: SessionDep,

@@ -7,17 +7,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from parley.server.accounts.schemas import Strict, UserPublic
+from parley.server.accounts.schemas import Id, Strict, UserPublic
 from parley.server.messages.schemas import MessagePublic
 from parley.server.text import Description, Name
 
 Role = Literal["owner", "admin", "member"]
-UserIds = Annotated[list[Annotated[int, Field(gt=0)]], Field(max_length=500)]
+UserIds = Annotated[list[Id], Field(max_length=500)]
 
 
 class DirectCreate(Strict):
     type: Literal["direct"]
-    user_id: Annotated[int, Field(gt=0)]
+    user_id: Id
 
 
 class GroupCreate(Strict):

@@ -8,7 +8,16 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from parley.server.accounts.routes import UPLOAD_BODY
-from parley.server.deps import CurrentUser, SessionDep, StateDep
+from parley.server.deps import (
+    CurrentUser,
+    IdPath,
+    Limit,
+    Offset,
+    OptionalId,
+    SeqQuery,
+    SessionDep,
+    StateDep,
+)
 from parley.server.messages import attachments, search, service
 from parley.server.messages.schemas import (
     AttachmentPublic,
@@ -18,6 +27,7 @@ from parley.server.messages.schemas import (
     ReactionCreate,
     ReadMark,
 )
+from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["messages"])
@@ -26,13 +36,13 @@ MAX_PAGE = 200
 
 @router.get("/chats/{chat_id}/messages")
 async def list_messages(
-    chat_id: int,
+    chat_id: IdPath,
     me: CurrentUser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1)] = 50,
-    before: Annotated[int | None, Query(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    before: SeqQuery = None,
+    after: SeqQuery = None,
+    offset: Offset = 0,
 ) -> list[MessagePublic]:
     return await service.list_messages(
         session,
@@ -47,7 +57,7 @@ async def list_messages(
 
 @router.post("/chats/{chat_id}/messages", status_code=201, response_model=MessagePublic)
 async def send_message(
-    chat_id: int, body: MessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, body: MessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic | JSONResponse:
     message, created = await service.do_send(
         state,
@@ -65,14 +75,14 @@ async def send_message(
 
 
 @router.get("/messages/{message_id}")
-async def get_message(message_id: int, me: CurrentUser, session: SessionDep) -> MessagePublic:
+async def get_message(message_id: IdPath, me: CurrentUser, session: SessionDep) -> MessagePublic:
     message = await service.access_message(session, user_id=me.id, message_id=message_id)
     return await service.message_public(session, message)
 
 
 @router.patch("/messages/{message_id}")
 async def edit_message(
-    message_id: int, body: MessageUpdate, me: CurrentUser, session: SessionDep, state: StateDep
+    message_id: IdPath, body: MessageUpdate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic:
     return await service.edit_message(
         session, state.broker, user_id=me.id, message_id=message_id, content=body.content
@@ -81,7 +91,7 @@ async def edit_message(
 
 @router.delete("/messages/{message_id}", status_code=204)
 async def delete_message(
-    message_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.delete_message(session, state.broker, user_id=me.id, message_id=message_id)
     return Response(status_code=204)
@@ -89,7 +99,7 @@ async def delete_message(
 
 @router.post("/messages/{message_id}/reactions")
 async def add_reaction(
-    message_id: int, body: ReactionCreate, me: CurrentUser, session: SessionDep, state: StateDep
+    message_id: IdPath, body: ReactionCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic:
     return await service.react(
         session, state.broker, user_id=me.id, message_id=message_id, emoji=body.emoji, add=True
@@ -98,7 +108,7 @@ async def add_reaction(
 
 @router.delete("/messages/{message_id}/reactions/{emoji}", status_code=204)
 async def remove_reaction(
-    message_id: int, emoji: str, me: CurrentUser, session: SessionDep, state: StateDep
+    message_id: IdPath, emoji: str, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.react(
         session, state.broker, user_id=me.id, message_id=message_id, emoji=emoji, add=False
@@ -108,7 +118,7 @@ async def remove_reaction(
 
 @router.post("/chats/{chat_id}/read", status_code=204)
 async def mark_read(
-    chat_id: int, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
     return Response(status_code=204)
@@ -116,7 +126,7 @@ async def mark_read(
 
 @router.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
 async def upload_attachment(
-    chat_id: int, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
+    chat_id: IdPath, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> AttachmentPublic:
     await attachments.check_can_upload(session, user_id=me.id, chat_id=chat_id)
     part = await read_file_part(request, max_bytes=state.settings.max_attachment_bytes)
@@ -128,7 +138,7 @@ async def upload_attachment(
 
 @router.get("/attachments/{attachment_id}", response_class=StreamingResponse)
 async def download_attachment(
-    attachment_id: int, me: CurrentUser, session: SessionDep, state: StateDep
+    attachment_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> StreamingResponse:
     attachment, chunks = await attachments.open_attachment(
         session, state, user_id=me.id, attachment_id=attachment_id
@@ -145,9 +155,9 @@ async def download_attachment(
 async def search_messages(
     me: CurrentUser,
     session: SessionDep,
-    q: Annotated[str, Query(min_length=1, max_length=200)],
-    chat_id: int | None = None,
-    limit: Annotated[int, Query(ge=1)] = 20,
+    q: Annotated[Plain, Query(min_length=1, max_length=200)],
+    chat_id: OptionalId = None,
+    limit: Limit = 20,
 ) -> list[MessagePublic]:
     """Messages of the caller's chats only, best match first, then newest."""
     return await search.search_messages(

@@ -7,18 +7,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from parley.server.accounts.schemas import SenderPublic, Strict
+from parley.server.accounts.schemas import Id, SenderPublic, Seq, Strict
 from parley.server.text import Content
 
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 Emoji = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-AttachmentIds = Annotated[list[Annotated[int, Field(gt=0)]], Field(max_length=10)]
+AttachmentIds = Annotated[list[Id], Field(max_length=10)]
 
 
 class MessageCreate(Strict):
     content: Content
     client_id: ClientId | None = None
-    reply_to: Annotated[int, Field(gt=0)] | None = None
+    reply_to: Id | None = None
     attachment_ids: AttachmentIds = Field(default_factory=list)
 
 
@@ -31,7 +31,7 @@ class ReactionCreate(Strict):
 
 
 class ReadMark(Strict):
-    seq: Annotated[int, Field(ge=0)]
+    seq: Seq
 
 
 class AttachmentPublic(BaseModel):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from parley import errors
 from parley.server.db.models import Ban, Block
-from parley.server.deps import CurrentUser, Principal, SessionDep, StateDep
+from parley.server.deps import CurrentUser, IdPath, Principal, SessionDep, StateDep
 from parley.server.moderation import service
 from parley.server.moderation.schemas import BanCreate, BanPublic, BlockCreate, BlockPublic
 
@@ -54,7 +54,9 @@ async def list_blocks(me: CurrentUser, session: SessionDep) -> list[BlockPublic]
 
 
 @router.delete("/block/{user_id}", status_code=204)
-async def unblock(user_id: int, me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
+async def unblock(
+    user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
     await service.unblock_user(session, state.broker, user_id=me.id, target_id=user_id)
     return Response(status_code=204)
 
@@ -80,7 +82,7 @@ async def list_bans(me: CurrentUser, session: SessionDep) -> list[BanPublic]:
 
 
 @router.delete("/admin/bans/{user_id}", status_code=204)
-async def unban(user_id: int, me: CurrentUser, session: SessionDep) -> Response:
+async def unban(user_id: IdPath, me: CurrentUser, session: SessionDep) -> Response:
     _require_admin(me)
     await service.unban_user(session, user_id=user_id)
     return Response(status_code=204)

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from parley.server.accounts.schemas import Strict
+from parley.server.accounts.schemas import Id, Strict
 from parley.server.text import Description
 
 Duration = Annotated[int, Field(gt=0, le=10 * 365 * 24 * 3600)]
 
 
 class BlockCreate(Strict):
-    user_id: Annotated[int, Field(gt=0)]
+    user_id: Id
     duration_seconds: Duration | None = None
 
 
@@ -25,7 +25,7 @@ class BlockPublic(BaseModel):
 
 
 class BanCreate(Strict):
-    user_id: Annotated[int, Field(gt=0)]
+    user_id: Id
     duration_seconds: Duration | None = None
     reason: Description = ""
 

@@ -8,10 +8,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parley import errors
+from parley.server.accounts.schemas import Id, Seq
 from parley.server.messages.schemas import AttachmentIds, ClientId, Emoji
 from parley.server.text import Content
-
-Id = Annotated[int, Field(gt=0)]
 
 
 class Frame(BaseModel):
@@ -47,11 +46,11 @@ class Typing(Frame):
 
 class Read(Frame):
     chat_id: Id
-    seq: Annotated[int, Field(ge=0)]
+    seq: Seq
 
 
 class Sync(Frame):
-    chats: Annotated[dict[int, Annotated[int, Field(ge=0)]], Field(max_length=1000)]
+    chats: Annotated[dict[Id, Seq], Field(max_length=1000)]
 
 
 class Ping(Frame):
