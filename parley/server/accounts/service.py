@@ -89,13 +89,16 @@ async def create_user(
     """Creates the user and joins it to `general`; commits. 409 on a taken name or email."""
     from parley.server.chats.service import join_general
 
+    # Hashed before any query: argon2 takes a while, and no transaction (on SQLite, the
+    # write lock) may be held meanwhile.
+    password_hash = await asyncio.to_thread(hash_password, password)
     await _check_free(session, username=username, email=email)
     user = User(
         username=username,
         username_key=username.lower(),
         email=email,
         email_key=email.lower(),
-        password_hash=await asyncio.to_thread(hash_password, password),
+        password_hash=password_hash,
         display_name=display_name or username,
         bio="",
         is_admin=False,
@@ -134,6 +137,7 @@ async def login(
     key = username.strip().lower()
     await state.throttle.check("login", key, detail="Too many failed logins, try again shortly")
     user = await get_user_by_login(session, username)
+    await session.commit()  # end the read before the slow hash check: no lock held meanwhile
     if not await verify_password(user.password_hash if user else None, password) or user is None:
         await state.throttle.allow("login", key)
         raise errors.InvalidCredentials()
@@ -251,9 +255,11 @@ async def change_password(
     new_password: str,
 ) -> None:
     """Every other session of the user is revoked (and its sockets closed)."""
+    await session.commit()  # no transaction held across the slow hashing below
     if not await verify_password(user.password_hash, current_password):
         raise errors.Forbidden("Current password is wrong", code="invalid_credentials")
-    user.password_hash = await asyncio.to_thread(hash_password, new_password)
+    new_hash = await asyncio.to_thread(hash_password, new_password)
+    user.password_hash = new_hash
     await session.flush()
     await revoke_sessions(session, broker, user_id=user.id, keep=session_id)
 
