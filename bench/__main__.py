@@ -42,6 +42,12 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -140,6 +146,7 @@ async def _measure(base: str, pid: int, args: argparse.Namespace) -> dict[str, A
 
     readers = [asyncio.create_task(reader(ws, i == 0)) for i, ws in enumerate(sockets)]
     began = time.perf_counter()
+    cpu_before = _cpu_seconds(pid)
     for n in range(args.messages):
         client_id = f"bench-{n}"
         sent_at[client_id] = time.perf_counter()
@@ -158,6 +165,7 @@ async def _measure(base: str, pid: int, args: argparse.Namespace) -> dict[str, A
                 await asyncio.sleep(0.001)
     await asyncio.wait_for(asyncio.gather(*readers), timeout=300)
     elapsed = time.perf_counter() - began
+    server_cpu = _cpu_seconds(pid) - cpu_before
     rss_busy = _rss_mib(pid)
     for ws in sockets:
         await ws.close()
@@ -175,6 +183,7 @@ async def _measure(base: str, pid: int, args: argparse.Namespace) -> dict[str, A
         "delivery_p50_ms": round(_pct(delivery, 0.5) * 1000, 2),
         "delivery_p99_ms": round(_pct(delivery, 0.99) * 1000, 2),
         "delivery_mean_ms": round(statistics.fmean(delivery) * 1000, 2) if delivery else None,
+        "server_cpu_ms_per_message": round(server_cpu / args.messages * 1000, 2),
         "server_rss_idle_mib": round(rss_idle, 1),
         "server_rss_after_mib": round(rss_busy, 1),
     }
