@@ -1,0 +1,95 @@
+// Message catalogs, plural rules and locale-aware dates. Every string the user sees
+// goes through t(); catalogs live in ./locales/<lang>.js as flat key → string maps.
+//
+//   t('chat.members', { count: 3 })  → "3 members" / "3 участника"
+//
+// A value may be a string with {name} placeholders, or a plural object keyed by the
+// Intl.PluralRules category ({one, few, many, other}); `count` picks the form.
+
+import en from './locales/en.js';
+import ru from './locales/ru.js';
+
+const CATALOGS = { en, ru };
+export const LANGUAGES = [
+  { code: 'en', name: 'English' },
+  { code: 'ru', name: 'Русский' },
+];
+const STORAGE_KEY = 'parley.lang';
+
+function detect() {
+  const saved = safeGet(STORAGE_KEY);
+  if (saved && CATALOGS[saved]) return saved;
+  for (const tag of navigator.languages || [navigator.language || 'en']) {
+    const code = String(tag).toLowerCase().split('-')[0];
+    if (CATALOGS[code]) return code;
+  }
+  return 'en';
+}
+
+function safeGet(key) {
+  try { return localStorage.getItem(key); } catch { return null; }
+}
+
+let current = detect();
+let rules = new Intl.PluralRules(current);
+const listeners = new Set();
+
+export const locale = () => current;
+
+/** Switches the language, remembers it, and tells every subscriber to re-render. */
+export function setLocale(code) {
+  if (!CATALOGS[code] || code === current) return;
+  current = code;
+  rules = new Intl.PluralRules(code);
+  try { localStorage.setItem(STORAGE_KEY, code); } catch { /* private mode */ }
+  document.documentElement.lang = code;
+  for (const fn of listeners) fn(code);
+}
+
+export function onLocaleChange(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+/** The string for `key` in the current language (English, then the key, as fallbacks). */
+export function t(key, params = {}) {
+  let value = CATALOGS[current][key] ?? CATALOGS.en[key];
+  if (value === undefined) {
+    console.warn(`i18n: missing key ${key}`);
+    return key;
+  }
+  if (typeof value === 'object') {
+    const count = Number(params.count ?? 0);
+    value = value[rules.select(count)] ?? value.other;
+  }
+  return value.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+}
+
+/** Fills every [data-i18n] element's text (and data-i18n-attr="attr:key;…" attributes). */
+export function translateDom(root = document) {
+  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll('[data-i18n-attr]')) {
+    for (const pair of el.dataset.i18nAttr.split(';')) {
+      const [attr, key] = pair.split(':').map((s) => s.trim());
+      if (attr && key) el.setAttribute(attr, t(key));
+    }
+  }
+}
+
+// Dates and times through Intl, in the interface language.
+const fmtCache = new Map();
+export function dateFormat(options) {
+  const id = `${current}|${JSON.stringify(options)}`;
+  let fmt = fmtCache.get(id);
+  if (!fmt) {
+    fmt = new Intl.DateTimeFormat(current, options);
+    fmtCache.set(id, fmt);
+  }
+  return fmt;
+}
+
+export function relativeTime(value, unit) {
+  return new Intl.RelativeTimeFormat(current, { numeric: 'auto' }).format(value, unit);
+}
+
+document.documentElement.lang = current;
