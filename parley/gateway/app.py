@@ -38,6 +38,7 @@ from parley.gateway.proxy import (
     strip_token,
 )
 from parley.gateway.ratelimit import Decision, RateLimits, client_ip, is_trusted, parse_networks
+from parley.gateway.relay import RelayedClient
 from parley.security import TokenError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -469,8 +470,9 @@ def make_server(
         port=settings.gateway_port if port is None else port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=RelayedClient,  # uvicorn's sans-I/O protocol + bytes relay (docs/performance.md)
         ws_max_size=settings.ws_max_frame,
+        ws_per_message_deflate=False,  # frames are relayed as the server framed them
         proxy_headers=False,
         server_header=False,
         access_log=False,

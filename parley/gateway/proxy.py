@@ -8,17 +8,25 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import orjson
-import websockets
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from starlette.websockets import WebSocket
+from uvicorn.protocols.utils import ClientDisconnected
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from parley.gateway.relay import (
+    CLOSE_TRY_AGAIN,
+    RELAY_EXTENSION,
+    RELAY_SEND,
+    UpstreamClosed,
+    UpstreamProtocol,
+    open_upstream,
+)
 
 logger = logging.getLogger("parley.gateway")
 
@@ -249,21 +257,111 @@ def strip_token(query_string: bytes) -> str:
     return urlencode([(k, v) for k, v in pairs if "token" not in k.lower()])
 
 
-@dataclass(eq=False)
 class _Relay:
-    client: WebSocket
-    upstream: ClientConnection
-    closing_code: int | None = None
-    tasks: list[asyncio.Task[tuple[str, int, str]]] = field(default_factory=list)
+    """One relayed WebSocket: the client's ASGI channel and the upstream connection.
+
+    Frames from the upstream are appended to `pending` (bytes, as they came) from the
+    upstream protocol's callback and written to the client by one writer task, a batch per
+    wake-up. More than `max_pending` bytes waiting means a client that does not read: it is
+    closed with 1013 (after what its transport already holds) and so is the upstream.
+    """
+
+    def __init__(self, send: Send, max_pending: int) -> None:
+        self.send = send
+        self.max_pending = max_pending
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.wake = asyncio.Event()
+        self.end: tuple[int, str] | None = None  # the close the client gets after `pending`
+        self.upstream: UpstreamProtocol | None = None
+        self.writer: asyncio.Task[None] | None = None
+        self.client_closed = False
+        self.finished = asyncio.Event()
+
+    def on_frames(self, data: bytes) -> None:
+        if self.end is not None:
+            return
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        if self.pending_bytes > self.max_pending:
+            self.stop(CLOSE_TRY_AGAIN, "client too slow")
+        else:
+            self.wake.set()
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The upstream closed: the client gets what is pending, then the same close."""
+        if self.end is None:
+            self.end = (_UNSENDABLE_CLOSE.get(code, code), reason)
+            self.wake.set()
+
+    def stop(self, code: int, reason: str) -> None:
+        """Closes both sides now, dropping what the client has not been sent."""
+        if self.end is None:
+            self.end = (code, reason)
+        self.pending.clear()
+        self.pending_bytes = 0
+        if self.upstream is not None:
+            self.upstream.close(code, reason)
+        if self.writer is not None:
+            self.writer.cancel()
+        task = asyncio.get_running_loop().create_task(self.close_client(code, reason))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def write_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if self.end is not None:
+                try:
+                    async with asyncio.timeout(_CLOSE_FLUSH_TIMEOUT):
+                        await self._flush()
+                except TimeoutError:
+                    self.pending.clear()
+                await self.close_client(*self.end)
+                return
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self.pending:
+            data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
+            self.pending.clear()
+            self.pending_bytes = 0
+            await self.send({"type": RELAY_SEND, "data": data})
+
+    async def close_client(self, code: int, reason: str) -> None:
+        if self.client_closed:
+            return
+        self.client_closed = True
+        with contextlib.suppress(OSError, RuntimeError, ClientDisconnected):
+            await self.send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+
+_background: set[asyncio.Task[None]] = set()
+_CLOSE_FLUSH_TIMEOUT = 5.0
+_UPSTREAM_CLOSE_WAIT = 5.0
+DEFAULT_MAX_PENDING = 512 * 1024
 
 
 class WebSocketRelay:
-    """Relays frames both ways between a client and an upstream `/service/ws`."""
+    """Relays frames both ways between a client and an upstream `/service/ws`.
 
-    def __init__(self, pool: UpstreamPool, *, connect_timeout: float, max_size: int) -> None:
+    The client's side must be served by `RelayedClient` (the gateway's uvicorn protocol):
+    frames from the server are written to it as bytes, never decoded.
+    """
+
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        *,
+        connect_timeout: float,
+        max_size: int,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
         self.pool = pool
         self._connect_timeout = connect_timeout
         self._max_size = max_size
+        self._max_pending = max_pending
         self._relays: set[_Relay] = set()
 
     @property
@@ -274,29 +372,40 @@ class WebSocketRelay:
         """Closes every relayed WebSocket with `code` (1001 on shutdown), both sides."""
         relays = list(self._relays)
         for relay in relays:
-            relay.closing_code = code
+            relay.stop(code, "gateway shutting down")
         await asyncio.gather(
-            *(relay.upstream.close(code, "gateway shutting down") for relay in relays),
-            return_exceptions=True,
+            *(asyncio.wait_for(r.finished.wait(), 5) for r in relays), return_exceptions=True
         )
-        await asyncio.gather(*(_wait(relay) for relay in relays), return_exceptions=True)
 
     async def run(self, websocket: WebSocket, token: str, fwd: Forwarding) -> None:
-        upstream = await self._connect(websocket, token, fwd)
+        if RELAY_EXTENSION not in websocket.scope.get("extensions", {}):
+            raise RuntimeError("the gateway's WebSockets must be served by RelayedClient")
+        # The raw ASGI channel: Starlette's wrapper would refuse RELAY_SEND.
+        send, receive = websocket._send, websocket._receive
+        relay = _Relay(send, self._max_pending)
+        upstream = await self._connect(websocket, token, fwd, relay)
         if upstream is None:
             return
-        await websocket.accept(subprotocol=upstream.subprotocol)
-        relay = _Relay(websocket, upstream)
+        relay.upstream = upstream
+        await websocket.accept(subprotocol=upstream.ws.subprotocol)
         self._relays.add(relay)
+        relay.writer = asyncio.create_task(relay.write_loop())
         try:
-            await self._pump(relay)
+            await _client_to_upstream(receive, relay, upstream)
         finally:
             self._relays.discard(relay)
-            await upstream.close()
+            relay.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay.writer
+            upstream.close(1001, "going away")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(upstream.lost), _UPSTREAM_CLOSE_WAIT)
+            upstream.abort()
+            relay.finished.set()
 
     async def _connect(
-        self, websocket: WebSocket, token: str, fwd: Forwarding
-    ) -> ClientConnection | None:
+        self, websocket: WebSocket, token: str, fwd: Forwarding, relay: _Relay
+    ) -> UpstreamProtocol | None:
         headers = self._upstream_headers(websocket, token, fwd)
         query = strip_token(websocket.scope.get("query_string", b""))
         protocols = websocket.headers.get("sec-websocket-protocol")
@@ -304,22 +413,22 @@ class WebSocketRelay:
         for upstream in self.pool.candidates():
             url = upstream.ws_url + "/service/ws" + (f"?{query}" if query else "")
             try:
-                connection = await websockets.connect(
+                connection = await open_upstream(
                     url,
-                    additional_headers=headers,
-                    subprotocols=subprotocols,  # type: ignore[arg-type]
+                    headers=headers,
+                    subprotocols=subprotocols,
                     max_size=self._max_size,
-                    max_queue=16,
                     open_timeout=self._connect_timeout,
-                    compression=None,
-                    proxy=None,
-                    user_agent_header=None,
+                    on_frames=relay.on_frames,
+                    on_close=relay.on_close,
                 )
             except InvalidStatus as exc:
                 self.pool.mark_ok(upstream)
                 await _deny(websocket, exc.response.status_code, bytes(exc.response.body or b""))
                 return None
-            except (OSError, TimeoutError, InvalidHandshake):
+            except TimeoutError:
+                continue  # slow to answer is not down: try the next one, keep this one
+            except (OSError, InvalidHandshake, UpstreamClosed):
                 self.pool.mark_failed(upstream)
                 continue
             self.pool.mark_ok(upstream)
@@ -340,69 +449,22 @@ class WebSocketRelay:
         ]
         return [("authorization", f"Bearer {token}"), *kept, *_forwarding_headers(fwd)]
 
-    async def _pump(self, relay: _Relay) -> None:
-        relay.tasks = [
-            asyncio.create_task(_client_to_upstream(relay)),
-            asyncio.create_task(_upstream_to_client(relay)),
-        ]
-        done, pending = await asyncio.wait(relay.tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        side, code, reason = next(iter(done)).result()
-        if relay.closing_code is not None:
-            code, reason = relay.closing_code, "going away"
-        if side == "client":
-            await relay.upstream.close(_UNSENDABLE_CLOSE.get(code, code), reason)
-        else:
-            await _close_client(relay.client, _UNSENDABLE_CLOSE.get(code, code), reason)
 
-
-async def _wait(relay: _Relay) -> None:
-    if relay.tasks:
-        await asyncio.wait(relay.tasks, timeout=5)
-
-
-async def _client_to_upstream(relay: _Relay) -> tuple[str, int, str]:
+async def _client_to_upstream(receive: Receive, relay: _Relay, upstream: UpstreamProtocol) -> None:
+    """Client frames to the upstream until the client's side ends (its close or ours)."""
     while True:
-        message: Message = await relay.client.receive()
+        message: Message = await receive()
         if message["type"] == "websocket.disconnect":
-            return "client", int(message.get("code") or 1000), str(message.get("reason") or "")
-        try:
-            if message.get("text") is not None:
-                await relay.upstream.send(message["text"])
-            elif message.get("bytes") is not None:
-                await relay.upstream.send(message["bytes"])
-        except ConnectionClosed as exc:
-            return "upstream", *_close_of(exc)
-
-
-async def _upstream_to_client(relay: _Relay) -> tuple[str, int, str]:
-    while True:
-        try:
-            data = await relay.upstream.recv()
-        except ConnectionClosed as exc:
-            return "upstream", *_close_of(exc)
-        key = "text" if isinstance(data, str) else "bytes"
-        try:
-            await relay.client.send({"type": "websocket.send", key: data})
-        except (OSError, RuntimeError):
-            return "client", 1001, ""
-
-
-def _close_of(exc: ConnectionClosed) -> tuple[int, str]:
-    """The upstream's close code, or ours when we closed (1009 too big), or 1014 bad gateway."""
-    frame = exc.rcvd or exc.sent
-    if frame is None:
-        return 1014, "upstream connection lost"
-    return frame.code, frame.reason
-
-
-async def _close_client(websocket: WebSocket, code: int, reason: str) -> None:
-    if websocket.client_state == WebSocketState.DISCONNECTED:
-        return
-    with contextlib.suppress(OSError, RuntimeError):
-        await websocket.close(code, reason)
+            code = int(message.get("code") or 1000)
+            upstream.close(_UNSENDABLE_CLOSE.get(code, code), str(message.get("reason") or ""))
+            return
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes")
+        if data is None or not upstream.send(data):
+            continue  # the upstream has closed: the client's close is on its way
+        if not upstream.writable.is_set():
+            await upstream.writable.wait()  # the server is not reading: neither do we
 
 
 async def _deny(websocket: WebSocket, status: int, body: bytes) -> None:

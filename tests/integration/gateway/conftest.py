@@ -149,6 +149,14 @@ async def _ws_loop(websocket: WebSocket, upstream: Upstream) -> None:
             return
         elif text.startswith("big:"):
             await websocket.send_text("y" * int(text.split(":")[1]))
+        elif text.startswith("flood:"):  # flood:<frames>:<bytes each>, as fast as it can
+            _, count, size = text.split(":")
+            frame = "f" * int(size)
+            try:
+                for _ in range(int(count)):
+                    await websocket.send_text(frame)
+            except (OSError, RuntimeError, WebSocketDisconnect):
+                pass
         else:
             await websocket.send_text(text)
 
