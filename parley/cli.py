@@ -32,6 +32,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         ("gateway_port", "GATEWAY_PORT"),
         ("data_dir", "PARLEY_DATA_DIR"),
         ("upstream", "PARLEY_UPSTREAMS"),
+        ("workers", "PARLEY_WORKERS"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -90,6 +91,13 @@ def make_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         _add_common(command)
         command.set_defaults(func=func)
+        if name == "serve":
+            command.add_argument(
+                "--workers",
+                type=int,
+                help="server processes behind the gateway (PARLEY_WORKERS; default 1 on "
+                "SQLite, the number of cores on PostgreSQL + Redis)",
+            )
     users = sub.add_parser("users", help="manage users")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     promote = users_sub.add_parser("promote", help="make a user an admin")

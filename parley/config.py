@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     upstreams: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="PARLEY_UPSTREAMS"
     )
+    workers: int | None = Field(None, alias="PARLEY_WORKERS", ge=1, le=64)
 
     database_url: str | None = Field(None, alias="DATABASE_URL")
     db_host: str | None = Field(None, alias="DB_HOST")

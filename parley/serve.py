@@ -1,4 +1,4 @@
-"""`parley serve`: one server and one gateway as two processes, started and stopped together."""
+"""`parley serve`: N server processes and one gateway, started and stopped together."""
 
 from __future__ import annotations
 
@@ -22,20 +22,41 @@ _WILDCARDS = {"", "0.0.0.0", "::"}
 
 
 def run_serve(settings: Settings) -> int:
-    """Starts the server, waits for its /health, starts the gateway; stops both on a signal."""
+    """Starts the servers, waits for their /health, starts the gateway; stops all on a signal."""
+    workers, problem = worker_count(settings)
+    if problem:
+        _say(problem, error=True)
+        return 2
     problem = check_ports(settings)
     if problem:
         _say(problem, error=True)
         return 1
-    settings.jwt_key()  # created once here so both processes read the same secret
+    settings.jwt_key()  # created once here so every process reads the same secret
     stop = threading.Event()
     previous = _trap_signals(stop)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
-        return _supervise(settings, processes, stop)
+        return _supervise(settings, workers, processes, stop)
     finally:
         _stop_all(processes)
         _restore_signals(previous)
+
+
+def worker_count(settings: Settings) -> tuple[int, str | None]:
+    """--workers, else 1 on SQLite and the number of cores on PostgreSQL + Redis.
+
+    Several processes share their events through Redis and their data through PostgreSQL;
+    on SQLite or without Redis a second process would not see the first one's messages.
+    """
+    shared = not settings.sqlalchemy_url.startswith("sqlite") and settings.redis_dsn is not None
+    if settings.workers is None:
+        return (os.cpu_count() or 1) if shared else 1, None
+    if settings.workers > 1 and not shared:
+        return 1, (
+            f"--workers {settings.workers} needs PostgreSQL (DATABASE_URL) and Redis "
+            "(REDIS_URL): on SQLite or without Redis, run one server process."
+        )
+    return settings.workers, None
 
 
 def check_ports(settings: Settings) -> str | None:
@@ -65,34 +86,75 @@ def is_port_free(host: str, port: int) -> bool:
     return True
 
 
+def server_ports(settings: Settings, workers: int) -> list[int]:
+    """`--port`, then the ports after it; a taken one is replaced by a free port."""
+    ports = [settings.port]
+    candidate = settings.port
+    while len(ports) < workers:
+        candidate += 1
+        if candidate == settings.gateway_port or candidate > 65535:
+            continue
+        if is_port_free(settings.host, candidate):
+            ports.append(candidate)
+        else:
+            ports.append(_any_free_port(settings.host, avoid=[*ports, settings.gateway_port]))
+    return ports
+
+
+def _any_free_port(host: str, avoid: list[int]) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
+
+
 def _supervise(
-    settings: Settings, processes: list[tuple[str, subprocess.Popen[bytes]]], stop: threading.Event
+    settings: Settings,
+    workers: int,
+    processes: list[tuple[str, subprocess.Popen[bytes]]],
+    stop: threading.Event,
 ) -> int:
-    host = _connect_host(settings.host)
-    server_url = f"http://{_url_host(host)}:{settings.port}"
-    gateway_url = f"http://{_url_host(host)}:{settings.gateway_port}"
-    _say(f"Starting the server on {server_url} (data in {settings.data_dir.resolve()})…")
-    processes.append(("server", _spawn("server", settings)))
-    if not _wait_ready("server", server_url + "/health", processes[-1][1], stop):
-        return 0 if stop.is_set() else 1
-    _say("Server is up. Starting the gateway…")
-    processes.append(("gateway", _spawn("gateway", settings, "--upstream", server_url)))
+    host = _url_host(_connect_host(settings.host))
+    gateway_url = f"http://{host}:{settings.gateway_port}"
+    ports = server_ports(settings, workers)
+    urls = [f"http://{host}:{port}" for port in ports]
+    data = settings.data_dir.resolve()
+    for i, (port, url) in enumerate(zip(ports, urls, strict=True)):
+        role = "server" if workers == 1 else f"server {i + 1} of {workers}"
+        _say(f"Starting the {role} on {url} (data in {data})…")
+        processes.append((role, _spawn("server", settings, port)))
+        if i == 0 and not _wait_ready(role, url + "/health", processes[-1][1], stop):
+            return 0 if stop.is_set() else 1  # the first one migrates the database alone
+    for (role, process), url in zip(processes[1:], urls[1:], strict=True):
+        if not _wait_ready(role, url + "/health", process, stop):
+            return 0 if stop.is_set() else 1
+    _say(
+        "Server is up. Starting the gateway…"
+        if workers == 1
+        else "Servers are up. Starting the gateway…"
+    )
+    upstreams = [arg for url in urls for arg in ("--upstream", url)]
+    processes.append(("gateway", _spawn("gateway", settings, settings.port, *upstreams)))
     if not _wait_ready("gateway", gateway_url + "/health", processes[-1][1], stop):
         return 0 if stop.is_set() else 1
     _say(f"Parley is running at {gateway_url}  (Ctrl-C to stop)")
     return _watch(processes, stop)
 
 
-def _spawn(command: str, settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
+def _spawn(command: str, settings: Settings, port: int, *extra: str) -> subprocess.Popen[bytes]:
     args = [
         sys.executable, "-m", "parley.cli", command,
         "--host", settings.host,
-        "--port", str(settings.port),
+        "--port", str(port),
         "--gateway-port", str(settings.gateway_port),
         "--data-dir", str(settings.data_dir.resolve()),
         *extra,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PARLEY_UPSTREAMS", None)  # the gateway gets its servers from --upstream
     # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
     return subprocess.Popen(args, env=env, start_new_session=True)
 
@@ -126,19 +188,23 @@ def _watch(processes: list[tuple[str, subprocess.Popen[bytes]]], stop: threading
 
 
 def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    """Gateway first (its WebSockets close with 1001), then the server."""
+    """Gateway first (its WebSockets close with 1001), then the servers, together."""
     if any(p.poll() is None for _, p in processes):
         _say("Stopping Parley…")
-    for role, process in reversed(processes):
-        if process.poll() is not None:
-            continue
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _say(f"The {role} did not stop in {STOP_TIMEOUT:.0f}s; killing it.", error=True)
-            process.kill()
-            process.wait()
+    gateways = [(r, p) for r, p in processes if r == "gateway"]
+    servers = [(r, p) for r, p in processes if r != "gateway"]
+    for group in (gateways, servers):
+        for _role, process in group:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for role, process in group:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _say(f"The {role} did not stop in {STOP_TIMEOUT:.0f}s; killing it.", error=True)
+                process.kill()
+                process.wait()
     if processes:
         _say("Stopped.")
 

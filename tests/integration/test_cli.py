@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from parley.server.db.session import make_engine, migrate
-from tests.factories import make_user
+from tests.factories import make_direct, make_user
 
 
 def parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -92,3 +92,113 @@ async def test_promote_makes_an_admin(tmp_path: Path) -> None:
             assert bans.status_code == 200 and bans.json() == []
     finally:
         await stop_server(server, task)
+
+
+def _serve_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "REDIS_", "DB_"))}
+    for key in ("DATABASE_URL", "JWT_SECRET"):
+        env.pop(key, None)
+    return {**env, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "warning", **extra}
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    result = parley("serve", "--workers", "2", "--data-dir", str(tmp_path), env=_serve_env())
+    assert result.returncode == 2
+    assert "--workers 2 needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)" in result.stderr
+
+
+def test_worker_count_defaults(tmp_path: Path) -> None:
+    from parley.config import Settings
+    from parley.serve import worker_count
+
+    sqlite = Settings(PARLEY_DATA_DIR=tmp_path, REDIS_URL="redis://x")  # type: ignore[call-arg]
+    assert worker_count(sqlite) == (1, None)
+    shared = Settings(DATABASE_URL="postgresql://h/db", REDIS_URL="redis://x")  # type: ignore[call-arg]
+    assert worker_count(shared) == (os.cpu_count() or 1, None)
+    no_redis = Settings(DATABASE_URL="postgresql://h/db")  # type: ignore[call-arg]
+    assert worker_count(no_redis) == (1, None)
+    three = Settings(DATABASE_URL="postgresql://h/db", REDIS_URL="redis://x", PARLEY_WORKERS=3)  # type: ignore[call-arg]
+    assert worker_count(three) == (3, None)
+
+
+async def test_serve_two_workers_share_messages_and_stop_together(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """`parley serve --workers 2` on PostgreSQL + Redis: two servers behind one gateway; a
+    message sent on a socket of one server reaches a socket held by the other; SIGINT
+    (Ctrl-C) stops the three processes."""
+    import json
+    import re
+    import signal
+    import socket
+
+    import websockets
+
+    from tests.conftest import REDIS_URL, free_port
+    from tests.integration.test_backends import redis_problem
+
+    problem = await redis_problem()
+    if problem:
+        from tests.conftest import need
+
+        need("Redis", problem)
+    gateway_port = free_port()
+    log = tmp_path / "serve.log"
+    env = _serve_env(
+        DATABASE_URL=pg_url,
+        REDIS_URL=REDIS_URL,
+        PARLEY_REDIS_PREFIX=f"test-{os.urandom(6).hex()}:",
+        PARLEY_RATE_PUBLIC="1000/second",
+    )
+    args = [sys.executable, "-m", "parley.cli", "serve", "--workers", "2",
+            "--port", str(free_port()), "--gateway-port", str(gateway_port),
+            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{gateway_port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as http:
+            for _ in range(600):
+                assert process.poll() is None, log.read_text()
+                try:
+                    if (await http.get("/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            health = (await http.get("/health")).json()
+            assert [u["status"] for u in health["checks"]["upstreams"]] == ["ok", "ok"]
+            alice = await make_user(http)
+            bob = await make_user(http)
+            chat_id = (await make_direct(http, alice, bob))["id"]
+        output = log.read_text()
+        ports = [int(p) for p in re.findall(r"server \d of 2 on http://127\.0\.0\.1:(\d+)", output)]
+        assert len(ports) == 2 and ports[0] != ports[1], output
+        sender_url = f"ws://127.0.0.1:{ports[0]}/service/ws"
+        receiver_url = f"ws://127.0.0.1:{ports[1]}/service/ws"
+        async with (
+            websockets.connect(receiver_url, additional_headers=bob.headers, proxy=None) as rx,
+            websockets.connect(sender_url, additional_headers=alice.headers, proxy=None) as tx,
+        ):
+            assert json.loads(await rx.recv())["type"] == "hello"
+            assert json.loads(await tx.recv())["type"] == "hello"
+            send = {"type": "send", "chat_id": chat_id, "content": "across", "client_id": "w-1"}
+            await tx.send(json.dumps(send))
+            async with asyncio.timeout(10):
+                while True:
+                    frame = json.loads(await rx.recv())
+                    if frame["type"] == "message":
+                        break
+        assert frame["message"]["content"] == "across"
+        assert frame["message"]["sender"]["id"] == alice.id
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(process.wait, 40) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log.read_text()
+    assert f"Parley is running at {base}" in output and "Stopped." in output
+    for port in (*ports, gateway_port):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
