@@ -1,9 +1,21 @@
-"""`make bench`: a bounded load benchmark of the message send path, on loopback only.
+"""`make bench`: Parley against a ceiling server, measured in the same run.
 
-Starts a real `parley server` (SQLite by default, or BENCH_DATABASE_URL) in a subprocess,
-registers users, opens WebSockets, then sends messages over the WebSocket and measures:
-send → acknowledgement latency, send → delivery latency to every other member, throughput,
-and the server's resident memory. Prints a table and writes bench/results/send_path.json.
+Starts the ceiling (bench/ceiling.py: a Starlette/uvicorn broadcast server with no
+persistence and no auth) and Parley (one server + gateway on SQLite; two servers + gateway
+on PostgreSQL + Redis when both answer), seeds users and chats straight into the database,
+and runs the scenarios with picows clients on uvloop:
+
+  saturate  200 members in one group, 5 senders, 10 unacknowledged each
+  fanout    200 members, 5 senders, 50 msg/s offered: nothing lost, p99
+  pairs     500 direct chats, 1 msg/s each: nothing lost, handshakes, p99, server CPU/msg
+  idle      5,000 idle sockets: KB per connection in each process
+  history   GET /service/api/chats/{id}/messages?limit=50 through the gateway: pages/s
+  overload  far more than it can carry: `overloaded` errors, health and login, recovery
+
+Prints one table (Parley's ratio to the ceiling per scenario, CPU seconds and RSS of every
+process) and writes bench/results/bench-<time>.json. BENCH_QUICK=1: about a minute.
+BENCH_ONLY=sqlite|postgres limits the deployments; BENCH_SCENARIOS=saturate,pairs the
+scenarios.
 """
 
 from __future__ import annotations
@@ -12,201 +24,358 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
-import statistics
-import subprocess
+import platform
 import sys
-import tempfile
 import time
-import uuid
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-import websockets
+from bench import harness, loadgen
 
 RESULTS = Path(__file__).with_name("results")
+SCENARIOS = ("saturate", "fanout", "pairs", "idle", "history", "overload")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass(frozen=True)
+class Config:
+    members: int = 200
+    senders: int = 5
+    window: int = 10
+    saturate_s: float = 15
+    fanout_rate: float = 50
+    fanout_s: float = 20
+    pairs: int = 500
+    pairs_rate: float = 1
+    pairs_s: float = 20
+    idle_sockets: int = 5000
+    history_s: float = 5
+    history_concurrency: int = 8
+    overload_pairs: int = 200
+    overload_rate: float = 20
+    overload_s: float = 8
+    postgres: bool = True
+    direct_on_postgres: bool = True
+    direct_on_sqlite: bool = True
+    settle_s: float = 1.0  # pauses between and inside scenarios
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+FULL = Config()
+QUICK = Config(
+    members=50, saturate_s=3, fanout_s=4, fanout_rate=25, pairs=100, pairs_s=4,
+    idle_sockets=500, history_s=2, overload_pairs=50, overload_rate=40, overload_s=3,
+    postgres=False, direct_on_postgres=False,
+)  # fmt: skip
+TINY = Config(
+    members=8, senders=2, window=2, saturate_s=1, fanout_rate=10, fanout_s=1, pairs=5,
+    pairs_s=1, idle_sockets=20, history_s=0.5, history_concurrency=2, overload_pairs=4,
+    overload_rate=20, overload_s=1, postgres=False, direct_on_postgres=False,
+    direct_on_sqlite=False, settle_s=0.1,
+)  # fmt: skip
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+class Progress:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.label = ""
+        self.started = time.monotonic()
+
+    def section(self, label: str) -> None:
+        self.label = label
+        if not self.quiet:
+            sys.stderr.write(f"\r\033[K[{self._clock()}] {label}\n")
+
+    def __call__(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"\r\033[K[{self._clock()}]   {self.label}: {text}")
+            sys.stderr.flush()
+
+    def _clock(self) -> str:
+        elapsed = int(time.monotonic() - self.started)
+        return f"{elapsed // 60:02d}:{elapsed % 60:02d}"
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def _wait_healthy(base: str) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(200):
-            try:
-                if (await http.get(base + "/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not become healthy")
-
-
-async def _register(http: httpx.AsyncClient, n: int) -> list[dict[str, Any]]:
-    users = []
-    for _ in range(n):
-        name = "b" + uuid.uuid4().hex[:10]
-        r = await http.post(
-            "/service/api/register",
-            json={"username": name, "email": f"{name}@example.com", "password": "benchmark-pass"},
-        )
-        r.raise_for_status()
-        users.append(r.json())
-    return users
-
-
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    port = _free_port()
-    data = tempfile.mkdtemp(prefix="parley-bench-")
-    env = {
-        **os.environ,
-        "PARLEY_DATA_DIR": data,
-        "PORT": str(port),
-        "PARLEY_RATE_SEND": "100000/second",
-        "LOG_LEVEL": "warning",
-    }
-    if os.environ.get("BENCH_DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
-    proc = subprocess.Popen([sys.executable, "-m", "parley.cli", "server"], env=env)
-    base = f"http://127.0.0.1:{port}"
+async def run_deployment(
+    name: str, cfg: Config, scenarios: tuple[str, ...], progress: Progress
+) -> list[dict[str, Any]]:
+    """Starts one deployment, runs the scenarios for each way in, stops it."""
+    stack = harness.Stack(name)
+    results: list[dict[str, Any]] = []
     try:
-        await _wait_healthy(base)
-        return await _measure(base, proc.pid, args)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-
-
-async def _measure(base: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        users = await _register(http, args.members)
-        owner = users[0]
-        headers = {"Authorization": f"Bearer {owner['access_token']}"}
-        chat = (
-            await http.post(
-                "/service/api/chats",
-                json={
-                    "type": "group",
-                    "title": "bench",
-                    "member_ids": [u["user"]["id"] for u in users[1:]],
-                },
-                headers=headers,
+        database_url: str | None = None
+        servers = 1
+        if name == "postgres":
+            db_name, database_url = await harness.create_database()
+            stack.pg_database = db_name
+            servers = 2
+        users = max(cfg.members, 2 * (cfg.pairs + cfg.overload_pairs + 1))
+        progress.section(f"{name}: seeding {users} users")
+        if name != "ceiling":
+            seeded = await harness.seed(
+                harness.sqlalchemy_url(stack, database_url),
+                users=users,
+                groups={"saturate": cfg.members, "fanout": cfg.members},
+                pairs=cfg.pairs + cfg.overload_pairs + 1,
             )
-        ).json()
-    rss_idle = _rss_mib(pid)
-    sockets = [
-        await websockets.connect(
-            base.replace("http", "ws") + "/service/ws",
-            additional_headers={"Authorization": f"Bearer {u['access_token']}"},
-        )
-        for u in users
-    ]
-    for ws in sockets:
-        await ws.recv()  # hello
-    sent_at: dict[str, float] = {}
-    ack: list[float] = []
-    delivery: list[float] = []
-    expected = args.messages * (len(sockets) - 1)
-
-    async def reader(ws: Any, is_sender: bool) -> None:
-        seen = 0
-        target = args.messages
-        while seen < target:
-            frame = json.loads(await ws.recv())
-            if frame["type"] != "message" or frame["message"]["chat_id"] != chat["id"]:
-                continue
-            seen += 1
-            started = sent_at[frame["message"]["client_id"]]
-            (ack if is_sender else delivery).append(time.perf_counter() - started)
-
-    readers = [asyncio.create_task(reader(ws, i == 0)) for i, ws in enumerate(sockets)]
-    began = time.perf_counter()
-    cpu_before = _cpu_seconds(pid)
-    for n in range(args.messages):
-        client_id = f"bench-{n}"
-        sent_at[client_id] = time.perf_counter()
-        await sockets[0].send(
-            json.dumps(
-                {
-                    "type": "send",
-                    "chat_id": chat["id"],
-                    "content": f"message {n}",
-                    "client_id": client_id,
+            progress.section(f"{name}: starting {servers} server(s) and the gateway")
+            await harness.start_parley(stack, servers=servers, database_url=database_url)
+            gateway = stack.by_role("gateway")[0]
+            server_urls = [p.url for p in stack.by_role("server")]
+            targets = [
+                loadgen.Target("gateway", [gateway.ws_url], gateway.url, seeded.tokens),
+            ]
+            if cfg.direct_on_sqlite if name == "sqlite" else cfg.direct_on_postgres:
+                direct_ws = [u.replace("http", "ws", 1) + "/service/ws" for u in server_urls]
+                targets.append(loadgen.Target("direct", direct_ws, server_urls[0], seeded.tokens))
+        else:
+            seeded = _ceiling_plan(users, cfg)
+            progress.section("ceiling: starting")
+            proc = await harness.start_ceiling(stack)
+            targets = [loadgen.Target("ceiling", [proc.ws_url], proc.url)]
+        for target in targets:
+            for scenario in scenarios:
+                if target.name == "direct" and scenario in ("idle", "history", "overload"):
+                    continue  # measured through the gateway (idle counts both processes)
+                if target.name == "ceiling" and scenario == "overload":
+                    continue
+                progress.section(f"{name} ({target.name}): {scenario}")
+                before = stack.usage()
+                started = time.monotonic()
+                figures = await _scenario(scenario, target, seeded, cfg, stack, progress)
+                after = stack.usage()
+                figures["elapsed_s"] = round(time.monotonic() - started, 1)
+                figures["processes"] = {
+                    role: {
+                        "cpu_s": round(after[role]["cpu_s"] - before[role]["cpu_s"], 2),
+                        "rss_mib": after[role]["rss_mib"],
+                    }
+                    for role in after
                 }
-            )
+                results.append(
+                    {"deployment": name, "via": target.name, "scenario": scenario, **figures}
+                )
+                await asyncio.sleep(cfg.settle_s)  # let the server settle between scenarios
+    finally:
+        progress.section(f"{name}: stopping")
+        await stack.stop()
+    return results
+
+
+def _ceiling_plan(users: int, cfg: Config) -> harness.Seeded:
+    """The same shape of data for the ceiling: ids only (it has no database)."""
+    ids = list(range(1, users + 1))
+    members = {1: ids[: cfg.members], 2: ids[: cfg.members]}
+    chats = {"saturate": [1], "fanout": [2], "pairs": []}
+    for i in range(cfg.pairs + cfg.overload_pairs + 1):
+        chat = 100 + i
+        chats["pairs"].append(chat)
+        members[chat] = [ids[2 * i], ids[2 * i + 1]]
+    return harness.Seeded(ids, {}, chats, members, "")
+
+
+async def _scenario(
+    scenario: str,
+    target: loadgen.Target,
+    seeded: harness.Seeded,
+    cfg: Config,
+    stack: harness.Stack,
+    progress: Progress,
+) -> dict[str, Any]:
+    servers = stack.by_role("server") or stack.by_role("ceiling")
+    pair_chats = seeded.chats["pairs"]
+    if scenario == "saturate":
+        chat = seeded.chats["saturate"][0]
+        return await loadgen.saturate(
+            target, seeded.members[chat], chat, senders=cfg.senders, window=cfg.window,
+            duration=cfg.saturate_s, progress=progress,
+        )  # fmt: skip
+    if scenario == "fanout":
+        chat = seeded.chats["fanout"][0]
+        return await loadgen.fanout(
+            target, seeded.members[chat], chat, senders=cfg.senders, rate=cfg.fanout_rate,
+            duration=cfg.fanout_s, progress=progress,
+        )  # fmt: skip
+    if scenario == "pairs":
+        return await loadgen.pairs(
+            target, pair_chats[: cfg.pairs], seeded.members, rate=cfg.pairs_rate,
+            duration=cfg.pairs_s, progress=progress,
+            cpu=lambda: sum(p.cpu() for p in servers),
+        )  # fmt: skip
+    if scenario == "idle":
+        users = [u for chat in pair_chats[: cfg.pairs] for u in seeded.members[chat]]
+        chats_of = {u: [chat] for chat in pair_chats for u in seeded.members[chat]}
+        return await loadgen.idle(
+            target, users, chats_of, sockets=cfg.idle_sockets,
+            rss=lambda: {p.role: p.rss_mib() for p in stack.procs}, progress=progress,
+        )  # fmt: skip
+    if scenario == "history":
+        chat = seeded.chats["saturate"][0]
+        return await loadgen.history(
+            target, chat, seeded.members[chat][0], duration=cfg.history_s,
+            concurrency=cfg.history_concurrency, progress=progress,
+        )  # fmt: skip
+    if scenario == "overload":
+        overload_chats = pair_chats[cfg.pairs : cfg.pairs + cfg.overload_pairs]
+        return await loadgen.overload(
+            target, overload_chats, seeded.members, pair_chats[-1],
+            (seeded.login_username, harness.PASSWORD), rate=cfg.overload_rate,
+            duration=cfg.overload_s, progress=progress,
+        )  # fmt: skip
+    raise ValueError(scenario)
+
+
+# The report
+
+_HEADLINE = {
+    # scenario: (figure, higher is better, unit)
+    "saturate": ("deliveries_per_s", True, "deliveries/s"),
+    "fanout": ("delivery_p99_ms", False, "p99 ms"),
+    "pairs": ("delivery_p99_ms", False, "p99 ms"),
+    "idle": ("kb_per_connection", False, "KB/conn"),
+    "history": ("pages_per_s", True, "pages/s"),
+    "overload": ("recovered_after_s", False, "recovery s"),
+}
+
+
+def _headline(row: dict[str, Any]) -> float | None:
+    key = _HEADLINE[row["scenario"]][0]
+    value = row.get(key)
+    if isinstance(value, dict):  # idle: the largest per-process figure (server or gateway)
+        numbers = [v for v in value.values() if isinstance(v, int | float)]
+        return max(numbers) if numbers else None
+    return value if isinstance(value, int | float) else None
+
+
+def _details(row: dict[str, Any]) -> str:
+    s = row["scenario"]
+    if s == "saturate":
+        return f"{row['messages_per_s']} msg/s, p99 {row['delivery_p99_ms']} ms"
+    if s in ("fanout", "pairs"):
+        extra = (
+            f", {row['handshake_failures']} refused, {row['server_cpu_ms_per_message']} ms CPU/msg"
+            if s == "pairs"
+            else ""
         )
-        if args.window and n % args.window == args.window - 1:
-            while len(ack) < n + 1 - args.window // 2:
-                await asyncio.sleep(0.001)
-    await asyncio.wait_for(asyncio.gather(*readers), timeout=300)
-    elapsed = time.perf_counter() - began
-    server_cpu = _cpu_seconds(pid) - cpu_before
-    rss_busy = _rss_mib(pid)
-    for ws in sockets:
-        await ws.close()
+        return f"lost {row['lost']}, p50 {row['delivery_p50_ms']} ms{extra}"
+    if s == "idle":
+        per = ", ".join(f"{k} {v}" for k, v in row["kb_per_connection"].items())
+        return f"{row['opened']}/{row['sockets']} open; KB/conn {per}"
+    if s == "history":
+        return f"p99 {row['p99_ms']} ms, {row['failed']} failed"
+    if s == "overload":
+        return (
+            f"{row['overloaded_errors']} overloaded, health failed {row['health_failed']}/"
+            f"{row['health_checks']} (max {row['health_max_ms']} ms), login failed "
+            f"{row['logins_failed']}/{row['logins']} (max {row['login_max_ms']} ms)"
+        )
+    return ""
+
+
+def ratios(rows: list[dict[str, Any]]) -> None:
+    """Adds `ratio_to_ceiling` (Parley ÷ ceiling for rates, ceiling-relative × for costs)."""
+    ceiling = {r["scenario"]: _headline(r) for r in rows if r["deployment"] == "ceiling"}
+    for row in rows:
+        base = ceiling.get(row["scenario"])
+        value = _headline(row)
+        row["ratio_to_ceiling"] = (
+            round(value / base, 3) if row["deployment"] != "ceiling" and base and value else None
+        )
+
+
+def render(report: dict[str, Any]) -> str:
+    rows = report["results"]
+    lines = [
+        "| scenario | deployment | via | headline | ratio to ceiling | details |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        _figure, higher, unit = _HEADLINE[row["scenario"]]
+        ratio = row.get("ratio_to_ceiling")
+        shown = "" if ratio is None else (f"{ratio:.0%}" if higher else f"{ratio:.1f}×")
+        lines.append(
+            f"| {row['scenario']} | {row['deployment']} | {row['via']} | "
+            f"{_headline(row)} {unit} | {shown} | {_details(row)} |"
+        )
+    lines += [
+        "",
+        "| deployment | via | scenario | process | CPU s | RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for role, usage in row["processes"].items():
+            lines.append(
+                f"| {row['deployment']} | {row['via']} | {row['scenario']} | {role} | "
+                f"{usage['cpu_s']} | {usage['rss_mib']} |"
+            )
+    return "\n".join(lines)
+
+
+async def run(
+    cfg: Config, scenarios: tuple[str, ...], only: str | None, quiet: bool
+) -> dict[str, Any]:
+    limit = harness.raise_nofile()
+    loadgen.SETTLE = cfg.settle_s
+    progress = Progress(quiet)
+    deployments = ["ceiling", "sqlite"]
+    if cfg.postgres:
+        if await harness.postgres_available() and await harness.redis_available():
+            deployments.append("postgres")
+        else:
+            progress.section("PostgreSQL or Redis does not answer: SQLite only")
+    if only:
+        deployments = ["ceiling", *[d for d in deployments if d == only]]
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    for name in deployments:
+        rows += await run_deployment(name, cfg, scenarios, progress)
+    ratios(rows)
     return {
-        "database": "postgresql" if os.environ.get("BENCH_DATABASE_URL") else "sqlite",
-        "members": args.members,
-        "messages": args.messages,
-        "deliveries": len(delivery),
-        "expected_deliveries": expected,
-        "elapsed_s": round(elapsed, 3),
-        "messages_per_s": round(args.messages / elapsed, 1),
-        "deliveries_per_s": round(len(delivery) / elapsed, 1),
-        "ack_p50_ms": round(_pct(ack, 0.5) * 1000, 2),
-        "ack_p99_ms": round(_pct(ack, 0.99) * 1000, 2),
-        "delivery_p50_ms": round(_pct(delivery, 0.5) * 1000, 2),
-        "delivery_p99_ms": round(_pct(delivery, 0.99) * 1000, 2),
-        "delivery_mean_ms": round(statistics.fmean(delivery) * 1000, 2) if delivery else None,
-        "server_cpu_ms_per_message": round(server_cpu / args.messages * 1000, 2),
-        "server_rss_idle_mib": round(rss_idle, 1),
-        "server_rss_after_mib": round(rss_busy, 1),
+        "benchmark": "parley-vs-ceiling",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "nofile_limit": limit,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "config": asdict(cfg),
+        "results": rows,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
-    parser.add_argument("--members", type=int, default=int(os.environ.get("BENCH_MEMBERS", 20)))
-    parser.add_argument("--messages", type=int, default=int(os.environ.get("BENCH_MESSAGES", 1000)))
-    parser.add_argument("--window", type=int, default=50, help="max messages in flight")
-    args = parser.parse_args()
-    result = asyncio.run(run(args))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "send_path.json"
-    out.write_text(json.dumps(result, indent=2))
-    width = max(len(k) for k in result)
-    print("\nParley send-path benchmark")
-    print("-" * (width + 16))
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    print("-" * (width + 16))
-    print(f"written to {out}")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="make bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1"
+    )
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    if os.environ.get("BENCH_NO_POSTGRES") == "1":
+        cfg = replace(cfg, postgres=False)
+    chosen = tuple(
+        s for s in os.environ.get("BENCH_SCENARIOS", ",".join(SCENARIOS)).split(",") if s
+    )
+    only = os.environ.get("BENCH_ONLY") or None
+    if only == "postgres":
+        cfg = replace(cfg, postgres=True)
+    import uvloop
+
+    report = uvloop.run(run(cfg, chosen, only, args.quiet))
+    out = args.output or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(render(report))
+    print(f"\n{report['elapsed_s']} s; load average at the end {report['load_average_1m_at_end']} "
+          f"on {report['cpus']} CPUs; written to {out}")  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
