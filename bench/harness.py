@@ -69,18 +69,30 @@ class Proc:
     def ws_url(self) -> str:
         return self.url.replace("http", "ws", 1) + "/ws"
 
-    def cpu(self) -> float:
+    def _family(self) -> list[psutil.Process]:
         try:
-            times = self.ps.cpu_times()
+            return [self.ps, *self.ps.children(recursive=True)]  # granian runs workers
         except psutil.Error:
-            return 0.0
-        return float(times.user + times.system)
+            return []
+
+    def cpu(self) -> float:
+        total = 0.0
+        for proc in self._family():
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
 
     def rss_mib(self) -> float:
-        try:
-            return float(self.ps.memory_info().rss) / (1 << 20)
-        except psutil.Error:
-            return 0.0
+        total = 0.0
+        for proc in self._family():
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return total / (1 << 20)
 
 
 class Stack:

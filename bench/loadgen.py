@@ -64,6 +64,7 @@ class Run:
         self.latency = array("d")
         self.ack_latency = array("d")
         self.deliveries = 0
+        self.frames = 0
         self.acks = 0
         self.received: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -72,6 +73,7 @@ class Run:
         self.record_ids = False
 
     def text(self, client: Client, data: bytes) -> None:
+        self.frames += 1
         frame = orjson.loads(data)
         kind = frame.get("type")
         if kind == "message":
