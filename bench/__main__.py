@@ -139,10 +139,22 @@ async def run_deployment(
                 if target.name == "ceiling" and scenario == "overload":
                     continue
                 progress.section(f"{name} ({target.name}): {scenario}")
+                marks: dict[str, dict[str, dict[str, float]]] = {}
+                loadgen.MARK = lambda event, marks=marks: marks.__setitem__(event, stack.usage())  # type: ignore[misc]
                 before = stack.usage()
                 started = time.monotonic()
                 figures = await _scenario(scenario, target, seeded, cfg, stack, progress)
                 after = stack.usage()
+                if "start" in marks and "end" in marks:
+                    # CPU while messages flowed (handshakes excluded), per frame received
+                    frames = max(1, int(figures.get("frames_received", 0)))
+                    figures["cpu_us_per_frame"] = {
+                        role: round(
+                            (marks["end"][role]["cpu_s"] - marks["start"][role]["cpu_s"])
+                            * 1e6 / frames, 1
+                        )
+                        for role in marks["end"]
+                    }  # fmt: skip
                 figures["elapsed_s"] = round(time.monotonic() - started, 1)
                 figures["processes"] = {
                     role: {
@@ -248,15 +260,21 @@ def _headline(row: dict[str, Any]) -> float | None:
 
 def _details(row: dict[str, Any]) -> str:
     s = row["scenario"]
+    per_frame = row.get("cpu_us_per_frame") or {}
+    cost = (
+        ("; CPU µs/frame " + ", ".join(f"{k} {v}" for k, v in per_frame.items()))
+        if per_frame
+        else ""
+    )
     if s == "saturate":
-        return f"{row['messages_per_s']} msg/s, p99 {row['delivery_p99_ms']} ms"
+        return f"{row['messages_per_s']} msg/s, p99 {row['delivery_p99_ms']} ms{cost}"
     if s in ("fanout", "pairs"):
         extra = (
             f", {row['handshake_failures']} refused, {row['server_cpu_ms_per_message']} ms CPU/msg"
             if s == "pairs"
             else ""
         )
-        return f"lost {row['lost']}, p50 {row['delivery_p50_ms']} ms{extra}"
+        return f"lost {row['lost']}, p50 {row['delivery_p50_ms']} ms{extra}{cost}"
     if s == "idle":
         per = ", ".join(f"{k} {v}" for k, v in row["kb_per_connection"].items())
         return f"{row['opened']}/{row['sockets']} open; KB/conn {per}"

@@ -26,6 +26,13 @@ now = time.perf_counter
 SETTLE = 1.0  # seconds: pauses before measuring (the bench's config sets it)
 
 
+def _no_mark(_event: str) -> None:
+    return None
+
+
+MARK: Callable[[str], None] = _no_mark  # "start"/"end" of a measured window (CPU per frame)
+
+
 def pct(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
@@ -250,12 +257,14 @@ async def saturate(
     run.on_ack = ack
     sending = [c for c in clients if c.sender]
     await asyncio.sleep(SETTLE / 2)
+    MARK("start")
     started = now()
     for client in sending:
         for _ in range(window):
             client.in_flight += 1
             client.send(chat, f"s{next(counter)}")
     await _tick(progress, "saturate", duration)
+    MARK("end")
     run.window_end = now()
     stopping = True
     elapsed = run.window_end - started
@@ -266,6 +275,7 @@ async def saturate(
     close_all(clients)
     return {
         "members": len(users), "senders": senders, "window": window,
+        "frames_received": run.frames,
         "handshake_failures": failures,
         "deliveries_per_s": round(run.deliveries / elapsed, 1),
         "messages_per_s": round(run.acks / elapsed, 1),
@@ -284,7 +294,7 @@ async def fanout(
     clients, failures = await connect_all(target, run, plan, progress=progress)
     sending = [c for c in clients if c.sender]
     await asyncio.sleep(SETTLE / 2)
-    sent = 0
+    MARK("start")
     pacer = asyncio.create_task(
         _pace(rate, duration, lambda n: sending[n % len(sending)].send(chat, f"f{n}"))
     )
@@ -295,9 +305,11 @@ async def fanout(
         async with asyncio.timeout(10):
             while run.deliveries < expected:
                 await asyncio.sleep(0.05)
+    MARK("end")
     close_all(clients)
     return {
         "members": len(users), "senders": senders, "offered_per_s": rate, "messages": sent,
+        "frames_received": run.frames,
         "handshake_failures": failures,
         "expected_deliveries": expected, "deliveries": run.deliveries,
         "lost": max(0, expected - run.deliveries),
@@ -322,6 +334,7 @@ async def pairs(
     senders = [(by_user[members[c][0]], c) for c in chats if members[c][0] in by_user]
     await asyncio.sleep(SETTLE / 2)
     cpu_before = cpu()
+    MARK("start")
 
     def fire(n: int) -> None:
         client, chat = senders[n % len(senders)]
@@ -334,10 +347,12 @@ async def pairs(
             while run.deliveries < sent:
                 await asyncio.sleep(0.05)
     cpu_used = cpu() - cpu_before
+    MARK("end")
     close_all(clients)
     within_3s = sum(1 for x in run.latency if x <= 3.0)
     return {
         "chats": len(chats), "offered_per_s": total_rate, "messages": sent,
+        "frames_received": run.frames,
         "handshakes": len(plan), "handshake_failures": failures,
         "delivered": run.deliveries, "lost": max(0, sent - run.deliveries),
         "delivered_within_3s": within_3s, "acks": run.acks,

@@ -260,10 +260,11 @@ def strip_token(query_string: bytes) -> str:
 class _Relay:
     """One relayed WebSocket: the client's ASGI channel and the upstream connection.
 
-    Frames from the upstream are appended to `pending` (bytes, as they came) from the
-    upstream protocol's callback and written to the client by one writer task, a batch per
-    wake-up. More than `max_pending` bytes waiting means a client that does not read: it is
-    closed with 1013 (after what its transport already holds) and so is the upstream.
+    Frames from the upstream are written to the client from the upstream protocol's
+    callback while the client keeps up; otherwise they are appended to `pending` (bytes,
+    as they came) and written by one writer task, a batch per wake-up. More than
+    `max_pending` bytes waiting means a client that does not read: it is closed with 1013
+    (after what its transport already holds) and so is the upstream.
     """
 
     def __init__(self, send: Send, max_pending: int) -> None:
@@ -277,10 +278,13 @@ class _Relay:
         self.writer: asyncio.Task[None] | None = None
         self.client_closed = False
         self.finished = asyncio.Event()
+        self.write_now: Callable[[bytes], bool] | None = None
 
     def on_frames(self, data: bytes) -> None:
         if self.end is not None:
             return
+        if not self.pending and self.write_now is not None and self.write_now(data):
+            return  # the usual case: straight from the upstream's read to the client's write
         self.pending.append(data)
         self.pending_bytes += len(data)
         if self.pending_bytes > self.max_pending:
@@ -390,6 +394,8 @@ class WebSocketRelay:
         await websocket.accept(subprotocol=upstream.ws.subprotocol)
         self._relays.add(relay)
         relay.writer = asyncio.create_task(relay.write_loop())
+        relay.write_now = websocket.scope["extensions"][RELAY_EXTENSION]["write"]
+        relay.wake.set()  # frames that came before the accept
         try:
             await _client_to_upstream(receive, relay, upstream)
         finally:

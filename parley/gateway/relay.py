@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -29,66 +28,43 @@ from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from parley.wsserver import SansIOWebSocket
+
 logger = logging.getLogger("parley.gateway")
 
 RELAY_SEND = "parley.relay.send"
 """ASGI message: {"type": RELAY_SEND, "data": bytes of whole, unmasked frames}."""
 RELAY_EXTENSION = "parley.relay"
+"""Scope extension: {"write": callable(bytes) -> bool}, the synchronous fast path."""
 
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_UPSTREAM_LOST = 1014
 _MAX_HANDSHAKE = 64 * 1024
-_FAILED_READ_GRACE = 2.0
 
 
-class RelayedClient(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol with what the relay needs.
+class RelayedClient(SansIOWebSocket):
+    """The gateway's client side: `SansIOWebSocket` plus what the relay needs.
 
     - `RELAY_SEND` writes already framed bytes (advertised in the scope's extensions);
     - a close never waits for room in the write buffer (a slow reader's close frame is
-      queued behind what it has not read yet, and the transport aborted if it never does);
-    - a protocol failure (a message over the size limit, sent in many fragments) writes
-      its close frame and keeps reading for a moment before closing the TCP connection:
-      closing with unread data would reset it and the client would see 1006, not 1009.
+      queued behind what it has not read yet, and the transport aborted if it never does).
     """
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
-            scope["extensions"][RELAY_EXTENSION] = {}
+            scope["extensions"][RELAY_EXTENSION] = {"write": self.relay_write}
 
-    def data_received(self, data: bytes) -> None:
-        if self.close_sent and self.conn.parser_exc is not None:
-            return  # failed: discard what the client still sends until we close
-        super().data_received(data)
-
-    def handle_parser_exception(self) -> None:
-        assert self.conn.close_sent is not None
-        code, reason = self.conn.close_sent.code, self.conn.close_sent.reason
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
-        self.transport.write(b"".join(self.conn.data_to_send()))
-        self.close_sent = True
-        if self.read_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
-        self.close_timer = self.loop.call_later(_FAILED_READ_GRACE, self._close_transport)
-
-    def eof_received(self) -> None:
-        if self.close_sent:
-            self._close_transport()
-
-    def _close_transport(self) -> None:
-        if self.transport.get_write_buffer_size():
-            self.transport.abort()  # a reader that never drains its close frame
-        else:
-            self.transport.close()
-
-    @property
-    def write_backlog(self) -> int:
-        return int(self.transport.get_write_buffer_size()) if self.transport else 0
+    def relay_write(self, data: bytes) -> bool:
+        """Writes framed bytes now if the client keeps up (no task switch, no queue);
+        False when the caller must queue them (the client's buffer is full, or closed)."""
+        if self.close_sent or self.disconnected or not self.writable.is_set():
+            return False
+        self.transport.write(data)
+        return True
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
