@@ -475,8 +475,8 @@ async def update_settings(
     if "muted_until" not in settings.model_fields_set:
         return chat, membership
     wanted = FOREVER if settings.muted_until == "forever" else settings.muted_until
-    if isinstance(wanted, datetime) and wanted <= now:
-        wanted = None
+    if isinstance(wanted, datetime):
+        wanted = wanted.astimezone(UTC) if wanted > now else None
     if muted_public(wanted, now) != muted_public(membership.muted_until, now):
         membership.muted_until = wanted
         await session.commit()
