@@ -63,3 +63,10 @@ def test_names_are_bounded() -> None:
 def test_nothing_to_look_up_without_an_at() -> None:
     assert not named("plain text")
     assert named("plain text").keys == set()
+
+
+def test_long_runs_cost_little() -> None:
+    (dots,) = named("@" + "." * 4000).tokens  # names of dots are valid: 32 down to 3 long
+    assert dots == tuple("." * n for n in range(32, 2, -1))
+    assert named("@" + "a" * 4000).tokens == ()
+    assert named("@" * 4000).tokens == ()

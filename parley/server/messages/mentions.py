@@ -64,10 +64,8 @@ def parse_mentions(content: str, *, chat_type: str, role: str | None) -> Named:
 
 def _candidates(raw: str) -> tuple[str, ...]:
     """`bob._` may be the user `bob._`, `bob.` or `bob`: longest first, valid lengths only."""
-    keys = [raw]
-    while keys[-1] and keys[-1][-1] in _TRAILING:
-        keys.append(keys[-1][:-1])
-    return tuple(key for key in keys if 3 <= len(key) <= 32)
+    stem = len(raw.rstrip(_TRAILING))
+    return tuple(raw[:n] for n in range(min(len(raw), 32), max(stem, 3) - 1, -1))
 
 
 def resolve_mentions(named: Named, members: Mapping[str, int], *, sender_id: int) -> list[int]:
