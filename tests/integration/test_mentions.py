@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 
 from tests.conftest import Running
 from tests.factories import (
@@ -246,3 +247,27 @@ async def test_a_chat_updated_frame_for_the_whole_chat_has_no_per_viewer_fields(
         await no_frame(ws, "chat_updated", wait=0.2)
     finally:
         await ws.close()
+
+
+async def test_chat_list_counts_mentions_in_one_query(
+    live: Running, client: httpx.AsyncClient
+) -> None:
+    owner, bob = await make_user(client), await make_user(client)
+    for n in range(6):
+        group = await make_group(client, owner, bob, title=f"G{n}")
+        await send(client, owner, group["id"], f"@{bob.username} {n}")
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "message_mentions" in statement:
+            statements.append(statement)
+
+    engine = live.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        chats = (await client.get(f"{API}/chats", headers=bob.headers)).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert sum(c["mention_count"] for c in chats) == 6
+    # Six chats, two statements: the last messages' mentions (batched) and one grouped count.
+    assert len(statements) == 2 and "GROUP BY" in statements[1]
