@@ -132,41 +132,43 @@ async def run_deployment(
             progress.section("ceiling: starting")
             proc = await harness.start_ceiling(stack)
             targets = [loadgen.Target("ceiling", [proc.ws_url], proc.url)]
-        for target in targets:
-            for scenario in scenarios:
-                if target.name == "direct" and scenario in ("idle", "history", "overload"):
-                    continue  # measured through the gateway (idle counts both processes)
-                if target.name == "ceiling" and scenario == "overload":
-                    continue
-                progress.section(f"{name} ({target.name}): {scenario}")
-                marks: dict[str, dict[str, dict[str, float]]] = {}
-                loadgen.MARK = lambda event, marks=marks: marks.__setitem__(event, stack.usage())  # type: ignore[misc]
-                before = stack.usage()
-                started = time.monotonic()
-                figures = await _scenario(scenario, target, seeded, cfg, stack, progress)
-                after = stack.usage()
-                if "start" in marks and "end" in marks:
-                    # CPU while messages flowed (handshakes excluded), per frame received
-                    frames = max(1, int(figures.get("frames_received", 0)))
-                    figures["cpu_us_per_frame"] = {
-                        role: round(
-                            (marks["end"][role]["cpu_s"] - marks["start"][role]["cpu_s"])
-                            * 1e6 / frames, 1
-                        )
-                        for role in marks["end"]
-                    }  # fmt: skip
-                figures["elapsed_s"] = round(time.monotonic() - started, 1)
-                figures["processes"] = {
-                    role: {
-                        "cpu_s": round(after[role]["cpu_s"] - before[role]["cpu_s"], 2),
-                        "rss_mib": after[role]["rss_mib"],
-                    }
-                    for role in after
+        # overload last: a server without load shedding may still be busy long after it
+        plan = [(t, s) for t in targets for s in scenarios if s != "overload"]
+        plan += [(t, "overload") for t in targets if "overload" in scenarios]
+        for target, scenario in plan:
+            if target.name == "direct" and scenario in ("idle", "history", "overload"):
+                continue  # measured through the gateway (idle counts both processes)
+            if target.name == "ceiling" and scenario == "overload":
+                continue
+            progress.section(f"{name} ({target.name}): {scenario}")
+            marks: dict[str, dict[str, dict[str, float]]] = {}
+            loadgen.MARK = lambda event, marks=marks: marks.__setitem__(event, stack.usage())  # type: ignore[misc]
+            before = stack.usage()
+            started = time.monotonic()
+            figures = await _scenario(scenario, target, seeded, cfg, stack, progress)
+            after = stack.usage()
+            if "start" in marks and "end" in marks:
+                # CPU while messages flowed (handshakes excluded), per frame received
+                frames = max(1, int(figures.get("frames_received", 0)))
+                figures["cpu_us_per_frame"] = {
+                    role: round(
+                        (marks["end"][role]["cpu_s"] - marks["start"][role]["cpu_s"])
+                        * 1e6 / frames, 1
+                    )
+                    for role in marks["end"]
+                }  # fmt: skip
+            figures["elapsed_s"] = round(time.monotonic() - started, 1)
+            figures["processes"] = {
+                role: {
+                    "cpu_s": round(after[role]["cpu_s"] - before[role]["cpu_s"], 2),
+                    "rss_mib": after[role]["rss_mib"],
                 }
-                results.append(
-                    {"deployment": name, "via": target.name, "scenario": scenario, **figures}
-                )
-                await asyncio.sleep(cfg.settle_s)  # let the server settle between scenarios
+                for role in after
+            }
+            results.append(
+                {"deployment": name, "via": target.name, "scenario": scenario, **figures}
+            )
+            await asyncio.sleep(cfg.settle_s)  # let the server settle between scenarios
     finally:
         progress.section(f"{name}: stopping")
         await stack.stop()
