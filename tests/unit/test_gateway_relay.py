@@ -100,7 +100,7 @@ async def test_close_is_reported_and_answered() -> None:
 
 
 async def test_message_over_the_limit_even_in_fragments_closes_1009() -> None:
-    protocol, frames, closes = await opened(max_size=1000)
+    protocol, _frames, closes = await opened(max_size=1000)
     protocol.data_received(server_frame(Opcode.TEXT, b"a" * 600, fin=False))
     assert closes == []
     protocol.data_received(server_frame(Opcode.CONT, b"a" * 600))
