@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -49,6 +50,7 @@ class Config:
     pairs_rate: float = 1
     pairs_s: float = 20
     idle_sockets: int = 5000
+    idle_budget_s: float = 60  # sockets not opened by then are left out (the rate is shown)
     history_s: float = 5
     history_concurrency: int = 8
     overload_pairs: int = 200
@@ -63,8 +65,8 @@ class Config:
 FULL = Config()
 QUICK = Config(
     members=50, saturate_s=3, fanout_s=4, fanout_rate=25, pairs=100, pairs_s=4,
-    idle_sockets=500, history_s=2, overload_pairs=50, overload_rate=40, overload_s=3,
-    postgres=False, direct_on_postgres=False,
+    idle_sockets=500, idle_budget_s=15, history_s=2, overload_pairs=50, overload_rate=40,
+    overload_s=3, postgres=False, direct_on_postgres=False,
 )  # fmt: skip
 TINY = Config(
     members=8, senders=2, window=2, saturate_s=1, fanout_rate=10, fanout_s=1, pairs=5,
@@ -221,6 +223,7 @@ async def _scenario(
         return await loadgen.idle(
             target, users, chats_of, sockets=cfg.idle_sockets,
             rss=lambda: {p.role: p.rss_mib() for p in stack.procs}, progress=progress,
+            budget=cfg.idle_budget_s,
         )  # fmt: skip
     if scenario == "history":
         chat = seeded.chats["saturate"][0]
@@ -279,7 +282,10 @@ def _details(row: dict[str, Any]) -> str:
         return f"lost {row['lost']}, p50 {row['delivery_p50_ms']} ms{extra}{cost}"
     if s == "idle":
         per = ", ".join(f"{k} {v}" for k, v in row["kb_per_connection"].items())
-        return f"{row['opened']}/{row['sockets']} open; KB/conn {per}"
+        return (
+            f"{row['opened']}/{row['sockets']} open ({row['handshakes_per_s']} handshakes/s); "
+            f"KB/conn {per}"
+        )
     if s == "history":
         return f"p99 {row['p99_ms']} ms, {row['failed']} failed"
     if s == "overload":
@@ -334,6 +340,11 @@ async def run(
     cfg: Config, scenarios: tuple[str, ...], only: str | None, quiet: bool
 ) -> dict[str, Any]:
     limit = harness.raise_nofile()
+    # Ctrl-C or SIGTERM: cancel the run, so that every process started is stopped (finally)
+    task = asyncio.current_task()
+    assert task is not None
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
     loadgen.SETTLE = cfg.settle_s
     progress = Progress(quiet)
     deployments = ["ceiling", "sqlite"]
@@ -386,7 +397,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, postgres=True)
     import uvloop
 
-    report = uvloop.run(run(cfg, chosen, only, args.quiet))
+    try:
+        report = uvloop.run(run(cfg, chosen, only, args.quiet))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("\ninterrupted: every process the bench started is stopped", file=sys.stderr)
+        return 130
     out = args.output or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -162,16 +162,21 @@ async def connect_all(
     *,
     concurrency: int = 64,
     progress: Callable[[str], None] | None = None,
+    budget: float | None = None,
 ) -> tuple[list[Client], int]:
-    """Opens one socket per plan entry and waits for each hello; returns them and failures."""
+    """Opens one socket per plan entry and waits for each hello; returns them and failures.
+    With a `budget` (seconds), sockets not started by then are not opened (nor failures)."""
     gate = asyncio.Semaphore(concurrency)
     failures = 0
     done = 0
+    deadline = None if budget is None else now() + budget
 
     async def one(index: int, user: int, chats: Sequence[int], sender: bool) -> Client | None:
         nonlocal failures, done
         url, headers = target.url_for(index, user, chats)
         async with gate:
+            if deadline is not None and now() > deadline:
+                return None
             try:
                 _t, client = await ws_connect(
                     lambda: Client(run, user, sender), url, extra_headers=headers,
@@ -364,7 +369,7 @@ async def pairs(
 
 async def idle(
     target: Target, users: Sequence[int], chats_of: dict[int, list[int]], *, sockets: int,
-    rss: Callable[[], dict[str, float]], progress: Callable[[str], None],
+    rss: Callable[[], dict[str, float]], progress: Callable[[str], None], budget: float,
 ) -> dict[str, Any]:  # fmt: skip
     run = Run()
     before = rss()
@@ -373,7 +378,9 @@ async def idle(
         for i in range(sockets)
     ]
     started = now()
-    clients, failures = await connect_all(target, run, plan, concurrency=100, progress=progress)
+    clients, failures = await connect_all(
+        target, run, plan, concurrency=100, progress=progress, budget=budget
+    )
     connect_s = now() - started
     await asyncio.sleep(2 * SETTLE)
     after = rss()
@@ -382,7 +389,8 @@ async def idle(
     await asyncio.sleep(SETTLE)
     return {
         "sockets": sockets, "opened": len(clients), "handshake_failures": failures,
-        "connect_s": round(connect_s, 1),
+        "connect_s": round(connect_s, 1), "connect_budget_s": budget,
+        "handshakes_per_s": round(len(clients) / max(0.001, connect_s), 1),
         "kb_per_connection": {
             role: round((after[role] - before.get(role, 0.0)) * 1024 / opened, 1) for role in after
         },
