@@ -361,9 +361,11 @@ class WebSocketRelay:
         connect_timeout: float,
         max_size: int,
         max_pending: int = DEFAULT_MAX_PENDING,
+        handshake_timeout: float = 30.0,
     ) -> None:
         self.pool = pool
         self._connect_timeout = connect_timeout
+        self._handshake_timeout = handshake_timeout
         self._max_size = max_size
         self._max_pending = max_pending
         self._relays: set[_Relay] = set()
@@ -425,6 +427,7 @@ class WebSocketRelay:
                     subprotocols=subprotocols,
                     max_size=self._max_size,
                     open_timeout=self._connect_timeout,
+                    handshake_timeout=self._handshake_timeout,
                     on_frames=relay.on_frames,
                     on_close=relay.on_close,
                 )

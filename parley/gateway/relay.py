@@ -319,11 +319,14 @@ async def open_upstream(
     subprotocols: Sequence[str] | None,
     max_size: int,
     open_timeout: float,
+    handshake_timeout: float,
     on_frames: Callable[[bytes], None],
     on_close: Callable[[int, str], None],
 ) -> UpstreamProtocol:
-    """Connects and completes the handshake; raises InvalidStatus when the server refuses,
-    OSError when it cannot be reached, TimeoutError when it does not answer in time."""
+    """Connects (within `open_timeout`) and completes the handshake (within
+    `handshake_timeout`: a busy server answers late, it is not down); raises InvalidStatus
+    when the server refuses, OSError when it cannot be reached, TimeoutError when it does
+    not answer in time."""
     uri = parse_uri(ws_url)
     ws = ClientProtocol(
         uri, subprotocols=[Subprotocol(p) for p in subprotocols] if subprotocols else None
@@ -341,11 +344,12 @@ async def open_upstream(
             uri.host,
             uri.port,
         )
-        try:
+    try:
+        async with asyncio.timeout(handshake_timeout):
             await protocol.handshake
-        except BaseException:
-            protocol.abort()
-            raise
+    except BaseException:
+        protocol.abort()
+        raise
     return protocol
 
 
