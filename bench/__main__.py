@@ -50,14 +50,14 @@ class Config:
     pairs_rate: float = 1
     pairs_s: float = 20
     idle_sockets: int = 5000
-    idle_budget_s: float = 60  # sockets not opened by then are left out (the rate is shown)
+    idle_budget_s: float = 30  # sockets not opened by then are left out (the rate is shown)
     history_s: float = 5
     history_concurrency: int = 8
     overload_pairs: int = 200
     overload_rate: float = 20
     overload_s: float = 8
     postgres: bool = True
-    direct_on_postgres: bool = True
+    direct_on_postgres: bool = False
     direct_on_sqlite: bool = True
     settle_s: float = 1.0  # pauses between and inside scenarios
 
@@ -387,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    if os.environ.get("BENCH_PG_DIRECT") == "1":
+        cfg = replace(cfg, direct_on_postgres=True)
     if os.environ.get("BENCH_NO_POSTGRES") == "1":
         cfg = replace(cfg, postgres=False)
     chosen = tuple(

@@ -24,6 +24,7 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_
 
 now = time.perf_counter
 SETTLE = 1.0  # seconds: pauses before measuring (the bench's config sets it)
+DRAIN = 5.0  # seconds to wait, after the sending stops, for what is still on its way
 
 
 def _no_mark(_event: str) -> None:
@@ -307,7 +308,7 @@ async def fanout(
     sent = await pacer
     expected = sent * (len(clients) - 1)
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(DRAIN):
             while run.deliveries < expected:
                 await asyncio.sleep(0.05)
     MARK("end")
@@ -348,7 +349,7 @@ async def pairs(
     total_rate = rate * len(senders)
     sent = await _with_progress(_pace(total_rate, duration, fire), progress, "pairs", duration)
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(DRAIN):
             while run.deliveries < sent:
                 await asyncio.sleep(0.05)
     cpu_used = cpu() - cpu_before
@@ -486,7 +487,7 @@ async def overload(
     await prober
     close_all(clients)
     recovered: float | None = None
-    deadline = now() + 15
+    deadline = now() + 10
     while now() < deadline:
         sample = (await probe_latency(1, f"after{random.random()}"))[0]
         if sample <= normal:
