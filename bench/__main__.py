@@ -170,11 +170,24 @@ async def run_deployment(
             results.append(
                 {"deployment": name, "via": target.name, "scenario": scenario, **figures}
             )
-            await asyncio.sleep(cfg.settle_s)  # let the server settle between scenarios
+            await _quiet(stack, cfg.settle_s)
     finally:
         progress.section(f"{name}: stopping")
         await stack.stop()
     return results
+
+
+async def _quiet(stack: harness.Stack, settle: float, limit: float = 15) -> None:
+    """Waits until the processes are nearly idle (a server without load shedding may still
+    work through a backlog), at most `limit` seconds, so one scenario does not bleed into
+    the next."""
+    await asyncio.sleep(settle)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = sum(p.cpu() for p in stack.procs)
+        await asyncio.sleep(0.5)
+        if sum(p.cpu() for p in stack.procs) - before < 0.1:  # under 20 % of a core
+            return
 
 
 def _ceiling_plan(users: int, cfg: Config) -> harness.Seeded:
