@@ -209,7 +209,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None)
     warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
     return uvicorn.Config(
         app,
-        host=settings.host,
+        host=settings.server_host,  # never the gateway's --host (see Settings.server_host)
         port=port if port is not None else settings.port,
         ws="websockets",
         ws_max_size=settings.ws_max_frame,
