@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+import websockets
 
 from parley.cli import build_settings, make_parser
 from parley.gateway.app import create_app
 
-from .conftest import JWT_SECRET
+from .conftest import JWT_SECRET, RunningGateway, free_port
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -54,3 +60,66 @@ def test_malformed_upstream_stops_the_gateway_at_start_with_code_2(
     assert result.stderr.startswith("Invalid configuration: PARLEY_UPSTREAMS: upstream ")
     assert shown in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"process exited with {process.returncode}"
+        try:
+            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `parley server` allowing two sockets per user."""
+    port = free_port()
+    args = [sys.executable, "-m", "parley.cli", "server", "--port", str(port),
+            "--data-dir", str(tmp_path_factory.mktemp("small-server"))]  # fmt: skip
+    env = {k: v for k, v in _env().items() if k not in ("DATABASE_URL", "DB_HOST")}
+    env.update(PARLEY_MAX_SOCKETS_PER_USER="2", PARLEY_RATE_LOGIN="1000/minute")
+    process = subprocess.Popen(args, env=env)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+async def test_socket_limit_per_user_is_a_429_through_the_gateway(
+    small_server: str, make_gateway: Any
+) -> None:
+    front: RunningGateway = make_gateway([small_server])
+    async with httpx.AsyncClient(base_url=front.url, trust_env=False, timeout=20) as http:
+        response = await http.post(
+            "/service/api/register",
+            json={"username": "sockets_gw", "email": "sg@example.com", "password": "pw-123456"},
+        )
+    assert response.status_code == 201, response.text
+    token = response.json()["access_token"]
+    url = f"{front.ws_url}/ws?token={token}"
+    first = await websockets.connect(url, proxy=None)
+    second = await websockets.connect(url, proxy=None)
+    try:
+        for ws in (first, second):
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(url, proxy=None)
+        assert refused.value.response.status_code == 429
+        body = json.loads(refused.value.response.body)
+        assert body["code"] == "rate_limited"
+        assert "at most 2" in body["detail"]
+        assert front.app.pool.is_up(front.app.pool.upstreams[0])
+    finally:
+        await first.close()
+        await second.close()
+    await asyncio.sleep(0.3)
+    third = await websockets.connect(url, proxy=None)  # the slots came back
+    assert json.loads(await asyncio.wait_for(third.recv(), 5))["type"] == "hello"
+    await third.close()
