@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(25 * 1024 * 1024, alias="PARLEY_MAX_ATTACHMENT_BYTES")
     max_avatar_bytes: int = Field(5 * 1024 * 1024, alias="PARLEY_MAX_AVATAR_BYTES")
     ws_max_frame: int = Field(64 * 1024, alias="PARLEY_WS_MAX_FRAME")
+    body_timeout: float = Field(30.0, gt=0, alias="PARLEY_BODY_TIMEOUT")
+    max_inflight_per_ip: int = Field(50, ge=1, alias="PARLEY_MAX_INFLIGHT_PER_IP")
     ws_send_queue: int = Field(256, alias="PARLEY_WS_SEND_QUEUE")
     cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
 
@@ -166,6 +168,8 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
+MAX_JSON_BODY = 64 * 1024  # request bodies other than uploads (API.md "Abuse limits")
+UPLOAD_SLACK = 64 * 1024  # multipart framing and form fields beside an upload's file
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import __version__, errors
+from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
 from parley.server import compat
 from parley.server.accounts.routes import router as accounts_router
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before any read
 
     @app.get("/service/metrics", include_in_schema=False)
     async def metrics_route() -> Response:
