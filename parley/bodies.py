@@ -4,8 +4,8 @@ A JSON body (every route but the two uploads) may be at most MAX_JSON_BODY bytes
 declared Content-Length beyond it is refused before anything is read, and a body without
 one (chunked) is counted as it arrives and refused as soon as it passes the limit. Uploads
 keep their own limits (the file's limit plus UPLOAD_SLACK for the multipart framing).
-A client that sends nothing for `body_timeout` seconds mid-body gets 408. Refusals are
-JSON `{"detail","code"}` and close the connection (the rest of the body is never read).
+A client that sends nothing for `body_timeout` seconds mid-body gets 408 and its connection
+is closed. Refusals are JSON `{"detail","code"}`; the rest of a refused body is never read.
 """
 
 from __future__ import annotations
@@ -100,13 +100,15 @@ async def read_body(receive: Receive, limit: BodyLimit, idle: float) -> bytes:
 
 
 async def send_refusal(send: Send, refused: BodyRefused) -> None:
-    """The JSON answer; `Connection: close` so the rest of the body is never read."""
+    """The JSON answer. After a 413 uvicorn discards the rest of the body unread (the client
+    can still read the answer); a 408 closes the connection of a client too slow to wait for."""
     body = orjson.dumps({"detail": refused.detail, "code": refused.code})
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
     ]
+    if refused.status == 408:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -171,10 +173,10 @@ def _timed(receive: Receive, timeout: float) -> Receive:
 
 
 def _closing_on_refusal(send: Send) -> Send:
-    """A 408 or 413 from the app closes the connection: the rest of the body is not read."""
+    """A 408 from the app (a client too slow to send its upload) closes the connection."""
 
     async def closing(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] in (408, 413):
+        if message["type"] == "http.response.start" and message["status"] == 408:
             message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
         await send(message)
 

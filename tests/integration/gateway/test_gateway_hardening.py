@@ -164,13 +164,12 @@ async def test_declared_json_body_over_64k_is_413_before_a_byte_is_read(
 ) -> None:
     head = _head("POST", "/service/api/too-big", token_for(3), "Content-Length: 65537",
                  "Content-Type: application/json")  # fmt: skip
-    status, top, body = await _raw(gateway.url, head)  # the body itself is never sent
+    status, _top, body = await _raw(gateway.url, head)  # the body itself is never sent
     assert status == 413
     assert json.loads(body) == {
         "detail": "Request body larger than 65536 bytes",
         "code": "payload_too_large",
     }
-    assert "connection: close" in top
     assert "/service/api/too-big" not in upstream.paths()
 
 
@@ -254,6 +253,10 @@ async def test_concurrent_requests_per_client_ip_are_capped(
         }
         assert refused.headers["retry-after"] == "1"
         assert [r.status_code for r in await asyncio.gather(*slow)] == [200, 200, 200]
+        for _ in range(100):  # the count drops once each handler has returned
+            if not front.app.inflight:
+                break
+            await asyncio.sleep(0.02)
         assert front.app.inflight == {}
         assert (await http.get("/service/api/one-more", headers=bearer(3))).status_code == 200
 
