@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from parley.config import Settings
+from parley.logs import install_redaction
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +115,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_redaction()  # before anything logs: no token, cookie or password in any line
     args = make_parser().parse_args(argv)
     try:
         settings = build_settings(args)
