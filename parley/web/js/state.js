@@ -140,7 +140,9 @@ export function receiveMessage(msg) {
   }
   clearTyping(msg.chat_id, msg.sender.id);
   const hist = state.history.get(msg.chat_id);
-  if (hist && hist.loaded) putMessages(msg.chat_id, [msg]);
+  // While the first page is loading, keep the message too: the page may have been read
+  // before it was stored, and dropping it here (with its pending copy) would lose it.
+  if (hist && (hist.loaded || hist.loading)) putMessages(msg.chat_id, [msg]);
   else if (msg.client_id) state.pending.get(msg.chat_id)?.delete(msg.client_id);
 }
 
