@@ -257,8 +257,10 @@ def test_scrolling_up_pages_back_through_history(register: Any, base_url: str) -
     nina = register("nina")
     omar = register("omar")
     open_direct_chat(nina, omar)
+    send(nina.page, "old message 1")  # the direct chat is created by its first message
+    nina.page.get_by_test_id("message-1").wait_for()
     chat_id = nina.page.url.rsplit("#", 1)[1]
-    for i in range(1, 111):  # over HTTP with the page's own cookie: quicker than typing
+    for i in range(2, 111):  # over HTTP with the page's own cookie: quicker than typing
         response = nina.page.request.post(
             f"/service/api/chats/{chat_id}/messages",
             data={"content": f"old message {i}"},

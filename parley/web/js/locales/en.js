@@ -162,7 +162,6 @@ export default {
   'composer.joinFirst': 'Join this channel to send messages.',
   'composer.tooLong': 'Messages are limited to {max} characters.',
   'composer.uploading': '{name} (uploading…)',
-  'composer.attachAfterFirst': 'Send a first message, then attach files.',
   'composer.mentionAll': 'everyone in this chat',
 
   // search, mentions, quick switcher, notifications

@@ -162,7 +162,6 @@ export default {
   'composer.joinFirst': 'Вступите в канал, чтобы писать.',
   'composer.tooLong': 'Сообщение не может быть длиннее {max} символов.',
   'composer.uploading': '{name} (загрузка…)',
-  'composer.attachAfterFirst': 'Сначала отправьте сообщение, потом прикрепляйте файлы.',
   'composer.mentionAll': 'все участники чата',
 
   // search, mentions, quick switcher, notifications

@@ -207,26 +207,28 @@ async function submit() {
   const replyTo = mode?.msg.id || null;
   let target = chatId;
   const chat = state.chats.get(chatId);
+  el.input.value = '';
   if (chat?.virtual) {
-    // The first message to someone new: now the direct chat is created.
-    el.send.disabled = true;
-    let real;
+    // The first message to someone new: now the direct chat is created. Messages sent
+    // meanwhile wait for the same creation, so they keep their order.
+    chat.starting ||= actions.startDirect(chat.peer.id).then(async (real) => {
+      await openChat(real.id);
+      return real.id;
+    });
     try {
-      real = await actions.startDirect(chat.peer.id);
+      target = await chat.starting;
     } catch (error) {
+      chat.starting = null;
+      el.input.value = content;
       toast(errorText(error), { error: true });
       updateSendButton();
       return;
     }
-    el.input.value = '';
-    await openChat(real.id);
-    target = real.id;
   } else if (state.history.get(chatId)?.hasNewer) {
     await jumpToLatest(); // sent from an older window: show where it lands
   }
   actions.sendMessage(target, text, { replyTo, attachments });
   askPermission(); // once, from this user gesture: notifications for replies
-  el.input.value = '';
   saveDraft(target, '');
   mode = null;
   files = [];
@@ -241,8 +243,15 @@ async function submit() {
 
 function addFiles(list) {
   const chatId = state.activeChatId;
-  if (state.chats.get(chatId)?.virtual) {
-    toast(t('composer.attachAfterFirst'), { error: true });
+  const chat = state.chats.get(chatId);
+  if (chat?.virtual) {
+    // Files need a chat to be uploaded to: attaching starts the conversation.
+    actions.startDirect(chat.peer.id).then(async (real) => {
+      const text = el.input.value;
+      await openChat(real.id);
+      el.input.value = text;
+      addFiles(list);
+    }, (error) => toast(errorText(error), { error: true }));
     return;
   }
   for (const file of list) {
