@@ -175,7 +175,7 @@ export function receiveMessage(msg) {
     chat.last_seq = Math.max(chat.last_seq || 0, msg.seq);
     const mine = state.me && msg.sender.id === state.me.id;
     if (isNew && !mine) chat.unread_count = (chat.unread_count || 0) + 1;
-    if (isNew && !mine && mentionsMe(msg)) chat.mention_count = (chat.mention_count || 0) + 1;
+    if (isNew && !mine && chat.type !== 'direct' && mentionsMe(msg)) chat.mention_count = (chat.mention_count || 0) + 1;
     emit('chats');
     if (isNew && !mine) emit('incoming', msg);
   }
