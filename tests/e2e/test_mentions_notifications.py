@@ -107,6 +107,9 @@ def test_direct_messages_notify_unless_muted_but_mentions_always_do(
     assert notes(page)[1]["title"] == "Carl mentioned you in Busy room"
     # Muted chats stay out of the title's count, except for their mentions.
     assert page.title() == "(1) Parley"
+    favicon = page.locator("#favicon")
+    assert favicon.get_attribute("data-count") == "1"
+    assert (favicon.get_attribute("href") or "").startswith("data:image/png")
 
     set_hidden(page, False)
     open_chat(page, direct["id"])
