@@ -269,3 +269,37 @@ def test_sign_in_pages_make_no_failing_requests(new_page: Any, register: Any) ->
     me.page.wait_for_url("**/login")
     me.page.wait_for_timeout(500)
     assert me.page.url.endswith("/login")
+
+
+# Holds back the answer of every "newest page" request for 1.5 s after the server sent it.
+SLOW_FIRST_PAGE = """
+(() => {
+  const real = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    const response = await real(input, init);
+    if (String(input).includes('/messages?limit=50') && !String(input).includes('before')) {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    }
+    return response;
+  };
+})();
+"""
+
+
+def test_message_sent_while_the_first_page_loads_is_not_lost(register: Any, base_url: str) -> None:
+    # The race behind a flaky token-refresh test: the echo of a message sent while the
+    # chat's first page was on its way (read before the message was stored) used to drop
+    # both the pending copy and the message.
+    me = register("hasty")
+    peer = api_user(base_url, "slowpoke")
+    chat_id = peer.direct(user_id(me))["id"]
+    peer.send(chat_id, "hello?")
+    page = me.page
+    page.context.add_init_script(SLOW_FIRST_PAGE)
+    page.reload()
+    page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for()
+    page.get_by_test_id(f"chat-item-{chat_id}").click()
+    send(page, "typed during the load")
+    page.locator('.msg:not(.is-pending)', has_text="typed during the load").wait_for(timeout=6_000)
+    page.get_by_test_id("message-1").filter(has_text="hello?").wait_for()
+    assert page.locator('[data-testid^="message-pending-"]').count() == 0
