@@ -22,7 +22,9 @@ class ApiUser:
     http: httpx.Client
 
     def send(self, chat_id: int, content: str) -> dict[str, Any]:
-        response = self.http.post(f"/service/api/chats/{chat_id}/messages", json={"content": content})
+        response = self.http.post(
+            f"/service/api/chats/{chat_id}/messages", json={"content": content}
+        )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -84,7 +86,9 @@ NOTIFICATION_RECORDER = """
     static requestPermission() { return Real.requestPermission(); }
   }
   window.Notification = Recorded;
-  Object.defineProperty(Document.prototype, 'hidden', { configurable: true, get: () => window.__hidden });
+  Object.defineProperty(Document.prototype, 'hidden', {
+    configurable: true, get: () => window.__hidden,
+  });
   Object.defineProperty(Document.prototype, 'visibilityState', {
     configurable: true, get: () => (window.__hidden ? 'hidden' : 'visible'),
   });

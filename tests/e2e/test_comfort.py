@@ -61,7 +61,9 @@ def test_markdown_is_rendered_and_html_inside_it_stays_text(register: Any, base_
     shot(page, "formatting")
 
 
-def test_person_from_search_becomes_a_chat_only_when_written_to(register: Any, base_url: str) -> None:
+def test_person_from_search_becomes_a_chat_only_when_written_to(
+    register: Any, base_url: str
+) -> None:
     peer = api_user(base_url, "shy")
     me = register("opener")
     open_person(me, peer)
@@ -227,7 +229,8 @@ def test_pasted_image_is_uploaded_and_sent(register: Any, base_url: str) -> None
         """(el, bytes) => {
           const data = new DataTransfer();
           data.items.add(new File([new Uint8Array(bytes)], 'image.png', { type: 'image/png' }));
-          el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+          const init = { clipboardData: data, bubbles: true, cancelable: true };
+          el.dispatchEvent(new ClipboardEvent('paste', init));
         }""",
         list(PNG),
     )
@@ -252,7 +255,9 @@ def test_first_sign_in_opens_general_with_a_welcome(register: Any) -> None:
 def test_sign_in_pages_make_no_failing_requests(new_page: Any, register: Any) -> None:
     page = new_page()
     failures: list[str] = []
-    page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on(
+        "response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 400 else None
+    )
     page.on("console", lambda m: failures.append(m.text) if m.type == "error" else None)
     page.goto("/login")
     page.get_by_test_id("login-username").wait_for()
@@ -300,6 +305,6 @@ def test_message_sent_while_the_first_page_loads_is_not_lost(register: Any, base
     page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for()
     page.get_by_test_id(f"chat-item-{chat_id}").click()
     send(page, "typed during the load")
-    page.locator('.msg:not(.is-pending)', has_text="typed during the load").wait_for(timeout=6_000)
+    page.locator(".msg:not(.is-pending)", has_text="typed during the load").wait_for(timeout=6_000)
     page.get_by_test_id("message-1").filter(has_text="hello?").wait_for()
     assert page.locator('[data-testid^="message-pending-"]').count() == 0

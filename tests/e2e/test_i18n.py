@@ -23,10 +23,16 @@ def test_russian_interface_end_to_end(register: Any, base_url: str) -> None:
     banner = page.get_by_test_id("welcome-banner")
     banner.wait_for()
     assert "Добро пожаловать в Parley, Иван!" in banner.inner_text()
-    assert page.get_by_test_id("search-input").get_attribute("placeholder") == "Поиск людей и каналов"
-    assert page.get_by_test_id("composer-input").get_attribute("placeholder") == "Напишите сообщение…"
+    assert (
+        page.get_by_test_id("search-input").get_attribute("placeholder") == "Поиск людей и каналов"
+    )
+    assert (
+        page.get_by_test_id("composer-input").get_attribute("placeholder") == "Напишите сообщение…"
+    )
     assert page.get_by_test_id("connection-status").inner_text() == "В сети"
-    assert re.search(r"участник(а|ов)? · открытый канал", page.get_by_test_id("chat-subtitle").inner_text())
+    assert re.search(
+        r"участник(а|ов)? · открытый канал", page.get_by_test_id("chat-subtitle").inner_text()
+    )
 
     my_id = user_id(me)
     others = [api_user(base_url, f"ru{i}") for i in range(4)]
@@ -53,7 +59,9 @@ def test_russian_interface_end_to_end(register: Any, base_url: str) -> None:
         assert response.status_code == 204, response.text
     owner.http.delete(f"/service/api/chats/{five['id']}/members/{owner.id}")
     subtitle.filter(has_text="1 участник").wait_for()
-    assert subtitle.inner_text().startswith("1 участник") and "участника" not in subtitle.inner_text()
+    assert (
+        subtitle.inner_text().startswith("1 участник") and "участника" not in subtitle.inner_text()
+    )
 
     send(page, "**жирный** текст")
     page.locator(".msg.is-mine strong", has_text="жирный").wait_for()
@@ -67,18 +75,25 @@ def test_russian_interface_end_to_end(register: Any, base_url: str) -> None:
 def test_language_switch_is_remembered(register: Any) -> None:
     me = register("polyglot")
     page = me.page
-    assert page.get_by_test_id("search-input").get_attribute("placeholder") == "Search people and channels"
+    assert (
+        page.get_by_test_id("search-input").get_attribute("placeholder")
+        == "Search people and channels"
+    )
     page.get_by_test_id("profile-button").click()
     assert page.get_by_test_id("menu-lang-en").get_attribute("aria-checked") == "true"
     page.get_by_test_id("menu-lang-ru").click()
     # Live: the static page, rendered lists and the connection label change at once.
     page.get_by_test_id("composer-input").wait_for(state="attached")
-    assert page.get_by_test_id("search-input").get_attribute("placeholder") == "Поиск людей и каналов"
+    assert (
+        page.get_by_test_id("search-input").get_attribute("placeholder") == "Поиск людей и каналов"
+    )
     page.get_by_test_id("connection-status").filter(has_text="В сети").wait_for()
     assert page.evaluate("document.documentElement.lang") == "ru"
     page.reload()
     page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for()
-    assert page.get_by_test_id("search-input").get_attribute("placeholder") == "Поиск людей и каналов"
+    assert (
+        page.get_by_test_id("search-input").get_attribute("placeholder") == "Поиск людей и каналов"
+    )
     # The sign-in page of this browser speaks Russian too.
     page.get_by_test_id("profile-button").click()
     page.get_by_test_id("menu-logout").click()
@@ -95,7 +110,8 @@ def test_plural_forms_and_catalogs(new_page: Any) -> None:
         """async () => {
           const i18n = await import('/static/js/i18n.js');
           i18n.setLocale('ru');
-          const ru = [1, 2, 3, 5, 11, 21, 22, 25, 101].map((n) => i18n.t('chat.members', { count: n }));
+          const counts = [1, 2, 3, 5, 11, 21, 22, 25, 101];
+          const ru = counts.map((n) => i18n.t('chat.members', { count: n }));
           i18n.setLocale('en');
           const en = [1, 2, 5].map((n) => i18n.t('chat.members', { count: n }));
           return { ru, en };

@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import User, shot
-from tests.e2e.support import NOTIFICATION_RECORDER, api_user, notes, open_chat, send, set_hidden, user_id
+from tests.e2e.support import (
+    NOTIFICATION_RECORDER,
+    api_user,
+    notes,
+    open_chat,
+    send,
+    set_hidden,
+    user_id,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -29,8 +37,10 @@ def test_mention_autocompletes_is_highlighted_and_notifies(register: Any) -> Non
     bob_id = user_id(bob)
     # Alice makes a group with Bob through the UI's API, then mentions him by autocompletion.
     chat = alice.page.evaluate(
-        """([title, id]) => fetch('/service/api/chats', {method: 'POST', headers: {'Content-Type': 'application/json'},
-             body: JSON.stringify({type: 'group', title, member_ids: [id]})}).then(r => r.json())""",
+        """([title, id]) => fetch('/service/api/chats', {
+             method: 'POST', headers: {'Content-Type': 'application/json'},
+             body: JSON.stringify({type: 'group', title, member_ids: [id]}),
+           }).then(r => r.json())""",
         ["Mention team", bob_id],
     )
     open_chat(alice.page, chat["id"])
@@ -50,7 +60,9 @@ def test_mention_autocompletes_is_highlighted_and_notifies(register: Any) -> Non
     note = notes(bob_page)[0]
     assert note["title"] == "Alice Liddell mentioned you in Mention team"
     assert note["body"] == f"hello @{bob.username} look at this"
-    badge = bob_page.locator(f'[data-testid="chat-item-{chat["id"]}"] [data-testid="mention-badge"]')
+    badge = bob_page.locator(
+        f'[data-testid="chat-item-{chat["id"]}"] [data-testid="mention-badge"]'
+    )
     badge.wait_for()
     assert bob_page.title().startswith("(1) ")
 
@@ -84,7 +96,11 @@ def test_direct_messages_notify_unless_muted_but_mentions_always_do(
     set_hidden(page, True)
     carl.send(direct["id"], "are you there?")
     page.wait_for_function("window.__notes.length === 1")
-    assert notes(page)[0] == {"title": "Carl", "body": "are you there?", "tag": f"parley-chat-{direct['id']}"}
+    assert notes(page)[0] == {
+        "title": "Carl",
+        "body": "are you there?",
+        "tag": f"parley-chat-{direct['id']}",
+    }
     carl.send(group["id"], "chatter in the group")  # not a mention, not direct: silent
     set_hidden(page, False)
 
@@ -101,7 +117,9 @@ def test_direct_messages_notify_unless_muted_but_mentions_always_do(
 
     set_hidden(page, True)
     carl.send(direct["id"], "muted direct message")
-    page.locator(f'[data-testid="chat-item-{direct["id"]}"] [data-testid="unread-badge"]').wait_for()
+    page.locator(
+        f'[data-testid="chat-item-{direct["id"]}"] [data-testid="unread-badge"]'
+    ).wait_for()
     carl.send(group["id"], f"@{bob.username} but this one is for you")
     page.wait_for_function("window.__notes.length === 2")
     assert notes(page)[1]["title"] == "Carl mentioned you in Busy room"

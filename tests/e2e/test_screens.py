@@ -34,7 +34,9 @@ def test_screenshots_of_the_main_screens(register: Any, new_page: Any, base_url:
     raj = api_user(base_url, "raj", display_name="Raj Patel")
     team = mia.group("Design team", [my_id, raj.id])
     mia.send(team["id"], "Morning! The **new build** is up: https://example.com/build/42")
-    raj.send(team["id"], "> The new build is up\nLooks good. One thing: `make test` takes *ages* now.")
+    raj.send(
+        team["id"], "> The new build is up\nLooks good. One thing: `make test` takes *ages* now."
+    )
     raj.send(team["id"], f"@{me.username} can you check the ~~old~~ new login page?")
     mia.send(team["id"], "```\nmake test PYTEST_ARGS=-x\n```\nThat helps while we fix it.")
     direct = mia.direct(my_id)
