@@ -52,9 +52,9 @@ def test_screenshots_of_the_main_screens(register: Any, new_page: Any, base_url:
         for scheme in ("light", "dark"):
             page.emulate_media(color_scheme=scheme)
             page.set_viewport_size(DESKTOP)
-            page.get_by_test_id("composer-input").fill("")
             open_chat(page, team["id"])
             page.get_by_test_id("message-4").wait_for()
+            page.get_by_test_id("composer-input").fill("")
             page.get_by_test_id("composer-input").press_sequentially(f"@{mia.username[:3]}")
             page.get_by_test_id("mention-box").wait_for()
             shot(page, f"chat-{lang}-{scheme}-desktop")
