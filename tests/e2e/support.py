@@ -3,6 +3,7 @@ for the Notification API, hidden-tab emulation, and small page actions."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -116,3 +117,13 @@ def open_chat(page: Any, chat_id: int) -> None:
 def send(page: Any, text: str) -> None:
     page.get_by_test_id("composer-input").fill(text)
     page.get_by_test_id("composer-input").press("Enter")
+
+
+def wait_until(page: Any, expression: str, timeout: float = 10) -> None:
+    """Polls `expression` with page.evaluate (page.wait_for_function compiles its predicate
+    with eval, which the pages' CSP forbids: it fails whenever it has to poll)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(100)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import User, shot
-from tests.e2e.support import ApiUser, api_user, open_chat, send, user_id
+from tests.e2e.support import ApiUser, api_user, open_chat, send, user_id, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -209,9 +209,10 @@ def test_new_messages_divider_and_jump_to_latest(register: Any, base_url: str) -
     shot(page, "new-messages-divider")
     jump.click()
     jump.wait_for(state="hidden")
-    page.wait_for_function(
-        "() => { const l = document.getElementById('message-list');"
-        " return l.scrollHeight - l.scrollTop - l.clientHeight < 80; }"
+    wait_until(
+        page,
+        "(() => { const l = document.getElementById('message-list');"
+        " return l.scrollHeight - l.scrollTop - l.clientHeight < 80; })()",
     )
     page.locator(f'[data-testid="chat-item-{chat_id}"] [data-testid="unread-badge"]').wait_for(
         state="detached"

@@ -15,6 +15,7 @@ from tests.e2e.support import (
     send,
     set_hidden,
     user_id,
+    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -56,7 +57,7 @@ def test_mention_autocompletes_is_highlighted_and_notifies(register: Any) -> Non
 
     mine = alice.page.get_by_test_id("message-1")
     mine.locator(".mention", has_text=f"@{bob.username}").wait_for()
-    bob_page.wait_for_function("window.__notes.length > 0")
+    wait_until(bob_page, "window.__notes.length > 0")
     note = notes(bob_page)[0]
     assert note["title"] == "Alice Liddell mentioned you in Mention team"
     assert note["body"] == f"hello @{bob.username} look at this"
@@ -95,7 +96,7 @@ def test_direct_messages_notify_unless_muted_but_mentions_always_do(
 
     set_hidden(page, True)
     carl.send(direct["id"], "are you there?")
-    page.wait_for_function("window.__notes.length === 1")
+    wait_until(page, "window.__notes.length === 1")
     assert notes(page)[0] == {
         "title": "Carl",
         "body": "are you there?",
@@ -121,7 +122,7 @@ def test_direct_messages_notify_unless_muted_but_mentions_always_do(
         f'[data-testid="chat-item-{direct["id"]}"] [data-testid="unread-badge"]'
     ).wait_for()
     carl.send(group["id"], f"@{bob.username} but this one is for you")
-    page.wait_for_function("window.__notes.length === 2")
+    wait_until(page, "window.__notes.length === 2")
     assert notes(page)[1]["title"] == "Carl mentioned you in Busy room"
     # Muted chats stay out of the title's count, except for their mentions.
     assert page.title() == "(1) Parley"
@@ -136,7 +137,7 @@ def test_direct_messages_notify_unless_muted_but_mentions_always_do(
     page.locator('[data-testid="chat-list"] .chat-item', has_text="general").click()
     set_hidden(page, True)
     carl.send(direct["id"], "and now?")
-    page.wait_for_function("window.__notes.length === 3")
+    wait_until(page, "window.__notes.length === 3")
     assert notes(page)[2]["body"] == "and now?"
 
 
