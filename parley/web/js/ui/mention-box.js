@@ -40,7 +40,6 @@ export function mountMentionBox(input, box) {
     box.hidden = true;
     items = [];
     token = null;
-    input.setAttribute('aria-expanded', 'false');
     input.removeAttribute('aria-activedescendant');
   };
 
@@ -68,7 +67,6 @@ export function mountMentionBox(input, box) {
     h('span', { class: 'mention-name' }, displayName(user)),
     h('span', { class: 'mention-username' }, user.id === 'all' ? t('composer.mentionAll') : `@${user.username}`))));
     box.hidden = !items.length;
-    input.setAttribute('aria-expanded', String(!box.hidden));
     if (items.length) input.setAttribute('aria-activedescendant', `mention-option-${active}`);
   };
 

@@ -34,7 +34,7 @@ export function popupMenu(anchor, items, { testid = 'menu', label = '' } = {}) {
       continue;
     }
     if (item.heading) {
-      el.append(h('div', { class: 'menu-heading' }, item.heading));
+      el.append(h('div', { class: 'menu-heading', role: 'none' }, item.heading));
       continue;
     }
     const role = item.checked === undefined ? 'menuitem' : 'menuitemradio';
