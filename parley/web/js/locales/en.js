@@ -163,6 +163,7 @@ export default {
   'composer.tooLong': 'Messages are limited to {max} characters.',
   'composer.uploading': '{name} (uploading…)',
   'composer.mentionAll': 'everyone in this chat',
+  'composer.mentionList': 'People to mention',
 
   // search, mentions, quick switcher, notifications
   'search.title': 'Search messages',

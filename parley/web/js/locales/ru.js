@@ -163,6 +163,7 @@ export default {
   'composer.tooLong': 'Сообщение не может быть длиннее {max} символов.',
   'composer.uploading': '{name} (загрузка…)',
   'composer.mentionAll': 'все участники чата',
+  'composer.mentionList': 'Кого упомянуть',
 
   // search, mentions, quick switcher, notifications
   'search.title': 'Поиск сообщений',
