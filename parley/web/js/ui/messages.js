@@ -100,11 +100,13 @@ function buildItems(chatId) {
     if (!prev || dayKey(prev.created_at) !== day) {
       items.push({ key: `d:${day}`, version: formatDay(msg.created_at), build: () => daySeparator(msg.created_at) });
     }
+    let startsGroup = false;
     if (divider && msg.seq > dividerAfter && msg.sender && msg.sender.id !== state.me.id) {
       divider = false;
+      startsGroup = true; // the first unread message shows its sender
       items.push({ key: 'new', version: t('messages.newDivider'), build: () => h('div', { class: 'new-divider', testid: 'new-messages-divider', role: 'separator' }, h('span', null, t('messages.newDivider'))) });
     }
-    const grouped = isGrouped(prev, msg);
+    const grouped = !startsGroup && isGrouped(prev, msg);
     if (msg.seq != null) items.push(messageItem(msg, grouped));
     else items.push(pendingItem(msg, grouped));
     prev = msg;
@@ -351,7 +353,7 @@ function positionAtDivider() {
   if (!divider) return;
   positioned = true;
   if (divider.offsetTop < list.scrollHeight - list.clientHeight - 8) {
-    list.scrollTop = Math.max(0, divider.offsetTop - 12);
+    list.scrollTop = Math.max(0, divider.offsetTop - 40); // a line of what came before
     stickToBottom = nearBottom();
   }
 }
