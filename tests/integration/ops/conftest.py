@@ -99,7 +99,6 @@ def start_serve(tmp: Path, **extra: str) -> Proc:
     """`parley serve` (one server, one gateway) on free ports; stop() it when done."""
     server_port, gateway_port = free_port(), free_port()
     env = parley_env(tmp / "data", **extra)
-    env = {k: v for k, v in env.items()}
     proc = spawn(
         [sys.executable, "-m", "parley.cli", "serve", "--port", str(server_port),
          "--gateway-port", str(gateway_port)],

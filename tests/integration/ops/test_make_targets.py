@@ -113,8 +113,10 @@ async def test_db_backup_postgresql_restores(tmp_path: Path) -> None:
     try:
         url = PG_DSN.rsplit("/", 1)[0] + "/" + name
         env = {**os.environ, "DATABASE_URL": url, "PARLEY_DATA_DIR": str(tmp_path / "data")}
-        migrate = subprocess.run(["make", "-s", "db-migrate"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        migrate = subprocess.run(
+            ["make", "-s", "db-migrate"], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
         assert migrate.returncode == 0, migrate.stderr
         conn = await asyncpg.connect(url)
         await conn.execute("CREATE TABLE backup_probe (note text)")
