@@ -46,7 +46,7 @@ OVERVIEW: list[Panel] = [
         "Server error ratio (5xx / all)",
         "percentunit",
         (
-            f'sum(rate(app_request_total{{status=~"5..",{SEL}}}[{RI}]))'
+            f'(sum(rate(app_request_total{{status=~"5..",{SEL}}}[{RI}])) or vector(0))'
             f" / clamp_min(sum(rate(app_request_total{{{SEL}}}[{RI}])), 1e-9)",
             "5xx ratio",
         ),
@@ -203,7 +203,7 @@ WEBSOCKETS: list[Panel] = [
         "Drop from the 10-minute peak",
         "none",
         (
-            "max_over_time(sum(websocket_connections_active)[10m:30s])"
+            "max_over_time(sum(websocket_connections_active)[10m:])"
             " - sum(websocket_connections_active)",
             "below peak",
         ),
