@@ -209,8 +209,8 @@ def make_traffic(parley: Proc) -> None:
         tokens = []
         for i in range(2):
             name = f"prom_{i}_{time.time_ns() % 10**9}"
-            reg = http.post("/service/api/register", json={
-                "username": name, "email": f"{name}@example.org", "password": "pw-" + name})  # fmt: skip
+            account = {"username": name, "email": f"{name}@example.org", "password": "pw-" + name}
+            reg = http.post("/service/api/register", json=account)
             assert reg.status_code == 201, reg.text
             tokens.append((reg.json()["user"]["id"], reg.json()["access_token"]))
         (_, ta), (b_id, _) = tokens
@@ -279,11 +279,8 @@ def test_every_grafana_panel_query_evaluates(scraped: tuple[Prometheus, Proc]) -
 def test_dashboards_use_only_exposed_metrics(scraped: tuple[Prometheus, Proc]) -> None:
     """Every Parley metric a panel names is one a running Parley exposes (by Prometheus)."""
     prom, _ = scraped
-    known = set(
-        httpx.get(f"{prom.base}/api/v1/label/__name__/values", timeout=10, trust_env=False).json()[
-            "data"
-        ]  # fmt: skip
-    )
+    url = f"{prom.base}/api/v1/label/__name__/values"
+    known = set(httpx.get(url, timeout=10, trust_env=False).json()["data"])
     functions = {
         "sum", "rate", "by", "histogram_quantile", "clamp_min", "topk", "count", "max",
         "min", "avg", "increase", "max_over_time", "vector", "or", "and", "le", "offset",
