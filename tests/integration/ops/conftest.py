@@ -123,3 +123,13 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     proc = start_serve(tmp_path_factory.mktemp("serve"))
     yield proc
     proc.stop()
+
+
+def register(base: str, prefix: str = "ops") -> tuple[dict[str, object], dict[str, str]]:
+    """A fresh user on `base`: its public record and an Authorization header."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    account = {"username": name, "email": f"{name}@example.org", "password": "pw-" + name}
+    reg = httpx.post(base + "/service/api/register", json=account, timeout=20, trust_env=False)
+    assert reg.status_code == 201, reg.text
+    body = reg.json()
+    return body["user"], {"Authorization": f"Bearer {body['access_token']}"}

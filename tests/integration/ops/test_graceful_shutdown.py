@@ -7,6 +7,7 @@ the process exits within PARLEY_SHUTDOWN_TIMEOUT.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -22,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.conftest import free_port
-from tests.integration.ops.conftest import parley_env, spawn, wait_http
+from tests.integration.ops.conftest import parley_env, register, spawn, wait_http
 
 DRAIN = 1.5
 TIMEOUT = 8.0
@@ -57,12 +58,8 @@ def test_sigterm_drains_closes_sockets_with_1012_and_finishes_requests(tmp_path:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/health", proc)
-        name = "gs_" + uuid.uuid4().hex[:10]
+        _, auth = register(base)
         with httpx.Client(base_url=base, timeout=20, trust_env=False) as http:
-            reg = http.post("/service/api/register", json={
-                "username": name, "email": f"{name}@example.org", "password": "pw-" + name})  # fmt: skip
-            assert reg.status_code == 201, reg.text
-            auth = {"Authorization": f"Bearer {reg.json()['access_token']}"}
             chat = http.post("/service/api/chats", headers=auth,
                              json={"type": "group", "title": "rollout"})  # fmt: skip
             assert chat.status_code == 201, chat.text
@@ -127,16 +124,13 @@ def test_shutdown_timeout_bounds_a_stuck_request(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/health", proc)
-        name = "gs_" + uuid.uuid4().hex[:10]
-        reg = httpx.post(base + "/service/api/register", trust_env=False, timeout=20, json={
-            "username": name, "email": f"{name}@example.org", "password": "pw-" + name})  # fmt: skip
-        auth = {"Authorization": f"Bearer {reg.json()['access_token']}"}
+        _, auth = register(base)
         chat = httpx.post(base + "/service/api/chats", headers=auth, trust_env=False,
                           json={"type": "group", "title": "stuck"}).json()  # fmt: skip
         boundary = uuid.uuid4().hex
 
         def upload_forever() -> None:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 httpx.post(
                     f"{base}/service/api/chats/{chat['id']}/attachments",
                     headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"},
@@ -144,8 +138,6 @@ def test_shutdown_timeout_bounds_a_stuck_request(tmp_path: Path) -> None:
                     timeout=40,
                     trust_env=False,
                 )
-            except httpx.HTTPError:
-                pass
 
         threading.Thread(target=upload_forever, daemon=True).start()
         time.sleep(0.5)
