@@ -143,3 +143,27 @@ async def test_db_backup_postgresql_restores(tmp_path: Path) -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.mark.parametrize("target", ["build", "up", "up-build", "down", "logs", "logs-app"])
+def test_docker_targets_say_docker_is_needed(target: str, tmp_path: Path) -> None:
+    """Without a Docker engine (`docker info` fails) the target says so in one line."""
+    stub = tmp_path / "docker"
+    stub.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    done = make(target, env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert done.returncode != 0
+    said = [line for line in done.stdout.splitlines() if line.strip()]
+    assert said == [f"make {target}: needs Docker (docker info failed: install Docker and start "
+                    "its engine)"], done.stdout  # fmt: skip
+
+
+def test_status_without_docker_checks_the_local_instance(serve: Proc, tmp_path: Path) -> None:
+    stub = tmp_path / "docker"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    done = make("status", f"BASE_URL={serve.urls['gateway']}",
+                f"SERVER_URL={serve.urls['server']}",
+                env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no compose stack running" in done.stdout and "HTTP 200" in done.stdout
