@@ -89,6 +89,9 @@ def instrument(
 
     @event.listens_for(sync_engine, "handle_error")
     def _error(context: ExceptionContext) -> None:
+        started = getattr(context.execution_context, "_parley_started", None)
+        if started is not None and context.statement is not None:  # failed ones count too
+            on_query(operation(context.statement), time.perf_counter() - started)
         reason = conflict_reason(context.original_exception)
         if reason is not None:
             on_conflict(reason)
