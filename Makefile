@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 
 BASE_URL ?= http://127.0.0.1:8080
 SERVER_URL ?= http://127.0.0.1:5000
+BACKUP_DIR ?= backups
 COMPOSE := docker compose -f deploy/docker-compose.yml
 IMAGE ?= parley:latest
 # Docker targets stop with one line when there is no Docker engine to talk to.
@@ -125,8 +126,8 @@ stats: $(STAMP) ## users, chats, messages, sockets and key metrics of the runnin
 db-shell: $(STAMP) ## psql (PostgreSQL) or sqlite3 on the configured database
 	@$(BIN)/python deploy/scripts/db.py shell
 
-db-backup: $(STAMP) ## back up the configured database and the file store into ./backups
-	@$(BIN)/python deploy/scripts/db.py backup backups
+db-backup: $(STAMP) ## back up the configured database and the file store into ./backups (BACKUP_DIR)
+	@$(BIN)/python deploy/scripts/db.py backup $(BACKUP_DIR)
 
 db-migrate: $(STAMP) ## apply database migrations to the configured database
 	@$(BIN)/parley migrate

@@ -298,8 +298,14 @@ SYSTEM: list[Panel] = [
     ts(
         "Network traffic",
         "Bps",
-        (f'sum by (instance) (rate(node_network_receive_bytes_total{{device!="lo"}}[{RI}]))', "in {{instance}}"),
-        (f'sum by (instance) (rate(node_network_transmit_bytes_total{{device!="lo"}}[{RI}]))', "out {{instance}}"),
+        (
+            f'sum by (instance) (rate(node_network_receive_bytes_total{{device!="lo"}}[{RI}]))',
+            "in {{instance}}",
+        ),
+        (
+            f'sum by (instance) (rate(node_network_transmit_bytes_total{{device!="lo"}}[{RI}]))',
+            "out {{instance}}",
+        ),
     ),
 ]
 

@@ -281,7 +281,7 @@ class ApiTest:
         self.call("DELETE", f"/service/api/chats/{channel['id']}", token=tb, expect=204)
         self.call("GET", f"/service/api/chats/{channel['id']}", token=tb, expect=404,
                   check=lambda b: b["code"].endswith("not_found"))  # fmt: skip
-        return group
+        return dict(group)
 
     def messages(self, a: dict[str, Any], b: dict[str, Any], chat: dict[str, Any]) -> None:
         ta, tb, cid = a["token"], b["token"], chat["id"]
@@ -388,8 +388,8 @@ class ApiTest:
                 wb.send(json.dumps({"type": "typing", "chat_id": chat["id"]}))
                 typing = _frame(wa, "typing")
                 assert typing["user_id"] == b["id"], typing
-                wa.send(json.dumps({"type": "send", "chat_id": chat["id"],
-                                    "content": "over the socket", "client_id": "ws-1"}))  # fmt: skip
+                send = {"type": "send", "chat_id": chat["id"], "content": "over the socket"}
+                wa.send(json.dumps({**send, "client_id": "ws-1"}))
                 ack = _frame(wa, "message")["message"]
                 assert ack["client_id"] == "ws-1" and ack["content"] == "over the socket", ack
                 got = _frame(wb, "message")["message"]
@@ -398,7 +398,7 @@ class ApiTest:
                 replay = _frame(wb, "message")["message"]
                 assert replay["id"] == ack["id"], replay
                 _frame(wb, "synced")
-        except (AssertionError, OSError, TimeoutError, Exception) as exc:  # noqa: BLE001
+        except Exception as exc:  # a failed conversation is a reported failure, not a crash
             self.failed += 1
             print(f"FAIL  WS     /ws  conversation: {exc!r}")
             return
@@ -439,10 +439,11 @@ class ApiTest:
 
     def sessions(self, a: dict[str, Any]) -> None:
         new_password = "pw-" + secrets.token_urlsafe(12)
-        self.call("POST", "/service/api/password", token=a["token"], expect=204,
-                  json={"current_password": a["password"], "new_password": new_password})  # fmt: skip
-        self.call("POST", "/service/api/login", json={"username": a["username"],
-                  "password": new_password}, check=lambda b: b["user"]["id"] == a["id"])  # fmt: skip
+        change = {"current_password": a["password"], "new_password": new_password}
+        self.call("POST", "/service/api/password", token=a["token"], expect=204, json=change)
+        login = {"username": a["username"], "password": new_password}
+        self.call("POST", "/service/api/login", json=login,
+                  check=lambda b: b["user"]["id"] == a["id"])  # fmt: skip
 
     def _expect(self, label: str, ok: bool, response: httpx.Response) -> None:
         if ok:

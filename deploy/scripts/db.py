@@ -68,8 +68,13 @@ def backup(settings: Settings, target: Path) -> int:
             print(f"make db-backup: no database at {source} (nothing to back up yet)")
             return 1
         out = target / f"parley-{stamp}.db"
-        with sqlite3.connect(source) as src, sqlite3.connect(out) as dst:
+        src, dst = sqlite3.connect(source), sqlite3.connect(out)
+        try:
             src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            dst.close()
+            src.close()
     out.chmod(0o600)
     print(f"database   -> {out} ({out.stat().st_size} bytes)")
     if settings.s3_endpoint:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -86,22 +88,18 @@ def test_db_backup_sqlite_is_a_consistent_copy(serve: Proc, tmp_path: Path) -> N
     data = Path(serve.log).parent / "data"
     (data / "files").mkdir(exist_ok=True)
     (data / "files" / "probe.bin").write_bytes(b"file store")
-    env = {"PARLEY_DATA_DIR": str(data)}
-    done = subprocess.run(
-        ["make", "-s", "--no-print-directory", "db-backup"], cwd=ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = make("db-backup", f"BACKUP_DIR={tmp_path}", env={"PARLEY_DATA_DIR": str(data)})
     assert done.returncode == 0, done.stdout + done.stderr
-    dump = Path(ROOT / done.stdout.split("database   -> ")[1].split(" (")[0])
-    try:
-        with sqlite3.connect(dump) as db:
-            users = db.execute("SELECT count(*) FROM users").fetchone()[0]
-        assert users >= 3  # the API test's users
-        assert "files      -> " in done.stdout and ".tar.gz" in done.stdout
-    finally:
-        for line in done.stdout.splitlines():
-            if "-> " in line and "backups" in line:
-                Path(ROOT / line.split("-> ")[1].split(" (")[0]).unlink(missing_ok=True)
+    (dump,) = tmp_path.glob("parley-*.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [dump.name, next(tmp_path.glob("files-*.tar.gz")).name]
+    )  # one self-contained database file (no -wal/-shm beside it), one archive
+    with contextlib.closing(sqlite3.connect(dump)) as db:
+        users = db.execute("SELECT count(*) FROM users").fetchone()[0]
+    assert users >= 3  # the API test's users
+    with tarfile.open(next(tmp_path.glob("files-*.tar.gz"))) as tar:
+        probe = tar.extractfile("files/probe.bin")
+        assert probe is not None and probe.read() == b"file store"
 
 
 async def test_db_backup_postgresql_restores(tmp_path: Path) -> None:
