@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     max_inflight_per_ip: int = Field(50, ge=1, alias="PARLEY_MAX_INFLIGHT_PER_IP")
     ws_send_queue: int = Field(256, alias="PARLEY_WS_SEND_QUEUE")
     cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
+    shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
+    shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
 
     @field_validator("upstreams", "trusted_proxies", "cors_origins", mode="before")
     @classmethod

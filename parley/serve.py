@@ -33,7 +33,7 @@ def run_serve(settings: Settings) -> int:
     try:
         return _supervise(settings, processes, stop)
     finally:
-        _stop_all(processes)
+        _stop_all(processes, max(STOP_TIMEOUT, settings.shutdown_timeout + 5))
         _restore_signals(previous)
 
 
@@ -133,7 +133,9 @@ def _watch(processes: list[tuple[str, subprocess.Popen[bytes]]], stop: threading
     return 0
 
 
-def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def _stop_all(
+    processes: list[tuple[str, subprocess.Popen[bytes]]], timeout: float = STOP_TIMEOUT
+) -> None:
     """Gateway first (its WebSockets close with 1001), then the server."""
     if any(p.poll() is None for _, p in processes):
         _say("Stopping Parley…")
@@ -142,9 +144,9 @@ def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
             continue
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(STOP_TIMEOUT)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
-            _say(f"The {role} did not stop in {STOP_TIMEOUT:.0f}s; killing it.", error=True)
+            _say(f"The {role} did not stop in {timeout:.0f}s; killing it.", error=True)
             process.kill()
             process.wait()
     if processes:
