@@ -14,11 +14,10 @@ from types import FrameType
 
 import httpx
 
-from parley.config import Settings
+from parley.config import Settings, connect_host, url_host
 
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
-_WILDCARDS = {"", "0.0.0.0", "::"}
 
 
 def run_serve(settings: Settings) -> int:
@@ -38,7 +37,7 @@ def run_serve(settings: Settings) -> int:
     try:
         return _supervise(settings, workers, processes, stop)
     finally:
-        _stop_all(processes)
+        _stop_all(processes, max(STOP_TIMEOUT, settings.shutdown_timeout + 5))
         _restore_signals(previous)
 
 
@@ -63,13 +62,13 @@ def check_ports(settings: Settings) -> str | None:
     """A clear message when a port is taken (or both are the same), else None."""
     if settings.port == settings.gateway_port:
         return f"The server and the gateway cannot share port {settings.port}."
-    for role, port, knob in (
-        ("gateway", settings.gateway_port, "--gateway-port / GATEWAY_PORT"),
-        ("server", settings.port, "--port / PORT"),
+    for role, host, port, knob in (
+        ("gateway", settings.host, settings.gateway_port, "--gateway-port / GATEWAY_PORT"),
+        ("server", settings.server_host, settings.port, "--port / PORT"),
     ):
-        if not is_port_free(settings.host, port):
+        if not is_port_free(host, port):
             return (
-                f"Port {port} on {settings.host} is already in use, so the {role} cannot start. "
+                f"Port {port} on {host} is already in use, so the {role} cannot start. "
                 f"Stop whatever is using it, or choose another port with {knob}."
             )
     return None
@@ -88,16 +87,17 @@ def is_port_free(host: str, port: int) -> bool:
 
 def server_ports(settings: Settings, workers: int) -> list[int]:
     """`--port`, then the ports after it; a taken one is replaced by a free port."""
+    host = settings.server_host
     ports = [settings.port]
     candidate = settings.port
     while len(ports) < workers:
         candidate += 1
         if candidate == settings.gateway_port or candidate > 65535:
             continue
-        if is_port_free(settings.host, candidate):
+        if is_port_free(host, candidate):
             ports.append(candidate)
         else:
-            ports.append(_any_free_port(settings.host, avoid=[*ports, settings.gateway_port]))
+            ports.append(_any_free_port(host, avoid=[*ports, settings.gateway_port]))
     return ports
 
 
@@ -117,15 +117,15 @@ def _supervise(
     processes: list[tuple[str, subprocess.Popen[bytes]]],
     stop: threading.Event,
 ) -> int:
-    host = _url_host(_connect_host(settings.host))
-    gateway_url = f"http://{host}:{settings.gateway_port}"
+    server_host = url_host(connect_host(settings.server_host))
+    gateway_url = f"http://{url_host(connect_host(settings.host))}:{settings.gateway_port}"
     ports = server_ports(settings, workers)
-    urls = [f"http://{host}:{port}" for port in ports]
+    urls = [f"http://{server_host}:{port}" for port in ports]
     data = settings.data_dir.resolve()
     for i, (port, url) in enumerate(zip(ports, urls, strict=True)):
         role = "server" if workers == 1 else f"server {i + 1} of {workers}"
         _say(f"Starting the {role} on {url} (data in {data})…")
-        processes.append((role, _spawn("server", settings, port)))
+        processes.append((role, _spawn("server", settings, "--port", str(port))))
         if i == 0 and not _wait_ready(role, url + "/health", processes[-1][1], stop):
             return 0 if stop.is_set() else 1  # the first one migrates the database alone
     for (role, process), url in zip(processes[1:], urls[1:], strict=True):
@@ -137,23 +137,33 @@ def _supervise(
         else "Servers are up. Starting the gateway…"
     )
     upstreams = [arg for url in urls for arg in ("--upstream", url)]
-    processes.append(("gateway", _spawn("gateway", settings, settings.port, *upstreams)))
+    processes.append(("gateway", _spawn("gateway", settings, *upstreams)))
     if not _wait_ready("gateway", gateway_url + "/health", processes[-1][1], stop):
         return 0 if stop.is_set() else 1
     _say(f"Parley is running at {gateway_url}  (Ctrl-C to stop)")
     return _watch(processes, stop)
 
 
-def _spawn(command: str, settings: Settings, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    args = [
+def spawn_args(command: str, settings: Settings, *extra: str) -> list[str]:
+    """The command line of one child: the server gets no --host (it binds server_host)."""
+    host = ["--host", settings.host] if command == "gateway" else []
+    return [
         sys.executable, "-m", "parley.cli", command,
-        "--host", settings.host,
-        "--port", str(port),
+        *host,
+        "--port", str(settings.port),
         "--gateway-port", str(settings.gateway_port),
         "--data-dir", str(settings.data_dir.resolve()),
         *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _spawn(command: str, settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
+    args = spawn_args(command, settings, *extra)
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PARLEY_SERVER_HOST": settings.server_host,
+    }
     env.pop("PARLEY_UPSTREAMS", None)  # the gateway gets its servers from --upstream
     # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
     return subprocess.Popen(args, env=env, start_new_session=True)
@@ -187,7 +197,9 @@ def _watch(processes: list[tuple[str, subprocess.Popen[bytes]]], stop: threading
     return 0
 
 
-def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def _stop_all(
+    processes: list[tuple[str, subprocess.Popen[bytes]]], timeout: float = STOP_TIMEOUT
+) -> None:
     """Gateway first (its WebSockets close with 1001), then the servers, together."""
     if any(p.poll() is None for _, p in processes):
         _say("Stopping Parley…")
@@ -197,12 +209,12 @@ def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
         for _role, process in group:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + timeout
         for role, process in group:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _say(f"The {role} did not stop in {STOP_TIMEOUT:.0f}s; killing it.", error=True)
+                _say(f"The {role} did not stop in {timeout:.0f}s; killing it.", error=True)
                 process.kill()
                 process.wait()
     if processes:
@@ -225,14 +237,6 @@ def _trap_signals(stop: threading.Event) -> dict[int, _Handler]:
 def _restore_signals(previous: dict[int, _Handler]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)  # type: ignore[arg-type]
-
-
-def _connect_host(host: str) -> str:
-    return "127.0.0.1" if host in _WILDCARDS else host
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _say(message: str, *, error: bool = False) -> None:

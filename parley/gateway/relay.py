@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -315,18 +316,18 @@ class UpstreamProtocol(asyncio.Protocol):
 async def open_upstream(
     ws_url: str,
     *,
+    sock: socket.socket,
     headers: Sequence[tuple[str, str]],
     subprotocols: Sequence[str] | None,
     max_size: int,
-    open_timeout: float,
     handshake_timeout: float,
     on_frames: Callable[[bytes], None],
     on_close: Callable[[int, str], None],
 ) -> UpstreamProtocol:
-    """Connects (within `open_timeout`) and completes the handshake (within
-    `handshake_timeout`: a busy server answers late, it is not down); raises InvalidStatus
-    when the server refuses, OSError when it cannot be reached, TimeoutError when it does
-    not answer in time."""
+    """The WebSocket handshake on an already connected socket, within `handshake_timeout`
+    (a busy server answers late; it is not down). Raises InvalidStatus when the server
+    refuses, TimeoutError when it does not answer in time, OSError, InvalidHandshake or
+    UpstreamClosed when the connection fails."""
     uri = parse_uri(ws_url)
     ws = ClientProtocol(
         uri, subprotocols=[Subprotocol(p) for p in subprotocols] if subprotocols else None
@@ -338,12 +339,10 @@ async def open_upstream(
     request.headers.update(extra)
     ws.send_request(request)
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(open_timeout):
-        _transport, protocol = await loop.create_connection(
-            lambda: UpstreamProtocol(ws, max_size=max_size, on_frames=on_frames, on_close=on_close),
-            uri.host,
-            uri.port,
-        )
+    _transport, protocol = await loop.create_connection(
+        lambda: UpstreamProtocol(ws, max_size=max_size, on_frames=on_frames, on_close=on_close),
+        sock=sock,
+    )
     try:
         async with asyncio.timeout(handshake_timeout):
             await protocol.handshake
