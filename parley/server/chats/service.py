@@ -383,11 +383,14 @@ async def set_role(
         raise errors.NotFound("Not a member of this chat", code="member_not_found")
     if target_id == user_id and role != "owner":
         raise errors.ValidationFailed("Hand ownership to someone else first", code="owner_required")
+    changed = [target_id]
     if role == "owner" and target_id != user_id:
         mine.role = "admin"
+        changed.append(user_id)
     target.role = role
     await session.commit()
     await publish_chat_updated(session, broker, chat)
+    await _publish_own_views(session, broker, chat, changed)  # their my_role changed
     user = await access_user(session, target_id)
     return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)
 
@@ -402,13 +405,25 @@ async def _announce_joined(
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
     await broker.publish({"t": "membership", "chat_id": chat.id, "user_ids": users, "joined": True})
+    await _publish_own_views(session, broker, chat, users, online=online)
+    await publish_chat_updated(session, broker, chat, skip=users)
+
+
+async def _publish_own_views(
+    session: AsyncSession,
+    broker: Broker,
+    chat: Chat,
+    users: Sequence[int],
+    *,
+    online: Online = _offline,
+) -> None:
+    """Each of `users` gets the chat as it sees it (its own role and unread count)."""
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
         public = await chat_public(session, chat, membership, viewer_id=uid, online=online)
         await broker.publish(
             {"t": "users", "user_ids": [uid], "frame": frame("chat_updated", chat=public)}
         )
-    await publish_chat_updated(session, broker, chat, skip=users)
 
 
 async def publish_chat_updated(
