@@ -87,7 +87,7 @@ def main() -> None:
         f"export const EMOJI = [\n{lines}];\n",
         encoding="utf-8",
     )
-    print(f"{len(rows)} emoji, {OUT.stat().st_size} bytes → {OUT}")
+    sys.stdout.write(f"{len(rows)} emoji, {OUT.stat().st_size} bytes → {OUT}\n")
 
 
 if __name__ == "__main__":
