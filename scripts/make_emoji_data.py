@@ -29,6 +29,12 @@ def _chars(hexcode: str) -> str:
     return "".join(chr(int(part, 16)) for part in hexcode.split("-"))
 
 
+def _qualified(entry: dict[str, object]) -> str:
+    """The fully-qualified form: a lone text-default character (type 0) gets FE0F."""
+    emoji = _chars(str(entry["hexcode"]))
+    return emoji + "\ufe0f" if entry.get("type") == 0 and len(emoji) == 1 else emoji
+
+
 def with_tone(emoji: str, tone: str) -> str:
     """The rule the client applies: the modifier after the first code point, minus FE0F."""
     rest = emoji[1:].removeprefix("\ufe0f")
@@ -59,13 +65,13 @@ def _words(entry: dict[str, object], max_tags: int) -> str:
 
 
 def build(package: Path) -> list[list[object]]:
-    english = json.loads((package / "en" / "compact.json").read_text())
+    english = json.loads((package / "en" / "data.json").read_text())
     russian = {e["hexcode"]: e for e in json.loads((package / "ru" / "compact.json").read_text())}
     names = dict(GROUPS)
     rows = []
     for entry in sorted(english, key=lambda e: e.get("order", 0)):
         group = entry.get("group")
-        emoji = _chars(entry["hexcode"])
+        emoji = _qualified(entry)
         if group not in names or not _accepted(emoji):
             continue
         ru = russian.get(entry["hexcode"], entry)

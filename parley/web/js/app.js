@@ -8,7 +8,10 @@ import { Socket } from './socket.js';
 import * as store from './state.js';
 import { userAvatar } from './ui/avatar.js';
 import * as composer from './ui/composer.js';
-import { chatInfoDialog, confirmDialog, newChatDialog, profileDialog } from './ui/dialogs.js';
+import * as manage from './manage.js';
+import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
+import { confirmDialog, newChatDialog, profileDialog } from './ui/dialogs.js';
+import { settingsDialog } from './ui/settings.js';
 import { renderHeader } from './ui/header.js';
 import { mountMessages, revealMessage } from './ui/messages.js';
 import { searchDialog } from './ui/search.js';
@@ -47,7 +50,7 @@ async function loadInitialState() {
     try {
       await actions.loadMe();
       await actions.loadChats();
-      await actions.loadBlocks().catch(() => {});
+      await manage.loadBlocks().catch(() => {});
       return;
     } catch (error) {
       if (error.status === 401) return new Promise(() => {}); // on the way to /login
@@ -121,6 +124,7 @@ function closeChat() {
 
 function bindChrome() {
   $('#profile-button').addEventListener('click', profileDialog);
+  $('#settings-button').addEventListener('click', () => settingsDialog());
   $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
@@ -150,15 +154,11 @@ async function toggleBlock() {
   if (!chat || !chat.peer) return;
   const peer = chat.peer;
   if (state.blocked.has(peer.id)) {
-    await attempt(() => actions.unblockUser(peer.id));
+    await attempt(() => manage.unblockUser(peer.id));
     return;
   }
-  const ok = await confirmDialog({
-    title: `Block ${displayName(peer)}?`,
-    text: 'Neither of you will be able to send messages in this chat until you unblock.',
-    confirm: 'Block', danger: true,
-  });
-  if (ok) await attempt(() => actions.blockUser(peer.id));
+  const seconds = await blockDialog(peer); // undefined: cancelled; null: forever
+  if (seconds !== undefined) await attempt(() => manage.blockUser(peer.id, seconds));
 }
 
 async function confirmDelete(msg) {

@@ -5,6 +5,8 @@ import * as actions from '../actions.js';
 import { h, icon } from '../dom.js';
 import { displayName } from '../format.js';
 import * as store from '../state.js';
+import { t } from '../i18n.js';
+import { openEmojiPicker } from './emoji.js';
 import { scrollToBottom } from './messages.js';
 import { toast } from './toast.js';
 
@@ -13,7 +15,9 @@ const MAX_LENGTH = 4000;
 
 const el = {};
 let mode = null; // null | {kind: 'reply'|'edit', msg}
-let files = []; // {key, file, status: 'uploading'|'done'|'failed', attachment}
+let files = []; // {key, file, status: 'uploading'|'done'|'failed', attachment, preview}; in the order chosen
+const dropped = []; // entries whose preview URL is to be released
+let uploads = Promise.resolve();
 const drafts = new Map(); // chat id → text
 
 export function mountComposer() {
@@ -32,6 +36,10 @@ export function mountComposer() {
     el.file.value = '';
   });
   el.context_cancel.addEventListener('click', cancelMode);
+  const emoji = document.getElementById('composer-emoji');
+  emoji.title = t('emoji.insert');
+  emoji.setAttribute('aria-label', t('emoji.insert'));
+  emoji.addEventListener('click', () => openEmojiPicker({ anchor: emoji, onPick: insertText }));
   const main = document.getElementById('chat-view');
   main.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
   main.addEventListener('drop', (e) => {
@@ -46,6 +54,7 @@ export function mountComposer() {
 export function switchChat(previousId, chatId) {
   if (previousId != null) drafts.set(previousId, mode?.kind === 'edit' ? '' : el.input.value);
   mode = null;
+  dropped.push(...files);
   files = [];
   renderContext();
   renderFiles();
@@ -183,6 +192,7 @@ async function submit() {
   el.input.value = '';
   drafts.delete(chatId);
   mode = null;
+  dropped.push(...files);
   files = [];
   renderContext();
   renderFiles();
@@ -198,7 +208,9 @@ function addFiles(list) {
   for (const file of list) {
     const entry = { key: actions.newClientId(), file, status: 'uploading', attachment: null };
     files.push(entry);
-    actions.uploadAttachment(chatId, file).then((attachment) => {
+    // One upload at a time, in the order chosen: the server lists a message's
+    // attachments by id, so upload order is the order people see.
+    uploads = uploads.then(() => actions.uploadAttachment(chatId, file)).then((attachment) => {
       entry.status = 'done';
       entry.attachment = attachment;
     }).catch((error) => {
@@ -213,17 +225,35 @@ function addFiles(list) {
   el.input.focus();
 }
 
+/** Puts `text` at the caret (replacing the selection), as if typed. */
+function insertText(text) {
+  const { selectionStart: start, selectionEnd: end, value } = el.input;
+  el.input.value = value.slice(0, start) + text + value.slice(end);
+  el.input.focus();
+  el.input.setSelectionRange(start + text.length, start + text.length);
+  onInput();
+}
+
+/** A local preview of an image file, until it is sent or removed. */
+function thumbnail(entry) {
+  if (!/^image\/(png|jpeg|gif|webp)$/.test(entry.file.type)) return icon('file');
+  entry.preview ||= URL.createObjectURL(entry.file);
+  return h('img', { class: 'composer-thumb', src: entry.preview, alt: '', testid: 'composer-thumb' });
+}
+
 function renderFiles() {
+  for (const entry of dropped.splice(0)) if (entry.preview) URL.revokeObjectURL(entry.preview);
   el.files.hidden = !files.length;
   el.files.replaceChildren(...files.map((entry) => {
     const remove = h('button', { class: 'icon-btn', title: 'Remove', testid: 'composer-file-remove', onclick: () => {
       files = files.filter((f) => f !== entry);
+      dropped.push(entry);
       renderFiles();
       updateSendButton();
     } });
     remove.append(icon('close'));
     const label = entry.status === 'uploading' ? `${entry.file.name} (uploading…)` : entry.file.name;
-    return h('span', { class: `composer-file is-${entry.status}`, testid: 'composer-file-chip', dataset: { status: entry.status } },
-      icon('file'), h('span', null, label), remove);
+    return h('span', { class: `composer-file is-${entry.status}`, testid: 'composer-file-chip', dataset: { status: entry.status }, title: entry.file.name },
+      thumbnail(entry), h('span', null, label), remove);
   }));
 }

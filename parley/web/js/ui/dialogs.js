@@ -2,23 +2,35 @@
 
 import * as actions from '../actions.js';
 import { clear, h, icon } from '../dom.js';
-import { displayName, formatLastSeen } from '../format.js';
+import { displayName } from '../format.js';
 import * as store from '../state.js';
-import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
+import { userAvatar } from './avatar.js';
 import { channelRow } from './sidebar.js';
 import { attempt, toast } from './toast.js';
 
 const { state } = store;
 
 /** A dialog with a title, a body and footer buttons; removed from the page when closed. */
+let dialogIds = 0;
+
+/**
+ * A modal dialog with a title, a body and footer buttons; removed from the page when
+ * closed. Labelled by its title; the rest of the page is inert while it is open (focus
+ * stays inside), and focus returns to what had it before.
+ */
 export function modal({ title, testid, body, footer = [] }) {
-  const close = h('button', { class: 'icon-btn', title: 'Close', testid: 'dialog-close', onclick: () => dialog.close() });
+  const close = h('button', { class: 'icon-btn', title: 'Close', 'aria-label': 'Close', testid: 'dialog-close', onclick: () => dialog.close() });
   close.append(icon('close'));
-  const dialog = h('dialog', { class: 'modal', testid },
-    h('div', { class: 'modal-head' }, h('h2', null, title), close),
+  const titleId = `dialog-title-${++dialogIds}`;
+  const opener = document.activeElement;
+  const dialog = h('dialog', { class: 'modal', testid, 'aria-modal': 'true', 'aria-labelledby': titleId },
+    h('div', { class: 'modal-head' }, h('h2', { id: titleId }, title), close),
     h('div', { class: 'modal-body' }, body),
     footer.length ? h('div', { class: 'modal-foot' }, footer) : null);
-  dialog.addEventListener('close', () => dialog.remove());
+  dialog.addEventListener('close', () => {
+    dialog.remove();
+    if (opener?.isConnected && !document.querySelector('dialog[open]')) opener.focus();
+  });
   dialog.addEventListener('click', (event) => { if (event.target === dialog) dialog.close(); });
   document.body.append(dialog);
   dialog.showModal();
@@ -183,71 +195,4 @@ function browsePane(dialog, onOpen) {
   search();
   void onOpen;
   return h('div', null, input, results);
-}
-
-// ---- chat info: members, leave, delete ----------------------------------------------------
-
-export function chatInfoDialog(chat, { onBlockToggle }) {
-  const members = h('div', { class: 'pick-list', testid: 'chat-members' }, h('div', { class: 'list-empty' }, 'Loading members…'));
-  const peer = chat.type === 'direct' ? chat.peer : null;
-  const about = peer ? peer.bio : chat.description;
-  const footer = [];
-  if (peer) {
-    const blocked = state.blocked.has(peer.id);
-    footer.push(h('button', { class: 'btn btn-danger', testid: 'info-block-toggle', onclick: () => { dialog.close(); onBlockToggle(); } }, blocked ? 'Unblock user' : 'Block user'));
-  } else if (actions.isMember(chat)) {
-    footer.push(h('button', { class: 'btn btn-danger', testid: 'leave-chat', onclick: () => leave(chat, dialog) }, chat.type === 'channel' ? 'Leave channel' : 'Leave group'));
-    if (['owner', 'admin'].includes(chat.my_role)) {
-      footer.unshift(h('button', { class: 'btn', testid: 'add-members', onclick: () => { dialog.close(); addMembersDialog(chat); } }, 'Add people'));
-    }
-    if (chat.my_role === 'owner') footer.push(h('button', { class: 'btn btn-danger', testid: 'delete-chat', onclick: () => remove(chat, dialog) }, 'Delete'));
-  }
-  const dialog = modal({
-    title: chat.type === 'direct' ? 'Contact' : chat.type === 'group' ? 'Group' : 'Channel',
-    testid: 'chat-info-dialog',
-    body: [h('div', { class: 'info-head' }, chatAvatar(chat, { size: 'avatar-lg' }),
-      h('h3', null, chatTitle(chat)),
-      peer ? h('p', null, `@${peer.username} · ${store.isOnline(peer.id) ? 'online' : formatLastSeen(store.state.presence.get(peer.id)?.last_seen_at || peer.last_seen_at)}`) : h('p', null, `${chat.member_count} members`),
-      about ? h('p', null, about) : null),
-    peer ? null : h('div', { class: 'section-label' }, 'Members'), peer ? null : members],
-    footer,
-  });
-  if (!peer) {
-    actions.listMembers(chat.id).then((list) => members.replaceChildren(...list.map((m) => h('div', { class: 'pick-item', testid: `member-${m.user.id}` },
-      userAvatar(m.user, { size: 'avatar-sm' }),
-      h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(m.user)), h('span', { class: 'pick-sub' }, `@${m.user.username}`)),
-      m.role !== 'member' ? h('span', { class: 'role-tag' }, m.role) : null)))).catch((e) => members.replaceChildren(h('div', { class: 'list-empty' }, e.detail)));
-  }
-}
-
-async function leave(chat, dialog) {
-  dialog.close();
-  if (await confirmDialog({ title: 'Leave chat?', text: `You will leave “${chatTitle(chat)}”.`, confirm: 'Leave', danger: true })) {
-    await attempt(() => actions.leaveChat(chat.id));
-  }
-}
-
-async function remove(chat, dialog) {
-  dialog.close();
-  if (await confirmDialog({ title: 'Delete chat?', text: `“${chatTitle(chat)}” and all its messages will be deleted for everyone.`, confirm: 'Delete', danger: true })) {
-    await attempt(() => actions.deleteChat(chat.id));
-  }
-}
-
-function addMembersDialog(chat) {
-  const chosen = new Map();
-  const chips = h('div', { class: 'chips', testid: 'add-members-chosen' });
-  const renderChips = () => chips.replaceChildren(...[...chosen.values()].map((u) => h('span', { class: 'chip' }, displayName(u))));
-  const picker = userPicker({ selected: chosen, onPick: (u) => {
-    if (chosen.has(u.id)) chosen.delete(u.id); else chosen.set(u.id, u);
-    renderChips();
-    picker.refresh();
-  } });
-  const add = h('button', { class: 'btn btn-primary', testid: 'add-members-submit', onclick: () => attempt(async () => {
-    if (!chosen.size) return;
-    await actions.addMembers(chat.id, [...chosen.keys()]);
-    dialog.close();
-    toast(`Added ${chosen.size} ${chosen.size === 1 ? 'person' : 'people'}`);
-  }) }, 'Add');
-  const dialog = modal({ title: `Add people to ${chatTitle(chat)}`, testid: 'add-members-dialog', body: [chips, picker.el], footer: [add] });
 }

@@ -27,11 +27,12 @@ export function mountSidebar({ onOpen }) {
 function renderList() {
   const list = document.getElementById('chat-list');
   const chats = store.sortedChats();
+  list.setAttribute('role', chats.length ? 'list' : 'none');
   if (!chats.length) {
     clear(list).append(h('div', { class: 'list-empty' }, 'No chats yet. Search for someone to talk to.'));
     return;
   }
-  list.replaceChildren(...chats.map(chatItem));
+  list.replaceChildren(...chats.map((chat) => h('div', { role: 'listitem' }, chatItem(chat))));
   const unread = chats.reduce((n, c) => n + (c.unread_count || 0), 0);
   document.title = unread ? `(${unread}) Parley` : 'Parley';
 }
