@@ -162,7 +162,8 @@ def test_viewer_closes_on_swipe_down(register: Any, tmp_path: Path) -> None:
     gina: User = register("swipe_g")
     hank: User = register("swipe_h", viewport={"width": 390, "height": 844}, has_touch=True)
     open_direct_chat(gina, hank)
-    gina.page.get_by_test_id("composer-file").set_input_files(str(png(tmp_path / "p.png", "#4caf6a")))
+    picture = png(tmp_path / "p.png", "#4caf6a")
+    gina.page.get_by_test_id("composer-file").set_input_files(str(picture))
     gina.page.locator('[data-testid="composer-file-chip"][data-status="done"]').wait_for()
     gina.page.get_by_test_id("composer-send").click()
     page = hank.page
