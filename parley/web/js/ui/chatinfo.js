@@ -28,10 +28,19 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
     body: [head, edit, chat.type === 'direct' ? null : h('h3', { class: 'section-label' }, t('chatinfo.members')), members, footer],
   });
   let editing = false;
-  const renderAll = () => {
+  let shown = '';
+  // Re-render only when what the dialog shows changed: a message in the chat must not
+  // take the focus away from a button or a field the person is using.
+  const renderAll = (force = false) => {
     const c = current();
+    const peer = c.peer?.id;
+    const signature = JSON.stringify([c.title, c.description, c.member_count, c.my_role, editing,
+      peer && state.blocked.has(peer), peer && state.presence.get(peer)?.online,
+      state.blockList?.find((b) => b.user_id === peer)?.expires_at]);
+    if (signature === shown && !force) return;
+    shown = signature;
     renderHead(head, c);
-    if (!editing) renderEdit(edit, c, (on) => { editing = on; renderAll(); });
+    if (!editing && !edit.contains(document.activeElement)) renderEdit(edit, c, (on) => { editing = on; renderAll(); });
     renderFooter(footer, c, dialog, onBlockToggle);
   };
   const reloadMembers = () => {
@@ -40,7 +49,7 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
   renderAll();
   reloadMembers();
   const offs = [
-    store.on('chat_updated', (id) => { if (id === chatId) { renderAll(); reloadMembers(); } }),
+    store.on('chat_updated', (id) => { if (id === chatId) { renderAll(true); reloadMembers(); } }),
     store.on('chats', () => { if (!state.chats.has(chatId)) dialog.close(); else renderAll(); }),
     store.on('blocks', renderAll),
   ];
@@ -90,6 +99,8 @@ function renderEdit(box, chat, setEditing) {
     try {
       await manage.updateChat(chat.id, fields);
       toast(t('chatinfo.saved'));
+      title.blur();
+      description.blur();
       setEditing(false);
     } catch (e) {
       error.textContent = e.detail || t('chatinfo.failed');
