@@ -62,7 +62,9 @@ export function closeEmojiPicker() {
  * applied). Escape, a click outside or a pick closes it and focus returns to the anchor.
  */
 export async function openEmojiPicker({ anchor, onPick, onClose, label = t('emoji.title') }) {
+  const again = open?.anchor === anchor;
   closeEmojiPicker();
+  if (again) return null; // its button toggles it
   const { categories, list, byEmoji } = await loadData();
   let tone = skinTone();
   const search = h('input', { type: 'search', class: 'input emoji-search', placeholder: t('emoji.search'), 'aria-label': t('emoji.search'), testid: 'emoji-search', autocomplete: 'off' });
@@ -212,7 +214,7 @@ export async function openEmojiPicker({ anchor, onPick, onClose, label = t('emoj
   window.addEventListener('resize', place);
   document.addEventListener('pointerdown', onOutside, true);
   anchor.setAttribute('aria-expanded', 'true');
-  open = { panel, close };
+  open = { panel, close, anchor };
   if (window.matchMedia('(pointer: fine)').matches) search.focus();
   else grid.querySelector('.emoji-btn')?.focus({ preventScroll: true });
   return panel;
