@@ -27,7 +27,7 @@ FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 # Fields of the Chat shape that differ per viewer: left out of frames sent to the whole chat.
 PER_VIEWER = frozenset({"unread_count", "my_role", "peer", "mention_count", "muted_until"})
 Online = Callable[[int], bool]
-MutedUntil = datetime | Literal["forever"] | None
+MuteShown = datetime | Literal["forever"] | None
 
 
 def _offline(_user_id: int) -> bool:
@@ -97,7 +97,7 @@ async def chat_public(
     ]
 
 
-def muted_public(stored: datetime | None, now: datetime) -> MutedUntil:
+def muted_public(stored: datetime | None, now: datetime) -> MuteShown:
     """As the API shows a mute: null once it has ended, "forever" for the far-future mark."""
     if stored is None or stored <= now:
         return None

@@ -3,6 +3,7 @@
 
 import * as actions from './actions.js';
 import { goToLogin } from './api.js';
+import { errorText } from './i18n.js';
 import * as store from './state.js';
 import { toast } from './ui/toast.js';
 
@@ -61,7 +62,7 @@ async function onMessage(msg) {
   }
   const hist = state.history.get(msg.chat_id);
   const newest = store.newestSeq(msg.chat_id);
-  if (hist && hist.loaded && newest && msg.seq > newest + 1) {
+  if (hist && hist.loaded && !hist.hasNewer && newest && msg.seq > newest + 1) {
     actions.fillGap(msg.chat_id, newest).catch(() => {});
   }
   store.receiveMessage(msg);
@@ -91,5 +92,5 @@ function onSynced(frame) {
 
 function onError(frame) {
   if (frame.ref && actions.failPending(frame.ref, frame.detail, frame.code)) return;
-  toast(frame.detail || `Error: ${frame.code}`, { error: true });
+  toast(errorText(frame), { error: true });
 }

@@ -3,6 +3,7 @@
 import * as actions from '../actions.js';
 import { clear, h, icon } from '../dom.js';
 import { displayName } from '../format.js';
+import { errorText, t } from '../i18n.js';
 import * as store from '../state.js';
 import { userAvatar } from './avatar.js';
 import { channelRow } from './sidebar.js';
@@ -10,7 +11,6 @@ import { attempt, toast } from './toast.js';
 
 const { state } = store;
 
-/** A dialog with a title, a body and footer buttons; removed from the page when closed. */
 let dialogIds = 0;
 
 /**
@@ -19,7 +19,7 @@ let dialogIds = 0;
  * stays inside), and focus returns to what had it before.
  */
 export function modal({ title, testid, body, footer = [] }) {
-  const close = h('button', { class: 'icon-btn', title: 'Close', 'aria-label': 'Close', testid: 'dialog-close', onclick: () => dialog.close() });
+  const close = h('button', { class: 'icon-btn', title: t('common.close'), 'aria-label': t('common.close'), testid: 'dialog-close', onclick: () => dialog.close() });
   close.append(icon('close'));
   const titleId = `dialog-title-${++dialogIds}`;
   const opener = document.activeElement;
@@ -37,13 +37,13 @@ export function modal({ title, testid, body, footer = [] }) {
   return dialog;
 }
 
-export function confirmDialog({ title, text, confirm = 'OK', danger = false }) {
+export function confirmDialog({ title, text, confirm = t('common.ok'), danger = false }) {
   return new Promise((resolve) => {
     let answer = false;
     const ok = h('button', { class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, testid: 'confirm-ok', onclick: () => { answer = true; dialog.close(); } }, confirm);
     const dialog = modal({
       title, testid: 'confirm-dialog', body: h('p', null, text),
-      footer: [h('button', { class: 'btn', testid: 'confirm-cancel', onclick: () => dialog.close() }, 'Cancel'), ok],
+      footer: [h('button', { class: 'btn', testid: 'confirm-cancel', onclick: () => dialog.close() }, t('common.cancel')), ok],
     });
     dialog.addEventListener('close', () => resolve(answer));
     ok.focus();
@@ -58,8 +58,8 @@ function field(label, input, testid) {
 function showFieldError(form, error, names) {
   const name = error.field ? error.field(names) : null;
   const target = name && form.querySelector(`[name="${name}"]`);
-  if (target) target.closest('.field').querySelector('.field-error').textContent = error.detail;
-  else toast(error.detail || 'Something went wrong', { error: true });
+  if (target) target.closest('.field').querySelector('.field-error').textContent = errorText(error);
+  else toast(errorText(error), { error: true });
 }
 
 // ---- profile ---------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ export function profileDialog() {
     if (!file) return;
     await actions.uploadAvatar(file);
     renderAvatar();
-    toast('Avatar updated');
+    toast(t('profile.avatarUpdated'));
   }));
   const name = h('input', { name: 'display_name', value: me.display_name || '', maxlength: 64 });
   const bio = h('textarea', { name: 'bio', maxlength: 500 });
@@ -85,19 +85,19 @@ export function profileDialog() {
     h('div', { class: 'profile-avatar' }, avatarBox,
       h('div', { class: 'profile-avatar-actions' },
         h('strong', null, `@${me.username}`),
-        h('button', { type: 'button', class: 'btn btn-small', testid: 'profile-avatar-upload', onclick: () => fileInput.click() }, 'Upload photo'),
-        h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: 'profile-avatar-remove', onclick: () => attempt(async () => { await actions.removeAvatar(); renderAvatar(); }) }, 'Remove'),
+        h('button', { type: 'button', class: 'btn btn-small', testid: 'profile-avatar-upload', onclick: () => fileInput.click() }, t('profile.upload')),
+        h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: 'profile-avatar-remove', onclick: () => attempt(async () => { await actions.removeAvatar(); renderAvatar(); }) }, t('common.remove')),
         fileInput)),
-    field('Display name', name, 'profile-display-name'),
-    field('Bio', bio, 'profile-bio'),
-    field('Email', email, 'profile-email'));
-  const save = h('button', { class: 'btn btn-primary', testid: 'profile-save', type: 'submit' }, 'Save');
+    field(t('profile.displayName'), name, 'profile-display-name'),
+    field(t('profile.bio'), bio, 'profile-bio'),
+    field(t('profile.email'), email, 'profile-email'));
+  const save = h('button', { class: 'btn btn-primary', testid: 'profile-save', type: 'submit' }, t('common.save'));
   save.setAttribute('form', 'profile-form-el');
   form.id = 'profile-form-el';
   const dialog = modal({
-    title: 'Your profile', testid: 'profile-dialog', body: form,
-    footer: [h('button', { class: 'btn btn-danger', testid: 'profile-logout', onclick: () => actions.logout() }, 'Sign out'),
-      h('span', { class: 'spacer' }), h('button', { class: 'btn', onclick: () => dialog.close() }, 'Cancel'), save],
+    title: t('profile.title'), testid: 'profile-dialog', body: form,
+    footer: [h('button', { class: 'btn btn-danger', testid: 'profile-logout', onclick: () => actions.logout() }, t('menu.logout')),
+      h('span', { class: 'spacer' }), h('button', { class: 'btn', onclick: () => dialog.close() }, t('common.cancel')), save],
   });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -107,7 +107,7 @@ export function profileDialog() {
     try {
       await actions.updateProfile(fields);
       dialog.close();
-      toast('Profile saved');
+      toast(t('profile.saved'));
     } catch (error) {
       showFieldError(form, error, ['display_name', 'bio', 'email']);
     }
@@ -118,9 +118,9 @@ export function profileDialog() {
 
 export function newChatDialog({ onOpen, tab = 'direct' }) {
   const body = h('div');
-  const tabs = [['direct', 'Direct'], ['group', 'Group'], ['channel', 'Channel'], ['browse', 'Browse']];
+  const tabs = [['direct', t('newChat.tab.direct')], ['group', t('newChat.tab.group')], ['channel', t('newChat.tab.channel')], ['browse', t('newChat.tab.browse')]];
   const tabBar = h('div', { class: 'tabs', role: 'tablist' });
-  const dialog = modal({ title: 'New conversation', testid: 'new-chat-dialog', body: [tabBar, body] });
+  const dialog = modal({ title: t('newChat.title'), testid: 'new-chat-dialog', body: [tabBar, body] });
   const done = (chat) => { dialog.close(); onOpen(chat.id); };
   const show = (name) => {
     for (const b of tabBar.children) b.setAttribute('aria-selected', String(b.dataset.tab === name));
@@ -132,14 +132,14 @@ export function newChatDialog({ onOpen, tab = 'direct' }) {
 }
 
 function userPicker({ onPick, selected = null }) {
-  const input = h('input', { class: 'input', placeholder: 'Search people by name or username', testid: 'user-picker-search', autocomplete: 'off' });
+  const input = h('input', { class: 'input', placeholder: t('newChat.searchPeople'), 'aria-label': t('newChat.searchPeople'), testid: 'user-picker-search', autocomplete: 'off' });
   const results = h('div', { class: 'pick-list', testid: 'user-picker-results' });
   let timer = 0;
   const search = async () => {
     const users = (await actions.searchUsers(input.value.trim()).catch(() => [])).filter((u) => u.id !== state.me.id);
     clear(results).append(...(users.length ? users.map((u) => h('button', {
       type: 'button', class: `pick-item${selected?.has(u.id) ? ' is-selected' : ''}`, testid: `user-picker-${u.id}`, onclick: () => onPick(u),
-    }, userAvatar(u, { size: 'avatar-sm' }), h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(u)), h('span', { class: 'pick-sub' }, `@${u.username}`)))) : [h('div', { class: 'list-empty' }, 'Nobody found')]));
+    }, userAvatar(u, { size: 'avatar-sm' }), h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(u)), h('span', { class: 'pick-sub' }, `@${u.username}`)))) : [h('div', { class: 'list-empty' }, t('newChat.nobody'))]));
   };
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });
   search();
@@ -156,22 +156,22 @@ function createPane(type, done) {
   const title = h('input', { name: 'title', maxlength: 64, required: true });
   const description = h('textarea', { name: 'description', maxlength: 500 });
   const renderChips = () => chips.replaceChildren(...[...members.values()].map((u) => {
-    const remove = h('button', { type: 'button', class: 'icon-btn', title: 'Remove', onclick: () => { members.delete(u.id); renderChips(); picker.refresh(); } });
+    const remove = h('button', { type: 'button', class: 'icon-btn', title: t('common.remove'), 'aria-label': t('common.remove'), onclick: () => { members.delete(u.id); renderChips(); picker.refresh(); } });
     remove.append(icon('close'));
     return h('span', { class: 'chip' }, displayName(u), remove);
   }));
   const picker = userPicker({ selected: members, onPick: (u) => { if (members.has(u.id)) members.delete(u.id); else members.set(u.id, u); renderChips(); picker.refresh(); } });
   const form = h('form', { testid: `new-${type}-form` },
-    field(type === 'group' ? 'Group name' : 'Channel name', title, 'new-chat-title'),
-    field('Description (optional)', description, 'new-chat-description'),
-    h('div', { class: 'field' }, h('span', null, type === 'group' ? 'Members' : 'Invite people (optional)'), chips, picker.el),
-    h('div', { class: 'modal-foot' }, h('button', { class: 'btn btn-primary', type: 'submit', testid: 'new-chat-create' }, type === 'group' ? 'Create group' : 'Create channel')));
+    field(type === 'group' ? t('newChat.groupName') : t('newChat.channelName'), title, 'new-chat-title'),
+    field(t('newChat.description'), description, 'new-chat-description'),
+    h('div', { class: 'field' }, h('span', null, type === 'group' ? t('newChat.members') : t('newChat.invite')), chips, picker.el),
+    h('div', { class: 'modal-foot' }, h('button', { class: 'btn btn-primary', type: 'submit', testid: 'new-chat-create' }, type === 'group' ? t('newChat.createGroup') : t('newChat.createChannel'))));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     for (const e of form.querySelectorAll('.field-error')) e.textContent = '';
     const fields = { type, title: title.value.trim(), member_ids: [...members.keys()] };
     if (description.value.trim()) fields.description = description.value.trim();
-    if (!fields.title) { form.querySelector('.field-error').textContent = 'Give it a name.'; return; }
+    if (!fields.title) { form.querySelector('.field-error').textContent = t('newChat.nameRequired'); return; }
     try {
       done(await actions.createChat(fields));
     } catch (error) {
@@ -182,13 +182,13 @@ function createPane(type, done) {
 }
 
 function browsePane(dialog, onOpen) {
-  const input = h('input', { class: 'input', placeholder: 'Search public channels', testid: 'browse-search', autocomplete: 'off' });
+  const input = h('input', { class: 'input', placeholder: t('newChat.searchChannels'), 'aria-label': t('newChat.searchChannels'), testid: 'browse-search', autocomplete: 'off' });
   const results = h('div', { class: 'pick-list', testid: 'browse-results' });
   const search = async () => {
     const channels = await actions.searchChannels(input.value.trim()).catch(() => []);
     clear(results).append(...(channels.length
       ? channels.map((c) => channelRow(c, { onDone: () => dialog.close() }))
-      : [h('div', { class: 'list-empty' }, 'No public channels found')]));
+      : [h('div', { class: 'list-empty' }, t('sidebar.noChannels'))]));
   };
   let timer = 0;
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });

@@ -1,6 +1,7 @@
 // Short notices at the bottom of the screen.
 
 import { h } from '../dom.js';
+import { errorText } from '../i18n.js';
 
 /** Where a notice shows: inside the topmost open dialog (the page behind it is inert). */
 function toastBox() {
@@ -28,7 +29,7 @@ export async function attempt(fn) {
   try {
     return await fn();
   } catch (error) {
-    toast(error.detail || error.message || 'Something went wrong', { error: true });
+    toast(errorText(error), { error: true });
     return undefined;
   }
 }
