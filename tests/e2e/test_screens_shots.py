@@ -23,12 +23,17 @@ LOCALES = {"en": "en-US", "ru": "ru-RU"}
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("lang", list(LOCALES))
 def test_screens(register: Any, tmp_path: Path, lang: str, theme: str, size: str) -> None:
-    options = {"color_scheme": theme, "locale": LOCALES[lang], "viewport": VIEWPORTS[size]}
+    options: dict[str, Any] = {"color_scheme": theme, "locale": LOCALES[lang]}
     if size == "phone":
-        options |= {"has_touch": True, "is_mobile": True, "device_scale_factor": 2}
+        options |= {"has_touch": True, "device_scale_factor": 2}
     alice: User = register("shot_a", display_name="Алиса" if lang == "ru" else "Alice", **options)
     bob: User = register("shot_b", display_name="Борис" if lang == "ru" else "Bob")
     page = alice.page
+    page.set_viewport_size(VIEWPORTS[size])  # once signed in (the phone shows one pane)
+    page.goto("/chat")
+    page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for(
+        state="attached"
+    )
     title = "Команда запуска" if lang == "ru" else "Launch crew"
     chat = api(page, "POST", "/chats", {"type": "group", "title": title,
                                          "description": "🚀 " + title,
