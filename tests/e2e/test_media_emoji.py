@@ -162,13 +162,14 @@ def test_viewer_closes_on_swipe_down(register: Any, tmp_path: Path) -> None:
     gina: User = register("swipe_g")
     hank: User = register("swipe_h", has_touch=True)
     open_direct_chat(gina, hank)
-    hank.page.set_viewport_size({"width": 390, "height": 844})  # a phone, once signed in
     picture = png(tmp_path / "p.png", "#4caf6a")
     gina.page.get_by_test_id("composer-file").set_input_files(str(picture))
     gina.page.locator('[data-testid="composer-file-chip"][data-status="done"]').wait_for()
     gina.page.get_by_test_id("composer-send").click()
     page = hank.page
     page.locator(".chat-item", has_text=gina.username).click()
+    page.get_by_test_id("message-1").locator(".msg-image").wait_for()
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone, with the chat open
     page.get_by_test_id("message-1").locator(".msg-image").click()
     stage = page.get_by_test_id("viewer-stage")
     stage.wait_for()
