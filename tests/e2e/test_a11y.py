@@ -104,6 +104,7 @@ def test_tab_order_follows_the_screen_and_skips_hidden_message_buttons(register:
     open_direct_chat(carol, dave)
     page = carol.page
     send(page, "first")
+    page.get_by_test_id("message-1").wait_for()
     send(page, "second")
     page.get_by_test_id("message-2").wait_for()
     page.mouse.move(0, 0)
