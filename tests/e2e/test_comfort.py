@@ -128,6 +128,14 @@ def test_up_arrow_edits_my_last_message(register: Any, base_url: str) -> None:
     box.press("Enter")
     page.get_by_test_id("message-2").get_by_test_id("message-edited").wait_for()
     assert "another one, fixed" in page.get_by_test_id("message-2").inner_text()
+    # An edit started over a half-written message gives the draft back when it ends.
+    box.fill("half-written")
+    first = page.get_by_test_id("message-1")
+    first.hover()
+    first.get_by_test_id("message-edit").click()
+    assert box.input_value() == "frist message"
+    box.press("Escape")
+    assert box.input_value() == "half-written"
 
 
 def test_ctrl_k_switcher_and_alt_arrows(register: Any, base_url: str) -> None:
