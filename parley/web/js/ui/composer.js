@@ -102,7 +102,7 @@ export function focusComposer() {
 }
 
 export function startReply(msg) {
-  if (mode?.kind === 'edit') el.input.value = '';
+  if (mode?.kind === 'edit') el.input.value = loadDraft(state.activeChatId);
   mode = { kind: 'reply', msg };
   renderContext();
   el.input.focus();
@@ -119,7 +119,8 @@ export function startEdit(msg) {
 }
 
 function cancelMode() {
-  if (mode?.kind === 'edit') el.input.value = '';
+  // Leaving an edit brings back what was being written before it (the saved draft).
+  if (mode?.kind === 'edit') el.input.value = loadDraft(state.activeChatId);
   mode = null;
   renderContext();
   autosize();
@@ -206,7 +207,6 @@ async function submit() {
     if (!content) return;
     if (content !== msg.content) actions.editMessage(msg, content).catch((e) => toast(errorText(e), { error: true }));
     cancelMode();
-    saveDraft(chatId, '');
     return;
   }
   const attachments = files.filter((f) => f.status === 'done').map((f) => f.attachment);
