@@ -50,6 +50,7 @@ def make_state(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
+        reads=make_sessionmaker(engine, read_only=True),
         broker=make_broker(redis, prefix=settings.redis_prefix),
         hub=hub,
         throttle=Throttle(

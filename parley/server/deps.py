@@ -49,6 +49,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]  # read-only work: no write lock on SQLite
     broker: Broker
     hub: Hub
     throttle: Throttle
@@ -78,8 +79,18 @@ def get_state(conn: HTTPConnection) -> AppState:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_state(request).sessions() as session:
+    """A reading session for GET and HEAD, a writing one otherwise.
+
+    SessionDep closes it when the handler returns, before the response is sent: a client
+    that does not read its response holds no transaction.
+    """
+    state = get_state(request)
+    sessions = state.sessions if request.method in UNSAFE_METHODS else state.reads
+    async with sessions() as session:
         yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def read_token(conn: HTTPConnection, *, allow_query: bool = False) -> tuple[str | None, bool]:
@@ -143,13 +154,10 @@ async def load_principal(
     return Principal(user, session_id)
 
 
-async def current_principal(
-    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
-) -> Principal:
+async def current_principal(request: Request, session: SessionDep) -> Principal:
     return await authenticate(request, session, unsafe=request.method in UNSAFE_METHODS)
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 

@@ -74,7 +74,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 
 
 async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int], set[int]]:
-    async with state.sessions() as session:
+    async with state.reads() as session:
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
         rows = await session.execute(
             select(Membership.chat_id).where(Membership.user_id == principal.id)
@@ -247,7 +247,7 @@ async def _on_sync(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
     """Every missed message as `message` frames, then `synced` (listing cut chats)."""
     assert isinstance(f, protocol.Sync)
     truncated: list[int] = []
-    async with ctx.state.sessions() as session:
+    async with ctx.state.reads() as session:
         for chat_id, last_seen in f.chats.items():
             try:
                 missed, cut = await messages.missed_messages(
