@@ -13,6 +13,19 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+# WebSocket frames per user, by frame type (send and typing have their own variables).
+# `unreact` shares `react`'s budget. PARLEY_RATE_FRAMES overrides some: "edit=2/second,...".
+FRAME_RATES = {
+    "edit": "5/second",
+    "delete": "5/second",
+    "react": "10/second",
+    "read": "10/second",
+    "sync": "30/minute",
+    "ping": "60/minute",
+    "presence_query": "2/second",
+}
+
+
 class Settings(BaseSettings):
     """Everything configurable. Unset backends fall back to the embedded defaults."""
 
@@ -60,6 +73,9 @@ class Settings(BaseSettings):
     rate_send: str = Field("10/second", alias="PARLEY_RATE_SEND")
     rate_typing: str = Field("2/second", alias="PARLEY_RATE_TYPING")
     rate_login: str = Field("5/minute", alias="PARLEY_RATE_LOGIN")
+    rate_frames: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(FRAME_RATES), alias="PARLEY_RATE_FRAMES"
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="PARLEY_TRUSTED_PROXIES"
     )
@@ -80,6 +96,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("rate_frames", mode="before")
+    @classmethod
+    def _frame_rates(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        rates = dict(FRAME_RATES)
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            kind, _, rate = part.partition("=")
+            if kind.strip() not in FRAME_RATES or not rate.strip():
+                raise ValueError(f"expected type=rate with a type of {sorted(FRAME_RATES)}")
+            rates[kind.strip()] = rate.strip()
+        return rates
 
     @property
     def sqlalchemy_url(self) -> str:

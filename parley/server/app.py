@@ -58,6 +58,7 @@ def make_state(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
                 "send": settings.rate_send,
                 "typing": settings.rate_typing,
                 "login": settings.rate_login,
+                **{f"frame:{kind}": rate for kind, rate in settings.rate_frames.items()},
             },
             redis_url=redis,
             prefix=settings.redis_prefix,

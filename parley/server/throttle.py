@@ -30,6 +30,9 @@ class Throttle:
         self._limiter = MovingWindowRateLimiter(storage)
         self._items = {name: parse(value) for name, value in limits.items()}
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
     async def hit(self, name: str, key: str | int, *, detail: str | None = None) -> None:
         """Counts one use; raises RateLimited (with Retry-After) past the limit."""
         item = self._items[name]

@@ -374,6 +374,8 @@ async def edit_message(
         raise errors.Forbidden("Only the author can edit a message", code="not_author")
     if message.deleted_at is not None:
         raise errors.Conflict("The message was deleted", code="message_deleted")
+    if message.content == content:  # changes nothing: nothing written, nothing told
+        return await message_public(session, message)
     message.content, message.edited_at = content, utcnow()
     await session.commit()
     public = await message_public(session, message)
@@ -384,16 +386,19 @@ async def edit_message(
 async def delete_message(
     session: AsyncSession, broker: Broker, *, user_id: int, message_id: int
 ) -> MessagePublic:
-    """The author, or the chat's owner/admin. Content is removed; the seq stays."""
+    """The author, or the chat's owner/admin. Content is removed; the seq stays.
+
+    Deleting a deleted message is harmless: nothing is written or told."""
     message = await access_message(session, user_id=user_id, message_id=message_id)
-    if message.deleted_at is None:
-        if message.sender_id != user_id:
-            _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
-            if membership.role not in {"owner", "admin"}:
-                raise errors.Forbidden("You cannot delete this message", code="not_author")
-        message.content, message.deleted_at = "", utcnow()
-        await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
-        await session.commit()
+    if message.deleted_at is not None:
+        return await message_public(session, message)
+    if message.sender_id != user_id:
+        _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
+        if membership.role not in {"owner", "admin"}:
+            raise errors.Forbidden("You cannot delete this message", code="not_author")
+    message.content, message.deleted_at = "", utcnow()
+    await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+    await session.commit()
     public = await message_public(session, message)
     await publish_message(broker, public, kind="message_updated")
     return public

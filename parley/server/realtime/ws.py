@@ -138,6 +138,7 @@ async def _handle(ctx: Context, text: str) -> None:
     try:
         raw = protocol.decode(text)  # known before validation, so errors can echo its ref
         parsed = protocol.parse(raw)
+        await _check_rate(ctx, parsed.type)
         await HANDLERS[parsed.type](ctx, parsed, raw)
     except errors.ParleyError as exc:
         ctx.conn.push(frame("error", code=exc.code, detail=exc.detail, ref=protocol.ref_of(raw)))
@@ -161,6 +162,13 @@ async def _handle(ctx: Context, text: str) -> None:
                 ref=protocol.ref_of(raw),
             )
         )
+
+
+async def _check_rate(ctx: Context, kind: str) -> None:
+    """Every frame type has a per-user budget (send and typing count in their handlers)."""
+    limit = f"frame:{protocol.RATE_GROUP.get(kind, kind)}"
+    if limit in ctx.state.throttle:
+        await ctx.state.throttle.hit(limit, ctx.user_id, detail=f"Too many {kind} frames")
 
 
 async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
