@@ -12,7 +12,6 @@ from urllib.parse import quote
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 # WebSocket frames per user, by frame type (send and typing have their own variables).
 # `unreact` shares `react`'s budget. PARLEY_RATE_FRAMES overrides some: "edit=2/second,...".
 FRAME_RATES = {

@@ -132,7 +132,7 @@ async def test_deleting_a_deleted_message_writes_and_tells_nothing(
 async def test_the_same_reaction_twice_and_an_absent_unreact_tell_nothing(
     client: httpx.AsyncClient, live: Running
 ) -> None:
-    me, _chat, message, mine, theirs = await _pair(client, live)
+    _me, _chat, message, mine, theirs = await _pair(client, live)
     try:
         react = {"type": "react", "message_id": message["id"], "emoji": "👍"}
         await mine.send(json.dumps(react))
