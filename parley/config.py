@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -23,6 +24,17 @@ FRAME_RATES = {
     "ping": "60/minute",
     "presence_query": "2/second",
 }
+
+# Who may read /service/metrics and the gateway's /metrics: loopback and private ranges.
+METRICS_ALLOW = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -81,6 +93,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="PARLEY_CORS_ORIGINS"
     )
+    metrics_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(METRICS_ALLOW), alias="PARLEY_METRICS_ALLOW"
+    )
     metrics_user_labels: int = Field(100, alias="PARLEY_METRICS_USER_LABELS")
 
     max_attachment_bytes: int = Field(25 * 1024 * 1024, alias="PARLEY_MAX_ATTACHMENT_BYTES")
@@ -89,12 +104,35 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(256, alias="PARLEY_WS_SEND_QUEUE")
     cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
 
-    @field_validator("upstreams", "trusted_proxies", "cors_origins", mode="before")
+    @field_validator("upstreams", "trusted_proxies", "cors_origins", "metrics_allow", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # a bad entry fails at start
+        return value
+
+    @property
+    def metrics_networks(self) -> list[Network]:
+        return [ipaddress.ip_network(entry, strict=False) for entry in self.metrics_allow]
+
+    def may_read_metrics(self, *addresses: str | None) -> bool:
+        """True when every address (the peer, each forwarded hop) is in PARLEY_METRICS_ALLOW."""
+        networks = self.metrics_networks
+        for address in addresses:
+            try:
+                ip = ipaddress.ip_address((address or "").strip())
+            except ValueError:
+                return False
+            if not any(ip in network for network in networks):
+                return False
+        return True
 
     @field_validator("rate_frames", mode="before")
     @classmethod

@@ -41,7 +41,13 @@ def avatar_url(user: User) -> str | None:
     return f"/service/api/users/{user.id}/avatar?v={version}"
 
 
+def sees_email(viewer: User, user_id: int) -> bool:
+    """A user's email is shown to that user and to admins, never in anyone else's listing."""
+    return viewer.id == user_id or viewer.is_admin
+
+
 def user_public(user: User, *, online: bool = False, own: bool = False) -> UserPublic:
+    """`own`: the caller may see the private fields (its own profile, or an admin)."""
     public = UserPublic(
         id=user.id,
         username=user.username,
