@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from parley.config import Settings
 
 
@@ -99,12 +101,21 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe(exc: ValueError) -> str:
+    """The keys and what is wrong with them, never the values (a secret may be one)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         settings = build_settings(args)
     except ValueError as exc:
-        print(f"Invalid configuration: {exc}", file=sys.stderr)
+        print(f"Invalid configuration: {_describe(exc)}", file=sys.stderr)
         return 2
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return int(args.func(settings, args))

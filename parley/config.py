@@ -34,6 +34,7 @@ METRICS_ALLOW = (
     "192.168.0.0/16",
     "fc00::/7",
 )
+MIN_SECRET_BYTES = 32
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -111,6 +112,16 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+                " (make one with: openssl rand -hex 32), or unset it to have one generated"
+            )
+        return value
+
     @field_validator("metrics_allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -172,20 +183,31 @@ class Settings(BaseSettings):
         return self.upstreams or [f"http://{self.host}:{self.port}"]
 
     def jwt_key(self) -> str:
-        """JWT_SECRET, else a secret generated once and kept in the data dir."""
+        """JWT_SECRET, else a secret generated once and kept in the data dir (0600)."""
         if self.jwt_secret:
             return self.jwt_secret
         path = self.data_dir / "jwt_secret"
         if not path.exists():
             # Written aside then linked: several processes starting at once agree on one.
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.make_data_dir()
             tmp = path.with_name(f".jwt_secret.{os.getpid()}.{secrets.token_hex(4)}")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            write_private(tmp, secrets.token_urlsafe(48).encode())
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
             tmp.unlink()
         return path.read_text().strip()
+
+    def make_data_dir(self) -> Path:
+        """The data directory, created private (0700) when missing."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.data_dir
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """A new file readable by its owner only from the start (never written then chmod-ed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
 
 
 def _async_driver(url: str) -> str:

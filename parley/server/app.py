@@ -99,7 +99,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.make_data_dir()
     app = FastAPI(
         title="Parley",
         version=__version__,
@@ -252,7 +252,7 @@ def run_server(settings: Settings) -> None:
 async def migrate_database(settings: Settings) -> None:
     engine = make_engine(settings.sqlalchemy_url)
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.make_data_dir()
         await migrate(engine, settings.data_dir if engine.dialect.name == "sqlite" else None)
     finally:
         await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
+    _create_private(engine.url.database)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
@@ -52,6 +55,15 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # snapshot while writers go on.
         read_only = conn.get_execution_options().get(READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _create_private(database: str | None) -> None:
+    """Creates the database file 0600 before SQLite does: its -wal and -shm files copy
+    the database file's permissions."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def make_sessionmaker(
@@ -96,8 +108,9 @@ def _file_lock(lock_dir: Path | None) -> Iterator[None]:
     if lock_dir is None:
         yield
         return
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / ".migrate.lock").open("w") as handle:
+    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(lock_dir / ".migrate.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
