@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
     log_level: str = Field("info", alias="LOG_LEVEL")
     max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
+    max_chats_per_user: int = Field(5000, ge=1, alias="PARLEY_MAX_CHATS_PER_USER")
 
     worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
     presence_timeout: float = Field(75.0, alias="PARLEY_PRESENCE_TIMEOUT")

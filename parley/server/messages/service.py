@@ -64,16 +64,23 @@ async def messages_public(
     *,
     reactions: bool = True,
     attachments: bool = True,
+    ids_from: Select[int] | None = None,
 ) -> list[MessagePublic]:
     """Builds the public shape of many messages with up to three batched queries.
 
     A message just sent has no reactions yet and attachments only when some were linked,
-    so the send path skips those queries.
+    so the send path skips those queries. `ids_from`, the query that selected the
+    messages' ids, replaces long IN (...) lists (thousands of chats' last messages).
     """
     if not messages:
         return []
-    ids = [m.id for m in messages]
-    senders = await _senders(session, {m.sender_id for m in messages if m.sender_id})
+    ids: list[int] | Select[int] = [m.id for m in messages] if ids_from is None else ids_from
+    sender_ids: set[int] | Select[int | None] = (
+        {m.sender_id for m in messages if m.sender_id}
+        if ids_from is None
+        else select(Message.sender_id).where(Message.id.in_(ids_from))
+    )
+    senders = await _senders(session, sender_ids)
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
     return [
@@ -99,8 +106,10 @@ async def message_public(session: AsyncSession, message: Message) -> MessagePubl
     return (await messages_public(session, [message]))[0]
 
 
-async def _senders(session: AsyncSession, ids: set[int]) -> dict[int, SenderPublic]:
-    if not ids:
+async def _senders(
+    session: AsyncSession, ids: set[int] | Select[int | None]
+) -> dict[int, SenderPublic]:
+    if isinstance(ids, set) and not ids:
         return {}
     rows = await session.execute(
         select(User.id, User.username, User.display_name).where(User.id.in_(ids))
@@ -110,7 +119,9 @@ async def _senders(session: AsyncSession, ids: set[int]) -> dict[int, SenderPubl
     }
 
 
-async def _reactions(session: AsyncSession, ids: list[int]) -> dict[int, list[ReactionPublic]]:
+async def _reactions(
+    session: AsyncSession, ids: list[int] | Select[int]
+) -> dict[int, list[ReactionPublic]]:
     rows = await session.execute(
         select(Reaction.message_id, Reaction.emoji, Reaction.user_id)
         .where(Reaction.message_id.in_(ids))
@@ -125,7 +136,9 @@ async def _reactions(session: AsyncSession, ids: list[int]) -> dict[int, list[Re
     }
 
 
-async def _attachments(session: AsyncSession, ids: list[int]) -> dict[int, list[AttachmentPublic]]:
+async def _attachments(
+    session: AsyncSession, ids: list[int] | Select[int]
+) -> dict[int, list[AttachmentPublic]]:
     rows = await session.execute(
         select(Attachment).where(Attachment.message_id.in_(ids)).order_by(Attachment.id)
     )
