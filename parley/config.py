@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     rate_send: str = Field("10/second", alias="PARLEY_RATE_SEND")
     rate_typing: str = Field("2/second", alias="PARLEY_RATE_TYPING")
     rate_login: str = Field("5/minute", alias="PARLEY_RATE_LOGIN")
+    rate_login_ip: str = Field("30/minute", alias="PARLEY_RATE_LOGIN_IP")
     rate_frames: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(FRAME_RATES), alias="PARLEY_RATE_FRAMES"
     )

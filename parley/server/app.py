@@ -58,6 +58,7 @@ def make_state(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
                 "send": settings.rate_send,
                 "typing": settings.rate_typing,
                 "login": settings.rate_login,
+                "login_ip": settings.rate_login_ip,
                 **{f"frame:{kind}": rate for kind, rate in settings.rate_frames.items()},
             },
             redis_url=redis,

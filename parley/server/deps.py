@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,25 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def client_ip(conn: HTTPConnection, settings: Settings) -> str:
+    """The caller's address: the peer, or the X-Real-IP that a local gateway (or a proxy in
+    PARLEY_TRUSTED_PROXIES) put there for the real client."""
+    peer = conn.client.host if conn.client else "unknown"
+    forwarded = conn.headers.get("x-real-ip", "").strip()
+    if forwarded and _is_proxy(peer, settings.trusted_proxies):
+        return forwarded[:64]
+    return peer
+
+
+def _is_proxy(peer: str, trusted: list[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    networks = (ipaddress.ip_network(entry, strict=False) for entry in trusted)
+    return address.is_loopback or any(address in network for network in networks)
 
 
 def read_token(conn: HTTPConnection, *, allow_query: bool = False) -> tuple[str | None, bool]:

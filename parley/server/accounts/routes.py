@@ -30,6 +30,7 @@ from parley.server.deps import (
     SessionDep,
     StateDep,
     check_origin,
+    client_ip,
 )
 from parley.server.text import Plain
 from parley.server.uploads import read_file_part
@@ -99,6 +100,7 @@ async def login(
         state,
         username=body.username,
         password=body.password,
+        client_ip=client_ip(request, state.settings),
         user_agent=request.headers.get("user-agent", ""),
     )
     return _answer(state, response, tokens)
