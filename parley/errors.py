@@ -83,6 +83,11 @@ class UnsupportedMedia(ParleyError):
     detail = "Unsupported file type"
 
 
+class ImageTooLarge(UnsupportedMedia):
+    code = "image_too_large"
+    detail = "Image has too many pixels"
+
+
 class RateLimited(ParleyError):
     status = 429
     code = "rate_limited"

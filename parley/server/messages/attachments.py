@@ -7,7 +7,6 @@ which is what allows it to be shown inline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -84,7 +83,7 @@ async def _classify(storage: Storage, key: str, head: bytes, filename: str) -> t
     detected = images.detect_content_type(head, filename)
     if not detected.startswith("image/"):
         return detected, False
-    info = await asyncio.to_thread(images.sniff_image, await storage.read_bytes(key))
+    info = await images.sniff(await storage.read_bytes(key))
     if info is None:
         return images.OCTET_STREAM, False
     return info.content_type, True
