@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     metrics_user_labels: int = Field(100, alias="PARLEY_METRICS_USER_LABELS")
 
     max_attachment_bytes: int = Field(25 * 1024 * 1024, alias="PARLEY_MAX_ATTACHMENT_BYTES")
+    upload_quota_bytes: int = Field(1024**3, ge=0, alias="PARLEY_UPLOAD_QUOTA_BYTES")
+    upload_orphan_seconds: float = Field(3600.0, gt=0, alias="PARLEY_UPLOAD_ORPHAN_SECONDS")
     max_avatar_bytes: int = Field(5 * 1024 * 1024, alias="PARLEY_MAX_AVATAR_BYTES")
     ws_max_frame: int = Field(64 * 1024, alias="PARLEY_WS_MAX_FRAME")
     ws_send_queue: int = Field(256, alias="PARLEY_WS_SEND_QUEUE")

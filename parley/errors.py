@@ -77,6 +77,11 @@ class TooLarge(ParleyError):
     detail = "Too large"
 
 
+class QuotaExceeded(TooLarge):
+    code = "quota_exceeded"
+    detail = "Your upload storage is full: delete some files first"
+
+
 class UnsupportedMedia(ParleyError):
     status = 415
     code = "unsupported_media_type"
