@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import Select, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,14 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import errors
 from parley.server.accounts.service import access_user, user_public
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
-from parley.server.chats.schemas import ChatPublic, MemberPublic
-from parley.server.db.models import Chat, Membership, Message, User
+from parley.server.chats.schemas import ChatPublic, ChatSettings, MemberPublic
+from parley.server.db.models import Chat, Membership, Message, User, utcnow
+from parley.server.messages.mentions import unread_mention_counts
 from parley.server.messages.service import frame, messages_public
-from parley.server.moderation.service import check_can_add, is_blocked_either
+from parley.server.moderation.service import blocked_ids, check_can_add, is_blocked_either
 from parley.server.realtime.broker import Broker
 
 GENERAL = "general"
+# "Muted forever" is stored as the last second datetime can hold, so "muted now" is one
+# comparison whatever the kind of mute.
+FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# Fields of the Chat shape that differ per viewer: left out of frames sent to the whole chat.
+PER_VIEWER = frozenset({"unread_count", "my_role", "peer", "mention_count", "muted_until"})
 Online = Callable[[int], bool]
+MuteShown = datetime | Literal["forever"] | None
 
 
 def _offline(_user_id: int) -> bool:
@@ -57,6 +66,8 @@ async def chats_public(
     last = await _last_messages(session, ids) if any(c.last_seq for c, _ in rows) else {}
     has_direct = any(c.type == "direct" for c, _ in rows)
     peers = await _peers(session, ids, viewer_id) if has_direct else {}
+    mentions = await _mention_counts(session, rows, viewer_id, ids)
+    now = utcnow()
     result = []
     for chat, membership in rows:
         peer = peers.get(chat.id)
@@ -76,6 +87,8 @@ async def chats_public(
                 last_message=last.get(chat.id),
                 my_role=membership.role if membership else None,
                 peer=user_public(peer, online=online(peer.id)) if peer else None,
+                mention_count=mentions.get(chat.id, 0),
+                muted_until=muted_public(membership.muted_until if membership else None, now),
             )
         )
     return result
@@ -95,6 +108,29 @@ async def chat_public(
 
 
 ChatIds = list[int] | Select[int]
+
+
+def muted_public(stored: datetime | None, now: datetime) -> MuteShown:
+    """As the API shows a mute: null once it has ended, "forever" for the far-future mark."""
+    if stored is None or stored <= now:
+        return None
+    return "forever" if stored >= FOREVER else stored
+
+
+async def _mention_counts(
+    session: AsyncSession,
+    rows: Sequence[tuple[Chat, Membership | None]],
+    viewer_id: int,
+    ids: ChatIds,
+) -> dict[int, int]:
+    # `ids` as a subquery is all the viewer's chats: all of them memberships already.
+    mine = [c.id for c, m in rows if m is not None] if isinstance(ids, list) else ids
+    if isinstance(mine, list) and not mine:
+        return {}
+    hidden = await blocked_ids(session, viewer_id)
+    return await unread_mention_counts(
+        session, user_id=viewer_id, chat_ids=mine, hidden=sorted(hidden)
+    )
 
 
 async def _last_messages(session: AsyncSession, chat_ids: ChatIds) -> dict[int, object]:
@@ -473,14 +509,41 @@ async def publish_chat_updated(
     await session.refresh(chat)
     public = (await chat_public(session, chat, None, viewer_id=0)).model_dump(
         mode="json",
-        exclude={"unread_count", "my_role", "peer", "title"}
-        if chat.type == "direct"
-        else {"unread_count", "my_role", "peer"},
+        exclude=set(PER_VIEWER | {"title"} if chat.type == "direct" else PER_VIEWER),
     )
     event = {"t": "chat", "chat_id": chat.id, "frame": frame("chat_updated", chat=public)}
     if len(skip) == 1:
         event["skip_user"] = skip[0]
     await broker.publish(event)
+
+
+async def update_settings(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    settings: ChatSettings,
+    now: datetime,
+) -> tuple[Chat, Membership]:
+    """The caller's own settings for a chat (members only); fields left out stay. A mute that
+    has already ended is no mute. A real change commits, then reaches the caller's sockets
+    (and only theirs) as a `chat_updated`; a change that changes nothing writes and sends
+    nothing."""
+    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
+    if "muted_until" not in settings.model_fields_set:
+        return chat, membership
+    wanted = FOREVER if settings.muted_until == "forever" else settings.muted_until
+    if isinstance(wanted, datetime):
+        wanted = wanted.astimezone(UTC) if wanted > now else None
+    if muted_public(wanted, now) != muted_public(membership.muted_until, now):
+        membership.muted_until = wanted
+        await session.commit()
+        public = await chat_public(session, chat, membership, viewer_id=user_id)
+        await broker.publish(
+            {"t": "users", "user_ids": [user_id], "frame": frame("chat_updated", chat=public)}
+        )
+    return chat, membership
 
 
 async def count_chats(session: AsyncSession) -> int:

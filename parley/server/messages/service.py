@@ -12,15 +12,30 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Select, and_, delete, func, insert, select, update
+from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.chats.access import access_chat, access_member
-from parley.server.db.models import Attachment, Chat, Membership, Message, Reaction, User, utcnow
+from parley.server.db.models import (
+    Attachment,
+    Chat,
+    Membership,
+    Message,
+    MessageMention,
+    Reaction,
+    User,
+    utcnow,
+)
 from parley.server.deps import AppState
+from parley.server.messages.mentions import (
+    clear_mentions,
+    mentions_of,
+    replace_mentions,
+    store_mentions,
+)
 from parley.server.messages.schemas import (
     AttachmentPublic,
     MessagePublic,
@@ -66,11 +81,12 @@ async def messages_public(
     attachments: bool = True,
     ids_from: Select[int] | None = None,
 ) -> list[MessagePublic]:
-    """Builds the public shape of many messages with up to three batched queries.
+    """Builds the public shape of many messages with up to four batched queries.
 
     A message just sent has no reactions yet and attachments only when some were linked,
-    so the send path skips those queries. `ids_from`, the query that selected the
-    messages' ids, replaces long IN (...) lists (thousands of chats' last messages).
+    so the send path skips those queries; mentions are looked up only for texts with an `@`.
+    `ids_from`, the query that selected the messages' ids, replaces long IN (...) lists
+    (thousands of chats' last messages).
     """
     if not messages:
         return []
@@ -83,6 +99,7 @@ async def messages_public(
     senders = await _senders(session, sender_ids)
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
+    mentioned = await mentions_of(session, messages)
     return [
         MessagePublic(
             id=m.id,
@@ -97,6 +114,7 @@ async def messages_public(
             reply_to=m.reply_to_id,
             attachments=[] if m.deleted_at else attachments_of.get(m.id, []),
             reactions=[] if m.deleted_at else reactions_of.get(m.id, []),
+            mentions=mentioned.get(m.id, []),
         )
         for m in messages
     ]
@@ -177,11 +195,16 @@ async def list_messages(
     before: int | None = None,
     after: int | None = None,
     offset: int = 0,
+    around: int | None = None,
 ) -> list[MessagePublic]:
-    """History in ascending seq: the newest `limit`, or just before/after a seq."""
+    """History in ascending seq: the newest `limit`, or just before/after/around a seq."""
+    if around is not None and (before is not None or after is not None or offset):
+        raise errors.ValidationFailed("around: cannot be combined with before, after or offset")
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
     query = await _visible(session, chat, user_id)
-    if after is not None:
+    if around is not None:
+        rows = await _around(session, query, seq=around, limit=limit)
+    elif after is not None:
         query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
         rows = list((await session.execute(query)).scalars())
     else:
@@ -190,6 +213,59 @@ async def list_messages(
         query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
         rows = list((await session.execute(query)).scalars())[::-1]
     return await messages_public(session, rows)
+
+
+async def _around(
+    session: AsyncSession, query: Select[Message], *, seq: int, limit: int
+) -> list[Message]:
+    """Up to `limit` messages centred on `seq` (itself included when visible): half older,
+    half newer, the other side filling in where one runs out. Ascending."""
+    older = list(
+        (
+            await session.execute(
+                query.where(Message.seq <= seq).order_by(Message.seq.desc()).limit(limit)
+            )
+        ).scalars()
+    )
+    newer = list(
+        (
+            await session.execute(query.where(Message.seq > seq).order_by(Message.seq).limit(limit))
+        ).scalars()
+    )
+    take_newer = min(len(newer), limit - min(len(older), (limit + 1) // 2))
+    take_older = min(len(older), limit - take_newer)
+    return older[:take_older][::-1] + newer[:take_newer]
+
+
+async def list_mentions(
+    session: AsyncSession, *, user_id: int, limit: int, before: int | None = None
+) -> list[MessagePublic]:
+    """Messages that mention the user, newest first (by id; `before` is a message id cursor).
+
+    Only chats the user is still a member of; outside direct chats, none from users it
+    blocks, as in history. Deleted messages have no mentions left.
+    """
+    query = (
+        select(Message)
+        .join(MessageMention, MessageMention.message_id == Message.id)
+        .join(
+            Membership,
+            (Membership.chat_id == MessageMention.chat_id) & (Membership.user_id == user_id),
+        )
+        .where(MessageMention.user_id == user_id)
+        .order_by(MessageMention.message_id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(MessageMention.message_id < before)
+    hidden = await blocked_ids(session, user_id)
+    if hidden:
+        query = query.join(Chat, Chat.id == MessageMention.chat_id).where(
+            or_(
+                Chat.type == "direct", Message.sender_id.is_(None), Message.sender_id.not_in(hidden)
+            )
+        )
+    return await messages_public(session, list((await session.execute(query)).scalars()))
 
 
 async def missed_messages(
@@ -241,7 +317,7 @@ async def send_message(
     Idempotent: a resend with the same client_id returns the first message and False. The
     unique (sender, client_id) constraint decides, so the common path pays no extra query.
     """
-    chat, _ = await access_member(session, user_id=user_id, chat_id=chat_id)
+    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
     await check_can_message(session, chat=chat, user_id=user_id)
     if reply_to is not None:
         await _check_reply(session, chat_id=chat_id, reply_to=reply_to)
@@ -256,6 +332,7 @@ async def send_message(
             reply_to=reply_to,
             now=now,
         )
+        await store_mentions(session, message, chat_type=chat.type, role=membership.role)
         await _link_attachments(session, message, user_id=user_id, ids=attachment_ids)
         await session.commit()
     except IntegrityError:
@@ -390,10 +467,23 @@ async def edit_message(
     if message.content == content:  # changes nothing: nothing written, nothing told
         return await message_public(session, message)
     message.content, message.edited_at = content, utcnow()
+    await _update_mentions(session, message, editor_id=user_id)
     await session.commit()
     public = await message_public(session, message)
     await publish_message(broker, public, kind="message_updated")
     return public
+
+
+async def _update_mentions(session: AsyncSession, message: Message, *, editor_id: int) -> None:
+    """Mentions follow the edited text, with the editor's role now (for `@all`)."""
+    chat = await session.get(Chat, message.chat_id)
+    membership = await session.get(Membership, (message.chat_id, editor_id))
+    await replace_mentions(
+        session,
+        message,
+        chat_type=chat.type if chat else "direct",
+        role=membership.role if membership else None,
+    )
 
 
 async def delete_message(
@@ -411,6 +501,7 @@ async def delete_message(
             raise errors.Forbidden("You cannot delete this message", code="not_author")
     message.content, message.deleted_at = "", utcnow()
     await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+    await clear_mentions(session, message.id)
     await session.commit()
     public = await message_public(session, message)
     await publish_message(broker, public, kind="message_updated")
