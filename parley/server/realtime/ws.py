@@ -56,15 +56,17 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     conn = Connection(principal.id, principal.session_id, state.settings.ws_send_queue)
     conn.chats, conn.blocked = chats, blocked
-    await state.hub.register(conn)
-    online = state.hub.is_online(principal.id)
+    # `hello` is queued before registering: registering awaits the presence announcement,
+    # and events for the user's chats could otherwise be queued ahead of it. The user is
+    # online from here on (this connection is active).
     conn.push(
         frame(
             "hello",
-            user=user_public(principal.user, own=True, online=online),
+            user=user_public(principal.user, own=True, online=True),
             heartbeat_interval=HEARTBEAT_INTERVAL,
         )
     )
+    await state.hub.register(conn)
     writer = _start_writer(ws, conn)
     try:
         await _read_loop(ws, Context(state, principal, conn))
