@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.server.realtime.broker import Event
+from parley.server.realtime.slots import SocketSlots
 
 CLOSE_TRY_AGAIN = 1013
 CLOSE_SESSION_ENDED = 4001
@@ -86,6 +87,7 @@ class Hub:
         self.presence_timeout = presence_timeout
         self.on_presence = on_presence
         self.online: set[int] = set()
+        self.slots = SocketSlots()  # sockets counted from the handshake on (ws.py)
 
     @property
     def connection_count(self) -> int:
