@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,6 +43,11 @@ class CountingPool(AsyncAdaptedQueuePool):
             return super()._do_get()
         finally:
             self.waiting -= 1
+
+
+# SQLAlchemy names a pool's logger after its class; keep ours as quiet as its own pools
+# (warnings only), or every dispose logs "Pool recreating" at INFO.
+logging.getLogger(f"{CountingPool.__module__}.{CountingPool.__name__}").setLevel(logging.WARNING)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
