@@ -368,7 +368,10 @@ class Gateway:
             response.headers["cache-control"] = cache.decode()
         return response
 
-    async def _metrics(self, _request: Request) -> Response:
+    async def _metrics(self, request: Request) -> Response:
+        ex: _Exchange = request.scope["state"]["exchange"]
+        if not self.settings.may_read_metrics(ex.client_ip):  # the real client, past proxies
+            return _error(403, "Metrics are not served to this address", "forbidden")
         return Response(
             self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )

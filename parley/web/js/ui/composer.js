@@ -162,7 +162,8 @@ function onInput() {
   updateSendButton();
   mentionBox?.update();
   if (mode?.kind !== 'edit') saveDraft(state.activeChatId, el.input.value);
-  if (el.input.value.trim() && mode?.kind !== 'edit' && state.activeChatId != null) actions.sendTyping(state.activeChatId);
+  // No typing notice for a conversation not created yet (its id is not the server's).
+  if (el.input.value.trim() && mode?.kind !== 'edit' && state.activeChatId > 0) actions.sendTyping(state.activeChatId);
 }
 
 function onPaste(event) {
