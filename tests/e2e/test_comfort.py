@@ -58,6 +58,9 @@ def test_markdown_is_rendered_and_html_inside_it_stays_text(register: Any, base_
     assert content.locator('a[href^="javascript"]').count() == 0
     page.wait_for_timeout(300)
     assert dialogs == [] and page.errors == []
+    assert (
+        page.get_by_test_id("toast").count() == 0
+    )  # e.g. no typing notice for a chat not made yet
     shot(page, "formatting")
 
 
@@ -128,6 +131,14 @@ def test_up_arrow_edits_my_last_message(register: Any, base_url: str) -> None:
     box.press("Enter")
     page.get_by_test_id("message-2").get_by_test_id("message-edited").wait_for()
     assert "another one, fixed" in page.get_by_test_id("message-2").inner_text()
+    # An edit started over a half-written message gives the draft back when it ends.
+    box.fill("half-written")
+    first = page.get_by_test_id("message-1")
+    first.hover()
+    first.get_by_test_id("message-edit").click()
+    assert box.input_value() == "frist message"
+    box.press("Escape")
+    assert box.input_value() == "half-written"
 
 
 def test_ctrl_k_switcher_and_alt_arrows(register: Any, base_url: str) -> None:
@@ -309,3 +320,37 @@ def test_message_sent_while_the_first_page_loads_is_not_lost(register: Any, base
     page.locator(".msg:not(.is-pending)", has_text="typed during the load").wait_for(timeout=6_000)
     page.get_by_test_id("message-1").filter(has_text="hello?").wait_for()
     assert page.locator('[data-testid^="message-pending-"]').count() == 0
+
+
+def test_markdown_edge_cases(new_page: Any) -> None:
+    page = new_page()
+    page.goto("/login")
+    cases = [
+        "snake_case_name and 2 * 3 * 4",
+        "mail bob@example.com, ping @carol.",
+        "**unclosed and `code with **stars**`",
+        "[x](javascript:alert(1)) <b>hi</b> &amp;",
+        "__bold__ _it_ ~~s~~",
+    ]
+    html = page.evaluate(
+        """async (cases) => {
+          const md = await import('/static/js/markdown.js');
+          return cases.map((text) => {
+            const box = document.createElement('div');
+            box.append(...md.renderMarkdown(text, { isMe: (name) => name === 'carol' }));
+            return box.innerHTML;
+          });
+        }""",
+        cases,
+    )
+    assert html[0] == '<p class="md-p">snake_case_name and 2 * 3 * 4</p>'
+    assert html[1] == (
+        '<p class="md-p">mail bob@example.com, ping <span class="mention is-me"'
+        ' data-testid="mention" data-username="carol">@carol</span>.</p>'
+    )
+    assert (
+        html[2]
+        == '<p class="md-p">**unclosed and <code class="md-code">code with **stars**</code></p>'
+    )
+    assert html[3] == '<p class="md-p">[x](javascript:alert(1)) &lt;b&gt;hi&lt;/b&gt; &amp;amp;</p>'
+    assert html[4] == '<p class="md-p"><strong>bold</strong> <em>it</em> <s>s</s></p>'

@@ -13,7 +13,7 @@ from parley.server.messages.service import frame
 async def presence_audience(state: AppState, user_id: int) -> list[int]:
     """Users sharing a direct chat or a group with this user (public channels do not count)."""
     other = aliased(Membership)
-    async with state.sessions() as session:
+    async with state.reads() as session:
         rows = await session.execute(
             select(other.user_id)
             .join(Membership, Membership.chat_id == other.chat_id)

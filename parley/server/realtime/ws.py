@@ -67,15 +67,17 @@ async def _serve(
     await ws.accept()
     conn = Connection(principal.id, principal.session_id, state.settings.ws_send_queue)
     conn.chats, conn.blocked = chats, blocked
-    await state.hub.register(conn)
-    online = state.hub.is_online(principal.id)
+    # `hello` is queued before registering: registering awaits the presence announcement,
+    # and events for the user's chats could otherwise be queued ahead of it. The user is
+    # online from here on (this connection is active).
     conn.push(
         frame(
             "hello",
-            user=user_public(principal.user, own=True, online=online),
+            user=user_public(principal.user, own=True, online=True),
             heartbeat_interval=HEARTBEAT_INTERVAL,
         )
     )
+    await state.hub.register(conn)
     writer = _start_writer(ws, conn)
     try:
         await _read_loop(ws, Context(state, principal, conn))
@@ -85,7 +87,7 @@ async def _serve(
 
 
 async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int], set[int]]:
-    async with state.sessions() as session:
+    async with state.reads() as session:
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
         rows = await session.execute(
             select(Membership.chat_id).where(Membership.user_id == principal.id)
@@ -152,6 +154,7 @@ async def _handle(ctx: Context, text: str) -> None:
     try:
         raw = protocol.decode(text)  # known before validation, so errors can echo its ref
         parsed = protocol.parse(raw)
+        await _check_rate(ctx, parsed.type)
         await HANDLERS[parsed.type](ctx, parsed, raw)
     except errors.ParleyError as exc:
         ctx.conn.push(frame("error", code=exc.code, detail=exc.detail, ref=protocol.ref_of(raw)))
@@ -175,6 +178,13 @@ async def _handle(ctx: Context, text: str) -> None:
                 ref=protocol.ref_of(raw),
             )
         )
+
+
+async def _check_rate(ctx: Context, kind: str) -> None:
+    """Every frame type has a per-user budget (send and typing count in their handlers)."""
+    limit = f"frame:{protocol.RATE_GROUP.get(kind, kind)}"
+    if limit in ctx.state.throttle:
+        await ctx.state.throttle.hit(limit, ctx.user_id, detail=f"Too many {kind} frames")
 
 
 async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
@@ -261,7 +271,7 @@ async def _on_sync(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
     """Every missed message as `message` frames, then `synced` (listing cut chats)."""
     assert isinstance(f, protocol.Sync)
     truncated: list[int] = []
-    async with ctx.state.sessions() as session:
+    async with ctx.state.reads() as session:
         for chat_id, last_seen in f.chats.items():
             try:
                 missed, cut = await messages.missed_messages(

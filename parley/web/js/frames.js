@@ -18,7 +18,7 @@ export function makeFrameHandler(socket) {
     typing: onTyping,
     read: onRead,
     presence: (f) => store.setPresence(f.user_id, f.status === 'online', f.last_seen_at),
-    chat_updated: (f) => store.upsertChat(f.chat),
+    chat_updated: (f) => { store.upsertChat(f.chat); store.emit('chat_updated', f.chat.id); },
     chat_removed: (f) => store.removeChat(f.chat_id),
     synced: onSynced,
     error: onError,
@@ -32,7 +32,7 @@ function syncMap() {
   const chats = {};
   for (const chat of state.chats.values()) {
     const hist = state.history.get(chat.id);
-    chats[chat.id] = hist && hist.loaded ? store.newestSeq(chat.id) : chat.last_seq || 0;
+    chats[chat.id] = hist && hist.loaded && !hist.hasNewer ? store.newestSeq(chat.id) : chat.last_seq || 0;
   }
   return chats;
 }
@@ -48,7 +48,9 @@ async function onHello(socket, frame, isReconnect) {
   }
   try {
     await actions.loadChats();
-    if (state.activeChatId && state.chats.has(state.activeChatId)) await actions.loadLatest(state.activeChatId);
+    const active = state.activeChatId;
+    // An older window (opened at a search hit or mention) pages forward by itself.
+    if (active && state.chats.has(active) && !state.history.get(active)?.hasNewer) await actions.loadLatest(active);
   } catch { /* the next reconnect tries again */ }
 }
 

@@ -8,16 +8,18 @@
 
 import { h } from './dom.js';
 
-const INLINE = new RegExp([
-  '(`+)([^`]|[^`][\\s\\S]*?[^`])\\1(?!`)', // 1, 2: code span
-  '\\*\\*(?=\\S)([\\s\\S]*?\\S)\\*\\*', // 3: bold
-  '(?<![\\p{L}\\p{N}_])__(?=\\S)([\\s\\S]*?\\S)__(?![\\p{L}\\p{N}_])', // 4: bold
-  '~~(?=\\S)([\\s\\S]*?\\S)~~', // 5: strike
-  '\\*(?=[^\\s*])([\\s\\S]*?[^\\s*])\\*', // 6: italic
-  '(?<![\\p{L}\\p{N}_])_(?=[^\\s_])([\\s\\S]*?[^\\s_])_(?![\\p{L}\\p{N}_])', // 7: italic
-  '\\[([^\\]\\n]+)\\]\\((https?:\\/\\/[^\\s()<>]+)\\)', // 8, 9: link
-  '(https?:\\/\\/[^\\s<>"\']+[^\\s<>"\'.,;:!?)\\]])', // 10: bare link
-  '(?<![\\p{L}\\p{N}_.@])@([A-Za-z0-9_](?:[A-Za-z0-9_.\\-]*[A-Za-z0-9_])?)', // 11: mention
+// Code spans bind first: nothing inside them is markup (nor a mention, as on the server).
+const CODE = /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/g;
+
+const SPANS = new RegExp([
+  '\\*\\*(?=\\S)([\\s\\S]*?\\S)\\*\\*', // 1: bold
+  '(?<![\\p{L}\\p{N}_])__(?=\\S)([\\s\\S]*?\\S)__(?![\\p{L}\\p{N}_])', // 2: bold
+  '~~(?=\\S)([\\s\\S]*?\\S)~~', // 3: strike
+  '\\*(?=[^\\s*])([\\s\\S]*?[^\\s*])\\*', // 4: italic
+  '(?<![\\p{L}\\p{N}_])_(?=[^\\s_])([\\s\\S]*?[^\\s_])_(?![\\p{L}\\p{N}_])', // 5: italic
+  '\\[([^\\]\\n]+)\\]\\((https?:\\/\\/[^\\s()<>]+)\\)', // 6, 7: link
+  '(https?:\\/\\/[^\\s<>"\']+[^\\s<>"\'.,;:!?)\\]])', // 8: bare link
+  '(?<![\\p{L}\\p{N}_.@])@([A-Za-z0-9_](?:[A-Za-z0-9_.\\-]*[A-Za-z0-9_])?)', // 9: mention
 ].join('|'), 'gu');
 
 const MAX_DEPTH = 6;
@@ -30,25 +32,36 @@ function link(href, children) {
  * Inline nodes for `text`. `isMe(username)` marks mentions of me (`@all` included when
  * the message mentions me).
  */
-export function inline(text, opts = {}, depth = 0) {
+export function inline(text, opts = {}) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(CODE)) {
+    if (m.index > last) out.push(...spans(text.slice(last, m.index), opts, 0));
+    out.push(h('code', { class: 'md-code' }, m[2]));
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) out.push(...spans(text.slice(last), opts, 0));
+  return out;
+}
+
+function spans(text, opts, depth) {
   if (depth > MAX_DEPTH) return [text];
   const out = [];
   let last = 0;
-  for (const m of text.matchAll(INLINE)) {
+  for (const m of text.matchAll(SPANS)) {
     if (m.index > last) out.push(text.slice(last, m.index));
     last = m.index + m[0].length;
-    const inner = (s) => inline(s, opts, depth + 1);
-    if (m[2] !== undefined) out.push(h('code', { class: 'md-code' }, m[2]));
-    else if (m[3] !== undefined) out.push(h('strong', null, inner(m[3])));
-    else if (m[4] !== undefined) out.push(h('strong', null, inner(m[4])));
-    else if (m[5] !== undefined) out.push(h('s', null, inner(m[5])));
-    else if (m[6] !== undefined) out.push(h('em', null, inner(m[6])));
-    else if (m[7] !== undefined) out.push(h('em', null, inner(m[7])));
-    else if (m[8] !== undefined) out.push(link(m[9], inner(m[8])));
-    else if (m[10] !== undefined) out.push(link(m[10], m[10]));
-    else if (m[11] !== undefined) {
-      const me = opts.isMe ? opts.isMe(m[11]) : false;
-      out.push(h('span', { class: `mention${me ? ' is-me' : ''}`, testid: 'mention', dataset: { username: m[11] } }, `@${m[11]}`));
+    const inner = (s) => spans(s, opts, depth + 1);
+    if (m[1] !== undefined) out.push(h('strong', null, inner(m[1])));
+    else if (m[2] !== undefined) out.push(h('strong', null, inner(m[2])));
+    else if (m[3] !== undefined) out.push(h('s', null, inner(m[3])));
+    else if (m[4] !== undefined) out.push(h('em', null, inner(m[4])));
+    else if (m[5] !== undefined) out.push(h('em', null, inner(m[5])));
+    else if (m[6] !== undefined) out.push(link(m[7], inner(m[6])));
+    else if (m[8] !== undefined) out.push(link(m[8], m[8]));
+    else if (m[9] !== undefined) {
+      const me = opts.isMe ? opts.isMe(m[9]) : false;
+      out.push(h('span', { class: `mention${me ? ' is-me' : ''}`, testid: 'mention', dataset: { username: m[9] } }, `@${m[9]}`));
     }
   }
   if (last < text.length) out.push(text.slice(last));
@@ -106,5 +119,6 @@ export function plainText(text) {
     .replace(/```/g, '')
     .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s()<>]+)\)/g, '$1')
     .replace(/(\*\*|__|~~|`)(?=\S)([\s\S]*?\S)\1/g, '$2')
+    .replace(/\*(?=[^\s*])([\s\S]*?[^\s*])\*/g, '$1')
     .replace(/^\s*> ?/gm, '');
 }

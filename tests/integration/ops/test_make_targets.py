@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import tarfile
@@ -165,3 +166,30 @@ def test_status_without_docker_checks_the_local_instance(serve: Proc, tmp_path: 
                 env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no compose stack running" in done.stdout and "HTTP 200" in done.stdout
+
+
+def test_db_shell_opens_the_configured_database(serve: Proc) -> None:
+    if shutil.which("sqlite3") is None:
+        pytest.skip("sqlite3 is not installed (db-shell says so itself)")
+    data = Path(serve.log).parent / "data"
+    done = subprocess.run(
+        ["make", "-s", "--no-print-directory", "db-shell"], cwd=ROOT, timeout=60, check=False,
+        input="SELECT 'tables:' || count(*) FROM sqlite_master WHERE name = 'users';\n",
+        capture_output=True, text=True, env={**os.environ, "PARLEY_DATA_DIR": str(data)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "tables:1" in done.stdout
+
+
+async def test_db_shell_on_postgresql() -> None:
+    if problem := await postgres_available():
+        pytest.skip(f"PostgreSQL: {problem}")
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed (db-shell says so itself)")
+    done = subprocess.run(
+        ["make", "-s", "--no-print-directory", "db-shell"], cwd=ROOT, timeout=60, check=False,
+        input="SELECT 'answer:' || 6 * 7;\n", capture_output=True, text=True,
+        env={**os.environ, "DATABASE_URL": PG_DSN},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "answer:42" in done.stdout

@@ -27,9 +27,6 @@ from tests.integration.ops.conftest import DEPLOY
 K8S = DEPLOY / "k8s"
 COMPOSE = DEPLOY / "docker-compose.yml"
 SETTINGS_DEFAULTS = Settings.model_construct()
-# Names another branch introduces (the server's bind address, API.md "Abuse limits");
-# set in the deploy files so containers keep listening on 0.0.0.0 once it lands.
-UPCOMING = {"PARLEY_SERVER_HOST"}
 # Not Parley settings: the runtime's own.
 RUNTIME = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PATH"}
 
@@ -38,7 +35,7 @@ def settings_names() -> set[str]:
     names = set()
     for name, info in Settings.model_fields.items():
         names.add(info.alias or name.upper())
-    return names | {"HOST"}  # `host` has no alias: its variable is HOST
+    return names
 
 
 def compose() -> dict[str, Any]:
@@ -195,7 +192,7 @@ def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def test_every_environment_variable_is_a_setting() -> None:
-    known = settings_names() | UPCOMING | RUNTIME
+    known = settings_names() | RUNTIME
     found = env_names_in_deploy_files()
     assert len(found) >= 8
     for where, names in found.items():
@@ -391,3 +388,24 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     done = subprocess.run([tool, "verify", "--man=no", *units], capture_output=True, text=True,
                           check=False, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def test_image_and_pods_listen_on_every_interface(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image's environment, read as Parley reads it, binds both roles to 0.0.0.0."""
+    docker = (DEPLOY / "Dockerfile").read_text()
+    env_block = docker.split("ENV PATH=", 1)[1].split("USER", 1)[0]
+    for name, value in re.findall(r"([A-Z_]+)=(\S+)", env_block):
+        if name != "PATH":
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert (settings.host, settings.server_host) == ("0.0.0.0", "0.0.0.0")
+    assert (settings.port, settings.gateway_port) == (5000, 8080)
+    assert str(settings.data_dir) == "/var/lib/parley"
+    server = next(o for o in k8s_objects() if o["metadata"]["name"] == "parley-server"
+                  and o["kind"] == "Deployment")  # fmt: skip
+    env = {
+        e["name"]: e["value"] for e in server["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PARLEY_SERVER_HOST"] == "0.0.0.0"
+    for name in ("server1", "server2"):
+        assert compose()["services"][name]["environment"]["PARLEY_SERVER_HOST"] == "0.0.0.0"

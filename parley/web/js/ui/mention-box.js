@@ -112,7 +112,9 @@ export function mountMentionBox(input, box) {
     return true;
   };
 
-  input.addEventListener('blur', () => setTimeout(close, 150));
+  // Focus elsewhere closes the list (unless it came back meanwhile: a stale blur must not
+  // hide a list opened since).
+  input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 150));
   input.addEventListener('click', () => update());
   return { update, close, handleKey };
 }
