@@ -221,7 +221,10 @@ def parley_env(data_dir: Path, database_url: str | None, redis: bool) -> dict[st
             "PARLEY_RATE_TYPING": UNLIMITED,
             "PARLEY_RATE_USER": UNLIMITED,
             "PARLEY_RATE_PUBLIC": UNLIMITED,
-            "PARLEY_RATE_FRAMES": UNLIMITED,
+            "PARLEY_RATE_FRAMES": ",".join(
+                f"{kind}={UNLIMITED}"
+                for kind in ("edit", "delete", "react", "read", "sync", "ping", "presence_query")
+            ),
             "PARLEY_RATE_LOGIN": "1000000/minute",
             "PARLEY_MAX_SOCKETS_PER_USER": "100000",
             "PARLEY_MAX_INFLIGHT_PER_IP": "100000",
