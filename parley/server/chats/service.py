@@ -13,9 +13,17 @@ from parley.server.accounts.service import access_user, user_public
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
 from parley.server.chats.schemas import ChatPublic, MemberPublic
 from parley.server.db.models import Chat, Membership, Message, User
-from parley.server.messages.service import frame, messages_public
+from parley.server.messages.service import messages_public
 from parley.server.moderation.service import is_blocked_either
 from parley.server.realtime.broker import Broker
+from parley.server.realtime.events import (
+    ChatFrame,
+    ChatRemoved,
+    MembershipChanged,
+    RolesChanged,
+    UsersFrame,
+)
+from parley.server.realtime.events import encode as frame
 
 GENERAL = "general"
 Online = Callable[[int], bool]
@@ -287,10 +295,8 @@ async def delete_chat(session: AsyncSession, broker: Broker, *, user_id: int, ch
     members = await member_ids(session, chat_id)
     await session.execute(delete(Chat).where(Chat.id == chat_id))
     await session.commit()
-    await broker.publish(
-        {"t": "users", "user_ids": members, "frame": frame("chat_removed", chat_id=chat_id)}
-    )
-    await broker.publish({"t": "chat_removed", "chat_id": chat_id})
+    await broker.publish(UsersFrame(members, frame("chat_removed", chat_id=chat_id)))
+    await broker.publish(ChatRemoved(chat_id))
 
 
 async def add_members(
@@ -351,12 +357,8 @@ async def remove_member(
     if target.role == "owner":
         await _hand_over_ownership(session, chat_id, leaving=target_id)
     await session.commit()
-    await broker.publish(
-        {"t": "users", "user_ids": [target_id], "frame": frame("chat_removed", chat_id=chat_id)}
-    )
-    await broker.publish(
-        {"t": "membership", "chat_id": chat_id, "user_ids": [target_id], "joined": False}
-    )
+    await broker.publish(UsersFrame([target_id], frame("chat_removed", chat_id=chat_id)))
+    await broker.publish(MembershipChanged(chat_id, [target_id], joined=False))
     await publish_chat_updated(session, broker, chat)
 
 
@@ -387,6 +389,7 @@ async def set_role(
         mine.role = "admin"
     target.role = role
     await session.commit()
+    await broker.publish(RolesChanged(chat_id, [target_id, user_id]))
     await publish_chat_updated(session, broker, chat)
     user = await access_user(session, target_id)
     return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)
@@ -401,13 +404,11 @@ async def _announce_joined(
     online: Online = _offline,
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
-    await broker.publish({"t": "membership", "chat_id": chat.id, "user_ids": users, "joined": True})
+    await broker.publish(MembershipChanged(chat.id, users, joined=True))
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
         public = await chat_public(session, chat, membership, viewer_id=uid, online=online)
-        await broker.publish(
-            {"t": "users", "user_ids": [uid], "frame": frame("chat_updated", chat=public)}
-        )
+        await broker.publish(UsersFrame([uid], frame("chat_updated", chat=public)))
     await publish_chat_updated(session, broker, chat, skip=users)
 
 
@@ -422,10 +423,10 @@ async def publish_chat_updated(
         if chat.type == "direct"
         else {"unread_count", "my_role", "peer"},
     )
-    event = {"t": "chat", "chat_id": chat.id, "frame": frame("chat_updated", chat=public)}
-    if len(skip) == 1:
-        event["skip_user"] = skip[0]
-    await broker.publish(event)
+    skip_user = skip[0] if len(skip) == 1 else None
+    await broker.publish(
+        ChatFrame(chat.id, frame("chat_updated", chat=public), skip_user=skip_user)
+    )
 
 
 async def count_chats(session: AsyncSession) -> int:
