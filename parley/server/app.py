@@ -9,7 +9,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -60,19 +61,23 @@ def make_state(
         monotonic=the_clock.monotonic,
         process=uuid.uuid4().hex[:12],
     )
+    # Collaborators open sessions through the state, so swapping its engine (tests of an
+    # outage) reaches them too.
+    state: AppState
+    state_sessions = cast(async_sessionmaker[AsyncSession], lambda: state.sessions())
     presence = Presence(
         hub=hub,
         broker=broker,
-        sessions=sessions,
+        sessions=state_sessions,
         clock=the_clock,
         max_group=settings.presence_max_group,
         redis=_redis_client(redis),
         prefix=settings.redis_prefix,
     )
     hub.on_presence = presence.on_local_flip
-    checks = SendChecks(sessions, the_clock)
+    checks = SendChecks(state_sessions, the_clock)
     hub.listeners.append(checks.on_event)
-    return AppState(
+    state = AppState(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -90,10 +95,11 @@ def make_state(
         storage=make_storage(settings),
         jwt_key=settings.jwt_key(),
         clock=the_clock,
-        writer=Writer(sessions, broker, the_clock, max_pending=settings.send_queue),
+        writer=Writer(state_sessions, broker, the_clock, max_pending=settings.send_queue),
         checks=checks,
         presence=presence,
     )
+    return state
 
 
 def _redis_client(url: str | None) -> Any:
