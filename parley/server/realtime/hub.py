@@ -51,6 +51,7 @@ class Connection:
     last_active: float = field(default_factory=time.monotonic)
     closing: bool = False
     send_wait: float = SEND_WAIT
+    on_close: Callable[[Close], None] | None = None  # the socket's owner: force it if stuck
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
@@ -82,7 +83,10 @@ class Connection:
             return
         self.closing = True
         self._empty()  # drop what it could not read (it will sync); wakes blocked senders
-        self.queue.put_nowait(Close(code, reason))
+        close = Close(code, reason)
+        self.queue.put_nowait(close)
+        if self.on_close is not None:
+            self.on_close(close)
 
     def abort(self) -> None:
         """The socket failed under the writer: nothing more is sent; every waiter wakes."""

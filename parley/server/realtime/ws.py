@@ -27,11 +27,12 @@ from parley.server.moderation.service import blocked_ids
 from parley.server.realtime import protocol
 from parley.server.realtime.events import ChatFrame
 from parley.server.realtime.events import encode as frame
-from parley.server.realtime.hub import Connection, cancel, drain
+from parley.server.realtime.hub import Close, Connection, cancel, drain
 
 log = logging.getLogger("parley.ws")
 HEARTBEAT_INTERVAL = 30
 CLOSE_TOO_BIG = 1009
+CLOSE_GRACE = 2.0  # seconds a closing socket's writer may take to send what it has
 MAX_UNACKED = 64  # sends of one socket waiting for their commit; past it, reading waits
 
 
@@ -120,7 +121,45 @@ def _start_writer(ws: WebSocket, conn: Connection) -> asyncio.Task[None]:
             conn.abort()
             raise
 
-    return asyncio.create_task(write(), name=f"ws-writer-{conn.user_id}")
+    task = asyncio.create_task(write(), name=f"ws-writer-{conn.user_id}")
+
+    def on_close(close: Close) -> None:
+        # A writer stuck sending to a client that does not read never reaches the Close:
+        # after a grace period it is cancelled and the socket closed from here (the close
+        # handshake itself is bounded by the WebSocket library's close timeout).
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, _force_close, ws, task, close)
+
+    conn.on_close = on_close
+    return task
+
+
+def _force_close(ws: WebSocket, writer: asyncio.Task[None], close: Close) -> None:
+    if writer.done():
+        return
+    writer.cancel()
+
+    async def close_now() -> None:
+        try:
+            async with asyncio.timeout(CLOSE_GRACE):
+                await ws.close(close.code, close.reason)
+        except Exception:  # its buffers are full: the close frame cannot go out either
+            _abort(ws)
+
+    task = asyncio.create_task(close_now())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _abort(ws: WebSocket) -> None:
+    """Drops the TCP connection under a socket whose peer stopped reading."""
+    for channel in (ws._receive, ws._send):  # uvicorn's protocol object, unwrapped
+        transport = getattr(getattr(channel, "__self__", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+            return
 
 
 async def _read_loop(ws: WebSocket, ctx: Context) -> None:
