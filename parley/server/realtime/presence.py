@@ -147,6 +147,8 @@ class Presence:
             await self.broker.publish(PresenceChanged(user_id, online, self.hub.process))
         except Exception:  # presence is best-effort: never fails a connect or a disconnect
             log.warning("presence could not be shared", exc_info=True)
+        if self.hub.remote.get(user_id):
+            return  # present through another process before and after: nothing changed
         self._maybe_announce(user_id)
 
     def _maybe_announce(self, user_id: int) -> None:

@@ -67,19 +67,20 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     conn.chats, conn.blocked = chats, blocked
     ctx = Context(state, principal, conn)
     writer: asyncio.Task[None] | None = None
+    # `hello` is queued first, so no event can reach the client before it; the connection
+    # is present from now on (online).
+    conn.push(
+        frame(
+            "hello",
+            user=user_public(principal.user, own=True, online=True),
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+        )
+    )
     try:
         try:
             await state.hub.register(conn)  # indexes first: a presence failure is harmless
         except Exception:
             log.warning("presence failed while a socket registered", exc_info=True)
-        online = state.hub.is_online(principal.id)
-        conn.push(
-            frame(
-                "hello",
-                user=user_public(principal.user, own=True, online=online),
-                heartbeat_interval=HEARTBEAT_INTERVAL,
-            )
-        )
         writer = _start_writer(ws, conn)
         await _read_loop(ws, ctx)
     finally:
