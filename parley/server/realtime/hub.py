@@ -52,6 +52,7 @@ class Connection:
     closing: bool = False
     send_wait: float = SEND_WAIT
     on_close: Callable[[Close], None] | None = None  # the socket's owner: force it if stuck
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
@@ -69,22 +70,41 @@ class Connection:
         """Queues a reply to this client's own request, waiting while its queue is full.
 
         The wait is bounded: a client that does not read for `send_wait` seconds is closed
-        with 1013. A closing connection returns at once (its waiters are woken by close()).
+        with 1013. A closing connection returns at once, and closing wakes every waiter.
         """
         if self.closing:
             return
         try:
-            await asyncio.wait_for(self.queue.put(frame), self.send_wait)
-        except TimeoutError:
-            self.close(CLOSE_TRY_AGAIN, "send queue full")
+            self.queue.put_nowait(frame)
+            return
+        except asyncio.QueueFull:
+            pass
+        put = asyncio.ensure_future(self.queue.put(frame))
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(closed)
+        try:
+            await asyncio.wait(
+                (put, closed), timeout=self.send_wait, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._waiters.remove(closed)
+            if not put.done():
+                put.cancel()
+                self.close(CLOSE_TRY_AGAIN, "send queue full")
+
+    def _wake_all(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def close(self, code: int, reason: str = "") -> None:
         if self.closing:
             return
         self.closing = True
-        self._empty()  # drop what it could not read (it will sync); wakes blocked senders
+        self._empty()  # drop what it could not read (it will sync)
         close = Close(code, reason)
         self.queue.put_nowait(close)
+        self._wake_all()  # every waiting sender returns
         if self.on_close is not None:
             self.on_close(close)
 
@@ -92,6 +112,7 @@ class Connection:
         """The socket failed under the writer: nothing more is sent; every waiter wakes."""
         self.closing = True
         self._empty()
+        self._wake_all()
 
     def _empty(self) -> None:
         while not self.queue.empty():
