@@ -28,9 +28,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, case, insert, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -261,31 +261,29 @@ async def store_batch(
     for d in drafts:
         next_seq[d.chat_id] += 1
         rows.append(_row(d, next_seq[d.chat_id], now))
+    # executemany form: SQLAlchemy sends one multi-row INSERT ... RETURNING ("insertmanyvalues")
+    # from a statement compiled once, ids in the drafts' order.
     ids = await session.execute(
-        insert(Message).values(rows).returning(Message.id, Message.chat_id, Message.seq)
+        insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
     )
-    id_of = {(chat_id, seq): mid for mid, chat_id, seq in ids.tuples()}
     stored = {
-        d: Message(id=id_of[(r["chat_id"], r["seq"])], **r)
-        for d, r in zip(drafts, rows, strict=True)
+        d: Message(id=mid, **r) for d, r, mid in zip(drafts, rows, ids.scalars(), strict=True)
     }
     read_to: dict[tuple[int, int], int] = {}
     for d, r in zip(drafts, rows, strict=True):
         read_to[(d.chat_id, d.user_id)] = r["seq"]  # seqs grow: the last one is the highest
     await session.execute(
-        update(Membership)
-        .where(tuple_(Membership.chat_id, Membership.user_id).in_(list(read_to)))
-        .values(
-            last_read_seq=case(
-                *(
-                    (and_(Membership.chat_id == c, Membership.user_id == u), seq)
-                    for (c, u), seq in read_to.items()
-                ),
-                else_=Membership.last_read_seq,
-            )
-        )
+        _READ_MARKER, [{"c": c, "u": u, "s": seq} for (c, u), seq in read_to.items()]
     )
     return stored
+
+
+_memberships = cast(Table, Membership.__table__)
+_READ_MARKER = (  # a Core statement: executemany with one set of values per row
+    update(_memberships)
+    .where(_memberships.c.chat_id == bindparam("c"), _memberships.c.user_id == bindparam("u"))
+    .values(last_read_seq=bindparam("s"))
+)
 
 
 def _row(d: Draft, seq: int, now: datetime) -> dict[str, Any]:
