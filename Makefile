@@ -7,6 +7,14 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
+BASE_URL ?= http://127.0.0.1:8080
+SERVER_URL ?= http://127.0.0.1:5000
+BACKUP_DIR ?= backups
+COMPOSE := docker compose -f deploy/docker-compose.yml
+IMAGE ?= parley:latest
+# Docker targets stop with one line when there is no Docker engine to talk to.
+NEED_DOCKER = @docker info >/dev/null 2>&1 || { echo "make $@: needs Docker (docker info failed: install Docker and start its engine)"; exit 1; }
+
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -49,4 +57,86 @@ bench: $(STAMP) ## load benchmark: prints a table, writes bench/results/*.json
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-.PHONY: help install run server migrate test lint format bench clean
+# --- operations (docs/operations.md) ---------------------------------------------------
+
+build: ## build the Docker image (IMAGE, default parley:latest; needs Docker)
+	$(NEED_DOCKER)
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+up: ## start the compose stack: nginx, 2 gateways, 2 servers, PostgreSQL, Redis, MinIO, monitoring
+	$(NEED_DOCKER)
+	@test -f deploy/.env || { echo "make up: create deploy/.env first (cp deploy/env.example deploy/.env, then set the secrets)"; exit 1; }
+	$(COMPOSE) up -d
+
+up-build: ## rebuild the image, then start the compose stack
+	$(NEED_DOCKER)
+	@test -f deploy/.env || { echo "make up-build: create deploy/.env first (cp deploy/env.example deploy/.env)"; exit 1; }
+	$(COMPOSE) up -d --build
+
+down: ## stop the compose stack (volumes kept)
+	$(NEED_DOCKER)
+	$(COMPOSE) down
+
+logs: ## follow the logs of every compose service
+	$(NEED_DOCKER)
+	$(COMPOSE) logs -f --tail=100
+
+logs-app: ## follow the logs of Parley's gateways and servers (compose)
+	$(NEED_DOCKER)
+	$(COMPOSE) logs -f --tail=100 gateway1 gateway2 server1 server2
+
+status: ## compose services and their health, or the local Parley's health without Docker
+	@if docker info >/dev/null 2>&1 && [ -n "$$($(COMPOSE) ps -q 2>/dev/null)" ]; then \
+		$(COMPOSE) ps; \
+	else \
+		echo "(no compose stack running: checking $(BASE_URL))"; \
+		$(BIN)/python deploy/scripts/status.py health $(BASE_URL) $(SERVER_URL); \
+	fi
+
+dev-setup: $(STAMP) ## prepare a development machine: .venv, browsers for e2e tests, migrated database
+	@$(BIN)/python -m playwright install chromium >/dev/null 2>&1 || echo "(playwright browsers not installed: the e2e tests use Debian's chromium if present)"
+	@$(BIN)/parley migrate
+
+dev: $(STAMP) ## PostgreSQL, Redis and MinIO in Docker when available, then Parley natively on them
+	@if docker info >/dev/null 2>&1; then \
+		test -f deploy/.env || cp deploy/env.example deploy/.env; \
+		$(COMPOSE) up -d --wait postgres redis minio && \
+		set -a && . deploy/.env && set +a && \
+		DATABASE_URL=postgresql://$$POSTGRES_USER:$$POSTGRES_PASSWORD@127.0.0.1:$${POSTGRES_HOST_PORT:-5432}/$$POSTGRES_DB \
+		REDIS_URL=redis://127.0.0.1:$${REDIS_HOST_PORT:-6379}/0 \
+		S3_ENDPOINT=http://127.0.0.1:$${MINIO_HOST_PORT:-9000} S3_ACCESS_KEY=$$MINIO_ROOT_USER S3_SECRET_KEY=$$MINIO_ROOT_PASSWORD \
+		LOG_LEVEL=debug $(BIN)/parley serve; \
+	else \
+		echo "(no Docker: Parley on the configured backends, else the embedded SQLite ones)"; \
+		LOG_LEVEL=debug $(BIN)/parley serve; \
+	fi
+
+dev-app: $(STAMP) ## only Parley, natively, on the configured backends (debug logs)
+	@LOG_LEVEL=debug $(BIN)/parley serve
+
+api-test: $(STAMP) ## exercise the whole API of the instance at BASE_URL (default http://127.0.0.1:8080)
+	@$(BIN)/python deploy/scripts/api_test.py $(BASE_URL)
+
+health: $(STAMP) ## health of the gateway at BASE_URL and the server at SERVER_URL
+	@$(BIN)/python deploy/scripts/status.py health $(BASE_URL) $(SERVER_URL)
+
+stats: $(STAMP) ## users, chats, messages, sockets and key metrics of the running instance
+	@$(BIN)/python deploy/scripts/status.py stats $(BASE_URL) $(SERVER_URL)
+
+db-shell: $(STAMP) ## psql (PostgreSQL) or sqlite3 on the configured database
+	@$(BIN)/python deploy/scripts/db.py shell
+
+db-backup: $(STAMP) ## back up the configured database and the file store into ./backups (BACKUP_DIR)
+	@$(BIN)/python deploy/scripts/db.py backup $(BACKUP_DIR)
+
+db-migrate: $(STAMP) ## apply database migrations to the configured database
+	@$(BIN)/parley migrate
+
+clean-all: clean ## clean, plus ./data, ./backups and the compose stack's volumes (asks first)
+	@read -r -p "Delete ./data, ./backups and the compose volumes? [y/N] " answer; [ "$$answer" = y ] || { echo "nothing deleted"; exit 1; }
+	rm -rf data backups
+	@if docker info >/dev/null 2>&1; then $(COMPOSE) down -v; else echo "(no Docker: compose volumes not touched)"; fi
+
+.PHONY: help install run server migrate test lint format bench clean build up up-build down \
+	logs logs-app status dev-setup dev dev-app api-test health stats db-shell db-backup \
+	db-migrate clean-all

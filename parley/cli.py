@@ -8,18 +8,27 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from parley.config import Settings
+from parley.logs import install_redaction
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        help="the gateway's interface (PARLEY_HOST, default 127.0.0.1); the server always "
+        "binds PARLEY_SERVER_HOST (default 127.0.0.1)",
+    )
     parser.add_argument("--port", type=int, help="server port (PORT, default 5000)")
     parser.add_argument(
         "--gateway-port", type=int, help="gateway port (GATEWAY_PORT, default 8080)"
     )
     parser.add_argument("--data-dir", help="data directory (PARLEY_DATA_DIR, default ./data)")
     parser.add_argument(
-        "--upstream", action="append", help="server base URL for the gateway (repeatable)"
+        "--upstream",
+        action="append",
+        help="server base URL(s) for the gateway: repeat the flag or separate with commas",
     )
 
 
@@ -39,9 +48,15 @@ def build_settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-def _cmd_server(settings: Settings, _args: argparse.Namespace) -> int:
+def _cmd_server(settings: Settings, args: argparse.Namespace) -> int:
     from parley.server.app import run_server
 
+    if args.host is not None and args.host != settings.server_host:
+        print(
+            f"Note: --host is the gateway's interface; the server binds "
+            f"{settings.server_host} (set PARLEY_SERVER_HOST to change it).",
+            file=sys.stderr,
+        )
     run_server(settings)
     return 0
 
@@ -100,9 +115,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_redaction()  # before anything logs: no token, cookie or password in any line
     args = make_parser().parse_args(argv)
     try:
         settings = build_settings(args)
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"Invalid configuration: {where}: {message}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"Invalid configuration: {exc}", file=sys.stderr)
         return 2

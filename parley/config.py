@@ -5,12 +5,33 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
-from urllib.parse import quote
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class _DocumentedEnv(EnvSettingsSource):
+    """Reads each setting from its documented variable only (`PORT`, `PARLEY_HOST`…), never
+    from its Python name: `populate_by_name` would otherwise make `HOST` set the host."""
+
+    def _extract_field_info(
+        self, field: FieldInfo, field_name: str, model_config: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, str, bool]]:
+        found = super()._extract_field_info(field, field_name, model_config)
+        if field.alias:
+            found = [entry for entry in found if entry[0] == field.alias]
+        return found
 
 
 class Settings(BaseSettings):
@@ -18,7 +39,21 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    host: str = "127.0.0.1"
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _DocumentedEnv(settings_cls), dotenv_settings, file_secret_settings
+
+    # The gateway's interface (`--host`). The server binds `server_host` whatever this says,
+    # so `--host 0.0.0.0` never exposes the server's /docs and /service/metrics.
+    host: str = Field("127.0.0.1", alias="PARLEY_HOST")
+    server_host: str = Field("127.0.0.1", alias="PARLEY_SERVER_HOST")
     port: int = Field(5000, alias="PORT")
     gateway_port: int = Field(8080, alias="GATEWAY_PORT")
     data_dir: Path = Field(Path("./data"), alias="PARLEY_DATA_DIR")
@@ -48,6 +83,7 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
     log_level: str = Field("info", alias="LOG_LEVEL")
     max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
+    max_sockets_per_user: int = Field(20, ge=1, alias="PARLEY_MAX_SOCKETS_PER_USER")
 
     worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
     presence_timeout: float = Field(75.0, alias="PARLEY_PRESENCE_TIMEOUT")
@@ -73,15 +109,27 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(25 * 1024 * 1024, alias="PARLEY_MAX_ATTACHMENT_BYTES")
     max_avatar_bytes: int = Field(5 * 1024 * 1024, alias="PARLEY_MAX_AVATAR_BYTES")
     ws_max_frame: int = Field(64 * 1024, alias="PARLEY_WS_MAX_FRAME")
+    body_timeout: float = Field(30.0, gt=0, alias="PARLEY_BODY_TIMEOUT")
+    max_inflight_per_ip: int = Field(50, ge=1, alias="PARLEY_MAX_INFLIGHT_PER_IP")
     ws_send_queue: int = Field(256, alias="PARLEY_WS_SEND_QUEUE")
     cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
+    shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
+    shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
 
     @field_validator("upstreams", "trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
+        """ "a,b" from the environment, and each of a repeated flag ("a,b", "c") split too."""
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            value = [value]
+        if isinstance(value, list | tuple):
+            return [p.strip() for item in value for p in str(item).split(",") if p.strip()]
         return value
+
+    @field_validator("upstreams")
+    @classmethod
+    def _check_upstreams(cls, value: list[str]) -> list[str]:
+        return [check_upstream(url) for url in value]
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -105,7 +153,7 @@ class Settings(BaseSettings):
 
     @property
     def upstream_urls(self) -> list[str]:
-        return self.upstreams or [f"http://{self.host}:{self.port}"]
+        return self.upstreams or [f"http://{url_host(connect_host(self.server_host))}:{self.port}"]
 
     def jwt_key(self) -> str:
         """JWT_SECRET, else a secret generated once and kept in the data dir."""
@@ -122,6 +170,36 @@ class Settings(BaseSettings):
                 os.link(tmp, path)
             tmp.unlink()
         return path.read_text().strip()
+
+
+MAX_JSON_BODY = 64 * 1024  # request bodies other than uploads (API.md "Abuse limits")
+UPLOAD_SLACK = 64 * 1024  # multipart framing and form fields beside an upload's file
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def connect_host(host: str) -> str:
+    """Where to reach a process bound to `host` from this machine (a wildcard: loopback)."""
+    return "127.0.0.1" if host in WILDCARD_HOSTS else host
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def check_upstream(url: str) -> str:
+    """An upstream is a base URL, http(s)://host[:port]; anything else fails at start."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"upstream {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"upstream {url!r} must look like http://host:port")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"upstream {url!r}: give only scheme, host and port (no path or query)")
+    if port == 0:
+        raise ValueError(f"upstream {url!r}: port 0 is not a port")
+    return url.rstrip("/")
 
 
 def _async_driver(url: str) -> str:

@@ -65,6 +65,12 @@ class NotFound(ParleyError):
     detail = "Not found"
 
 
+class RequestTimeout(ParleyError):
+    status = 408
+    code = "request_timeout"
+    detail = "The request body arrived too slowly"
+
+
 class Conflict(ParleyError):
     status = 409
     code = "conflict"

@@ -14,11 +14,10 @@ from types import FrameType
 
 import httpx
 
-from parley.config import Settings
+from parley.config import Settings, connect_host, url_host
 
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
-_WILDCARDS = {"", "0.0.0.0", "::"}
 
 
 def run_serve(settings: Settings) -> int:
@@ -34,7 +33,7 @@ def run_serve(settings: Settings) -> int:
     try:
         return _supervise(settings, processes, stop)
     finally:
-        _stop_all(processes)
+        _stop_all(processes, max(STOP_TIMEOUT, settings.shutdown_timeout + 5))
         _restore_signals(previous)
 
 
@@ -42,13 +41,13 @@ def check_ports(settings: Settings) -> str | None:
     """A clear message when a port is taken (or both are the same), else None."""
     if settings.port == settings.gateway_port:
         return f"The server and the gateway cannot share port {settings.port}."
-    for role, port, knob in (
-        ("gateway", settings.gateway_port, "--gateway-port / GATEWAY_PORT"),
-        ("server", settings.port, "--port / PORT"),
+    for role, host, port, knob in (
+        ("gateway", settings.host, settings.gateway_port, "--gateway-port / GATEWAY_PORT"),
+        ("server", settings.server_host, settings.port, "--port / PORT"),
     ):
-        if not is_port_free(settings.host, port):
+        if not is_port_free(host, port):
             return (
-                f"Port {port} on {settings.host} is already in use, so the {role} cannot start. "
+                f"Port {port} on {host} is already in use, so the {role} cannot start. "
                 f"Stop whatever is using it, or choose another port with {knob}."
             )
     return None
@@ -68,9 +67,8 @@ def is_port_free(host: str, port: int) -> bool:
 def _supervise(
     settings: Settings, processes: list[tuple[str, subprocess.Popen[bytes]]], stop: threading.Event
 ) -> int:
-    host = _connect_host(settings.host)
-    server_url = f"http://{_url_host(host)}:{settings.port}"
-    gateway_url = f"http://{_url_host(host)}:{settings.gateway_port}"
+    server_url = f"http://{url_host(connect_host(settings.server_host))}:{settings.port}"
+    gateway_url = f"http://{url_host(connect_host(settings.host))}:{settings.gateway_port}"
     _say(f"Starting the server on {server_url} (data in {settings.data_dir.resolve()})…")
     processes.append(("server", _spawn("server", settings)))
     if not _wait_ready("server", server_url + "/health", processes[-1][1], stop):
@@ -83,16 +81,26 @@ def _supervise(
     return _watch(processes, stop)
 
 
-def _spawn(command: str, settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
-    args = [
+def spawn_args(command: str, settings: Settings, *extra: str) -> list[str]:
+    """The command line of one child: the server gets no --host (it binds server_host)."""
+    host = ["--host", settings.host] if command == "gateway" else []
+    return [
         sys.executable, "-m", "parley.cli", command,
-        "--host", settings.host,
+        *host,
         "--port", str(settings.port),
         "--gateway-port", str(settings.gateway_port),
         "--data-dir", str(settings.data_dir.resolve()),
         *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _spawn(command: str, settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
+    args = spawn_args(command, settings, *extra)
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PARLEY_SERVER_HOST": settings.server_host,
+    }
     # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
     return subprocess.Popen(args, env=env, start_new_session=True)
 
@@ -125,7 +133,9 @@ def _watch(processes: list[tuple[str, subprocess.Popen[bytes]]], stop: threading
     return 0
 
 
-def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def _stop_all(
+    processes: list[tuple[str, subprocess.Popen[bytes]]], timeout: float = STOP_TIMEOUT
+) -> None:
     """Gateway first (its WebSockets close with 1001), then the server."""
     if any(p.poll() is None for _, p in processes):
         _say("Stopping Parley…")
@@ -134,9 +144,9 @@ def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
             continue
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(STOP_TIMEOUT)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
-            _say(f"The {role} did not stop in {STOP_TIMEOUT:.0f}s; killing it.", error=True)
+            _say(f"The {role} did not stop in {timeout:.0f}s; killing it.", error=True)
             process.kill()
             process.wait()
     if processes:
@@ -159,14 +169,6 @@ def _trap_signals(stop: threading.Event) -> dict[int, _Handler]:
 def _restore_signals(previous: dict[int, _Handler]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)  # type: ignore[arg-type]
-
-
-def _connect_host(host: str) -> str:
-    return "127.0.0.1" if host in _WILDCARDS else host
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _say(message: str, *, error: bool = False) -> None:

@@ -107,6 +107,7 @@ class Gateway:
         connect_timeout: float,
         read_timeout: float,
         fail_timeout: float,
+        max_upstream_connections: int = 1000,
     ) -> None:
         self.settings = settings
         self.jwt_key = settings.jwt_key()
@@ -114,10 +115,20 @@ class Gateway:
         self.metrics = GatewayMetrics(user_label_limit=settings.metrics_user_labels)
         self.rate_limits = RateLimits(settings)
         self.pool = UpstreamPool(settings.upstream_urls, fail_timeout=fail_timeout)
-        self.http = HttpProxy(self.pool, connect_timeout=connect_timeout, read_timeout=read_timeout)
-        self.websockets = WebSocketRelay(
-            self.pool, connect_timeout=connect_timeout, max_size=settings.ws_max_frame
+        self.http = HttpProxy(
+            self.pool,
+            settings=settings,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_upstream_connections,
         )
+        self.websockets = WebSocketRelay(
+            self.pool,
+            connect_timeout=connect_timeout,
+            max_size=settings.ws_max_frame,
+            handshake_timeout=read_timeout,
+        )
+        self.inflight: dict[str, int] = {}  # HTTP requests being answered, per client IP
         self._static = StaticFiles(directory=static_dir, check_dir=False)
         self.router = Router(routes=self._routes(), lifespan=self._lifespan, default=_not_found)
 
@@ -160,9 +171,33 @@ class Gateway:
         scope.setdefault("state", {})["exchange"] = exchange
         wrapped = self._wrap_send(send, exchange, conn)
         try:
-            await self._handle(conn, scope, receive, wrapped, exchange)
+            if scope["type"] == "http":
+                await self._counted(conn, scope, receive, wrapped, exchange)
+            else:
+                await self._handle(conn, scope, receive, wrapped, exchange)
         finally:
             self._record(scope, exchange)
+
+    async def _counted(
+        self, conn: HTTPConnection, scope: Scope, receive: Receive, send: Send, ex: _Exchange
+    ) -> None:
+        """At most PARLEY_MAX_INFLIGHT_PER_IP requests of one client IP at a time (429)."""
+        ip = ex.client_ip
+        held = self.inflight.get(ip, 0)
+        if held >= self.settings.max_inflight_per_ip:
+            self.metrics.observe_blocked(route=ex.route, scope="inflight")
+            ex.headers["Retry-After"] = "1"
+            await send_error(send, 429, "Too many requests at once, slow down", "rate_limited")
+            return
+        self.inflight[ip] = held + 1
+        try:
+            await self._handle(conn, scope, receive, send, ex)
+        finally:
+            left = self.inflight[ip] - 1
+            if left:
+                self.inflight[ip] = left
+            else:
+                del self.inflight[ip]
 
     async def _handle(
         self, conn: HTTPConnection, scope: Scope, receive: Receive, send: Send, ex: _Exchange
@@ -322,9 +357,13 @@ class Gateway:
         )
 
     async def _health(self, _request: Request) -> Response:
-        states = await asyncio.gather(*(self._probe(u.url) for u in self.pool.upstreams))
-        for upstream, up in zip(self.pool.upstreams, states, strict=True):
-            (self.pool.mark_ok if up else self.pool.mark_failed)(upstream)
+        probes = await asyncio.gather(*(self._probe(u.url) for u in self.pool.upstreams))
+        states = [probe == "ok" for probe in probes]
+        for upstream, probe in zip(self.pool.upstreams, probes, strict=True):
+            if probe == "ok":
+                self.pool.mark_ok(upstream)
+            elif probe == "unreachable":  # slow or unhealthy answers do not mark it down
+                self.pool.mark_failed(upstream)
         upstreams = [
             {"name": f"upstream-{i + 1}", "status": "ok" if up else "down"}
             for i, up in enumerate(states)
@@ -340,12 +379,15 @@ class Gateway:
         }
         return Response(orjson.dumps(body), 200 if ok else 503, media_type="application/json")
 
-    async def _probe(self, url: str) -> bool:
+    async def _probe(self, url: str) -> str:
+        """ "ok", "unreachable" (no connection could be made) or "failing" (slow or not 200)."""
         try:
             response = await self.http.client.get(url + "/health", timeout=2.0)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            return "unreachable"
         except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+            return "failing"
+        return "ok" if response.status_code == 200 else "failing"
 
 
 _EXPOSED = b"x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset"
@@ -434,6 +476,7 @@ def create_app(
     connect_timeout: float = 3.0,
     read_timeout: float = 60.0,
     fail_timeout: float = 10.0,
+    max_upstream_connections: int = 1000,
 ) -> Gateway:
     """The gateway app; `static_dir` defaults to parley/web. Nothing runs until served."""
     return Gateway(
@@ -442,6 +485,7 @@ def create_app(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         fail_timeout=fail_timeout,
+        max_upstream_connections=max_upstream_connections,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,20 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from parley.bodies import (
+    BodyLimit,
+    BodyRefused,
+    ClientGone,
+    body_limit,
+    check_declared,
+    has_body,
+    next_chunk,
+    read_body,
+    send_refusal,
+    too_large,
+)
+from parley.config import Settings
 
 logger = logging.getLogger("parley.gateway")
 
@@ -149,43 +164,53 @@ def _forwarding_headers(fwd: Forwarding) -> list[tuple[str, str]]:
 
 
 class _Body:
-    """The request body as an async stream read from the ASGI channel, never buffered whole."""
+    """An upload body as an async stream read from the ASGI channel, never buffered whole:
+    counted against its limit, and 408 when the client pauses longer than `idle` seconds."""
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, limit: BodyLimit, idle: float) -> None:
         self._receive = receive
+        self._limit = limit
+        self._idle = idle
         self.started = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.started = True
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
+        size = 0
+        more = True
+        while more:
+            chunk, more = await next_chunk(self._receive, self._idle)
+            size += len(chunk)
+            if size > self._limit.max_bytes:
+                raise too_large(self._limit)
             if chunk:
                 yield chunk
-            if not message.get("more_body", False):
-                return
-
-
-class ClientGone(Exception):
-    """The client went away while its request body was being forwarded."""
-
-
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
 
 
 class HttpProxy:
-    """Forwards one request to the first upstream that answers; streams both bodies."""
+    """Forwards one request to the first upstream that answers; streams both bodies.
 
-    def __init__(self, pool: UpstreamPool, *, connect_timeout: float, read_timeout: float) -> None:
+    JSON bodies (at most 64 KiB) are read whole first, so a slow sender never holds an
+    upstream connection and a request can be retried on the next upstream; uploads are
+    streamed. Only a connection that could not be made marks an upstream as failed: a
+    slow answer (504) or our own pool being full (503) says nothing about its health.
+    """
+
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        *,
+        settings: Settings,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int = 1000,
+    ) -> None:
         self.pool = pool
+        self.settings = settings
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(200, max_connections),
+        )
         # A shared client must never keep cookies: one user's Set-Cookie would otherwise be
         # replayed on the next user's request.
         self.client = httpx.AsyncClient(
@@ -197,7 +222,12 @@ class HttpProxy:
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, fwd: Forwarding) -> None:
         headers = _end_to_end(scope["headers"], _DROP_REQUEST) + _forwarding_headers(fwd)
-        body = _Body(receive) if _has_body(scope) else None
+        try:
+            body = await self._body(scope, receive)
+        except BodyRefused as refused:
+            return await send_refusal(send, refused)
+        except ClientGone:
+            return
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -206,23 +236,37 @@ class HttpProxy:
             request = self.client.build_request(scope["method"], url, headers=headers, content=body)
             try:
                 response = await self.client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+            except (httpx.ConnectError, httpx.ConnectTimeout):
                 self.pool.mark_failed(upstream)
-                if body is not None and body.started:
+                if isinstance(body, _Body) and body.started:
                     break
                 continue
+            except httpx.PoolTimeout:
+                return await send_error(
+                    send, 503, "The gateway is busy, try again shortly", "unavailable"
+                )
             except httpx.TimeoutException:
                 return await send_error(
                     send, 504, "The server did not answer in time", "gateway_timeout"
                 )
+            except BodyRefused as refused:
+                return await send_refusal(send, refused)
             except ClientGone:
                 return
             except httpx.HTTPError:
-                self.pool.mark_failed(upstream)
                 return await send_error(send, 502, "The server connection failed", "bad_gateway")
             self.pool.mark_ok(upstream)
             return await self._relay_response(response, send)
         await send_error(send, 502, "No server is available", "bad_gateway")
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes | _Body | None:
+        if not has_body(scope):
+            return None
+        limit = body_limit(scope["path"], self.settings)
+        check_declared(scope, limit)
+        if limit.upload:
+            return _Body(receive, limit, self.settings.body_timeout)
+        return await read_body(receive, limit, self.settings.body_timeout)
 
     async def _relay_response(self, response: httpx.Response, send: Send) -> None:
         try:
@@ -260,9 +304,17 @@ class _Relay:
 class WebSocketRelay:
     """Relays frames both ways between a client and an upstream `/service/ws`."""
 
-    def __init__(self, pool: UpstreamPool, *, connect_timeout: float, max_size: int) -> None:
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        *,
+        connect_timeout: float,
+        max_size: int,
+        handshake_timeout: float = 60.0,
+    ) -> None:
         self.pool = pool
         self._connect_timeout = connect_timeout
+        self._handshake_timeout = handshake_timeout
         self._max_size = max_size
         self._relays: set[_Relay] = set()
 
@@ -302,15 +354,23 @@ class WebSocketRelay:
         protocols = websocket.headers.get("sec-websocket-protocol")
         subprotocols = [p.strip() for p in protocols.split(",")] if protocols else None
         for upstream in self.pool.candidates():
+            # Only a TCP connection that cannot be made marks the upstream as failed; a
+            # server busy answering the handshake is healthy and is given the read timeout.
+            try:
+                sock = await asyncio.wait_for(_open_socket(upstream), self._connect_timeout)
+            except (OSError, TimeoutError):
+                self.pool.mark_failed(upstream)
+                continue
             url = upstream.ws_url + "/service/ws" + (f"?{query}" if query else "")
             try:
                 connection = await websockets.connect(
                     url,
+                    sock=sock,
                     additional_headers=headers,
                     subprotocols=subprotocols,  # type: ignore[arg-type]
                     max_size=self._max_size,
                     max_queue=16,
-                    open_timeout=self._connect_timeout,
+                    open_timeout=self._handshake_timeout,
                     compression=None,
                     proxy=None,
                     user_agent_header=None,
@@ -319,7 +379,13 @@ class WebSocketRelay:
                 self.pool.mark_ok(upstream)
                 await _deny(websocket, exc.response.status_code, bytes(exc.response.body or b""))
                 return None
-            except (OSError, TimeoutError, InvalidHandshake):
+            except TimeoutError:
+                sock.close()
+                body = error_body("The server did not answer in time", "gateway_timeout")
+                await _deny(websocket, 504, body)
+                return None
+            except (OSError, InvalidHandshake):
+                sock.close()
                 self.pool.mark_failed(upstream)
                 continue
             self.pool.mark_ok(upstream)
@@ -415,6 +481,29 @@ async def _deny(websocket: WebSocket, status: int, body: bytes) -> None:
         {"type": "websocket.http.response.start", "status": status, "headers": headers}
     )
     await websocket.send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _open_socket(upstream: Upstream) -> socket.socket:
+    """A connected non-blocking TCP socket to the upstream (its handshake comes after)."""
+    url = httpx.URL(upstream.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
+    error: OSError = OSError(f"cannot resolve {url.host}")
+    for family, kind, proto, _name, address in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
 
 
 def _no_cookies() -> CookieJar:

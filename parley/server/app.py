@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from types import FrameType
 from typing import Any, cast
 
 import uvicorn
@@ -22,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import __version__, errors
+from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
 from parley.server import compat
 from parley.server.accounts.routes import router as accounts_router
@@ -46,6 +49,8 @@ from parley.server.workers import start_workers
 
 log = logging.getLogger("parley.server")
 CLOSE_GOING_AWAY = 1001
+CLOSE_SERVICE_RESTART = 1012  # a rollout: clients reconnect (to another replica) and sync
+_LIFESPAN_MARGIN = 2.0  # of PARLEY_SHUTDOWN_TIMEOUT, kept for closing the backends
 
 
 def make_state(
@@ -149,6 +154,7 @@ def create_app(
     )
     app.state.parley = state = make_state(settings, clock=clock)
     state.metrics = metrics = ServerMetrics(lambda: state.hub.connection_count, state.started)
+    metrics.bind_database(state.engine)
     for router in (
         accounts_router,
         chats_router,
@@ -161,6 +167,7 @@ def create_app(
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before any read
 
     @app.get("/service/metrics", include_in_schema=False)
     async def metrics_route() -> Response:
@@ -251,7 +258,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None)
     warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
     return uvicorn.Config(
         app,
-        host=settings.host,
+        host=settings.server_host,  # never the gateway's --host (see Settings.server_host)
         port=port if port is not None else settings.port,
         ws="websockets",
         ws_max_size=settings.ws_max_frame,
@@ -262,17 +269,64 @@ def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None)
         ws_ping_timeout=20,
         log_level=settings.log_level.lower(),
         access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=graceful_timeout(settings),
         lifespan="on",
     )
+
+
+def graceful_timeout(settings: Settings) -> int:
+    """Seconds in-flight requests get after the listener closes, within the shutdown budget."""
+    left = settings.shutdown_timeout - settings.shutdown_drain - _LIFESPAN_MARGIN
+    return max(1, int(left))
+
+
+class ParleyServer(uvicorn.Server):
+    """Graceful rollout on SIGTERM/SIGINT, all within PARLEY_SHUTDOWN_TIMEOUT.
+
+    1. readiness turns false at once (/health answers 503 "draining");
+    2. after PARLEY_SHUTDOWN_DRAIN seconds (0: at once) the listener closes;
+    3. open sockets close with 1012 so clients reconnect to another replica;
+    4. in-flight requests finish (cancelled past the budget); the backends close.
+    A second signal skips the drain.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.parley: AppState = app.state.parley
+        self._drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        drain = self.parley.settings.shutdown_drain
+        if not self.parley.draining:
+            log.info("shutting down: readiness off, draining for %.1fs", drain)
+        if self.parley.draining or drain <= 0:
+            self.parley.draining = True
+            super().handle_exit(sig, frame)
+            return
+        self.parley.draining = True
+        self._captured_signals.append(sig)  # uvicorn re-raises it once stopped, as usual
+        self._drain_until = time.monotonic() + drain
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            return True
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        self.parley.draining = True
+        for listener in self.servers:
+            listener.close()  # no new connections from here on
+        self.parley.hub.close_all(CLOSE_SERVICE_RESTART)
+        await asyncio.sleep(0.1)  # let the writers send their close frames
+        await super().shutdown(sockets)
 
 
 def run_server(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    server = uvicorn.Server(uvicorn_config(create_app(settings), settings))
-    server.run()
+    app = create_app(settings)
+    ParleyServer(uvicorn_config(app, settings), app).run()
 
 
 async def migrate_database(settings: Settings) -> None:

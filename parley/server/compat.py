@@ -130,9 +130,10 @@ async def health(state: StateDep) -> JSONResponse:
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
-    healthy = checks["database"] == "ok"
+    healthy = checks["database"] == "ok" and not state.draining
+    status = "draining" if state.draining else "ok" if healthy else "unavailable"
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        {"status": status, "checks": checks},
         status_code=200 if healthy else 503,
     )
 

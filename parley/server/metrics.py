@@ -5,9 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley import __version__
+from parley.server.db.session import CONFLICT_REASONS, OPERATIONS, instrument, pool_usage
+
+_DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class ServerMetrics:
@@ -52,6 +63,45 @@ class ServerMetrics:
         )
         uptime.set_function(lambda: time.monotonic() - started)
         Info("app", "Parley build information", registry=registry).info({"version": __version__})
+        ProcessCollector(registry=registry)  # process_cpu_seconds_total, resident memory, fds
+        self.db_query_time = Histogram(
+            "db_query_duration_seconds",
+            "Time to execute one SQL statement, by operation (its first word)",
+            ["operation"],
+            registry=registry,
+            buckets=_DB_BUCKETS,
+        )
+        self.db_retries = Counter(
+            "db_transaction_retries_total",
+            "Statements that hit a concurrent-write conflict; the transaction is rolled back "
+            "and retried or resolved (reason: unique, serialization, deadlock, lock)",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in CONFLICT_REASONS:  # every series exists from the start, at 0
+            self.db_retries.labels(reason)
+
+    def bind_database(self, engine: AsyncEngine) -> None:
+        """Query durations, conflicts and pool usage of `engine`."""
+        instrument(
+            engine,
+            on_query=lambda op, seconds: self.db_query_time.labels(op).observe(seconds),
+            on_conflict=lambda reason: self.db_retries.labels(reason).inc(),
+        )
+        for op in OPERATIONS:
+            self.db_query_time.labels(op)
+        in_use = Gauge(
+            "db_pool_connections_in_use",
+            "Database connections checked out of this process's pool",
+            registry=self.registry,
+        )
+        in_use.set_function(lambda: float(pool_usage(engine)[0]))
+        waiting = Gauge(
+            "db_pool_connections_waiting",
+            "Callers of this process waiting for a database connection from the pool",
+            registry=self.registry,
+        )
+        waiting.set_function(lambda: float(pool_usage(engine)[1]))
 
     def record_send(self, seconds: float, *, created: bool) -> None:
         self.message_time.observe(seconds)

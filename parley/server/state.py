@@ -46,3 +46,4 @@ class AppState:
     started: float = field(default_factory=time.monotonic)
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None
+    draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away

@@ -11,6 +11,7 @@ from parley.server.chats import service
 from parley.server.chats.access import access_chat
 from parley.server.chats.schemas import (
     ChatPublic,
+    ChatSettings,
     ChatUpdate,
     DirectCreate,
     GroupCreate,
@@ -97,6 +98,20 @@ async def update_chat(
         description=body.description,
     )
     return await service.chat_public(session, chat, membership, viewer_id=me.id)
+
+
+@router.patch("/{chat_id}/settings")
+async def update_settings(
+    chat_id: IdPath, body: ChatSettings, me: CurrentUser, session: SessionDep, state: StateDep
+) -> ChatPublic:
+    """My own settings for the chat (members only): `muted_until` is null (not muted), an
+    RFC 3339 time with an offset (a past one unmutes), or "forever". Fields left out stay."""
+    chat, membership = await service.update_settings(
+        session, state.broker, user_id=me.id, chat_id=chat_id, settings=body, now=state.clock()
+    )
+    return await service.chat_public(
+        session, chat, membership, viewer_id=me.id, online=state.hub.is_online
+    )
 
 
 @router.delete("/{chat_id}", status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from parley.server.accounts.schemas import Id, Strict, UserPublic
 from parley.server.messages.schemas import MessagePublic
@@ -40,6 +40,22 @@ class RoleUpdate(Strict):
     role: Role
 
 
+def _text_only(value: object) -> object:
+    """A time must be written as RFC 3339 text: a bare number is not a time here."""
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError('must be null, an RFC 3339 time with its offset, or "forever"')
+    return value
+
+
+MutedUntil = Annotated[AwareDatetime, BeforeValidator(_text_only)] | Literal["forever"] | None
+
+
+class ChatSettings(Strict):
+    """My own settings for a chat. `muted_until`: null unmutes; a past time unmutes too."""
+
+    muted_until: MutedUntil = None
+
+
 class ChatPublic(BaseModel):
     id: int
     type: str
@@ -54,6 +70,8 @@ class ChatPublic(BaseModel):
     last_message: MessagePublic | None
     my_role: Role | None
     peer: UserPublic | None
+    mention_count: int
+    muted_until: datetime | Literal["forever"] | None
 
 
 class MemberPublic(BaseModel):

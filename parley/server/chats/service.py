@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -11,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import errors
 from parley.server.accounts.service import access_user, user_public
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
-from parley.server.chats.schemas import ChatPublic, MemberPublic
-from parley.server.db.models import Chat, Membership, Message, User
+from parley.server.chats.schemas import ChatPublic, ChatSettings, MemberPublic
+from parley.server.db.models import Chat, Membership, Message, User, utcnow
+from parley.server.messages.mentions import unread_mention_counts
 from parley.server.messages.service import messages_public
-from parley.server.moderation.service import is_blocked_either
+from parley.server.moderation.service import blocked_ids, is_blocked_either
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import (
     ChatFrame,
@@ -26,7 +29,13 @@ from parley.server.realtime.events import (
 from parley.server.realtime.events import encode as frame
 
 GENERAL = "general"
+# "Muted forever" is stored as the last second datetime can hold, so "muted now" is one
+# comparison whatever the kind of mute.
+FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# Fields of the Chat shape that differ per viewer: left out of frames sent to the whole chat.
+PER_VIEWER = frozenset({"unread_count", "my_role", "peer", "mention_count", "muted_until"})
 Online = Callable[[int], bool]
+MuteShown = datetime | Literal["forever"] | None
 
 
 def _offline(_user_id: int) -> bool:
@@ -55,6 +64,8 @@ async def chats_public(
     counts: dict[int, int] = dict(count_rows.tuples().all())
     last = await _last_messages(session, [(c.id, c.last_seq) for c, _ in rows if c.last_seq])
     peers = await _peers(session, [c.id for c, _ in rows if c.type == "direct"], viewer_id)
+    mentions = await _mention_counts(session, rows, viewer_id)
+    now = utcnow()
     result = []
     for chat, membership in rows:
         peer = peers.get(chat.id)
@@ -74,6 +85,8 @@ async def chats_public(
                 last_message=last.get(chat.id),
                 my_role=membership.role if membership else None,
                 peer=user_public(peer, online=online(peer.id)) if peer else None,
+                mention_count=mentions.get(chat.id, 0),
+                muted_until=muted_public(membership.muted_until if membership else None, now),
             )
         )
     return result
@@ -90,6 +103,25 @@ async def chat_public(
     return (await chats_public(session, [(chat, membership)], viewer_id=viewer_id, online=online))[
         0
     ]
+
+
+def muted_public(stored: datetime | None, now: datetime) -> MuteShown:
+    """As the API shows a mute: null once it has ended, "forever" for the far-future mark."""
+    if stored is None or stored <= now:
+        return None
+    return "forever" if stored >= FOREVER else stored
+
+
+async def _mention_counts(
+    session: AsyncSession, rows: Sequence[tuple[Chat, Membership | None]], viewer_id: int
+) -> dict[int, int]:
+    mine = [chat.id for chat, membership in rows if membership is not None]
+    if not mine:
+        return {}
+    hidden = await blocked_ids(session, viewer_id)
+    return await unread_mention_counts(
+        session, user_id=viewer_id, chat_ids=mine, hidden=sorted(hidden)
+    )
 
 
 async def _last_messages(session: AsyncSession, keys: list[tuple[int, int]]) -> dict[int, object]:
@@ -419,14 +451,39 @@ async def publish_chat_updated(
     await session.refresh(chat)
     public = (await chat_public(session, chat, None, viewer_id=0)).model_dump(
         mode="json",
-        exclude={"unread_count", "my_role", "peer", "title"}
-        if chat.type == "direct"
-        else {"unread_count", "my_role", "peer"},
+        exclude=set(PER_VIEWER | {"title"} if chat.type == "direct" else PER_VIEWER),
     )
     skip_user = skip[0] if len(skip) == 1 else None
     await broker.publish(
         ChatFrame(chat.id, frame("chat_updated", chat=public), skip_user=skip_user)
     )
+
+
+async def update_settings(
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    settings: ChatSettings,
+    now: datetime,
+) -> tuple[Chat, Membership]:
+    """The caller's own settings for a chat (members only); fields left out stay. A mute that
+    has already ended is no mute. A real change commits, then reaches the caller's sockets
+    (and only theirs) as a `chat_updated`; a change that changes nothing writes and sends
+    nothing."""
+    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
+    if "muted_until" not in settings.model_fields_set:
+        return chat, membership
+    wanted = FOREVER if settings.muted_until == "forever" else settings.muted_until
+    if isinstance(wanted, datetime):
+        wanted = wanted.astimezone(UTC) if wanted > now else None
+    if muted_public(wanted, now) != muted_public(membership.muted_until, now):
+        membership.muted_until = wanted
+        await session.commit()
+        public = await chat_public(session, chat, membership, viewer_id=user_id)
+        await broker.publish(UsersFrame([user_id], frame("chat_updated", chat=public)))
+    return chat, membership
 
 
 async def count_chats(session: AsyncSession) -> int:

@@ -139,6 +139,8 @@ class Membership(Base):
     role: Mapped[str] = mapped_column(String(16), default="member")
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_read_seq: Mapped[int] = mapped_column(default=0)
+    # Notifications off until then; FOREVER (year 9999) for "forever", None when not muted.
+    muted_until: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -161,6 +163,29 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+
+
+class MessageMention(Base):
+    """A member named in a message (`@username`, or everyone for an admin's `@all`).
+
+    `chat_id` and `seq` are copied from the message so "my unread mentions per chat" and
+    "my mentions, newest first" are answered from this table's indexes alone.
+    """
+
+    __tablename__ = "message_mentions"
+    __table_args__ = (
+        Index("ix_message_mentions_user_message", "user_id", "message_id"),
+        Index("ix_message_mentions_user_chat_seq", "user_id", "chat_id", "seq"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    seq: Mapped[int]
 
 
 class Attachment(Base):

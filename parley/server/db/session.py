@@ -5,33 +5,121 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 7_211_000_001
+# The first word of a statement, as a metric label; anything else is "other".
+OPERATIONS = ("select", "insert", "update", "delete", "begin", "savepoint", "release", "other")
+# Conflicts a transaction rolls back on and the caller retries or resolves, by SQLSTATE.
+CONFLICTS = {"23505": "unique", "40001": "serialization", "40P01": "deadlock", "55P03": "lock"}
+CONFLICT_REASONS = ("unique", "serialization", "deadlock", "lock")
+
+
+class CountingPool(AsyncAdaptedQueuePool):
+    """The usual pool, counting the callers waiting for a connection (metrics)."""
+
+    waiting = 0  # per pool: the first increment makes it an instance attribute
+
+    def _do_get(self) -> Any:
+        self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
+
+
+# SQLAlchemy names a pool's logger after its class; keep ours as quiet as its own pools
+# (warnings only), or every dispose logs "Pool recreating" at INFO.
+logging.getLogger(f"{CountingPool.__module__}.{CountingPool.__name__}").setLevel(logging.WARNING)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, poolclass=CountingPool)
         _tune_sqlite(engine)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        poolclass=CountingPool,
     )
+
+
+def pool_usage(engine: AsyncEngine) -> tuple[int, int]:
+    """Connections checked out of the pool, and callers waiting for one."""
+    pool = engine.sync_engine.pool
+    in_use = pool.checkedout() if isinstance(pool, AsyncAdaptedQueuePool) else 0
+    return in_use, pool.waiting if isinstance(pool, CountingPool) else 0
+
+
+def instrument(
+    engine: AsyncEngine,
+    on_query: Callable[[str, float], None],
+    on_conflict: Callable[[str], None],
+) -> None:
+    """Reports each statement's duration by operation, and write conflicts by reason."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _before(
+        _conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if context is not None:
+            context._parley_started = time.perf_counter()
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _after(_conn: Any, _cursor: Any, sql: str, _params: Any, context: Any, _many: bool) -> None:
+        started = getattr(context, "_parley_started", None)
+        if started is not None:
+            on_query(operation(sql), time.perf_counter() - started)
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _error(context: ExceptionContext) -> None:
+        started = getattr(context.execution_context, "_parley_started", None)
+        if started is not None and context.statement is not None:  # failed ones count too
+            on_query(operation(context.statement), time.perf_counter() - started)
+        reason = conflict_reason(context.original_exception)
+        if reason is not None:
+            on_conflict(reason)
+
+
+def operation(sql: str) -> str:
+    word = sql.lstrip(" (\n\t").split(None, 1)[0].lower() if sql.strip() else ""
+    if word == "with":  # a CTE: the statement's verb comes later; reads are the usual case
+        word = "select"
+    return word if word in OPERATIONS else "other"
+
+
+def conflict_reason(exc: BaseException | None) -> str | None:
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(code, str):
+        return CONFLICTS.get(code)
+    text_ = str(exc)
+    if "database is locked" in text_:
+        return "lock"
+    if "UNIQUE constraint failed" in text_:
+        return "unique"
+    return None
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -43,7 +43,10 @@ async def list_messages(
     before: SeqQuery = None,
     after: SeqQuery = None,
     offset: Offset = 0,
+    around: SeqQuery = None,
 ) -> list[MessagePublic]:
+    """Ascending seq. `around=SEQ`: up to `limit` messages centred on SEQ (not with
+    before/after/offset: 422)."""
     return await service.list_messages(
         session,
         user_id=me.id,
@@ -52,6 +55,18 @@ async def list_messages(
         before=before,
         after=after,
         offset=offset,
+        around=around,
+    )
+
+
+@router.get("/mentions")
+async def list_mentions(
+    me: CurrentUser, session: SessionDep, limit: Limit = 50, before: OptionalId = None
+) -> list[MessagePublic]:
+    """Messages that mention me, newest first, from chats I am a member of. Paging: pass the
+    smallest message `id` of a page as `before` to get the next (older) page."""
+    return await service.list_mentions(
+        session, user_id=me.id, limit=min(limit, MAX_PAGE), before=before
     )
 
 

@@ -61,3 +61,4 @@ class MessagePublic(BaseModel):
     reply_to: int | None
     attachments: list[AttachmentPublic]
     reactions: list[ReactionPublic]
+    mentions: list[int]

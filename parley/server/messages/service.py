@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Select, and_, delete, func, select
+from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,21 @@ from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.cache import SendChecks
 from parley.server.chats.access import access_chat, access_member
-from parley.server.db.models import Attachment, Chat, Message, Reaction, User, utcnow
+from parley.server.db.models import (
+    Attachment,
+    Chat,
+    Membership,
+    Message,
+    MessageMention,
+    Reaction,
+    User,
+    utcnow,
+)
+from parley.server.messages.mentions import (
+    clear_mentions,
+    mentions_of,
+    replace_mentions,
+)
 from parley.server.messages.schemas import (
     AttachmentPublic,
     MessagePublic,
@@ -51,10 +65,10 @@ async def messages_public(
     reactions: bool = True,
     attachments: bool = True,
 ) -> list[MessagePublic]:
-    """Builds the public shape of many messages with up to three batched queries.
+    """Builds the public shape of many messages with up to four batched queries.
 
     A message just sent has no reactions yet and attachments only when some were linked,
-    so the send path skips those queries.
+    so the send path skips those queries; mentions are looked up only for texts with an `@`.
     """
     if not messages:
         return []
@@ -62,6 +76,7 @@ async def messages_public(
     senders = await _senders(session, {m.sender_id for m in messages if m.sender_id})
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
+    mentioned = await mentions_of(session, messages)
     return [
         MessagePublic(
             id=m.id,
@@ -76,6 +91,7 @@ async def messages_public(
             reply_to=m.reply_to_id,
             attachments=[] if m.deleted_at else attachments_of.get(m.id, []),
             reactions=[] if m.deleted_at else reactions_of.get(m.id, []),
+            mentions=mentioned.get(m.id, []),
         )
         for m in messages
     ]
@@ -150,11 +166,16 @@ async def list_messages(
     before: int | None = None,
     after: int | None = None,
     offset: int = 0,
+    around: int | None = None,
 ) -> list[MessagePublic]:
-    """History in ascending seq: the newest `limit`, or just before/after a seq."""
+    """History in ascending seq: the newest `limit`, or just before/after/around a seq."""
+    if around is not None and (before is not None or after is not None or offset):
+        raise errors.ValidationFailed("around: cannot be combined with before, after or offset")
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
     query = await _visible(session, chat, user_id)
-    if after is not None:
+    if around is not None:
+        rows = await _around(session, query, seq=around, limit=limit)
+    elif after is not None:
         query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
         rows = list((await session.execute(query)).scalars())
     else:
@@ -163,6 +184,59 @@ async def list_messages(
         query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
         rows = list((await session.execute(query)).scalars())[::-1]
     return await messages_public(session, rows)
+
+
+async def _around(
+    session: AsyncSession, query: Select[Message], *, seq: int, limit: int
+) -> list[Message]:
+    """Up to `limit` messages centred on `seq` (itself included when visible): half older,
+    half newer, the other side filling in where one runs out. Ascending."""
+    older = list(
+        (
+            await session.execute(
+                query.where(Message.seq <= seq).order_by(Message.seq.desc()).limit(limit)
+            )
+        ).scalars()
+    )
+    newer = list(
+        (
+            await session.execute(query.where(Message.seq > seq).order_by(Message.seq).limit(limit))
+        ).scalars()
+    )
+    take_newer = min(len(newer), limit - min(len(older), (limit + 1) // 2))
+    take_older = min(len(older), limit - take_newer)
+    return older[:take_older][::-1] + newer[:take_newer]
+
+
+async def list_mentions(
+    session: AsyncSession, *, user_id: int, limit: int, before: int | None = None
+) -> list[MessagePublic]:
+    """Messages that mention the user, newest first (by id; `before` is a message id cursor).
+
+    Only chats the user is still a member of; outside direct chats, none from users it
+    blocks, as in history. Deleted messages have no mentions left.
+    """
+    query = (
+        select(Message)
+        .join(MessageMention, MessageMention.message_id == Message.id)
+        .join(
+            Membership,
+            (Membership.chat_id == MessageMention.chat_id) & (Membership.user_id == user_id),
+        )
+        .where(MessageMention.user_id == user_id)
+        .order_by(MessageMention.message_id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(MessageMention.message_id < before)
+    hidden = await blocked_ids(session, user_id)
+    if hidden:
+        query = query.join(Chat, Chat.id == MessageMention.chat_id).where(
+            or_(
+                Chat.type == "direct", Message.sender_id.is_(None), Message.sender_id.not_in(hidden)
+            )
+        )
+    return await messages_public(session, list((await session.execute(query)).scalars()))
 
 
 async def missed_messages(
@@ -250,7 +324,7 @@ async def submit_send(
     writer; the future resolves after the commit. Raises before queueing when refused,
     Overloaded when the writer cannot take it within a second."""
     await throttle.hit("send", user_id)
-    await checks.check_send(user_id=user_id, chat_id=chat_id)
+    member = await checks.check_send(user_id=user_id, chat_id=chat_id)
     if reply_to is not None:
         async with checks.sessions() as session:
             await _check_reply(session, chat_id=chat_id, reply_to=reply_to)
@@ -262,6 +336,8 @@ async def submit_send(
         reply_to=reply_to,
         attachment_ids=tuple(attachment_ids),
         sender=await checks.sender(user_id),
+        chat_type=member.chat_type,
+        role=member.role,
         alive=alive,
     )
     return await writer.submit(draft)
@@ -283,10 +359,23 @@ async def edit_message(
     if message.deleted_at is not None:
         raise errors.Conflict("The message was deleted", code="message_deleted")
     message.content, message.edited_at = content, utcnow()
+    await _update_mentions(session, message, editor_id=user_id)
     await session.commit()
     public = await message_public(session, message)
     await publish_message(broker, public, kind="message_updated")
     return public
+
+
+async def _update_mentions(session: AsyncSession, message: Message, *, editor_id: int) -> None:
+    """Mentions follow the edited text, with the editor's role now (for `@all`)."""
+    chat = await session.get(Chat, message.chat_id)
+    membership = await session.get(Membership, (message.chat_id, editor_id))
+    await replace_mentions(
+        session,
+        message,
+        chat_type=chat.type if chat else "direct",
+        role=membership.role if membership else None,
+    )
 
 
 async def delete_message(
@@ -301,6 +390,7 @@ async def delete_message(
                 raise errors.Forbidden("You cannot delete this message", code="not_author")
         message.content, message.deleted_at = "", utcnow()
         await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+        await clear_mentions(session, message.id)
         await session.commit()
     public = await message_public(session, message)
     await publish_message(broker, public, kind="message_updated")
@@ -354,9 +444,8 @@ async def mark_read(
         return membership.last_read_seq
     membership.last_read_seq = target
     await session.commit()
-    await broker.publish(
-        ChatFrame(chat_id, frame("read", chat_id=chat_id, user_id=user_id, seq=target))
-    )
+    read = frame("read", chat_id=chat_id, user_id=user_id, seq=target)
+    await broker.publish(ChatFrame(chat_id, read))
     return target
 
 

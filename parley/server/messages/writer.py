@@ -38,6 +38,7 @@ from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.clock import Clock
 from parley.server.db.models import Attachment, Chat, Membership, Message
+from parley.server.messages.mentions import store_mentions
 from parley.server.messages.schemas import MessagePublic
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ChatFrame, encode
@@ -64,6 +65,8 @@ class Draft:
     reply_to: int | None = None
     attachment_ids: tuple[int, ...] = ()
     sender: SenderPublic | None = None
+    chat_type: str = "group"  # with `role`: what resolving mentions needs (`@all`)
+    role: str | None = None
     alive: Callable[[], bool] | None = None  # False once the sender's socket closed
     future: asyncio.Future[Result] = field(init=False)
 
@@ -193,10 +196,10 @@ class Writer:
             if key is not None and key in existing:
                 results.append((existing[key], False))
             elif d in stored:
-                results.append((_public(stored[d], d.sender), True))
+                results.append((_public(*stored[d], d.sender), True))
             else:  # a second copy of a client_id within this batch
                 assert key is not None
-                results.append((_public(stored[first[key]], d.sender), False))
+                results.append((_public(*stored[first[key]], d.sender), False))
         return results
 
     async def _write_with_attachments(self, draft: Draft) -> None:
@@ -208,11 +211,13 @@ class Writer:
                 if existing:
                     result = (next(iter(existing.values())), False)
                 else:
-                    message = (await store_batch(session, [draft], now=now))[draft]
+                    message, mentioned = (await store_batch(session, [draft], now=now))[draft]
                     await _link_attachments(session, message, draft)
                     await session.commit()
                     result = (
-                        _public(message, draft.sender, await _attached(session, message)),
+                        _public(
+                            message, mentioned, draft.sender, await _attached(session, message)
+                        ),
                         True,
                     )
         except errors.ParleyError as exc:
@@ -240,10 +245,10 @@ class Writer:
 
 async def store_batch(
     session: AsyncSession, drafts: Sequence[Draft], *, now: datetime
-) -> dict[Draft, Message]:
-    """Stores drafts as messages with their chats' next seqs (not committed): the one place
-    where messages are inserted, so a per-message step (resolving mentions, say) goes in
-    `_row` or right after the INSERT here."""
+) -> dict[Draft, tuple[Message, list[int]]]:
+    """Stores drafts as messages with their chats' next seqs (not committed), with the ids
+    each one mentions: the one place where messages are inserted, so a per-message step
+    goes in `_row` or in the loop after the INSERT here."""
     per_chat = Counter(d.chat_id for d in drafts)
     tops = await session.execute(
         update(Chat)
@@ -269,13 +274,17 @@ async def store_batch(
     stored = {
         d: Message(id=mid, **r) for d, r, mid in zip(drafts, rows, ids.scalars(), strict=True)
     }
+    stored_with: dict[Draft, tuple[Message, list[int]]] = {}
+    for d, message in stored.items():  # per message: mentions (a query only when it has `@`)
+        mentioned = await store_mentions(session, message, chat_type=d.chat_type, role=d.role)
+        stored_with[d] = (message, mentioned)
     read_to: dict[tuple[int, int], int] = {}
     for d, r in zip(drafts, rows, strict=True):
         read_to[(d.chat_id, d.user_id)] = r["seq"]  # seqs grow: the last one is the highest
     await session.execute(
         _READ_MARKER, [{"c": c, "u": u, "s": seq} for (c, u), seq in read_to.items()]
     )
-    return stored
+    return stored_with
 
 
 _memberships = cast(Table, Membership.__table__)
@@ -347,7 +356,10 @@ async def _attached(session: AsyncSession, message: Message) -> list[Any]:
 
 
 def _public(
-    m: Message, sender: SenderPublic | None, attachments: list[Any] | None = None
+    m: Message,
+    mentions: list[int],
+    sender: SenderPublic | None,
+    attachments: list[Any] | None = None,
 ) -> MessagePublic:
     return MessagePublic(
         id=m.id,
@@ -362,6 +374,7 @@ def _public(
         reply_to=m.reply_to_id,
         attachments=attachments or [],
         reactions=[],
+        mentions=mentions,
     )
 
 

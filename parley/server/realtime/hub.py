@@ -27,6 +27,7 @@ from parley.server.realtime.events import (
     SessionsEnded,
     UsersFrame,
 )
+from parley.server.realtime.slots import SocketSlots
 
 CLOSE_TRY_AGAIN = 1013
 CLOSE_SESSION_ENDED = 4001
@@ -152,6 +153,7 @@ class Hub:
         self.online: set[int] = set()  # present through this process's connections
         self.remote: dict[int, set[str]] = {}  # user → other processes where it is present
         self.listeners: list[Callable[[events.Event], None]] = []
+        self.slots = SocketSlots()  # sockets counted from the handshake on (ws.py)
 
     @property
     def connection_count(self) -> int:

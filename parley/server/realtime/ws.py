@@ -56,12 +56,23 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     state = get_state(ws)
     try:
         principal, chats, blocked = await _handshake(ws, state)
+        state.hub.slots.take(
+            principal.id,
+            per_user=state.settings.max_sockets_per_user,
+            total=state.settings.max_connections,
+        )
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
-    if state.hub.connection_count >= state.settings.max_connections:
-        await _deny(ws, errors.Unavailable("Too many connections on this server"))
-        return
+    try:
+        await _serve(ws, state, principal, chats, blocked)
+    finally:
+        state.hub.slots.release(principal.id)
+
+
+async def _serve(
+    ws: WebSocket, state: AppState, principal: Principal, chats: set[int], blocked: set[int]
+) -> None:
     await ws.accept()
     conn = Connection(principal.id, principal.session_id, state.settings.ws_send_queue)
     conn.chats, conn.blocked = chats, blocked
@@ -103,8 +114,11 @@ async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int
 
 
 async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
-    """Refuses before the upgrade with a plain HTTP answer (401, 403, 503)."""
-    body = JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status)
+    """Refuses before the upgrade with a plain HTTP answer (401, 403, 429, 503)."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
+    body = JSONResponse(
+        {"detail": exc.detail, "code": exc.code}, status_code=exc.status, headers=headers
+    )
     if "websocket.http.response" in ws.scope.get("extensions", {}):
         await ws.send_denial_response(body)
     else:

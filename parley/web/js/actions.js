@@ -1,7 +1,7 @@
 // What the user does: each action goes over the WebSocket when it is up, else over HTTP,
 // and lands in the store. Pending sends are acknowledged by their echoed client_id.
 
-import { api } from './api.js';
+import { api, forgetSession, rememberSession } from './api.js';
 import * as store from './state.js';
 
 const { state } = store;
@@ -49,6 +49,47 @@ export async function loadLatest(chatId) {
   } finally {
     hist.loading = false;
   }
+}
+
+/**
+ * The messages around `seq` (a search hit, a mention): they replace the loaded history
+ * of the chat, which then pages both ways (older on scroll up, newer on scroll down).
+ */
+export async function loadAround(chatId, seq) {
+  const hist = store.historyOf(chatId);
+  hist.loading = true;
+  try {
+    const page = await api.get(`/chats/${chatId}/messages`, { around: seq, limit: PAGE });
+    const chat = state.chats.get(chatId);
+    hist.bySeq = new Map();
+    hist.loaded = true;
+    hist.hasMore = page.length > 0 && page[0].seq > 1;
+    hist.hasNewer = page.length > 0 && page[page.length - 1].seq < (chat?.last_seq || 0);
+    store.putMessages(chatId, page);
+  } finally {
+    hist.loading = false;
+  }
+}
+
+/** After loadAround: the page just newer than what is shown. */
+export async function loadNewer(chatId) {
+  const hist = store.historyOf(chatId);
+  if (!hist.hasNewer || hist.loading) return false;
+  hist.loading = true;
+  try {
+    const page = await api.get(`/chats/${chatId}/messages`, { limit: PAGE, after: store.newestSeq(chatId) });
+    if (page.length < PAGE) hist.hasNewer = false;
+    store.putMessages(chatId, page);
+    return page.length > 0;
+  } finally {
+    hist.loading = false;
+  }
+}
+
+/** Back from an older window to the newest page. */
+export async function resetToLatest(chatId) {
+  state.history.delete(chatId);
+  await loadLatest(chatId);
 }
 
 /** The page just older than what is shown; false when there is nothing more. */
@@ -267,6 +308,14 @@ export const searchUsers = (q) => api.get('/users', { q, limit: 20 });
 export const searchChannels = (q) => api.get('/chats/public', { q });
 export const searchMessages = (q, chatId) => api.get('/search', { q, chat_id: chatId, limit: 50 });
 
+/** Messages that mention me, newest first (`before`: a message id, for the next page). */
+export const loadMentions = (before) => api.get('/mentions', { before, limit: 30 });
+
+/** Mute a chat until a time, "forever", or null to unmute (per member, on the server). */
+export async function muteChat(chatId, mutedUntil) {
+  return store.upsertChat(await api.patch(`/chats/${chatId}/settings`, { muted_until: mutedUntil }));
+}
+
 export async function blockUser(userId) {
   await api.post('/block', { user_id: userId });
   state.blocked.add(userId);
@@ -288,7 +337,11 @@ function setMe(user) {
   return state.me;
 }
 
-export const loadMe = async () => setMe(await api.get('/profile'));
+export async function loadMe() {
+  const me = setMe(await api.get('/profile'));
+  rememberSession();
+  return me;
+}
 export const updateProfile = async (fields) => setMe(await api.patch('/profile', fields));
 export const removeAvatar = async () => { await api.del('/profile/avatar'); setMe({ avatar_url: null }); };
 export { setMe };
@@ -301,6 +354,7 @@ export async function uploadAvatar(file) {
 
 export async function logout() {
   socket?.stop();
+  forgetSession();
   try {
     await api.post('/logout');
   } finally {

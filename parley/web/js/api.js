@@ -1,5 +1,7 @@
 // REST client for /service/api: JSON in and out, errors as ApiError, one refresh on 401.
 
+import { t } from './i18n.js';
+
 const BASE = '/service/api';
 
 export class ApiError extends Error {
@@ -69,14 +71,32 @@ async function toError(res) {
   try { body = await res.json(); } catch { /* not JSON */ }
   let detail = body && body.detail;
   if (Array.isArray(detail)) detail = detail.map((d) => d.msg || String(d)).join('; ');
-  if (!detail) detail = res.statusText || `Request failed (${res.status})`;
+  if (!detail) detail = res.statusText || t('error.status', { status: res.status });
   const code = (body && body.code) || `http_${res.status}`;
   const retryAfter = Number(res.headers.get('Retry-After')) || null;
-  if (res.status === 429 && retryAfter) detail = `${detail} (try again in ${retryAfter} s)`;
+  if (res.status === 429 && retryAfter) detail = t('error.retryAfter', { detail, seconds: retryAfter });
   return new ApiError(res.status, code, detail, body, retryAfter);
 }
 
+// A hint (not a secret: the tokens stay in HttpOnly cookies) that this browser has a
+// session, so the sign-in pages only skip to /chat when there is one, and never probe
+// the server with a request that would fail with 401 for a signed-out visitor.
+const SESSION_HINT = 'parley.session';
+
+export function rememberSession() {
+  try { localStorage.setItem(SESSION_HINT, '1'); } catch { /* private mode */ }
+}
+
+export function forgetSession() {
+  try { localStorage.removeItem(SESSION_HINT); } catch { /* private mode */ }
+}
+
+export function hasSessionHint() {
+  try { return localStorage.getItem(SESSION_HINT) === '1'; } catch { return false; }
+}
+
 export function goToLogin() {
+  forgetSession();
   if (!['/login', '/register'].includes(location.pathname)) location.replace('/login');
 }
 
@@ -92,7 +112,7 @@ export async function request(method, path, { json, form, query, auth = true, re
   try {
     res = await fetch(buildUrl(path, query), init);
   } catch {
-    throw new ApiError(0, 'network_error', 'Cannot reach the server. Check your connection.');
+    throw new ApiError(0, 'network_error', t('error.network_error'));
   }
   if (res.status === 401 && auth && !retried) {
     if (await refreshSession()) return request(method, path, { json, form, query, auth, retried: true });

@@ -1,31 +1,39 @@
 // Entry point of the chat page: load who I am and my chats, mount the views, connect.
 
 import * as actions from './actions.js';
-import { $, hydrateIcons } from './dom.js';
+import { $, h, hydrateIcons } from './dom.js';
 import { displayName } from './format.js';
 import { makeFrameHandler } from './frames.js';
+import { errorText, onLocaleChange, t, translateDom } from './i18n.js';
+import { mountNotifications } from './notify.js';
 import { Socket } from './socket.js';
 import * as store from './state.js';
 import { userAvatar } from './ui/avatar.js';
 import * as composer from './ui/composer.js';
-import { chatInfoDialog, confirmDialog, newChatDialog, profileDialog } from './ui/dialogs.js';
+import { chatInfoDialog, confirmDialog, newChatDialog } from './ui/dialogs.js';
 import { renderHeader } from './ui/header.js';
+import { mentionsDialog } from './ui/mentions.js';
+import { muteMenu, profileMenu } from './ui/menu.js';
 import { mountMessages, revealMessage } from './ui/messages.js';
 import { searchDialog } from './ui/search.js';
 import { mountSidebar } from './ui/sidebar.js';
+import { quickSwitcher } from './ui/switcher.js';
 import { attempt, toast } from './ui/toast.js';
 import { refreshSession } from './api.js';
 
 const { state } = store;
-const STATUS_LABELS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline' };
+const STATUS_KEYS = { connecting: 'conn.connecting', connected: 'conn.connected', reconnecting: 'conn.reconnecting', offline: 'conn.offline' };
 
 async function main() {
+  translateDom();
   hydrateIcons();
   await loadInitialState();
-  mountSidebar({ onOpen: openChat });
+  mountSidebar({ onOpen: openChat, onOpenPerson: openPerson });
   mountMessages({ onReply: composer.startReply, onEdit: composer.startEdit, onDelete: confirmDelete });
-  composer.mountComposer();
+  composer.mountComposer({ onOpen: openChat });
+  mountNotifications({ onOpen: openChat });
   bindChrome();
+  bindKeys();
   subscribe();
   renderMe();
   const socket = new Socket({
@@ -39,7 +47,8 @@ async function main() {
   socket.start();
   document.body.classList.remove('is-loading');
   const fromHash = Number(location.hash.slice(1));
-  if (fromHash) openChat(fromHash);
+  if (fromHash > 0) openChat(fromHash);
+  else welcomeIfNew();
 }
 
 async function loadInitialState() {
@@ -51,7 +60,7 @@ async function loadInitialState() {
       return;
     } catch (error) {
       if (error.status === 401) return new Promise(() => {}); // on the way to /login
-      toast(`${error.detail || 'Cannot load your chats'}. Retrying…`, { error: true });
+      toast(t('app.loadRetry', { error: errorText(error) }), { error: true });
       await new Promise((r) => setTimeout(r, Math.min(10000, 1000 * 2 ** attempt)));
     }
   }
@@ -70,8 +79,9 @@ function showConnection(status) {
   state.connection = status;
   const el = $('#connection-status');
   el.dataset.state = status;
-  el.querySelector('.conn-label').textContent = STATUS_LABELS[status] || status;
-  el.title = STATUS_LABELS[status] || status;
+  const label = STATUS_KEYS[status] ? t(STATUS_KEYS[status]) : status;
+  el.querySelector('.conn-label').textContent = label;
+  el.title = label;
 }
 
 function renderMe() {
@@ -82,21 +92,38 @@ function renderMe() {
 
 // ---- opening chats ----------------------------------------------------------------------
 
-async function openChat(chatId) {
+/** Opens a chat; with `around`, at that message (loaded with ?around= when not loaded). */
+async function openChat(chatId, { around = null } = {}) {
   const previous = state.activeChatId;
   if (!state.chats.has(chatId)) {
     const ok = await attempt(() => actions.loadChat(chatId));
     if (!ok) return;
   }
+  const chat = state.chats.get(chatId);
+  if (previous !== chatId && previous != null && state.chats.get(previous)?.virtual) {
+    state.chats.delete(previous); // a conversation never started leaves no trace
+    state.history.delete(previous);
+  }
   store.setActiveChat(chatId);
   if (previous !== chatId) composer.switchChat(previous, chatId);
-  history.replaceState(null, '', `/chat#${chatId}`);
+  history.replaceState(null, '', chat.virtual ? '/chat' : `/chat#${chatId}`);
   const hist = store.historyOf(chatId);
-  if (!hist.loaded && !hist.loading) {
+  if (around != null && !hist.bySeq.has(around)) {
+    await attempt(() => actions.loadAround(chatId, around));
+  } else if (!hist.loaded && !hist.loading) {
     store.emit('history', chatId);
     await attempt(() => actions.loadLatest(chatId));
   }
-  composer.focusComposer();
+  if (around != null) await revealMessage(chatId, around);
+  else composer.focusComposer();
+}
+
+/** A person from search or the switcher: their direct chat, or one shown before it exists. */
+function openPerson(user) {
+  const existing = store.directWith(user.id);
+  if (existing) return openChat(existing.id);
+  const chat = store.virtualDirect(user);
+  return openChat(chat.id);
 }
 
 function showActive() {
@@ -117,10 +144,36 @@ function closeChat() {
   store.setActiveChat(null);
 }
 
+/** First visit after registering: open #general with a short welcome. */
+function welcomeIfNew() {
+  let fresh = false;
+  try {
+    fresh = sessionStorage.getItem('parley.welcome') === '1';
+    sessionStorage.removeItem('parley.welcome');
+  } catch { /* storage disabled */ }
+  if (!fresh) return;
+  const general = store.sortedChats().find((c) => c.type === 'channel' && c.title === 'general');
+  if (!general) return;
+  openChat(general.id);
+  const close = h('button', { class: 'icon-btn', testid: 'welcome-close', title: t('common.close'), 'aria-label': t('common.close'), dataset: { icon: 'close' } });
+  const banner = h('div', { class: 'welcome', testid: 'welcome-banner', role: 'status' },
+    h('div', { class: 'welcome-text' },
+      h('strong', null, t('welcome.title', { name: displayName(state.me) })),
+      h('span', null, t('welcome.text'))),
+    close);
+  close.addEventListener('click', () => banner.remove());
+  hydrateIcons(banner);
+  $('#chat-view').insertBefore(banner, $('.messages-wrap'));
+  const remove = store.on('active', () => { banner.remove(); remove(); });
+}
+
 // ---- header buttons, dialogs ------------------------------------------------------------
 
 function bindChrome() {
-  $('#profile-button').addEventListener('click', profileDialog);
+  $('#profile-button').addEventListener('click', (event) => profileMenu(event.currentTarget, {
+    onMentions: showMentions,
+  }));
+  $('#mentions-button').addEventListener('click', showMentions);
   $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
@@ -131,18 +184,63 @@ function bindChrome() {
     if (chat) chatInfoDialog(chat, { onBlockToggle: toggleBlock });
   });
   $('#block-button').addEventListener('click', toggleBlock);
+  $('#mute-button').addEventListener('click', (event) => {
+    const chat = state.chats.get(state.activeChatId);
+    if (!chat) return;
+    if (store.isMuted(chat)) attempt(() => actions.muteChat(chat.id, null));
+    else muteMenu(event.currentTarget, (until) => attempt(() => actions.muteChat(chat.id, until)));
+  });
   $('#join-button').addEventListener('click', () => attempt(async () => {
     await actions.joinChannel(state.activeChatId);
     composer.refreshAvailability();
   }));
+}
+
+function showMentions() {
+  mentionsDialog({ onReveal: reveal });
+}
+
+/** Keys that work everywhere: Escape, Ctrl+K, Alt+↑/↓. */
+function bindKeys() {
+  // Capture phase: one Escape closes the open dialog even when a search field inside it
+  // would otherwise use the key to clear itself first.
+  window.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape' || event.defaultPrevented) return;
+    const dialogs = document.querySelectorAll('dialog[open]');
+    if (dialogs.length) {
+      event.preventDefault();
+      event.stopPropagation();
+      dialogs[dialogs.length - 1].close();
+    }
+  }, true);
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && !document.querySelector('dialog[open]') && window.innerWidth <= 760) closeChat();
+    const mod = event.ctrlKey || event.metaKey;
+    if (mod && !event.altKey && !event.shiftKey && event.key.toLowerCase() === 'k') {
+      event.preventDefault();
+      if (!document.querySelector('dialog[open]')) quickSwitcher({ onOpen: openChat, onOpenPerson: openPerson });
+      return;
+    }
+    if (event.altKey && !mod && (event.key === 'ArrowUp' || event.key === 'ArrowDown')) {
+      if (document.querySelector('dialog[open]')) return;
+      event.preventDefault();
+      stepChat(event.key === 'ArrowUp' ? -1 : 1);
+      return;
+    }
+    if (event.key === 'Escape' && !event.defaultPrevented && !document.querySelector('dialog[open]') && window.innerWidth <= 760) closeChat();
   });
 }
 
-async function reveal(chatId, seq) {
-  await openChat(chatId);
-  await revealMessage(chatId, seq);
+/** Alt+↑/↓: the chat above or below the open one in the sidebar's order. */
+function stepChat(delta) {
+  const chats = store.sortedChats();
+  if (!chats.length) return;
+  const index = chats.findIndex((c) => c.id === state.activeChatId);
+  const next = index === -1 ? (delta > 0 ? 0 : chats.length - 1) : index + delta;
+  if (next >= 0 && next < chats.length) openChat(chats[next].id);
+}
+
+function reveal(chatId, seq) {
+  return openChat(chatId, { around: seq });
 }
 
 async function toggleBlock() {
@@ -154,15 +252,15 @@ async function toggleBlock() {
     return;
   }
   const ok = await confirmDialog({
-    title: `Block ${displayName(peer)}?`,
-    text: 'Neither of you will be able to send messages in this chat until you unblock.',
-    confirm: 'Block', danger: true,
+    title: t('block.confirmTitle', { name: displayName(peer) }),
+    text: t('block.confirmText'),
+    confirm: t('block.block'), danger: true,
   });
   if (ok) await attempt(() => actions.blockUser(peer.id));
 }
 
 async function confirmDelete(msg) {
-  const ok = await confirmDialog({ title: 'Delete message?', text: 'It will be removed for everyone in this chat.', confirm: 'Delete', danger: true });
+  const ok = await confirmDialog({ title: t('messages.deleteTitle'), text: t('messages.deleteText'), confirm: t('common.delete'), danger: true });
   if (ok) await attempt(() => actions.deleteMessage(msg));
 }
 
@@ -175,14 +273,22 @@ function subscribe() {
   store.on('blocks', () => { if (state.activeChatId != null) { renderHeader(); composer.refreshAvailability(); } });
   store.on('typing', (chatId) => { if (chatId === state.activeChatId) renderTyping(); });
   store.on('me', renderMe);
+  onLocaleChange(() => {
+    translateDom();
+    showConnection(state.connection);
+    store.emit('chats');
+    store.emit('presence');
+    store.emit('messages');
+    if (state.activeChatId != null) { renderHeader(); renderTyping(); composer.refreshAvailability(); }
+  });
 }
 
 function renderTyping() {
   const names = store.typingUsers(state.activeChatId).map((id) => displayName(state.users.get(id)));
   let text = '';
-  if (names.length === 1) text = `${names[0]} is typing…`;
-  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-  else if (names.length > 2) text = 'Several people are typing…';
+  if (names.length === 1) text = t('typing.one', { name: names[0] });
+  else if (names.length === 2) text = t('typing.two', { first: names[0], second: names[1] });
+  else if (names.length > 2) text = t('typing.many');
   $('#typing-indicator').textContent = text;
 }
 

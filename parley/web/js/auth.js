@@ -1,6 +1,11 @@
 // Sign-in and registration pages: submit the form, show the server's errors by the field.
 
-import { ApiError, request } from './api.js';
+import { ApiError, hasSessionHint, rememberSession, request } from './api.js';
+import { errorText, LANGUAGES, locale, onLocaleChange, setLocale, t, translateDom } from './i18n.js';
+
+translateDom();
+onLocaleChange(() => translateDom());
+mountLanguageSelect();
 
 const form = document.getElementById('auth-form');
 const mode = form.dataset.mode; // "login" | "register"
@@ -36,10 +41,10 @@ function checkLocally() {
     ok = false;
     const v = input.validity;
     let message = input.validationMessage;
-    if (v.valueMissing) message = 'Required.';
-    else if (name === 'username' && (v.patternMismatch || v.tooShort)) message = 'Use 3–32 letters, digits, “_”, “.” or “-”.';
-    else if (name === 'password' && v.tooShort) message = 'Use at least 8 characters.';
-    else if (name === 'email' && v.typeMismatch) message = 'Enter a valid email address.';
+    if (v.valueMissing) message = t('auth.error.required');
+    else if (name === 'username' && (v.patternMismatch || v.tooShort)) message = t('auth.error.username');
+    else if (name === 'password' && v.tooShort) message = t('auth.error.password');
+    else if (name === 'email' && v.typeMismatch) message = t('auth.error.email');
     setFieldError(name, message);
   }
   return ok;
@@ -57,12 +62,12 @@ function payload() {
 
 function showServerError(error) {
   if (!(error instanceof ApiError)) {
-    showFormError('Something went wrong. Please try again.');
+    showFormError(t('error.generic'));
     return;
   }
   const field = error.status === 401 || error.status === 429 ? null : error.field(FIELDS);
-  if (field) setFieldError(field, error.detail);
-  else showFormError(error.detail);
+  if (field) setFieldError(field, errorText(error));
+  else showFormError(errorText(error));
   const focus = form.elements[field || (error.status === 401 ? 'password' : FIELDS[0])];
   focus.focus();
   if (error.status === 401) focus.select();
@@ -79,6 +84,9 @@ form.addEventListener('submit', async (event) => {
   submit.classList.add('is-busy');
   try {
     await request('POST', `/${mode}`, { json: payload(), auth: false });
+    rememberSession();
+    // A new account starts in #general with a short welcome (see app.js).
+    if (mode === 'register') sessionStorage.setItem('parley.welcome', '1');
     location.replace('/chat');
   } catch (error) {
     showServerError(error);
@@ -92,5 +100,20 @@ form.addEventListener('input', (event) => {
   if (name && event.target.closest('.field')?.classList.contains('has-error')) setFieldError(name, '');
 });
 
-// Already signed in (a live access cookie): skip the form.
-request('GET', '/profile', { auth: false }).then(() => location.replace('/chat'), () => {});
+// Already signed in: skip the form. Only the hint left by a sign-in is checked, so a
+// signed-out visitor's page makes no request that fails (no 401 in the console); if the
+// session has ended meanwhile, the chat page clears the hint and comes back here.
+if (hasSessionHint()) location.replace('/chat');
+
+function mountLanguageSelect() {
+  const select = document.getElementById('lang-select');
+  if (!select) return;
+  for (const { code, name } of LANGUAGES) {
+    const option = document.createElement('option');
+    option.value = code;
+    option.textContent = name;
+    select.append(option);
+  }
+  select.value = locale();
+  select.addEventListener('change', () => setLocale(select.value));
+}

@@ -1,14 +1,18 @@
 // Formatting of times, sizes, names and message text (text nodes and safe links only).
 
 import { h } from './dom.js';
+import { dateFormat, locale, t } from './i18n.js';
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
-const shortDayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
-const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
+// Formatters come from i18n.dateFormat (cached per language), so a language switch
+// changes every date on the next render.
+const timeFmt = () => dateFormat({ hour: '2-digit', minute: '2-digit' });
+const dayFmt = () => dateFormat({ weekday: 'long', month: 'long', day: 'numeric' });
+const shortDayFmt = () => dateFormat({ month: 'short', day: 'numeric' });
+const weekdayFmt = () => dateFormat({ weekday: 'short' });
+const fullFmt = () => dateFormat({ dateStyle: 'full', timeStyle: 'short' });
 
-export const formatTime = (iso) => timeFmt.format(new Date(iso));
-export const formatFull = (iso) => fullFmt.format(new Date(iso));
+export const formatTime = (iso) => timeFmt().format(new Date(iso));
+export const formatFull = (iso) => fullFmt().format(new Date(iso));
 
 export function dayKey(iso) {
   const d = new Date(iso);
@@ -19,9 +23,9 @@ export function formatDay(iso) {
   const d = new Date(iso);
   const today = new Date();
   const yesterday = new Date(Date.now() - 86400000);
-  if (dayKey(d) === dayKey(today)) return 'Today';
-  if (dayKey(d) === dayKey(yesterday)) return 'Yesterday';
-  return dayFmt.format(d);
+  if (dayKey(d) === dayKey(today)) return t('time.today');
+  if (dayKey(d) === dayKey(yesterday)) return t('time.yesterday');
+  return dayFmt().format(d);
 }
 
 /** Sidebar timestamp: time today, weekday this week, else a short date. */
@@ -29,27 +33,28 @@ export function formatShort(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   const age = Date.now() - d.getTime();
-  if (dayKey(d) === dayKey(new Date())) return timeFmt.format(d);
-  if (age < 6 * 86400000) return d.toLocaleDateString(undefined, { weekday: 'short' });
-  return shortDayFmt.format(d);
+  if (dayKey(d) === dayKey(new Date())) return timeFmt().format(d);
+  if (age < 6 * 86400000) return weekdayFmt().format(d);
+  return shortDayFmt().format(d);
 }
 
 export function formatLastSeen(iso) {
-  if (!iso) return 'offline';
+  if (!iso) return t('presence.offline');
   const minutes = Math.round((Date.now() - new Date(iso).getTime()) / 60000);
-  if (minutes < 1) return 'last seen just now';
-  if (minutes < 60) return `last seen ${minutes} min ago`;
-  if (minutes < 24 * 60) return `last seen at ${formatTime(iso)}`;
-  return `last seen ${shortDayFmt.format(new Date(iso))}`;
+  if (minutes < 1) return t('presence.justNow');
+  if (minutes < 60) return t('presence.minutesAgo', { count: minutes });
+  if (minutes < 24 * 60) return t('presence.at', { time: formatTime(iso) });
+  return t('presence.on', { date: shortDayFmt().format(new Date(iso)) });
 }
 
 export function formatSize(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  const num = (n) => new Intl.NumberFormat(locale(), { maximumFractionDigits: 1 }).format(n);
+  if (bytes < 1024) return t('size.bytes', { n: num(bytes) });
+  if (bytes < 1024 * 1024) return t('size.kb', { n: num(bytes / 1024) });
+  return t('size.mb', { n: num(bytes / 1024 / 1024) });
 }
 
-export const displayName = (user) => (user && (user.display_name || user.username)) || 'Unknown';
+export const displayName = (user) => (user && (user.display_name || user.username)) || t('common.unknownUser');
 
 export function initials(name) {
   const words = String(name || '').split(/\s+/).map((w) => w.match(/[\p{L}\p{N}]/gu) || []).filter((w) => w.length);

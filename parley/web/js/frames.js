@@ -3,6 +3,7 @@
 
 import * as actions from './actions.js';
 import { goToLogin } from './api.js';
+import { errorText } from './i18n.js';
 import * as store from './state.js';
 import { toast } from './ui/toast.js';
 
@@ -31,7 +32,7 @@ function syncMap() {
   const chats = {};
   for (const chat of state.chats.values()) {
     const hist = state.history.get(chat.id);
-    chats[chat.id] = hist && hist.loaded ? store.newestSeq(chat.id) : chat.last_seq || 0;
+    chats[chat.id] = hist && hist.loaded && !hist.hasNewer ? store.newestSeq(chat.id) : chat.last_seq || 0;
   }
   return chats;
 }
@@ -47,7 +48,9 @@ async function onHello(socket, frame, isReconnect) {
   }
   try {
     await actions.loadChats();
-    if (state.activeChatId && state.chats.has(state.activeChatId)) await actions.loadLatest(state.activeChatId);
+    const active = state.activeChatId;
+    // An older window (opened at a search hit or mention) pages forward by itself.
+    if (active && state.chats.has(active) && !state.history.get(active)?.hasNewer) await actions.loadLatest(active);
   } catch { /* the next reconnect tries again */ }
 }
 
@@ -61,7 +64,7 @@ async function onMessage(msg) {
   }
   const hist = state.history.get(msg.chat_id);
   const newest = store.newestSeq(msg.chat_id);
-  if (hist && hist.loaded && newest && msg.seq > newest + 1) {
+  if (hist && hist.loaded && !hist.hasNewer && newest && msg.seq > newest + 1) {
     actions.fillGap(msg.chat_id, newest).catch(() => {});
   }
   store.receiveMessage(msg);
@@ -91,5 +94,5 @@ function onSynced(frame) {
 
 function onError(frame) {
   if (frame.ref && actions.failPending(frame.ref, frame.detail, frame.code)) return;
-  toast(frame.detail || `Error: ${frame.code}`, { error: true });
+  toast(errorText(frame), { error: true });
 }

@@ -65,6 +65,20 @@ export function t(key, params = {}) {
   return value.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
 }
 
+/** Whether the current language (or English) has `key`. */
+export const has = (key) => key in CATALOGS[current] || key in CATALOGS.en;
+
+/**
+ * The text to show for an API error: the catalog's `error.<code>` when there is one
+ * (so common errors read in the interface language), else the server's `detail`.
+ */
+export function errorText(error) {
+  if (!error) return t('error.generic');
+  const key = `error.${error.code}`;
+  if (error.code && has(key)) return t(key, { seconds: error.retryAfter ?? '' });
+  return error.detail || error.message || t('error.generic');
+}
+
 /** Fills every [data-i18n] element's text (and data-i18n-attr="attr:key;…" attributes). */
 export function translateDom(root = document) {
   for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);

@@ -16,7 +16,7 @@ export function emit(event, detail) {
 export const state = {
   me: null,
   chats: new Map(), // id → Chat
-  history: new Map(), // chat id → {bySeq: Map<seq, Message>, hasMore, loading, loaded}
+  history: new Map(), // chat id → {bySeq: Map<seq, Message>, hasMore, hasNewer, loading, loaded}
   byId: new Map(), // message id → Message (for quoted replies)
   pending: new Map(), // chat id → Map<client_id, PendingMessage>
   users: new Map(), // user id → User-ish (peers, senders, search hits)
@@ -33,8 +33,9 @@ export function activityOf(chat) {
   return (chat.last_message && chat.last_message.created_at) || chat.created_at || '';
 }
 
+/** My chats by activity; a direct chat not created yet (`virtual`) is not listed. */
 export function sortedChats() {
-  return [...state.chats.values()].sort((a, b) => activityOf(b).localeCompare(activityOf(a)) || b.id - a.id);
+  return [...state.chats.values()].filter((c) => !c.virtual).sort((a, b) => activityOf(b).localeCompare(activityOf(a)) || b.id - a.id);
 }
 
 export function upsertChat(chat) {
@@ -71,6 +72,43 @@ export function removeChat(id) {
   if (state.activeChatId === id) setActiveChat(null);
 }
 
+/** Muted now: `muted_until` is "forever" or a time still ahead. */
+export function isMuted(chat) {
+  const until = chat && chat.muted_until;
+  if (!until) return false;
+  return until === 'forever' || Date.parse(until) > Date.now();
+}
+
+/** Unread messages for the title and favicon: muted chats count only their mentions. */
+export function unreadTotal() {
+  let n = 0;
+  for (const chat of state.chats.values()) n += isMuted(chat) ? chat.mention_count || 0 : chat.unread_count || 0;
+  return n;
+}
+
+/** The direct chat with `userId`, if I have one. */
+export function directWith(userId) {
+  for (const chat of state.chats.values()) {
+    if (chat.type === 'direct' && !chat.virtual && chat.peer?.id === userId) return chat;
+  }
+  return null;
+}
+
+/**
+ * A conversation with someone shown before it exists: created on the server only when
+ * the first message is sent. Its id is negative so it never collides with a real one.
+ */
+export function virtualDirect(user) {
+  const id = -Number(user.id);
+  rememberUser(user);
+  const chat = { id, type: 'direct', virtual: true, peer: user, title: null, member_count: 2, my_role: 'member', last_seq: 0, unread_count: 0 };
+  state.chats.set(id, chat);
+  const hist = historyOf(id);
+  hist.loaded = true;
+  hist.hasMore = false;
+  return chat;
+}
+
 export function setActiveChat(id) {
   state.activeChatId = id;
   emit('active', id);
@@ -98,7 +136,8 @@ export const isOnline = (userId) => Boolean(state.presence.get(userId)?.online);
 
 export function historyOf(chatId) {
   if (!state.history.has(chatId)) {
-    state.history.set(chatId, { bySeq: new Map(), hasMore: true, loading: false, loaded: false });
+    // hasNewer: a window around an older message is loaded, not the newest page.
+    state.history.set(chatId, { bySeq: new Map(), hasMore: true, hasNewer: false, loading: false, loaded: false });
   }
   return state.history.get(chatId);
 }
@@ -136,13 +175,19 @@ export function receiveMessage(msg) {
     chat.last_seq = Math.max(chat.last_seq || 0, msg.seq);
     const mine = state.me && msg.sender.id === state.me.id;
     if (isNew && !mine) chat.unread_count = (chat.unread_count || 0) + 1;
+    if (isNew && !mine && chat.type !== 'direct' && mentionsMe(msg)) chat.mention_count = (chat.mention_count || 0) + 1;
     emit('chats');
+    if (isNew && !mine) emit('incoming', msg);
   }
   clearTyping(msg.chat_id, msg.sender.id);
   const hist = state.history.get(msg.chat_id);
-  if (hist && hist.loaded) putMessages(msg.chat_id, [msg]);
+  // While the first page is loading, keep the message too: the page may have been read
+  // before it was stored, and dropping it here (with its pending copy) would lose it.
+  if (hist && !hist.hasNewer && (hist.loaded || hist.loading)) putMessages(msg.chat_id, [msg]);
   else if (msg.client_id) state.pending.get(msg.chat_id)?.delete(msg.client_id);
 }
+
+export const mentionsMe = (msg) => Boolean(state.me && msg.mentions?.includes(state.me.id));
 
 export function updateMessage(msg) {
   const hist = state.history.get(msg.chat_id);
@@ -158,7 +203,10 @@ export function markChatRead(chatId, seq) {
   const chat = state.chats.get(chatId);
   if (!chat) return;
   chat.read_seq = Math.max(chat.read_seq || 0, seq);
-  if (seq >= (chat.last_seq || 0)) chat.unread_count = 0;
+  if (seq >= (chat.last_seq || 0)) {
+    chat.unread_count = 0;
+    chat.mention_count = 0;
+  }
   emit('chats');
 }
 

@@ -111,6 +111,9 @@ def make_upstream_app(upstream: Upstream) -> Starlette:
                 "ws": True,
             }
         )
+        slow = websocket.query_params.get("slow")
+        if slow:  # a busy server: the handshake is answered late
+            await asyncio.sleep(float(slow))
         deny = websocket.query_params.get("deny")
         if deny:
             await websocket.send_denial_response(

@@ -83,7 +83,9 @@ async def test_large_upload_is_streamed(gateway: RunningGateway) -> None:
             yield chunk
 
     async with client(gateway.url) as http:
-        response = await http.post("/service/api/upload", content=body(), headers=bearer(2))
+        response = await http.post(
+            "/service/api/chats/1/attachments", content=body(), headers=bearer(2)
+        )
     echo = response.json()
     assert echo["body_len"] == len(chunk) * count
     assert echo["body_sha256"] == digest

@@ -2,6 +2,7 @@
 
 import { h, icon } from '../dom.js';
 import { colorFor, displayName, initials } from '../format.js';
+import { t } from '../i18n.js';
 import { isOnline } from '../state.js';
 
 export function userAvatar(user, { size = '', presence = false } = {}) {
@@ -29,6 +30,6 @@ export function chatAvatar(chat, { size = '', presence = false } = {}) {
 }
 
 export function chatTitle(chat) {
-  if (chat.type === 'direct') return displayName(chat.peer) || chat.title || 'Direct chat';
-  return chat.title || 'Untitled';
+  if (chat.type === 'direct') return displayName(chat.peer) || chat.title || t('chat.type.direct');
+  return chat.title || t('chat.untitled');
 }

@@ -4,8 +4,11 @@
 import * as actions from '../actions.js';
 import { h, icon } from '../dom.js';
 import { displayName } from '../format.js';
+import { errorText, t } from '../i18n.js';
+import { askPermission } from '../notify.js';
 import * as store from '../state.js';
-import { scrollToBottom } from './messages.js';
+import { jumpToLatest, scrollToBottom } from './messages.js';
+import { mountMentionBox } from './mention-box.js';
 import { toast } from './toast.js';
 
 const { state } = store;
@@ -14,14 +17,30 @@ const MAX_LENGTH = 4000;
 const el = {};
 let mode = null; // null | {kind: 'reply'|'edit', msg}
 let files = []; // {key, file, status: 'uploading'|'done'|'failed', attachment}
-const drafts = new Map(); // chat id → text
+let openChat = async () => {};
+let mentionBox = null;
 
-export function mountComposer() {
+// Drafts per chat, kept in localStorage (per signed-in user) across switches and reloads.
+const draftKey = (chatId) => `parley.draft.${state.me?.id}.${chatId}`;
+function loadDraft(chatId) {
+  try { return localStorage.getItem(draftKey(chatId)) || ''; } catch { return ''; }
+}
+function saveDraft(chatId, text) {
+  if (chatId == null || chatId < 0) return; // a conversation not started yet
+  try {
+    if (text.trim()) localStorage.setItem(draftKey(chatId), text);
+    else localStorage.removeItem(draftKey(chatId));
+  } catch { /* storage full or disabled */ }
+}
+
+export function mountComposer({ onOpen } = {}) {
+  if (onOpen) openChat = onOpen;
   for (const id of ['composer', 'composer-input', 'composer-send', 'composer-attach', 'composer-file',
     'composer-context', 'composer-context-title', 'composer-context-body', 'composer-context-icon',
     'composer-context-cancel', 'composer-files', 'composer-notice']) {
     el[id.replace('composer-', '').replace(/-/g, '_')] = document.getElementById(id);
   }
+  mentionBox = mountMentionBox(el.input, document.getElementById('mention-box'));
   el.input.addEventListener('keydown', onKeyDown);
   el.input.addEventListener('input', onInput);
   el.input.addEventListener('paste', onPaste);
@@ -44,12 +63,13 @@ export function mountComposer() {
 
 /** Called when another chat opens: keep the draft of the old one, restore the new one's. */
 export function switchChat(previousId, chatId) {
-  if (previousId != null) drafts.set(previousId, mode?.kind === 'edit' ? '' : el.input.value);
+  if (previousId != null && mode?.kind !== 'edit') saveDraft(previousId, el.input.value);
   mode = null;
   files = [];
+  mentionBox?.close();
   renderContext();
   renderFiles();
-  el.input.value = drafts.get(chatId) || '';
+  el.input.value = chatId == null ? '' : loadDraft(chatId);
   autosize();
   updateSendButton();
   refreshAvailability();
@@ -60,9 +80,9 @@ export function refreshAvailability() {
   const chat = state.chats.get(state.activeChatId);
   let notice = '';
   if (chat && chat.type === 'direct' && chat.peer && state.blocked.has(chat.peer.id)) {
-    notice = `You blocked ${displayName(chat.peer)}. Unblock to send messages.`;
+    notice = t('composer.blocked', { name: displayName(chat.peer) });
   } else if (chat && !actions.isMember(chat)) {
-    notice = 'Join this channel to send messages.';
+    notice = t('composer.joinFirst');
   }
   el.notice.textContent = notice;
   el.notice.hidden = !notice;
@@ -74,7 +94,7 @@ export function focusComposer() {
 }
 
 export function startReply(msg) {
-  if (mode?.kind === 'edit') el.input.value = '';
+  if (mode?.kind === 'edit') el.input.value = loadDraft(state.activeChatId);
   mode = { kind: 'reply', msg };
   renderContext();
   el.input.focus();
@@ -91,7 +111,8 @@ export function startEdit(msg) {
 }
 
 function cancelMode() {
-  if (mode?.kind === 'edit') el.input.value = '';
+  // Leaving an edit brings back what was being written before it (the saved draft).
+  if (mode?.kind === 'edit') el.input.value = loadDraft(state.activeChatId);
   mode = null;
   renderContext();
   autosize();
@@ -105,20 +126,21 @@ function renderContext() {
   const { kind, msg } = mode;
   el.context.dataset.mode = kind;
   el.context_icon.replaceChildren(icon(kind));
-  el.context_title.textContent = kind === 'edit' ? 'Edit message' : `Reply to ${displayName(msg.sender)}`;
+  el.context_title.textContent = kind === 'edit' ? t('composer.editing') : t('composer.replyTo', { name: displayName(msg.sender) });
   el.context_body.textContent = msg.content || (msg.attachments?.length ? `📎 ${msg.attachments[0].filename}` : '');
 }
 
 // ---- keys and typing --------------------------------------------------------------------
 
 function onKeyDown(event) {
+  if (mentionBox?.handleKey(event)) return;
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     submit();
   } else if (event.key === 'Escape' && mode) {
     event.preventDefault();
     cancelMode();
-  } else if (event.key === 'ArrowUp' && !el.input.value && !mode) {
+  } else if (event.key === 'ArrowUp' && !el.input.value && !mode && !event.altKey) {
     const own = lastOwnMessage();
     if (own) {
       event.preventDefault();
@@ -130,6 +152,8 @@ function onKeyDown(event) {
 function onInput() {
   autosize();
   updateSendButton();
+  mentionBox?.update();
+  if (mode?.kind !== 'edit') saveDraft(state.activeChatId, el.input.value);
   if (el.input.value.trim() && mode?.kind !== 'edit' && state.activeChatId != null) actions.sendTyping(state.activeChatId);
 }
 
@@ -166,22 +190,46 @@ async function submit() {
   const content = el.input.value.trim();
   if (chatId == null || el.send.disabled) return;
   if (content.length > MAX_LENGTH) {
-    toast(`Messages are limited to ${MAX_LENGTH} characters.`, { error: true });
+    toast(t('composer.tooLong', { max: MAX_LENGTH }), { error: true });
     return;
   }
+  mentionBox?.close();
   if (mode?.kind === 'edit') {
     const { msg } = mode;
     if (!content) return;
-    if (content !== msg.content) actions.editMessage(msg, content).catch((e) => toast(e.detail, { error: true }));
+    if (content !== msg.content) actions.editMessage(msg, content).catch((e) => toast(errorText(e), { error: true }));
     cancelMode();
     return;
   }
   const attachments = files.filter((f) => f.status === 'done').map((f) => f.attachment);
   // The contract needs 1–4000 characters; a file alone goes out under its own name.
   const text = content || attachments.map((a) => a.filename).join(', ');
-  actions.sendMessage(chatId, text, { replyTo: mode?.msg.id || null, attachments });
+  const replyTo = mode?.msg.id || null;
+  let target = chatId;
+  const chat = state.chats.get(chatId);
   el.input.value = '';
-  drafts.delete(chatId);
+  if (chat?.virtual) {
+    // The first message to someone new: now the direct chat is created. Messages sent
+    // meanwhile wait for the same creation, so they keep their order.
+    chat.starting ||= actions.startDirect(chat.peer.id).then(async (real) => {
+      await openChat(real.id);
+      return real.id;
+    });
+    try {
+      target = await chat.starting;
+    } catch (error) {
+      chat.starting = null;
+      el.input.value = content;
+      toast(errorText(error), { error: true });
+      updateSendButton();
+      return;
+    }
+  } else if (state.history.get(chatId)?.hasNewer) {
+    await jumpToLatest(); // sent from an older window: show where it lands
+  }
+  actions.sendMessage(target, text, { replyTo, attachments });
+  askPermission(); // once, from this user gesture: notifications for replies
+  saveDraft(target, '');
   mode = null;
   files = [];
   renderContext();
@@ -195,6 +243,17 @@ async function submit() {
 
 function addFiles(list) {
   const chatId = state.activeChatId;
+  const chat = state.chats.get(chatId);
+  if (chat?.virtual) {
+    // Files need a chat to be uploaded to: attaching starts the conversation.
+    actions.startDirect(chat.peer.id).then(async (real) => {
+      const text = el.input.value;
+      await openChat(real.id);
+      el.input.value = text;
+      addFiles(list);
+    }, (error) => toast(errorText(error), { error: true }));
+    return;
+  }
   for (const file of list) {
     const entry = { key: actions.newClientId(), file, status: 'uploading', attachment: null };
     files.push(entry);
@@ -203,7 +262,7 @@ function addFiles(list) {
       entry.attachment = attachment;
     }).catch((error) => {
       entry.status = 'failed';
-      toast(`${file.name}: ${error.detail}`, { error: true });
+      toast(`${file.name}: ${errorText(error)}`, { error: true });
     }).finally(() => {
       if (state.activeChatId === chatId) { renderFiles(); updateSendButton(); }
     });
@@ -216,13 +275,13 @@ function addFiles(list) {
 function renderFiles() {
   el.files.hidden = !files.length;
   el.files.replaceChildren(...files.map((entry) => {
-    const remove = h('button', { class: 'icon-btn', title: 'Remove', testid: 'composer-file-remove', onclick: () => {
+    const remove = h('button', { class: 'icon-btn', title: t('common.remove'), 'aria-label': t('common.remove'), testid: 'composer-file-remove', onclick: () => {
       files = files.filter((f) => f !== entry);
       renderFiles();
       updateSendButton();
     } });
     remove.append(icon('close'));
-    const label = entry.status === 'uploading' ? `${entry.file.name} (uploading…)` : entry.file.name;
+    const label = entry.status === 'uploading' ? t('composer.uploading', { name: entry.file.name }) : entry.file.name;
     return h('span', { class: `composer-file is-${entry.status}`, testid: 'composer-file-chip', dataset: { status: entry.status } },
       icon('file'), h('span', null, label), remove);
   }));

@@ -3,6 +3,7 @@
 import * as actions from '../actions.js';
 import { clear, h, icon } from '../dom.js';
 import { displayName, formatLastSeen } from '../format.js';
+import { errorText, t } from '../i18n.js';
 import * as store from '../state.js';
 import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
 import { channelRow } from './sidebar.js';
@@ -12,7 +13,7 @@ const { state } = store;
 
 /** A dialog with a title, a body and footer buttons; removed from the page when closed. */
 export function modal({ title, testid, body, footer = [] }) {
-  const close = h('button', { class: 'icon-btn', title: 'Close', testid: 'dialog-close', onclick: () => dialog.close() });
+  const close = h('button', { class: 'icon-btn', title: t('common.close'), 'aria-label': t('common.close'), testid: 'dialog-close', onclick: () => dialog.close() });
   close.append(icon('close'));
   const dialog = h('dialog', { class: 'modal', testid },
     h('div', { class: 'modal-head' }, h('h2', null, title), close),
@@ -25,13 +26,13 @@ export function modal({ title, testid, body, footer = [] }) {
   return dialog;
 }
 
-export function confirmDialog({ title, text, confirm = 'OK', danger = false }) {
+export function confirmDialog({ title, text, confirm = t('common.ok'), danger = false }) {
   return new Promise((resolve) => {
     let answer = false;
     const ok = h('button', { class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, testid: 'confirm-ok', onclick: () => { answer = true; dialog.close(); } }, confirm);
     const dialog = modal({
       title, testid: 'confirm-dialog', body: h('p', null, text),
-      footer: [h('button', { class: 'btn', testid: 'confirm-cancel', onclick: () => dialog.close() }, 'Cancel'), ok],
+      footer: [h('button', { class: 'btn', testid: 'confirm-cancel', onclick: () => dialog.close() }, t('common.cancel')), ok],
     });
     dialog.addEventListener('close', () => resolve(answer));
     ok.focus();
@@ -46,8 +47,8 @@ function field(label, input, testid) {
 function showFieldError(form, error, names) {
   const name = error.field ? error.field(names) : null;
   const target = name && form.querySelector(`[name="${name}"]`);
-  if (target) target.closest('.field').querySelector('.field-error').textContent = error.detail;
-  else toast(error.detail || 'Something went wrong', { error: true });
+  if (target) target.closest('.field').querySelector('.field-error').textContent = errorText(error);
+  else toast(errorText(error), { error: true });
 }
 
 // ---- profile ---------------------------------------------------------------------------------
@@ -63,7 +64,7 @@ export function profileDialog() {
     if (!file) return;
     await actions.uploadAvatar(file);
     renderAvatar();
-    toast('Avatar updated');
+    toast(t('profile.avatarUpdated'));
   }));
   const name = h('input', { name: 'display_name', value: me.display_name || '', maxlength: 64 });
   const bio = h('textarea', { name: 'bio', maxlength: 500 });
@@ -73,19 +74,19 @@ export function profileDialog() {
     h('div', { class: 'profile-avatar' }, avatarBox,
       h('div', { class: 'profile-avatar-actions' },
         h('strong', null, `@${me.username}`),
-        h('button', { type: 'button', class: 'btn btn-small', testid: 'profile-avatar-upload', onclick: () => fileInput.click() }, 'Upload photo'),
-        h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: 'profile-avatar-remove', onclick: () => attempt(async () => { await actions.removeAvatar(); renderAvatar(); }) }, 'Remove'),
+        h('button', { type: 'button', class: 'btn btn-small', testid: 'profile-avatar-upload', onclick: () => fileInput.click() }, t('profile.upload')),
+        h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: 'profile-avatar-remove', onclick: () => attempt(async () => { await actions.removeAvatar(); renderAvatar(); }) }, t('common.remove')),
         fileInput)),
-    field('Display name', name, 'profile-display-name'),
-    field('Bio', bio, 'profile-bio'),
-    field('Email', email, 'profile-email'));
-  const save = h('button', { class: 'btn btn-primary', testid: 'profile-save', type: 'submit' }, 'Save');
+    field(t('profile.displayName'), name, 'profile-display-name'),
+    field(t('profile.bio'), bio, 'profile-bio'),
+    field(t('profile.email'), email, 'profile-email'));
+  const save = h('button', { class: 'btn btn-primary', testid: 'profile-save', type: 'submit' }, t('common.save'));
   save.setAttribute('form', 'profile-form-el');
   form.id = 'profile-form-el';
   const dialog = modal({
-    title: 'Your profile', testid: 'profile-dialog', body: form,
-    footer: [h('button', { class: 'btn btn-danger', testid: 'profile-logout', onclick: () => actions.logout() }, 'Sign out'),
-      h('span', { class: 'spacer' }), h('button', { class: 'btn', onclick: () => dialog.close() }, 'Cancel'), save],
+    title: t('profile.title'), testid: 'profile-dialog', body: form,
+    footer: [h('button', { class: 'btn btn-danger', testid: 'profile-logout', onclick: () => actions.logout() }, t('menu.logout')),
+      h('span', { class: 'spacer' }), h('button', { class: 'btn', onclick: () => dialog.close() }, t('common.cancel')), save],
   });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -95,7 +96,7 @@ export function profileDialog() {
     try {
       await actions.updateProfile(fields);
       dialog.close();
-      toast('Profile saved');
+      toast(t('profile.saved'));
     } catch (error) {
       showFieldError(form, error, ['display_name', 'bio', 'email']);
     }
@@ -106,9 +107,9 @@ export function profileDialog() {
 
 export function newChatDialog({ onOpen, tab = 'direct' }) {
   const body = h('div');
-  const tabs = [['direct', 'Direct'], ['group', 'Group'], ['channel', 'Channel'], ['browse', 'Browse']];
+  const tabs = [['direct', t('newChat.tab.direct')], ['group', t('newChat.tab.group')], ['channel', t('newChat.tab.channel')], ['browse', t('newChat.tab.browse')]];
   const tabBar = h('div', { class: 'tabs', role: 'tablist' });
-  const dialog = modal({ title: 'New conversation', testid: 'new-chat-dialog', body: [tabBar, body] });
+  const dialog = modal({ title: t('newChat.title'), testid: 'new-chat-dialog', body: [tabBar, body] });
   const done = (chat) => { dialog.close(); onOpen(chat.id); };
   const show = (name) => {
     for (const b of tabBar.children) b.setAttribute('aria-selected', String(b.dataset.tab === name));
@@ -120,14 +121,14 @@ export function newChatDialog({ onOpen, tab = 'direct' }) {
 }
 
 function userPicker({ onPick, selected = null }) {
-  const input = h('input', { class: 'input', placeholder: 'Search people by name or username', testid: 'user-picker-search', autocomplete: 'off' });
+  const input = h('input', { class: 'input', placeholder: t('newChat.searchPeople'), 'aria-label': t('newChat.searchPeople'), testid: 'user-picker-search', autocomplete: 'off' });
   const results = h('div', { class: 'pick-list', testid: 'user-picker-results' });
   let timer = 0;
   const search = async () => {
     const users = (await actions.searchUsers(input.value.trim()).catch(() => [])).filter((u) => u.id !== state.me.id);
     clear(results).append(...(users.length ? users.map((u) => h('button', {
       type: 'button', class: `pick-item${selected?.has(u.id) ? ' is-selected' : ''}`, testid: `user-picker-${u.id}`, onclick: () => onPick(u),
-    }, userAvatar(u, { size: 'avatar-sm' }), h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(u)), h('span', { class: 'pick-sub' }, `@${u.username}`)))) : [h('div', { class: 'list-empty' }, 'Nobody found')]));
+    }, userAvatar(u, { size: 'avatar-sm' }), h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(u)), h('span', { class: 'pick-sub' }, `@${u.username}`)))) : [h('div', { class: 'list-empty' }, t('newChat.nobody'))]));
   };
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });
   search();
@@ -144,22 +145,22 @@ function createPane(type, done) {
   const title = h('input', { name: 'title', maxlength: 64, required: true });
   const description = h('textarea', { name: 'description', maxlength: 500 });
   const renderChips = () => chips.replaceChildren(...[...members.values()].map((u) => {
-    const remove = h('button', { type: 'button', class: 'icon-btn', title: 'Remove', onclick: () => { members.delete(u.id); renderChips(); picker.refresh(); } });
+    const remove = h('button', { type: 'button', class: 'icon-btn', title: t('common.remove'), 'aria-label': t('common.remove'), onclick: () => { members.delete(u.id); renderChips(); picker.refresh(); } });
     remove.append(icon('close'));
     return h('span', { class: 'chip' }, displayName(u), remove);
   }));
   const picker = userPicker({ selected: members, onPick: (u) => { if (members.has(u.id)) members.delete(u.id); else members.set(u.id, u); renderChips(); picker.refresh(); } });
   const form = h('form', { testid: `new-${type}-form` },
-    field(type === 'group' ? 'Group name' : 'Channel name', title, 'new-chat-title'),
-    field('Description (optional)', description, 'new-chat-description'),
-    h('div', { class: 'field' }, h('span', null, type === 'group' ? 'Members' : 'Invite people (optional)'), chips, picker.el),
-    h('div', { class: 'modal-foot' }, h('button', { class: 'btn btn-primary', type: 'submit', testid: 'new-chat-create' }, type === 'group' ? 'Create group' : 'Create channel')));
+    field(type === 'group' ? t('newChat.groupName') : t('newChat.channelName'), title, 'new-chat-title'),
+    field(t('newChat.description'), description, 'new-chat-description'),
+    h('div', { class: 'field' }, h('span', null, type === 'group' ? t('newChat.members') : t('newChat.invite')), chips, picker.el),
+    h('div', { class: 'modal-foot' }, h('button', { class: 'btn btn-primary', type: 'submit', testid: 'new-chat-create' }, type === 'group' ? t('newChat.createGroup') : t('newChat.createChannel'))));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     for (const e of form.querySelectorAll('.field-error')) e.textContent = '';
     const fields = { type, title: title.value.trim(), member_ids: [...members.keys()] };
     if (description.value.trim()) fields.description = description.value.trim();
-    if (!fields.title) { form.querySelector('.field-error').textContent = 'Give it a name.'; return; }
+    if (!fields.title) { form.querySelector('.field-error').textContent = t('newChat.nameRequired'); return; }
     try {
       done(await actions.createChat(fields));
     } catch (error) {
@@ -170,13 +171,13 @@ function createPane(type, done) {
 }
 
 function browsePane(dialog, onOpen) {
-  const input = h('input', { class: 'input', placeholder: 'Search public channels', testid: 'browse-search', autocomplete: 'off' });
+  const input = h('input', { class: 'input', placeholder: t('newChat.searchChannels'), 'aria-label': t('newChat.searchChannels'), testid: 'browse-search', autocomplete: 'off' });
   const results = h('div', { class: 'pick-list', testid: 'browse-results' });
   const search = async () => {
     const channels = await actions.searchChannels(input.value.trim()).catch(() => []);
     clear(results).append(...(channels.length
       ? channels.map((c) => channelRow(c, { onDone: () => dialog.close() }))
-      : [h('div', { class: 'list-empty' }, 'No public channels found')]));
+      : [h('div', { class: 'list-empty' }, t('sidebar.noChannels'))]));
   };
   let timer = 0;
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });
@@ -188,48 +189,48 @@ function browsePane(dialog, onOpen) {
 // ---- chat info: members, leave, delete ----------------------------------------------------
 
 export function chatInfoDialog(chat, { onBlockToggle }) {
-  const members = h('div', { class: 'pick-list', testid: 'chat-members' }, h('div', { class: 'list-empty' }, 'Loading members…'));
+  const members = h('div', { class: 'pick-list', testid: 'chat-members' }, h('div', { class: 'list-empty' }, t('common.loading')));
   const peer = chat.type === 'direct' ? chat.peer : null;
   const about = peer ? peer.bio : chat.description;
   const footer = [];
   if (peer) {
     const blocked = state.blocked.has(peer.id);
-    footer.push(h('button', { class: 'btn btn-danger', testid: 'info-block-toggle', onclick: () => { dialog.close(); onBlockToggle(); } }, blocked ? 'Unblock user' : 'Block user'));
+    footer.push(h('button', { class: 'btn btn-danger', testid: 'info-block-toggle', onclick: () => { dialog.close(); onBlockToggle(); } }, blocked ? t('block.unblockUser') : t('block.blockUser')));
   } else if (actions.isMember(chat)) {
-    footer.push(h('button', { class: 'btn btn-danger', testid: 'leave-chat', onclick: () => leave(chat, dialog) }, chat.type === 'channel' ? 'Leave channel' : 'Leave group'));
+    footer.push(h('button', { class: 'btn btn-danger', testid: 'leave-chat', onclick: () => leave(chat, dialog) }, chat.type === 'channel' ? t('info.leaveChannel') : t('info.leaveGroup')));
     if (['owner', 'admin'].includes(chat.my_role)) {
-      footer.unshift(h('button', { class: 'btn', testid: 'add-members', onclick: () => { dialog.close(); addMembersDialog(chat); } }, 'Add people'));
+      footer.unshift(h('button', { class: 'btn', testid: 'add-members', onclick: () => { dialog.close(); addMembersDialog(chat); } }, t('info.addPeople')));
     }
-    if (chat.my_role === 'owner') footer.push(h('button', { class: 'btn btn-danger', testid: 'delete-chat', onclick: () => remove(chat, dialog) }, 'Delete'));
+    if (chat.my_role === 'owner') footer.push(h('button', { class: 'btn btn-danger', testid: 'delete-chat', onclick: () => remove(chat, dialog) }, t('common.delete')));
   }
   const dialog = modal({
-    title: chat.type === 'direct' ? 'Contact' : chat.type === 'group' ? 'Group' : 'Channel',
+    title: chat.type === 'direct' ? t('info.contact') : t(`chat.type.${chat.type}`),
     testid: 'chat-info-dialog',
     body: [h('div', { class: 'info-head' }, chatAvatar(chat, { size: 'avatar-lg' }),
       h('h3', null, chatTitle(chat)),
-      peer ? h('p', null, `@${peer.username} · ${store.isOnline(peer.id) ? 'online' : formatLastSeen(store.state.presence.get(peer.id)?.last_seen_at || peer.last_seen_at)}`) : h('p', null, `${chat.member_count} members`),
+      peer ? h('p', null, `@${peer.username} · ${store.isOnline(peer.id) ? t('presence.online') : formatLastSeen(store.state.presence.get(peer.id)?.last_seen_at || peer.last_seen_at)}`) : h('p', null, t('chat.members', { count: chat.member_count ?? 0 })),
       about ? h('p', null, about) : null),
-    peer ? null : h('div', { class: 'section-label' }, 'Members'), peer ? null : members],
+    peer ? null : h('div', { class: 'section-label' }, t('info.members')), peer ? null : members],
     footer,
   });
   if (!peer) {
     actions.listMembers(chat.id).then((list) => members.replaceChildren(...list.map((m) => h('div', { class: 'pick-item', testid: `member-${m.user.id}` },
       userAvatar(m.user, { size: 'avatar-sm' }),
       h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(m.user)), h('span', { class: 'pick-sub' }, `@${m.user.username}`)),
-      m.role !== 'member' ? h('span', { class: 'role-tag' }, m.role) : null)))).catch((e) => members.replaceChildren(h('div', { class: 'list-empty' }, e.detail)));
+      m.role !== 'member' ? h('span', { class: 'role-tag' }, t(`role.${m.role}`)) : null)))).catch((e) => members.replaceChildren(h('div', { class: 'list-empty' }, errorText(e))));
   }
 }
 
 async function leave(chat, dialog) {
   dialog.close();
-  if (await confirmDialog({ title: 'Leave chat?', text: `You will leave “${chatTitle(chat)}”.`, confirm: 'Leave', danger: true })) {
+  if (await confirmDialog({ title: t('info.leaveTitle'), text: t('info.leaveText', { chat: chatTitle(chat) }), confirm: t('info.leave'), danger: true })) {
     await attempt(() => actions.leaveChat(chat.id));
   }
 }
 
 async function remove(chat, dialog) {
   dialog.close();
-  if (await confirmDialog({ title: 'Delete chat?', text: `“${chatTitle(chat)}” and all its messages will be deleted for everyone.`, confirm: 'Delete', danger: true })) {
+  if (await confirmDialog({ title: t('info.deleteTitle'), text: t('info.deleteText', { chat: chatTitle(chat) }), confirm: t('common.delete'), danger: true })) {
     await attempt(() => actions.deleteChat(chat.id));
   }
 }
@@ -247,7 +248,7 @@ function addMembersDialog(chat) {
     if (!chosen.size) return;
     await actions.addMembers(chat.id, [...chosen.keys()]);
     dialog.close();
-    toast(`Added ${chosen.size} ${chosen.size === 1 ? 'person' : 'people'}`);
-  }) }, 'Add');
-  const dialog = modal({ title: `Add people to ${chatTitle(chat)}`, testid: 'add-members-dialog', body: [chips, picker.el], footer: [add] });
+    toast(t('info.added', { count: chosen.size }));
+  }) }, t('info.add'));
+  const dialog = modal({ title: t('info.addTitle', { chat: chatTitle(chat) }), testid: 'add-members-dialog', body: [chips, picker.el], footer: [add] });
 }

@@ -3,10 +3,12 @@
 
 import * as actions from '../actions.js';
 import { h, icon } from '../dom.js';
-import { dayKey, displayName, formatDay, formatFull, formatSize, formatTime, isImage, richText } from '../format.js';
+import { dayKey, displayName, formatDay, formatFull, formatSize, formatTime, isImage } from '../format.js';
+import { errorText, onLocaleChange, t } from '../i18n.js';
+import { renderMarkdown } from '../markdown.js';
 import * as store from '../state.js';
 import { userAvatar } from './avatar.js';
-import { attempt } from './toast.js';
+import { attempt, toast } from './toast.js';
 
 const { state } = store;
 const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
@@ -20,15 +22,20 @@ let callbacks;
 let stickToBottom = true;
 let shownChat = null;
 let frame = 0;
+let jumpCount;
+// The "new messages" divider goes after this seq (what was read when the chat opened).
+let dividerAfter = null;
+let positioned = false; // scrolled to the divider or a revealed message already
 
 export function mountMessages(cb) {
   callbacks = cb;
   list = document.getElementById('message-list');
   jumpButton = document.getElementById('jump-bottom');
+  jumpCount = document.getElementById('jump-count');
   statusEl = h('div', { class: 'history-status', testid: 'history-status' });
   list.append(statusEl);
   list.addEventListener('scroll', onScroll, { passive: true });
-  jumpButton.addEventListener('click', () => scrollToBottom(true));
+  jumpButton.addEventListener('click', jumpToLatest);
   window.addEventListener('focus', () => maybeMarkRead());
   document.addEventListener('visibilitychange', () => maybeMarkRead());
   document.addEventListener('click', (event) => {
@@ -40,6 +47,16 @@ export function mountMessages(cb) {
   store.on('messages', schedule);
   store.on('history', schedule);
   store.on('active', () => requestRender());
+  store.on('chats', () => updateJump());
+  onLocaleChange(() => { cache.clear(); requestRender(); });
+}
+
+/** Options for renderMarkdown: which @names are me (`@all` when it mentions me). */
+export function mentionOptions(msg) {
+  const mentioned = store.mentionsMe(msg);
+  return {
+    isMe: (name) => (state.me && name.toLowerCase() === String(state.me.username).toLowerCase()) || (name === 'all' && mentioned),
+  };
 }
 
 function requestRender() {
@@ -54,6 +71,9 @@ function render() {
     shownChat = chatId;
     cache.clear();
     stickToBottom = true;
+    positioned = false;
+    const chat = state.chats.get(chatId);
+    dividerAfter = chat && chat.unread_count > 0 ? chat.read_seq || 0 : null;
   }
   if (chatId == null) return;
   const anchor = stickToBottom ? null : firstVisible();
@@ -62,6 +82,8 @@ function render() {
   renderStatus(chatId);
   if (stickToBottom) scrollToBottom();
   else if (anchor && anchor.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
+  positionAtDivider();
+  updateJump();
   afterLayout(chatId);
 }
 
@@ -71,12 +93,20 @@ function buildItems(chatId) {
   const pending = [...store.pendingOf(chatId).values()];
   const items = [];
   let prev = null;
+  // Only where the last read message is loaded too (else the divider would be a guess).
+  let divider = dividerAfter != null && messages.length && messages[0].seq <= dividerAfter + 1;
   for (const msg of [...messages, ...pending]) {
     const day = dayKey(msg.created_at);
     if (!prev || dayKey(prev.created_at) !== day) {
       items.push({ key: `d:${day}`, version: formatDay(msg.created_at), build: () => daySeparator(msg.created_at) });
     }
-    const grouped = isGrouped(prev, msg);
+    let startsGroup = false;
+    if (divider && msg.seq > dividerAfter && msg.sender && msg.sender.id !== state.me.id) {
+      divider = false;
+      startsGroup = true; // the first unread message shows its sender
+      items.push({ key: 'new', version: t('messages.newDivider'), build: () => h('div', { class: 'new-divider', testid: 'new-messages-divider', role: 'separator' }, h('span', null, t('messages.newDivider'))) });
+    }
+    const grouped = !startsGroup && isGrouped(prev, msg);
     if (msg.seq != null) items.push(messageItem(msg, grouped));
     else items.push(pendingItem(msg, grouped));
     prev = msg;
@@ -94,7 +124,7 @@ function isGrouped(prev, msg) {
 
 function messageItem(msg, grouped) {
   const quoted = msg.reply_to ? state.byId.get(msg.reply_to) : null;
-  const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped,
+  const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped, msg.mentions,
     quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length,
     state.users.get(msg.sender.id)?.avatar_url]);
   return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
@@ -134,8 +164,8 @@ function reconcile(items) {
 function renderStatus(chatId) {
   const hist = store.historyOf(chatId);
   let text = '';
-  if (hist.loading) text = 'Loading…';
-  else if (hist.loaded && !hist.hasMore) text = hist.bySeq.size ? 'This is the beginning of the conversation.' : 'No messages yet. Say hello!';
+  if (hist.loading) text = t('common.loading');
+  else if (hist.loaded && !hist.hasMore) text = hist.bySeq.size ? t('messages.beginning') : t('messages.empty');
   statusEl.textContent = text;
 }
 
@@ -147,8 +177,9 @@ function daySeparator(iso) {
 
 function messageEl(msg, grouped, quoted) {
   const mine = msg.sender.id === state.me.id;
+  const mentioned = !mine && !msg.deleted && store.mentionsMe(msg);
   const el = h('div', {
-    class: `msg${grouped ? ' is-grouped' : ''}${msg.deleted ? ' is-deleted' : ''}${mine ? ' is-mine' : ''}`,
+    class: `msg${grouped ? ' is-grouped' : ''}${msg.deleted ? ' is-deleted' : ''}${mine ? ' is-mine' : ''}${mentioned ? ' is-mention' : ''}`,
     testid: `message-${msg.seq}`,
     dataset: { seq: msg.seq, messageId: msg.id, senderId: msg.sender.id },
   },
@@ -168,18 +199,22 @@ function messageEl(msg, grouped, quoted) {
 }
 
 function contentEl(msg) {
-  if (msg.deleted) return h('div', { class: 'msg-content', testid: 'message-content' }, h('span', { testid: 'message-deleted' }, 'This message was deleted'));
-  return h('div', { class: 'msg-content', testid: 'message-content' },
-    richText(msg.content || ''),
-    msg.edited_at ? h('span', { class: 'msg-edited', testid: 'message-edited', title: `Edited ${formatFull(msg.edited_at)}` }, '(edited)') : null);
+  if (msg.deleted) return h('div', { class: 'msg-content', testid: 'message-content' }, h('span', { testid: 'message-deleted' }, t('messages.deleted')));
+  const blocks = renderMarkdown(msg.content || '', mentionOptions(msg));
+  const edited = msg.edited_at ? h('span', { class: 'msg-edited', testid: 'message-edited', title: t('messages.editedAt', { time: formatFull(msg.edited_at) }) }, t('messages.edited')) : null;
+  // "(edited)" sits at the end of the last paragraph, not on a line of its own.
+  const last = blocks[blocks.length - 1];
+  if (edited && last && last.tagName === 'P') last.append(' ', edited);
+  else if (edited) blocks.push(edited);
+  return h('div', { class: 'msg-content md', testid: 'message-content' }, blocks);
 }
 
 function quoteEl(replyId, quoted) {
   if (!quoted) {
     actions.fetchMessage(replyId).catch(() => {});
-    return h('div', { class: 'msg-quote', testid: 'message-reply-quote' }, 'Loading reply…');
+    return h('div', { class: 'msg-quote', testid: 'message-reply-quote' }, t('messages.loadingReply'));
   }
-  const text = quoted.deleted ? 'Deleted message' : quoted.content || (quoted.attachments?.length ? `📎 ${quoted.attachments[0].filename}` : '');
+  const text = quoted.deleted ? t('messages.deletedShort') : quoted.content || (quoted.attachments?.length ? `📎 ${quoted.attachments[0].filename}` : '');
   return h('button', { class: 'msg-quote', testid: 'message-reply-quote', onclick: () => revealMessage(quoted.chat_id, quoted.seq) },
     h('span', { class: 'msg-quote-sender' }, displayName(quoted.sender)),
     h('span', { class: 'msg-quote-text' }, text));
@@ -222,10 +257,10 @@ function actionsEl(msg, mine) {
     return b;
   };
   return h('div', { class: 'msg-actions', testid: 'message-actions' },
-    button('react', 'Add reaction', 'message-react', (e) => togglePicker(e, msg)),
-    button('reply', 'Reply', 'message-reply', () => callbacks.onReply(msg)),
-    mine ? button('edit', 'Edit', 'message-edit', () => callbacks.onEdit(msg)) : null,
-    mine || moderator ? button('delete', 'Delete', 'message-delete', () => callbacks.onDelete(msg), 'danger') : null);
+    button('react', t('messages.react'), 'message-react', (e) => togglePicker(e, msg)),
+    button('reply', t('messages.reply'), 'message-reply', () => callbacks.onReply(msg)),
+    mine ? button('edit', t('messages.edit'), 'message-edit', () => callbacks.onEdit(msg)) : null,
+    mine || moderator ? button('delete', t('common.delete'), 'message-delete', () => callbacks.onDelete(msg), 'danger') : null);
 }
 
 function togglePicker(event, msg) {
@@ -259,13 +294,13 @@ function pendingEl(item, grouped) {
     h('span', { class: 'msg-sender' }, displayName(state.me)),
     h('span', { class: 'msg-time' }, formatTime(item.created_at))),
   h('div', { class: 'msg-body' },
-    h('div', { class: 'msg-content', testid: 'message-content' }, item.content),
+    h('div', { class: 'msg-content md', testid: 'message-content' }, renderMarkdown(item.content, mentionOptions(item))),
     item.attachments.length ? h('div', { class: 'msg-file-size' }, item.attachments.map((a) => `📎 ${a.filename}`).join('  ')) : null,
     h('div', { class: 'msg-status', testid: 'message-status' },
-      failed ? [icon('alert'), `Not sent${item.error ? `: ${item.error}` : ''}`,
-        h('button', { testid: 'message-retry', onclick: () => actions.retrySend(item.client_id) }, 'Retry'),
-        h('button', { testid: 'message-discard', onclick: () => actions.discardSend(item.chat_id, item.client_id) }, 'Discard')]
-        : 'Sending…')));
+      failed ? [icon('alert'), item.error ? t('messages.notSentWhy', { error: item.error }) : t('messages.notSent'),
+        h('button', { testid: 'message-retry', onclick: () => actions.retrySend(item.client_id) }, t('messages.retry')),
+        h('button', { testid: 'message-discard', onclick: () => actions.discardSend(item.chat_id, item.client_id) }, t('messages.discard'))]
+        : t('messages.sending'))));
 }
 
 // ---- scrolling, paging, reading ----------------------------------------------------------
@@ -283,15 +318,54 @@ function firstVisible() {
 export function scrollToBottom(smooth = false) {
   stickToBottom = true;
   list.scrollTo({ top: list.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
-  jumpButton.hidden = true;
+  updateJump();
+}
+
+/** The jump-to-latest button: shown when scrolled up or looking at an older window. */
+function updateJump() {
+  if (!jumpButton) return;
+  const chatId = state.activeChatId;
+  const hist = chatId != null ? state.history.get(chatId) : null;
+  const away = !stickToBottom || Boolean(hist?.hasNewer);
+  jumpButton.hidden = !away;
+  const unread = state.chats.get(chatId)?.unread_count || 0;
+  jumpCount.hidden = !away || !unread;
+  jumpCount.textContent = unread > 99 ? '99+' : String(unread);
+  jumpButton.setAttribute('aria-label', unread ? t('messages.jumpLatestCount', { count: unread }) : t('messages.jumpLatest'));
+}
+
+/** Back to the newest message (reloading the newest page after a jump into the past). */
+export async function jumpToLatest() {
+  const chatId = state.activeChatId;
+  const hist = chatId != null ? state.history.get(chatId) : null;
+  if (hist?.hasNewer) {
+    await actions.resetToLatest(chatId).catch((e) => toast(errorText(e), { error: true }));
+    stickToBottom = true;
+    render();
+  }
+  scrollToBottom(true);
+}
+
+/** Once per opened chat: when unread messages start above the fold, show them from the divider. */
+function positionAtDivider() {
+  if (positioned) return;
+  const divider = list.querySelector('[data-testid="new-messages-divider"]');
+  if (!divider) return;
+  positioned = true;
+  if (divider.offsetTop < list.scrollHeight - list.clientHeight - 8) {
+    list.scrollTop = Math.max(0, divider.offsetTop - 40); // a line of what came before
+    stickToBottom = nearBottom();
+  }
 }
 
 function onScroll() {
   stickToBottom = nearBottom();
-  jumpButton.hidden = stickToBottom;
   const chatId = state.activeChatId;
+  updateJump();
   if (chatId == null) return;
   if (list.scrollTop < 300) loadOlder(chatId);
+  const hist = store.historyOf(chatId);
+  if (hist.hasNewer && !hist.loading && nearBottom()) actions.loadNewer(chatId).catch(() => {});
   maybeMarkRead();
 }
 
@@ -312,19 +386,23 @@ function maybeMarkRead() {
   if (nearBottom()) actions.markRead(chatId);
 }
 
-/** Page back until `seq` is loaded, then scroll it into view and flash it. */
+/** Load the messages around `seq` unless it is loaded, then scroll to it and flash it. */
 export async function revealMessage(chatId, seq) {
   if (chatId !== state.activeChatId) return;
   const hist = store.historyOf(chatId);
-  for (let i = 0; i < 40 && !hist.bySeq.has(seq) && hist.hasMore; i += 1) {
-    if (!(await actions.loadOlder(chatId))) break;
-  }
-  render();
+  if (!hist.bySeq.has(seq)) await actions.loadAround(chatId, seq).catch((e) => toast(errorText(e), { error: true }));
+  if (frame) { cancelAnimationFrame(frame); frame = 0; }
+  render(); // takes in a chat switch first
+  positioned = true;
   const el = list.querySelector(`[data-testid="message-${seq}"]`);
   if (!el) return;
   stickToBottom = false;
   el.scrollIntoView({ block: 'center' });
-  el.classList.remove('is-highlight');
+  stickToBottom = nearBottom();
+  updateJump();
+  for (const old of list.querySelectorAll('.msg.is-highlight')) old.classList.remove('is-highlight');
   void el.offsetWidth;
   el.classList.add('is-highlight');
+  el.dataset.highlight = 'true';
+  setTimeout(() => { delete el.dataset.highlight; }, 4000);
 }

@@ -3,16 +3,18 @@
 import * as actions from '../actions.js';
 import { clear, h } from '../dom.js';
 import { displayName, formatShort } from '../format.js';
+import { errorText, t } from '../i18n.js';
+import { plainText } from '../markdown.js';
 import { state } from '../state.js';
 import { chatTitle } from './avatar.js';
 import { modal } from './dialogs.js';
 
 export function searchDialog({ chatId = null, onReveal }) {
-  const input = h('input', { class: 'input', type: 'search', placeholder: 'Search messages', testid: 'message-search-input', autocomplete: 'off' });
+  const input = h('input', { class: 'input', type: 'search', placeholder: t('search.placeholder'), 'aria-label': t('search.placeholder'), testid: 'message-search-input', autocomplete: 'off' });
   const results = h('div', { class: 'pick-list', testid: 'message-search-results' });
   const scope = chatId != null ? state.chats.get(chatId) : null;
   const dialog = modal({
-    title: scope ? `Search in ${chatTitle(scope)}` : 'Search messages',
+    title: scope ? t('search.titleIn', { chat: chatTitle(scope) }) : t('search.title'),
     testid: 'message-search-dialog',
     body: [input, results],
   });
@@ -29,9 +31,9 @@ export function searchDialog({ chatId = null, onReveal }) {
       hits = error;
     }
     if (mine !== seq) return undefined;
-    if (!Array.isArray(hits)) return clear(results).append(h('div', { class: 'list-empty' }, hits.detail));
+    if (!Array.isArray(hits)) return clear(results).append(h('div', { class: 'list-empty' }, errorText(hits)));
     clear(results).append(...(hits.length ? hits.map((m) => hitEl(m, q, () => { dialog.close(); onReveal(m.chat_id, m.seq); }))
-      : [h('div', { class: 'list-empty' }, 'No messages found')]));
+      : [h('div', { class: 'list-empty' }, t('search.nothing'))]));
     return undefined;
   };
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(run, 250); });
@@ -43,9 +45,9 @@ function hitEl(msg, q, onClick) {
   return h('button', { class: 'search-hit', testid: `search-hit-${msg.id}`, onclick: onClick },
     h('span', { class: 'search-hit-meta' },
       h('strong', null, displayName(msg.sender)),
-      chat ? h('span', null, `in ${chatTitle(chat)}`) : null,
+      chat ? h('span', null, t('search.inChat', { chat: chatTitle(chat) })) : null,
       h('span', null, `· ${formatShort(msg.created_at)}`)),
-    h('span', { class: 'search-hit-text' }, highlight(msg.content || '', q)));
+    h('span', { class: 'search-hit-text' }, highlight(plainText(msg.content || ''), q)));
 }
 
 /** The content with the query's words wrapped in <mark> (built as nodes, never HTML). */

@@ -4,16 +4,20 @@
 import * as actions from '../actions.js';
 import { clear, h, icon } from '../dom.js';
 import { displayName, formatShort } from '../format.js';
+import { t } from '../i18n.js';
+import { plainText } from '../markdown.js';
 import * as store from '../state.js';
 import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
 import { attempt } from './toast.js';
 
 const { state } = store;
 let openChat = () => {};
+let openPerson = () => {};
 let frame = 0;
 
-export function mountSidebar({ onOpen }) {
+export function mountSidebar({ onOpen, onOpenPerson }) {
   openChat = onOpen;
+  openPerson = onOpenPerson;
   const schedule = () => {
     if (!frame) frame = requestAnimationFrame(() => { frame = 0; renderList(); });
   };
@@ -28,48 +32,50 @@ function renderList() {
   const list = document.getElementById('chat-list');
   const chats = store.sortedChats();
   if (!chats.length) {
-    clear(list).append(h('div', { class: 'list-empty' }, 'No chats yet. Search for someone to talk to.'));
+    clear(list).append(h('div', { class: 'list-empty' }, t('sidebar.noChats')));
     return;
   }
   list.replaceChildren(...chats.map(chatItem));
-  const unread = chats.reduce((n, c) => n + (c.unread_count || 0), 0);
-  document.title = unread ? `(${unread}) Parley` : 'Parley';
 }
 
 function preview(chat) {
   const typers = store.typingUsers(chat.id);
   if (typers.length) {
-    const who = chat.type === 'direct' ? '' : `${displayName(state.users.get(typers[0]))} `;
-    return h('span', { class: 'typing-text' }, `${who}typing…`);
+    const text = chat.type === 'direct' ? t('sidebar.typing') : t('sidebar.typingName', { name: displayName(state.users.get(typers[0])) });
+    return h('span', { class: 'typing-text' }, text);
   }
   const msg = chat.last_message;
-  if (!msg) return chat.type === 'channel' ? 'Channel' : chat.type === 'group' ? 'Group' : 'Say hello 👋';
-  let text = msg.deleted ? 'Message deleted' : msg.content;
+  if (!msg) return chat.type === 'channel' ? t('chat.type.channel') : chat.type === 'group' ? t('chat.type.group') : t('sidebar.sayHello');
+  let text = msg.deleted ? t('sidebar.deleted') : plainText(msg.content);
   if (!text && msg.attachments?.length) text = `📎 ${msg.attachments[0].filename}`;
   const mine = state.me && msg.sender.id === state.me.id;
-  const who = mine ? 'You: ' : chat.type === 'direct' ? '' : `${displayName(msg.sender)}: `;
-  return `${who}${text}`;
+  if (mine) return t('sidebar.you', { text });
+  return chat.type === 'direct' ? text : `${displayName(msg.sender)}: ${text}`;
 }
 
 function chatItem(chat) {
   const unread = chat.unread_count || 0;
+  const mentions = chat.mention_count || 0;
+  const muted = store.isMuted(chat);
   const active = chat.id === state.activeChatId;
   const typeIcon = chat.type === 'group' ? icon('group') : null;
   return h('button', {
-    class: `chat-item${active ? ' is-active' : ''}${unread ? ' has-unread' : ''}`,
+    class: `chat-item${active ? ' is-active' : ''}${unread ? ' has-unread' : ''}${muted ? ' is-muted' : ''}`,
     testid: `chat-item-${chat.id}`,
-    dataset: { chatId: chat.id, chatType: chat.type },
+    dataset: { chatId: chat.id, chatType: chat.type, muted: String(muted) },
     'aria-current': active ? 'true' : null,
     onclick: () => openChat(chat.id),
   },
   chatAvatar(chat, { presence: chat.type === 'direct' }),
   h('span', { class: 'chat-item-body' },
     h('span', { class: 'chat-item-row' },
-      h('span', { class: 'chat-item-title', testid: 'chat-item-title' }, typeIcon, h('span', null, chatTitle(chat))),
+      h('span', { class: 'chat-item-title', testid: 'chat-item-title' }, typeIcon, h('span', null, chatTitle(chat)),
+        muted ? h('span', { class: 'muted-icon', testid: 'muted-icon', title: t('chat.muted') }, icon('bell-off')) : null),
       h('span', { class: 'chat-item-time' }, formatShort(store.activityOf(chat)))),
     h('span', { class: 'chat-item-row' },
       h('span', { class: 'chat-item-preview', testid: 'chat-item-preview' }, preview(chat)),
-      unread ? h('span', { class: 'badge', testid: 'unread-badge' }, unread > 99 ? '99+' : unread) : null)));
+      mentions ? h('span', { class: 'badge badge-mention', testid: 'mention-badge', title: t('sidebar.mentionCount', { count: mentions }) }, '@') : null,
+      unread ? h('span', { class: `badge${muted ? ' is-muted' : ''}`, testid: 'unread-badge', title: t('sidebar.unreadCount', { count: unread }) }, unread > 99 ? '99+' : unread) : null)));
 }
 
 // ---- search: people and public channels ------------------------------------------------
@@ -110,10 +116,10 @@ function showResults(results) {
   if (!results) return clear(box);
   const people = results.users.filter((u) => u.id !== state.me.id);
   clear(box).append(
-    h('div', { class: 'section-label' }, 'People'),
-    people.length ? h('div', { class: 'pick-list' }, people.map(personRow)) : h('div', { class: 'list-empty' }, 'No people found'),
-    h('div', { class: 'section-label' }, 'Public channels'),
-    results.channels.length ? h('div', { class: 'pick-list' }, results.channels.map(channelRow)) : h('div', { class: 'list-empty' }, 'No channels found'),
+    h('div', { class: 'section-label' }, t('sidebar.people')),
+    people.length ? h('div', { class: 'pick-list' }, people.map(personRow)) : h('div', { class: 'list-empty' }, t('sidebar.noPeople')),
+    h('div', { class: 'section-label' }, t('sidebar.channels')),
+    results.channels.length ? h('div', { class: 'pick-list' }, results.channels.map(channelRow)) : h('div', { class: 'list-empty' }, t('sidebar.noChannels')),
   );
 }
 
@@ -121,17 +127,17 @@ function personRow(user) {
   store.rememberUser(user);
   return h('button', {
     class: 'pick-item', testid: `search-user-${user.id}`,
-    onclick: () => attempt(async () => {
-      const chat = await actions.startDirect(user.id);
+    onclick: () => {
+      // Shows the conversation; the direct chat is created when the first message is sent.
       resetSearch();
-      openChat(chat.id);
-    }),
+      openPerson(user);
+    },
   },
   userAvatar(user, { size: 'avatar-sm' }),
   h('span', { class: 'pick-text' },
     h('span', { class: 'pick-title' }, displayName(user)),
     h('span', { class: 'pick-sub' }, `@${user.username}`)),
-  h('span', { class: 'btn btn-small', testid: `start-direct-${user.id}` }, 'Message'));
+  h('span', { class: 'btn btn-small', testid: `start-direct-${user.id}` }, t('sidebar.message')));
 }
 
 export function channelRow(chat, { onDone = resetSearch } = {}) {
@@ -145,8 +151,8 @@ export function channelRow(chat, { onDone = resetSearch } = {}) {
     chatAvatar(chat, { size: 'avatar-sm' }),
     h('span', { class: 'pick-text' },
       h('span', { class: 'pick-title' }, chat.title),
-      h('span', { class: 'pick-sub' }, `${chat.member_count ?? 0} members${chat.description ? ` · ${chat.description}` : ''}`)),
+      h('span', { class: 'pick-sub' }, `${t('chat.members', { count: chat.member_count ?? 0 })}${chat.description ? ` · ${chat.description}` : ''}`)),
     joined
-      ? h('button', { class: 'btn btn-small', testid: `open-channel-${chat.id}`, onclick: () => open(false) }, 'Open')
-      : h('button', { class: 'btn btn-small btn-primary', testid: `join-channel-${chat.id}`, onclick: () => open(true) }, 'Join'));
+      ? h('button', { class: 'btn btn-small', testid: `open-channel-${chat.id}`, onclick: () => open(false) }, t('sidebar.open'))
+      : h('button', { class: 'btn btn-small btn-primary', testid: `join-channel-${chat.id}`, onclick: () => open(true) }, t('sidebar.join')));
 }

@@ -1,6 +1,7 @@
 // Short notices at the bottom of the screen.
 
 import { h } from '../dom.js';
+import { errorText } from '../i18n.js';
 
 export function toast(message, { error = false, ms = 4000 } = {}) {
   const box = document.getElementById('toasts');
@@ -15,7 +16,7 @@ export async function attempt(fn) {
   try {
     return await fn();
   } catch (error) {
-    toast(error.detail || error.message || 'Something went wrong', { error: true });
+    toast(errorText(error), { error: true });
     return undefined;
   }
 }

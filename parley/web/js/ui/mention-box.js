@@ -1,0 +1,120 @@
+// @-autocompletion in the composer: typing "@" (at the start or after a space) lists the
+// chat's members; ↑/↓ move, Enter or Tab insert "@username ", Escape closes, a click picks.
+
+import * as actions from '../actions.js';
+import { h } from '../dom.js';
+import { displayName } from '../format.js';
+import { t } from '../i18n.js';
+import { state } from '../state.js';
+import { userAvatar } from './avatar.js';
+
+const MAX = 8;
+const CACHE_MS = 60000;
+const members = new Map(); // chat id → {at, users}
+
+async function membersOf(chat) {
+  if (chat.type === 'direct') return [chat.peer, state.me].filter(Boolean);
+  const cached = members.get(chat.id);
+  if (cached && Date.now() - cached.at < CACHE_MS) return cached.users;
+  const list = await actions.listMembers(chat.id);
+  const users = list.map((m) => m.user);
+  members.set(chat.id, { at: Date.now(), users });
+  return users;
+}
+
+/** The "@word" just before the caret, or null. */
+function tokenAt(input) {
+  const upto = input.value.slice(0, input.selectionStart);
+  const m = upto.match(/(^|\s)@([\p{L}\p{N}_.-]*)$/u);
+  if (!m) return null;
+  return { start: upto.length - m[2].length - 1, query: m[2].toLowerCase() };
+}
+
+export function mountMentionBox(input, box) {
+  let items = [];
+  let active = 0;
+  let token = null;
+  let seq = 0;
+
+  const close = () => {
+    box.hidden = true;
+    items = [];
+    token = null;
+    input.removeAttribute('aria-activedescendant');
+  };
+
+  const pick = (user) => {
+    if (!token) return;
+    const before = input.value.slice(0, token.start);
+    const after = input.value.slice(input.selectionStart);
+    const insert = `@${user.username} `;
+    input.value = before + insert + after.replace(/^\s+/, '');
+    const caret = before.length + insert.length;
+    input.setSelectionRange(caret, caret);
+    close();
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    input.focus();
+  };
+
+  const render = () => {
+    box.replaceChildren(...items.map((user, i) => h('div', {
+      class: `mention-option${i === active ? ' is-active' : ''}`, role: 'option', id: `mention-option-${i}`,
+      testid: `mention-option-${user.username}`, 'aria-selected': String(i === active),
+      onmousedown: (e) => e.preventDefault(), // keep the caret in the textarea
+      onclick: () => pick(user),
+    },
+    user.id === 'all' ? h('span', { class: 'avatar avatar-xs mention-all' }, '@') : userAvatar(user, { size: 'avatar-xs' }),
+    h('span', { class: 'mention-name' }, displayName(user)),
+    h('span', { class: 'mention-username' }, user.id === 'all' ? t('composer.mentionAll') : `@${user.username}`))));
+    box.hidden = !items.length;
+    if (items.length) input.setAttribute('aria-activedescendant', `mention-option-${active}`);
+  };
+
+  const update = async () => {
+    token = tokenAt(input);
+    const chat = state.chats.get(state.activeChatId);
+    if (!token || !chat || chat.virtual) return close();
+    const mine = ++seq;
+    let users;
+    try {
+      users = await membersOf(chat);
+    } catch {
+      return close();
+    }
+    if (mine !== seq || !token) return undefined;
+    const q = token.query;
+    const hit = (u) => u.username.toLowerCase().startsWith(q)
+      || displayName(u).toLowerCase().split(/\s+/).some((w) => w.startsWith(q));
+    items = users.filter((u) => u.id !== state.me.id && hit(u)).slice(0, MAX);
+    if (chat.type !== 'direct' && ['owner', 'admin'].includes(chat.my_role) && 'all'.startsWith(q)) {
+      items.push({ id: 'all', username: 'all', display_name: '@all' });
+    }
+    active = 0;
+    render();
+    return undefined;
+  };
+
+  /** Keys while the list is open; true when the key was used. */
+  const handleKey = (event) => {
+    if (box.hidden || !items.length) return false;
+    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      active = (active + (event.key === 'ArrowDown' ? 1 : -1) + items.length) % items.length;
+      render();
+    } else if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
+      pick(items[active]);
+    } else if (event.key === 'Escape') {
+      close();
+    } else {
+      return false;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    return true;
+  };
+
+  // Focus elsewhere closes the list (unless it came back meanwhile: a stale blur must not
+  // hide a list opened since).
+  input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 150));
+  input.addEventListener('click', () => update());
+  return { update, close, handleKey };
+}

@@ -1,0 +1,130 @@
+"""The server's database metrics: query time by operation (bounded labels), pool usage,
+transaction retries (conflicts), on SQLite and PostgreSQL, and as /service/metrics shows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley.server.db.session import OPERATIONS, instrument, make_engine, operation, pool_usage
+from tests.conftest import PG_DSN, Running, no_cookies, postgres_available
+from tests.factories import make_group, make_user
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", pool_size=1)
+        yield eng
+        await eng.dispose()
+        return
+    if problem := await postgres_available():
+        pytest.skip(f"PostgreSQL: {problem}")
+    name = f"parley_dbm_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(PG_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    eng = make_engine(f"{base}/{name}", pool_size=1)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def test_operation_labels_are_bounded() -> None:
+    assert operation("SELECT 1") == "select"
+    assert operation("  insert into t values (1)") == "insert"
+    assert operation("(SELECT 1) UNION (SELECT 2)") == "select"
+    assert operation("WITH x AS (SELECT 1) SELECT * FROM x") == "select"
+    assert operation("BEGIN IMMEDIATE") == "begin"
+    assert operation("SAVEPOINT sa_1") == "savepoint"
+    assert operation("PRAGMA foreign_keys=ON") == "other"
+    assert operation("DROP TABLE whatever_user_typed") == "other"
+    assert operation("") == "other"
+    assert set(map(operation, ["VACUUM", "select", "Update x", "delete"])) <= set(OPERATIONS)
+
+
+async def test_queries_and_conflicts_are_reported(engine: AsyncEngine) -> None:
+    queries: list[tuple[str, float]] = []
+    conflicts: list[str] = []
+    instrument(engine, lambda op, s: queries.append((op, s)), conflicts.append)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE probe (k INTEGER PRIMARY KEY)"))
+        await conn.execute(text("INSERT INTO probe VALUES (1)"))
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO probe VALUES (1)"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM probe"))).scalar_one() == 1
+    ops = [op for op, _ in queries]
+    assert ops.count("insert") == 2 and "select" in ops and "other" in ops  # CREATE: other
+    assert all(seconds >= 0 for _, seconds in queries)
+    assert set(ops) <= set(OPERATIONS)
+    assert conflicts == ["unique"]
+
+
+async def test_pool_in_use_and_waiting(engine: AsyncEngine) -> None:
+    pool = engine.sync_engine.pool
+    limit = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    holders = [await engine.connect() for _ in range(limit)]  # the pool is exhausted
+    try:
+        assert pool_usage(engine) == (limit, 0)
+        waiter = asyncio.create_task(engine.connect().__aenter__())
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if pool_usage(engine)[1] == 1:
+                break
+        assert pool_usage(engine) == (limit, 1)
+        await holders.pop().close()
+        extra = await asyncio.wait_for(waiter, 5)
+        assert pool_usage(engine) == (limit, 0)
+        await extra.close()
+    finally:
+        for conn in holders:
+            await conn.close()
+    assert pool_usage(engine) == (0, 0)
+
+
+def samples(text_: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text_):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def test_service_metrics_expose_the_database_series(live: Running) -> None:
+    async with httpx.AsyncClient(base_url=live.base, timeout=20, cookies=no_cookies()) as http:
+        owner, member = await make_user(http), await make_user(http)
+        chat = await make_group(http, owner, member, title="metrics")
+        sent = await http.post(f"/service/api/chats/{chat['id']}/messages",
+                               headers=owner.headers, json={"content": "counted"})  # fmt: skip
+        assert sent.status_code == 201
+        body = (await http.get("/service/metrics")).text
+    found = samples(body)
+    by_op = {
+        dict(labels)["operation"]: value
+        for (name, labels), value in found.items()
+        if name == "db_query_duration_seconds_count"
+    }
+    assert set(by_op) == set(OPERATIONS)  # every label exists, none other
+    assert by_op["insert"] >= 1 and by_op["select"] >= 1
+    reasons = {dict(labels)["reason"] for (name, labels) in found if
+               name == "db_transaction_retries_total"}  # fmt: skip
+    assert reasons == {"unique", "serialization", "deadlock", "lock"}
+    assert ("db_pool_connections_in_use", ()) in found
+    assert found[("db_pool_connections_waiting", ())] == 0
+    assert found[("process_resident_memory_bytes", ())] > 0
