@@ -114,6 +114,15 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe(exc: ValueError) -> str:
+    """The keys and what is wrong with them, never the values (a secret may be one)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     install_redaction()  # before anything logs: no token, cookie or password in any line
     args = make_parser().parse_args(argv)
@@ -126,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Invalid configuration: {where}: {message}", file=sys.stderr)
         return 2
     except ValueError as exc:
-        print(f"Invalid configuration: {exc}", file=sys.stderr)
+        print(f"Invalid configuration: {_describe(exc)}", file=sys.stderr)
         return 2
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return int(args.func(settings, args))

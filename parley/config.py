@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -32,6 +33,31 @@ class _DocumentedEnv(EnvSettingsSource):
         if field.alias:
             found = [entry for entry in found if entry[0] == field.alias]
         return found
+
+
+# WebSocket frames per user, by frame type (send and typing have their own variables).
+# `unreact` shares `react`'s budget. PARLEY_RATE_FRAMES overrides some: "edit=2/second,...".
+FRAME_RATES = {
+    "edit": "5/second",
+    "delete": "5/second",
+    "react": "10/second",
+    "read": "10/second",
+    "sync": "30/minute",
+    "ping": "60/minute",
+    "presence_query": "2/second",
+}
+
+# Who may read /service/metrics and the gateway's /metrics: loopback and private ranges.
+METRICS_ALLOW = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+MIN_SECRET_BYTES = 32
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -83,6 +109,7 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
     log_level: str = Field("info", alias="LOG_LEVEL")
     max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
+    max_chats_per_user: int = Field(5000, ge=1, alias="PARLEY_MAX_CHATS_PER_USER")
     max_sockets_per_user: int = Field(20, ge=1, alias="PARLEY_MAX_SOCKETS_PER_USER")
 
     worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
@@ -98,15 +125,24 @@ class Settings(BaseSettings):
     rate_send: str = Field("10/second", alias="PARLEY_RATE_SEND")
     rate_typing: str = Field("2/second", alias="PARLEY_RATE_TYPING")
     rate_login: str = Field("5/minute", alias="PARLEY_RATE_LOGIN")
+    rate_login_ip: str = Field("30/minute", alias="PARLEY_RATE_LOGIN_IP")
+    rate_frames: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(FRAME_RATES), alias="PARLEY_RATE_FRAMES"
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="PARLEY_TRUSTED_PROXIES"
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="PARLEY_CORS_ORIGINS"
     )
+    metrics_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(METRICS_ALLOW), alias="PARLEY_METRICS_ALLOW"
+    )
     metrics_user_labels: int = Field(100, alias="PARLEY_METRICS_USER_LABELS")
 
     max_attachment_bytes: int = Field(25 * 1024 * 1024, alias="PARLEY_MAX_ATTACHMENT_BYTES")
+    upload_quota_bytes: int = Field(1024**3, ge=0, alias="PARLEY_UPLOAD_QUOTA_BYTES")
+    upload_orphan_seconds: float = Field(3600.0, gt=0, alias="PARLEY_UPLOAD_ORPHAN_SECONDS")
     max_avatar_bytes: int = Field(5 * 1024 * 1024, alias="PARLEY_MAX_AVATAR_BYTES")
     ws_max_frame: int = Field(64 * 1024, alias="PARLEY_WS_MAX_FRAME")
     body_timeout: float = Field(30.0, gt=0, alias="PARLEY_BODY_TIMEOUT")
@@ -116,7 +152,7 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
     shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
 
-    @field_validator("upstreams", "trusted_proxies", "cors_origins", mode="before")
+    @field_validator("upstreams", "trusted_proxies", "cors_origins", "metrics_allow", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """ "a,b" from the environment, and each of a repeated flag ("a,b", "c") split too."""
@@ -125,6 +161,52 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return [p.strip() for item in value for p in str(item).split(",") if p.strip()]
         return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+                " (make one with: openssl rand -hex 32), or unset it to have one generated"
+            )
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # a bad entry fails at start
+        return value
+
+    @property
+    def metrics_networks(self) -> list[Network]:
+        return [ipaddress.ip_network(entry, strict=False) for entry in self.metrics_allow]
+
+    def may_read_metrics(self, *addresses: str | None) -> bool:
+        """True when every address (the peer, each forwarded hop) is in PARLEY_METRICS_ALLOW."""
+        networks = self.metrics_networks
+        for address in addresses:
+            try:
+                ip = ipaddress.ip_address((address or "").strip())
+            except ValueError:
+                return False
+            if not any(ip in network for network in networks):
+                return False
+        return True
+
+    @field_validator("rate_frames", mode="before")
+    @classmethod
+    def _frame_rates(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        rates = dict(FRAME_RATES)
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            kind, _, rate = part.partition("=")
+            if kind.strip() not in FRAME_RATES or not rate.strip():
+                raise ValueError(f"expected type=rate with a type of {sorted(FRAME_RATES)}")
+            rates[kind.strip()] = rate.strip()
+        return rates
 
     @field_validator("upstreams")
     @classmethod
@@ -156,20 +238,31 @@ class Settings(BaseSettings):
         return self.upstreams or [f"http://{url_host(connect_host(self.server_host))}:{self.port}"]
 
     def jwt_key(self) -> str:
-        """JWT_SECRET, else a secret generated once and kept in the data dir."""
+        """JWT_SECRET, else a secret generated once and kept in the data dir (0600)."""
         if self.jwt_secret:
             return self.jwt_secret
         path = self.data_dir / "jwt_secret"
         if not path.exists():
             # Written aside then linked: several processes starting at once agree on one.
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.make_data_dir()
             tmp = path.with_name(f".jwt_secret.{os.getpid()}.{secrets.token_hex(4)}")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            write_private(tmp, secrets.token_urlsafe(48).encode())
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
             tmp.unlink()
         return path.read_text().strip()
+
+    def make_data_dir(self) -> Path:
+        """The data directory, created private (0700) when missing."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.data_dir
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """A new file readable by its owner only from the start (never written then chmod-ed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
 
 
 MAX_JSON_BODY = 64 * 1024  # request bodies other than uploads (API.md "Abuse limits")

@@ -83,10 +83,20 @@ class TooLarge(ParleyError):
     detail = "Too large"
 
 
+class QuotaExceeded(TooLarge):
+    code = "quota_exceeded"
+    detail = "Your upload storage is full: delete some files first"
+
+
 class UnsupportedMedia(ParleyError):
     status = 415
     code = "unsupported_media_type"
     detail = "Unsupported file type"
+
+
+class ImageTooLarge(UnsupportedMedia):
+    code = "image_too_large"
+    detail = "Image has too many pixels"
 
 
 class RateLimited(ParleyError):

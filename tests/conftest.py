@@ -74,6 +74,7 @@ def test_settings(data_dir: Path, **overrides: object) -> Settings:
         "PARLEY_DATA_DIR": data_dir,
         "PARLEY_RATE_SEND": "10000/second",
         "PARLEY_RATE_LOGIN": "1000/minute",
+        "PARLEY_RATE_LOGIN_IP": "1000/minute",
         "PARLEY_WORKER_INTERVAL": 0.3,
         "PARLEY_SESSION_CHECK_INTERVAL": 0.5,
         "JWT_SECRET": "test-secret-" + uuid.uuid4().hex * 3,

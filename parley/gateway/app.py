@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from parley.config import Settings
+from parley.gateway.assets import Assets, Page
 from parley.gateway.auth import check_token, find_credentials, is_cross_site, is_public
 from parley.gateway.metrics import GatewayMetrics
 from parley.gateway.proxy import (
@@ -61,6 +62,7 @@ _PAGES = {
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _PAGE_CACHE = b"no-cache"
 _STATIC_CACHE = b"public, max-age=300"
+_HASHED_CACHE = b"public, max-age=31536000, immutable"
 _UNLIMITED_ROUTES = frozenset({"/static/*", "/metrics"})
 
 access_logger = logging.getLogger("parley.gateway.access")
@@ -130,6 +132,12 @@ class Gateway:
         )
         self.inflight: dict[str, int] = {}  # HTTP requests being answered, per client IP
         self._static = StaticFiles(directory=static_dir, check_dir=False)
+        self.assets = Assets(static_dir)
+        self.pages = {
+            name: self.assets.render_page(name)
+            for name in set(_PAGES.values())
+            if (static_dir / name).is_file()
+        }
         self.router = Router(routes=self._routes(), lifespan=self._lifespan, default=_not_found)
 
     def _routes(self) -> list[Route | Mount | WebSocketRoute]:
@@ -333,11 +341,20 @@ class Gateway:
         await self.websockets.run(websocket, credentials.token, self._forwarding(websocket))
 
     async def _page(self, request: Request) -> Response:
-        return await self._serve_file(_PAGES[request.url.path], request.scope, _PAGE_CACHE)
+        page = self.pages.get(_PAGES[request.url.path])
+        if page is None:
+            return _error(404, "Not found", "not_found")
+        return _page_response(page, request.headers.get("if-none-match"))
 
     async def _static_files(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"].removeprefix("/static").lstrip("/")
-        response = await self._serve_file(path, scope, _STATIC_CACHE)
+        resolved = self.assets.resolve(scope["path"].removeprefix("/static").lstrip("/"))
+        if resolved is None:  # a hash from another deploy: never answer with other content
+            response = _error(404, "Not found", "not_found")
+            response.headers["cache-control"] = "no-store"
+        else:
+            path, hashed = resolved
+            cache = _HASHED_CACHE if hashed else _STATIC_CACHE
+            response = await self._serve_file(path, scope, cache)
         await response(scope, receive, send)
 
     async def _serve_file(self, path: str, scope: Scope, cache: bytes) -> Response:
@@ -351,7 +368,10 @@ class Gateway:
             response.headers["cache-control"] = cache.decode()
         return response
 
-    async def _metrics(self, _request: Request) -> Response:
+    async def _metrics(self, request: Request) -> Response:
+        ex: _Exchange = request.scope["state"]["exchange"]
+        if not self.settings.may_read_metrics(ex.client_ip):  # the real client, past proxies
+            return _error(403, "Metrics are not served to this address", "forbidden")
         return Response(
             self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -412,6 +432,18 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 def _error(status: int, detail: str, code: str) -> Response:
     return Response(error_body(detail, code), status, media_type="application/json")
+
+
+def _page_response(page: Page, if_none_match: str | None) -> Response:
+    """A page from memory: revalidated every time (no-cache), its import map allowed by hash."""
+    headers = {"cache-control": _PAGE_CACHE.decode(), "etag": page.etag}
+    if page.script_hash:
+        headers["content-security-policy"] = CSP.replace(
+            "script-src 'self'", f"script-src 'self' '{page.script_hash}'"
+        )
+    if if_none_match == page.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="text/html; charset=utf-8", headers=headers)
 
 
 def _rate_limited(decision: Decision) -> Response:

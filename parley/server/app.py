@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,6 +86,7 @@ def make_state(
         settings=settings,
         engine=engine,
         sessions=sessions,
+        reads=make_sessionmaker(engine, read_only=True),
         broker=broker,
         hub=hub,
         throttle=Throttle(
@@ -93,6 +94,8 @@ def make_state(
                 "send": settings.rate_send,
                 "typing": settings.rate_typing,
                 "login": settings.rate_login,
+                "login_ip": settings.rate_login_ip,
+                **{f"frame:{kind}": rate for kind, rate in settings.rate_frames.items()},
             },
             redis_url=redis,
             prefix=settings.redis_prefix,
@@ -145,7 +148,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(
     settings: Settings, *, clock: Clock | Callable[[], datetime] | None = None
 ) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.make_data_dir()
     app = FastAPI(
         title="Parley",
         version=__version__,
@@ -170,10 +173,20 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before any read
 
     @app.get("/service/metrics", include_in_schema=False)
-    async def metrics_route() -> Response:
+    async def metrics_route(request: Request) -> Response:
+        if not _may_read_metrics(request, settings):
+            return _error(403, "forbidden", "Metrics are not served to this address")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _may_read_metrics(request: Request, settings: Settings) -> bool:
+    """The peer and every forwarded hop (a gateway adds the real client) must be allowed."""
+    hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+    forwarded = [hop for hop in hops if hop.strip()]
+    peer = request.client.host if request.client else None
+    return settings.may_read_metrics(peer, *forwarded)
 
 
 def _error(
@@ -209,6 +222,13 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
         # A value the database cannot hold (an id past 64 bits): the client's input, not a 500.
         metrics.errors.labels("validation_error").inc()
         return _error(422, "validation_error", "A value is out of range")
+
+    @app.exception_handler(IntegrityError)
+    async def conflict(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # A constraint the request broke (a concurrent duplicate): the client's conflict.
+        log.info("constraint violation: %s", type(exc.orig).__name__)
+        metrics.errors.labels("conflict").inc()
+        return _error(409, "conflict", "The request conflicts with the current state")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
@@ -332,7 +352,7 @@ def run_server(settings: Settings) -> None:
 async def migrate_database(settings: Settings) -> None:
     engine = make_engine(settings.sqlalchemy_url)
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.make_data_dir()
         await migrate(engine, settings.data_dir if engine.dialect.name == "sqlite" else None)
     finally:
         await engine.dispose()

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, EmailStr
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.accounts import service as accounts
 from parley.server.accounts.schemas import Password, Strict, Username
@@ -27,7 +28,7 @@ router = APIRouter(tags=["compat"])
 class SeedUser(BaseModel):
     id: int
     username: str
-    email: str
+    email: str | None  # null except for the caller and for admins
 
 
 class SeedUserCreate(Strict):
@@ -50,13 +51,20 @@ class SeedMessageCreate(BaseModel):
 
 @router.get("/api/v1/users")
 async def seed_users(
-    _me: CurrentUser,
+    me: CurrentUser,
     session: SessionDep,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[SeedUser]:
     users = await accounts.list_users(session, q="", limit=min(limit, 200), offset=offset)
-    return [SeedUser(id=u.id, username=u.username, email=u.email) for u in users]
+    return [
+        SeedUser(
+            id=u.id,
+            username=u.username,
+            email=u.email if accounts.sees_email(me.user, u.id) else None,
+        )
+        for u in users
+    ]
 
 
 @router.post("/api/v1/users", status_code=201)
@@ -138,14 +146,25 @@ async def health(state: StateDep) -> JSONResponse:
     )
 
 
+STATS_TTL = 5.0  # seconds: /stats is public, and counting rows is not free
+
+
 @router.get("/stats")
 async def stats(session: SessionDep, state: StateDep) -> dict[str, Any]:
+    """The counts are computed at most once every STATS_TTL seconds."""
+    cached: tuple[float, dict[str, int]] | None = state.caches.get("stats")
+    now = time.monotonic()
+    if cached is None or now - cached[0] >= STATS_TTL:
+        cached = now, await _counts(session)
+        state.caches["stats"] = cached
+    return {
+        **cached[1],
+        "connections": state.hub.connection_count,
+        "uptime_seconds": round(now - state.started, 3),
+    }
+
+
+async def _counts(session: AsyncSession) -> dict[str, int]:
     users = (await session.execute(select(func.count(User.id)))).scalar_one()
     total = (await session.execute(select(func.count(Message.id)))).scalar_one()
-    return {
-        "users": users,
-        "chats": await count_chats(session),
-        "messages": total,
-        "connections": state.hub.connection_count,
-        "uptime_seconds": round(time.monotonic() - state.started, 3),
-    }
+    return {"users": users, "chats": await count_chats(session), "messages": total}

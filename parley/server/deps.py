@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,8 +50,37 @@ def get_state(conn: HTTPConnection) -> AppState:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_state(request).sessions() as session:
+    """A reading session for GET and HEAD, a writing one otherwise.
+
+    SessionDep closes it when the handler returns, before the response is sent: a client
+    that does not read its response holds no transaction.
+    """
+    state = get_state(request)
+    sessions = state.sessions if request.method in UNSAFE_METHODS else state.reads
+    async with sessions() as session:
         yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def client_ip(conn: HTTPConnection, settings: Settings) -> str:
+    """The caller's address: the peer, or the X-Real-IP that a local gateway (or a proxy in
+    PARLEY_TRUSTED_PROXIES) put there for the real client."""
+    peer = conn.client.host if conn.client else "unknown"
+    forwarded = conn.headers.get("x-real-ip", "").strip()
+    if forwarded and _is_proxy(peer, settings.trusted_proxies):
+        return forwarded[:64]
+    return peer
+
+
+def _is_proxy(peer: str, trusted: list[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    networks = (ipaddress.ip_network(entry, strict=False) for entry in trusted)
+    return address.is_loopback or any(address in network for network in networks)
 
 
 def read_token(conn: HTTPConnection, *, allow_query: bool = False) -> tuple[str | None, bool]:
@@ -114,13 +144,10 @@ async def load_principal(
     return Principal(user, session_id)
 
 
-async def current_principal(
-    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
-) -> Principal:
+async def current_principal(request: Request, session: SessionDep) -> Principal:
     return await authenticate(request, session, unsafe=request.method in UNSAFE_METHODS)
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 

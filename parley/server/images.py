@@ -2,9 +2,11 @@
 
 Nothing here trusts a client's file name or content type: images are recognised by
 decoding them, other files by their magic bytes. Decoding refuses images over
-`MAX_PIXELS` (checked from the header, before any pixel is decoded), which keeps
-decompression bombs out without touching Pillow's process-wide `MAX_IMAGE_PIXELS` or the
-(thread-unsafe) warning filters; Pillow's own, higher bomb limits still apply first.
+`MAX_PIXELS` (avatars: `AVATAR_MAX_PIXELS`), checked from the header before any pixel is
+decoded, which keeps decompression bombs out without touching Pillow's process-wide
+`MAX_IMAGE_PIXELS` or the (thread-unsafe) warning filters; Pillow's own, higher bomb
+limits still apply first. Decoding runs in a small thread pool of its own, so a burst of
+images never waits behind (nor delays) password hashing in the default pool.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import contextlib
 import io
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from PIL import Image, ImageOps
@@ -26,6 +29,8 @@ from PIL import Image, ImageOps
 from parley import errors
 
 MAX_PIXELS = 40_000_000
+AVATAR_MAX_PIXELS = 16_000_000
+IMAGE_WORKERS = 2  # the pool's bound: at most this many images decode at once
 AVATAR_SIZE = 256
 AVATAR_FORMAT = "WEBP"
 AVATAR_CONTENT_TYPE = "image/webp"
@@ -40,6 +45,18 @@ _CONTENT_TYPES = {
 }
 _FORMATS = tuple(_CONTENT_TYPES)
 _NOT_AN_IMAGE = "Not a PNG, JPEG, GIF or WebP image"
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_pool: ThreadPoolExecutor | None = None
+
+
+async def run_image_work(func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Runs blocking Pillow work in the image pool (threads start on first use)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(IMAGE_WORKERS, thread_name_prefix="parley-images")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_pool, lambda: func(*args, **kwargs))
 
 
 @dataclass(frozen=True)
@@ -63,43 +80,53 @@ def sniff_image(data: bytes) -> ImageInfo | None:
         return None
 
 
+async def sniff(data: bytes) -> ImageInfo | None:
+    """sniff_image, in the image pool."""
+    return await run_image_work(sniff_image, data)
+
+
 async def make_avatar(data: bytes, *, max_bytes: int) -> bytes:
     """A 256×256 AVATAR_FORMAT image: orientation applied, centre-cropped, no metadata.
 
-    Raises TooLarge past `max_bytes`, UnsupportedMedia when `data` is not an image.
+    Raises TooLarge past `max_bytes`, ImageTooLarge past AVATAR_MAX_PIXELS (from the
+    header, before decoding), UnsupportedMedia when `data` is not an image.
     """
     if len(data) > max_bytes:
         raise errors.TooLarge(f"Avatar larger than {max_bytes} bytes")
-    return await asyncio.to_thread(_square, data, AVATAR_SIZE, AVATAR_FORMAT)
+    return await run_image_work(
+        _square, data, AVATAR_SIZE, AVATAR_FORMAT, max_pixels=AVATAR_MAX_PIXELS
+    )
 
 
 async def make_thumbnail_data_url(data: bytes, size: int = 64) -> str:
     """A `data:image/png;base64,...` square thumbnail; UnsupportedMedia when not an image."""
-    png = await asyncio.to_thread(_square, data, size, "PNG")
+    png = await run_image_work(_square, data, size, "PNG")
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 @contextlib.contextmanager
-def _decoded(data: bytes) -> Iterator[Image.Image]:
-    """An allowed image, fully decoded; else UnsupportedMedia."""
-    image = _open(data)
+def _decoded(data: bytes, max_pixels: int = MAX_PIXELS) -> Iterator[Image.Image]:
+    """An allowed image, fully decoded; else UnsupportedMedia (ImageTooLarge)."""
+    image = _open(data, max_pixels)
     try:
         yield image
     finally:
         image.close()
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=_FORMATS)
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, from the header
+        raise errors.ImageTooLarge() from exc
     # Untrusted bytes: whatever Pillow raises (OSError, SyntaxError, ValueError,
     # DecompressionBombError, zlib or struct errors...) means "not an image we take".
     except Exception as exc:
         raise errors.UnsupportedMedia(_NOT_AN_IMAGE) from exc
     try:
         _format(image)
-        if image.width * image.height > MAX_PIXELS:
-            raise errors.UnsupportedMedia("Image has too many pixels")
+        if image.width * image.height > max_pixels:  # from the header: nothing decoded yet
+            raise errors.ImageTooLarge(f"Image has more than {max_pixels} pixels")
         image.load()
     except errors.UnsupportedMedia:
         image.close()
@@ -118,8 +145,8 @@ def _format(image: Image.Image) -> str:
     return fmt
 
 
-def _square(data: bytes, size: int, fmt: str) -> bytes:
-    with _decoded(data) as image:
+def _square(data: bytes, size: int, fmt: str, *, max_pixels: int = MAX_PIXELS) -> bytes:
+    with _decoded(data, max_pixels) as image:
         try:
             upright = ImageOps.exif_transpose(image)
             square = ImageOps.fit(_plain_mode(upright), (size, size), Image.Resampling.LANCZOS)

@@ -34,6 +34,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]  # read-only work: no write lock on SQLite
     broker: Broker
     hub: Hub
     throttle: Throttle

@@ -130,22 +130,23 @@ class LocalStorage:
 
     def _check(self) -> None:
         try:
-            self._tmp.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise errors.Unavailable(f"File storage {self.root} is unusable: {exc}") from exc
         if not os.access(self._tmp, os.W_OK):
             raise errors.Unavailable(f"File storage {self.root} is not writable")
 
     def _open_tmp(self) -> tuple[Path, IO[bytes]]:
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self._tmp / uuid.uuid4().hex
-        return tmp, tmp.open("xb")
+        # Private from the start: only this process's user reads stored files.
+        return tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
     def _commit(self, file: IO[bytes], tmp: Path, path: Path) -> None:
         file.flush()
         os.fsync(file.fileno())
         file.close()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(tmp, path)
 
     def _write_all(self, data: bytes, path: Path) -> None:

@@ -14,7 +14,7 @@ from parley.errors import RateLimited
 
 
 class Throttle:
-    """Named limits ("send", "typing", "login") checked against one storage."""
+    """Named limits ("send", "typing", "login", "frame:edit"...) checked against one storage."""
 
     def __init__(self, limits: dict[str, str], *, redis_url: str | None, prefix: str) -> None:
         storage = (
@@ -30,6 +30,9 @@ class Throttle:
         self._limiter = MovingWindowRateLimiter(storage)
         self._items = {name: parse(value) for name, value in limits.items()}
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
     async def hit(self, name: str, key: str | int, *, detail: str | None = None) -> None:
         """Counts one use; raises RateLimited (with Retry-After) past the limit."""
         item = self._items[name]
@@ -44,6 +47,10 @@ class Throttle:
         """Raises RateLimited when the limit is used up, without counting a use."""
         if not await self._limiter.test(self._items[name], name, str(key)):
             raise RateLimited(detail, retry_after=await self._retry_after(name, key))
+
+    async def clear(self, name: str, key: str | int) -> None:
+        """Forgets the uses counted for `key` (a reserved slot given back)."""
+        await self._limiter.clear(self._items[name], name, str(key))
 
     async def _retry_after(self, name: str, key: str | int) -> int:
         reset, _ = await self._limiter.get_window_stats(self._items[name], name, str(key))

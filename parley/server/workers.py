@@ -1,15 +1,18 @@
-"""Background loops of a server process: expiry sweeps, session watch, presence sweep."""
+"""Background loops of a server process: expiry sweeps, session watch, presence sweep,
+unattached uploads."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from sqlalchemy import or_, select
 
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
+from parley.server.messages.attachments import delete_orphans
 from parley.server.moderation.service import lift_expired
 from parley.server.realtime.hub import CLOSE_BANNED, CLOSE_SESSION_ENDED
 from parley.server.state import AppState
@@ -63,6 +66,13 @@ async def watch_sessions(state: AppState) -> None:
         state.hub.close_sessions(set(ended.scalars()), CLOSE_SESSION_ENDED)
 
 
+async def sweep_orphan_uploads(state: AppState) -> int:
+    """Deletes uploads never attached to a message after PARLEY_UPLOAD_ORPHAN_SECONDS."""
+    older_than = state.clock() - timedelta(seconds=state.settings.upload_orphan_seconds)
+    async with state.sessions() as session:
+        return await delete_orphans(session, state.storage, older_than=older_than)
+
+
 def start_workers(state: AppState) -> list[asyncio.Task[None]]:
     settings = state.settings
     presence_every = max(0.2, min(5.0, settings.presence_timeout / 4))
@@ -74,6 +84,9 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
             run_every(
                 settings.session_check_interval, lambda: watch_sessions(state), "session watch"
             )
+        ),
+        asyncio.create_task(
+            run_every(settings.worker_interval, lambda: sweep_orphan_uploads(state), "upload sweep")
         ),
         asyncio.create_task(run_every(presence_every, state.hub.sweep_presence, "presence sweep")),
     ]

@@ -102,10 +102,22 @@ def _serve(data_dir: Path, **env: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def base_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory of the session's `parley serve` (for `parley users promote`)."""
+    return tmp_path_factory.mktemp("parley-e2e")
+
+
+@pytest.fixture(scope="session")
+def base_url(chromium_path: Path, data_dir: Path) -> Iterator[str]:
     """One `parley serve` for the whole browser session."""
-    with _serve(tmp_path_factory.mktemp("parley-e2e")) as url:
+    with _serve(data_dir) as url:
         yield url
+
+
+def promote(data_dir: Path, username: str) -> None:
+    """Makes a user an admin with the CLI, as an operator would."""
+    command = [str(PARLEY), "users", "promote", username, "--data-dir", str(data_dir)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,9 @@ def test_markdown_is_rendered_and_html_inside_it_stays_text(register: Any, base_
     assert content.locator('a[href^="javascript"]').count() == 0
     page.wait_for_timeout(300)
     assert dialogs == [] and page.errors == []
+    assert (
+        page.get_by_test_id("toast").count() == 0
+    )  # e.g. no typing notice for a chat not made yet
     shot(page, "formatting")
 
 

@@ -152,15 +152,15 @@ async def test_avatar_refuses_non_images_bombs_and_oversize(
 ) -> None:
     me = await make_user(client)
     before = stored_files(live, "avatars")
-    for data, name in (
-        (b"just some text, not a picture", "cat.png"),
-        (SVG, "logo.svg"),
-        (bomb(), "bomb.png"),
-        (png()[:60], "truncated.png"),
+    for data, name, code in (
+        (b"just some text, not a picture", "cat.png", "unsupported_media_type"),
+        (SVG, "logo.svg", "unsupported_media_type"),
+        (bomb(), "bomb.png", "image_too_large"),
+        (png()[:60], "truncated.png", "unsupported_media_type"),
     ):
         refused = await put_avatar(client, me.headers, data, name)
         assert refused.status_code == 415, (name, refused.text)
-        assert refused.json()["code"] == "unsupported_media_type"
+        assert refused.json()["code"] == code
     assert len(big_png()) > 5 * MB
     too_big = await put_avatar(client, me.headers, big_png())
     assert too_big.status_code == 413 and too_big.json()["code"] == "too_large"
@@ -325,3 +325,20 @@ async def test_attachment_size_limit(
     assert stored_files(live, "attachments") == before
     exact = await upload(client, owner.headers, chat["id"], b"x" * 1000, "ok.txt")
     assert exact.status_code == 201 and exact.json()["size"] == 1000
+
+
+async def test_avatar_over_16_megapixels_is_refused_with_image_too_large(
+    client: httpx.AsyncClient,
+) -> None:
+    from tests.unit.test_images import png_claiming
+
+    me = await make_user(client)
+    answer = await client.put(
+        "/service/api/profile/avatar",
+        files={"file": ("huge.png", png_claiming(4_100, 4_100), "image/png")},
+        headers=me.headers,
+    )
+    assert answer.status_code == 415, answer.text
+    assert answer.json()["code"] == "image_too_large"
+    profile = await client.get("/service/api/profile", headers=me.headers)
+    assert profile.json()["avatar_url"] is None

@@ -339,3 +339,25 @@ async def test_open_sockets_follow_membership_changes(
         assert (await recv_type(ws, "chat_removed"))["chat_id"] == group["id"]
         await send(client, owner, group["id"], "after you left")
         await no_frame(ws, "message")
+
+
+async def test_role_changes_reach_the_member_with_its_own_role(
+    live: Running, client: httpx.AsyncClient
+) -> None:
+    owner, member = await make_user(client), await make_user(client)
+    group = await make_group(client, owner, member)
+    url = f"{CHATS}/{group['id']}/members"
+
+    async def my_role_frame(ws: Any) -> dict[str, Any]:
+        while True:  # the chat-wide frame leaves my_role out; the member's own one has it
+            chat = (await recv_type(ws, "chat_updated"))["chat"]
+            if "my_role" in chat:
+                return dict(chat)
+
+    async with opened(live, member) as ws_member, opened(live, owner) as ws_owner:
+        await client.patch(f"{url}/{member.id}", json={"role": "admin"}, headers=owner.headers)
+        promoted = await my_role_frame(ws_member)
+        assert promoted["id"] == group["id"] and promoted["my_role"] == "admin"
+        await client.patch(f"{url}/{member.id}", json={"role": "owner"}, headers=owner.headers)
+        assert (await my_role_frame(ws_member))["my_role"] == "owner"
+        assert (await my_role_frame(ws_owner))["my_role"] == "admin"  # handed over

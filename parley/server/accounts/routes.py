@@ -30,6 +30,7 @@ from parley.server.deps import (
     SessionDep,
     StateDep,
     check_origin,
+    client_ip,
 )
 from parley.server.realtime.events import ProfileChanged
 from parley.server.text import Plain
@@ -100,6 +101,7 @@ async def login(
         state,
         username=body.username,
         password=body.password,
+        client_ip=client_ip(request, state.settings),
         user_agent=request.headers.get("user-agent", ""),
     )
     return _answer(state, response, tokens)
@@ -182,7 +184,10 @@ async def list_users(
 ) -> list[UserPublic]:
     users = await service.list_users(session, q=q.strip(), limit=min(limit, 200), offset=offset)
     return [
-        service.user_public(u, own=u.id == me.id, online=state.hub.is_online(u.id)) for u in users
+        service.user_public(
+            u, own=service.sees_email(me.user, u.id), online=state.hub.is_online(u.id)
+        )
+        for u in users
     ]
 
 
@@ -191,7 +196,8 @@ async def get_user(
     user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> UserPublic:
     user = await service.access_user(session, user_id)
-    public = service.user_public(user, own=user.id == me.id, online=state.hub.is_online(user.id))
+    own = service.sees_email(me.user, user.id)
+    public = service.user_public(user, own=own, online=state.hub.is_online(user.id))
     public.avatar_data_url = await service.avatar_data_url(state, user)
     return public
 

@@ -42,7 +42,13 @@ def avatar_url(user: User) -> str | None:
     return f"/service/api/users/{user.id}/avatar?v={version}"
 
 
+def sees_email(viewer: User, user_id: int) -> bool:
+    """A user's email is shown to that user and to admins, never in anyone else's listing."""
+    return viewer.id == user_id or viewer.is_admin
+
+
 def user_public(user: User, *, online: bool = False, own: bool = False) -> UserPublic:
+    """`own`: the caller may see the private fields (its own profile, or an admin)."""
     public = UserPublic(
         id=user.id,
         username=user.username,
@@ -132,16 +138,32 @@ async def _check_free(session: AsyncSession, *, username: str, email: str) -> No
 
 
 async def login(
-    session: AsyncSession, state: AppState, *, username: str, password: str, user_agent: str = ""
+    session: AsyncSession,
+    state: AppState,
+    *,
+    username: str,
+    password: str,
+    client_ip: str,
+    user_agent: str = "",
 ) -> Tokens:
-    """Same answer for an unknown user and a wrong password; repeated failures get 429."""
-    key = username.strip().lower()
-    await state.throttle.check("login", key, detail="Too many failed logins, try again shortly")
+    """Same answers for an unknown name and a real account, under the limit and over it.
+
+    Failures count per account (its username and email together) and client IP: a slot is
+    reserved before the password is checked, so concurrent guesses cannot slip past, and
+    given back on success. Guesses from one address never lock the owner out elsewhere.
+    Failures also count per client IP over all accounts (PARLEY_RATE_LOGIN_IP).
+    """
     user = await get_user_by_login(session, username)
     await session.commit()  # end the read before the slow hash check: no lock held meanwhile
+    account = f"user:{user.id}" if user else f"name:{username.strip().lower()}"
+    slot = f"{account}|{client_ip}"
+    detail = "Too many failed logins, try again shortly"
+    await state.throttle.check("login_ip", client_ip, detail=detail)
+    await state.throttle.hit("login", slot, detail=detail)
     if not await verify_password(user.password_hash if user else None, password) or user is None:
-        await state.throttle.allow("login", key)
+        await state.throttle.allow("login_ip", client_ip)
         raise errors.InvalidCredentials()
+    await state.throttle.clear("login", slot)
     if await is_banned(session, user.id, now=state.clock()):
         raise errors.UserBanned()
     return await start_session(session, state, user=user, user_agent=user_agent)

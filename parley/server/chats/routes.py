@@ -34,7 +34,12 @@ async def create_chat(
 ) -> JSONResponse | ChatPublic:
     if isinstance(body, DirectCreate):
         chat, membership, created = await service.create_direct(
-            session, state.broker, user_id=me.id, peer_id=body.user_id, online=state.hub.is_online
+            session,
+            state.broker,
+            user_id=me.id,
+            peer_id=body.user_id,
+            max_chats=state.settings.max_chats_per_user,
+            online=state.hub.is_online,
         )
     else:
         chat, membership = await service.create_group(
@@ -45,6 +50,7 @@ async def create_chat(
             title=body.title,
             description=body.description,
             member_ids=body.member_ids,
+            max_chats=state.settings.max_chats_per_user,
         )
         created = True
     public = await service.chat_public(
@@ -58,7 +64,9 @@ async def create_chat(
 @router.get("")
 async def list_chats(me: CurrentUser, session: SessionDep, state: StateDep) -> list[ChatPublic]:
     rows = await service.list_my_chats(session, user_id=me.id)
-    return await service.chats_public(session, rows, viewer_id=me.id, online=state.hub.is_online)
+    return await service.chats_public(
+        session, rows, viewer_id=me.id, online=state.hub.is_online, all_of_viewer=True
+    )
 
 
 @router.get("/public")
@@ -136,7 +144,12 @@ async def add_members(
     chat_id: IdPath, body: MembersAdd, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> list[MemberPublic]:
     await service.add_members(
-        session, state.broker, user_id=me.id, chat_id=chat_id, user_ids=body.user_ids
+        session,
+        state.broker,
+        user_id=me.id,
+        chat_id=chat_id,
+        user_ids=body.user_ids,
+        max_chats=state.settings.max_chats_per_user,
     )
     return await service.list_members(
         session, user_id=me.id, chat_id=chat_id, online=state.hub.is_online
@@ -148,7 +161,11 @@ async def join_chat(
     chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> ChatPublic:
     chat, membership = await service.join_chat(
-        session, state.broker, user_id=me.id, chat_id=chat_id
+        session,
+        state.broker,
+        user_id=me.id,
+        chat_id=chat_id,
+        max_chats=state.settings.max_chats_per_user,
     )
     return await service.chat_public(session, chat, membership, viewer_id=me.id)
 

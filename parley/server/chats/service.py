@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import Select, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +17,7 @@ from parley.server.chats.schemas import ChatPublic, ChatSettings, MemberPublic
 from parley.server.db.models import Chat, Membership, Message, User, utcnow
 from parley.server.messages.mentions import unread_mention_counts
 from parley.server.messages.service import messages_public
-from parley.server.moderation.service import blocked_ids, is_blocked_either
+from parley.server.moderation.service import blocked_ids, check_can_add, is_blocked_either
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import (
     ChatFrame,
@@ -51,20 +51,30 @@ async def chats_public(
     *,
     viewer_id: int,
     online: Online = _offline,
+    all_of_viewer: bool = False,
 ) -> list[ChatPublic]:
-    """Chats as one viewer sees them, with batched counts, last messages and peers."""
+    """Chats as one viewer sees them, with batched counts, last messages and peers.
+
+    `all_of_viewer`: `rows` are all the viewer's chats (up to PARLEY_MAX_CHATS_PER_USER),
+    so the batched queries select them by a subquery, never a long IN (...) list.
+    """
     if not rows:
         return []
-    ids = [chat.id for chat, _ in rows]
+    ids: list[int] | Select[int] = (
+        select(Membership.chat_id).where(Membership.user_id == viewer_id)
+        if all_of_viewer
+        else [chat.id for chat, _ in rows]
+    )
     count_rows = await session.execute(
         select(Membership.chat_id, func.count())
         .where(Membership.chat_id.in_(ids))
         .group_by(Membership.chat_id)
     )
     counts: dict[int, int] = dict(count_rows.tuples().all())
-    last = await _last_messages(session, [(c.id, c.last_seq) for c, _ in rows if c.last_seq])
-    peers = await _peers(session, [c.id for c, _ in rows if c.type == "direct"], viewer_id)
-    mentions = await _mention_counts(session, rows, viewer_id)
+    last = await _last_messages(session, ids) if any(c.last_seq for c, _ in rows) else {}
+    has_direct = any(c.type == "direct" for c, _ in rows)
+    peers = await _peers(session, ids, viewer_id) if has_direct else {}
+    mentions = await _mention_counts(session, rows, viewer_id, ids)
     now = utcnow()
     result = []
     for chat, membership in rows:
@@ -105,6 +115,9 @@ async def chat_public(
     ]
 
 
+ChatIds = list[int] | Select[int]
+
+
 def muted_public(stored: datetime | None, now: datetime) -> MuteShown:
     """As the API shows a mute: null once it has ended, "forever" for the far-future mark."""
     if stored is None or stored <= now:
@@ -113,10 +126,14 @@ def muted_public(stored: datetime | None, now: datetime) -> MuteShown:
 
 
 async def _mention_counts(
-    session: AsyncSession, rows: Sequence[tuple[Chat, Membership | None]], viewer_id: int
+    session: AsyncSession,
+    rows: Sequence[tuple[Chat, Membership | None]],
+    viewer_id: int,
+    ids: ChatIds,
 ) -> dict[int, int]:
-    mine = [chat.id for chat, membership in rows if membership is not None]
-    if not mine:
+    # `ids` as a subquery is all the viewer's chats: all of them memberships already.
+    mine = [c.id for c, m in rows if m is not None] if isinstance(ids, list) else ids
+    if isinstance(mine, list) and not mine:
         return {}
     hidden = await blocked_ids(session, viewer_id)
     return await unread_mention_counts(
@@ -124,22 +141,24 @@ async def _mention_counts(
     )
 
 
-async def _last_messages(session: AsyncSession, keys: list[tuple[int, int]]) -> dict[int, object]:
-    if not keys:
-        return {}
-    rows = await session.execute(
-        select(Message).where(tuple_(Message.chat_id, Message.seq).in_(keys))
-    )
-    return {m.chat_id: m for m in await messages_public(session, list(rows.scalars()))}
+async def _last_messages(session: AsyncSession, chat_ids: ChatIds) -> dict[int, object]:
+    latest = and_(Chat.id == Message.chat_id, Chat.last_seq == Message.seq, Chat.id.in_(chat_ids))
+    rows = await session.execute(select(Message).join(Chat, latest))
+    message_ids = select(Message.id).join(Chat, latest)
+    public = await messages_public(session, list(rows.scalars()), ids_from=message_ids)
+    return {m.chat_id: m for m in public}
 
 
-async def _peers(session: AsyncSession, chat_ids: list[int], viewer_id: int) -> dict[int, User]:
-    if not chat_ids:
-        return {}
+async def _peers(session: AsyncSession, chat_ids: ChatIds, viewer_id: int) -> dict[int, User]:
     rows = await session.execute(
         select(Membership.chat_id, User)
         .join(User, User.id == Membership.user_id)
-        .where(Membership.chat_id.in_(chat_ids), Membership.user_id != viewer_id)
+        .join(Chat, Chat.id == Membership.chat_id)
+        .where(
+            Membership.chat_id.in_(chat_ids),
+            Chat.type == "direct",
+            Membership.user_id != viewer_id,
+        )
     )
     return dict(rows.tuples().all())
 
@@ -229,9 +248,12 @@ async def create_direct(
     *,
     user_id: int,
     peer_id: int,
+    max_chats: int,
     online: Online = _offline,
 ) -> tuple[Chat, Membership, bool]:
-    """The one direct chat of a pair: created, or the existing one (False)."""
+    """The one direct chat of a pair: created, or the existing one (False).
+
+    TooManyChats when either side is already in `max_chats` chats."""
     if peer_id == user_id:
         raise errors.ValidationFailed("A direct chat needs another user")
     await access_user(session, peer_id)
@@ -244,13 +266,16 @@ async def create_direct(
         return existing, membership, False
     if await is_blocked_either(session, user_id, peer_id):
         raise errors.Blocked()
+    await check_room(session, [user_id, peer_id], max_chats=max_chats)
     chat = Chat(type="direct", direct_key=key, created_by=user_id, is_public=False)
     try:
         # A savepoint: losing the race must not expire what the caller loaded (its user).
         async with session.begin_nested():
             session.add(chat)
     except IntegrityError:  # the pair opened it concurrently
-        return await create_direct(session, broker, user_id=user_id, peer_id=peer_id, online=online)
+        return await create_direct(
+            session, broker, user_id=user_id, peer_id=peer_id, max_chats=max_chats, online=online
+        )
     mine = Membership(chat_id=chat.id, user_id=user_id, role="member")
     session.add_all([mine, Membership(chat_id=chat.id, user_id=peer_id, role="member")])
     await session.commit()
@@ -267,8 +292,14 @@ async def create_group(
     title: str,
     description: str,
     member_ids: Sequence[int],
+    max_chats: int,
 ) -> tuple[Chat, Membership]:
-    """A group (private) or channel (public); the creator is its owner."""
+    """A group (private) or channel (public); the creator is its owner.
+
+    Members who block the creator cannot be added (Blocked); nobody past `max_chats`."""
+    others = await _existing_users(session, set(member_ids) - {user_id})
+    await check_can_add(session, user_id=user_id, target_ids=others)
+    await check_room(session, [user_id, *others], max_chats=max_chats)
     chat = Chat(
         type=type,
         title=title,
@@ -280,11 +311,29 @@ async def create_group(
     await session.flush()
     owner = Membership(chat_id=chat.id, user_id=user_id, role="owner")
     session.add(owner)
-    others = await _existing_users(session, set(member_ids) - {user_id})
     session.add_all(Membership(chat_id=chat.id, user_id=uid, role="member") for uid in others)
     await session.commit()
     await _announce_joined(session, broker, chat, [user_id, *others])
     return chat, owner
+
+
+async def check_room(session: AsyncSession, user_ids: Sequence[int], *, max_chats: int) -> None:
+    """TooManyChats (409) when one of the users is already in `max_chats` chats."""
+    if not user_ids:
+        return
+    full = (
+        await session.execute(
+            select(Membership.user_id)
+            .where(Membership.user_id.in_(set(user_ids)))
+            .group_by(Membership.user_id)
+            .having(func.count() >= max_chats)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if full is not None:
+        raise errors.Conflict(
+            f"User {full} is already in {max_chats} chats, the most allowed", code="too_many_chats"
+        )
 
 
 async def _existing_users(session: AsyncSession, ids: set[int]) -> list[int]:
@@ -332,13 +381,22 @@ async def delete_chat(session: AsyncSession, broker: Broker, *, user_id: int, ch
 
 
 async def add_members(
-    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, user_ids: Sequence[int]
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    user_ids: Sequence[int],
+    max_chats: int,
 ) -> None:
+    """Managers only. Nobody who blocks the adder (Blocked), nobody past `max_chats`."""
     chat, _ = await access_manager(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct":
         raise errors.ValidationFailed("A direct chat has exactly two members", code="direct_chat")
     present = set(await member_ids(session, chat_id))
     new = await _existing_users(session, set(user_ids) - present)
+    await check_can_add(session, user_id=user_id, target_ids=new)
+    await check_room(session, new, max_chats=max_chats)
     session.add_all(Membership(chat_id=chat_id, user_id=uid, role="member") for uid in new)
     await session.commit()
     if new:
@@ -346,14 +404,15 @@ async def add_members(
 
 
 async def join_chat(
-    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int
+    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, max_chats: int
 ) -> tuple[Chat, Membership]:
-    """Public channels only; joining twice is harmless."""
+    """Public channels only; joining twice is harmless; TooManyChats past `max_chats`."""
     chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
     if membership is not None:
         return chat, membership
     if not chat.is_public:
         raise errors.NotFound("No such chat", code="chat_not_found")
+    await check_room(session, [user_id], max_chats=max_chats)
     membership = Membership(chat_id=chat_id, user_id=user_id, role="member")
     try:
         async with session.begin_nested():  # a savepoint, as in create_direct
@@ -417,12 +476,15 @@ async def set_role(
         raise errors.NotFound("Not a member of this chat", code="member_not_found")
     if target_id == user_id and role != "owner":
         raise errors.ValidationFailed("Hand ownership to someone else first", code="owner_required")
+    changed = [target_id]
     if role == "owner" and target_id != user_id:
         mine.role = "admin"
+        changed.append(user_id)
     target.role = role
     await session.commit()
     await broker.publish(RolesChanged(chat_id, [target_id, user_id]))
     await publish_chat_updated(session, broker, chat)
+    await _publish_own_views(session, broker, chat, changed)  # their my_role changed
     user = await access_user(session, target_id)
     return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)
 
@@ -437,11 +499,23 @@ async def _announce_joined(
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
     await broker.publish(MembershipChanged(chat.id, users, joined=True))
+    await _publish_own_views(session, broker, chat, users, online=online)
+    await publish_chat_updated(session, broker, chat, skip=users)
+
+
+async def _publish_own_views(
+    session: AsyncSession,
+    broker: Broker,
+    chat: Chat,
+    users: Sequence[int],
+    *,
+    online: Online = _offline,
+) -> None:
+    """Each of `users` gets the chat as it sees it (its own role and unread count)."""
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
         public = await chat_public(session, chat, membership, viewer_id=uid, online=online)
         await broker.publish(UsersFrame([uid], frame("chat_updated", chat=public)))
-    await publish_chat_updated(session, broker, chat, skip=users)
 
 
 async def publish_chat_updated(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY = "parley_read_only"  # an execution option: this connection's transactions only read
 _PG_MIGRATION_LOCK = 7_211_000_001
 # The first word of a statement, as a metric label; anything else is "other".
 OPERATIONS = ("select", "insert", "update", "delete", "begin", "savepoint", "release", "other")
@@ -123,6 +125,8 @@ def conflict_reason(exc: BaseException | None) -> str | None:
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
+    _create_private(engine.url.database)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
@@ -134,12 +138,28 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: two writers queue instead of deadlocking.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer's IMMEDIATE takes the write lock up front: two writers queue instead of
+        # deadlocking. A reader's plain (deferred) BEGIN never takes it: WAL gives it a
+        # snapshot while writers go on.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def _create_private(database: str | None) -> None:
+    """Creates the database file 0600 before SQLite does: its -wal and -shm files copy
+    the database file's permissions."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def make_sessionmaker(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for writing, or (read_only) for reading without SQLite's write lock."""
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -176,8 +196,9 @@ def _file_lock(lock_dir: Path | None) -> Iterator[None]:
     if lock_dir is None:
         yield
         return
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / ".migrate.lock").open("w") as handle:
+    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(lock_dir / ".migrate.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

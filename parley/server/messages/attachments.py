@@ -7,10 +7,11 @@ which is what allows it to be shown inline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
@@ -39,24 +40,43 @@ class _Head:
             yield chunk
 
 
-async def check_can_upload(session: AsyncSession, *, user_id: int, chat_id: int) -> None:
-    """Members only (NotFound / NotMember); ends the transaction, so that no connection (nor
-    SQLite's write lock) is held while the body streams in."""
+async def check_can_upload(session: AsyncSession, *, user_id: int, chat_id: int, quota: int) -> int:
+    """Members only (NotFound / NotMember) with room in their quota (QuotaExceeded); the
+    bytes left. Ends the transaction, so that no connection (nor SQLite's write lock) is
+    held while the body streams in."""
     await access_member(session, user_id=user_id, chat_id=chat_id)
+    used = await session.scalar(
+        select(func.coalesce(func.sum(Attachment.size), 0)).where(Attachment.uploader_id == user_id)
+    )
     await session.commit()
+    room = quota - int(used or 0)
+    if room <= 0:
+        raise errors.QuotaExceeded()
+    return room
 
 
 async def upload_attachment(
-    session: AsyncSession, state: AppState, *, user_id: int, chat_id: int, part: FilePart
+    session: AsyncSession,
+    state: AppState,
+    *,
+    user_id: int,
+    chat_id: int,
+    part: FilePart,
+    room: int,
 ) -> Attachment:
-    """Streams the file into storage (TooLarge past the limit), detects its type, then
-    records it unlinked: sending a message with its id links it. Call check_can_upload
-    before reading the body; membership is checked again before the row is written."""
+    """Streams the file into storage (TooLarge past the limit, QuotaExceeded past the
+    `room` left in the user's quota), detects its type, then records it unlinked: sending
+    a message with its id links it. Call check_can_upload before reading the body;
+    membership is checked again before the row is written."""
     key = new_key("attachments")
     head = _Head(part.chunks)
-    size = await state.storage.save(
-        key, head.stream(), max_bytes=state.settings.max_attachment_bytes
-    )
+    limit = state.settings.max_attachment_bytes
+    try:
+        size = await state.storage.save(key, head.stream(), max_bytes=min(limit, room))
+    except errors.TooLarge:
+        if room < limit:
+            raise errors.QuotaExceeded() from None
+        raise
     try:
         content_type, is_image = await _classify(state.storage, key, head.data, part.filename)
         await access_member(session, user_id=user_id, chat_id=chat_id)
@@ -84,10 +104,36 @@ async def _classify(storage: Storage, key: str, head: bytes, filename: str) -> t
     detected = images.detect_content_type(head, filename)
     if not detected.startswith("image/"):
         return detected, False
-    info = await asyncio.to_thread(images.sniff_image, await storage.read_bytes(key))
+    info = await images.sniff(await storage.read_bytes(key))
     if info is None:
         return images.OCTET_STREAM, False
     return info.content_type, True
+
+
+async def delete_orphans(
+    session: AsyncSession, storage: Storage, *, older_than: datetime, batch: int = 500
+) -> int:
+    """Deletes uploads never attached to a message and created before `older_than`:
+    rows first (committed), then their files. How many went."""
+    rows = (
+        await session.execute(
+            delete(Attachment)
+            .where(
+                Attachment.id.in_(
+                    select(Attachment.id)
+                    .where(Attachment.message_id.is_(None), Attachment.created_at < older_than)
+                    .limit(batch)
+                )
+            )
+            .returning(Attachment.storage_key)
+        )
+    ).scalars()
+    keys = list(rows)
+    await session.commit()
+    for key in keys:
+        with contextlib.suppress(errors.ParleyError, OSError):  # an orphan file is harmless
+            await storage.delete(key)
+    return len(keys)
 
 
 async def access_attachment(

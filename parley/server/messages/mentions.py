@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.db.models import Chat, Membership, Message, MessageMention, User
@@ -151,13 +151,18 @@ async def mentions_of(session: AsyncSession, messages: Sequence[Message]) -> dic
 
 
 async def unread_mention_counts(
-    session: AsyncSession, *, user_id: int, chat_ids: Sequence[int], hidden: Sequence[int] = ()
+    session: AsyncSession,
+    *,
+    user_id: int,
+    chat_ids: Sequence[int] | Select[int],
+    hidden: Sequence[int] = (),
 ) -> dict[int, int]:
     """Per chat, the messages past the user's read marker that mention it: one grouped query.
 
     `hidden`: senders the user blocks, whose messages it does not see outside direct chats.
+    `chat_ids` may be a subquery (all of a user's chats: no long IN list).
     """
-    if not chat_ids:
+    if isinstance(chat_ids, Sequence) and not chat_ids:
         return {}
     query = (
         select(MessageMention.chat_id, func.count())

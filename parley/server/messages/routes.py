@@ -146,10 +146,12 @@ async def mark_read(
 async def upload_attachment(
     chat_id: IdPath, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> AttachmentPublic:
-    await attachments.check_can_upload(session, user_id=me.id, chat_id=chat_id)
+    room = await attachments.check_can_upload(
+        session, user_id=me.id, chat_id=chat_id, quota=state.settings.upload_quota_bytes
+    )
     part = await read_file_part(request, max_bytes=state.settings.max_attachment_bytes)
     attachment = await attachments.upload_attachment(
-        session, state, user_id=me.id, chat_id=chat_id, part=part
+        session, state, user_id=me.id, chat_id=chat_id, part=part, room=room
     )
     return service.attachment_public(attachment)
 

@@ -64,16 +64,24 @@ async def messages_public(
     *,
     reactions: bool = True,
     attachments: bool = True,
+    ids_from: Select[int] | None = None,
 ) -> list[MessagePublic]:
     """Builds the public shape of many messages with up to four batched queries.
 
     A message just sent has no reactions yet and attachments only when some were linked,
     so the send path skips those queries; mentions are looked up only for texts with an `@`.
+    `ids_from`, the query that selected the messages' ids, replaces long IN (...) lists
+    (thousands of chats' last messages).
     """
     if not messages:
         return []
-    ids = [m.id for m in messages]
-    senders = await _senders(session, {m.sender_id for m in messages if m.sender_id})
+    ids: list[int] | Select[int] = [m.id for m in messages] if ids_from is None else ids_from
+    sender_ids: set[int] | Select[int | None] = (
+        {m.sender_id for m in messages if m.sender_id}
+        if ids_from is None
+        else select(Message.sender_id).where(Message.id.in_(ids_from))
+    )
+    senders = await _senders(session, sender_ids)
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
     mentioned = await mentions_of(session, messages)
@@ -101,8 +109,10 @@ async def message_public(session: AsyncSession, message: Message) -> MessagePubl
     return (await messages_public(session, [message]))[0]
 
 
-async def _senders(session: AsyncSession, ids: set[int]) -> dict[int, SenderPublic]:
-    if not ids:
+async def _senders(
+    session: AsyncSession, ids: set[int] | Select[int | None]
+) -> dict[int, SenderPublic]:
+    if isinstance(ids, set) and not ids:
         return {}
     rows = await session.execute(
         select(User.id, User.username, User.display_name).where(User.id.in_(ids))
@@ -112,7 +122,9 @@ async def _senders(session: AsyncSession, ids: set[int]) -> dict[int, SenderPubl
     }
 
 
-async def _reactions(session: AsyncSession, ids: list[int]) -> dict[int, list[ReactionPublic]]:
+async def _reactions(
+    session: AsyncSession, ids: list[int] | Select[int]
+) -> dict[int, list[ReactionPublic]]:
     rows = await session.execute(
         select(Reaction.message_id, Reaction.emoji, Reaction.user_id)
         .where(Reaction.message_id.in_(ids))
@@ -127,7 +139,9 @@ async def _reactions(session: AsyncSession, ids: list[int]) -> dict[int, list[Re
     }
 
 
-async def _attachments(session: AsyncSession, ids: list[int]) -> dict[int, list[AttachmentPublic]]:
+async def _attachments(
+    session: AsyncSession, ids: list[int] | Select[int]
+) -> dict[int, list[AttachmentPublic]]:
     rows = await session.execute(
         select(Attachment).where(Attachment.message_id.in_(ids)).order_by(Attachment.id)
     )
@@ -358,6 +372,8 @@ async def edit_message(
         raise errors.Forbidden("Only the author can edit a message", code="not_author")
     if message.deleted_at is not None:
         raise errors.Conflict("The message was deleted", code="message_deleted")
+    if message.content == content:  # changes nothing: nothing written, nothing told
+        return await message_public(session, message)
     message.content, message.edited_at = content, utcnow()
     await _update_mentions(session, message, editor_id=user_id)
     await session.commit()
@@ -381,17 +397,20 @@ async def _update_mentions(session: AsyncSession, message: Message, *, editor_id
 async def delete_message(
     session: AsyncSession, broker: Broker, *, user_id: int, message_id: int
 ) -> MessagePublic:
-    """The author, or the chat's owner/admin. Content is removed; the seq stays."""
+    """The author, or the chat's owner/admin. Content is removed; the seq stays.
+
+    Deleting a deleted message is harmless: nothing is written or told."""
     message = await access_message(session, user_id=user_id, message_id=message_id)
-    if message.deleted_at is None:
-        if message.sender_id != user_id:
-            _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
-            if membership.role not in {"owner", "admin"}:
-                raise errors.Forbidden("You cannot delete this message", code="not_author")
-        message.content, message.deleted_at = "", utcnow()
-        await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
-        await clear_mentions(session, message.id)
-        await session.commit()
+    if message.deleted_at is not None:
+        return await message_public(session, message)
+    if message.sender_id != user_id:
+        _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
+        if membership.role not in {"owner", "admin"}:
+            raise errors.Forbidden("You cannot delete this message", code="not_author")
+    message.content, message.deleted_at = "", utcnow()
+    await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+    await clear_mentions(session, message.id)
+    await session.commit()
     public = await message_public(session, message)
     await publish_message(broker, public, kind="message_updated")
     return public

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, or_, select
@@ -41,6 +42,26 @@ async def is_blocked_either(session: AsyncSession, a: int, b: int) -> bool:
         )
     )
     return rows.first() is not None
+
+
+async def check_can_add(session: AsyncSession, *, user_id: int, target_ids: Iterable[int]) -> None:
+    """Nobody can be added to a chat by a user they block (403 blocked)."""
+    targets = set(target_ids)
+    if not targets:
+        return
+    blocker = (
+        await session.execute(
+            select(Block.blocker_id)
+            .where(
+                Block.blocked_id == user_id,
+                Block.blocker_id.in_(targets),
+                _live(Block.expires_at, utcnow()),
+            )
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if blocker is not None:
+        raise errors.Blocked(f"User {blocker} has blocked you")
 
 
 async def check_can_message(session: AsyncSession, *, chat: Chat, user_id: int) -> None:

@@ -75,6 +75,9 @@ FRAMES: dict[str, type[Frame]] = {
 }
 
 
+RATE_GROUP = {"unreact": "react"}  # frame types that share another type's rate limit
+
+
 class FrameError(errors.ParleyError):
     code = "bad_frame"
     detail = "Malformed frame"

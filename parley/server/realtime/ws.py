@@ -105,7 +105,7 @@ async def _serve(
 
 
 async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int], set[int]]:
-    async with state.sessions() as session:
+    async with state.reads() as session:
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
         rows = await session.execute(
             select(Membership.chat_id).where(Membership.user_id == principal.id)
@@ -213,6 +213,7 @@ async def _handle(ctx: Context, text: str) -> None:
     try:
         raw = protocol.decode(text)  # known before validation, so errors can echo its ref
         parsed = protocol.parse(raw)
+        await _check_rate(ctx, parsed.type)
         await HANDLERS[parsed.type](ctx, parsed, raw)
     except Exception as exc:
         ctx.conn.push(_error_frame(exc, protocol.ref_of(raw)))
@@ -227,6 +228,13 @@ def _error_frame(exc: BaseException, ref: Any) -> str:
         return frame("error", code="unavailable", detail="Service temporarily unavailable", ref=ref)
     log.error("frame handler failed", exc_info=exc)
     return frame("error", code="internal_error", detail="Something went wrong", ref=ref)
+
+
+async def _check_rate(ctx: Context, kind: str) -> None:
+    """Every frame type has a per-user budget (send and typing count in their handlers)."""
+    limit = f"frame:{protocol.RATE_GROUP.get(kind, kind)}"
+    if limit in ctx.state.throttle:
+        await ctx.state.throttle.hit(limit, ctx.user_id, detail=f"Too many {kind} frames")
 
 
 async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
@@ -344,7 +352,7 @@ async def _on_sync(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
         if not ctx.alive():
             return
         try:
-            async with ctx.state.sessions() as session:
+            async with ctx.state.reads() as session:
                 missed, cut = await messages.missed_messages(
                     session, user_id=ctx.user_id, chat_id=chat_id, after=last_seen
                 )

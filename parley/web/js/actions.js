@@ -27,12 +27,6 @@ export async function loadChats() {
   store.setChats(await api.get('/chats'));
 }
 
-export async function loadBlocks() {
-  const list = await api.get('/block');
-  state.blocked = new Set(list.map((b) => b.user_id));
-  store.emit('blocks');
-}
-
 export async function loadChat(chatId) {
   return store.upsertChat(await api.get(`/chats/${chatId}`));
 }
@@ -314,18 +308,6 @@ export const loadMentions = (before) => api.get('/mentions', { before, limit: 30
 /** Mute a chat until a time, "forever", or null to unmute (per member, on the server). */
 export async function muteChat(chatId, mutedUntil) {
   return store.upsertChat(await api.patch(`/chats/${chatId}/settings`, { muted_until: mutedUntil }));
-}
-
-export async function blockUser(userId) {
-  await api.post('/block', { user_id: userId });
-  state.blocked.add(userId);
-  store.emit('blocks');
-}
-
-export async function unblockUser(userId) {
-  await api.del(`/block/${userId}`);
-  state.blocked.delete(userId);
-  store.emit('blocks');
 }
 
 // ---- profile and session ----------------------------------------------------------------

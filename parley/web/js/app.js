@@ -10,7 +10,10 @@ import { Socket } from './socket.js';
 import * as store from './state.js';
 import { userAvatar } from './ui/avatar.js';
 import * as composer from './ui/composer.js';
-import { chatInfoDialog, confirmDialog, newChatDialog } from './ui/dialogs.js';
+import * as manage from './manage.js';
+import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
+import { confirmDialog, newChatDialog } from './ui/dialogs.js';
+import { settingsDialog } from './ui/settings.js';
 import { renderHeader } from './ui/header.js';
 import { mentionsDialog } from './ui/mentions.js';
 import { muteMenu, profileMenu } from './ui/menu.js';
@@ -56,7 +59,7 @@ async function loadInitialState() {
     try {
       await actions.loadMe();
       await actions.loadChats();
-      await actions.loadBlocks().catch(() => {});
+      await manage.loadBlocks().catch(() => {});
       return;
     } catch (error) {
       if (error.status === 401) return new Promise(() => {}); // on the way to /login
@@ -174,6 +177,7 @@ function bindChrome() {
     onMentions: showMentions,
   }));
   $('#mentions-button').addEventListener('click', showMentions);
+  $('#settings-button').addEventListener('click', () => settingsDialog());
   $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
@@ -248,15 +252,11 @@ async function toggleBlock() {
   if (!chat || !chat.peer) return;
   const peer = chat.peer;
   if (state.blocked.has(peer.id)) {
-    await attempt(() => actions.unblockUser(peer.id));
+    await attempt(() => manage.unblockUser(peer.id));
     return;
   }
-  const ok = await confirmDialog({
-    title: t('block.confirmTitle', { name: displayName(peer) }),
-    text: t('block.confirmText'),
-    confirm: t('block.block'), danger: true,
-  });
-  if (ok) await attempt(() => actions.blockUser(peer.id));
+  const seconds = await blockDialog(peer); // undefined: cancelled; null: forever
+  if (seconds !== undefined) await attempt(() => manage.blockUser(peer.id, seconds));
 }
 
 async function confirmDelete(msg) {

@@ -63,7 +63,8 @@ export function initials(name) {
   return letters.join('').toUpperCase();
 }
 
-const PALETTE = ['#e8594a', '#e58a2e', '#c9a227', '#4caf6a', '#2fa39a', '#3b8fd9', '#5a67d8', '#8e5bd6', '#c8559c', '#6b7a90'];
+// White initials on each colour pass WCAG AA (4.5:1).
+const PALETTE = ['#d63a28', '#ac6115', '#8d721b', '#38814e', '#257f78', '#2578c1', '#5a67d8', '#8b57d5', '#c24291', '#67758a'];
 export const colorFor = (id) => PALETTE[Math.abs(Number(id) || 0) % PALETTE.length];
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;

@@ -119,5 +119,6 @@ export function plainText(text) {
     .replace(/```/g, '')
     .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s()<>]+)\)/g, '$1')
     .replace(/(\*\*|__|~~|`)(?=\S)([\s\S]*?\S)\1/g, '$2')
+    .replace(/\*(?=[^\s*])([\s\S]*?[^\s*])\*/g, '$1')
     .replace(/^\s*> ?/gm, '');
 }

@@ -7,6 +7,7 @@ import { displayName } from '../format.js';
 import { errorText, t } from '../i18n.js';
 import { askPermission } from '../notify.js';
 import * as store from '../state.js';
+import { openEmojiPicker } from './emoji.js';
 import { jumpToLatest, scrollToBottom } from './messages.js';
 import { mountMentionBox } from './mention-box.js';
 import { toast } from './toast.js';
@@ -16,7 +17,9 @@ const MAX_LENGTH = 4000;
 
 const el = {};
 let mode = null; // null | {kind: 'reply'|'edit', msg}
-let files = []; // {key, file, status: 'uploading'|'done'|'failed', attachment}
+let files = []; // {key, file, status: 'uploading'|'done'|'failed', attachment, preview}; in the order chosen
+const dropped = []; // entries whose preview URL is to be released
+let uploads = Promise.resolve();
 let openChat = async () => {};
 let mentionBox = null;
 
@@ -51,6 +54,10 @@ export function mountComposer({ onOpen } = {}) {
     el.file.value = '';
   });
   el.context_cancel.addEventListener('click', cancelMode);
+  const emoji = document.getElementById('composer-emoji');
+  emoji.title = t('emoji.insert');
+  emoji.setAttribute('aria-label', t('emoji.insert'));
+  emoji.addEventListener('click', () => openEmojiPicker({ anchor: emoji, onPick: insertText }));
   const main = document.getElementById('chat-view');
   main.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
   main.addEventListener('drop', (e) => {
@@ -65,6 +72,7 @@ export function mountComposer({ onOpen } = {}) {
 export function switchChat(previousId, chatId) {
   if (previousId != null && mode?.kind !== 'edit') saveDraft(previousId, el.input.value);
   mode = null;
+  dropped.push(...files);
   files = [];
   mentionBox?.close();
   renderContext();
@@ -154,7 +162,8 @@ function onInput() {
   updateSendButton();
   mentionBox?.update();
   if (mode?.kind !== 'edit') saveDraft(state.activeChatId, el.input.value);
-  if (el.input.value.trim() && mode?.kind !== 'edit' && state.activeChatId != null) actions.sendTyping(state.activeChatId);
+  // No typing notice for a conversation not created yet (its id is not the server's).
+  if (el.input.value.trim() && mode?.kind !== 'edit' && state.activeChatId > 0) actions.sendTyping(state.activeChatId);
 }
 
 function onPaste(event) {
@@ -231,6 +240,7 @@ async function submit() {
   askPermission(); // once, from this user gesture: notifications for replies
   saveDraft(target, '');
   mode = null;
+  dropped.push(...files);
   files = [];
   renderContext();
   renderFiles();
@@ -257,7 +267,9 @@ function addFiles(list) {
   for (const file of list) {
     const entry = { key: actions.newClientId(), file, status: 'uploading', attachment: null };
     files.push(entry);
-    actions.uploadAttachment(chatId, file).then((attachment) => {
+    // One upload at a time, in the order chosen: the server lists a message's
+    // attachments by id, so upload order is the order people see.
+    uploads = uploads.then(() => actions.uploadAttachment(chatId, file)).then((attachment) => {
       entry.status = 'done';
       entry.attachment = attachment;
     }).catch((error) => {
@@ -272,17 +284,35 @@ function addFiles(list) {
   el.input.focus();
 }
 
+/** Puts `text` at the caret (replacing the selection), as if typed. */
+function insertText(text) {
+  const { selectionStart: start, selectionEnd: end, value } = el.input;
+  el.input.value = value.slice(0, start) + text + value.slice(end);
+  el.input.focus();
+  el.input.setSelectionRange(start + text.length, start + text.length);
+  onInput();
+}
+
+/** A local preview of an image file, until it is sent or removed. */
+function thumbnail(entry) {
+  if (!/^image\/(png|jpeg|gif|webp)$/.test(entry.file.type)) return icon('file');
+  entry.preview ||= URL.createObjectURL(entry.file);
+  return h('img', { class: 'composer-thumb', src: entry.preview, alt: '', testid: 'composer-thumb' });
+}
+
 function renderFiles() {
+  for (const entry of dropped.splice(0)) if (entry.preview) URL.revokeObjectURL(entry.preview);
   el.files.hidden = !files.length;
   el.files.replaceChildren(...files.map((entry) => {
     const remove = h('button', { class: 'icon-btn', title: t('common.remove'), 'aria-label': t('common.remove'), testid: 'composer-file-remove', onclick: () => {
       files = files.filter((f) => f !== entry);
+      dropped.push(entry);
       renderFiles();
       updateSendButton();
     } });
     remove.append(icon('close'));
     const label = entry.status === 'uploading' ? t('composer.uploading', { name: entry.file.name }) : entry.file.name;
-    return h('span', { class: `composer-file is-${entry.status}`, testid: 'composer-file-chip', dataset: { status: entry.status } },
-      icon('file'), h('span', null, label), remove);
+    return h('span', { class: `composer-file is-${entry.status}`, testid: 'composer-file-chip', dataset: { status: entry.status }, title: entry.file.name },
+      thumbnail(entry), h('span', null, label), remove);
   }));
 }

@@ -2,24 +2,35 @@
 
 import * as actions from '../actions.js';
 import { clear, h, icon } from '../dom.js';
-import { displayName, formatLastSeen } from '../format.js';
+import { displayName } from '../format.js';
 import { errorText, t } from '../i18n.js';
 import * as store from '../state.js';
-import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
+import { userAvatar } from './avatar.js';
 import { channelRow } from './sidebar.js';
 import { attempt, toast } from './toast.js';
 
 const { state } = store;
 
-/** A dialog with a title, a body and footer buttons; removed from the page when closed. */
+let dialogIds = 0;
+
+/**
+ * A modal dialog with a title, a body and footer buttons; removed from the page when
+ * closed. Labelled by its title; the rest of the page is inert while it is open (focus
+ * stays inside), and focus returns to what had it before.
+ */
 export function modal({ title, testid, body, footer = [] }) {
   const close = h('button', { class: 'icon-btn', title: t('common.close'), 'aria-label': t('common.close'), testid: 'dialog-close', onclick: () => dialog.close() });
   close.append(icon('close'));
-  const dialog = h('dialog', { class: 'modal', testid },
-    h('div', { class: 'modal-head' }, h('h2', null, title), close),
+  const titleId = `dialog-title-${++dialogIds}`;
+  const opener = document.activeElement;
+  const dialog = h('dialog', { class: 'modal', testid, 'aria-modal': 'true', 'aria-labelledby': titleId },
+    h('div', { class: 'modal-head' }, h('h2', { id: titleId }, title), close),
     h('div', { class: 'modal-body' }, body),
     footer.length ? h('div', { class: 'modal-foot' }, footer) : null);
-  dialog.addEventListener('close', () => dialog.remove());
+  dialog.addEventListener('close', () => {
+    dialog.remove();
+    if (opener?.isConnected && !document.querySelector('dialog[open]')) opener.focus();
+  });
   dialog.addEventListener('click', (event) => { if (event.target === dialog) dialog.close(); });
   document.body.append(dialog);
   dialog.showModal();
@@ -184,71 +195,4 @@ function browsePane(dialog, onOpen) {
   search();
   void onOpen;
   return h('div', null, input, results);
-}
-
-// ---- chat info: members, leave, delete ----------------------------------------------------
-
-export function chatInfoDialog(chat, { onBlockToggle }) {
-  const members = h('div', { class: 'pick-list', testid: 'chat-members' }, h('div', { class: 'list-empty' }, t('common.loading')));
-  const peer = chat.type === 'direct' ? chat.peer : null;
-  const about = peer ? peer.bio : chat.description;
-  const footer = [];
-  if (peer) {
-    const blocked = state.blocked.has(peer.id);
-    footer.push(h('button', { class: 'btn btn-danger', testid: 'info-block-toggle', onclick: () => { dialog.close(); onBlockToggle(); } }, blocked ? t('block.unblockUser') : t('block.blockUser')));
-  } else if (actions.isMember(chat)) {
-    footer.push(h('button', { class: 'btn btn-danger', testid: 'leave-chat', onclick: () => leave(chat, dialog) }, chat.type === 'channel' ? t('info.leaveChannel') : t('info.leaveGroup')));
-    if (['owner', 'admin'].includes(chat.my_role)) {
-      footer.unshift(h('button', { class: 'btn', testid: 'add-members', onclick: () => { dialog.close(); addMembersDialog(chat); } }, t('info.addPeople')));
-    }
-    if (chat.my_role === 'owner') footer.push(h('button', { class: 'btn btn-danger', testid: 'delete-chat', onclick: () => remove(chat, dialog) }, t('common.delete')));
-  }
-  const dialog = modal({
-    title: chat.type === 'direct' ? t('info.contact') : t(`chat.type.${chat.type}`),
-    testid: 'chat-info-dialog',
-    body: [h('div', { class: 'info-head' }, chatAvatar(chat, { size: 'avatar-lg' }),
-      h('h3', null, chatTitle(chat)),
-      peer ? h('p', null, `@${peer.username} · ${store.isOnline(peer.id) ? t('presence.online') : formatLastSeen(store.state.presence.get(peer.id)?.last_seen_at || peer.last_seen_at)}`) : h('p', null, t('chat.members', { count: chat.member_count ?? 0 })),
-      about ? h('p', null, about) : null),
-    peer ? null : h('div', { class: 'section-label' }, t('info.members')), peer ? null : members],
-    footer,
-  });
-  if (!peer) {
-    actions.listMembers(chat.id).then((list) => members.replaceChildren(...list.map((m) => h('div', { class: 'pick-item', testid: `member-${m.user.id}` },
-      userAvatar(m.user, { size: 'avatar-sm' }),
-      h('span', { class: 'pick-text' }, h('span', { class: 'pick-title' }, displayName(m.user)), h('span', { class: 'pick-sub' }, `@${m.user.username}`)),
-      m.role !== 'member' ? h('span', { class: 'role-tag' }, t(`role.${m.role}`)) : null)))).catch((e) => members.replaceChildren(h('div', { class: 'list-empty' }, errorText(e))));
-  }
-}
-
-async function leave(chat, dialog) {
-  dialog.close();
-  if (await confirmDialog({ title: t('info.leaveTitle'), text: t('info.leaveText', { chat: chatTitle(chat) }), confirm: t('info.leave'), danger: true })) {
-    await attempt(() => actions.leaveChat(chat.id));
-  }
-}
-
-async function remove(chat, dialog) {
-  dialog.close();
-  if (await confirmDialog({ title: t('info.deleteTitle'), text: t('info.deleteText', { chat: chatTitle(chat) }), confirm: t('common.delete'), danger: true })) {
-    await attempt(() => actions.deleteChat(chat.id));
-  }
-}
-
-function addMembersDialog(chat) {
-  const chosen = new Map();
-  const chips = h('div', { class: 'chips', testid: 'add-members-chosen' });
-  const renderChips = () => chips.replaceChildren(...[...chosen.values()].map((u) => h('span', { class: 'chip' }, displayName(u))));
-  const picker = userPicker({ selected: chosen, onPick: (u) => {
-    if (chosen.has(u.id)) chosen.delete(u.id); else chosen.set(u.id, u);
-    renderChips();
-    picker.refresh();
-  } });
-  const add = h('button', { class: 'btn btn-primary', testid: 'add-members-submit', onclick: () => attempt(async () => {
-    if (!chosen.size) return;
-    await actions.addMembers(chat.id, [...chosen.keys()]);
-    dialog.close();
-    toast(t('info.added', { count: chosen.size }));
-  }) }, t('info.add'));
-  const dialog = modal({ title: t('info.addTitle', { chat: chatTitle(chat) }), testid: 'add-members-dialog', body: [chips, picker.el], footer: [add] });
 }

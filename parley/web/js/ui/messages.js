@@ -7,8 +7,11 @@ import { dayKey, displayName, formatDay, formatFull, formatSize, formatTime, isI
 import { errorText, onLocaleChange, t } from '../i18n.js';
 import { renderMarkdown } from '../markdown.js';
 import * as store from '../state.js';
+import { mountMessageKeys } from './a11y.js';
 import { userAvatar } from './avatar.js';
+import { openEmojiPicker } from './emoji.js';
 import { attempt, toast } from './toast.js';
+import { openViewer } from './viewer.js';
 
 const { state } = store;
 const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
@@ -35,6 +38,7 @@ export function mountMessages(cb) {
   statusEl = h('div', { class: 'history-status', testid: 'history-status' });
   list.append(statusEl);
   list.addEventListener('scroll', onScroll, { passive: true });
+  mountMessageKeys(list);
   jumpButton.addEventListener('click', jumpToLatest);
   window.addEventListener('focus', () => maybeMarkRead());
   document.addEventListener('visibilitychange', () => maybeMarkRead());
@@ -180,7 +184,7 @@ function messageEl(msg, grouped, quoted) {
   const mentioned = !mine && !msg.deleted && store.mentionsMe(msg);
   const el = h('div', {
     class: `msg${grouped ? ' is-grouped' : ''}${msg.deleted ? ' is-deleted' : ''}${mine ? ' is-mine' : ''}${mentioned ? ' is-mention' : ''}`,
-    testid: `message-${msg.seq}`,
+    testid: `message-${msg.seq}`, tabindex: -1,
     dataset: { seq: msg.seq, messageId: msg.id, senderId: msg.sender.id },
   },
   h('div', { class: 'msg-gutter' },
@@ -222,11 +226,13 @@ function quoteEl(replyId, quoted) {
 
 function attachmentsEl(attachments) {
   if (!attachments.length) return null;
+  const images = attachments.filter(isImage);
   return h('div', { class: 'msg-attachments' }, attachments.map((att) => {
     if (isImage(att)) {
       const img = h('img', { src: att.url, alt: att.filename, loading: 'lazy' });
       img.addEventListener('load', () => { if (stickToBottom) scrollToBottom(); });
-      return h('a', { class: 'msg-image', href: att.url, target: '_blank', rel: 'noopener', title: att.filename, testid: `attachment-${att.id}` }, img);
+      const view = (event) => { event.preventDefault(); openViewer(images, images.indexOf(att)); };
+      return h('a', { class: 'msg-image', href: att.url, target: '_blank', rel: 'noopener', title: att.filename, testid: `attachment-${att.id}`, onclick: view }, img);
     }
     return h('a', { class: 'msg-file', href: att.url, download: att.filename, testid: `attachment-${att.id}` },
       icon('file'),
@@ -269,10 +275,21 @@ function togglePicker(event, msg) {
   closePickers();
   if (open) return;
   el.classList.add('is-menu-open');
-  el.append(h('div', { class: 'emoji-picker', testid: 'emoji-picker' }, QUICK_EMOJI.map((emoji) => h('button', {
-    testid: `emoji-${emoji}`, title: emoji,
-    onclick: () => { closePickers(); attempt(() => actions.toggleReaction(msg, emoji)); },
-  }, emoji))));
+  const react = (emoji) => attempt(() => actions.toggleReaction(msg, emoji));
+  const anchor = event.currentTarget;
+  const more = h('button', {
+    testid: 'emoji-more', title: t('emoji.more'), 'aria-label': t('emoji.more'), class: 'emoji-more', 'aria-haspopup': 'dialog',
+    onclick: () => {
+      row.remove(); // the message keeps is-menu-open, so the anchor stays visible
+      openEmojiPicker({ anchor, onPick: react, label: t('emoji.react'), onClose: () => el.classList.remove('is-menu-open') });
+    },
+  }, '+');
+  const row = h('div', { class: 'emoji-picker', testid: 'emoji-picker', role: 'group', 'aria-label': t('emoji.react') }, QUICK_EMOJI.map((emoji) => h('button', {
+    testid: `emoji-${emoji}`, title: emoji, 'aria-label': emoji,
+    onclick: () => { closePickers(); react(emoji); },
+  }, emoji)), more);
+  el.append(row);
+  el.querySelector('.emoji-picker button')?.focus();
 }
 
 function closePickers() {

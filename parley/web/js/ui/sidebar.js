@@ -31,11 +31,12 @@ export function mountSidebar({ onOpen, onOpenPerson }) {
 function renderList() {
   const list = document.getElementById('chat-list');
   const chats = store.sortedChats();
+  list.setAttribute('role', chats.length ? 'list' : 'none');
   if (!chats.length) {
     clear(list).append(h('div', { class: 'list-empty' }, t('sidebar.noChats')));
     return;
   }
-  list.replaceChildren(...chats.map(chatItem));
+  list.replaceChildren(...chats.map((chat) => h('div', { role: 'listitem' }, chatItem(chat))));
 }
 
 function preview(chat) {

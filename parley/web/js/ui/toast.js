@@ -3,8 +3,21 @@
 import { h } from '../dom.js';
 import { errorText } from '../i18n.js';
 
+/** Where a notice shows: inside the topmost open dialog (the page behind it is inert). */
+function toastBox() {
+  const dialogs = document.querySelectorAll('dialog[open]');
+  const host = dialogs[dialogs.length - 1];
+  if (!host) return document.getElementById('toasts');
+  let box = host.querySelector(':scope > .toasts');
+  if (!box) {
+    box = h('div', { class: 'toasts', 'aria-live': 'assertive' });
+    host.append(box);
+  }
+  return box;
+}
+
 export function toast(message, { error = false, ms = 4000 } = {}) {
-  const box = document.getElementById('toasts');
+  const box = toastBox();
   if (!box) return;
   const el = h('div', { class: `toast${error ? ' is-error' : ''}`, role: error ? 'alert' : 'status', testid: 'toast' }, message);
   box.append(el);
