@@ -115,6 +115,8 @@ class Settings(BaseSettings):
 
     worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
     presence_timeout: float = Field(75.0, alias="PARLEY_PRESENCE_TIMEOUT")
+    presence_max_group: int = Field(100, alias="PARLEY_PRESENCE_MAX_GROUP")
+    send_queue: int = Field(2000, alias="PARLEY_SEND_QUEUE")
     access_ttl: int = Field(900, alias="PARLEY_ACCESS_TTL")
     refresh_ttl: int = Field(30 * 24 * 3600, alias="PARLEY_REFRESH_TTL")
     session_check_interval: float = Field(2.0, alias="PARLEY_SESSION_CHECK_INTERVAL")

@@ -113,3 +113,15 @@ class Unavailable(ParleyError):
     status = 503
     code = "unavailable"
     detail = "Service temporarily unavailable"
+
+
+class Overloaded(ParleyError):
+    """The server cannot take this work now (its queue stayed full): retry shortly."""
+
+    status = 503
+    code = "overloaded"
+    detail = "The server is overloaded, retry shortly"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -103,11 +103,15 @@ async def seed_messages(
 async def seed_post(
     body: SeedMessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> SeedMessage:
+    general = await general_id(session)
+    await session.close()  # hold no transaction (on SQLite: the write lock) while it is stored
     message, _ = await messages.do_send(
-        state,
-        session,
+        state.writer,
+        state.checks,
+        state.throttle,
+        metrics=state.metrics,
         user_id=me.id,
-        chat_id=await general_id(session),
+        chat_id=general,
         content=body.content,
     )
     return SeedMessage(

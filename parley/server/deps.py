@@ -1,17 +1,16 @@
-"""The server's shared state and the FastAPI dependencies built on it (SessionDep, CurrentUser)."""
+"""The FastAPI dependencies built on the server's state (SessionDep, CurrentUser, StateDep)."""
 
 from __future__ import annotations
 
 import ipaddress
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from parley import errors
@@ -20,13 +19,7 @@ from parley.security import TokenError, decode_access_token, origin_matches
 from parley.server.accounts.schemas import MAX_ID
 from parley.server.db.models import Ban, User
 from parley.server.db.models import Session as LoginSession
-from parley.server.metrics import ServerMetrics
-from parley.server.realtime.broker import Broker
-from parley.server.realtime.hub import Hub
-from parley.server.throttle import Throttle
-
-if TYPE_CHECKING:
-    from parley.server.storage import Storage
+from parley.server.state import AppState as AppState
 
 IdPath = Annotated[int, Path(gt=0, le=MAX_ID)]
 OptionalId = Annotated[int | None, Query(gt=0, le=MAX_ID)]
@@ -37,30 +30,6 @@ Limit = Annotated[int, Query(ge=1, le=MAX_ID)]
 ACCESS_COOKIE = "parley_access"
 REFRESH_COOKIE = "parley_refresh"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class AppState:
-    """Everything a request or a socket needs, made once at start-up."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    reads: async_sessionmaker[AsyncSession]  # read-only work: no write lock on SQLite
-    broker: Broker
-    hub: Hub
-    throttle: Throttle
-    storage: Storage
-    jwt_key: str
-    clock: Callable[[], datetime] = utcnow
-    started: float = field(default_factory=time.monotonic)
-    caches: dict[str, Any] = field(default_factory=dict)
-    metrics: ServerMetrics | None = None
-    draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
 
 
 @dataclass(frozen=True, slots=True)

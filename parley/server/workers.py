@@ -12,10 +12,10 @@ from sqlalchemy import or_, select
 
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
-from parley.server.deps import AppState
 from parley.server.messages.attachments import delete_orphans
 from parley.server.moderation.service import lift_expired
 from parley.server.realtime.hub import CLOSE_BANNED, CLOSE_SESSION_ENDED
+from parley.server.state import AppState
 
 log = logging.getLogger("parley.workers")
 

@@ -124,3 +124,97 @@ async def test_new_direct_chat_shows_whether_the_peer_is_online(
     finally:
         await mine.close()
         await peer_socket.close()
+
+
+@pytest.fixture
+async def small_groups(tmp_path: Path, database_url: str | None) -> AsyncIterator[Running]:
+    """A server where groups above two members count as large for presence."""
+    overrides: dict[str, object] = {"PARLEY_PRESENCE_MAX_GROUP": 2}
+    if database_url:
+        overrides["DATABASE_URL"] = database_url
+    running, server, task = await start_server(test_settings(tmp_path, **overrides))
+    yield running
+    await stop_server(server, task)
+
+
+async def test_large_groups_get_no_pushed_presence_but_can_ask(small_groups: Running) -> None:
+    async with httpx.AsyncClient(base_url=small_groups.base, cookies=no_cookies()) as http:
+        a, b, c, stranger = [await make_user(http) for _ in range(4)]
+        await make_group(http, a, b, c)  # three members: above PARLEY_PRESENCE_MAX_GROUP
+        await make_direct(http, a, c)
+        watcher_b = await connect(small_groups.ws_base, b)
+        watcher_c = await connect(small_groups.ws_base, c)
+        try:
+            ws_a = await connect(small_groups.ws_base, a)
+            direct = await recv_type(watcher_c, "presence")  # c shares a direct chat with a
+            assert direct["user_id"] == a.id and direct["status"] == "online"
+            await no_frame(watcher_b, "presence", wait=0.5)  # b shares only the large group
+            # b asks: one `presence` frame per asked user it shares a chat with
+            await watcher_b.send(
+                json.dumps({"type": "presence_query", "user_ids": [a.id, c.id, stranger.id]})
+            )
+            answers = [await recv_type(watcher_b, "presence") for _ in range(2)]
+            assert {(f["user_id"], f["status"]) for f in answers} == {
+                (a.id, "online"),
+                (c.id, "online"),
+            }
+            assert all("last_seen_at" in f for f in answers)
+            await watcher_b.send(json.dumps({"type": "ping"}))
+            await recv_type(watcher_b, "pong")  # nothing about the stranger came before it
+            too_many = list(range(1, 202))
+            await watcher_b.send(json.dumps({"type": "presence_query", "user_ids": too_many}))
+            error = await recv_type(watcher_b, "error")
+            assert error["code"] == "validation_error"
+            await ws_a.close()
+        finally:
+            await watcher_b.close()
+            await watcher_c.close()
+
+
+async def test_flips_within_a_second_reach_a_recipient_as_one_frame(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    a, b = await make_user(client), await make_user(client)
+    await make_direct(client, a, b)
+    watcher = await connect(live.ws_base, b)
+    try:
+        for _ in range(3):  # online, offline, online, offline, online: within one second
+            ws = await connect(live.ws_base, a)
+            await ws.close()
+        last = await connect(live.ws_base, a)
+        first = await recv_type(watcher, "presence")
+        assert first["user_id"] == a.id and first["status"] == "online"
+        await no_frame(watcher, "presence", wait=1.5)  # the state at the end is unchanged
+        await last.close()
+        offline = await recv_type(watcher, "presence", timeout=3)
+        assert offline["status"] == "offline"
+    finally:
+        await watcher.close()
+
+
+async def test_presence_failures_never_leak_a_connection_slot(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    """A presence hook that fails on register and unregister: the socket still works and its
+    slot and writer task are released when it closes."""
+    hub = live.state.hub
+    me = await make_user(client)
+    before = hub.connection_count
+
+    async def broken(_user_id: int, _online: bool) -> None:
+        raise OSError("presence store down")
+
+    original, hub.on_presence = hub.on_presence, broken
+    try:
+        ws = await connect(live.ws_base, me)
+        await ws.send(json.dumps({"type": "ping"}))
+        await recv_type(ws, "pong")
+        assert hub.connection_count == before + 1
+        await ws.close()
+        async with asyncio.timeout(5):
+            while hub.connection_count != before or any(
+                t.get_name() == f"ws-writer-{me.id}" for t in asyncio.all_tasks()
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        hub.on_presence = original

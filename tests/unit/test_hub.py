@@ -192,3 +192,73 @@ async def test_quiet_connections_go_offline_and_come_back_when_touched() -> None
     assert events == [(1, True), (1, False)] and not hub.is_online(1)
     await hub.touch(a)
     assert events[-1] == (1, True) and hub.is_online(1)
+
+
+async def test_presence_runs_on_the_injected_clock() -> None:
+    now = [1000.0]
+    flips: list[tuple[int, bool]] = []
+
+    async def on_presence(user_id: int, online: bool) -> None:
+        flips.append((user_id, online))
+
+    hub = Hub(presence_timeout=10, on_presence=on_presence, monotonic=lambda: now[0])
+    a = conn(1, 10)
+    await hub.register(a)
+    assert hub.is_online(1) and flips == [(1, True)]
+    now[0] += 9
+    await hub.sweep_presence()
+    assert flips == [(1, True)]
+    now[0] += 2  # quiet for 11 s by the hub's clock (no real time passed)
+    await hub.sweep_presence()
+    assert flips == [(1, True), (1, False)] and not hub.is_online(1)
+    await hub.touch(a)
+    assert flips[-1] == (1, True)
+
+
+async def test_presence_elsewhere_counts_as_online() -> None:
+    hub = Hub(process="here")
+    await hub.handle({"t": "presence", "user_id": 5, "online": True, "process": "there"})
+    assert hub.is_online(5)
+    await hub.handle({"t": "presence", "user_id": 5, "online": False, "process": "there"})
+    assert not hub.is_online(5)
+
+
+async def test_a_failed_writer_wakes_every_waiting_sender() -> None:
+    c = conn(1, queue_size=1)
+    c.push("fills the queue")
+    waiters = [asyncio.create_task(c.send(f"reply {n}")) for n in range(3)]
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiters)
+    c.abort()  # what the writer does when the socket fails under it
+    await asyncio.wait_for(asyncio.gather(*waiters), 1)
+    await c.send("after")  # returns at once: the connection is closing
+
+
+async def test_a_reply_that_cannot_be_queued_in_time_closes_with_1013() -> None:
+    c = conn(1, queue_size=1)
+    c.send_wait = 0.05
+    c.push("fills the queue")
+    await c.send("waits, then gives up")
+    assert c.closing and queued(c) == [Close(1013, "send queue full")]
+
+
+async def test_the_writer_sends_a_burst_in_one_wakeup() -> None:
+    c = conn(1, queue_size=16)
+    for n in range(5):
+        c.push(f"f{n}")
+    c.close(1000)
+    sent: list[str] = []
+    batches: list[list[str]] = []
+
+    async def send_text(frame: str) -> None:
+        sent.append(frame)
+
+    async def send_many(frames: list[str]) -> None:
+        batches.append(frames)
+
+    d = conn(2, queue_size=16)
+    for n in range(5):
+        d.push(f"f{n}")
+    d.queue.put_nowait(Close(1000))
+    assert await drain(d, send_text, send_many) == Close(1000)
+    assert batches == [[f"f{n}" for n in range(5)]] and sent == []

@@ -11,7 +11,7 @@ from parley import errors
 from parley.server import images
 from parley.server.accounts.service import access_user
 from parley.server.db.models import User
-from parley.server.deps import AppState
+from parley.server.state import AppState
 from parley.server.storage import new_key
 
 CACHE = "avatar_data_url"

@@ -32,6 +32,7 @@ from parley.server.deps import (
     check_origin,
     client_ip,
 )
+from parley.server.realtime.events import ProfileChanged
 from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
@@ -167,6 +168,8 @@ async def update_profile(
         bio=body.bio,
         email=str(body.email) if body.email else None,
     )
+    if body.display_name is not None:  # senders' names are cached by every process
+        await state.broker.publish(ProfileChanged(me.id))
     return service.user_public(user, own=True, online=state.hub.is_online(me.id))
 
 

@@ -17,8 +17,9 @@ from parley.security import verify_password as _verify_password
 from parley.server.accounts.schemas import UserPublic
 from parley.server.db.models import Ban, RefreshToken, User, utcnow
 from parley.server.db.models import Session as LoginSession
-from parley.server.deps import AppState
 from parley.server.realtime.broker import Broker
+from parley.server.realtime.events import SessionsEnded
+from parley.server.state import AppState
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,15 +257,7 @@ async def revoke_sessions(
         query = query.where(LoginSession.id != keep)
     await session.execute(query.values(revoked_at=utcnow()))
     await session.commit()
-    await broker.publish(
-        {
-            "t": "sessions_ended",
-            "user_id": user_id,
-            "session_ids": id_list,
-            "keep": keep,
-            "banned": banned,
-        }
-    )
+    await broker.publish(SessionsEnded(user_id, id_list, keep=keep, banned=banned))
 
 
 async def change_password(

@@ -16,9 +16,17 @@ from parley.server.chats.access import access_chat, access_manager, access_membe
 from parley.server.chats.schemas import ChatPublic, ChatSettings, MemberPublic
 from parley.server.db.models import Chat, Membership, Message, User, utcnow
 from parley.server.messages.mentions import unread_mention_counts
-from parley.server.messages.service import frame, messages_public
+from parley.server.messages.service import messages_public
 from parley.server.moderation.service import blocked_ids, check_can_add, is_blocked_either
 from parley.server.realtime.broker import Broker
+from parley.server.realtime.events import (
+    ChatFrame,
+    ChatRemoved,
+    MembershipChanged,
+    RolesChanged,
+    UsersFrame,
+)
+from parley.server.realtime.events import encode as frame
 
 GENERAL = "general"
 # "Muted forever" is stored as the last second datetime can hold, so "muted now" is one
@@ -368,10 +376,8 @@ async def delete_chat(session: AsyncSession, broker: Broker, *, user_id: int, ch
     members = await member_ids(session, chat_id)
     await session.execute(delete(Chat).where(Chat.id == chat_id))
     await session.commit()
-    await broker.publish(
-        {"t": "users", "user_ids": members, "frame": frame("chat_removed", chat_id=chat_id)}
-    )
-    await broker.publish({"t": "chat_removed", "chat_id": chat_id})
+    await broker.publish(UsersFrame(members, frame("chat_removed", chat_id=chat_id)))
+    await broker.publish(ChatRemoved(chat_id))
 
 
 async def add_members(
@@ -442,12 +448,8 @@ async def remove_member(
     if target.role == "owner":
         await _hand_over_ownership(session, chat_id, leaving=target_id)
     await session.commit()
-    await broker.publish(
-        {"t": "users", "user_ids": [target_id], "frame": frame("chat_removed", chat_id=chat_id)}
-    )
-    await broker.publish(
-        {"t": "membership", "chat_id": chat_id, "user_ids": [target_id], "joined": False}
-    )
+    await broker.publish(UsersFrame([target_id], frame("chat_removed", chat_id=chat_id)))
+    await broker.publish(MembershipChanged(chat_id, [target_id], joined=False))
     await publish_chat_updated(session, broker, chat)
 
 
@@ -480,6 +482,7 @@ async def set_role(
         changed.append(user_id)
     target.role = role
     await session.commit()
+    await broker.publish(RolesChanged(chat_id, [target_id, user_id]))
     await publish_chat_updated(session, broker, chat)
     await _publish_own_views(session, broker, chat, changed)  # their my_role changed
     user = await access_user(session, target_id)
@@ -495,7 +498,7 @@ async def _announce_joined(
     online: Online = _offline,
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
-    await broker.publish({"t": "membership", "chat_id": chat.id, "user_ids": users, "joined": True})
+    await broker.publish(MembershipChanged(chat.id, users, joined=True))
     await _publish_own_views(session, broker, chat, users, online=online)
     await publish_chat_updated(session, broker, chat, skip=users)
 
@@ -512,9 +515,7 @@ async def _publish_own_views(
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
         public = await chat_public(session, chat, membership, viewer_id=uid, online=online)
-        await broker.publish(
-            {"t": "users", "user_ids": [uid], "frame": frame("chat_updated", chat=public)}
-        )
+        await broker.publish(UsersFrame([uid], frame("chat_updated", chat=public)))
 
 
 async def publish_chat_updated(
@@ -526,10 +527,10 @@ async def publish_chat_updated(
         mode="json",
         exclude=set(PER_VIEWER | {"title"} if chat.type == "direct" else PER_VIEWER),
     )
-    event = {"t": "chat", "chat_id": chat.id, "frame": frame("chat_updated", chat=public)}
-    if len(skip) == 1:
-        event["skip_user"] = skip[0]
-    await broker.publish(event)
+    skip_user = skip[0] if len(skip) == 1 else None
+    await broker.publish(
+        ChatFrame(chat.id, frame("chat_updated", chat=public), skip_user=skip_user)
+    )
 
 
 async def update_settings(
@@ -555,9 +556,7 @@ async def update_settings(
         membership.muted_until = wanted
         await session.commit()
         public = await chat_public(session, chat, membership, viewer_id=user_id)
-        await broker.publish(
-            {"t": "users", "user_ids": [user_id], "frame": frame("chat_updated", chat=public)}
-        )
+        await broker.publish(UsersFrame([user_id], frame("chat_updated", chat=public)))
     return chat, membership
 
 

@@ -18,8 +18,8 @@ from parley import errors
 from parley.server import images
 from parley.server.chats.access import access_member, get_membership
 from parley.server.db.models import Attachment
-from parley.server.deps import AppState
 from parley.server.messages.service import access_message
+from parley.server.state import AppState
 from parley.server.storage import Storage, new_key
 from parley.server.uploads import FilePart
 

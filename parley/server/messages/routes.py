@@ -74,9 +74,12 @@ async def list_mentions(
 async def send_message(
     chat_id: IdPath, body: MessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic | JSONResponse:
+    await session.close()  # hold no transaction (on SQLite: the write lock) while it is stored
     message, created = await service.do_send(
-        state,
-        session,
+        state.writer,
+        state.checks,
+        state.throttle,
+        metrics=state.metrics,
         user_id=me.id,
         chat_id=chat_id,
         content=body.content,

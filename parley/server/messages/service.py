@@ -6,18 +6,18 @@ tells. A chat event is published once per chat; hubs fan it out.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 
-import orjson
-from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.schemas import SenderPublic
+from parley.server.cache import SendChecks
 from parley.server.chats.access import access_chat, access_member
 from parley.server.db.models import (
     Attachment,
@@ -29,45 +29,30 @@ from parley.server.db.models import (
     User,
     utcnow,
 )
-from parley.server.deps import AppState
 from parley.server.messages.mentions import (
     clear_mentions,
     mentions_of,
     replace_mentions,
-    store_mentions,
 )
 from parley.server.messages.schemas import (
     AttachmentPublic,
     MessagePublic,
     ReactionPublic,
 )
-from parley.server.moderation.service import blocked_ids, check_can_message
+from parley.server.messages.writer import Draft, Result, Writer
+from parley.server.metrics import ServerMetrics
+from parley.server.moderation.service import blocked_ids
 from parley.server.realtime.broker import Broker
+from parley.server.realtime.events import ChatFrame
+from parley.server.realtime.events import encode as frame
+from parley.server.throttle import Throttle
 
 SYNC_LIMIT = 500
 
 
-def frame(kind: str, **fields: object) -> str:
-    """A server→client frame, serialized once for every recipient."""
-    return orjson.dumps({"type": kind, **fields}, default=_default).decode()
-
-
-def _default(value: object) -> object:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    raise TypeError(type(value))
-
-
 async def publish_message(broker: Broker, message: MessagePublic, *, kind: str) -> None:
     sender = message.sender.id if message.sender else None
-    await broker.publish(
-        {
-            "t": "chat",
-            "chat_id": message.chat_id,
-            "sender_id": sender,
-            "frame": frame(kind, message=message),
-        }
-    )
+    await broker.publish(ChatFrame(message.chat_id, frame(kind, message=message), sender_id=sender))
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -300,57 +285,10 @@ async def access_message(session: AsyncSession, *, user_id: int, message_id: int
 # --- writing -------------------------------------------------------------------------------
 
 
-async def send_message(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    chat_id: int,
-    content: str,
-    client_id: str | None = None,
-    reply_to: int | None = None,
-    attachment_ids: Sequence[int] = (),
-    now: datetime | None = None,
-) -> tuple[MessagePublic, bool]:
-    """Stores a message with the chat's next seq, commits, then publishes it.
-
-    Idempotent: a resend with the same client_id returns the first message and False. The
-    unique (sender, client_id) constraint decides, so the common path pays no extra query.
-    """
-    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
-    await check_can_message(session, chat=chat, user_id=user_id)
-    if reply_to is not None:
-        await _check_reply(session, chat_id=chat_id, reply_to=reply_to)
-    now = now or utcnow()
-    try:
-        message = await _insert(
-            session,
-            chat_id=chat_id,
-            user_id=user_id,
-            content=content,
-            client_id=client_id,
-            reply_to=reply_to,
-            now=now,
-        )
-        await store_mentions(session, message, chat_type=chat.type, role=membership.role)
-        await _link_attachments(session, message, user_id=user_id, ids=attachment_ids)
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        existing = await _by_client_id(session, user_id, client_id) if client_id else None
-        if existing is None:
-            raise
-        return await message_public(session, existing), False
-    (public,) = await messages_public(
-        session, [message], reactions=False, attachments=bool(attachment_ids)
-    )
-    await publish_message(broker, public, kind="message")
-    return public, True
-
-
 async def do_send(
-    state: AppState,
-    session: AsyncSession,
+    writer: Writer,
+    checks: SendChecks,
+    throttle: Throttle,
     *,
     user_id: int,
     chat_id: int,
@@ -358,13 +296,18 @@ async def do_send(
     client_id: str | None = None,
     reply_to: int | None = None,
     attachment_ids: Sequence[int] = (),
+    metrics: ServerMetrics | None = None,
 ) -> tuple[MessagePublic, bool]:
-    """The send path every transport shares: per-user limit, store, publish, measure."""
-    await state.throttle.hit("send", user_id)
+    """The send path every transport shares: checks, then store (batched) and publish.
+
+    Returns after the commit: (the message, True), or (the stored one, False) for a resend
+    with a client_id already used (the unique (sender, client_id) decides).
+    """
     started = time.perf_counter()
-    message, created = await send_message(
-        session,
-        state.broker,
+    future = await submit_send(
+        writer,
+        checks,
+        throttle,
         user_id=user_id,
         chat_id=chat_id,
         content=content,
@@ -372,87 +315,52 @@ async def do_send(
         reply_to=reply_to,
         attachment_ids=attachment_ids,
     )
-    if state.metrics is not None:
-        state.metrics.record_send(time.perf_counter() - started, created=created)
+    message, created = await future
+    if metrics is not None:
+        metrics.record_send(time.perf_counter() - started, created=created)
     return message, created
 
 
-async def _by_client_id(session: AsyncSession, user_id: int, client_id: str) -> Message | None:
-    return (
-        await session.execute(
-            select(Message).where(Message.sender_id == user_id, Message.client_id == client_id)
-        )
-    ).scalar_one_or_none()
+async def submit_send(
+    writer: Writer,
+    checks: SendChecks,
+    throttle: Throttle,
+    *,
+    user_id: int,
+    chat_id: int,
+    content: str,
+    client_id: str | None = None,
+    reply_to: int | None = None,
+    attachment_ids: Sequence[int] = (),
+    alive: Callable[[], bool] | None = None,
+) -> asyncio.Future[Result]:
+    """Checks a send (limits, membership, blocks, ban: from memory) and queues it for the
+    writer; the future resolves after the commit. Raises before queueing when refused,
+    Overloaded when the writer cannot take it within a second."""
+    await throttle.hit("send", user_id)
+    member = await checks.check_send(user_id=user_id, chat_id=chat_id)
+    if reply_to is not None:
+        async with checks.sessions() as session:
+            await _check_reply(session, chat_id=chat_id, reply_to=reply_to)
+    draft = Draft(
+        user_id=user_id,
+        chat_id=chat_id,
+        content=content,
+        client_id=client_id,
+        reply_to=reply_to,
+        attachment_ids=tuple(attachment_ids),
+        sender=await checks.sender(user_id),
+        chat_type=member.chat_type,
+        role=member.role,
+        alive=alive,
+    )
+    return await writer.submit(draft)
 
 
 async def _check_reply(session: AsyncSession, *, chat_id: int, reply_to: int) -> None:
     target = await session.get(Message, reply_to)
     if target is None or target.chat_id != chat_id:
         raise errors.ValidationFailed("reply_to must be a message of the same chat")
-
-
-async def _insert(
-    session: AsyncSession,
-    *,
-    chat_id: int,
-    user_id: int,
-    content: str,
-    client_id: str | None,
-    reply_to: int | None,
-    now: datetime,
-) -> Message:
-    # The row lock on the chat (PostgreSQL) or the write lock (SQLite) serializes senders,
-    # so seq counts up by exactly one.
-    seq = (
-        await session.execute(
-            update(Chat)
-            .where(Chat.id == chat_id)
-            .values(last_seq=Chat.last_seq + 1, last_activity_at=now)
-            .returning(Chat.last_seq)
-        )
-    ).scalar_one()
-    values = {
-        "chat_id": chat_id,
-        "seq": seq,
-        "sender_id": user_id,
-        "content": content,
-        "client_id": client_id,
-        "reply_to_id": reply_to,
-        "created_at": now,
-    }
-    # Core insert rather than an ORM flush: the hot path, and the row is never changed here.
-    message_id = (
-        await session.execute(insert(Message).values(values).returning(Message.id))
-    ).scalar_one()
-    await session.execute(
-        update(Membership)
-        .where(Membership.chat_id == chat_id, Membership.user_id == user_id)
-        .values(last_read_seq=seq)
-    )
-    return Message(id=message_id, **values)
-
-
-async def _link_attachments(
-    session: AsyncSession, message: Message, *, user_id: int, ids: Sequence[int]
-) -> None:
-    if not ids:
-        return
-    result = await session.execute(
-        update(Attachment)
-        .where(
-            Attachment.id.in_(set(ids)),
-            Attachment.uploader_id == user_id,
-            Attachment.chat_id == message.chat_id,
-            Attachment.message_id.is_(None),
-        )
-        .values(message_id=message.id)
-    )
-    if result.rowcount != len(set(ids)):  # type: ignore[attr-defined]
-        await session.rollback()
-        raise errors.ValidationFailed(
-            "attachment_ids must be your own unsent uploads to this chat",
-            code="validation_error",
-        )
 
 
 async def edit_message(
@@ -555,13 +463,8 @@ async def mark_read(
         return membership.last_read_seq
     membership.last_read_seq = target
     await session.commit()
-    await broker.publish(
-        {
-            "t": "chat",
-            "chat_id": chat_id,
-            "frame": frame("read", chat_id=chat_id, user_id=user_id, seq=target),
-        }
-    )
+    read = frame("read", chat_id=chat_id, user_id=user_id, seq=target)
+    await broker.publish(ChatFrame(chat_id, read))
     return target
 
 

@@ -82,7 +82,7 @@ async def list_bans(me: CurrentUser, session: SessionDep) -> list[BanPublic]:
 
 
 @router.delete("/admin/bans/{user_id}", status_code=204)
-async def unban(user_id: IdPath, me: CurrentUser, session: SessionDep) -> Response:
+async def unban(user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
     _require_admin(me)
-    await service.unban_user(session, user_id=user_id)
+    await service.unban_user(session, state.broker, user_id=user_id)
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from parley import errors
 from parley.server.db.models import Ban, Block, Chat, Membership, User, utcnow
 from parley.server.realtime.broker import Broker
+from parley.server.realtime.events import BlocksChanged, SessionsEnded, Unbanned
 
 
 def _live(column: InstrumentedAttribute[datetime | None], now: datetime) -> ColumnElement[bool]:
@@ -125,9 +126,7 @@ async def list_blocks(session: AsyncSession, *, user_id: int) -> list[Block]:
 
 
 async def publish_blocks(session: AsyncSession, broker: Broker, user_id: int) -> None:
-    await broker.publish(
-        {"t": "blocks", "user_id": user_id, "blocked": await blocked_ids(session, user_id)}
-    )
+    await broker.publish(BlocksChanged(user_id, await blocked_ids(session, user_id)))
 
 
 async def ban_user(
@@ -152,17 +151,17 @@ async def ban_user(
     ban.banned_by, ban.reason = admin_id, reason
     ban.expires_at = now + timedelta(seconds=duration_seconds) if duration_seconds else None
     await session.commit()
-    await broker.publish(
-        {"t": "sessions_ended", "user_id": user_id, "session_ids": None, "banned": True}
-    )
+    await broker.publish(SessionsEnded(user_id, None, banned=True))
     return ban
 
 
-async def unban_user(session: AsyncSession, *, user_id: int) -> None:
+async def unban_user(session: AsyncSession, broker: Broker | None = None, *, user_id: int) -> None:
     result = await session.execute(delete(Ban).where(Ban.user_id == user_id))
     await session.commit()
     if not result.rowcount:  # type: ignore[attr-defined]
         raise errors.NotFound("This user is not banned", code="ban_not_found")
+    if broker is not None:
+        await broker.publish(Unbanned(user_id))
 
 
 async def list_bans(session: AsyncSession) -> list[Ban]:

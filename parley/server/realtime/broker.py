@@ -14,10 +14,13 @@ from typing import Any, Protocol
 
 import orjson
 
+from parley.server.realtime import events
+
 log = logging.getLogger("parley.broker")
 
-Event = dict[str, Any]
-Handler = Callable[[Event], Awaitable[None]]
+# What travels: a typed event (realtime/events.py) or its wire form, a JSON-able dict.
+Event = events.Event | dict[str, Any]
+Handler = Callable[[Any], Awaitable[None]]
 
 
 class Broker(Protocol):
@@ -37,7 +40,7 @@ class InProcessBroker:
         self._handler = handler
 
     async def publish(self, event: Event) -> None:
-        if self._handler is not None:
+        if self._handler is not None:  # in one process the typed event itself travels
             await self._handler(event)
 
     async def check(self) -> None:
@@ -74,9 +77,12 @@ class RedisBroker:
             except Exception:  # a bad event or a Redis blip must not stop delivery
                 log.exception("broker receive failed; retrying")
                 await asyncio.sleep(0.5)
+                # Events may have been missed meanwhile: caches built on them start afresh.
+                with contextlib.suppress(Exception):
+                    await handler(events.Resync())
 
     async def publish(self, event: Event) -> None:
-        await self._redis.publish(self._channel, orjson.dumps(event))
+        await self._redis.publish(self._channel, orjson.dumps(events.to_wire(event)))
 
     async def check(self) -> None:
         await self._redis.ping()

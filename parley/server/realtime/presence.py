@@ -1,49 +1,208 @@
-"""Presence announcements: who is told when a user comes online or goes offline."""
+"""Presence: who is told when a user comes online or goes offline, and who may ask.
+
+Pushed presence reaches only users sharing a direct chat or a small group (at most
+`max_group` members) with the user, so N members of a large group coming online cost
+O(N) work, not O(N²). Everyone else (channels, large groups) asks with `presence_query`.
+A user's flips within `coalesce` seconds reach each recipient as one frame (the last
+state, if it differs from the one announced before).
+
+With several server processes, each one announces the connections it holds as
+PresenceChanged events, so every hub knows who is online anywhere; the Redis set
+`<prefix>presence:<process>` lets a process that starts later learn the current state.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from parley.server.db.models import Chat, Membership, User, utcnow
-from parley.server.deps import AppState
-from parley.server.messages.service import frame
+from parley.server.clock import Clock
+from parley.server.db.models import Chat, Membership, User
+from parley.server.realtime.broker import Broker
+from parley.server.realtime.events import PresenceChanged, UsersFrame, encode
+from parley.server.realtime.hub import Hub
+
+log = logging.getLogger("parley.presence")
+MAX_QUERY = 200
 
 
-async def presence_audience(state: AppState, user_id: int) -> list[int]:
-    """Users sharing a direct chat or a group with this user (public channels do not count)."""
-    other = aliased(Membership)
-    async with state.reads() as session:
-        rows = await session.execute(
-            select(other.user_id)
-            .join(Membership, Membership.chat_id == other.chat_id)
-            .join(Chat, Chat.id == Membership.chat_id)
-            .where(
-                Membership.user_id == user_id,
-                other.user_id != user_id,
-                Chat.type.in_(("direct", "group")),
-            )
-            .distinct()
-        )
-        return list(rows.scalars())
-
-
-async def announce_presence(state: AppState, user_id: int, online: bool) -> None:
-    """Stores last_seen_at, then tells the audience with one event."""
-    now = utcnow()
-    async with state.sessions() as session:
-        await session.execute(update(User).where(User.id == user_id).values(last_seen_at=now))
-        await session.commit()
-    audience = await presence_audience(state, user_id)
-    if not audience:
-        return
-    status = "online" if online else "offline"
-    await state.broker.publish(
-        {
-            "t": "users",
-            "user_ids": audience,
-            "frame": frame(
-                "presence", user_id=user_id, status=status, last_seen_at=now.isoformat()
-            ),
-        }
+async def presence_audience(session: AsyncSession, user_id: int, *, max_group: int) -> list[int]:
+    """Users sharing a direct chat or a group of at most `max_group` members with this user."""
+    sizes = (
+        select(Membership.chat_id, func.count().label("n")).group_by(Membership.chat_id).subquery()
     )
+    mine = aliased(Membership)
+    other = aliased(Membership)
+    rows = await session.execute(
+        select(other.user_id)
+        .select_from(mine)
+        .join(Chat, Chat.id == mine.chat_id)
+        .join(sizes, sizes.c.chat_id == mine.chat_id)
+        .join(other, other.chat_id == mine.chat_id)
+        .where(
+            mine.user_id == user_id,
+            other.user_id != user_id,
+            (Chat.type == "direct") | ((Chat.type == "group") & (sizes.c.n <= max_group)),
+        )
+        .distinct()
+    )
+    return list(rows.scalars())
+
+
+async def shared_users(
+    session: AsyncSession, user_id: int, candidates: Sequence[int]
+) -> dict[int, datetime | None]:
+    """Of `candidates`, the users sharing any chat with `user_id`, with their last_seen_at."""
+    mine = aliased(Membership)
+    other = aliased(Membership)
+    rows = await session.execute(
+        select(User.id, User.last_seen_at)
+        .where(
+            User.id.in_(set(candidates)),
+            User.id.in_(
+                select(other.user_id)
+                .join(mine, mine.chat_id == other.chat_id)
+                .where(mine.user_id == user_id)
+            ),
+        )
+        .order_by(User.id)
+    )
+    return {r.id: r.last_seen_at for r in rows}
+
+
+def presence_frame(user_id: int, online: bool, last_seen_at: datetime | None) -> str:
+    return encode(
+        "presence",
+        user_id=user_id,
+        status="online" if online else "offline",
+        last_seen_at=last_seen_at.isoformat() if last_seen_at else None,
+    )
+
+
+@dataclass
+class _Announced:
+    online: bool
+    at: float  # monotonic time of the announcement
+    pending: asyncio.TimerHandle | None = None
+
+
+class Presence:
+    """Announces this process's presence flips; answers presence queries."""
+
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        broker: Broker,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        max_group: int = 100,
+        coalesce: float = 1.0,
+        redis: Any = None,
+        prefix: str = "",
+    ) -> None:
+        self.hub, self.broker, self.sessions, self.clock = hub, broker, sessions, clock
+        self.max_group, self.coalesce = max_group, coalesce
+        self._redis, self._key = redis, f"{prefix}presence:{hub.process}"
+        self._announced: dict[int, _Announced] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Learns who is online through other processes (Redis only)."""
+        if self._redis is None:
+            return
+        prefix = self._key.rsplit(":", 1)[0] + ":"
+        async for key in self._redis.scan_iter(match=prefix + "*"):
+            process = key.decode().rsplit(":", 1)[-1]
+            if process == self.hub.process:
+                continue
+            for member in await self._redis.smembers(key):
+                self.hub.remote.setdefault(int(member), set()).add(process)
+
+    async def close(self) -> None:
+        for task in tuple(self._tasks):
+            task.cancel()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.delete(self._key)
+                await self._redis.aclose()
+
+    async def on_local_flip(self, user_id: int, online: bool) -> None:
+        """The hook of the hub: this process's view of a user's own connections flipped."""
+        try:
+            if self._redis is not None:
+                if online:
+                    await self._redis.sadd(self._key, user_id)
+                else:
+                    await self._redis.srem(self._key, user_id)
+            await self.broker.publish(PresenceChanged(user_id, online, self.hub.process))
+        except Exception:  # presence is best-effort: never fails a connect or a disconnect
+            log.warning("presence could not be shared", exc_info=True)
+        if self.hub.remote.get(user_id):
+            return  # present through another process before and after: nothing changed
+        self._maybe_announce(user_id)
+
+    def _maybe_announce(self, user_id: int) -> None:
+        online = self.hub.is_online(user_id)
+        now = self.clock.monotonic()
+        last = self._announced.get(user_id)
+        if last is None:
+            self._spawn(self._announce(user_id, online, now))
+            return
+        if last.pending is not None:
+            return  # a flush is already due: it will send the state as it is then
+        if now - last.at >= self.coalesce:
+            if online != last.online:
+                self._spawn(self._announce(user_id, online, now))
+            return
+        delay = last.at + self.coalesce - now
+        last.pending = asyncio.get_running_loop().call_later(delay, self._flush, user_id)
+
+    def _flush(self, user_id: int) -> None:
+        last = self._announced.get(user_id)
+        if last is None:
+            return
+        last.pending = None
+        online = self.hub.is_online(user_id)
+        if online != last.online:
+            self._spawn(self._announce(user_id, online, self.clock.monotonic()))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce(self, user_id: int, online: bool, at: float) -> None:
+        self._announced[user_id] = _Announced(online, at)
+        if len(self._announced) > 100_000:  # forget the oldest: bounded memory
+            for key in list(self._announced)[:10_000]:
+                self._announced.pop(key, None)
+        now = self.clock()
+        try:
+            async with self.sessions() as session:
+                await session.execute(
+                    update(User).where(User.id == user_id).values(last_seen_at=now)
+                )
+                await session.commit()
+                audience = await presence_audience(session, user_id, max_group=self.max_group)
+            if audience:
+                await self.broker.publish(
+                    UsersFrame(audience, presence_frame(user_id, online, now))
+                )
+        except Exception:
+            log.warning("presence announcement failed", exc_info=True)
+
+    async def query(self, user_id: int, user_ids: Sequence[int]) -> list[str]:
+        """`presence` frames for the asked users that share a chat with `user_id`."""
+        async with self.sessions() as session:
+            seen = await shared_users(session, user_id, user_ids[:MAX_QUERY])
+        return [presence_frame(uid, self.hub.is_online(uid), last) for uid, last in seen.items()]

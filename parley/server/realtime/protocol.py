@@ -53,6 +53,10 @@ class Sync(Frame):
     chats: Annotated[dict[Id, Seq], Field(max_length=1000)]
 
 
+class PresenceQuery(Frame):
+    user_ids: Annotated[list[Id], Field(max_length=200)]
+
+
 class Ping(Frame):
     pass
 
@@ -66,6 +70,7 @@ FRAMES: dict[str, type[Frame]] = {
     "typing": Typing,
     "read": Read,
     "sync": Sync,
+    "presence_query": PresenceQuery,
     "ping": Ping,
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -22,14 +22,18 @@ from parley.server.chats.service import general_id
 from parley.server.db.models import Membership
 from parley.server.deps import AppState, Principal, authenticate, get_state
 from parley.server.messages import service as messages
-from parley.server.messages.service import frame
+from parley.server.messages.writer import Result
 from parley.server.moderation.service import blocked_ids
 from parley.server.realtime import protocol
-from parley.server.realtime.hub import Connection, cancel, drain
+from parley.server.realtime.events import ChatFrame
+from parley.server.realtime.events import encode as frame
+from parley.server.realtime.hub import Close, Connection, cancel, drain
 
 log = logging.getLogger("parley.ws")
 HEARTBEAT_INTERVAL = 30
 CLOSE_TOO_BIG = 1009
+CLOSE_GRACE = 2.0  # seconds a closing socket's writer may take to send what it has
+MAX_UNACKED = 64  # sends of one socket waiting for their commit; past it, reading waits
 
 
 @dataclass
@@ -37,10 +41,15 @@ class Context:
     state: AppState
     principal: Principal
     conn: Connection
+    unacked: set[asyncio.Future[Result]] = field(default_factory=set)
+    gone: bool = False  # the client disconnected: what it queued is dropped unprocessed
 
     @property
     def user_id(self) -> int:
         return self.principal.id
+
+    def alive(self) -> bool:
+        return not self.gone and not self.conn.closing
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -67,9 +76,10 @@ async def _serve(
     await ws.accept()
     conn = Connection(principal.id, principal.session_id, state.settings.ws_send_queue)
     conn.chats, conn.blocked = chats, blocked
-    # `hello` is queued before registering: registering awaits the presence announcement,
-    # and events for the user's chats could otherwise be queued ahead of it. The user is
-    # online from here on (this connection is active).
+    ctx = Context(state, principal, conn)
+    writer: asyncio.Task[None] | None = None
+    # `hello` is queued first, so no event can reach the client before it; the connection
+    # is present from now on (online).
     conn.push(
         frame(
             "hello",
@@ -77,13 +87,21 @@ async def _serve(
             heartbeat_interval=HEARTBEAT_INTERVAL,
         )
     )
-    await state.hub.register(conn)
-    writer = _start_writer(ws, conn)
     try:
-        await _read_loop(ws, Context(state, principal, conn))
+        try:
+            await state.hub.register(conn)  # indexes first: a presence failure is harmless
+        except Exception:
+            log.warning("presence failed while a socket registered", exc_info=True)
+        writer = _start_writer(ws, conn)
+        await _read_loop(ws, ctx)
     finally:
-        await state.hub.unregister(conn)
-        await cancel(writer)
+        ctx.gone = True
+        try:
+            await state.hub.unregister(conn)  # drops the slot first, then presence
+        except Exception:
+            log.warning("presence failed while a socket unregistered", exc_info=True)
+        finally:
+            await cancel(writer)
 
 
 async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int], set[int]]:
@@ -113,9 +131,50 @@ def _start_writer(ws: WebSocket, conn: Connection) -> asyncio.Task[None]:
             close = await drain(conn, ws.send_text)
             await ws.close(close.code, close.reason)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            conn.closing = True
+            conn.abort()  # nothing more goes out; senders waiting for room wake up
+        except asyncio.CancelledError:
+            conn.abort()
+            raise
 
-    return asyncio.create_task(write(), name=f"ws-writer-{conn.user_id}")
+    task = asyncio.create_task(write(), name=f"ws-writer-{conn.user_id}")
+
+    def on_close(close: Close) -> None:
+        # A writer stuck sending to a client that does not read never reaches the Close:
+        # after a grace period it is cancelled and the socket closed from here (the close
+        # handshake itself is bounded by the WebSocket library's close timeout).
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, _force_close, ws, task, close)
+
+    conn.on_close = on_close
+    return task
+
+
+def _force_close(ws: WebSocket, writer: asyncio.Task[None], close: Close) -> None:
+    if writer.done():
+        return
+    writer.cancel()
+
+    async def close_now() -> None:
+        try:
+            async with asyncio.timeout(CLOSE_GRACE):
+                await ws.close(close.code, close.reason)
+        except Exception:  # its buffers are full: the close frame cannot go out either
+            _abort(ws)
+
+    task = asyncio.create_task(close_now())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _abort(ws: WebSocket) -> None:
+    """Drops the TCP connection under a socket whose peer stopped reading."""
+    for channel in (ws._receive, ws._send):  # uvicorn's protocol object, unwrapped
+        transport = getattr(getattr(channel, "__self__", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+            return
 
 
 async def _read_loop(ws: WebSocket, ctx: Context) -> None:
@@ -125,8 +184,8 @@ async def _read_loop(ws: WebSocket, ctx: Context) -> None:
             message = await ws.receive()
         except (WebSocketDisconnect, RuntimeError):
             return
-        if message["type"] == "websocket.disconnect":
-            return
+        if message["type"] == "websocket.disconnect" or ctx.conn.closing:
+            return  # what a closed socket still had queued is dropped unprocessed
         text = message.get("text")
         if text is None:
             text = _decode(message.get("bytes") or b"", ctx)
@@ -156,28 +215,19 @@ async def _handle(ctx: Context, text: str) -> None:
         parsed = protocol.parse(raw)
         await _check_rate(ctx, parsed.type)
         await HANDLERS[parsed.type](ctx, parsed, raw)
-    except errors.ParleyError as exc:
-        ctx.conn.push(frame("error", code=exc.code, detail=exc.detail, ref=protocol.ref_of(raw)))
-    except (OperationalError, DBAPIError, OSError, TimeoutError):
-        log.warning("database unavailable while handling a frame", exc_info=True)
-        ctx.conn.push(
-            frame(
-                "error",
-                code="unavailable",
-                detail="Service temporarily unavailable",
-                ref=protocol.ref_of(raw),
-            )
-        )
-    except Exception:
-        log.exception("frame handler failed")
-        ctx.conn.push(
-            frame(
-                "error",
-                code="internal_error",
-                detail="Something went wrong",
-                ref=protocol.ref_of(raw),
-            )
-        )
+    except Exception as exc:
+        ctx.conn.push(_error_frame(exc, protocol.ref_of(raw)))
+
+
+def _error_frame(exc: BaseException, ref: Any) -> str:
+    """The error frame for what a handler (or the writer, later) raised."""
+    if isinstance(exc, errors.ParleyError):
+        return frame("error", code=exc.code, detail=exc.detail, ref=ref)
+    if isinstance(exc, (OperationalError, DBAPIError, OSError, TimeoutError)):
+        log.warning("database unavailable while handling a frame: %s", type(exc).__name__)
+        return frame("error", code="unavailable", detail="Service temporarily unavailable", ref=ref)
+    log.error("frame handler failed", exc_info=exc)
+    return frame("error", code="internal_error", detail="Something went wrong", ref=ref)
 
 
 async def _check_rate(ctx: Context, kind: str) -> None:
@@ -188,25 +238,49 @@ async def _check_rate(ctx: Context, kind: str) -> None:
 
 
 async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
+    """Checks and queues the send, then goes on reading: the commit answers later (the
+    `message` frame, or an error frame), so one socket's sends can share a batch."""
     assert isinstance(f, protocol.Send)
-    async with ctx.state.sessions() as session:
-        chat_id = f.chat_id
-        if chat_id is None:
-            if "type" in raw:
-                raise errors.ValidationFailed("chat_id: Field required")
+    chat_id = f.chat_id
+    if chat_id is None:
+        if "type" in raw:
+            raise errors.ValidationFailed("chat_id: Field required")
+        async with ctx.state.sessions() as session:
             chat_id = await general_id(session)
-        message, created = await messages.do_send(
-            ctx.state,
-            session,
-            user_id=ctx.user_id,
-            chat_id=chat_id,
-            content=f.content,
-            client_id=f.client_id,
-            reply_to=f.reply_to,
-            attachment_ids=f.attachment_ids,
-        )
-    if not created:  # a resend: acknowledge again with the stored message, nothing duplicated
-        await ctx.conn.send(frame("message", message=message))
+    if len(ctx.unacked) >= MAX_UNACKED:
+        await asyncio.wait(ctx.unacked, return_when=asyncio.FIRST_COMPLETED)
+    state = ctx.state
+    future = await messages.submit_send(
+        state.writer,
+        state.checks,
+        state.throttle,
+        user_id=ctx.user_id,
+        chat_id=chat_id,
+        content=f.content,
+        client_id=f.client_id,
+        reply_to=f.reply_to,
+        attachment_ids=f.attachment_ids,
+        alive=ctx.alive,
+    )
+    ctx.unacked.add(future)
+    ref = protocol.ref_of(raw)
+    started = state.clock.monotonic()
+
+    def done(fut: asyncio.Future[Result]) -> None:
+        ctx.unacked.discard(fut)
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            ctx.conn.push(_error_frame(exc, ref))
+            return
+        message, created = fut.result()
+        if state.metrics is not None:
+            state.metrics.record_send(state.clock.monotonic() - started, created=created)
+        if not created:  # a resend: acknowledge again with the stored message
+            ctx.conn.push(frame("message", message=message))
+
+    future.add_done_callback(done)
 
 
 async def _on_edit(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
@@ -249,13 +323,12 @@ async def _on_typing(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
     if not await ctx.state.throttle.allow("typing", ctx.user_id):
         return  # typing is advisory: extra frames are dropped, not refused
     await ctx.state.broker.publish(
-        {
-            "t": "chat",
-            "chat_id": f.chat_id,
-            "sender_id": ctx.user_id,
-            "skip_user": ctx.user_id,
-            "frame": frame("typing", chat_id=f.chat_id, user_id=ctx.user_id),
-        }
+        ChatFrame(
+            f.chat_id,
+            frame("typing", chat_id=f.chat_id, user_id=ctx.user_id),
+            sender_id=ctx.user_id,
+            skip_user=ctx.user_id,
+        )
     )
 
 
@@ -268,22 +341,35 @@ async def _on_read(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
 
 
 async def _on_sync(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
-    """Every missed message as `message` frames, then `synced` (listing cut chats)."""
+    """Every missed message as `message` frames, then `synced` (listing cut chats).
+
+    Chat by chat: the rows are loaded, the session is released, then they are sent, so a
+    client that stops reading never holds the database (its send waits are bounded).
+    """
     assert isinstance(f, protocol.Sync)
     truncated: list[int] = []
-    async with ctx.state.reads() as session:
-        for chat_id, last_seen in f.chats.items():
-            try:
+    for chat_id, last_seen in f.chats.items():
+        if not ctx.alive():
+            return
+        try:
+            async with ctx.state.reads() as session:
                 missed, cut = await messages.missed_messages(
                     session, user_id=ctx.user_id, chat_id=chat_id, after=last_seen
                 )
-            except errors.ParleyError:
-                continue  # a chat the user left or never had: nothing to sync
-            for message in missed:
-                await ctx.conn.send(frame("message", message=message))
-            if cut:
-                truncated.append(chat_id)
+        except errors.ParleyError:
+            continue  # a chat the user left or never had: nothing to sync
+        for message in missed:
+            await ctx.conn.send(frame("message", message=message))
+        if cut:
+            truncated.append(chat_id)
     await ctx.conn.send(frame("synced", truncated=truncated) if truncated else frame("synced"))
+
+
+async def _on_presence_query(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
+    """One `presence` frame per asked user that shares a chat with the caller."""
+    assert isinstance(f, protocol.PresenceQuery)
+    for answer in await ctx.state.presence.query(ctx.user_id, f.user_ids):
+        await ctx.conn.send(answer)
 
 
 async def _on_ping(ctx: Context, _f: protocol.Frame, _raw: Any) -> None:
@@ -300,5 +386,6 @@ HANDLERS: dict[str, Handler] = {
     "typing": _on_typing,
     "read": _on_read,
     "sync": _on_sync,
+    "presence_query": _on_presence_query,
     "ping": _on_ping,
 }

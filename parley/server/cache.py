@@ -1,0 +1,200 @@
+"""What the send path checks, from memory: membership, direct-chat peers, blocks, bans and
+sender profiles, per server process.
+
+Entries are loaded from the database on a miss and forgotten when the broker announces a
+change (`SendChecks.on_event`, fed by the hub with every event, from any process), so
+they stay exact with several processes on Redis. Only positive memberships are kept (a
+refused send asks the database again), and a load that raced with an announcement is
+not stored (the generation counter). Timed blocks and bans carry their expiry, so they
+end on time even before the sweep announces it. A broker reconnect (`Resync`) empties
+everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parley import errors
+from parley.server.accounts.schemas import SenderPublic
+from parley.server.chats.access import access_member
+from parley.server.clock import Clock
+from parley.server.db.models import Ban, Block, Membership, User
+from parley.server.realtime import events
+
+MAX_ENTRIES = 200_000  # per map; past it the map starts afresh (bounded memory)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    chat_type: str
+    role: str
+
+
+class SendChecks:
+    """The per-process caches of the send path, and the checks built on them."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self.sessions, self.clock = sessions, clock
+        self.members: dict[int, dict[int, Member]] = {}  # chat → user → membership
+        self.peers: dict[int, tuple[int, ...]] = {}  # direct chat → its members
+        self.blocks: dict[int, dict[int, datetime | None]] = {}  # blocker → blocked → until
+        self.bans: dict[int, datetime | bool | None] = {}  # user → until (None: forever)
+        self.senders: dict[int, SenderPublic] = {}
+        self.generation = 0
+        self.misses = 0
+
+    # --- the checks -------------------------------------------------------------------
+
+    async def check_send(self, *, user_id: int, chat_id: int) -> Member:
+        """Raises what the database would: UserBanned, NotFound, NotMember, Blocked."""
+        if await self.banned(user_id):
+            raise errors.UserBanned()
+        member = await self.member(user_id=user_id, chat_id=chat_id)
+        if member.chat_type == "direct":
+            peers = await self._load(
+                self.peers, chat_id, partial(_direct_members, chat_id=chat_id), _any
+            )
+            for peer in peers:
+                if peer != user_id and await self.blocked_either(user_id, peer):
+                    raise errors.Blocked()
+        return member
+
+    async def member(self, *, user_id: int, chat_id: int) -> Member:
+        known = self.members.get(chat_id, {}).get(user_id)
+        if known is not None:
+            return known
+        generation = self.generation
+        self.misses += 1
+        async with self.sessions() as session:
+            chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
+        member = Member(chat.type, membership.role)
+        if generation == self.generation:
+            if sum(len(m) for m in self.members.values()) > MAX_ENTRIES:
+                self.members.clear()
+            self.members.setdefault(chat_id, {})[user_id] = member
+        return member
+
+    async def banned(self, user_id: int) -> bool:
+        until = await self._load(self.bans, user_id, partial(_ban, user_id=user_id), _any)
+        if until is False:
+            return False
+        return until is None or (isinstance(until, datetime) and until > self.clock())
+
+    async def blocked_either(self, a: int, b: int) -> bool:
+        now = self.clock()
+        for blocker, blocked in ((a, b), (b, a)):
+            mine = await self._load(self.blocks, blocker, partial(_blocks, user_id=blocker), _any)
+            if blocked in mine:
+                until = mine[blocked]
+                if until is None or until > now:
+                    return True
+        return False
+
+    async def sender(self, user_id: int) -> SenderPublic | None:
+        found = self.senders.get(user_id)
+        if found is not None:
+            return found
+        generation = self.generation
+        async with self.sessions() as session:
+            found = await _sender(session, user_id)
+        if found is not None and generation == self.generation:
+            if len(self.senders) > MAX_ENTRIES:
+                self.senders.clear()
+            self.senders[user_id] = found
+        return found
+
+    async def _load(
+        self,
+        cache: dict[int, T],
+        key: int,
+        load: Callable[[AsyncSession], Awaitable[T]],
+        keep: Callable[[T], bool],
+    ) -> T:
+        if key in cache:
+            return cache[key]
+        generation = self.generation
+        self.misses += 1
+        async with self.sessions() as session:
+            value = await load(session)
+        if generation == self.generation and keep(value):
+            if len(cache) > MAX_ENTRIES:
+                cache.clear()
+            cache[key] = value
+        return value
+
+    # --- kept exact by the events that announce changes -------------------------------
+
+    def on_event(self, event: events.Event) -> None:
+        match event:
+            case (
+                events.MembershipChanged(chat_id=chat_id, user_ids=user_ids)
+                | events.RolesChanged(chat_id=chat_id, user_ids=user_ids)
+            ):
+                chat = self.members.get(chat_id, {})
+                for user_id in user_ids:
+                    chat.pop(user_id, None)
+            case events.ChatRemoved(chat_id=chat_id):
+                self.members.pop(chat_id, None)
+                self.peers.pop(chat_id, None)
+            case events.BlocksChanged(user_id=user_id):
+                self.blocks.pop(user_id, None)
+            case (
+                events.SessionsEnded(user_id=user_id, banned=True)
+                | events.Unbanned(user_id=user_id)
+            ):
+                self.bans.pop(user_id, None)
+            case events.ProfileChanged(user_id=user_id):
+                self.senders.pop(user_id, None)
+                self.bans.pop(user_id, None)
+            case events.Resync():
+                self.clear()
+            case _:
+                return
+        self.generation += 1
+
+    def clear(self) -> None:
+        for cache in (self.members, self.peers, self.blocks, self.bans, self.senders):
+            cache.clear()
+        self.generation += 1
+
+
+def _any(_value: object) -> bool:
+    return True
+
+
+async def _direct_members(session: AsyncSession, *, chat_id: int) -> tuple[int, ...]:
+    rows = await session.execute(select(Membership.user_id).where(Membership.chat_id == chat_id))
+    return tuple(rows.scalars())
+
+
+async def _blocks(session: AsyncSession, *, user_id: int) -> dict[int, datetime | None]:
+    rows = await session.execute(
+        select(Block.blocked_id, Block.expires_at).where(Block.blocker_id == user_id)
+    )
+    return {r.blocked_id: r.expires_at for r in rows}
+
+
+async def _ban(session: AsyncSession, *, user_id: int) -> datetime | bool | None:
+    row = (
+        await session.execute(select(Ban.user_id, Ban.expires_at).where(Ban.user_id == user_id))
+    ).first()
+    return False if row is None else row.expires_at
+
+
+async def _sender(session: AsyncSession, user_id: int) -> SenderPublic | None:
+    row = (
+        await session.execute(
+            select(User.id, User.username, User.display_name).where(User.id == user_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return SenderPublic(id=row.id, username=row.username, display_name=row.display_name)

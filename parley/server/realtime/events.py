@@ -1,0 +1,173 @@
+"""The typed event contract between services and hubs, and the frame encoder.
+
+A service builds an event with one of the classes below and publishes it once; every
+server process's hub receives it and dispatches on its class. A frame meant for clients
+is encoded here once per event (`encode`), so the hub pushes the same string to every
+recipient. On the wire (Redis) an event is a small JSON object whose `t` names its class;
+`from_wire` turns it back into the typed event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+def _default(value: object) -> object:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(type(value))
+
+
+def encode(kind: str, **fields: object) -> str:
+    """A server→client frame as text: serialized once, pushed to every recipient."""
+    return orjson.dumps({"type": kind, **fields}, default=_default).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFrame:
+    """A frame for every connection subscribed to a chat (minus blockers of the sender)."""
+
+    chat_id: int
+    frame: str
+    sender_id: int | None = None
+    skip_user: int | None = None
+    t = "chat"
+
+
+@dataclass(frozen=True, slots=True)
+class UsersFrame:
+    """A frame for every connection of some users."""
+
+    user_ids: list[int]
+    frame: str
+    t = "users"
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChanged:
+    """Users joined or left a chat: sockets (un)subscribe, membership caches forget them."""
+
+    chat_id: int
+    user_ids: list[int]
+    joined: bool
+    t = "membership"
+
+
+@dataclass(frozen=True, slots=True)
+class RolesChanged:
+    """Roles of some members of a chat changed."""
+
+    chat_id: int
+    user_ids: list[int]
+    t = "roles"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRemoved:
+    chat_id: int
+    t = "chat_removed"
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksChanged:
+    """The full list of users `user_id` blocks now."""
+
+    user_id: int
+    blocked: list[int]
+    t = "blocks"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsEnded:
+    """Login sessions ended (all of a user's when `session_ids` is None), or a ban."""
+
+    user_id: int
+    session_ids: list[int] | None = None
+    keep: int | None = None
+    banned: bool = False
+    t = "sessions_ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Unbanned:
+    user_id: int
+    t = "unbanned"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChanged:
+    """A user's public profile (name, display name, avatar) changed or the user is gone."""
+
+    user_id: int
+    t = "profile"
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """A server process now holds (or no longer holds) a present connection of a user."""
+
+    user_id: int
+    online: bool
+    process: str
+    t = "presence"
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Events may have been lost (a broker reconnect): caches must forget everything."""
+
+    t = "resync"
+
+
+Event = (
+    ChatFrame
+    | UsersFrame
+    | MembershipChanged
+    | RolesChanged
+    | ChatRemoved
+    | BlocksChanged
+    | SessionsEnded
+    | Unbanned
+    | ProfileChanged
+    | PresenceChanged
+    | Resync
+)
+
+KINDS: dict[str, type[Any]] = {
+    cls.t: cls
+    for cls in (
+        ChatFrame,
+        UsersFrame,
+        MembershipChanged,
+        RolesChanged,
+        ChatRemoved,
+        BlocksChanged,
+        SessionsEnded,
+        Unbanned,
+        ProfileChanged,
+        PresenceChanged,
+        Resync,
+    )
+}
+
+
+def to_wire(event: Event | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(event, dict):
+        return event
+    fields = {name: getattr(event, name) for name in event.__dataclass_fields__}
+    return {"t": event.t, **fields}
+
+
+def from_wire(data: Event | dict[str, Any]) -> Event | None:
+    """The typed event of a wire object; None for an unknown kind (a newer process's)."""
+    if not isinstance(data, dict):
+        return data
+    cls = KINDS.get(data.get("t", ""))
+    if cls is None:
+        return None
+    names = cls.__dataclass_fields__
+    event: Event = cls(**{k: v for k, v in data.items() if k in names})
+    return event

@@ -1,0 +1,50 @@
+"""The server's state, made once at start-up (the app's wiring; no FastAPI here).
+
+Routes and frame handlers pick from it what each service function needs: services take
+the session and their few collaborators (broker, writer, checks, clock, throttle,
+storage), never the whole state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from parley.config import Settings
+from parley.server.cache import SendChecks
+from parley.server.clock import Clock
+from parley.server.messages.writer import Writer
+from parley.server.metrics import ServerMetrics
+from parley.server.realtime.broker import Broker
+from parley.server.realtime.hub import Hub
+from parley.server.realtime.presence import Presence
+from parley.server.throttle import Throttle
+
+if TYPE_CHECKING:
+    from parley.server.storage import Storage
+
+
+@dataclass
+class AppState:
+    """Everything a request or a socket needs, made once at start-up."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]  # read-only work: no write lock on SQLite
+    broker: Broker
+    hub: Hub
+    throttle: Throttle
+    storage: Storage
+    jwt_key: str
+    clock: Clock
+    writer: Writer
+    checks: SendChecks
+    presence: Presence
+    started: float = field(default_factory=time.monotonic)
+    caches: dict[str, Any] = field(default_factory=dict)
+    metrics: ServerMetrics | None = None
+    draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away

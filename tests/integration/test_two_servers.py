@@ -1,0 +1,249 @@
+"""Two server processes on one PostgreSQL and one Redis: the send path's caches and presence
+stay right when a change is made through the other process.
+
+Each server has its own state (hub, caches, writer), as two processes would; they share
+only the database and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from parley.server.accounts.service import promote_user
+from tests.conftest import (
+    REDIS_URL,
+    Running,
+    need,
+    no_cookies,
+    start_server,
+    stop_server,
+    test_settings,
+)
+from tests.factories import (
+    Account,
+    connect,
+    make_direct,
+    make_group,
+    make_user,
+    no_frame,
+    recv_type,
+)
+from tests.integration.test_backends import redis_problem
+
+PROPAGATION = 0.3  # seconds for an event to reach the other process through Redis
+
+
+@dataclass
+class Pair:
+    a: Running
+    b: Running
+    http_a: httpx.AsyncClient
+    http_b: httpx.AsyncClient
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, pg_url: str) -> AsyncIterator[Pair]:
+    problem = await redis_problem()
+    if problem:
+        need("Redis", problem)
+    shared: dict[str, object] = {
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": REDIS_URL,
+        "PARLEY_REDIS_PREFIX": f"parley-test-{uuid.uuid4().hex[:8]}:",
+        "JWT_SECRET": "two-servers-" + uuid.uuid4().hex * 2,
+    }
+    a, server_a, task_a = await start_server(test_settings(tmp_path / "a", **shared))
+    b, server_b, task_b = await start_server(test_settings(tmp_path / "b", **shared))
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.base, cookies=no_cookies(), timeout=20) as http_a,
+            httpx.AsyncClient(base_url=b.base, cookies=no_cookies(), timeout=20) as http_b,
+        ):
+            yield Pair(a, b, http_a, http_b)
+    finally:
+        await stop_server(server_a, task_a)
+        await stop_server(server_b, task_b)
+
+
+async def _send(http: httpx.AsyncClient, who: Account, chat_id: int, text: str) -> httpx.Response:
+    return await http.post(
+        f"/service/api/chats/{chat_id}/messages", json={"content": text}, headers=who.headers
+    )
+
+
+async def _ws_send(ws: Any, chat_id: int, text: str) -> dict[str, Any]:
+    """Sends over a socket; the acknowledgement or the error frame."""
+    client_id = uuid.uuid4().hex
+    await ws.send(
+        json.dumps({"type": "send", "chat_id": chat_id, "content": text, "client_id": client_id})
+    )
+    async with asyncio.timeout(5):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "error" and frame["ref"] == client_id:
+                return dict(frame)
+            if frame["type"] == "message" and frame["message"]["client_id"] == client_id:
+                return dict(frame)
+
+
+async def test_membership_change_through_b_takes_effect_on_a(pair: Pair) -> None:
+    owner, member = await make_user(pair.http_a), await make_user(pair.http_a)
+    chat = await make_group(pair.http_a, owner, member)
+    ws = await connect(pair.a.ws_base, member)
+    try:
+        assert (await _ws_send(ws, chat["id"], "cached"))["type"] == "message"
+        assert member.id in pair.a.state.checks.members[chat["id"]]  # A remembers it
+        removed = await pair.http_b.delete(
+            f"/service/api/chats/{chat['id']}/members/{member.id}", headers=owner.headers
+        )
+        assert removed.status_code == 204
+        await asyncio.sleep(PROPAGATION)
+        refused = await _ws_send(ws, chat["id"], "after removal")
+        assert refused["type"] == "error" and refused["code"] in {"chat_not_found", "not_member"}
+        rest = await _send(pair.http_a, member, chat["id"], "after removal")
+        assert rest.status_code in (403, 404)
+        # and back in, through B again: A's next send goes through
+        added = await pair.http_b.post(
+            f"/service/api/chats/{chat['id']}/members",
+            json={"user_ids": [member.id]},
+            headers=owner.headers,
+        )
+        assert added.status_code in (200, 201, 204), added.text
+        await asyncio.sleep(PROPAGATION)
+        assert (await _send(pair.http_a, member, chat["id"], "back")).status_code == 201
+    finally:
+        await ws.close()
+
+
+async def test_role_change_through_b_reaches_a_cache(pair: Pair) -> None:
+    owner, member = await make_user(pair.http_a), await make_user(pair.http_a)
+    chat = await make_group(pair.http_a, owner, member)
+    assert (await _send(pair.http_a, member, chat["id"], "warm")).status_code == 201
+    assert pair.a.state.checks.members[chat["id"]][member.id].role == "member"
+    changed = await pair.http_b.patch(
+        f"/service/api/chats/{chat['id']}/members/{member.id}",
+        json={"role": "admin"},
+        headers=owner.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    await asyncio.sleep(PROPAGATION)
+    assert member.id not in pair.a.state.checks.members.get(chat["id"], {})
+    assert (await _send(pair.http_a, member, chat["id"], "as admin")).status_code == 201
+    assert pair.a.state.checks.members[chat["id"]][member.id].role == "admin"
+
+
+async def test_block_through_b_stops_the_next_send_on_a(pair: Pair) -> None:
+    x, y = await make_user(pair.http_a), await make_user(pair.http_a)
+    direct = await make_direct(pair.http_a, x, y)
+    assert (await _send(pair.http_a, x, direct["id"], "hi")).status_code == 201
+    blocked = await pair.http_b.post(
+        "/service/api/block", json={"user_id": x.id}, headers=y.headers
+    )
+    assert blocked.status_code == 201
+    await asyncio.sleep(PROPAGATION)
+    refused = await _send(pair.http_a, x, direct["id"], "still there?")
+    assert refused.status_code == 403 and refused.json()["code"] == "blocked"
+    assert (
+        await pair.http_b.delete(f"/service/api/block/{x.id}", headers=y.headers)
+    ).status_code == 204
+    await asyncio.sleep(PROPAGATION)
+    assert (await _send(pair.http_a, x, direct["id"], "friends again")).status_code == 201
+
+
+async def test_ban_through_b_closes_a_socket_and_stops_its_sends(pair: Pair) -> None:
+    admin, user = await make_user(pair.http_a), await make_user(pair.http_a)
+    async with pair.a.state.sessions() as session:
+        assert await promote_user(session, username=admin.username)
+    chat = await make_group(pair.http_a, admin, user)
+    ws = await connect(pair.a.ws_base, user)
+    assert (await _ws_send(ws, chat["id"], "before"))["type"] == "message"
+    banned = await pair.http_b.post(
+        "/service/api/admin/bans", json={"user_id": user.id}, headers=admin.headers
+    )
+    assert banned.status_code == 201
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with asyncio.timeout(5):
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    assert pair.a.state.checks.bans.get(user.id) in (None, False) or user.id not in (
+        pair.a.state.checks.bans
+    )
+    refused = await _send(pair.http_a, user, chat["id"], "banned?")
+    assert refused.status_code == 403 and refused.json()["code"] == "user_banned"
+    lifted = await pair.http_b.delete(f"/service/api/admin/bans/{user.id}", headers=admin.headers)
+    assert lifted.status_code == 204
+    await asyncio.sleep(PROPAGATION)
+    assert user.id not in pair.a.state.checks.bans
+    assert (await _send(pair.http_a, user, chat["id"], "welcome back")).status_code == 201
+
+
+async def test_profile_change_through_b_shows_in_a_next_message(pair: Pair) -> None:
+    owner, member = await make_user(pair.http_a), await make_user(pair.http_a)
+    chat = await make_group(pair.http_a, owner, member)
+    first = (await _send(pair.http_a, member, chat["id"], "one")).json()
+    assert first["sender"]["display_name"] == member.username
+    renamed = await pair.http_b.patch(
+        "/service/api/profile", json={"display_name": "New Name"}, headers=member.headers
+    )
+    assert renamed.status_code == 200
+    await asyncio.sleep(PROPAGATION)
+    second = (await _send(pair.http_a, member, chat["id"], "two")).json()
+    assert second["sender"]["display_name"] == "New Name"
+
+
+async def test_presence_is_right_across_processes(pair: Pair) -> None:
+    p, friend = await make_user(pair.http_a), await make_user(pair.http_a)
+    await make_direct(pair.http_a, p, friend)
+    watcher = await connect(pair.b.ws_base, friend)  # the friend is on B
+    try:
+        on_a = await connect(pair.a.ws_base, p)  # p comes online on A
+        online = await recv_type(watcher, "presence")
+        assert online["user_id"] == p.id and online["status"] == "online"
+        await asyncio.sleep(PROPAGATION)
+        seen = (await pair.http_b.get(f"/service/api/users/{p.id}", headers=friend.headers)).json()
+        assert seen["online"] is True  # B knows, though p has no socket on B
+        on_b = await connect(pair.b.ws_base, p)
+        await asyncio.sleep(1.2)  # past the one-second coalescing window
+        await on_a.close()  # still online on B: nobody is told p went offline
+        await no_frame(watcher, "presence", wait=1.5)
+        assert (await pair.http_a.get(f"/service/api/users/{p.id}", headers=friend.headers)).json()[
+            "online"
+        ] is True
+        await on_b.close()
+        offline = await recv_type(watcher, "presence", timeout=5)
+        assert offline["user_id"] == p.id and offline["status"] == "offline"
+        await asyncio.sleep(PROPAGATION)
+        assert (await pair.http_a.get(f"/service/api/users/{p.id}", headers=friend.headers)).json()[
+            "online"
+        ] is False
+    finally:
+        await watcher.close()
+
+
+async def test_a_process_started_later_learns_who_is_online(pair: Pair, tmp_path: Path) -> None:
+    p, friend = await make_user(pair.http_a), await make_user(pair.http_a)
+    await make_direct(pair.http_a, p, friend)
+    ws = await connect(pair.a.ws_base, p)
+    try:
+        await asyncio.sleep(PROPAGATION)
+        settings = pair.a.settings.model_copy(update={"data_dir": tmp_path / "c"})
+        c, server_c, task_c = await start_server(settings)
+        try:
+            async with httpx.AsyncClient(base_url=c.base, cookies=no_cookies()) as http_c:
+                seen = await http_c.get(f"/service/api/users/{p.id}", headers=friend.headers)
+                assert seen.json()["online"] is True
+        finally:
+            await stop_server(server_c, task_c)
+    finally:
+        await ws.close()
