@@ -84,6 +84,36 @@ def test_person_from_search_becomes_a_chat_only_when_written_to(
     page.locator('[data-testid="chat-list"] .chat-item', has_text=peer.username).wait_for()
 
 
+def test_text_typed_while_the_direct_chat_is_created_is_kept(register: Any, base_url: str) -> None:
+    """The second message, typed while the first one creates the chat, is not wiped."""
+    peer = api_user(base_url, "slowpeer")
+    me = register("quick")
+    page = me.page
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/service/api/chats", hold)
+    open_person(me, peer)
+    send(page, "first one")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert len(held) == 1, "the chat creation was never requested"
+    box = page.get_by_test_id("composer-input")
+    box.fill("typed meanwhile")
+    held[0].continue_()
+    page.get_by_test_id("message-1").filter(has_text="first one").wait_for()
+    assert box.input_value() == "typed meanwhile"
+    box.press("Enter")
+    page.get_by_test_id("message-2").filter(has_text="typed meanwhile").wait_for()
+
+
 def test_drafts_are_kept_per_chat_across_switches_and_reloads(register: Any, base_url: str) -> None:
     me = register("drafter")
     ann, ben = api_user(base_url, "ann"), api_user(base_url, "ben")

@@ -103,12 +103,16 @@ async function openChat(chatId, { around = null } = {}) {
     if (!ok) return;
   }
   const chat = state.chats.get(chatId);
-  if (previous !== chatId && previous != null && state.chats.get(previous)?.virtual) {
+  const before = previous != null ? state.chats.get(previous) : null;
+  // The conversation shown before it existed has just been created: what is being typed
+  // in the composer stays (it was not written for another chat).
+  const started = Boolean(before?.virtual && chat.type === 'direct' && chat.peer?.id === before.peer?.id);
+  if (previous !== chatId && before?.virtual) {
     state.chats.delete(previous); // a conversation never started leaves no trace
     state.history.delete(previous);
   }
   store.setActiveChat(chatId);
-  if (previous !== chatId) composer.switchChat(previous, chatId);
+  if (previous !== chatId) composer.switchChat(previous, chatId, { keepInput: started });
   history.replaceState(null, '', chat.virtual ? '/chat' : `/chat#${chatId}`);
   const hist = store.historyOf(chatId);
   if (around != null && !hist.bySeq.has(around)) {

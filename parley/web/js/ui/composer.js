@@ -69,15 +69,16 @@ export function mountComposer({ onOpen } = {}) {
 }
 
 /** Called when another chat opens: keep the draft of the old one, restore the new one's. */
-export function switchChat(previousId, chatId) {
-  if (previousId != null && mode?.kind !== 'edit') saveDraft(previousId, el.input.value);
+export function switchChat(previousId, chatId, { keepInput = false } = {}) {
+  const typed = el.input.value;
+  if (previousId != null && mode?.kind !== 'edit' && !keepInput) saveDraft(previousId, typed);
   mode = null;
   dropped.push(...files);
   files = [];
   mentionBox?.close();
   renderContext();
   renderFiles();
-  el.input.value = chatId == null ? '' : loadDraft(chatId);
+  el.input.value = chatId == null ? '' : keepInput ? typed : loadDraft(chatId);
   autosize();
   updateSendButton();
   refreshAvailability();
