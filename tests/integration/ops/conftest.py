@@ -90,6 +90,11 @@ def parley_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "JWT_SECRET": "ops-test-secret-" + uuid.uuid4().hex * 2,
         "LOG_LEVEL": "warning",
         "PARLEY_RATE_LOGIN": "1000/minute",
+        "PARLEY_RATE_LOGIN_IP": "1000/minute",
+        # One instance serves several tests from one address (api-test makes 60+ calls):
+        # the gateway's per-address budgets are not what these tests are about.
+        "PARLEY_RATE_PUBLIC": "1000/second",
+        "PARLEY_RATE_USER": "1000/second",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
