@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ from parley.config import Settings
 from parley.serve import spawn_args
 from parley.server.app import uvicorn_config
 from tests.conftest import free_port
+from tests.processes import stop_process, wait_http
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -38,29 +38,6 @@ def _listening(port: int) -> set[str]:
         if state == "0A" and int(hex_port, 16) == port:
             found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
     return found
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_serve_host_is_the_gateways_and_the_server_stays_on_loopback(tmp_path: Path) -> None:
@@ -95,14 +72,14 @@ def test_serve_binds_the_server_on_server_host_whatever_host_says(tmp_path: Path
         args, env=_env(HOST="127.0.0.3"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_http(f"http://127.0.0.2:{gateway_port}/health", process)
+        wait_http(f"http://127.0.0.2:{gateway_port}/health", process)
         assert _listening(gateway_port) == {"127.0.0.2"}
         assert _listening(port) == {"127.0.0.1"}
         assert httpx.get(f"http://127.0.0.2:{gateway_port}/health", trust_env=False).json()[
             "checks"
         ]["upstreams"] == [{"name": "upstream-1", "status": "ok"}]
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 async def _session_with_every_kind_of_secret(gateway: str, server: str) -> list[str]:
@@ -198,12 +175,12 @@ async def test_no_log_line_of_any_process_carries_a_secret(tmp_path: Path) -> No
     with log.open("wb") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        await asyncio.to_thread(_wait_http, f"http://127.0.0.1:{gateway_port}/health", process)
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{gateway_port}/health", process)
         secrets = await _session_with_every_kind_of_secret(
             f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{port}"
         )
     finally:
-        await asyncio.to_thread(_stop, process)
+        await asyncio.to_thread(stop_process, process)
     output = log.read_text()
     assert "WebSocket /ws?token=[redacted]" in output  # the handshake lines are there, cleaned
     assert "Parley is running" in output and "DEBUG" in output

@@ -17,6 +17,7 @@ import websockets
 
 from parley.cli import build_settings, make_parser
 from parley.gateway.app import create_app
+from tests.processes import wait_http
 
 from .conftest import JWT_SECRET, RunningGateway, bearer, free_port, token_for
 
@@ -62,19 +63,6 @@ def test_malformed_upstream_stops_the_gateway_at_start_with_code_2(
     assert "Traceback" not in result.stderr
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
-
-
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `parley server` allowing two sockets per user."""
@@ -85,7 +73,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.update(PARLEY_MAX_SOCKETS_PER_USER="2", PARLEY_RATE_LOGIN="1000/minute")
     process = subprocess.Popen(args, env=env)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", process)
+        wait_http(f"http://127.0.0.1:{port}/health", process)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

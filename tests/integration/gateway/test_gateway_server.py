@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
+
+from tests.processes import stop_process, wait_http
 
 from .conftest import JWT_SECRET, RunningGateway, free_port
 
@@ -32,30 +33,6 @@ def _env(**extra: str) -> dict[str, str]:
     env.pop("DATABASE_URL", None)
     env.pop("JWT_SECRET", None)
     return {**env, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "warning", **extra}
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +52,10 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = _env(JWT_SECRET=JWT_SECRET, PARLEY_RATE_LOGIN="1000/minute")
     process = subprocess.Popen(args, env=env)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", process)
+        wait_http(f"http://127.0.0.1:{port}/health", process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture
@@ -183,7 +160,7 @@ async def test_serve_starts_both_and_stops_on_sigterm(tmp_path: Path) -> None:
         process = subprocess.Popen(args, env=_env(), stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{gateway_port}"
     try:
-        await asyncio.to_thread(_wait_http, base + "/health", process)
+        await asyncio.to_thread(wait_http, base + "/health", process)
         async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as http:
             health = await http.get("/health")
             token = (await _register(http, "serveuser"))["access_token"]
@@ -200,7 +177,7 @@ async def test_serve_starts_both_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert closed.value.rcvd.code == 1001
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
-        _stop(process)
+        stop_process(process)
     output = log.read_text()
     assert f"Parley is running at {base}" in output
     assert "Stopped." in output
