@@ -6,16 +6,71 @@ UTF-8) writes its close frame and keeps reading for a moment before closing the 
 connection. Closing with unread data would reset it, and the client would see 1006
 instead of 1009 or 1007. It can refuse a handshake with an HTTP answer (ASGI denial
 response), as the legacy implementation could.
+
+It also lets the application write frames it framed itself (`FRAMES_EXTENSION`): a
+server-to-client frame is unmasked, so one event's frame bytes (`text_frame`) can be
+written as they are to every recipient, without going through the ASGI `send` and the
+`websockets` framing once per recipient.
 """
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 FAILED_READ_GRACE = 2.0  # seconds a failed connection is still read (and discarded)
 
+FRAMES_EXTENSION = "parley.frames"
+"""Scope extension of an accepted socket without per-message compression:
+{"write_now": callable(bytes) -> bool, "write": async callable(bytes)}; both take whole
+frames (`text_frame`). `write_now` writes at once while the client keeps up and returns
+False (writing nothing) when its transport is paused or the socket is closing; `write`
+waits for room first, and raises `ClientDisconnected` once the connection is lost."""
+
+_OPEN = State.OPEN
+_SMALL_HEADERS = [bytes((0x81, n)) for n in range(126)]
+
+
+def text_frame(text: str) -> bytes:
+    """`text` as one unmasked, final server-to-client text frame (RFC 6455, 5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return _SMALL_HEADERS[size] + payload
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
 
 class SansIOWebSocket(WebSocketsSansIOProtocol):
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None and not self.conn.extensions:  # frames are not compressed
+            scope["extensions"][FRAMES_EXTENSION] = {
+                "write_now": self.write_frames_now,
+                "write": self.write_frames,
+            }
+
+    def write_frames_now(self, data: bytes) -> bool:
+        """Writes whole frames if the client keeps up: no task switch, no queue."""
+        if self.disconnected or self.conn.state is not _OPEN or not self.writable.is_set():
+            return False
+        self.transport.write(data)
+        return True
+
+    async def write_frames(self, data: bytes) -> None:
+        """Writes whole frames once the transport has room (the slow client's path)."""
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        if self.conn.state is _OPEN:
+            self.transport.write(data)
+
     def data_received(self, data: bytes) -> None:
         if self.close_sent and self.conn.parser_exc is not None:
             return  # failed: discard what the client still sends until we close

@@ -1,10 +1,16 @@
 """The hub: this process's open WebSocket connections, and the fan-out of broker events.
 
-Each connection has a bounded send queue drained by its own writer task, which sends
-everything queued at each wakeup (one task switch per burst, not per frame); a
-connection whose queue is full cannot keep up and is closed with 1013 rather than
-buffered. The hub dispatches on the typed events of `realtime/events.py` and imports
-no domain service.
+A frame for a chat is framed once per event (`text_frame`: server-to-client frames are
+unmasked, so every recipient gets the same bytes) and written straight to each
+connection's transport from the dispatch, while that client keeps up: no queue, no task
+switch, no per-recipient encoding. A connection whose transport is paused (a client
+that reads slower than it is sent to), or whose writer still has frames, gets the frame
+in its bounded send queue instead, drained by its own writer task, which sends
+everything queued at each wakeup in one write; a connection whose queue is full cannot
+keep up and is closed with 1013 rather than buffered. Frames never overtake each other:
+the direct write is taken only when the queue is empty and the writer holds nothing.
+The hub dispatches on the typed events of `realtime/events.py` and imports no domain
+service.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from parley.server.realtime.events import (
     UsersFrame,
 )
 from parley.server.realtime.slots import SocketSlots
+from parley.wsserver import text_frame
 
 CLOSE_TRY_AGAIN = 1013
 CLOSE_SESSION_ENDED = 4001
@@ -53,14 +60,27 @@ class Connection:
     closing: bool = False
     send_wait: float = SEND_WAIT
     on_close: Callable[[Close], None] | None = None  # the socket's owner: force it if stuck
+    # Writes whole frames to the socket now if its client keeps up (False: queue them);
+    # None without a transport of our own (then every frame goes through the queue).
+    write_now: Callable[[bytes], bool] | None = None
+    busy: bool = False  # the writer task holds frames taken from the queue, not yet sent
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
 
-    def push(self, frame: str) -> None:
-        """Queues a frame; a full queue means a client that cannot keep up: close it."""
-        if self.closing:
+    def _wrote(self, frame: str, data: bytes | None) -> bool:
+        """Writes the frame directly when nothing is waiting ahead of it and the
+        transport has room; False when it must be queued."""
+        write_now = self.write_now
+        if write_now is None or self.busy or not self.queue.empty():
+            return False
+        return write_now(text_frame(frame) if data is None else data)
+
+    def push(self, frame: str, data: bytes | None = None) -> None:
+        """Sends a frame (`data`: the same, already framed); when the client does not keep
+        up it is queued, and a full queue means a client that cannot: close it."""
+        if self.closing or self._wrote(frame, data):
             return
         try:
             self.queue.put_nowait(frame)
@@ -73,7 +93,7 @@ class Connection:
         The wait is bounded: a client that does not read for `send_wait` seconds is closed
         with 1013. A closing connection returns at once, and closing wakes every waiter.
         """
-        if self.closing:
+        if self.closing or self._wrote(frame, None):
             return
         try:
             self.queue.put_nowait(frame)
@@ -224,16 +244,26 @@ class Hub:
             handler(self, typed)
 
     def _on_chat(self, event: Any) -> None:
+        conns = self.by_chat.get(event.chat_id)
+        if not conns:
+            return
         frame, sender, skip = event.frame, event.sender_id, event.skip_user
-        for conn in tuple(self.by_chat.get(event.chat_id, ())):
-            if conn.user_id == skip or (sender is not None and sender in conn.blocked):
-                continue
-            conn.push(frame)
+        data = text_frame(frame)  # framed once: the same bytes go to every recipient
+        if sender is None:
+            for conn in tuple(conns):
+                if conn.user_id != skip:
+                    conn.push(frame, data)
+            return
+        for conn in tuple(conns):
+            if conn.user_id != skip and sender not in conn.blocked:
+                conn.push(frame, data)
 
     def _on_users(self, event: Any) -> None:
+        frame = event.frame
+        data = text_frame(frame)
         for user_id in event.user_ids:
             for conn in tuple(self.connections_of(user_id)):
-                conn.push(event.frame)
+                conn.push(frame, data)
 
     def _on_membership(self, event: Any) -> None:
         chat_id, joined = event.chat_id, event.joined
@@ -317,7 +347,9 @@ async def drain(
     """
     queue = conn.queue
     while True:
+        conn.busy = False  # nothing held: frames may be written directly again
         item = await queue.get()
+        conn.busy = True
         if isinstance(item, Close):
             return item
         if queue.empty():

@@ -28,6 +28,7 @@ from parley.server.realtime import protocol
 from parley.server.realtime.events import ChatFrame
 from parley.server.realtime.events import encode as frame
 from parley.server.realtime.hub import Close, Connection, cancel, drain
+from parley.wsserver import FRAMES_EXTENSION, text_frame
 
 log = logging.getLogger("parley.ws")
 HEARTBEAT_INTERVAL = 30
@@ -76,6 +77,9 @@ async def _serve(
     await ws.accept()
     conn = Connection(principal.id, principal.session_id, state.settings.ws_send_queue)
     conn.chats, conn.blocked = chats, blocked
+    frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    if frames is not None:  # uvicorn under parley/wsserver.py: frames written as bytes
+        conn.write_now = frames["write_now"]
     ctx = Context(state, principal, conn)
     writer: asyncio.Task[None] | None = None
     # `hello` is queued first, so no event can reach the client before it; the connection
@@ -92,7 +96,7 @@ async def _serve(
             await state.hub.register(conn)  # indexes first: a presence failure is harmless
         except Exception:
             log.warning("presence failed while a socket registered", exc_info=True)
-        writer = _start_writer(ws, conn)
+        writer = _start_writer(ws, conn, frames)
         await _read_loop(ws, ctx)
     finally:
         ctx.gone = True
@@ -125,10 +129,23 @@ async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
         await ws.close(code=4001 if exc.status == 401 else 1008)
 
 
-def _start_writer(ws: WebSocket, conn: Connection) -> asyncio.Task[None]:
+def _start_writer(
+    ws: WebSocket, conn: Connection, frames: dict[str, Any] | None
+) -> asyncio.Task[None]:
+    send_text: Callable[[str], Awaitable[Any]] = ws.send_text
+    send_many: Callable[[list[str]], Awaitable[Any]] | None = None
+    if frames is not None:  # framed here, and a batch written at once
+        write_frames: Callable[[bytes], Awaitable[None]] = frames["write"]
+
+        async def send_text(text: str) -> None:
+            await write_frames(text_frame(text))
+
+        async def send_many(batch: list[str]) -> None:
+            await write_frames(b"".join([text_frame(text) for text in batch]))
+
     async def write() -> None:
         try:
-            close = await drain(conn, ws.send_text)
+            close = await drain(conn, send_text, send_many)
             await ws.close(close.code, close.reason)
         except (WebSocketDisconnect, RuntimeError, OSError):
             conn.abort()  # nothing more goes out; senders waiting for room wake up
