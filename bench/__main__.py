@@ -150,8 +150,9 @@ async def run_deployment(
             figures = await _scenario(scenario, target, seeded, cfg, stack, progress)
             after = stack.usage()
             if "start" in marks and "end" in marks:
-                # CPU while messages flowed (handshakes excluded), per frame received
-                frames = max(1, int(figures.get("frames_received", 0)))
+                # CPU while messages flowed (handshakes excluded), per frame received then
+                received = figures.get("frames_in_window", figures.get("frames_received", 0))
+                frames = max(1, int(received))
                 figures["cpu_us_per_frame"] = {
                     role: round(
                         (marks["end"][role]["cpu_s"] - marks["start"][role]["cpu_s"])
@@ -289,6 +290,7 @@ def _details(row: dict[str, Any]) -> str:
     if s in ("fanout", "pairs"):
         extra = (
             f", {row['handshake_failures']} refused, {row['server_cpu_ms_per_message']} ms CPU/msg"
+            f" ({row['server_cpu_ms_per_handshake']} ms CPU/handshake, before the window)"
             if s == "pairs"
             else ""
         )

@@ -75,6 +75,7 @@ class Run:
         self.frames = 0
         self.acks = 0
         self.received: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()  # frames received, by type
         self.errors: Counter[str] = Counter()
         self.window_end: float | None = None  # deliveries after it are not counted
         self.on_ack: Callable[[Client, str], None] | None = None
@@ -84,6 +85,7 @@ class Run:
         self.frames += 1
         frame = orjson.loads(data)
         kind = frame.get("type")
+        self.kinds[str(kind)] += 1
         if kind == "message":
             message = frame["message"]
             key = message.get("content")
@@ -197,6 +199,25 @@ async def connect_all(
     return [c for c in results if c is not None], failures
 
 
+async def quiet(
+    cpu: Callable[[], float],
+    *,
+    idle: float = 0.05,
+    hold: float = 1.0,
+    step: float = 0.25,
+    limit: float = 30,
+) -> None:
+    """Waits until the processes measured by `cpu` used under `idle` of a core for `hold`
+    seconds in a row (or `limit` seconds passed). In a row: work that waits on a lock
+    (SQLite's busy timeout sleeps) shows short idle gaps between bursts."""
+    deadline = now() + limit
+    calm = 0.0
+    while now() < deadline and calm < hold:
+        before = cpu()
+        await asyncio.sleep(step)
+        calm = calm + step if cpu() - before < idle * step else 0.0
+
+
 def close_all(clients: Sequence[Client]) -> None:
     for client in clients:
         client.close()
@@ -264,6 +285,7 @@ async def saturate(
     sending = [c for c in clients if c.sender]
     await asyncio.sleep(SETTLE / 2)
     MARK("start")
+    window_start = run.frames
     started = now()
     for client in sending:
         for _ in range(window):
@@ -271,6 +293,7 @@ async def saturate(
             client.send(chat, f"s{next(counter)}")
     await _tick(progress, "saturate", duration)
     MARK("end")
+    window_frames = run.frames - window_start
     run.window_end = now()
     stopping = True
     elapsed = run.window_end - started
@@ -281,7 +304,7 @@ async def saturate(
     close_all(clients)
     return {
         "members": len(users), "senders": senders, "window": window,
-        "frames_received": run.frames,
+        "frames_received": run.frames, "frames_in_window": window_frames,
         "handshake_failures": failures,
         "deliveries_per_s": round(run.deliveries / elapsed, 1),
         "messages_per_s": round(run.acks / elapsed, 1),
@@ -301,6 +324,7 @@ async def fanout(
     sending = [c for c in clients if c.sender]
     await asyncio.sleep(SETTLE / 2)
     MARK("start")
+    window_start = run.frames
     pacer = asyncio.create_task(
         _pace(rate, duration, lambda n: sending[n % len(sending)].send(chat, f"f{n}"))
     )
@@ -315,7 +339,8 @@ async def fanout(
     close_all(clients)
     return {
         "members": len(users), "senders": senders, "offered_per_s": rate, "messages": sent,
-        "frames_received": run.frames,
+        "frames_received": run.frames, "frames_in_window": run.frames - window_start,
+        "frames_by_type": dict(run.kinds),
         "handshake_failures": failures,
         "expected_deliveries": expected, "deliveries": run.deliveries,
         "lost": max(0, expected - run.deliveries),
@@ -335,12 +360,23 @@ async def pairs(
     for chat in chats:
         a, b = members[chat]
         plan += [(a, [chat], True), (b, [chat], False)]
+    # The sockets are all open, and the server done with what opening them costs (the
+    # handshakes, then each user's presence announced to its peer), before the measured
+    # window: the window is about messages, its CPU is divided by messages only.
+    cpu_start = cpu()
+    started = now()
     clients, failures = await connect_all(target, run, plan, progress=progress)
+    connect_s = now() - started
     by_user = {c.user: c for c in clients}
     senders = [(by_user[members[c][0]], c) for c in chats if members[c][0] in by_user]
     await asyncio.sleep(SETTLE / 2)
+    settled = now()
+    await quiet(cpu)
+    settle_s = now() - settled
     cpu_before = cpu()
+    handshake_cpu = cpu_before - cpu_start
     MARK("start")
+    window_start = run.frames
 
     def fire(n: int) -> None:
         client, chat = senders[n % len(senders)]
@@ -358,8 +394,11 @@ async def pairs(
     within_3s = sum(1 for x in run.latency if x <= 3.0)
     return {
         "chats": len(chats), "offered_per_s": total_rate, "messages": sent,
-        "frames_received": run.frames,
+        "frames_received": run.frames, "frames_in_window": run.frames - window_start,
+        "frames_by_type": dict(run.kinds),
         "handshakes": len(plan), "handshake_failures": failures,
+        "connect_s": round(connect_s, 1), "settle_s": round(settle_s, 1),
+        "server_cpu_ms_per_handshake": round(handshake_cpu * 1000 / max(1, len(clients)), 3),
         "delivered": run.deliveries, "lost": max(0, sent - run.deliveries),
         "delivered_within_3s": within_3s, "acks": run.acks,
         "delivery_p50_ms": ms(pct(run.latency, 0.5)), "delivery_p99_ms": ms(pct(run.latency, 0.99)),
