@@ -26,10 +26,11 @@ FAILED_READ_GRACE = 2.0  # seconds a failed connection is still read (and discar
 
 FRAMES_EXTENSION = "parley.frames"
 """Scope extension of an accepted socket without per-message compression:
-{"write_now": callable(bytes) -> bool, "write": async callable(bytes)}; both take whole
-frames (`text_frame`). `write_now` writes at once while the client keeps up and returns
-False (writing nothing) when its transport is paused or the socket is closing; `write`
-waits for room first, and raises `ClientDisconnected` once the connection is lost."""
+{"write_now": callable(bytes, force) -> bool, "write": async callable(bytes)}; both take
+whole frames (`text_frame`). `write_now` writes at once while the client keeps up and
+returns False (writing nothing) when its transport is paused (unless `force`) or the
+socket is closing; `write` waits for room first, and raises `ClientDisconnected` once the
+connection is lost."""
 
 _OPEN = State.OPEN
 _SMALL_HEADERS = [bytes((0x81, n)) for n in range(126)]
@@ -56,9 +57,12 @@ class SansIOWebSocket(WebSocketsSansIOProtocol):
                 "write": self.write_frames,
             }
 
-    def write_frames_now(self, data: bytes) -> bool:
-        """Writes whole frames if the client keeps up: no task switch, no queue."""
-        if self.disconnected or self.conn.state is not _OPEN or not self.writable.is_set():
+    def write_frames_now(self, data: bytes, force: bool = False) -> bool:
+        """Writes whole frames if the client keeps up (or, with `force`, even when it is
+        over its high-water mark): no task switch, no queue. False when closing."""
+        if self.disconnected or self.conn.state is not _OPEN:
+            return False
+        if not force and not self.writable.is_set():
             return False
         self.transport.write(data)
         return True

@@ -38,13 +38,15 @@ class FakeSocket:
         self.wire = bytearray()
         self.paused = False
         self.direct = 0  # writes taken from the dispatch
+        self.writes: list[bytes] = []  # each direct write, as written
         self.resumed = asyncio.Event()
         self.resumed.set()
 
-    def write_now(self, data: bytes) -> bool:
-        if self.paused:
+    def write_now(self, data: bytes, force: bool = False) -> bool:
+        if self.paused and not force:
             return False
         self.direct += 1
+        self.writes.append(data)
         self.wire += data
         return True
 
@@ -69,12 +71,14 @@ class FakeSocket:
 
 
 def connected(
-    hub: Hub, user_id: int, *chats: int, queue_size: int = 8
+    hub: Hub, user_id: int, *chats: int, queue_size: int = 8, coalesce: bool = False
 ) -> tuple[Connection, FakeSocket, asyncio.Task[Close]]:
     sock = FakeSocket()
     conn = Connection(user_id, user_id * 100, queue_size)
     conn.chats = set(chats)
     conn.write_now = sock.write_now
+    if coalesce:
+        conn.outbox = hub.outbox
     hub.connect(conn)
     writer = asyncio.create_task(drain(conn, sock.send_text, sock.send_many))
     return conn, sock, writer
@@ -208,3 +212,66 @@ async def test_a_frame_queued_before_the_writer_woke_is_not_overtaken() -> None:
     assert sock.texts() == ["m1", "m2"]
     a.close(1000)
     assert await writer == Close(1000)
+
+
+async def test_frames_of_one_loop_turn_after_the_first_go_out_in_one_write() -> None:
+    hub = Hub()
+    a, sa, wa = connected(hub, 1, 10, coalesce=True)
+    b, sb, wb = connected(hub, 2, 10, coalesce=True)
+    for n in range(3):  # one writer batch: three messages in the same turn
+        await hub.handle(ChatFrame(10, f"m{n}"))
+    a.push("error for a")
+    assert parse(b"".join(sa.writes)) == ["m0"]  # the first at once, the rest held
+    await asyncio.sleep(0)  # the turn ends
+    assert [parse(w) for w in sa.writes] == [["m0"], ["m1", "m2", "error for a"]]
+    assert [parse(w) for w in sb.writes] == [["m0"], ["m1", "m2"]]
+    await hub.handle(ChatFrame(10, "next turn"))  # a new turn: written at once again
+    assert parse(sa.writes[-1]) == parse(sb.writes[-1]) == ["next turn"]
+    await asyncio.sleep(0)
+    for conn, writer in ((a, wa), (b, wb)):
+        conn.close(1000)
+        assert await writer == Close(1000)
+
+
+async def test_held_frames_follow_a_first_write_that_filled_the_buffer_but_not_a_close() -> None:
+    hub = Hub()
+    a, sa, wa = connected(hub, 1, 10, coalesce=True)
+    b, sb, wb = connected(hub, 2, 10, coalesce=True)
+    await hub.handle(ChatFrame(10, "m0"))
+    sa.pause()  # a's first write of the turn reached its high-water mark
+    await hub.handle(ChatFrame(10, "m1"))
+    await hub.handle(ChatFrame(10, "m2"))
+    b.close(4001, "session ended")  # b closes before the turn ends
+    await asyncio.sleep(0)
+    assert sa.texts() == ["m0", "m1", "m2"] and a.queue.empty()
+    assert sb.texts() == ["m0"]
+    await hub.handle(ChatFrame(10, "m3"))  # a is still paused: queued now
+    assert a.queue.qsize() == 1 and sa.texts() == ["m0", "m1", "m2"]
+    sa.resume()
+    await settle()
+    assert sa.texts() == ["m0", "m1", "m2", "m3"]
+    assert await wb == Close(4001, "session ended")
+    a.close(1000)
+    assert await wa == Close(1000)
+
+
+async def test_a_turn_holds_a_bounded_amount_then_frames_queue_behind_it() -> None:
+    hub = Hub()
+    a, sock, writer = connected(hub, 1, 10, queue_size=4, coalesce=True)
+    big = "x" * 30_000
+    replies = [f"{n} {big}" for n in range(10)]  # a sync: replies sent without yielding
+    for reply in replies[:7]:
+        await a.send(reply)
+    # One written at once, then held up to 64 KiB (three of 30 KB): those go out together
+    # as soon as one more would pass the limit, and the rest queue behind them.
+    assert [parse(w) for w in sock.writes] == [replies[:1], replies[1:4]]
+    assert a.held is None and a.queue.qsize() == 3
+    await settle()
+    assert sock.texts() == replies[:7] and a.queue.empty()
+    sock.pause()  # the client stops reading: the next turn's replies queue, bounded
+    for reply in replies[7:]:
+        a.push(reply)
+    for _ in range(5):
+        a.push("more")
+    assert a.closing and a.queue.get_nowait() == Close(1013, "send queue full")
+    writer.cancel()

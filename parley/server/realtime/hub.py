@@ -40,6 +40,7 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_SESSION_ENDED = 4001
 CLOSE_BANNED = 4003
 SEND_WAIT = 5.0  # how long a reply may wait for room in a full queue before 1013
+HOLD_LIMIT = 64 * 1024  # bytes one loop turn may hold back for a socket; past it, queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,13 @@ class Connection:
     on_close: Callable[[Close], None] | None = None  # the socket's owner: force it if stuck
     # Writes whole frames to the socket now if its client keeps up (False: queue them);
     # None without a transport of our own (then every frame goes through the queue).
-    write_now: Callable[[bytes], bool] | None = None
+    # (`force`: even over the high-water mark, used for what one loop turn held back).
+    write_now: Callable[[bytes, bool], bool] | None = None
+    outbox: Outbox | None = None  # coalesces this loop turn's frames after its first
     busy: bool = False  # the writer task holds frames taken from the queue, not yet sent
+    turn: int = -1  # the outbox's turn in which a frame was last written directly
+    held: list[bytes] | None = None  # frames of this turn after the first, in order
+    held_bytes: int = 0
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -71,11 +77,47 @@ class Connection:
 
     def _wrote(self, frame: str, data: bytes | None) -> bool:
         """Writes the frame directly when nothing is waiting ahead of it and the
-        transport has room; False when it must be queued."""
+        transport has room; False when it must be queued.
+
+        The first frame of a loop turn is written at once; the ones that follow in the
+        same turn (a batch of messages to the same chat) are held and written together
+        at its end, one `transport.write` instead of one each. A turn holds at most
+        `HOLD_LIMIT` bytes for a socket (a `sync` sends without yielding): past it,
+        frames queue behind the held ones, and the queue's bound applies.
+        """
         write_now = self.write_now
-        if write_now is None or self.busy or not self.queue.empty():
+        if write_now is None:
             return False
-        return write_now(text_frame(frame) if data is None else data)
+        held = self.held
+        if held is not None:  # later in a turn that already wrote: after those
+            if self.held_bytes > HOLD_LIMIT:
+                self.release()  # out now, so that nothing queued can go first
+                return False
+            data = text_frame(frame) if data is None else data
+            held.append(data)
+            self.held_bytes += len(data)
+            return True
+        if self.busy or not self.queue.empty():
+            return False
+        outbox = self.outbox
+        if outbox is not None and self.turn == outbox.turn:
+            data = text_frame(frame) if data is None else data
+            self.held, self.held_bytes = [data], len(data)
+            outbox.held.append(self)
+            return True
+        if not write_now(text_frame(frame) if data is None else data, False):
+            return False
+        if outbox is not None:
+            self.turn = outbox.turn
+            outbox.wrote()
+        return True
+
+    def release(self) -> None:
+        """Writes the frames held back this turn (even over the high-water mark: the
+        socket had room for the turn's first frame, and a turn holds a bounded amount)."""
+        frames, self.held, self.held_bytes = self.held, None, 0
+        if frames and not self.closing and self.write_now is not None:
+            self.write_now(frames[0] if len(frames) == 1 else b"".join(frames), True)
 
     def push(self, frame: str, data: bytes | None = None) -> None:
         """Sends a frame (`data`: the same, already framed); when the client does not keep
@@ -140,6 +182,28 @@ class Connection:
             self.queue.get_nowait()
 
 
+class Outbox:
+    """Ends the loop turns of direct writes: a callback queued after the first direct
+    write of a turn writes what each connection held back since, in one write each."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+        self.held: list[Connection] = []
+        self._due = False
+
+    def wrote(self) -> None:
+        if not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_soon(self.end_turn)
+
+    def end_turn(self) -> None:
+        self._due = False
+        self.turn += 1
+        held, self.held = self.held, []
+        for conn in held:
+            conn.release()
+
+
 PresenceHook = Callable[[int, bool], Awaitable[None]]
 
 
@@ -174,6 +238,7 @@ class Hub:
         self.remote: dict[int, set[str]] = {}  # user → other processes where it is present
         self.listeners: list[Callable[[events.Event], None]] = []
         self.slots = SocketSlots()  # sockets counted from the handshake on (ws.py)
+        self.outbox = Outbox()  # for the connections that write directly
 
     @property
     def connection_count(self) -> int:

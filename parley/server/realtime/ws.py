@@ -79,7 +79,7 @@ async def _serve(
     conn.chats, conn.blocked = chats, blocked
     frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
     if frames is not None:  # uvicorn under parley/wsserver.py: frames written as bytes
-        conn.write_now = frames["write_now"]
+        conn.write_now, conn.outbox = frames["write_now"], state.hub.outbox
     ctx = Context(state, principal, conn)
     writer: asyncio.Task[None] | None = None
     # `hello` is queued first, so no event can reach the client before it; the connection
