@@ -25,14 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parley import __version__, errors
 from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
+from parley.security import AccessTokens
 from parley.server import compat
 from parley.server.accounts.routes import router as accounts_router
 from parley.server.accounts.service import promote_user as _promote
-from parley.server.cache import SendChecks
+from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.routes import router as chats_router
 from parley.server.chats.service import ensure_general
 from parley.server.clock import Clock, as_clock
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.messages.history import HistoryPages
 from parley.server.messages.routes import router as messages_router
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -81,7 +83,9 @@ def make_state(
     )
     hub.on_presence = presence.on_local_flip
     checks = SendChecks(state_sessions, the_clock)
-    hub.listeners.append(checks.on_event)
+    logins = LoginSessions(state_sessions, the_clock)
+    pages = HistoryPages()
+    hub.listeners += [checks.on_event, logins.on_event, pages.on_event]
     state = AppState(
         settings=settings,
         engine=engine,
@@ -102,6 +106,9 @@ def make_state(
         ),
         storage=make_storage(settings),
         jwt_key=settings.jwt_key(),
+        tokens=AccessTokens(settings.jwt_key()),
+        logins=logins,
+        pages=pages,
         clock=the_clock,
         writer=Writer(state_sessions, broker, the_clock, max_pending=settings.send_queue),
         checks=checks,

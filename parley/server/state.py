@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley.config import Settings
-from parley.server.cache import SendChecks
+from parley.security import AccessTokens
+from parley.server.cache import LoginSessions, SendChecks
 from parley.server.clock import Clock
+from parley.server.messages.history import HistoryPages
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.realtime.broker import Broker
@@ -44,6 +46,9 @@ class AppState:
     writer: Writer
     checks: SendChecks
     presence: Presence
+    tokens: AccessTokens  # access tokens already verified
+    logins: LoginSessions  # live login sessions (REST authentication from memory)
+    pages: HistoryPages  # encoded history pages
     started: float = field(default_factory=time.monotonic)
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None

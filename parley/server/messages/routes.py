@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from parley.server.accounts.routes import UPLOAD_BODY
 from parley.server.deps import (
+    CallerDep,
     CurrentUser,
     IdPath,
     Limit,
@@ -18,7 +19,7 @@ from parley.server.deps import (
     SessionDep,
     StateDep,
 )
-from parley.server.messages import attachments, search, service
+from parley.server.messages import attachments, history, search, service
 from parley.server.messages.schemas import (
     AttachmentPublic,
     MessageCreate,
@@ -34,21 +35,23 @@ router = APIRouter(prefix="/service/api", tags=["messages"])
 MAX_PAGE = 200
 
 
-@router.get("/chats/{chat_id}/messages")
+@router.get("/chats/{chat_id}/messages", response_model=list[MessagePublic])
 async def list_messages(
     chat_id: IdPath,
-    me: CurrentUser,
-    session: SessionDep,
+    me: CallerDep,
+    state: StateDep,
     limit: Limit = 50,
     before: SeqQuery = None,
     after: SeqQuery = None,
     offset: Offset = 0,
     around: SeqQuery = None,
-) -> list[MessagePublic]:
+) -> Response:
     """Ascending seq. `around=SEQ`: up to `limit` messages centred on SEQ (not with
     before/after/offset: 422)."""
-    return await service.list_messages(
-        session,
+    body = await history.history_page(
+        state.pages,
+        state.checks,
+        state.reads,
         user_id=me.id,
         chat_id=chat_id,
         limit=min(limit, MAX_PAGE),
@@ -57,6 +60,7 @@ async def list_messages(
         offset=offset,
         around=around,
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get("/mentions")
