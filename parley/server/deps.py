@@ -182,7 +182,8 @@ async def current_caller(request: Request) -> Caller:
 CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
-def state_dep(request: Request) -> AppState:
+async def state_dep(request: Request) -> AppState:
+    """Async: FastAPI runs a plain `def` dependency in a worker thread, per request."""
     return get_state(request)
 
 
