@@ -40,7 +40,7 @@ from parley.gateway.proxy import (
 )
 from parley.gateway.ratelimit import Decision, RateLimits, client_ip, is_trusted, parse_networks
 from parley.gateway.relay import RelayedClient
-from parley.security import TokenError
+from parley.security import AccessTokens, TokenError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CSP = (
@@ -114,6 +114,7 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.jwt_key = settings.jwt_key()
+        self.tokens = AccessTokens(self.jwt_key)
         self.trusted = parse_networks(settings.trusted_proxies)
         self.metrics = GatewayMetrics(user_label_limit=settings.metrics_user_labels)
         self.rate_limits = RateLimits(settings)
@@ -230,7 +231,7 @@ class Gateway:
             return await self._limit(ex, None)
         credentials = find_credentials(conn)
         try:
-            claims = check_token(self.jwt_key, credentials)
+            claims = check_token(self.tokens, credentials)
         except TokenError:
             return _error(401, "Authentication required", "unauthorized")
         assert credentials is not None

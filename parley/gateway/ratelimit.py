@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -51,12 +52,55 @@ def make_storage(settings: Settings, *, key_prefix: str | None = None) -> Storag
     return storage
 
 
+class MemoryWindows:
+    """Moving windows in this process's memory, as `limits`' MovingWindowRateLimiter over
+    its MemoryStorage counts them (a hit is refused when `amount` hits are already in the
+    last `expiry` seconds; a refused hit is not counted), at a fraction of the cost: that
+    storage hands its expiry sweep to a worker thread after every request."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.hits: dict[str, collections.deque[float]] = {}
+        self.expiries: dict[str, int] = {}
+        self._sweep_at = 0.0
+
+    def hit(self, key: str, amount: int, expiry: int) -> tuple[bool, float, int]:
+        """(allowed, reset time, remaining) after this hit."""
+        now = self.clock()
+        if now >= self._sweep_at:
+            self._sweep(now)
+        window = self.hits.get(key)
+        if window is None:
+            window = self.hits[key] = collections.deque()
+            self.expiries[key] = expiry
+        cutoff = now - expiry
+        while window and window[0] <= cutoff:
+            window.popleft()
+        allowed = len(window) < amount
+        if allowed:
+            window.append(now)
+        start = window[0] if window else now
+        return allowed, start + expiry, amount - len(window)
+
+    def _sweep(self, now: float) -> None:
+        """Once a minute, forgets keys with no hit left in their window (bounded memory)."""
+        self._sweep_at = now + 60
+        stale = [k for k, w in self.hits.items() if not w or w[-1] <= now - self.expiries[k]]
+        for key in stale:
+            del self.hits[key], self.expiries[key]
+
+
 class RateLimits:
-    """Moving-window limits; when the storage fails the request is let through (and logged)."""
+    """Moving-window limits; when the storage fails the request is let through (and logged).
+
+    Without Redis (and without a storage given) the windows are `MemoryWindows`."""
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
         self.storage = storage or make_storage(settings)
         self._limiter = MovingWindowRateLimiter(self.storage)
+        self._memory = (
+            MemoryWindows() if storage is None and isinstance(self.storage, MemoryStorage) else None
+        )
         self.public = parse(settings.rate_public)
         self.user = parse(settings.rate_user)
 
@@ -67,6 +111,12 @@ class RateLimits:
         return await self._check(self.user, "user", str(user_id))
 
     async def _check(self, item: RateLimitItem, *key: str) -> Decision | None:
+        if self._memory is not None:
+            allowed, reset, remaining = self._memory.hit(
+                item.key_for(*key), item.amount, item.get_expiry()
+            )
+            reset_after = max(0, math.ceil(reset - time.time()))
+            return Decision(allowed, item.amount, max(0, remaining), reset_after)
         try:
             allowed = await self._limiter.hit(item, *key)
             stats = await self._limiter.get_window_stats(item, *key)
