@@ -62,6 +62,7 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.status = 0
         self.head_done = False
+        self.keep_alive = False
         self.complete = False
         self.got_bytes = False
         self.chunks: collections.deque[bytes] = collections.deque()
@@ -115,6 +116,7 @@ class _Connection(asyncio.Protocol):
             self.headers = []
             return
         self.head_done = True
+        self.keep_alive = self._parser.should_keep_alive()  # only right before the body
         self._notify()
 
     def on_body(self, body: bytes) -> None:
@@ -174,7 +176,7 @@ class _Connection(asyncio.Protocol):
             and not self.closed
             and self.error is None
             and not self.chunks
-            and self._parser.should_keep_alive()
+            and self.keep_alive
         )
 
     def start(self) -> None:
@@ -245,6 +247,7 @@ class UpstreamClient:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: dict[str, list[_Connection]] = {}
         self._idle_count = 0
+        self.opened = 0  # connections made (a test of reuse reads it)
 
     async def close(self) -> None:
         for idle in self._idle.values():
@@ -305,6 +308,7 @@ class UpstreamClient:
                 _, conn = await loop.create_connection(_Connection, host, port)
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(str(exc)) from exc
+        self.opened += 1
         conn.start()
         return conn, False
 
