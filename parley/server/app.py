@@ -35,6 +35,7 @@ from parley.server.chats.service import ensure_general
 from parley.server.clock import Clock, as_clock
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
 from parley.server.messages.history import HistoryPages
+from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -176,6 +177,7 @@ def create_app(
     for path in ("/service/ws", "/ws"):
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
+    app.add_middleware(HistoryFastPath)  # innermost: a plain history page skips the router
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before any read
 

@@ -160,19 +160,22 @@ class Caller:
 
 
 async def current_caller(request: Request) -> Caller:
+    return await authenticate_caller(request, get_state(request))
+
+
+async def authenticate_caller(conn: HTTPConnection, state: AppState) -> Caller:
     """What `current_principal` checks (token, live session, ban) without a query when the
     session is known: the per-process caches, kept exact by the broker's events, so a
     revoked session or a ban made through any process is refused on the next request."""
-    state = get_state(request)
-    token, from_cookie = read_token(request)
+    token, from_cookie = read_token(conn)
     if not token:
         raise errors.Unauthorized()
     try:
         claims = state.tokens.decode(token)
     except TokenError as exc:
         raise errors.Unauthorized("Invalid or expired token") from exc
-    if from_cookie and request.method in UNSAFE_METHODS:
-        check_origin(request, state.settings)
+    if from_cookie and conn.scope["method"] in UNSAFE_METHODS:
+        check_origin(conn, state.settings)
     await state.logins.check(user_id=claims.user_id, session_id=claims.session_id)
     if await state.checks.banned(claims.user_id):
         raise errors.UserBanned()
