@@ -384,8 +384,19 @@ def _response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, b
 
 def strip_token(query_string: bytes) -> str:
     """The query string without token parameters (for upstream WebSockets and for logs)."""
+    known = _stripped.get(query_string)
+    if known is not None:
+        return known
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, v) for k, v in pairs if "token" not in k.lower()])
+    stripped = urlencode([(k, v) for k, v in pairs if "token" not in k.lower()])
+    if b"token" not in query_string.lower():  # nothing secret in it: worth remembering
+        if len(_stripped) >= 4096:
+            _stripped.clear()
+        _stripped[query_string] = stripped
+    return stripped
+
+
+_stripped: dict[bytes, str] = {}
 
 
 class _Relay:

@@ -46,6 +46,11 @@ class _Stale(Broken):
     """A reused connection closed before any byte of the answer: safe to send again."""
 
 
+def _expire(wake: asyncio.Future[None]) -> None:
+    if not wake.done():
+        wake.set_exception(ReadTimeout("the upstream did not answer in time"))
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection; parses one response at a time."""
 
@@ -147,13 +152,13 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self, seconds: float) -> None:
         """Until something happens (head, body, end, failure), at most `seconds`."""
-        self.wake = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        wake = self.wake = loop.create_future()
+        timer = loop.call_later(seconds, _expire, wake)
         try:
-            async with asyncio.timeout(seconds):
-                await self.wake
-        except TimeoutError:
-            raise ReadTimeout("the upstream did not answer in time") from None
+            await wake
         finally:
+            timer.cancel()
             self.wake = None
 
     async def drain(self) -> None:
@@ -268,11 +273,14 @@ class UpstreamClient:
     ) -> Response:
         """Sends `head` (request line and headers, ending with the blank line) and the
         body; returns once the answer's headers are in. The caller must `release()` it."""
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise PoolFull("no connection slot") from None
+        if self._slots.locked():  # all taken: wait for one, at most the connect timeout
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolFull("no connection slot") from None
+        else:
+            await self._slots.acquire()  # returns at once
         key = f"{host}:{port}"
         try:
             replayable = body is None or isinstance(body, bytes)
