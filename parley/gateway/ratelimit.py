@@ -90,6 +90,60 @@ class MemoryWindows:
             del self.hits[key], self.expiries[key]
 
 
+# One round trip for a hit and its window, on the list `limits`' Redis moving window keeps
+# (its acquire_moving_window.lua, then moving_window.lua): newest timestamp first, at most
+# `limit` long. Returns {allowed, in the window, oldest in the window or ""}.
+_HIT_AND_WINDOW = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local allowed = 0
+local entry = redis.call('lindex', KEYS[1], limit - 1)
+if not (entry and tonumber(entry) >= now - expiry) then
+    redis.call('lpush', KEYS[1], ARGV[1])
+    redis.call('ltrim', KEYS[1], 0, limit - 1)
+    redis.call('expire', KEYS[1], expiry)
+    allowed = 1
+end
+local target = now - expiry
+local low, high, found = 0, limit - 1, nil
+while low <= high do
+    local mid = math.floor((low + high) / 2)
+    local value = tonumber(redis.call('lindex', KEYS[1], mid))
+    if value and value >= target then
+        found = mid
+        low = mid + 1
+    else
+        high = mid - 1
+    end
+end
+if found then
+    return {allowed, found + 1, redis.call('lindex', KEYS[1], found)}
+end
+return {allowed, 0, ""}
+"""
+
+
+class RedisWindows:
+    """The same moving windows in Redis (shared by every gateway), one script call per hit
+    where `limits` makes two (its hit, then its window)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(url)
+        self.prefix = prefix
+        self._script = self.redis.register_script(_HIT_AND_WINDOW)
+
+    async def hit(self, key: str, amount: int, expiry: int) -> tuple[bool, float, int]:
+        now = time.time()
+        allowed, count, oldest = await self._script(
+            keys=[f"{self.prefix}:{key}"], args=[repr(now), amount, expiry]
+        )
+        start = float(oldest) if count else now
+        return bool(allowed), start + expiry, amount - int(count)
+
+
 class RateLimits:
     """Moving-window limits; when the storage fails the request is let through (and logged).
 
@@ -98,9 +152,11 @@ class RateLimits:
     def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
         self.storage = storage or make_storage(settings)
         self._limiter = MovingWindowRateLimiter(self.storage)
-        self._memory = (
-            MemoryWindows() if storage is None and isinstance(self.storage, MemoryStorage) else None
-        )
+        self._windows: MemoryWindows | RedisWindows | None = None
+        if storage is None and isinstance(self.storage, MemoryStorage):
+            self._windows = MemoryWindows()
+        elif storage is None and settings.redis_dsn:
+            self._windows = RedisWindows(settings.redis_dsn, settings.redis_prefix + "ratelimit")
         self.public = parse(settings.rate_public)
         self.user = parse(settings.rate_user)
 
@@ -111,13 +167,15 @@ class RateLimits:
         return await self._check(self.user, "user", str(user_id))
 
     async def _check(self, item: RateLimitItem, *key: str) -> Decision | None:
-        if self._memory is not None:
-            allowed, reset, remaining = self._memory.hit(
+        if isinstance(self._windows, MemoryWindows):
+            allowed, reset, remaining = self._windows.hit(
                 item.key_for(*key), item.amount, item.get_expiry()
             )
-            reset_after = max(0, math.ceil(reset - time.time()))
-            return Decision(allowed, item.amount, max(0, remaining), reset_after)
+            return _decision(item, allowed, reset, remaining)
         try:
+            if self._windows is not None:
+                hit = await self._windows.hit(item.key_for(*key), item.amount, item.get_expiry())
+                return _decision(item, *hit)
             allowed = await self._limiter.hit(item, *key)
             stats = await self._limiter.get_window_stats(item, *key)
         except Exception:  # the storage is down: fail open rather than refuse everyone
@@ -125,6 +183,11 @@ class RateLimits:
             return None
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return Decision(allowed, item.amount, max(0, stats.remaining), reset_after)
+
+
+def _decision(item: RateLimitItem, allowed: bool, reset: float, remaining: int) -> Decision:
+    reset_after = max(0, math.ceil(reset - time.time()))
+    return Decision(allowed, item.amount, max(0, remaining), reset_after)
 
 
 def parse_networks(entries: Iterable[str]) -> list[Network]:
