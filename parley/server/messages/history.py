@@ -36,7 +36,8 @@ from parley.server.db.models import (
 )
 from parley.server.realtime import events
 
-MAX_PAGES = 20_000  # per process; past it the memory starts afresh (bounded)
+MAX_BYTES = 32 * 1024 * 1024  # of pages per process; past it the memory starts afresh
+MAX_CHATS = 100_000  # chats with a generation counter; past it everything starts afresh
 # Chat frames that change no stored message: they leave the chat's pages in place.
 _UNCHANGING = ('{"type":"typing",', '{"type":"read",')
 
@@ -47,10 +48,10 @@ Mark = tuple[int, int]
 class HistoryPages:
     """Encoded history pages per chat, forgotten on the events that change them."""
 
-    def __init__(self, max_pages: int = MAX_PAGES) -> None:
-        self.max_pages = max_pages
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
         self.pages: dict[int, dict[PageKey, bytes]] = {}
-        self.count = 0
+        self.size = 0  # bytes of pages kept
         self.generation = 0  # bumped when everything is forgotten
         self.chat_generations: dict[int, int] = {}
         self.hits = self.misses = 0
@@ -71,19 +72,19 @@ class HistoryPages:
     def put(self, chat_id: int, key: PageKey, body: bytes, mark: Mark) -> None:
         if mark != self.mark(chat_id):
             return
-        if self.count >= self.max_pages:
+        page = self.pages.setdefault(chat_id, {})
+        grows = len(body) - len(page.get(key, b""))
+        if self.size + grows > self.max_bytes:
             self.clear()
             return
-        page = self.pages.setdefault(chat_id, {})
-        if key not in page:
-            self.count += 1
+        self.size += grows
         page[key] = body
 
     def forget(self, chat_id: int) -> None:
         page = self.pages.pop(chat_id, None)
         if page is not None:
-            self.count -= len(page)
-        if len(self.chat_generations) >= self.max_pages:
+            self.size -= sum(len(body) for body in page.values())
+        if len(self.chat_generations) >= MAX_CHATS:
             self.clear()
         else:
             self.chat_generations[chat_id] = self.chat_generations.get(chat_id, 0) + 1
@@ -91,7 +92,7 @@ class HistoryPages:
     def clear(self) -> None:
         self.pages.clear()
         self.chat_generations.clear()
-        self.count = 0
+        self.size = 0
         self.generation += 1
 
     def on_event(self, event: events.Event) -> None:
