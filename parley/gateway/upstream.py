@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from functools import partial
 from typing import cast
 
 import httptools
@@ -58,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.used = False
+        self.on_idle_close: Callable[[_Connection], None] | None = None  # while parked
         self._parser = httptools.HttpResponseParser(self)
         self._reset()
         self._writable = asyncio.Event()
@@ -94,6 +96,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.on_idle_close is not None:  # closed by the server while idle: unparked
+            self.on_idle_close(self)
+            self.on_idle_close = None
         if not self.complete:
             if self.head_done and exc is None and not self._has_length():
                 self.complete = True  # a body that ends with the connection
@@ -307,6 +312,7 @@ class UpstreamClient:
         while idle:
             conn = idle.pop()
             self._idle_count -= 1
+            conn.on_idle_close = None
             if not conn.closed:
                 conn.start()
                 return conn, True
@@ -354,11 +360,18 @@ class UpstreamClient:
                 raise conn.error
             await conn.wait(self.read_timeout)
 
+    def _unpark(self, key: str, conn: _Connection) -> None:
+        idle = self._idle.get(key, [])
+        if conn in idle:
+            idle.remove(conn)
+            self._idle_count -= 1
+
     def _release(self, key: str, conn: _Connection, reuse: bool) -> None:
         self._slots.release()
         if reuse and self._idle_count < self.max_idle:
             self._idle.setdefault(key, []).append(conn)
             self._idle_count += 1
+            conn.on_idle_close = partial(self._unpark, key)
         else:
             with contextlib.suppress(Exception):
                 conn.close()

@@ -123,3 +123,30 @@ async def test_silence_is_a_read_timeout_and_garbage_is_broken() -> None:
         with pytest.raises(Broken):
             await client.request("127.0.0.1", port, HEAD, None)
     await client.close()
+
+
+async def test_an_idle_connection_the_server_closes_leaves_the_pool() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        await reader.read()  # until the client goes (or the test closes it)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = _client()
+    async with server:
+        assert await _get(client, port) == (200, b"ok")
+        assert client._idle_count == 1
+        writers[0].close()  # the server's keep-alive timeout
+        for _ in range(50):
+            if client._idle_count == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert client._idle_count == 0
+        assert await _get(client, port) == (200, b"ok")
+        assert client.opened == 2
+        await client.close()
