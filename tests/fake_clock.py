@@ -53,7 +53,7 @@ class FakeClock(Clock):
             timer.cancel()
 
     @contextlib.asynccontextmanager
-    async def timeout(self, seconds: float) -> AsyncIterator[None]:  # type: ignore[override]
+    async def timeout(self, seconds: float) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(None) as scope:
             timer = self.call_later(seconds, lambda: scope.reschedule(loop.time()))

@@ -80,7 +80,7 @@ async def two(tmp_path: Path) -> AsyncIterator[Two]:
     for name in ("p", "r"):
         hub = Hub(monotonic=clock.monotonic, process=name)
         presence = Presence(
-            hub=hub, broker=broker, sessions=sessions, clock=clock,  # type: ignore[arg-type]
+            hub=hub, broker=broker, sessions=sessions, clock=clock,
             redis=Redis.from_url(REDIS_URL), prefix=prefix, process_ttl=TTL,
         )  # fmt: skip
         hub.on_presence = presence.on_local_flip

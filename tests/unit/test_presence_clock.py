@@ -84,7 +84,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     clock = FakeClock()
     hub = Hub(presence_timeout=60, monotonic=clock.monotonic, process="here")
     broker = RecordingBroker()
-    presence = Presence(hub=hub, broker=broker, sessions=sessions, clock=clock)  # type: ignore[arg-type]
+    presence = Presence(hub=hub, broker=broker, sessions=sessions, clock=clock)
     hub.on_presence = presence.on_local_flip
     yield World(clock, hub, broker, presence, sessions)
     await presence.close()
