@@ -1,5 +1,6 @@
-"""Presence on an injected clock: coalescing, the quiet sweep and the workers' loops run on
-a fake clock, so these tests move time without waiting for it."""
+"""Timers on an injected clock: presence coalescing, the quiet sweep, the workers' loops
+and the writer's admission timeout run on a fake clock, so these tests move time without
+waiting for it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from parley import errors
 from parley.server.db.models import Base, Chat, Membership, User
 from parley.server.db.session import make_engine, make_sessionmaker
+from parley.server.messages.writer import Draft, Writer
 from parley.server.realtime.events import UsersFrame
 from parley.server.realtime.hub import Connection, Hub
 from parley.server.realtime.presence import Presence
@@ -161,3 +165,29 @@ async def test_the_sweep_loop_takes_a_quiet_user_offline_on_the_clock(world: Wor
         assert world.broker.presence_frames()[-1] == (BOB, "online")
     finally:
         sweep.cancel()
+
+
+async def test_the_writer_admission_timeout_runs_on_the_clock(world: World) -> None:
+    """A send that finds the writer's queue full is refused (Overloaded) once the clock has
+    moved `admit_timeout` (1 s) on, not before, and without real waiting."""
+    writer = Writer(world.sessions, world.broker, world.clock, max_pending=1)
+    async with world.sessions() as holder:  # holds SQLite's write lock: the writer stalls
+        await holder.execute(update(User).where(User.id == BOB).values(bio="busy"))
+        try:
+            stalled = await writer.submit(Draft(ALICE, 10, "taken, then stuck on the lock"))
+            await settle()
+            queued = await writer.submit(Draft(ALICE, 10, "fills the queue"))
+            refused = asyncio.create_task(writer.submit(Draft(ALICE, 10, "no room")))
+            await settle()  # it waits for room from now on
+            await world.clock.advance(0.9)
+            assert not refused.done()
+            await world.clock.advance(0.1)
+            with pytest.raises(errors.Overloaded):
+                await refused
+        finally:
+            await holder.rollback()
+    try:
+        async with asyncio.timeout(30):  # the lock is free: both earlier sends are stored
+            assert (await stalled)[1] and (await queued)[1]
+    finally:
+        await writer.close()
