@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -25,14 +24,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parley import __version__, errors
 from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
+from parley.security import AccessTokens
 from parley.server import compat
+from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.routes import router as accounts_router
+from parley.server.accounts.service import Issuer
 from parley.server.accounts.service import promote_user as _promote
-from parley.server.cache import SendChecks
+from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.routes import router as chats_router
 from parley.server.chats.service import ensure_general
 from parley.server.clock import Clock, as_clock
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.messages.history import HistoryPages
+from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -78,10 +82,15 @@ def make_state(
         max_group=settings.presence_max_group,
         redis=_redis_client(redis),
         prefix=settings.redis_prefix,
+        process_ttl=settings.presence_process_ttl,
     )
     hub.on_presence = presence.on_local_flip
     checks = SendChecks(state_sessions, the_clock)
-    hub.listeners.append(checks.on_event)
+    logins = LoginSessions(state_sessions, the_clock)
+    pages = HistoryPages()
+    hub.listeners += [checks.on_event, logins.on_event, pages.on_event]
+    storage = make_storage(settings)
+    jwt_key = settings.jwt_key()
     state = AppState(
         settings=settings,
         engine=engine,
@@ -100,12 +109,18 @@ def make_state(
             redis_url=redis,
             prefix=settings.redis_prefix,
         ),
-        storage=make_storage(settings),
-        jwt_key=settings.jwt_key(),
+        storage=storage,
+        jwt_key=jwt_key,
+        tokens=AccessTokens(jwt_key),
+        logins=logins,
+        pages=pages,
         clock=the_clock,
         writer=Writer(state_sessions, broker, the_clock, max_pending=settings.send_queue),
         checks=checks,
         presence=presence,
+        issuer=Issuer(jwt_key, settings.access_ttl, settings.refresh_ttl, the_clock),
+        avatar_urls=DataUrls(storage),
+        started=the_clock.monotonic(),
     )
     return state
 
@@ -156,7 +171,9 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.parley = state = make_state(settings, clock=clock)
-    state.metrics = metrics = ServerMetrics(lambda: state.hub.connection_count, state.started)
+    state.metrics = metrics = ServerMetrics(
+        lambda: state.hub.connection_count, state.started, state.clock.monotonic
+    )
     metrics.bind_database(state.engine)
     for router in (
         accounts_router,
@@ -169,6 +186,7 @@ def create_app(
     for path in ("/service/ws", "/ws"):
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
+    app.add_middleware(HistoryFastPath)  # innermost: a plain history page skips the router
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before any read
 
@@ -325,10 +343,10 @@ class ParleyServer(uvicorn.Server):
             return
         self.parley.draining = True
         self._captured_signals.append(sig)  # uvicorn re-raises it once stopped, as usual
-        self._drain_until = time.monotonic() + drain
+        self._drain_until = self.parley.clock.monotonic() + drain
 
     async def on_tick(self, counter: int) -> bool:
-        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+        if self._drain_until is not None and self.parley.clock.monotonic() >= self._drain_until:
             return True
         return await super().on_tick(counter)
 
