@@ -9,6 +9,8 @@ in its bounded send queue instead, drained by its own writer task, which sends
 everything queued at each wakeup in one write; a connection whose queue is full cannot
 keep up and is closed with 1013 rather than buffered. Frames never overtake each other:
 the direct write is taken only when the queue is empty and the writer holds nothing.
+Within one turn of the event loop a socket's frames after the first (a writer batch of
+messages to one chat) are held and written together when the turn ends (`Outbox`).
 The hub dispatches on the typed events of `realtime/events.py` and imports no domain
 service.
 """
