@@ -60,7 +60,7 @@ class SansIOWebSocket(WebSocketsSansIOProtocol):
     def write_frames_now(self, data: bytes, force: bool = False) -> bool:
         """Writes whole frames if the client keeps up (or, with `force`, even when it is
         over its high-water mark): no task switch, no queue. False when closing."""
-        if self.disconnected or self.conn.state is not _OPEN:
+        if self.disconnected or self.conn.state is not _OPEN or self.transport.is_closing():
             return False
         if not force and not self.writable.is_set():
             return False
@@ -72,7 +72,7 @@ class SansIOWebSocket(WebSocketsSansIOProtocol):
         await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
-        if self.conn.state is _OPEN:
+        if self.conn.state is _OPEN and not self.transport.is_closing():
             self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
