@@ -156,7 +156,7 @@ async def _chat_row_locked_then_killed(pg_url: str, chat_id: int, go: asyncio.Ev
             while asyncio.get_running_loop().time() < deadline:
                 for row in await killer.fetch(
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE 'UPDATE chats%' AND datname = current_database()"
+                    " AND query LIKE '%UPDATE chats%' AND datname = current_database()"
                 ):
                     await asyncio.sleep(0.1)  # let more sends queue behind the blocked batch
                     await killer.execute("SELECT pg_terminate_backend($1)", row["pid"])
