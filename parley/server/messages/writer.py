@@ -497,7 +497,7 @@ async def _store_sqlite(
     tops = await conn.execute(
         _SQLITE_BUMP, {"counts": json.dumps(list(per_chat.items())), "now": now}
     )
-    next_seq = {chat_id: last - per_chat[chat_id] for chat_id, last in tops.tuples()}
+    next_seq = {chat_id: last - per_chat[chat_id] for chat_id, last in tops}
     if len(next_seq) != len(per_chat):  # a chat deleted meanwhile: its sends fail alone
         raise MissingChats(set(per_chat) - set(next_seq))
     rows, seqs = [], []
@@ -509,7 +509,7 @@ async def _store_sqlite(
         read_to[(d.chat_id, d.user_id)] = seq  # seqs grow: the last one is the highest
         rows.append([d.chat_id, seq, d.user_id, d.content, d.client_id, d.reply_to])
     inserted = await conn.execute(_SQLITE_INSERT, {"rows": json.dumps(rows), "now": now})
-    id_of = {(chat_id, seq): mid for mid, chat_id, seq in inserted.tuples()}
+    id_of = {(chat_id, seq): mid for mid, chat_id, seq in inserted}
     named = [
         [id_of[(d.chat_id, seq)], uid, d.chat_id, seq]
         for d, seq in zip(fresh, seqs, strict=True)
