@@ -99,15 +99,15 @@ async def run(kind: str, batch: int, rounds: int) -> None:
             await one_round(-r - 1)
         statements[0] = 0
         batches, stored = writer.batches, writer.stored
-        cpu = time.process_time()
+        cpu, wall = time.process_time(), time.perf_counter()
         for r in range(rounds):
             await one_round(r)
-        cpu = time.process_time() - cpu
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         batches, stored = writer.batches - batches, writer.stored - stored
         await writer.close()
         print(
             f"{kind}: batch {batch}: {stored} messages in {batches} batches; "
-            f"{cpu / stored * 1e6:.0f} µs CPU per message; "
+            f"{cpu / stored * 1e6:.0f} µs CPU per message; {wall / batches * 1e3:.1f} ms per batch; "
             f"{statements[0] / batches:.1f} statements per batch (BEGIN/COMMIT not counted)"
         )
     finally:
