@@ -107,7 +107,8 @@ async def run(kind: str, batch: int, rounds: int) -> None:
         await writer.close()
         print(
             f"{kind}: batch {batch}: {stored} messages in {batches} batches; "
-            f"{cpu / stored * 1e6:.0f} µs CPU per message; {wall / batches * 1e3:.1f} ms per batch; "
+            f"{cpu / stored * 1e6:.0f} µs CPU per message; "
+            f"{wall / batches * 1e3:.1f} ms per batch; "
             f"{statements[0] / batches:.1f} statements per batch (BEGIN/COMMIT not counted)"
         )
     finally:

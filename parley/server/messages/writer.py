@@ -2,15 +2,13 @@
 
 Every send of the process goes through one writer task. Sends that arrive while a batch
 is being written wait in a bounded queue and are stored together in the next transaction;
-a lone send is written at once (no timer). Per batch:
-
-1. resends: drafts whose (sender, client_id) is already stored get the stored message
-   (one SELECT, only when the batch carries client_ids);
-2. `UPDATE chats SET last_seq = last_seq + n` per chat in one statement (RETURNING the new
-   value): the row lock (PostgreSQL) or the write lock (SQLite) keeps seq gap-free;
-3. one multi-row INSERT of the messages, RETURNING their ids (`store_batch`: the one place
-   where a per-message hook, such as resolving mentions, belongs);
-4. the senders' read markers, in one statement; then COMMIT.
+a lone send is written at once (no timer). `store_batch` writes a batch, the one place
+where messages are inserted: resends (a stored (sender, client_id)) get the stored message;
+each chat's last_seq moves by its count of new messages under the row lock (PostgreSQL) or
+the write lock (SQLite), which keeps seq gap-free; the messages, their mentions and the
+senders' read markers are written; then COMMIT. On PostgreSQL that is one statement
+(data-modifying CTEs over arrays of the batch), two when a text names someone with `@`;
+on SQLite a fixed handful (the batch as one JSON parameter each), none per message.
 
 Only after the commit are the waiting senders answered and the `message` events published
 (the sender's copy, carrying its client_id, is the acknowledgement). A failed batch
