@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.clock import Clock
-from parley.server.db.models import Attachment, Message, UTCDateTime
+from parley.server.db.models import Attachment, UTCDateTime
 from parley.server.messages.mentions import Named, members_named, parse_mentions, resolve_mentions
 from parley.server.messages.schemas import MessagePublic, ReactionPublic
 from parley.server.realtime.broker import Broker
@@ -366,17 +366,7 @@ async def _store_postgresql(
     for row in rows:
         d = drafts[row.ord]
         if row.content is None:  # new
-            message = Message(
-                id=row.id,
-                chat_id=d.chat_id,
-                seq=row.seq,
-                sender_id=d.user_id,
-                content=d.content,
-                client_id=d.client_id,
-                reply_to_id=d.reply_to,
-                created_at=now,
-            )
-            stored[d] = (_public(message, mentions.get(d, []), d.sender), True)
+            stored[d] = (_new_public(d, row.id, row.seq, now, mentions.get(d, [])), True)
         else:
             stored[d] = (_resent_public(d, row), False)
     missing = {d.chat_id for d in drafts if d not in stored}
@@ -519,17 +509,8 @@ async def _store_sqlite(
         _SQLITE_READ, {"marks": json.dumps([[c, u, s] for (c, u), s in read_to.items()])}
     )
     for d, seq in zip(fresh, seqs, strict=True):
-        message = Message(
-            id=id_of[(d.chat_id, seq)],
-            chat_id=d.chat_id,
-            seq=seq,
-            sender_id=d.user_id,
-            content=d.content,
-            client_id=d.client_id,
-            reply_to_id=d.reply_to,
-            created_at=now,
-        )
-        stored[d] = (_public(message, mentions.get(d, []), d.sender), True)
+        message_id = id_of[(d.chat_id, seq)]
+        stored[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
     return stored
 
 
@@ -562,18 +543,20 @@ async def _attached(session: AsyncSession, message_id: int) -> list[Any]:
     return [attachment_public(a) for a in rows.scalars()]
 
 
-def _public(m: Message, mentions: list[int], sender: SenderPublic | None) -> MessagePublic:
+def _new_public(
+    d: Draft, message_id: int, seq: int, now: datetime, mentions: list[int]
+) -> MessagePublic:
     return MessagePublic(
-        id=m.id,
-        chat_id=m.chat_id,
-        seq=m.seq,
-        sender=sender,
-        content=m.content,
-        created_at=m.created_at,
+        id=message_id,
+        chat_id=d.chat_id,
+        seq=seq,
+        sender=d.sender,
+        content=d.content,
+        created_at=now,
         edited_at=None,
         deleted=False,
-        client_id=m.client_id,
-        reply_to=m.reply_to_id,
+        client_id=d.client_id,
+        reply_to=d.reply_to,
         attachments=[],
         reactions=[],
         mentions=mentions,
