@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
     presence_timeout: float = Field(75.0, alias="PARLEY_PRESENCE_TIMEOUT")
     presence_max_group: int = Field(100, alias="PARLEY_PRESENCE_MAX_GROUP")
+    # With Redis: a process whose heartbeat is this many seconds old is gone (SIGKILL, a
+    # lost host), and the others take its users offline (docs/operations.md).
+    presence_process_ttl: float = Field(15.0, ge=0.5, alias="PARLEY_PRESENCE_PROCESS_TTL")
     send_queue: int = Field(2000, alias="PARLEY_SEND_QUEUE")
     access_ttl: int = Field(900, alias="PARLEY_ACCESS_TTL")
     refresh_ttl: int = Field(30 * 24 * 3600, alias="PARLEY_REFRESH_TTL")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -26,7 +25,9 @@ from parley import __version__, errors
 from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
 from parley.server import compat
+from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.routes import router as accounts_router
+from parley.server.accounts.service import Issuer
 from parley.server.accounts.service import promote_user as _promote
 from parley.server.cache import SendChecks
 from parley.server.chats.routes import router as chats_router
@@ -78,10 +79,13 @@ def make_state(
         max_group=settings.presence_max_group,
         redis=_redis_client(redis),
         prefix=settings.redis_prefix,
+        process_ttl=settings.presence_process_ttl,
     )
     hub.on_presence = presence.on_local_flip
     checks = SendChecks(state_sessions, the_clock)
     hub.listeners.append(checks.on_event)
+    storage = make_storage(settings)
+    jwt_key = settings.jwt_key()
     state = AppState(
         settings=settings,
         engine=engine,
@@ -100,12 +104,15 @@ def make_state(
             redis_url=redis,
             prefix=settings.redis_prefix,
         ),
-        storage=make_storage(settings),
-        jwt_key=settings.jwt_key(),
+        storage=storage,
+        jwt_key=jwt_key,
         clock=the_clock,
         writer=Writer(state_sessions, broker, the_clock, max_pending=settings.send_queue),
         checks=checks,
         presence=presence,
+        issuer=Issuer(jwt_key, settings.access_ttl, settings.refresh_ttl, the_clock),
+        avatar_urls=DataUrls(storage),
+        started=the_clock.monotonic(),
     )
     return state
 
@@ -156,7 +163,9 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.parley = state = make_state(settings, clock=clock)
-    state.metrics = metrics = ServerMetrics(lambda: state.hub.connection_count, state.started)
+    state.metrics = metrics = ServerMetrics(
+        lambda: state.hub.connection_count, state.started, state.clock.monotonic
+    )
     metrics.bind_database(state.engine)
     for router in (
         accounts_router,
@@ -325,10 +334,10 @@ class ParleyServer(uvicorn.Server):
             return
         self.parley.draining = True
         self._captured_signals.append(sig)  # uvicorn re-raises it once stopped, as usual
-        self._drain_until = time.monotonic() + drain
+        self._drain_until = self.parley.clock.monotonic() + drain
 
     async def on_tick(self, counter: int) -> bool:
-        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+        if self._drain_until is not None and self.parley.clock.monotonic() >= self._drain_until:
             return True
         return await super().on_tick(counter)
 

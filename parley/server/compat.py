@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -153,7 +152,7 @@ STATS_TTL = 5.0  # seconds: /stats is public, and counting rows is not free
 async def stats(session: SessionDep, state: StateDep) -> dict[str, Any]:
     """The counts are computed at most once every STATS_TTL seconds."""
     cached: tuple[float, dict[str, int]] | None = state.caches.get("stats")
-    now = time.monotonic()
+    now = state.clock.monotonic()
     if cached is None or now - cached[0] >= STATS_TTL:
         cached = now, await _counts(session)
         state.caches["stats"] = cached

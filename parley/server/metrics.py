@@ -22,7 +22,12 @@ _DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 
 class ServerMetrics:
-    def __init__(self, connections: Callable[[], int], started: float) -> None:
+    def __init__(
+        self,
+        connections: Callable[[], int],
+        started: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.app_requests = Counter(
             "app_request_total",
@@ -61,7 +66,7 @@ class ServerMetrics:
         uptime = Gauge(
             "app_uptime_seconds", "Seconds since this process started", registry=registry
         )
-        uptime.set_function(lambda: time.monotonic() - started)
+        uptime.set_function(lambda: monotonic() - started)
         Info("app", "Parley build information", registry=registry).info({"version": __version__})
         ProcessCollector(registry=registry)  # process_cpu_seconds_total, resident memory, fds
         self.db_query_time = Histogram(

@@ -1,8 +1,9 @@
 """The server's state, made once at start-up (the app's wiring; no FastAPI here).
 
-Routes and frame handlers pick from it what each service function needs: services take
-the session and their few collaborators (broker, writer, checks, clock, throttle,
-storage), never the whole state.
+Routes, frame handlers and workers (the composition layer) pick from it what each service
+function needs: services take the session and their few collaborators (broker, writer,
+checks, clock, throttle, storage, issuer), never the whole state, and import neither this
+module nor FastAPI (tests/unit/test_layers.py checks it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley.config import Settings
+from parley.server.accounts.avatars import DataUrls
+from parley.server.accounts.service import Issuer
 from parley.server.cache import SendChecks
 from parley.server.clock import Clock
 from parley.server.messages.writer import Writer
@@ -44,7 +47,9 @@ class AppState:
     writer: Writer
     checks: SendChecks
     presence: Presence
-    started: float = field(default_factory=time.monotonic)
+    issuer: Issuer
+    avatar_urls: DataUrls
+    started: float = field(default_factory=time.monotonic)  # on `clock.monotonic`
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away

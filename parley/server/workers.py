@@ -1,5 +1,9 @@
-"""Background loops of a server process: expiry sweeps, session watch, presence sweep,
-unattached uploads."""
+"""Background loops of a server process: expiry sweeps, session watch, presence sweep and
+heartbeat, unattached uploads.
+
+Each job takes the collaborators it uses; `start_workers` (part of the composition layer)
+picks them from the state. Every loop waits on the process's Clock.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,28 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from parley.server.clock import Clock
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
 from parley.server.messages.attachments import delete_orphans
 from parley.server.moderation.service import lift_expired
-from parley.server.realtime.hub import CLOSE_BANNED, CLOSE_SESSION_ENDED
+from parley.server.realtime.broker import Broker
+from parley.server.realtime.hub import CLOSE_BANNED, CLOSE_SESSION_ENDED, Hub
 from parley.server.state import AppState
+from parley.server.storage import Storage
 
 log = logging.getLogger("parley.workers")
+Sessions = async_sessionmaker[AsyncSession]
 
 
-async def run_every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+async def run_every(
+    clock: Clock, seconds: float, job: Callable[[], Awaitable[object]], name: str
+) -> None:
     """Runs `job` forever, `seconds` apart; a failing run is logged and the loop goes on."""
     while True:
-        await asyncio.sleep(seconds)
+        await clock.sleep(seconds)
         try:
             await job()
         except asyncio.CancelledError:
@@ -32,22 +43,22 @@ async def run_every(seconds: float, job: Callable[[], Awaitable[object]], name: 
             log.warning("%s failed; will retry", name, exc_info=True)
 
 
-async def sweep_expired(state: AppState) -> tuple[int, int]:
+async def sweep_expired(sessions: Sessions, broker: Broker, clock: Clock) -> tuple[int, int]:
     """Lifts timed blocks and bans whose expires_at has passed."""
-    async with state.sessions() as session:
-        return await lift_expired(session, state.broker, now=state.clock())
+    async with sessions() as session:
+        return await lift_expired(session, broker, now=clock())
 
 
-async def watch_sessions(state: AppState) -> None:
+async def watch_sessions(hub: Hub, sessions: Sessions, clock: Clock) -> None:
     """Closes this process's sockets whose session ended or whose user got banned.
 
     Events close them at once; this catches any notification that was lost.
     """
-    session_ids = state.hub.session_ids()
+    session_ids = hub.session_ids()
     if not session_ids:
         return
-    now = state.clock()
-    async with state.sessions() as session:
+    now = clock()
+    async with sessions() as session:
         ended = await session.execute(
             select(LoginSession.id).where(
                 LoginSession.id.in_(session_ids),
@@ -62,31 +73,49 @@ async def watch_sessions(state: AppState) -> None:
                 or_(Ban.expires_at.is_(None), Ban.expires_at > now),
             )
         )
-        state.hub.close_sessions(set(banned.scalars()), CLOSE_BANNED)
-        state.hub.close_sessions(set(ended.scalars()), CLOSE_SESSION_ENDED)
+        hub.close_sessions(set(banned.scalars()), CLOSE_BANNED)
+        hub.close_sessions(set(ended.scalars()), CLOSE_SESSION_ENDED)
 
 
-async def sweep_orphan_uploads(state: AppState) -> int:
-    """Deletes uploads never attached to a message after PARLEY_UPLOAD_ORPHAN_SECONDS."""
-    older_than = state.clock() - timedelta(seconds=state.settings.upload_orphan_seconds)
-    async with state.sessions() as session:
-        return await delete_orphans(session, state.storage, older_than=older_than)
+async def sweep_orphan_uploads(
+    sessions: Sessions, storage: Storage, clock: Clock, *, max_age: float
+) -> int:
+    """Deletes uploads never attached to a message after `max_age` seconds
+    (PARLEY_UPLOAD_ORPHAN_SECONDS)."""
+    older_than = clock() - timedelta(seconds=max_age)
+    async with sessions() as session:
+        return await delete_orphans(session, storage, older_than=older_than)
 
 
 def start_workers(state: AppState) -> list[asyncio.Task[None]]:
-    settings = state.settings
+    settings, clock, hub = state.settings, state.clock, state.hub
     presence_every = max(0.2, min(5.0, settings.presence_timeout / 4))
-    return [
-        asyncio.create_task(
-            run_every(settings.worker_interval, lambda: sweep_expired(state), "expiry sweep")
+
+    def loop(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> asyncio.Task[None]:
+        return asyncio.create_task(run_every(clock, seconds, job, name))
+
+    tasks = [
+        loop(
+            settings.worker_interval,
+            lambda: sweep_expired(state.sessions, state.broker, clock),
+            "expiry sweep",
         ),
-        asyncio.create_task(
-            run_every(
-                settings.session_check_interval, lambda: watch_sessions(state), "session watch"
-            )
+        loop(
+            settings.session_check_interval,
+            lambda: watch_sessions(hub, state.sessions, clock),
+            "session watch",
         ),
-        asyncio.create_task(
-            run_every(settings.worker_interval, lambda: sweep_orphan_uploads(state), "upload sweep")
+        loop(
+            settings.worker_interval,
+            lambda: sweep_orphan_uploads(
+                state.sessions, state.storage, clock, max_age=settings.upload_orphan_seconds
+            ),
+            "upload sweep",
         ),
-        asyncio.create_task(run_every(presence_every, state.hub.sweep_presence, "presence sweep")),
+        loop(presence_every, hub.sweep_presence, "presence sweep"),
     ]
+    if state.presence.shared:
+        tasks.append(
+            loop(state.presence.heartbeat_every, state.presence.heartbeat, "presence heartbeat")
+        )
+    return tasks

@@ -11,10 +11,33 @@ from parley import errors
 from parley.server import images
 from parley.server.accounts.service import access_user
 from parley.server.db.models import User
-from parley.server.state import AppState
-from parley.server.storage import new_key
+from parley.server.storage import Storage, new_key
 
-CACHE = "avatar_data_url"
+DATA_URL_CACHE_SIZE = 2048
+
+
+class DataUrls:
+    """The avatars' thumbnails as Data URLs (for the seed's single-user route), cached by
+    storage key: a new avatar has a new key, and a replaced one is forgotten."""
+
+    def __init__(self, storage: Storage, size: int = DATA_URL_CACHE_SIZE) -> None:
+        self.storage, self.size = storage, size
+        self._cache: dict[str, str] = {}
+
+    async def of(self, user: User) -> str | None:
+        if not user.avatar_key:
+            return None
+        if (hit := self._cache.get(user.avatar_key)) is not None:
+            return hit
+        data = await self.storage.read_bytes(user.avatar_key)
+        url = await images.make_thumbnail_data_url(data)
+        if len(self._cache) >= self.size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[user.avatar_key] = url
+        return url
+
+    def forget(self, key: str) -> None:
+        self._cache.pop(key, None)
 
 
 async def read_capped(chunks: AsyncIterator[bytes], *, max_bytes: int) -> bytes:
@@ -27,45 +50,55 @@ async def read_capped(chunks: AsyncIterator[bytes], *, max_bytes: int) -> bytes:
     return bytes(data)
 
 
-async def set_avatar(session: AsyncSession, state: AppState, *, user_id: int, data: bytes) -> User:
+async def set_avatar(
+    session: AsyncSession,
+    storage: Storage,
+    data_urls: DataUrls,
+    *,
+    user_id: int,
+    data: bytes,
+    max_bytes: int,
+) -> User:
     """Decodes and re-encodes `data` (415 when it is not an image), stores it, commits,
     then deletes the previous file and forgets its cached data URL."""
-    avatar = await images.make_avatar(data, max_bytes=state.settings.max_avatar_bytes)
+    avatar = await images.make_avatar(data, max_bytes=max_bytes)
     key = new_key("avatars")
-    await state.storage.save_bytes(key, avatar)
+    await storage.save_bytes(key, avatar)
     try:
         user = await access_user(session, user_id)
         old, user.avatar_key = user.avatar_key, key
         await session.commit()
     except BaseException:
         with contextlib.suppress(Exception):
-            await state.storage.delete(key)
+            await storage.delete(key)
         raise
-    await _forget(state, old)
+    await _forget(storage, data_urls, old)
     return user
 
 
-async def delete_avatar(session: AsyncSession, state: AppState, *, user_id: int) -> None:
+async def delete_avatar(
+    session: AsyncSession, storage: Storage, data_urls: DataUrls, *, user_id: int
+) -> None:
     """Idempotent: no avatar is fine."""
     user = await access_user(session, user_id)
     old, user.avatar_key = user.avatar_key, None
     await session.commit()
-    await _forget(state, old)
+    await _forget(storage, data_urls, old)
 
 
 async def open_avatar(
-    session: AsyncSession, state: AppState, *, user_id: int
+    session: AsyncSession, storage: Storage, *, user_id: int
 ) -> AsyncIterator[bytes]:
     """The avatar's bytes; NotFound when the user has none."""
     user = await access_user(session, user_id)
     if not user.avatar_key:
         raise errors.NotFound("This user has no avatar", code="avatar_not_found")
-    return await state.storage.open(user.avatar_key)
+    return await storage.open(user.avatar_key)
 
 
-async def _forget(state: AppState, key: str | None) -> None:
+async def _forget(storage: Storage, data_urls: DataUrls, key: str | None) -> None:
     if key is None:
         return
-    state.caches.get(CACHE, {}).pop(key, None)
+    data_urls.forget(key)
     with contextlib.suppress(errors.ParleyError, OSError):  # an orphan file is harmless
-        await state.storage.delete(key)
+        await storage.delete(key)

@@ -87,9 +87,8 @@ async def register(
         display_name=body.display_name,
     )
     agent = request.headers.get("user-agent", "")
-    return _answer(
-        state, response, await service.start_session(session, state, user=user, user_agent=agent)
-    )
+    tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent)
+    return _answer(state, response, tokens)
 
 
 @router.post("/login")
@@ -98,7 +97,8 @@ async def login(
 ) -> TokenPair:
     tokens = await service.login(
         session,
-        state,
+        state.issuer,
+        state.throttle,
         username=body.username,
         password=body.password,
         client_ip=client_ip(request, state.settings),
@@ -122,9 +122,8 @@ async def refresh(
             check_origin(request, state.settings)
     if not token:
         raise errors.Unauthorized("No refresh token")
-    return _answer(
-        state, response, await service.refresh(session, state, state.broker, token=token)
-    )
+    tokens = await service.refresh(session, state.issuer, state.broker, token=token)
+    return _answer(state, response, tokens)
 
 
 @router.post("/logout", status_code=204)
@@ -198,7 +197,7 @@ async def get_user(
     user = await service.access_user(session, user_id)
     own = service.sees_email(me.user, user.id)
     public = service.user_public(user, own=own, online=state.hub.is_online(user.id))
-    public.avatar_data_url = await service.avatar_data_url(state, user)
+    public.avatar_data_url = await state.avatar_urls.of(user)
     return public
 
 
@@ -226,13 +225,15 @@ async def put_avatar(
     limit = state.settings.max_avatar_bytes
     part = await read_file_part(request, max_bytes=limit)
     data = await avatars.read_capped(part.chunks, max_bytes=limit)
-    user = await avatars.set_avatar(session, state, user_id=me.id, data=data)
+    user = await avatars.set_avatar(
+        session, state.storage, state.avatar_urls, user_id=me.id, data=data, max_bytes=limit
+    )
     return service.user_public(user, own=True, online=state.hub.is_online(me.id))
 
 
 @router.delete("/profile/avatar", status_code=204)
 async def delete_avatar(me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
-    await avatars.delete_avatar(session, state, user_id=me.id)
+    await avatars.delete_avatar(session, state.storage, state.avatar_urls, user_id=me.id)
     return Response(status_code=204)
 
 
@@ -240,7 +241,7 @@ async def delete_avatar(me: CurrentUser, session: SessionDep, state: StateDep) -
 async def get_avatar(
     user_id: IdPath, _me: CurrentUser, session: SessionDep, state: StateDep
 ) -> StreamingResponse:
-    chunks = await avatars.open_avatar(session, state, user_id=user_id)
+    chunks = await avatars.open_avatar(session, state.storage, user_id=user_id)
     await session.commit()  # end the transaction before streaming (SQLite: the write lock)
     # The URL carries a version (?v=), so a new avatar is a new URL: cache it for a day.
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}

@@ -15,11 +15,23 @@ from parley import errors
 from parley.security import hash_password, hash_token, make_access_token, make_refresh_token
 from parley.security import verify_password as _verify_password
 from parley.server.accounts.schemas import UserPublic
+from parley.server.clock import Clock
 from parley.server.db.models import Ban, RefreshToken, User, utcnow
 from parley.server.db.models import Session as LoginSession
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import SessionsEnded
-from parley.server.state import AppState
+from parley.server.throttle import Throttle
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """What opening a login session and minting its tokens use: the signing key, the
+    lifetimes (seconds) and the clock."""
+
+    jwt_key: str
+    access_ttl: int
+    refresh_ttl: int
+    clock: Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +151,8 @@ async def _check_free(session: AsyncSession, *, username: str, email: str) -> No
 
 async def login(
     session: AsyncSession,
-    state: AppState,
+    issuer: Issuer,
+    throttle: Throttle,
     *,
     username: str,
     password: str,
@@ -158,15 +171,15 @@ async def login(
     account = f"user:{user.id}" if user else f"name:{username.strip().lower()}"
     slot = f"{account}|{client_ip}"
     detail = "Too many failed logins, try again shortly"
-    await state.throttle.check("login_ip", client_ip, detail=detail)
-    await state.throttle.hit("login", slot, detail=detail)
+    await throttle.check("login_ip", client_ip, detail=detail)
+    await throttle.hit("login", slot, detail=detail)
     if not await verify_password(user.password_hash if user else None, password) or user is None:
-        await state.throttle.allow("login_ip", client_ip)
+        await throttle.allow("login_ip", client_ip)
         raise errors.InvalidCredentials()
-    await state.throttle.clear("login", slot)
-    if await is_banned(session, user.id, now=state.clock()):
+    await throttle.clear("login", slot)
+    if await is_banned(session, user.id, now=issuer.clock()):
         raise errors.UserBanned()
-    return await start_session(session, state, user=user, user_agent=user_agent)
+    return await start_session(session, issuer, user=user, user_agent=user_agent)
 
 
 async def is_banned(session: AsyncSession, user_id: int, *, now: datetime) -> bool:
@@ -177,35 +190,35 @@ async def is_banned(session: AsyncSession, user_id: int, *, now: datetime) -> bo
 
 
 async def start_session(
-    session: AsyncSession, state: AppState, *, user: User, user_agent: str = ""
+    session: AsyncSession, issuer: Issuer, *, user: User, user_agent: str = ""
 ) -> Tokens:
-    now = state.clock()
+    now = issuer.clock()
     login_session = LoginSession(
         user_id=user.id,
         created_at=now,
-        expires_at=now + timedelta(seconds=state.settings.refresh_ttl),
+        expires_at=now + timedelta(seconds=issuer.refresh_ttl),
         user_agent=user_agent[:200],
     )
     session.add(login_session)
     await session.flush()
-    tokens = await _issue(session, state, user=user, session_id=login_session.id)
+    tokens = await _issue(session, issuer, user=user, session_id=login_session.id)
     await session.commit()
     return tokens
 
 
-async def _issue(session: AsyncSession, state: AppState, *, user: User, session_id: int) -> Tokens:
+async def _issue(session: AsyncSession, issuer: Issuer, *, user: User, session_id: int) -> Tokens:
     refresh = make_refresh_token()
     session.add(RefreshToken(session_id=session_id, token_hash=hash_token(refresh)))
-    ttl = state.settings.access_ttl
+    ttl = issuer.access_ttl
     access = make_access_token(
-        state.jwt_key, user_id=user.id, session_id=session_id, ttl_seconds=ttl, now=state.clock()
+        issuer.jwt_key, user_id=user.id, session_id=session_id, ttl_seconds=ttl, now=issuer.clock()
     )
     return Tokens(user, access, refresh, ttl, session_id)
 
 
-async def refresh(session: AsyncSession, state: AppState, broker: Broker, *, token: str) -> Tokens:
+async def refresh(session: AsyncSession, issuer: Issuer, broker: Broker, *, token: str) -> Tokens:
     """Rotates the refresh token. A spent token means theft: its whole session is revoked."""
-    now = state.clock()
+    now = issuer.clock()
     row = (
         await session.execute(
             select(RefreshToken, LoginSession)
@@ -232,7 +245,7 @@ async def refresh(session: AsyncSession, state: AppState, broker: Broker, *, tok
     if await is_banned(session, user.id, now=now):
         await session.rollback()
         raise errors.UserBanned()
-    tokens = await _issue(session, state, user=user, session_id=login_session.id)
+    tokens = await _issue(session, issuer, user=user, session_id=login_session.id)
     await session.commit()
     return tokens
 
@@ -321,22 +334,3 @@ async def promote_user(session: AsyncSession, *, username: str) -> bool:
     )
     await session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-AVATAR_CACHE_SIZE = 2048
-
-
-async def avatar_data_url(state: AppState, user: User) -> str | None:
-    """The seed's cached Data URL of the avatar thumbnail; a new avatar has a new key."""
-    from parley.server.images import make_thumbnail_data_url
-
-    if not user.avatar_key:
-        return None
-    cache: dict[str, str] = state.caches.setdefault("avatar_data_url", {})
-    if (hit := cache.get(user.avatar_key)) is not None:
-        return hit
-    url = await make_thumbnail_data_url(await state.storage.read_bytes(user.avatar_key))
-    if len(cache) >= AVATAR_CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[user.avatar_key] = url
-    return url

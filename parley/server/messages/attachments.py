@@ -19,7 +19,6 @@ from parley.server import images
 from parley.server.chats.access import access_member, get_membership
 from parley.server.db.models import Attachment
 from parley.server.messages.service import access_message
-from parley.server.state import AppState
 from parley.server.storage import Storage, new_key
 from parley.server.uploads import FilePart
 
@@ -57,28 +56,28 @@ async def check_can_upload(session: AsyncSession, *, user_id: int, chat_id: int,
 
 async def upload_attachment(
     session: AsyncSession,
-    state: AppState,
+    storage: Storage,
     *,
     user_id: int,
     chat_id: int,
     part: FilePart,
     room: int,
+    max_bytes: int,
 ) -> Attachment:
-    """Streams the file into storage (TooLarge past the limit, QuotaExceeded past the
-    `room` left in the user's quota), detects its type, then records it unlinked: sending
-    a message with its id links it. Call check_can_upload before reading the body;
-    membership is checked again before the row is written."""
+    """Streams the file into storage (TooLarge past `max_bytes`, the per-file limit;
+    QuotaExceeded past the `room` left in the user's quota), detects its type, then
+    records it unlinked: sending a message with its id links it. Call check_can_upload
+    before reading the body; membership is checked again before the row is written."""
     key = new_key("attachments")
     head = _Head(part.chunks)
-    limit = state.settings.max_attachment_bytes
     try:
-        size = await state.storage.save(key, head.stream(), max_bytes=min(limit, room))
+        size = await storage.save(key, head.stream(), max_bytes=min(max_bytes, room))
     except errors.TooLarge:
-        if room < limit:
+        if room < max_bytes:
             raise errors.QuotaExceeded() from None
         raise
     try:
-        content_type, is_image = await _classify(state.storage, key, head.data, part.filename)
+        content_type, is_image = await _classify(storage, key, head.data, part.filename)
         await access_member(session, user_id=user_id, chat_id=chat_id)
         attachment = Attachment(
             chat_id=chat_id,
@@ -93,7 +92,7 @@ async def upload_attachment(
         await session.commit()
     except BaseException:
         with contextlib.suppress(Exception):
-            await state.storage.delete(key)
+            await storage.delete(key)
         raise
     return attachment
 
@@ -161,10 +160,10 @@ async def _may_see(session: AsyncSession, attachment: Attachment, user_id: int) 
 
 
 async def open_attachment(
-    session: AsyncSession, state: AppState, *, user_id: int, attachment_id: int
+    session: AsyncSession, storage: Storage, *, user_id: int, attachment_id: int
 ) -> tuple[Attachment, AsyncIterator[bytes]]:
     attachment = await access_attachment(session, user_id=user_id, attachment_id=attachment_id)
-    return attachment, await state.storage.open(attachment.storage_key)
+    return attachment, await storage.open(attachment.storage_key)
 
 
 def download_headers(attachment: Attachment) -> dict[str, str]:

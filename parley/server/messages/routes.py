@@ -149,9 +149,16 @@ async def upload_attachment(
     room = await attachments.check_can_upload(
         session, user_id=me.id, chat_id=chat_id, quota=state.settings.upload_quota_bytes
     )
-    part = await read_file_part(request, max_bytes=state.settings.max_attachment_bytes)
+    limit = state.settings.max_attachment_bytes
+    part = await read_file_part(request, max_bytes=limit)
     attachment = await attachments.upload_attachment(
-        session, state, user_id=me.id, chat_id=chat_id, part=part, room=room
+        session,
+        state.storage,
+        user_id=me.id,
+        chat_id=chat_id,
+        part=part,
+        room=room,
+        max_bytes=limit,
     )
     return service.attachment_public(attachment)
 
@@ -161,7 +168,7 @@ async def download_attachment(
     attachment_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> StreamingResponse:
     attachment, chunks = await attachments.open_attachment(
-        session, state, user_id=me.id, attachment_id=attachment_id
+        session, state.storage, user_id=me.id, attachment_id=attachment_id
     )
     await session.commit()  # end the transaction before streaming (SQLite: the write lock)
     return StreamingResponse(

@@ -121,7 +121,8 @@ class Writer:
             self.queue.put_nowait(draft)
         except asyncio.QueueFull:
             try:
-                await asyncio.wait_for(self.queue.put(draft), self.admit_timeout)
+                async with self.clock.timeout(self.admit_timeout):
+                    await self.queue.put(draft)
             except TimeoutError:
                 raise errors.Overloaded() from None
         return draft.future

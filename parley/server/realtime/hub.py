@@ -274,6 +274,17 @@ class Hub:
             if not where:
                 del self.remote[event.user_id]
 
+    def drop_process(self, process: str) -> list[int]:
+        """Forgets another process (its presence expired); the users present only there."""
+        gone = []
+        for user_id, where in tuple(self.remote.items()):
+            if process in where:
+                where.discard(process)
+                if not where:
+                    del self.remote[user_id]
+                    gone.append(user_id)
+        return gone
+
     def close_sessions(self, session_ids: set[int], code: int) -> None:
         for conns in tuple(self.by_user.values()):
             for conn in tuple(conns):

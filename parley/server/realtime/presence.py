@@ -9,6 +9,10 @@ state, if it differs from the one announced before).
 With several server processes, each one announces the connections it holds as
 PresenceChanged events, so every hub knows who is online anywhere; the Redis set
 `<prefix>presence:<process>` lets a process that starts later learn the current state.
+Each process also keeps `<prefix>presence-alive:<process>` alive (a key with a TTL of
+`process_ttl` seconds, refreshed every third of it): when a process dies without closing
+(SIGKILL, a lost host) its key expires, the others forget its users, and one of them
+(whoever takes `<prefix>presence-reap:<process>` first) announces them offline.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from parley.server.clock import Clock
+from parley.server.clock import Clock, Timer
 from parley.server.db.models import Chat, Membership, User
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import PresenceChanged, UsersFrame, encode
@@ -92,7 +96,7 @@ def presence_frame(user_id: int, online: bool, last_seen_at: datetime | None) ->
 class _Announced:
     online: bool
     at: float  # monotonic time of the announcement
-    pending: asyncio.TimerHandle | None = None
+    pending: Timer | None = None
 
 
 class Presence:
@@ -109,21 +113,41 @@ class Presence:
         coalesce: float = 1.0,
         redis: Any = None,
         prefix: str = "",
+        process_ttl: float = 15.0,
     ) -> None:
         self.hub, self.broker, self.sessions, self.clock = hub, broker, sessions, clock
         self.max_group, self.coalesce = max_group, coalesce
-        self._redis, self._key = redis, f"{prefix}presence:{hub.process}"
+        self._redis, self._prefix = redis, prefix
+        self._key = self._set_key(hub.process)
+        self.process_ttl = process_ttl
+        self.heartbeat_every = process_ttl / 3
         self._announced: dict[int, _Announced] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def shared(self) -> bool:
+        """Presence is shared with other processes (through Redis)."""
+        return self._redis is not None
+
+    def _set_key(self, process: str) -> str:
+        return f"{self._prefix}presence:{process}"
+
+    def _alive_key(self, process: str) -> str:
+        return f"{self._prefix}presence-alive:{process}"
+
     async def start(self) -> None:
-        """Learns who is online through other processes (Redis only)."""
+        """Marks this process alive, then learns who is online through the other live
+        processes (Redis only); a dead process's leftover set is dropped."""
         if self._redis is None:
             return
-        prefix = self._key.rsplit(":", 1)[0] + ":"
+        await self._beat()
+        prefix = self._set_key("")
         async for key in self._redis.scan_iter(match=prefix + "*"):
-            process = key.decode().rsplit(":", 1)[-1]
+            process = key.decode()[len(prefix) :]
             if process == self.hub.process:
+                continue
+            if not await self._redis.exists(self._alive_key(process)):
+                await self._redis.delete(key)
                 continue
             for member in await self._redis.smembers(key):
                 self.hub.remote.setdefault(int(member), set()).add(process)
@@ -133,8 +157,68 @@ class Presence:
             task.cancel()
         if self._redis is not None:
             with contextlib.suppress(Exception):
-                await self._redis.delete(self._key)
+                await self._redis.delete(self._key, self._alive_key(self.hub.process))
                 await self._redis.aclose()
+
+    async def settle(self) -> None:
+        """Waits for the announcements under way (they run as tasks)."""
+        while self._tasks:
+            await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
+
+    async def heartbeat(self) -> None:
+        """Keeps this process alive in Redis and forgets the processes that are not.
+
+        Runs every `heartbeat_every` seconds (workers.py). A dead process's users go
+        offline everywhere within `process_ttl` + `heartbeat_every` seconds of its last
+        beat (+ the coalescing second).
+        """
+        if not await self._beat():
+            # Our key had expired (this process stalled longer than the TTL): the others
+            # took our users offline. Say again who is here.
+            log.warning("presence heartbeat came late: announcing this process's users again")
+            await self._reannounce()
+        known = sorted({p for where in self.hub.remote.values() for p in where})
+        if not known:
+            return
+        alive = await self._redis.mget([self._alive_key(p) for p in known])
+        for process, beat in zip(known, alive, strict=True):
+            if beat is None:
+                await self._reap(process)
+
+    async def _beat(self) -> bool:
+        """Refreshes this process's keys; False when the liveness key had expired."""
+        ttl_ms = max(1, int(self.process_ttl * 1000))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._alive_key(self.hub.process), 1, px=ttl_ms, get=True)
+            pipe.pexpire(self._key, 2 * ttl_ms)  # a dead process's set goes in the end
+            previous, _ = await pipe.execute()
+        return previous is not None
+
+    async def _reannounce(self) -> None:
+        users = sorted(self.hub.online)
+        if users:
+            await self._redis.sadd(self._key, *users)
+        for user_id in users:
+            await self.broker.publish(PresenceChanged(user_id, True, self.hub.process))
+            if not self.hub.remote.get(user_id):
+                self._spawn(self._announce(user_id, True, self.clock.monotonic()))
+
+    async def _reap(self, process: str) -> None:
+        """A process stopped beating: forget its users here; the first process to take
+        the reap key also announces them offline and deletes its set."""
+        gone = set(self.hub.drop_process(process))
+        lock = f"{self._prefix}presence-reap:{process}"
+        ttl_ms = max(1, int(self.process_ttl * 4000))
+        if not await self._redis.set(lock, self.hub.process, nx=True, px=ttl_ms):
+            return
+        key = self._set_key(process)
+        gone.update(int(member) for member in await self._redis.smembers(key))
+        await self._redis.delete(key)
+        log.info("presence: process %s stopped beating; %d users offline", process, len(gone))
+        now = self.clock.monotonic()
+        for user_id in sorted(gone):
+            if not self.hub.is_online(user_id):  # not here, nor through another process
+                self._spawn(self._announce(user_id, False, now))
 
     async def on_local_flip(self, user_id: int, online: bool) -> None:
         """The hook of the hub: this process's view of a user's own connections flipped."""
@@ -165,7 +249,7 @@ class Presence:
                 self._spawn(self._announce(user_id, online, now))
             return
         delay = last.at + self.coalesce - now
-        last.pending = asyncio.get_running_loop().call_later(delay, self._flush, user_id)
+        last.pending = self.clock.call_later(delay, self._flush, user_id)
 
     def _flush(self, user_id: int) -> None:
         last = self._announced.get(user_id)
