@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -433,21 +433,35 @@ JOIN messages m ON m.sender_id = json_extract(j.value, '$[1]')
 LEFT JOIN users u ON u.id = m.sender_id
 """
 ).columns(created_at=UTCDateTime(), edited_at=UTCDateTime(), deleted_at=UTCDateTime())
+# The INSERT comes first: it numbers the batch's new messages from each chat's last_seq (the
+# write lock is held: nobody else moves it) and leaves out resends and deleted chats; then
+# the chats' last_seq moves by what was inserted.
+_SQLITE_INSERT = text(
+    """
+INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
+SELECT f.chat_id, c.last_seq + f.n, f.sender_id, f.content, f.client_id, f.reply_to_id, :now
+FROM (
+    SELECT i.*, row_number() OVER (PARTITION BY i.chat_id ORDER BY i.ord) AS n
+    FROM (
+        SELECT j.key AS ord, json_extract(j.value, '$[0]') AS chat_id,
+            json_extract(j.value, '$[1]') AS sender_id, json_extract(j.value, '$[2]') AS content,
+            json_extract(j.value, '$[3]') AS client_id,
+            json_extract(j.value, '$[4]') AS reply_to_id
+        FROM json_each(:rows) j
+    ) i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM messages m WHERE m.sender_id = i.sender_id AND m.client_id = i.client_id
+    )
+) f
+JOIN chats c ON c.id = f.chat_id
+ORDER BY f.ord
+RETURNING id, chat_id, seq, sender_id, client_id
+"""
+).bindparams(bindparam("now", type_=UTCDateTime()))
 _SQLITE_BUMP = text(
     """
 UPDATE chats SET last_seq = last_seq + json_extract(j.value, '$[1]'), last_activity_at = :now
 FROM json_each(:counts) j WHERE chats.id = json_extract(j.value, '$[0]')
-RETURNING id, last_seq
-"""
-).bindparams(bindparam("now", type_=UTCDateTime()))
-_SQLITE_INSERT = text(
-    """
-INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
-SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
-    json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]'),
-    json_extract(j.value, '$[4]'), json_extract(j.value, '$[5]'), :now
-FROM json_each(:rows) j ORDER BY j.key
-RETURNING id, chat_id, seq
 """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 _SQLITE_MENTIONS = text(
@@ -474,44 +488,44 @@ async def _store_sqlite(
     mentions: dict[Draft, list[int]],
     now: datetime,
 ) -> dict[Draft, Result]:
-    stored: dict[Draft, Result] = {}
-    keys = [[n, d.user_id, d.client_id] for n, d in enumerate(drafts) if d.client_id]
-    if keys:
-        for row in await conn.execute(_SQLITE_RESENT, {"keys": json.dumps(keys)}):
-            stored[drafts[row.ord]] = (_resent_public(drafts[row.ord], row), False)
-    fresh = [d for d in drafts if d not in stored]
-    if not fresh:
-        return stored
-    per_chat = Counter(d.chat_id for d in fresh)
-    tops = await conn.execute(
-        _SQLITE_BUMP, {"counts": json.dumps(list(per_chat.items())), "now": now}
-    )
-    next_seq = {chat_id: last - per_chat[chat_id] for chat_id, last in tops}
-    if len(next_seq) != len(per_chat):  # a chat deleted meanwhile: its sends fail alone
-        raise MissingChats(set(per_chat) - set(next_seq))
-    rows, seqs = [], []
-    read_to: dict[tuple[int, int], int] = {}
-    for d in fresh:
-        next_seq[d.chat_id] += 1
-        seq = next_seq[d.chat_id]
-        seqs.append(seq)
-        read_to[(d.chat_id, d.user_id)] = seq  # seqs grow: the last one is the highest
-        rows.append([d.chat_id, seq, d.user_id, d.content, d.client_id, d.reply_to])
+    rows = [[d.chat_id, d.user_id, d.content, d.client_id, d.reply_to] for d in drafts]
     inserted = await conn.execute(_SQLITE_INSERT, {"rows": json.dumps(rows), "now": now})
-    id_of = {(chat_id, seq): mid for mid, chat_id, seq in inserted}
-    named = [
-        [id_of[(d.chat_id, seq)], uid, d.chat_id, seq]
-        for d, seq in zip(fresh, seqs, strict=True)
-        for uid in mentions.get(d, ())
-    ]
-    if named:
-        await conn.execute(_SQLITE_MENTIONS, {"rows": json.dumps(named)})
-    await conn.execute(
-        _SQLITE_READ, {"marks": json.dumps([[c, u, s] for (c, u), s in read_to.items()])}
-    )
-    for d, seq in zip(fresh, seqs, strict=True):
-        message_id = id_of[(d.chat_id, seq)]
-        stored[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
+    new_rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # chat: (seq, id)
+    new_keys: set[tuple[int, str]] = set()
+    for message_id, chat_id, seq, sender_id, client_id in inserted:
+        new_rows[chat_id].append((seq, message_id))
+        if client_id is not None:
+            new_keys.add((sender_id, client_id))
+    # Which drafts those are: per chat, the inserted ones in batch order got rising seqs.
+    fresh: dict[int, list[Draft]] = defaultdict(list)
+    rest: list[Draft] = []
+    for d in drafts:
+        if d.chat_id in new_rows and (d.client_id is None or (d.user_id, d.client_id) in new_keys):
+            fresh[d.chat_id].append(d)
+        else:  # a resend, or its chat is gone
+            rest.append(d)
+    stored: dict[Draft, Result] = {}
+    named: list[list[int]] = []
+    read_to: dict[tuple[int, int], int] = {}
+    for chat_id, ds in fresh.items():
+        for d, (seq, message_id) in zip(ds, sorted(new_rows[chat_id]), strict=True):
+            stored[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
+            named.extend([message_id, uid, chat_id, seq] for uid in mentions.get(d, ()))
+            read_to[(chat_id, d.user_id)] = seq  # seqs grow: the last one is the highest
+    if new_rows:
+        counts = [[chat_id, len(r)] for chat_id, r in new_rows.items()]
+        await conn.execute(_SQLITE_BUMP, {"counts": json.dumps(counts), "now": now})
+        if named:
+            await conn.execute(_SQLITE_MENTIONS, {"rows": json.dumps(named)})
+        marks = [[c, u, s] for (c, u), s in read_to.items()]
+        await conn.execute(_SQLITE_READ, {"marks": json.dumps(marks)})
+    keys = [[n, d.user_id, d.client_id] for n, d in enumerate(rest) if d.client_id]
+    if keys:  # rare (a client retrying): the stored messages as history shows them
+        for row in await conn.execute(_SQLITE_RESENT, {"keys": json.dumps(keys)}):
+            stored[rest[row.ord]] = (_resent_public(rest[row.ord], row), False)
+    missing = {d.chat_id for d in rest if d not in stored}
+    if missing:  # those chats were deleted meanwhile: their sends fail alone
+        raise MissingChats(missing)
     return stored
 
 
