@@ -182,9 +182,10 @@ def _impatient_sqlite(path: Path) -> Any:
 
 async def _sqlite_locked(path: Path, go: asyncio.Event, seconds: float) -> None:
     """Holds SQLite's write lock from another connection while the writer's batch waits."""
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     try:
-        db.execute("BEGIN IMMEDIATE")
+        # in a thread: a write of the server (same event loop) in flight can finish meanwhile
+        await asyncio.to_thread(db.execute, "BEGIN IMMEDIATE")
         go.set()
         await asyncio.sleep(seconds)
         db.execute("ROLLBACK")

@@ -8,7 +8,7 @@ each chat's last_seq moves by its count of new messages under the row lock (Post
 the write lock (SQLite), which keeps seq gap-free; the messages, their mentions and the
 senders' read markers are written; then COMMIT. On PostgreSQL that is one statement
 (data-modifying CTEs over arrays of the batch), two when a text names someone with `@`;
-on SQLite a fixed handful (the batch as one JSON parameter each), none per message.
+on SQLite three to six (the batch as one JSON parameter each), none per message.
 
 Only after the commit are the waiting senders answered and the `message` events published
 (the sender's copy, carrying its client_id, is the acknowledgement). A failed batch
@@ -225,8 +225,8 @@ async def store_batch(
     that message back and stores nothing.
 
     PostgreSQL: one statement (`_PG_BATCH`), after one more only when some text names a
-    member with `@`. SQLite (the writer owns the connection, nobody waits on it): a few
-    small statements, none per message. Raises MissingChats (caller rolls back) when a
+    member with `@`. SQLite (the writer owns the connection, nobody waits on it): three
+    statements, up to six with mentions and resends, none per message. Raises MissingChats (caller rolls back) when a
     chat of a new message is gone."""
     unique: list[Draft] = []
     first: dict[tuple[int, str], Draft] = {}
