@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -99,3 +100,31 @@ def origin_matches(origin: str | None, host: str | None, allowed: list[str]) -> 
         return False
     bare = origin.split("://", 1)[-1]
     return bare == host
+
+
+class AccessTokens:
+    """`decode_access_token` with a per-process memory of tokens already verified.
+
+    A token is verified (signature, issuer, claims) once; afterwards only its expiry is
+    checked again, as PyJWT would (`exp` with the same leeway). The memory is bounded: past
+    `max_entries` it starts afresh. Tokens are stateless, so nothing else can change.
+    """
+
+    def __init__(self, key: str, *, max_entries: int = 100_000) -> None:
+        self.key = key
+        self.max_entries = max_entries
+        self._known: dict[str, tuple[AccessClaims, float]] = {}
+
+    def decode(self, token: str, *, now: float | None = None) -> AccessClaims:
+        known = self._known.get(token)
+        if known is not None:
+            claims, exp = known
+            if exp > (time.time() if now is None else now) - LEEWAY_SECONDS:
+                return claims
+            del self._known[token]
+            raise TokenError("Signature has expired")
+        claims = decode_access_token(self.key, token)
+        if len(self._known) >= self.max_entries:
+            self._known.clear()
+        self._known[token] = (claims, claims.expires_at.timestamp())
+        return claims

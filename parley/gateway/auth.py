@@ -7,7 +7,7 @@ from typing import Literal
 
 from starlette.requests import HTTPConnection
 
-from parley.security import AccessClaims, TokenError, decode_access_token, origin_matches
+from parley.security import AccessClaims, AccessTokens, TokenError, origin_matches
 
 COOKIE_NAME = "parley_access"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -59,11 +59,12 @@ def find_credentials(conn: HTTPConnection) -> Credentials | None:
     return None
 
 
-def check_token(key: str, credentials: Credentials | None) -> AccessClaims:
-    """Signature, algorithm, issuer, expiry and kind; raises TokenError. Stateless."""
+def check_token(tokens: AccessTokens, credentials: Credentials | None) -> AccessClaims:
+    """Signature, algorithm, issuer, expiry and kind (the signature once per token, then
+    from memory); raises TokenError. Stateless."""
     if credentials is None:
         raise TokenError("missing token")
-    return decode_access_token(key, credentials.token)
+    return tokens.decode(credentials.token)
 
 
 def is_cross_site(conn: HTTPConnection, credentials: Credentials, allowed: list[str]) -> bool:

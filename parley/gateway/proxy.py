@@ -41,6 +41,14 @@ from parley.gateway.relay import (
     UpstreamProtocol,
     open_upstream,
 )
+from parley.gateway.upstream import (
+    ConnectFailed,
+    PoolFull,
+    ReadTimeout,
+    Response,
+    UpstreamClient,
+    UpstreamError,
+)
 
 logger = logging.getLogger("parley.gateway")
 
@@ -200,6 +208,8 @@ class HttpProxy:
     upstream connection and a request can be retried on the next upstream; uploads are
     streamed. Only a connection that could not be made marks an upstream as failed: a
     slow answer (504) or our own pool being full (503) says nothing about its health.
+    Requests go through `upstream.UpstreamClient` (keep-alive, headers kept as bytes);
+    an answer already complete when its headers arrive is sent in one piece.
     """
 
     def __init__(
@@ -213,46 +223,50 @@ class HttpProxy:
     ) -> None:
         self.pool = pool
         self.settings = settings
-        timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
-        limits = httpx.Limits(
+        self.upstream = UpstreamClient(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
             max_connections=max_connections,
-            max_keepalive_connections=min(200, max_connections),
+            max_idle=min(200, max_connections),
         )
-        # A shared client must never keep cookies: one user's Set-Cookie would otherwise be
-        # replayed on the next user's request.
-        self.client = httpx.AsyncClient(
-            timeout=timeout, limits=limits, trust_env=False, cookies=_no_cookies()
-        )
+        # For the health probes only. A shared client must never keep cookies: one user's
+        # Set-Cookie would otherwise be replayed on the next user's request.
+        timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
+        self.client = httpx.AsyncClient(timeout=timeout, trust_env=False, cookies=_no_cookies())
+        self._addresses: dict[str, tuple[str, int]] = {}
 
     async def close(self) -> None:
+        await self.upstream.close()
         await self.client.aclose()
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, fwd: Forwarding) -> None:
-        headers = _end_to_end(scope["headers"], _DROP_REQUEST) + _forwarding_headers(fwd)
         try:
             body = await self._body(scope, receive)
         except BodyRefused as refused:
             return await send_refusal(send, refused)
         except ClientGone:
             return
+        method: str = scope["method"]
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
+        head, chunked = _request_head(method, target, scope["headers"], fwd, body)
         for upstream in self.pool.candidates():
-            url = httpx.URL(upstream.url).copy_with(raw_path=target)
-            request = self.client.build_request(scope["method"], url, headers=headers, content=body)
+            host, port = self._address(upstream)
             try:
-                response = await self.client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout):
+                response = await self.upstream.request(
+                    host, port, head(host, port), body, chunked=chunked, is_head=method == "HEAD"
+                )
+            except ConnectFailed:
                 self.pool.mark_failed(upstream)
                 if isinstance(body, _Body) and body.started:
                     break
                 continue
-            except httpx.PoolTimeout:
+            except PoolFull:
                 return await send_error(
                     send, 503, "The gateway is busy, try again shortly", "unavailable"
                 )
-            except httpx.TimeoutException:
+            except ReadTimeout:
                 return await send_error(
                     send, 504, "The server did not answer in time", "gateway_timeout"
                 )
@@ -260,11 +274,19 @@ class HttpProxy:
                 return await send_refusal(send, refused)
             except ClientGone:
                 return
-            except httpx.HTTPError:
+            except UpstreamError:
                 return await send_error(send, 502, "The server connection failed", "bad_gateway")
             self.pool.mark_ok(upstream)
             return await self._relay_response(response, send)
         await send_error(send, 502, "No server is available", "bad_gateway")
+
+    def _address(self, upstream: Upstream) -> tuple[str, int]:
+        address = self._addresses.get(upstream.url)
+        if address is None:
+            url = httpx.URL(upstream.url)
+            address = (url.host, url.port or (443 if url.scheme == "https" else 80))
+            self._addresses[upstream.url] = address
+        return address
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | _Body | None:
         if not has_body(scope):
@@ -275,29 +297,106 @@ class HttpProxy:
             return _Body(receive, limit, self.settings.body_timeout)
         return await read_body(receive, limit, self.settings.body_timeout)
 
-    async def _relay_response(self, response: httpx.Response, send: Send) -> None:
+    async def _relay_response(self, response: Response, send: Send) -> None:
         try:
-            headers = [
-                (name.encode("latin-1"), value.encode("latin-1"))
-                for name, value in _end_to_end(response.headers.raw, _DROP_RESPONSE)
-            ]
-            await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": headers}
-            )
+            headers = _response_headers(response.headers)
+            start = {"type": "http.response.start", "status": response.status, "headers": headers}
+            if response.complete:  # the usual JSON answer: all here with its headers
+                body = response.body()
+                response.release()
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(start)
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.chunks():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.HTTPError:
+            except UpstreamError:
                 logger.warning("upstream response broke off", exc_info=True)
             await send({"type": "http.response.body", "body": b""})
         finally:
-            await response.aclose()
+            response.release()
+
+
+_DROP_REQUEST_RAW = frozenset(name.encode() for name in _DROP_REQUEST) | {
+    b"content-length",
+    b"host",
+}
+_DROP_RESPONSE_RAW = frozenset(name.encode() for name in _DROP_RESPONSE)
+
+
+def _raw_connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return tokens
+
+
+def _request_head(
+    method: str,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    fwd: Forwarding,
+    body: bytes | _Body | None,
+) -> tuple[Callable[[str, int], bytes], bool]:
+    """The request line and headers as bytes (a function of the upstream, for a missing
+    Host), and whether the body goes chunked: end-to-end headers as the client sent them,
+    the forwarding headers, and the body's framing."""
+    dropped = _DROP_REQUEST_RAW | _raw_connection_tokens(headers)
+    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode("latin-1"), target)]
+    host: bytes | None = None
+    declared: bytes | None = None
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name == b"host":
+            host = value if host is None else host
+        elif name == b"content-length":
+            declared = value
+        if name not in dropped:
+            lines.append(name + b": " + value + b"\r\n")
+    for label, text in _forwarding_headers(fwd):
+        lines.append(b"%s: %s\r\n" % (label.encode(), text.encode("latin-1")))
+    chunked = False
+    if isinstance(body, bytes):
+        lines.append(b"content-length: %d\r\n" % len(body))
+    elif isinstance(body, _Body):
+        if declared is not None:
+            lines.append(b"content-length: " + declared + b"\r\n")
+        else:
+            chunked = True
+            lines.append(b"transfer-encoding: chunked\r\n")
+    elif declared is not None:
+        lines.append(b"content-length: " + declared + b"\r\n")
+    lines.append(b"\r\n")
+    rest = b"".join(lines[1:])
+    first = lines[0]
+    if host is not None:
+        fixed = first + b"host: " + host + b"\r\n" + rest
+        return (lambda _host, _port: fixed), chunked
+    return (lambda h, p: first + b"host: %s:%d\r\n" % (h.encode(), p) + rest), chunked
+
+
+def _response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    dropped = _DROP_RESPONSE_RAW | _raw_connection_tokens(headers)
+    return [(name, value) for name, value in headers if name not in dropped]
 
 
 def strip_token(query_string: bytes) -> str:
     """The query string without token parameters (for upstream WebSockets and for logs)."""
+    known = _stripped.get(query_string)
+    if known is not None:
+        return known
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, v) for k, v in pairs if "token" not in k.lower()])
+    stripped = urlencode([(k, v) for k, v in pairs if "token" not in k.lower()])
+    if b"token" not in query_string.lower():  # nothing secret in it: worth remembering
+        if len(_stripped) >= 4096:
+            _stripped.clear()
+        _stripped[query_string] = stripped
+    return stripped
+
+
+_stripped: dict[bytes, str] = {}
 
 
 class _Relay:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -51,12 +52,111 @@ def make_storage(settings: Settings, *, key_prefix: str | None = None) -> Storag
     return storage
 
 
+class MemoryWindows:
+    """Moving windows in this process's memory, as `limits`' MovingWindowRateLimiter over
+    its MemoryStorage counts them (a hit is refused when `amount` hits are already in the
+    last `expiry` seconds; a refused hit is not counted), at a fraction of the cost: that
+    storage hands its expiry sweep to a worker thread after every request."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.hits: dict[str, collections.deque[float]] = {}
+        self.expiries: dict[str, int] = {}
+        self._sweep_at = 0.0
+
+    def hit(self, key: str, amount: int, expiry: int) -> tuple[bool, float, int]:
+        """(allowed, reset time, remaining) after this hit."""
+        now = self.clock()
+        if now >= self._sweep_at:
+            self._sweep(now)
+        window = self.hits.get(key)
+        if window is None:
+            window = self.hits[key] = collections.deque()
+            self.expiries[key] = expiry
+        cutoff = now - expiry
+        while window and window[0] <= cutoff:
+            window.popleft()
+        allowed = len(window) < amount
+        if allowed:
+            window.append(now)
+        start = window[0] if window else now
+        return allowed, start + expiry, amount - len(window)
+
+    def _sweep(self, now: float) -> None:
+        """Once a minute, forgets keys with no hit left in their window (bounded memory)."""
+        self._sweep_at = now + 60
+        stale = [k for k, w in self.hits.items() if not w or w[-1] <= now - self.expiries[k]]
+        for key in stale:
+            del self.hits[key], self.expiries[key]
+
+
+# One round trip for a hit and its window, on the list `limits`' Redis moving window keeps
+# (its acquire_moving_window.lua, then moving_window.lua): newest timestamp first, at most
+# `limit` long. Returns {allowed, in the window, oldest in the window or ""}.
+_HIT_AND_WINDOW = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local allowed = 0
+local entry = redis.call('lindex', KEYS[1], limit - 1)
+if not (entry and tonumber(entry) >= now - expiry) then
+    redis.call('lpush', KEYS[1], ARGV[1])
+    redis.call('ltrim', KEYS[1], 0, limit - 1)
+    redis.call('expire', KEYS[1], expiry)
+    allowed = 1
+end
+local target = now - expiry
+local low, high, found = 0, limit - 1, nil
+while low <= high do
+    local mid = math.floor((low + high) / 2)
+    local value = tonumber(redis.call('lindex', KEYS[1], mid))
+    if value and value >= target then
+        found = mid
+        low = mid + 1
+    else
+        high = mid - 1
+    end
+end
+if found then
+    return {allowed, found + 1, redis.call('lindex', KEYS[1], found)}
+end
+return {allowed, 0, ""}
+"""
+
+
+class RedisWindows:
+    """The same moving windows in Redis (shared by every gateway), one script call per hit
+    where `limits` makes two (its hit, then its window)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(url)
+        self.prefix = prefix
+        self._script = self.redis.register_script(_HIT_AND_WINDOW)
+
+    async def hit(self, key: str, amount: int, expiry: int) -> tuple[bool, float, int]:
+        now = time.time()
+        allowed, count, oldest = await self._script(
+            keys=[f"{self.prefix}:{key}"], args=[repr(now), amount, expiry]
+        )
+        start = float(oldest) if count else now
+        return bool(allowed), start + expiry, amount - int(count)
+
+
 class RateLimits:
-    """Moving-window limits; when the storage fails the request is let through (and logged)."""
+    """Moving-window limits; when the storage fails the request is let through (and logged).
+
+    Without Redis (and without a storage given) the windows are `MemoryWindows`."""
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
         self.storage = storage or make_storage(settings)
         self._limiter = MovingWindowRateLimiter(self.storage)
+        self._windows: MemoryWindows | RedisWindows | None = None
+        if storage is None and isinstance(self.storage, MemoryStorage):
+            self._windows = MemoryWindows()
+        elif storage is None and settings.redis_dsn:
+            self._windows = RedisWindows(settings.redis_dsn, settings.redis_prefix + "ratelimit")
         self.public = parse(settings.rate_public)
         self.user = parse(settings.rate_user)
 
@@ -67,7 +167,15 @@ class RateLimits:
         return await self._check(self.user, "user", str(user_id))
 
     async def _check(self, item: RateLimitItem, *key: str) -> Decision | None:
+        if isinstance(self._windows, MemoryWindows):
+            allowed, reset, remaining = self._windows.hit(
+                item.key_for(*key), item.amount, item.get_expiry()
+            )
+            return _decision(item, allowed, reset, remaining)
         try:
+            if self._windows is not None:
+                hit = await self._windows.hit(item.key_for(*key), item.amount, item.get_expiry())
+                return _decision(item, *hit)
             allowed = await self._limiter.hit(item, *key)
             stats = await self._limiter.get_window_stats(item, *key)
         except Exception:  # the storage is down: fail open rather than refuse everyone
@@ -75,6 +183,11 @@ class RateLimits:
             return None
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return Decision(allowed, item.amount, max(0, stats.remaining), reset_after)
+
+
+def _decision(item: RateLimitItem, allowed: bool, reset: float, remaining: int) -> Decision:
+    reset_after = max(0, math.ceil(reset - time.time()))
+    return Decision(allowed, item.amount, max(0, remaining), reset_after)
 
 
 def parse_networks(entries: Iterable[str]) -> list[Network]:

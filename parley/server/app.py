@@ -24,16 +24,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parley import __version__, errors
 from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
+from parley.security import AccessTokens
 from parley.server import compat
 from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.routes import router as accounts_router
 from parley.server.accounts.service import Issuer
 from parley.server.accounts.service import promote_user as _promote
-from parley.server.cache import SendChecks
+from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.routes import router as chats_router
 from parley.server.chats.service import ensure_general
 from parley.server.clock import Clock, as_clock
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.messages.history import HistoryPages
+from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -83,7 +86,9 @@ def make_state(
     )
     hub.on_presence = presence.on_local_flip
     checks = SendChecks(state_sessions, the_clock)
-    hub.listeners.append(checks.on_event)
+    logins = LoginSessions(state_sessions, the_clock)
+    pages = HistoryPages()
+    hub.listeners += [checks.on_event, logins.on_event, pages.on_event]
     storage = make_storage(settings)
     jwt_key = settings.jwt_key()
     state = AppState(
@@ -106,6 +111,9 @@ def make_state(
         ),
         storage=storage,
         jwt_key=jwt_key,
+        tokens=AccessTokens(jwt_key),
+        logins=logins,
+        pages=pages,
         clock=the_clock,
         writer=Writer(state_sessions, broker, the_clock, max_pending=settings.send_queue),
         checks=checks,
@@ -178,6 +186,7 @@ def create_app(
     for path in ("/service/ws", "/ws"):
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
+    app.add_middleware(HistoryFastPath)  # innermost: a plain history page skips the router
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before any read
 

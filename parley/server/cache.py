@@ -26,6 +26,7 @@ from parley.server.accounts.schemas import SenderPublic
 from parley.server.chats.access import access_member
 from parley.server.clock import Clock
 from parley.server.db.models import Ban, Block, Membership, User
+from parley.server.db.models import Session as LoginSession
 from parley.server.realtime import events
 
 MAX_ENTRIES = 200_000  # per map; past it the map starts afresh (bounded memory)
@@ -81,6 +82,22 @@ class SendChecks:
                 self.members.clear()
             self.members.setdefault(chat_id, {})[user_id] = member
         return member
+
+    async def reader(self, *, user_id: int, chat_id: int) -> Member | None:
+        """May the user read the chat (`access_chat`): its membership, None for a public
+        chat it has not joined (asked of the database each time); NotFound otherwise."""
+        try:
+            return await self.member(user_id=user_id, chat_id=chat_id)
+        except errors.NotMember:  # `access_member`'s answer for a public chat not joined
+            return None
+
+    async def hidden(self, user_id: int) -> tuple[int, ...]:
+        """The users this user blocks now (whose messages it does not see in groups)."""
+        mine = await self._load(self.blocks, user_id, partial(_blocks, user_id=user_id), _any)
+        if not mine:
+            return ()
+        now = self.clock()
+        return tuple(sorted(b for b, until in mine.items() if until is None or until > now))
 
     async def banned(self, user_id: int) -> bool:
         until = await self._load(self.bans, user_id, partial(_ban, user_id=user_id), _any)
@@ -198,3 +215,79 @@ async def _sender(session: AsyncSession, user_id: int) -> SenderPublic | None:
     if row is None:
         return None
     return SenderPublic(id=row.id, username=row.username, display_name=row.display_name)
+
+
+class LoginSessions:
+    """The live login sessions REST requests came with, per process: who authenticates
+    without a query.
+
+    A session is remembered after the database said it is live (not revoked, not expired,
+    its user there); its expiry is checked on every use. `SessionsEnded` (logout, revoked
+    sessions, a password change, a ban: from any process) forgets the sessions it names,
+    a user's all when it names none; `Resync` forgets everything. A load that raced with
+    such an event is not stored (the generation counter).
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self.sessions, self.clock = sessions, clock
+        self.live: dict[int, tuple[int, datetime]] = {}  # session → (user, expires_at)
+        self.of_user: dict[int, set[int]] = {}
+        self.generation = 0
+        self.misses = 0
+
+    async def check(self, *, user_id: int, session_id: int) -> None:
+        """Raises Unauthorized as `deps.load_principal` does: unknown, or ended."""
+        known = self.live.get(session_id)
+        if known is None:
+            known = await self._load(user_id=user_id, session_id=session_id)
+        owner, expires_at = known
+        if owner != user_id:
+            raise errors.Unauthorized("Session not found")
+        if expires_at <= self.clock():
+            raise errors.Unauthorized("Session has ended")
+
+    async def _load(self, *, user_id: int, session_id: int) -> tuple[int, datetime]:
+        generation = self.generation
+        self.misses += 1
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(LoginSession.revoked_at, LoginSession.expires_at)
+                    .join(User, User.id == LoginSession.user_id)
+                    .where(LoginSession.id == session_id, LoginSession.user_id == user_id)
+                )
+            ).first()
+        if row is None:
+            raise errors.Unauthorized("Session not found")
+        if row.revoked_at is not None or row.expires_at <= self.clock():
+            raise errors.Unauthorized("Session has ended")
+        if generation == self.generation:
+            if len(self.live) > MAX_ENTRIES:
+                self.clear()
+            self.live[session_id] = (user_id, row.expires_at)
+            self.of_user.setdefault(user_id, set()).add(session_id)
+        return user_id, row.expires_at
+
+    def on_event(self, event: events.Event) -> None:
+        match event:
+            case events.SessionsEnded(user_id=user_id, session_ids=ids, keep=keep):
+                mine = self.of_user.get(user_id, set())
+                ended = set(mine) if ids is None else mine & set(ids)
+                if keep is not None:
+                    ended.discard(keep)
+                for session_id in ended:
+                    self.live.pop(session_id, None)
+                mine -= ended
+                if not mine:
+                    self.of_user.pop(user_id, None)
+            case events.Resync():
+                self.clear()
+                return
+            case _:
+                return
+        self.generation += 1
+
+    def clear(self) -> None:
+        self.live.clear()
+        self.of_user.clear()
+        self.generation += 1

@@ -151,7 +151,42 @@ async def current_principal(request: Request, session: SessionDep) -> Principal:
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
-def state_dep(request: Request) -> AppState:
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller of a route that needs only its id, checked from memory."""
+
+    id: int
+    session_id: int
+
+
+async def current_caller(request: Request) -> Caller:
+    return await authenticate_caller(request, get_state(request))
+
+
+async def authenticate_caller(conn: HTTPConnection, state: AppState) -> Caller:
+    """What `current_principal` checks (token, live session, ban) without a query when the
+    session is known: the per-process caches, kept exact by the broker's events, so a
+    revoked session or a ban made through any process is refused on the next request."""
+    token, from_cookie = read_token(conn)
+    if not token:
+        raise errors.Unauthorized()
+    try:
+        claims = state.tokens.decode(token)
+    except TokenError as exc:
+        raise errors.Unauthorized("Invalid or expired token") from exc
+    if from_cookie and conn.scope["method"] in UNSAFE_METHODS:
+        check_origin(conn, state.settings)
+    await state.logins.check(user_id=claims.user_id, session_id=claims.session_id)
+    if await state.checks.banned(claims.user_id):
+        raise errors.UserBanned()
+    return Caller(claims.user_id, claims.session_id)
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+async def state_dep(request: Request) -> AppState:
+    """Async: FastAPI runs a plain `def` dependency in a worker thread, per request."""
     return get_state(request)
 
 

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley.config import Settings
+from parley.security import AccessTokens
 from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.service import Issuer
-from parley.server.cache import SendChecks
+from parley.server.cache import LoginSessions, SendChecks
 from parley.server.clock import Clock
+from parley.server.messages.history import HistoryPages
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.realtime.broker import Broker
@@ -49,6 +51,9 @@ class AppState:
     presence: Presence
     issuer: Issuer
     avatar_urls: DataUrls
+    tokens: AccessTokens  # access tokens already verified
+    logins: LoginSessions  # live login sessions (REST authentication from memory)
+    pages: HistoryPages  # encoded history pages
     started: float = field(default_factory=time.monotonic)  # on `clock.monotonic`
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None

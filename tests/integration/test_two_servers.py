@@ -247,3 +247,53 @@ async def test_a_process_started_later_learns_who_is_online(pair: Pair, tmp_path
             await stop_server(server_c, task_c)
     finally:
         await ws.close()
+
+
+async def _page(http: httpx.AsyncClient, who: Account, chat_id: int) -> httpx.Response:
+    return await http.get(f"/service/api/chats/{chat_id}/messages?limit=50", headers=who.headers)
+
+
+async def test_history_page_changed_through_b_is_fresh_on_a(pair: Pair) -> None:
+    owner, member = await make_user(pair.http_a), await make_user(pair.http_a)
+    chat = await make_group(pair.http_a, owner, member)
+    first = (await _send(pair.http_a, owner, chat["id"], "one")).json()
+    assert [m["content"] for m in (await _page(pair.http_a, member, chat["id"])).json()] == ["one"]
+    hits = pair.a.state.pages.hits
+    await _page(pair.http_a, member, chat["id"])
+    assert pair.a.state.pages.hits == hits + 1  # A serves it from memory now
+    edited = await pair.http_b.patch(
+        f"/service/api/messages/{first['id']}", json={"content": "uno"}, headers=owner.headers
+    )
+    assert edited.status_code == 200
+    assert (await _send(pair.http_b, member, chat["id"], "two")).status_code == 201
+    await asyncio.sleep(PROPAGATION)
+    page = (await _page(pair.http_a, member, chat["id"])).json()
+    assert [m["content"] for m in page] == ["uno", "two"]
+    renamed = await pair.http_b.patch(
+        "/service/api/profile", json={"display_name": "Owner B"}, headers=owner.headers
+    )
+    assert renamed.status_code == 200
+    await asyncio.sleep(PROPAGATION)
+    page = (await _page(pair.http_a, member, chat["id"])).json()
+    assert page[0]["sender"]["display_name"] == "Owner B"
+
+
+async def test_logout_and_ban_through_b_refuse_the_next_page_on_a(pair: Pair) -> None:
+    admin, user = await make_user(pair.http_a), await make_user(pair.http_a)
+    async with pair.a.state.sessions() as session:
+        assert await promote_user(session, username=admin.username)
+    chat = await make_group(pair.http_a, admin, user)
+    assert (await _page(pair.http_a, user, chat["id"])).status_code == 200
+    assert (await _page(pair.http_a, admin, chat["id"])).status_code == 200
+    banned = await pair.http_b.post(
+        "/service/api/admin/bans", json={"user_id": user.id}, headers=admin.headers
+    )
+    assert banned.status_code == 201
+    await asyncio.sleep(PROPAGATION)
+    refused = await _page(pair.http_a, user, chat["id"])
+    assert refused.status_code == 403 and refused.json()["code"] == "user_banned"
+    out = await pair.http_b.post("/service/api/logout", headers=admin.headers)
+    assert out.status_code == 204
+    await asyncio.sleep(PROPAGATION)
+    ended = await _page(pair.http_a, admin, chat["id"])
+    assert ended.status_code == 401 and ended.json()["code"] == "unauthorized"

@@ -29,6 +29,7 @@ from parley.server.db.models import (
     User,
     utcnow,
 )
+from parley.server.messages.history import check_paging, load_page
 from parley.server.messages.mentions import (
     clear_mentions,
     mentions_of,
@@ -182,44 +183,23 @@ async def list_messages(
     offset: int = 0,
     around: int | None = None,
 ) -> list[MessagePublic]:
-    """History in ascending seq: the newest `limit`, or just before/after/around a seq."""
-    if around is not None and (before is not None or after is not None or offset):
-        raise errors.ValidationFailed("around: cannot be combined with before, after or offset")
+    """History in ascending seq: the newest `limit`, or just before/after/around a seq.
+
+    The REST route serves the same page encoded, from memory (`history.history_page`)."""
+    check_paging(before=before, after=after, offset=offset, around=around)
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
-    query = await _visible(session, chat, user_id)
-    if around is not None:
-        rows = await _around(session, query, seq=around, limit=limit)
-    elif after is not None:
-        query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
-        rows = list((await session.execute(query)).scalars())
-    else:
-        if before is not None:
-            query = query.where(Message.seq < before)
-        query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
-        rows = list((await session.execute(query)).scalars())[::-1]
-    return await messages_public(session, rows)
-
-
-async def _around(
-    session: AsyncSession, query: Select[Message], *, seq: int, limit: int
-) -> list[Message]:
-    """Up to `limit` messages centred on `seq` (itself included when visible): half older,
-    half newer, the other side filling in where one runs out. Ascending."""
-    older = list(
-        (
-            await session.execute(
-                query.where(Message.seq <= seq).order_by(Message.seq.desc()).limit(limit)
-            )
-        ).scalars()
+    hidden = () if chat.type == "direct" else tuple(await blocked_ids(session, user_id))
+    rows = await load_page(
+        session,
+        chat_id=chat_id,
+        hidden=hidden,
+        limit=limit,
+        before=before,
+        after=after,
+        offset=offset,
+        around=around,
     )
-    newer = list(
-        (
-            await session.execute(query.where(Message.seq > seq).order_by(Message.seq).limit(limit))
-        ).scalars()
-    )
-    take_newer = min(len(newer), limit - min(len(older), (limit + 1) // 2))
-    take_older = min(len(older), limit - take_newer)
-    return older[:take_older][::-1] + newer[:take_newer]
+    return [MessagePublic.model_validate(row) for row in rows]
 
 
 async def list_mentions(

@@ -7,14 +7,26 @@ import json
 import logging
 import shutil
 import subprocess
+import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 import redis
+from limits.aio.strategies import MovingWindowRateLimiter
 
-from .conftest import RunningGateway, Upstream, bearer, ci_requires, random_prefix, token_for
+from parley.gateway.ratelimit import RateLimits, make_storage
+
+from .conftest import (
+    RunningGateway,
+    Upstream,
+    bearer,
+    ci_requires,
+    gateway_settings,
+    random_prefix,
+    token_for,
+)
 
 
 def client(base: str, **kwargs: Any) -> httpx.AsyncClient:
@@ -95,6 +107,40 @@ async def test_rate_limits_in_redis(upstream: Upstream, make_gateway: Any) -> No
             codes = [(await http.get("/stats")).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
         assert store.keys(f"{prefix}*")
+    finally:
+        keys = store.keys(f"{prefix}*")
+        if keys:
+            store.delete(*keys)
+        store.close()
+
+
+async def test_redis_windows_count_as_the_limits_library_does(tmp_path: Any) -> None:
+    """One script call per hit, on the list `limits` keeps: both read the same window."""
+    store = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
+    try:
+        store.ping()
+    except redis.RedisError:
+        ci_requires("Redis is not running on 127.0.0.1:6379")
+    prefix = random_prefix()
+    settings = gateway_settings(
+        tmp_path,
+        ["http://127.0.0.1:9"],
+        PARLEY_RATE_USER="3/minute",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        PARLEY_REDIS_PREFIX=prefix,
+    )
+    limits = RateLimits(settings)
+    try:
+        decisions = [await limits.check_user(42) for _ in range(4)]
+        assert [d.allowed for d in decisions if d] == [True, True, True, False]
+        assert [d.remaining for d in decisions if d] == [2, 1, 0, 0]
+        assert all(d is not None and 0 < d.reset_after <= 60 for d in decisions)
+        library = MovingWindowRateLimiter(make_storage(settings))
+        stats = await library.get_window_stats(limits.user, "user", "42")
+        assert stats.remaining == 0 and stats.reset_time > time.time()
+        assert await library.hit(limits.user, "user", "42") is False
+        other = await limits.check_user(43)
+        assert other is not None and other.allowed and other.remaining == 2
     finally:
         keys = store.keys(f"{prefix}*")
         if keys:

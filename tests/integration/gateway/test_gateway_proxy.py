@@ -249,3 +249,17 @@ async def test_unknown_path_is_a_json_404(gateway: RunningGateway) -> None:
         response = await http.get("/nope")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found", "code": "not_found"}
+
+
+async def test_upstream_connections_are_kept_alive_and_reused(
+    upstream: Any, make_gateway: Any
+) -> None:
+    front = make_gateway([upstream.url])
+    async with client(front.url) as http:
+        for i in range(20):
+            response = await http.get(f"/service/api/chats/7/messages?n={i}", headers=bearer(1))
+            assert response.status_code == 200
+            assert response.json()["query"] == f"n={i}"
+        posted = await http.post("/service/api/x", content=b'{"a": 1}', headers=bearer(1))
+        assert posted.json()["body_len"] == 8
+    assert front.app.http.upstream.opened == 1

@@ -1,0 +1,331 @@
+"""History pages (`GET /chats/{id}/messages`): two queries per page, encoded once, and a
+per-process memory of encoded pages kept exact by the chat events.
+
+A page is the same for every reader with the same hidden senders (the users a reader
+blocks are left out outside direct chats): nothing in it depends on who asks. So a page is
+remembered as bytes under (chat, paging arguments, hidden senders) and served as is until
+an event says the chat's messages may have changed:
+- any `ChatFrame` of the chat except `typing` and `read` (a new message, an edit, a
+  deletion, a reaction, attachments linked by a send: all published after their commit);
+- `ChatRemoved`; `ProfileChanged` (a sender's name: every page is forgotten); `Resync`
+  (a broker reconnect: events may have been lost, everything is forgotten).
+Every process receives every event (Redis), so a change made through another process
+reaches this one's memory too. A load that raced with an event is not stored (a
+generation counter per chat). Who may read the chat and whom the reader blocks come from
+the send path's caches (`SendChecks`), kept exact by the same events.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Integer, String, cast, literal, null, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parley import errors
+from parley.server.cache import SendChecks
+from parley.server.db.models import (
+    Attachment,
+    Message,
+    MessageMention,
+    Reaction,
+    User,
+    UTCDateTime,
+)
+from parley.server.realtime import events
+
+MAX_BYTES = 32 * 1024 * 1024  # of pages per process; past it the memory starts afresh
+MAX_CHATS = 100_000  # chats with a generation counter; past it everything starts afresh
+# Chat frames that change no stored message: they leave the chat's pages in place.
+_UNCHANGING = ('{"type":"typing",', '{"type":"read",')
+
+PageKey = tuple[int, int | None, int | None, int, int | None, tuple[int, ...]]
+Mark = tuple[int, int]
+
+
+class HistoryPages:
+    """Encoded history pages per chat, forgotten on the events that change them."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.pages: dict[int, dict[PageKey, bytes]] = {}
+        self.size = 0  # bytes of pages kept
+        self.generation = 0  # bumped when everything is forgotten
+        self.chat_generations: dict[int, int] = {}
+        self.hits = self.misses = 0
+
+    def get(self, chat_id: int, key: PageKey) -> bytes | None:
+        page = self.pages.get(chat_id)
+        body = page.get(key) if page is not None else None
+        if body is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return body
+
+    def mark(self, chat_id: int) -> Mark:
+        """Taken before a load: `put` stores the page only if nothing changed meanwhile."""
+        return self.generation, self.chat_generations.get(chat_id, 0)
+
+    def put(self, chat_id: int, key: PageKey, body: bytes, mark: Mark) -> None:
+        if mark != self.mark(chat_id):
+            return
+        page = self.pages.setdefault(chat_id, {})
+        grows = len(body) - len(page.get(key, b""))
+        if self.size + grows > self.max_bytes:
+            self.clear()
+            return
+        self.size += grows
+        page[key] = body
+
+    def forget(self, chat_id: int) -> None:
+        page = self.pages.pop(chat_id, None)
+        if page is not None:
+            self.size -= sum(len(body) for body in page.values())
+        if len(self.chat_generations) >= MAX_CHATS:
+            self.clear()
+        else:
+            self.chat_generations[chat_id] = self.chat_generations.get(chat_id, 0) + 1
+
+    def clear(self) -> None:
+        self.pages.clear()
+        self.chat_generations.clear()
+        self.size = 0
+        self.generation += 1
+
+    def on_event(self, event: events.Event) -> None:
+        match event:
+            case events.ChatFrame(chat_id=chat_id, frame=frame):
+                if not frame.startswith(_UNCHANGING):
+                    self.forget(chat_id)
+            case events.ChatRemoved(chat_id=chat_id):
+                self.forget(chat_id)
+            case events.ProfileChanged() | events.Resync():
+                self.clear()
+            case _:
+                return
+
+
+async def history_page(
+    pages: HistoryPages,
+    checks: SendChecks,
+    reads: async_sessionmaker[AsyncSession],
+    *,
+    user_id: int,
+    chat_id: int,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
+    offset: int = 0,
+    around: int | None = None,
+) -> bytes:
+    """The JSON of `list_messages`' page, from memory when this page was served before."""
+    check_paging(before=before, after=after, offset=offset, around=around)
+    member = await checks.reader(user_id=user_id, chat_id=chat_id)
+    direct = member is not None and member.chat_type == "direct"
+    hidden = () if direct else await checks.hidden(user_id)
+    key: PageKey = (limit, before, after, offset, around, hidden)
+    body = pages.get(chat_id, key)
+    if body is not None:
+        return body
+    mark = pages.mark(chat_id)
+    async with reads() as session:
+        rows = await load_page(
+            session,
+            chat_id=chat_id,
+            hidden=hidden,
+            limit=limit,
+            before=before,
+            after=after,
+            offset=offset,
+            around=around,
+        )
+    body = encode_page(rows)
+    pages.put(chat_id, key, body, mark)
+    return body
+
+
+def check_paging(*, before: int | None, after: int | None, offset: int, around: int | None) -> None:
+    if around is not None and (before is not None or after is not None or offset):
+        raise errors.ValidationFailed("around: cannot be combined with before, after or offset")
+
+
+def encode_page(rows: list[dict[str, Any]]) -> bytes:
+    """The same bytes as pydantic's `list[MessagePublic]` JSON (tests compare them)."""
+    return orjson.dumps(rows, option=orjson.OPT_UTC_Z)
+
+
+# --- loading: the page with its senders, then its decorations ----------------------------
+
+_PAGE_COLUMNS = (
+    Message.id,
+    Message.chat_id,
+    Message.seq,
+    Message.sender_id,
+    Message.content,
+    Message.created_at,
+    Message.edited_at,
+    Message.deleted_at,
+    Message.client_id,
+    Message.reply_to_id,
+    User.username,
+    User.display_name,
+)
+
+
+def _visible(chat_id: int, hidden: tuple[int, ...]) -> Any:
+    query = (
+        select(*_PAGE_COLUMNS)
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(Message.chat_id == chat_id)
+    )
+    if hidden:
+        query = query.where(Message.sender_id.not_in(hidden))
+    return query
+
+
+async def load_page(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    hidden: tuple[int, ...],
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
+    offset: int = 0,
+    around: int | None = None,
+) -> list[dict[str, Any]]:
+    """A page in ascending seq as the public JSON shape (`MessagePublic`'s fields, in order):
+    the newest `limit`, or just before/after/around a seq. Two queries: the messages with
+    their senders, then their reactions, attachments and mentions together."""
+    query = _visible(chat_id, hidden)
+    if around is not None:
+        older = (
+            await session.execute(
+                query.where(Message.seq <= around).order_by(Message.seq.desc()).limit(limit)
+            )
+        ).all()
+        newer = (
+            await session.execute(
+                query.where(Message.seq > around).order_by(Message.seq).limit(limit)
+            )
+        ).all()
+        take_newer = min(len(newer), limit - min(len(older), (limit + 1) // 2))
+        take_older = min(len(older), limit - take_newer)
+        rows = list(older[:take_older][::-1]) + list(newer[:take_newer])
+    elif after is not None:
+        query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
+        rows = list((await session.execute(query)).all())
+    else:
+        if before is not None:
+            query = query.where(Message.seq < before)
+        query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
+        rows = list((await session.execute(query)).all())[::-1]
+    return await _decorate(session, rows)
+
+
+async def _decorate(session: AsyncSession, rows: list[Any]) -> list[dict[str, Any]]:
+    live = [r.id for r in rows if r.deleted_at is None]
+    named = [r.id for r in rows if r.deleted_at is None and "@" in r.content]
+    reactions: dict[int, dict[str, list[int]]] = defaultdict(dict)
+    attachments: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    mentions: dict[int, list[int]] = defaultdict(list)
+    if live:
+        found = sorted(
+            (await session.execute(_decorations(live, named))).all(), key=_decoration_order
+        )
+        for kind, message_id, number, text, text2, size, _at in found:
+            if kind == 0:
+                reactions[message_id].setdefault(text, []).append(number)
+            elif kind == 1:
+                attachments[message_id].append(
+                    {
+                        "id": number,
+                        "filename": text,
+                        "content_type": text2,
+                        "size": size,
+                        "url": f"/service/api/attachments/{number}",
+                    }
+                )
+            else:
+                mentions[message_id].append(number)
+    return [
+        {
+            "id": r.id,
+            "chat_id": r.chat_id,
+            "seq": r.seq,
+            "sender": (
+                {"id": r.sender_id, "username": r.username, "display_name": r.display_name}
+                if r.sender_id and r.username is not None
+                else None
+            ),
+            "content": "" if r.deleted_at else r.content,
+            "created_at": r.created_at,
+            "edited_at": r.edited_at,
+            "deleted": r.deleted_at is not None,
+            "client_id": r.client_id,
+            "reply_to": r.reply_to_id,
+            "attachments": [] if r.deleted_at else attachments.get(r.id, []),
+            "reactions": (
+                []
+                if r.deleted_at
+                else [
+                    {"emoji": emoji, "count": len(users), "user_ids": users}
+                    for emoji, users in reactions.get(r.id, {}).items()
+                ]
+            ),
+            "mentions": mentions.get(r.id, []),
+        }
+        for r in rows
+    ]
+
+
+def _decoration_order(row: Any) -> tuple[Any, ...]:
+    """Reactions by (created_at, user), attachments by id, mentions by user: as the
+    separate queries of `messages_public` order them."""
+    kind, message_id, number, _text, _text2, _size, at = row
+    if kind == 0:
+        return (0, at, number)
+    return (kind, 0, number) if kind == 1 else (kind, message_id, number)
+
+
+def _decorations(live: list[int], named: list[int]) -> Any:
+    """One UNION ALL: (kind, message, number, text, text2, size, at) per reaction (0: user,
+    emoji, created_at), attachment (1: id, filename, content type, size) and mention (2:
+    user)."""
+    text, big, at = String(), BigInteger(), UTCDateTime()
+    parts: list[Any] = [
+        select(
+            literal(0, Integer()).label("kind"),
+            Reaction.message_id,
+            Reaction.user_id.label("number"),
+            Reaction.emoji.label("text"),
+            cast(null(), text).label("text2"),
+            cast(null(), big).label("size"),
+            Reaction.created_at.label("at"),
+        ).where(Reaction.message_id.in_(live)),
+        select(
+            literal(1, Integer()),
+            Attachment.message_id,
+            Attachment.id,
+            Attachment.filename,
+            Attachment.content_type,
+            Attachment.size,
+            cast(null(), at),
+        ).where(Attachment.message_id.in_(live)),
+    ]
+    if named:
+        parts.append(
+            select(
+                literal(2, Integer()),
+                MessageMention.message_id,
+                MessageMention.user_id,
+                cast(null(), text),
+                cast(null(), text),
+                cast(null(), big),
+                cast(null(), at),
+            ).where(MessageMention.message_id.in_(named))
+        )
+    return union_all(*parts)

@@ -1,0 +1,81 @@
+"""The memory of encoded history pages: which events forget what, the race with a load,
+and its bound."""
+
+from __future__ import annotations
+
+from parley.server.messages.history import HistoryPages, PageKey
+from parley.server.realtime import events
+from parley.server.realtime.events import encode
+
+KEY: PageKey = (50, None, None, 0, None, ())
+HIDING: PageKey = (50, None, None, 0, None, (7,))
+
+
+def _stored(pages: HistoryPages, chat_id: int, key: PageKey = KEY, body: bytes = b"[]") -> None:
+    pages.put(chat_id, key, body, pages.mark(chat_id))
+
+
+def test_a_page_is_per_chat_and_per_hidden_senders() -> None:
+    pages = HistoryPages()
+    _stored(pages, 1, KEY, b"[1]")
+    _stored(pages, 1, HIDING, b"[]")
+    assert pages.get(1, KEY) == b"[1]" and pages.get(1, HIDING) == b"[]"
+    assert pages.get(2, KEY) is None
+
+
+def test_chat_frames_forget_their_chat_except_typing_and_read() -> None:
+    pages = HistoryPages()
+    _stored(pages, 1)
+    _stored(pages, 2)
+    for quiet in (
+        encode("typing", chat_id=1, user_id=3),
+        encode("read", chat_id=1, user_id=3, seq=4),
+    ):
+        pages.on_event(events.ChatFrame(1, quiet))
+        assert pages.get(1, KEY) == b"[]"
+    pages.on_event(events.ChatFrame(1, encode("message_updated", message={"id": 1})))
+    assert pages.get(1, KEY) is None and pages.get(2, KEY) == b"[]"
+    pages.on_event(events.ChatFrame(2, encode("some_future_kind")))  # unknown: forgotten
+    assert pages.get(2, KEY) is None
+
+
+def test_removed_chats_profiles_and_resync_forget() -> None:
+    pages = HistoryPages()
+    _stored(pages, 1)
+    _stored(pages, 2)
+    pages.on_event(events.ChatRemoved(1))
+    assert pages.get(1, KEY) is None and pages.get(2, KEY) == b"[]"
+    pages.on_event(events.ProfileChanged(9))
+    assert pages.get(2, KEY) is None
+    _stored(pages, 2)
+    pages.on_event(events.Resync())
+    assert pages.get(2, KEY) is None
+    pages.on_event(events.MembershipChanged(2, [3], joined=True))  # changes no page
+    _stored(pages, 2)
+    pages.on_event(events.BlocksChanged(3, [4]))
+    assert pages.get(2, KEY) == b"[]"
+
+
+def test_a_load_that_raced_with_a_change_is_not_kept() -> None:
+    pages = HistoryPages()
+    mark = pages.mark(1)
+    pages.on_event(events.ChatFrame(1, encode("message", message={"id": 2})))
+    pages.put(1, KEY, b"[stale]", mark)
+    assert pages.get(1, KEY) is None
+    other = pages.mark(2)
+    pages.on_event(events.ChatFrame(1, encode("message", message={"id": 3})))
+    pages.put(2, KEY, b"[fine]", other)  # another chat's change does not matter
+    assert pages.get(2, KEY) == b"[fine]"
+    everything = pages.mark(2)
+    pages.on_event(events.Resync())
+    pages.put(2, KEY, b"[stale]", everything)
+    assert pages.get(2, KEY) is None
+
+
+def test_memory_is_bounded() -> None:
+    pages = HistoryPages(max_bytes=100)
+    _stored(pages, 1, KEY, b"x" * 60)
+    _stored(pages, 1, KEY, b"y" * 60)  # replaces: still 60 bytes
+    assert pages.size == 60 and pages.get(1, KEY) == b"y" * 60
+    _stored(pages, 2, KEY, b"z" * 60)  # past the bound: everything starts afresh
+    assert pages.get(1, KEY) is None and pages.size == 0
