@@ -226,8 +226,8 @@ async def store_batch(
 
     PostgreSQL: one statement (`_PG_BATCH`), after one more only when some text names a
     member with `@`. SQLite (the writer owns the connection, nobody waits on it): three
-    statements, up to six with mentions and resends, none per message. Raises MissingChats (caller rolls back) when a
-    chat of a new message is gone."""
+    statements, up to six with mentions and resends, none per message. Raises
+    MissingChats (the caller rolls back) when a chat of a new message is gone."""
     unique: list[Draft] = []
     first: dict[tuple[int, str], Draft] = {}
     for d in drafts:
