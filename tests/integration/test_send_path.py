@@ -156,7 +156,7 @@ async def _chat_row_locked_then_killed(pg_url: str, chat_id: int, go: asyncio.Ev
             while asyncio.get_running_loop().time() < deadline:
                 for row in await killer.fetch(
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE 'UPDATE chats%' AND datname = current_database()"
+                    " AND query LIKE '%UPDATE chats%' AND datname = current_database()"
                 ):
                     await asyncio.sleep(0.1)  # let more sends queue behind the blocked batch
                     await killer.execute("SELECT pg_terminate_backend($1)", row["pid"])
@@ -182,9 +182,10 @@ def _impatient_sqlite(path: Path) -> Any:
 
 async def _sqlite_locked(path: Path, go: asyncio.Event, seconds: float) -> None:
     """Holds SQLite's write lock from another connection while the writer's batch waits."""
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     try:
-        db.execute("BEGIN IMMEDIATE")
+        # in a thread: a write of the server (same event loop) in flight can finish meanwhile
+        await asyncio.to_thread(db.execute, "BEGIN IMMEDIATE")
         go.set()
         await asyncio.sleep(seconds)
         db.execute("ROLLBACK")

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,16 @@ OPERATIONS = ("select", "insert", "update", "delete", "begin", "savepoint", "rel
 # Conflicts a transaction rolls back on and the caller retries or resolves, by SQLSTATE.
 CONFLICTS = {"23505": "unique", "40001": "serialization", "40P01": "deadlock", "55P03": "lock"}
 CONFLICT_REASONS = ("unique", "serialization", "deadlock", "lock")
+# The writes a data-modifying CTE may do, the first found naming it (the writer's batch both
+# updates and inserts: an insert).
+_CTE_WRITES = tuple(
+    (verb, re.compile(pattern, re.IGNORECASE))
+    for verb, pattern in (
+        ("insert", r"\binsert\s+into\b"),
+        ("update", r"\bupdate\s+\w+(?:\s+\w+)?\s+set\b"),
+        ("delete", r"\bdelete\s+from\b"),
+    )
+)
 
 
 class CountingPool(AsyncAdaptedQueuePool):
@@ -107,8 +118,9 @@ def instrument(
 
 def operation(sql: str) -> str:
     word = sql.lstrip(" (\n\t").split(None, 1)[0].lower() if sql.strip() else ""
-    if word == "with":  # a CTE: the statement's verb comes later; reads are the usual case
-        word = "select"
+    if word == "with":  # a CTE: the statement's verb comes later; reads are the usual case,
+        # a data-modifying one counts as the write it does (the writer's batch: an insert)
+        word = next((verb for verb, pattern in _CTE_WRITES if pattern.search(sql)), "select")
     return word if word in OPERATIONS else "other"
 
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.db.models import Chat, Membership, Message, MessageMention, User
@@ -105,6 +105,38 @@ async def store_mentions(
             ],
         )
     return ids
+
+
+_MEMBERS_NAMED = (  # built once: the batch's values go in expanding parameters
+    select(Membership.chat_id, User.username_key, User.id)
+    .join(User, User.id == Membership.user_id)
+    .where(
+        or_(
+            Membership.chat_id.in_(bindparam("everyone", expanding=True)),
+            tuple_(Membership.chat_id, User.username_key).in_(bindparam("pairs", expanding=True)),
+        )
+    )
+)
+
+
+async def members_named(
+    session: AsyncSession, wanted: Mapping[int, Named]
+) -> dict[int, dict[str, int]]:
+    """For a batch of new messages (chat id -> what one of them names, merged per chat): each
+    chat's members by username key, all of them where `everyone`, else those named. One
+    query, for `resolve_mentions` to pick from."""
+    everyone = [chat_id for chat_id, named in wanted.items() if named.everyone]
+    pairs = [
+        (chat_id, key)
+        for chat_id, named in wanted.items()
+        if not named.everyone
+        for key in named.keys
+    ]
+    rows = await session.execute(_MEMBERS_NAMED, {"everyone": everyone, "pairs": pairs})
+    found: dict[int, dict[str, int]] = defaultdict(dict)
+    for chat_id, key, user_id in rows:
+        found[chat_id][key] = user_id
+    return found
 
 
 async def replace_mentions(

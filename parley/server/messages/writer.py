@@ -2,15 +2,13 @@
 
 Every send of the process goes through one writer task. Sends that arrive while a batch
 is being written wait in a bounded queue and are stored together in the next transaction;
-a lone send is written at once (no timer). Per batch:
-
-1. resends: drafts whose (sender, client_id) is already stored get the stored message
-   (one SELECT, only when the batch carries client_ids);
-2. `UPDATE chats SET last_seq = last_seq + n` per chat in one statement (RETURNING the new
-   value): the row lock (PostgreSQL) or the write lock (SQLite) keeps seq gap-free;
-3. one multi-row INSERT of the messages, RETURNING their ids (`store_batch`: the one place
-   where a per-message hook, such as resolving mentions, belongs);
-4. the senders' read markers, in one statement; then COMMIT.
+a lone send is written at once (no timer). `store_batch` writes a batch, the one place
+where messages are inserted: resends (a stored (sender, client_id)) get the stored message;
+each chat's last_seq moves by its count of new messages under the row lock (PostgreSQL) or
+the write lock (SQLite), which keeps seq gap-free; the messages, their mentions and the
+senders' read markers are written; then COMMIT. On PostgreSQL that is one statement
+(data-modifying CTEs over arrays of the batch), two when a text names someone with `@`;
+on SQLite three to six (the batch as one JSON parameter each), none per message.
 
 Only after the commit are the waiting senders answered and the `message` events published
 (the sender's copy, carrying its client_id, is the acknowledgement). A failed batch
@@ -23,23 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, insert, select, tuple_, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.clock import Clock
-from parley.server.db.models import Attachment, Chat, Membership, Message
-from parley.server.messages.mentions import store_mentions
-from parley.server.messages.schemas import MessagePublic
+from parley.server.db.models import Attachment, UTCDateTime
+from parley.server.messages.mentions import Named, members_named, parse_mentions, resolve_mentions
+from parley.server.messages.schemas import MessagePublic, ReactionPublic
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ChatFrame, encode
 
@@ -177,54 +176,27 @@ class Writer:
         await self._deliver(plain, results)
 
     async def _write_batch(self, drafts: list[Draft]) -> list[Result]:
-        now = self.clock()
         async with self.sessions() as session:
-            existing = await _stored_resends(session, drafts)
-            first: dict[tuple[int, str], Draft] = {}
-            fresh: list[Draft] = []
-            for d in drafts:
-                key = (d.user_id, d.client_id) if d.client_id else None
-                if key is not None and (key in existing or key in first):
-                    continue
-                if key is not None:
-                    first[key] = d
-                fresh.append(d)
-            stored = await store_batch(session, fresh, now=now) if fresh else {}
+            results = await store_batch(session, drafts, now=self.clock())
             await session.commit()
-        results: list[Result] = []
-        for d in drafts:
-            key = (d.user_id, d.client_id) if d.client_id else None
-            if key is not None and key in existing:
-                results.append((existing[key], False))
-            elif d in stored:
-                results.append((_public(*stored[d], d.sender), True))
-            else:  # a second copy of a client_id within this batch
-                assert key is not None
-                results.append((_public(*stored[first[key]], d.sender), False))
         return results
 
     async def _write_with_attachments(self, draft: Draft) -> None:
         """A send with attachments is its own transaction: a bad attachment fails only it."""
-        now = self.clock()
         try:
             async with self.sessions() as session:
-                existing = await _stored_resends(session, [draft])
-                if existing:
-                    result = (next(iter(existing.values())), False)
-                else:
-                    message, mentioned = (await store_batch(session, [draft], now=now))[draft]
-                    await _link_attachments(session, message, draft)
+                [(public, is_new)] = await store_batch(session, [draft], now=self.clock())
+                if is_new:
+                    await _link_attachments(session, public, draft)
                     await session.commit()
-                    result = (
-                        _public(
-                            message, mentioned, draft.sender, await _attached(session, message)
-                        ),
-                        True,
-                    )
+                    public.attachments = await _attached(session, public.id)
+        except MissingChats:
+            draft.future.set_exception(errors.NotFound("No such chat", code="chat_not_found"))
+            return
         except errors.ParleyError as exc:
             draft.future.set_exception(exc)
             return
-        await self._deliver([draft], [result])
+        await self._deliver([draft], [(public, is_new)])
 
     async def _deliver(self, drafts: Sequence[Draft], results: Sequence[Result]) -> None:
         created = 0
@@ -246,88 +218,318 @@ class Writer:
 
 async def store_batch(
     session: AsyncSession, drafts: Sequence[Draft], *, now: datetime
-) -> dict[Draft, tuple[Message, list[int]]]:
-    """Stores drafts as messages with their chats' next seqs (not committed), with the ids
-    each one mentions: the one place where messages are inserted, so a per-message step
-    goes in `_row` or in the loop after the INSERT here."""
-    per_chat = Counter(d.chat_id for d in drafts)
-    tops = await session.execute(
-        update(Chat)
-        .where(Chat.id.in_(per_chat))
-        .values(
-            last_seq=Chat.last_seq + case(per_chat, value=Chat.id, else_=0),
-            last_activity_at=now,
-        )
-        .returning(Chat.id, Chat.last_seq)
-    )
-    next_seq = {chat_id: last - per_chat[chat_id] for chat_id, last in tops.tuples()}
-    if len(next_seq) != len(per_chat):  # a chat deleted meanwhile: its sends fail alone
-        raise MissingChats(set(per_chat) - set(next_seq))
-    rows: list[dict[str, Any]] = []
+) -> list[Result]:
+    """Stores drafts as messages with their chats' next seqs (not committed): the one place
+    where messages are inserted. Per draft, in order: the message and whether it is new; a
+    draft whose (sender, client_id) is stored already, or came earlier in the batch, gets
+    that message back and stores nothing.
+
+    PostgreSQL: one statement (`_PG_BATCH`), after one more only when some text names a
+    member with `@`. SQLite (the writer owns the connection, nobody waits on it): three
+    statements, up to six with mentions and resends, none per message. Raises
+    MissingChats (the caller rolls back) when a chat of a new message is gone."""
+    unique: list[Draft] = []
+    first: dict[tuple[int, str], Draft] = {}
     for d in drafts:
-        next_seq[d.chat_id] += 1
-        rows.append(_row(d, next_seq[d.chat_id], now))
-    # executemany form: SQLAlchemy sends one multi-row INSERT ... RETURNING ("insertmanyvalues")
-    # from a statement compiled once, ids in the drafts' order.
-    ids = await session.execute(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
-    )
-    stored = {
-        d: Message(id=mid, **r) for d, r, mid in zip(drafts, rows, ids.scalars(), strict=True)
+        if d.client_id is not None:
+            if (d.user_id, d.client_id) in first:
+                continue
+            first[(d.user_id, d.client_id)] = d
+        unique.append(d)
+    mentions = await _resolve_mentions(session, unique)
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        stored = await _store_postgresql(conn, unique, mentions, now)
+    else:
+        stored = await _store_sqlite(conn, unique, mentions, now)
+    results: list[Result] = []
+    for d in drafts:
+        if d in stored:
+            results.append(stored[d])
+        else:  # a second copy of a client_id within this batch
+            assert d.client_id is not None
+            results.append((stored[first[(d.user_id, d.client_id)]][0], False))
+    return results
+
+
+async def _resolve_mentions(
+    session: AsyncSession, drafts: Sequence[Draft]
+) -> dict[Draft, list[int]]:
+    """Who each draft mentions: one query for the whole batch, only when some text names
+    someone (a resend's lookup is wasted, and harmless)."""
+    named = {
+        d: n
+        for d in drafts
+        if "@" in d.content and (n := parse_mentions(d.content, chat_type=d.chat_type, role=d.role))
     }
-    stored_with: dict[Draft, tuple[Message, list[int]]] = {}
-    for d, message in stored.items():  # per message: mentions (a query only when it has `@`)
-        mentioned = await store_mentions(session, message, chat_type=d.chat_type, role=d.role)
-        stored_with[d] = (message, mentioned)
-    read_to: dict[tuple[int, int], int] = {}
-    for d, r in zip(drafts, rows, strict=True):
-        read_to[(d.chat_id, d.user_id)] = r["seq"]  # seqs grow: the last one is the highest
-    await session.execute(
-        _READ_MARKER, [{"c": c, "u": u, "s": seq} for (c, u), seq in read_to.items()]
+    if not named:
+        return {}
+    per_chat: dict[int, Named] = {}
+    for d, n in named.items():
+        seen = per_chat.get(d.chat_id, Named())
+        per_chat[d.chat_id] = Named(seen.tokens + n.tokens, seen.everyone or n.everyone)
+    members = await members_named(session, per_chat)
+    return {
+        d: ids
+        for d, n in named.items()
+        if (ids := resolve_mentions(n, members.get(d.chat_id, {}), sender_id=d.user_id))
+    }
+
+
+# One statement for the whole batch on PostgreSQL. Every CTE sees the snapshot the statement
+# started with, and no row is modified twice:
+# - `resent`: drafts whose (sender, client_id) is stored already; they insert nothing;
+# - `locked`: the chats of the new messages, row-locked in id order (writers of several
+#   processes take them in one order: no deadlock); a chat deleted meanwhile is missing;
+# - `bumped`: each chat's last_seq moved by its count of new messages, RETURNING the new
+#   value (under the lock, the newest committed one); `numbered` numbers the messages from
+#   it in batch order (row_number per chat): seq stays gap-free;
+# - `inserted`, `marked` (the senders' read markers: the last seq each wrote) and `mentioned`;
+# - the result: per draft its position (`ord`), id and seq, and a resend's stored message.
+# A (sender, client_id) committed by another process after the snapshot makes the INSERT
+# fail on the unique constraint: the writer rolls back and tries again, and `resent` then
+# finds it.
+_PG_BATCH = text(
+    """WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:ord AS int[]), CAST(:chat_id AS bigint[]), CAST(:sender_id AS bigint[]),
+        CAST(:content AS text[]), CAST(:client_id AS text[]), CAST(:reply_to AS bigint[])
+    ) AS t(ord, chat_id, sender_id, content, client_id, reply_to_id)
+), resent AS (
+    SELECT i.ord, m.id FROM input i
+    JOIN messages m ON m.sender_id = i.sender_id AND m.client_id = i.client_id
+), fresh AS (
+    SELECT i.*, row_number() OVER (PARTITION BY i.chat_id ORDER BY i.ord) AS n,
+        count(*) OVER (PARTITION BY i.chat_id) AS total
+    FROM input i WHERE i.ord NOT IN (SELECT ord FROM resent)
+), locked AS MATERIALIZED (
+    SELECT c.id FROM chats c WHERE c.id IN (SELECT chat_id FROM fresh) ORDER BY c.id FOR UPDATE
+), bumped AS (
+    UPDATE chats c SET last_seq = c.last_seq + k.total, last_activity_at = :now
+    FROM (SELECT chat_id, count(*) AS total FROM fresh GROUP BY chat_id) k
+    WHERE c.id = k.chat_id AND c.id IN (SELECT id FROM locked)
+    RETURNING c.id, c.last_seq
+), numbered AS (
+    SELECT f.*, b.last_seq - f.total + f.n AS seq FROM fresh f JOIN bumped b ON b.id = f.chat_id
+), inserted AS (
+    INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
+    SELECT chat_id, seq, sender_id, content, client_id, reply_to_id, :now
+    FROM numbered ORDER BY ord
+    RETURNING id, chat_id, seq
+), marked AS (
+    UPDATE memberships ms SET last_read_seq = r.seq
+    FROM (SELECT chat_id, sender_id, max(seq) AS seq FROM numbered GROUP BY 1, 2) r
+    WHERE ms.chat_id = r.chat_id AND ms.user_id = r.sender_id
+), mentioned AS (
+    INSERT INTO message_mentions (message_id, user_id, chat_id, seq)
+    SELECT i.id, mn.user_id, i.chat_id, i.seq
+    FROM unnest(CAST(:mention_ord AS int[]), CAST(:mention_user AS bigint[])) AS mn(ord, user_id)
+    JOIN numbered n ON n.ord = mn.ord
+    JOIN inserted i ON i.chat_id = n.chat_id AND i.seq = n.seq
+)
+SELECT n.ord, i.id, i.seq, NULL AS content, NULL AS created_at, NULL AS edited_at,
+    NULL AS deleted_at, NULL AS reply_to_id, NULL AS username, NULL AS display_name,
+    NULL AS mentions, NULL AS reactions, NULL AS attachments
+FROM numbered n JOIN inserted i ON i.chat_id = n.chat_id AND i.seq = n.seq
+UNION ALL
+SELECT r.ord, m.id, m.seq, m.content, m.created_at, m.edited_at, m.deleted_at, m.reply_to_id,
+    u.username, u.display_name,
+    ARRAY(SELECT x.user_id FROM message_mentions x WHERE x.message_id = m.id ORDER BY x.user_id),
+    (SELECT json_agg(json_build_array(x.emoji, x.user_id) ORDER BY x.created_at, x.user_id)
+        FROM reactions x WHERE x.message_id = m.id),
+    (SELECT json_agg(json_build_array(a.id, a.filename, a.content_type, a.size) ORDER BY a.id)
+        FROM attachments a WHERE a.message_id = m.id)
+FROM resent r JOIN messages m ON m.id = r.id LEFT JOIN users u ON u.id = m.sender_id
+"""
+).columns(created_at=UTCDateTime(), edited_at=UTCDateTime(), deleted_at=UTCDateTime())
+
+
+async def _store_postgresql(
+    conn: AsyncConnection, drafts: Sequence[Draft], mentions: dict[Draft, list[int]], now: datetime
+) -> dict[Draft, Result]:
+    mention_ord = [n for n, d in enumerate(drafts) for _ in mentions.get(d, ())]
+    mention_user = [uid for d in drafts for uid in mentions.get(d, ())]
+    rows = await conn.execute(
+        _PG_BATCH,
+        {
+            "ord": list(range(len(drafts))),
+            "chat_id": [d.chat_id for d in drafts],
+            "sender_id": [d.user_id for d in drafts],
+            "content": [d.content for d in drafts],
+            "client_id": [d.client_id for d in drafts],
+            "reply_to": [d.reply_to for d in drafts],
+            "now": now,
+            "mention_ord": mention_ord,
+            "mention_user": mention_user,
+        },
     )
-    return stored_with
+    stored: dict[Draft, Result] = {}
+    for row in rows:
+        d = drafts[row.ord]
+        if row.content is None:  # new
+            stored[d] = (_new_public(d, row.id, row.seq, now, mentions.get(d, [])), True)
+        else:
+            stored[d] = (_resent_public(d, row), False)
+    missing = {d.chat_id for d in drafts if d not in stored}
+    if missing:  # those chats were deleted meanwhile: their sends fail alone
+        raise MissingChats(missing)
+    return stored
 
 
-_memberships = cast(Table, Membership.__table__)
-_READ_MARKER = (  # a Core statement: executemany with one set of values per row
-    update(_memberships)
-    .where(_memberships.c.chat_id == bindparam("c"), _memberships.c.user_id == bindparam("u"))
-    .values(last_read_seq=bindparam("s"))
+def _resent_public(d: Draft, row: Any) -> MessagePublic:
+    """A resend's stored message as `messages_public` shows it, from a row of `_PG_BATCH`
+    or `_SQLITE_RESENT`."""
+    from parley.server.messages.service import attachment_public
+
+    deleted = row.deleted_at is not None
+    by_emoji: dict[str, list[int]] = {}
+    for emoji, user_id in _json(row.reactions):
+        by_emoji.setdefault(emoji, []).append(user_id)
+    attachments = [
+        attachment_public(Attachment(id=i, filename=f, content_type=t, size=s))
+        for i, f, t, s in _json(row.attachments)
+    ]
+    return MessagePublic(
+        id=row.id,
+        chat_id=d.chat_id,
+        seq=row.seq,
+        sender=SenderPublic(id=d.user_id, username=row.username, display_name=row.display_name),
+        content="" if deleted else row.content,
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        deleted=deleted,
+        client_id=d.client_id,
+        reply_to=row.reply_to_id,
+        attachments=[] if deleted else attachments,
+        reactions=[]
+        if deleted
+        else [ReactionPublic(emoji=e, count=len(u), user_ids=u) for e, u in by_emoji.items()],
+        mentions=[] if deleted or "@" not in row.content else _json(row.mentions),
+    )
+
+
+def _json(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return cast(list[Any], json.loads(value) if isinstance(value, str) else value)
+
+
+# SQLite: the batch travels as one JSON parameter per statement (json_each), so a statement's
+# text, hence its compiled form, is the same for every batch size.
+_SQLITE_RESENT = text(
+    """
+SELECT json_extract(j.value, '$[0]') AS ord, m.id, m.seq, m.content, m.created_at, m.edited_at,
+    m.deleted_at, m.reply_to_id, u.username, u.display_name,
+    (SELECT json_group_array(x.user_id) FROM (SELECT user_id FROM message_mentions
+        WHERE message_id = m.id ORDER BY user_id) x) AS mentions,
+    (SELECT json_group_array(json_array(x.emoji, x.user_id)) FROM (SELECT emoji, user_id
+        FROM reactions WHERE message_id = m.id ORDER BY created_at, user_id) x) AS reactions,
+    (SELECT json_group_array(json_array(x.id, x.filename, x.content_type, x.size))
+        FROM (SELECT id, filename, content_type, size FROM attachments
+        WHERE message_id = m.id ORDER BY id) x) AS attachments
+FROM json_each(:keys) j
+JOIN messages m ON m.sender_id = json_extract(j.value, '$[1]')
+    AND m.client_id = json_extract(j.value, '$[2]')
+LEFT JOIN users u ON u.id = m.sender_id
+"""
+).columns(created_at=UTCDateTime(), edited_at=UTCDateTime(), deleted_at=UTCDateTime())
+# The INSERT comes first: it numbers the batch's new messages from each chat's last_seq (the
+# write lock is held: nobody else moves it) and leaves out resends and deleted chats; then
+# the chats' last_seq moves by what was inserted.
+_SQLITE_INSERT = text(
+    """
+INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
+SELECT f.chat_id, c.last_seq + f.n, f.sender_id, f.content, f.client_id, f.reply_to_id, :now
+FROM (
+    SELECT i.*, row_number() OVER (PARTITION BY i.chat_id ORDER BY i.ord) AS n
+    FROM (
+        SELECT j.key AS ord, json_extract(j.value, '$[0]') AS chat_id,
+            json_extract(j.value, '$[1]') AS sender_id, json_extract(j.value, '$[2]') AS content,
+            json_extract(j.value, '$[3]') AS client_id,
+            json_extract(j.value, '$[4]') AS reply_to_id
+        FROM json_each(:rows) j
+    ) i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM messages m WHERE m.sender_id = i.sender_id AND m.client_id = i.client_id
+    )
+) f
+JOIN chats c ON c.id = f.chat_id
+ORDER BY f.ord
+RETURNING id, chat_id, seq, sender_id, client_id
+"""
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_SQLITE_BUMP = text(
+    """
+UPDATE chats SET last_seq = last_seq + json_extract(j.value, '$[1]'), last_activity_at = :now
+FROM json_each(:counts) j WHERE chats.id = json_extract(j.value, '$[0]')
+"""
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_SQLITE_MENTIONS = text(
+    """
+INSERT INTO message_mentions (message_id, user_id, chat_id, seq)
+SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+    json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]')
+FROM json_each(:rows) j
+"""
+)
+_SQLITE_READ = text(
+    """
+UPDATE memberships SET last_read_seq = json_extract(j.value, '$[2]')
+FROM json_each(:marks) j
+WHERE memberships.chat_id = json_extract(j.value, '$[0]')
+    AND memberships.user_id = json_extract(j.value, '$[1]')
+"""
 )
 
 
-def _row(d: Draft, seq: int, now: datetime) -> dict[str, Any]:
-    return {
-        "chat_id": d.chat_id,
-        "seq": seq,
-        "sender_id": d.user_id,
-        "content": d.content,
-        "client_id": d.client_id,
-        "reply_to_id": d.reply_to,
-        "created_at": now,
-    }
+async def _store_sqlite(
+    conn: AsyncConnection,
+    drafts: Sequence[Draft],
+    mentions: dict[Draft, list[int]],
+    now: datetime,
+) -> dict[Draft, Result]:
+    rows = [[d.chat_id, d.user_id, d.content, d.client_id, d.reply_to] for d in drafts]
+    inserted = await conn.execute(_SQLITE_INSERT, {"rows": json.dumps(rows), "now": now})
+    new_rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # chat: (seq, id)
+    new_keys: set[tuple[int, str]] = set()
+    for message_id, chat_id, seq, sender_id, client_id in inserted:
+        new_rows[chat_id].append((seq, message_id))
+        if client_id is not None:
+            new_keys.add((sender_id, client_id))
+    # Which drafts those are: per chat, the inserted ones in batch order got rising seqs.
+    fresh: dict[int, list[Draft]] = defaultdict(list)
+    rest: list[Draft] = []
+    for d in drafts:
+        if d.chat_id in new_rows and (d.client_id is None or (d.user_id, d.client_id) in new_keys):
+            fresh[d.chat_id].append(d)
+        else:  # a resend, or its chat is gone
+            rest.append(d)
+    stored: dict[Draft, Result] = {}
+    named: list[list[int]] = []
+    read_to: dict[tuple[int, int], int] = {}
+    for chat_id, ds in fresh.items():
+        for d, (seq, message_id) in zip(ds, sorted(new_rows[chat_id]), strict=True):
+            stored[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
+            named.extend([message_id, uid, chat_id, seq] for uid in mentions.get(d, ()))
+            read_to[(chat_id, d.user_id)] = seq  # seqs grow: the last one is the highest
+    if new_rows:
+        counts = [[chat_id, len(r)] for chat_id, r in new_rows.items()]
+        await conn.execute(_SQLITE_BUMP, {"counts": json.dumps(counts), "now": now})
+        if named:
+            await conn.execute(_SQLITE_MENTIONS, {"rows": json.dumps(named)})
+        marks = [[c, u, s] for (c, u), s in read_to.items()]
+        await conn.execute(_SQLITE_READ, {"marks": json.dumps(marks)})
+    keys = [[n, d.user_id, d.client_id] for n, d in enumerate(rest) if d.client_id]
+    if keys:  # rare (a client retrying): the stored messages as history shows them
+        for row in await conn.execute(_SQLITE_RESENT, {"keys": json.dumps(keys)}):
+            stored[rest[row.ord]] = (_resent_public(rest[row.ord], row), False)
+    missing = {d.chat_id for d in rest if d not in stored}
+    if missing:  # those chats were deleted meanwhile: their sends fail alone
+        raise MissingChats(missing)
+    return stored
 
 
-async def _stored_resends(
-    session: AsyncSession, drafts: Sequence[Draft]
-) -> dict[tuple[int, str], MessagePublic]:
-    keys = {(d.user_id, d.client_id) for d in drafts if d.client_id}
-    if not keys:
-        return {}
-    from parley.server.messages.service import messages_public
-
-    rows = list(
-        (
-            await session.execute(
-                select(Message).where(tuple_(Message.sender_id, Message.client_id).in_(keys))
-            )
-        ).scalars()
-    )
-    publics = await messages_public(session, rows)
-    return {(m.sender_id or 0, m.client_id or ""): p for m, p in zip(rows, publics, strict=True)}
-
-
-async def _link_attachments(session: AsyncSession, message: Message, draft: Draft) -> None:
+async def _link_attachments(session: AsyncSession, message: MessagePublic, draft: Draft) -> None:
     ids = set(draft.attachment_ids)
     result = await session.execute(
         update(Attachment)
@@ -347,33 +549,30 @@ async def _link_attachments(session: AsyncSession, message: Message, draft: Draf
         )
 
 
-async def _attached(session: AsyncSession, message: Message) -> list[Any]:
+async def _attached(session: AsyncSession, message_id: int) -> list[Any]:
     from parley.server.messages.service import attachment_public
 
     rows = await session.execute(
-        select(Attachment).where(Attachment.message_id == message.id).order_by(Attachment.id)
+        select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
     )
     return [attachment_public(a) for a in rows.scalars()]
 
 
-def _public(
-    m: Message,
-    mentions: list[int],
-    sender: SenderPublic | None,
-    attachments: list[Any] | None = None,
+def _new_public(
+    d: Draft, message_id: int, seq: int, now: datetime, mentions: list[int]
 ) -> MessagePublic:
     return MessagePublic(
-        id=m.id,
-        chat_id=m.chat_id,
-        seq=m.seq,
-        sender=sender,
-        content=m.content,
-        created_at=m.created_at,
+        id=message_id,
+        chat_id=d.chat_id,
+        seq=seq,
+        sender=d.sender,
+        content=d.content,
+        created_at=now,
         edited_at=None,
         deleted=False,
-        client_id=m.client_id,
-        reply_to=m.reply_to_id,
-        attachments=attachments or [],
+        client_id=d.client_id,
+        reply_to=d.reply_to,
+        attachments=[],
         reactions=[],
         mentions=mentions,
     )

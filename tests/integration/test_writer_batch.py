@@ -1,0 +1,267 @@
+"""The writer's batch statement: what one batch writes, and in how many statements.
+
+On PostgreSQL a batch is one statement (two when a text names someone with `@`: the
+members are looked up first); on SQLite a few, none per message. Both databases, real
+ones; the writer under test gets its own engine so the live server's own queries are
+not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley.server.accounts.schemas import SenderPublic
+from parley.server.clock import Clock
+from parley.server.db.models import Chat, Membership, Message, MessageMention
+from parley.server.db.session import conflict_reason, make_engine, make_sessionmaker
+from parley.server.messages.writer import Draft, Result, Writer
+from parley.server.realtime.broker import InProcessBroker
+from tests.conftest import Running
+from tests.factories import Account, make_group, make_user
+
+
+class Counted:
+    """An engine of its own on the live server's database, counting its statements."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.statements: list[str] = []
+        self.conflicts: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._on_statement)
+        event.listen(engine.sync_engine, "handle_error", self._on_error)
+
+    def _on_statement(self, _conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        if sql.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            self.statements.append(sql)
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        self.conflicts.append(conflict_reason(context.original_exception) or "other")
+
+    def writer(self) -> Writer:
+        return Writer(make_sessionmaker(self.engine), InProcessBroker(), Clock())
+
+
+@pytest.fixture
+async def counted(live: Running) -> AsyncIterator[Counted]:
+    engine = make_engine(live.state.engine.url.render_as_string(hide_password=False))
+    yield Counted(engine)
+    await engine.dispose()
+
+
+def _draft(who: Account, chat_id: int, content: str, client_id: str | None = None) -> Draft:
+    sender = SenderPublic(id=who.id, username=who.username, display_name=who.username)
+    return Draft(who.id, chat_id, content, client_id=client_id, sender=sender)
+
+
+async def _batch(writer: Writer, drafts: list[Draft]) -> list[Result]:
+    """Submits every draft before the writer task runs once: they form one batch."""
+    batches = writer.batches
+    futures = [await writer.submit(d) for d in drafts]
+    results = list(await asyncio.wait_for(asyncio.gather(*futures), 20))
+    assert writer.batches == batches + 1, "the drafts were not written in one batch"
+    return results
+
+
+async def test_one_batch_of_several_chats_with_resends_in_one_or_two_statements(
+    client: httpx.AsyncClient, live: Running, counted: Counted, database_url: str | None
+) -> None:
+    ann, bob, cid = [await make_user(client) for _ in range(3)]
+    one = (await make_group(client, ann, bob, cid))["id"]
+    two = (await make_group(client, ann, bob))["id"]
+    writer = counted.writer()
+    try:
+        [(earlier, _)] = await _batch(writer, [_draft(ann, one, "earlier", client_id="a-1")])
+        counted.statements.clear()
+        drafts = [
+            _draft(ann, one, "earlier", client_id="a-1"),  # a resend: stored above
+            _draft(ann, one, f"hi @{bob.username}", client_id="a-2"),
+            _draft(bob, two, "in two", client_id="b-1"),
+            _draft(bob, one, "in one", client_id="b-2"),
+            _draft(ann, two, "no client id"),
+            _draft(bob, one, "in one", client_id="b-2"),  # the same send twice in a batch
+            _draft(cid, one, "from cid", client_id="c-1"),
+        ]
+        results = await _batch(writer, drafts)
+        mixed = list(counted.statements)
+        counted.statements.clear()
+        plain = await _batch(writer, [_draft(cid, one, f"plain {n}", f"p-{n}") for n in range(4)])
+    finally:
+        await writer.close()
+
+    if database_url is not None:  # PostgreSQL: the mention lookup, then the batch statement
+        assert len(mixed) == 2, mixed
+        assert len(counted.statements) == 1, counted.statements
+    else:  # SQLite: a few, however many messages (none per message)
+        assert len(mixed) <= 6, mixed
+        assert len(counted.statements) == 3, counted.statements
+    assert [m.seq for m, is_new in plain if is_new] == [5, 6, 7, 8]
+
+    new = [r.model_dump() for r, is_new in results if is_new]
+    assert [is_new for _, is_new in results] == [False, True, True, True, True, False, True]
+    assert results[0][0].model_dump() == earlier.model_dump()
+    assert results[5][0].model_dump() == results[3][0].model_dump()
+    # batch order within each chat; chat one had one message already
+    assert [(m["chat_id"], m["seq"], m["content"]) for m in new] == [
+        (one, 2, f"hi @{bob.username}"),
+        (two, 1, "in two"),
+        (one, 3, "in one"),
+        (two, 2, "no client id"),
+        (one, 4, "from cid"),
+    ]
+    assert results[1][0].mentions == [bob.id]
+    assert len({m["id"] for m in new}) == 5
+
+    async with live.state.sessions() as session:
+        stored = {
+            m.id: m
+            for m in (
+                await session.execute(select(Message).where(Message.chat_id.in_([one, two])))
+            ).scalars()
+        }
+        last_seq = dict(
+            (await session.execute(select(Chat.id, Chat.last_seq).where(Chat.id.in_([one, two]))))
+            .tuples()
+            .all()
+        )
+        markers = {
+            (c, u): s
+            for c, u, s in (
+                await session.execute(
+                    select(Membership.chat_id, Membership.user_id, Membership.last_read_seq).where(
+                        Membership.chat_id.in_([one, two])
+                    )
+                )
+            ).tuples()
+        }
+        mentioned = (
+            (await session.execute(select(MessageMention).where(MessageMention.chat_id == one)))
+            .scalars()
+            .all()
+        )
+    assert len(stored) == 10
+    for m in new:
+        row = stored[m["id"]]
+        assert (row.chat_id, row.seq, row.content, row.client_id) == (
+            m["chat_id"],
+            m["seq"],
+            m["content"],
+            m["client_id"],
+        )
+        assert row.created_at == m["created_at"]
+    assert last_seq == {one: 8, two: 2}
+    # each sender has read up to the last message it wrote; the others did not move
+    assert markers == {
+        (one, ann.id): 2,
+        (one, bob.id): 3,
+        (one, cid.id): 8,
+        (two, ann.id): 2,
+        (two, bob.id): 1,
+    }
+    assert [(x.message_id, x.user_id, x.seq) for x in mentioned] == [(results[1][0].id, bob.id, 2)]
+
+
+async def _hold_chat(
+    live: Running, database_url: str | None, chat_id: int, go: asyncio.Event, done: asyncio.Event
+) -> None:
+    """Holds the chat's row lock (PostgreSQL) or the write lock (SQLite) until `done`."""
+    if database_url is None:
+        db = sqlite3.connect(
+            live.state.engine.url.database, isolation_level=None, check_same_thread=False
+        )
+        try:  # in a thread: a write of the live server (same event loop) can finish meanwhile
+            await asyncio.to_thread(db.execute, "BEGIN IMMEDIATE")
+            go.set()
+            await done.wait()
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+        return
+    locker = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with locker.transaction():
+            await locker.execute("SELECT id FROM chats WHERE id = $1 FOR UPDATE", chat_id)
+            go.set()
+            await done.wait()
+    finally:
+        await locker.close()
+
+
+async def _waiting_batches(database_url: str, count: int) -> None:
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with asyncio.timeout(10):
+            while (
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'WITH input%' AND datname = current_database()"
+                )
+                < count
+            ):
+                await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+async def test_the_same_client_id_from_two_processes_is_stored_once(
+    client: httpx.AsyncClient, live: Running, counted: Counted, database_url: str | None
+) -> None:
+    """Two writers (as in two server processes, each its own engine) take the same send at
+    once, with other sends around it. On PostgreSQL both batches start before either
+    commits: the second fails on the unique constraint, is tried again and finds the
+    first's message. Either way: one row, one seq, both answered with it."""
+    ann, bob = await make_user(client), await make_user(client)
+    chat = (await make_group(client, ann, bob))["id"]
+    other = Counted(make_engine(live.state.engine.url.render_as_string(hide_password=False)))
+    writers = [counted.writer(), other.writer()]
+    go, done = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(_hold_chat(live, database_url, chat, go, done))
+    try:
+        await go.wait()
+        pending = [
+            asyncio.create_task(
+                _batch(
+                    w,
+                    [
+                        _draft(bob, chat, f"before {n}", client_id=f"b-{n}"),
+                        _draft(ann, chat, "twice", client_id="the-one"),
+                        _draft(bob, chat, f"after {n}"),
+                    ],
+                )
+            )
+            for n, w in enumerate(writers)
+        ]
+        if database_url is not None:
+            await _waiting_batches(database_url, 2)
+        else:
+            await asyncio.sleep(0.3)
+        done.set()
+        first, second = await asyncio.gather(*pending)
+    finally:
+        done.set()
+        await holder
+        for w in writers:
+            await w.close()
+        await other.engine.dispose()
+
+    assert first[1][0].id == second[1][0].id
+    assert sorted([first[1][1], second[1][1]]) == [False, True]
+    if database_url is not None:  # the race happened, and was resolved by trying again
+        assert counted.conflicts + other.conflicts == ["unique"]
+    async with live.state.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Message.seq, Message.client_id).where(Message.chat_id == chat)
+            )
+        ).all()
+    assert sorted(seq for seq, _ in rows) == [1, 2, 3, 4, 5]
+    assert [c for _, c in rows].count("the-one") == 1
