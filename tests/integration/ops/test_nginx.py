@@ -220,7 +220,12 @@ def test_gateway_sees_the_callers_ip(edge: Edge) -> None:
     # nginx appends the peer to X-Forwarded-For; the gateway trusts nginx (127.0.0.1) and
     # takes the nearest untrusted hop: the caller, not the spoofed value, not nginx.
     assert lines[0]["client_ip"] == "127.0.0.7"
-    assert "127.0.0.7" in edge.access_log.read_text()
+    # nginx writes its access-log line after the response has gone out: wait for it.
+    deadline = time.monotonic() + 5
+    while probe not in edge.access_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logged = [line for line in edge.access_log.read_text().splitlines() if probe in line]
+    assert logged and logged[0].startswith("127.0.0.7 "), edge.access_log.read_text()[-2000:]
 
 
 def test_per_ip_request_limit_answers_429(edge: Edge) -> None:
