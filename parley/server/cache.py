@@ -12,7 +12,7 @@ everything.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -93,7 +93,7 @@ class SendChecks:
 
     async def hidden(self, user_id: int) -> tuple[int, ...]:
         """The users this user blocks now (whose messages it does not see in groups)."""
-        mine = await self._load(self.blocks, user_id, partial(_blocks, user_id=user_id), _any)
+        mine = await self._load(self.blocks, user_id, partial(blocks_of, user_id=user_id), _any)
         if not mine:
             return ()
         now = self.clock()
@@ -108,7 +108,7 @@ class SendChecks:
     async def blocked_either(self, a: int, b: int) -> bool:
         now = self.clock()
         for blocker, blocked in ((a, b), (b, a)):
-            mine = await self._load(self.blocks, blocker, partial(_blocks, user_id=blocker), _any)
+            mine = await self._load(self.blocks, blocker, partial(blocks_of, user_id=blocker), _any)
             if blocked in mine:
                 until = mine[blocked]
                 if until is None or until > now:
@@ -146,6 +146,32 @@ class SendChecks:
                 cache.clear()
             cache[key] = value
         return value
+
+    def prime(
+        self,
+        generation: int,
+        *,
+        user_id: int,
+        memberships: Iterable[tuple[int, str, str]],
+        peers: dict[int, tuple[int, ...]],
+        blocks: dict[int, datetime | None],
+        ban: datetime | bool | None,
+        sender: SenderPublic,
+    ) -> None:
+        """Keeps what a WebSocket handshake read anyway (`memberships`: chat, type, role;
+        `peers`: the members of its direct chats), so that a first send asks nothing.
+        `generation` is the one taken before reading: a change announced meanwhile
+        discards it all, as a racing load is discarded."""
+        if generation != self.generation:
+            return
+        if len(self.members) > MAX_ENTRIES or len(self.senders) > MAX_ENTRIES:
+            self.clear()
+        for chat_id, chat_type, role in memberships:
+            self.members.setdefault(chat_id, {})[user_id] = Member(chat_type, role)
+        self.peers.update(peers)
+        self.blocks[user_id] = blocks
+        self.bans[user_id] = ban
+        self.senders[user_id] = sender
 
     # --- kept exact by the events that announce changes -------------------------------
 
@@ -192,7 +218,7 @@ async def _direct_members(session: AsyncSession, *, chat_id: int) -> tuple[int, 
     return tuple(rows.scalars())
 
 
-async def _blocks(session: AsyncSession, *, user_id: int) -> dict[int, datetime | None]:
+async def blocks_of(session: AsyncSession, *, user_id: int) -> dict[int, datetime | None]:
     rows = await session.execute(
         select(Block.blocked_id, Block.expires_at).where(Block.blocker_id == user_id)
     )

@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import aliased
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import errors
+from parley.server.accounts.schemas import SenderPublic
 from parley.server.accounts.service import user_public
+from parley.server.cache import blocks_of
 from parley.server.chats.service import general_id
-from parley.server.db.models import Membership
+from parley.server.db.models import Chat, Membership
 from parley.server.deps import AppState, Principal, authenticate, get_state
 from parley.server.messages import service as messages
 from parley.server.messages.writer import Result
-from parley.server.moderation.service import blocked_ids
 from parley.server.realtime import protocol
 from parley.server.realtime.events import ChatFrame
 from parley.server.realtime.events import encode as frame
@@ -109,12 +111,47 @@ async def _serve(
 
 
 async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int], set[int]]:
+    """Authenticates, and reads the user's chats and blocks: what the socket subscribes to
+    and filters with. The send checks keep what it read, so a first send asks nothing."""
+    generation = state.checks.generation
     async with state.reads() as session:
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
-        rows = await session.execute(
-            select(Membership.chat_id).where(Membership.user_id == principal.id)
-        )
-        return principal, set(rows.scalars()), set(await blocked_ids(session, principal.id))
+        rows = (await session.execute(_MY_CHATS, {"user_id": principal.id})).all()
+        blocks = await blocks_of(session, user_id=principal.id)
+    peers: dict[int, tuple[int, ...]] = {}
+    for chat_id, chat_type, _role, peer in rows:
+        if chat_type == "direct":
+            peers[chat_id] = (principal.id,) if peer is None else (principal.id, peer)
+    user = principal.user
+    state.checks.prime(
+        generation,
+        user_id=principal.id,
+        memberships=[(chat_id, chat_type, role) for chat_id, chat_type, role, _ in rows],
+        peers=peers,
+        blocks=blocks,
+        ban=principal.ban,
+        sender=SenderPublic(id=user.id, username=user.username, display_name=user.display_name),
+    )
+    now = state.clock()
+    live = {b for b, until in blocks.items() if until is None or until > now}
+    return principal, {row[0] for row in rows}, live
+
+
+# The user's chats with its role, and for a direct chat the other member (None when alone).
+_peer = aliased(Membership)
+_MY_CHATS = (
+    select(Membership.chat_id, Chat.type, Membership.role, _peer.user_id)
+    .join(Chat, Chat.id == Membership.chat_id)
+    .outerjoin(
+        _peer,
+        and_(
+            Chat.type == "direct",
+            _peer.chat_id == Membership.chat_id,
+            _peer.user_id != Membership.user_id,
+        ),
+    )
+    .where(Membership.user_id == bindparam("user_id"))
+)
 
 
 async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
@@ -262,7 +299,7 @@ async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
     if chat_id is None:
         if "type" in raw:
             raise errors.ValidationFailed("chat_id: Field required")
-        async with ctx.state.sessions() as session:
+        async with ctx.state.reads() as session:
             chat_id = await general_id(session)
     if len(ctx.unacked) >= MAX_UNACKED:
         await asyncio.wait(ctx.unacked, return_when=asyncio.FIRST_COMPLETED)
