@@ -287,3 +287,36 @@ async def test_the_same_client_id_from_two_processes_is_stored_once(
         ).all()
     assert sorted(seq for seq, _ in rows) == [1, 2, 3, 4, 5]
     assert [c for _, c in rows].count("the-one") == 1
+
+
+async def test_a_batch_with_a_chat_gone_fails_only_that_send_and_stores_the_rest_once(
+    client: httpx.AsyncClient, live: Running, counted: Counted
+) -> None:
+    ann, bob = await make_user(client), await make_user(client)
+    chat = (await make_group(client, ann, bob))["id"]
+    gone = 10**9  # no such chat: as if deleted while the send waited for the writer
+    writer = counted.writer()
+    try:
+        futures = [
+            await writer.submit(_draft(ann, chat, "kept 1", client_id="k-1")),
+            await writer.submit(_draft(bob, gone, "lost", client_id="g-1")),
+            await writer.submit(_draft(bob, chat, "kept 2")),
+        ]
+        answers = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 20)
+    finally:
+        await writer.close()
+    kept1, lost, kept2 = answers
+    assert isinstance(lost, Exception) and getattr(lost, "code", None) == "chat_not_found"
+    assert not isinstance(kept1, BaseException) and not isinstance(kept2, BaseException)
+    assert [(m.seq, m.content, new) for m, new in (kept1, kept2)] == [
+        (1, "kept 1", True),
+        (2, "kept 2", True),
+    ]
+    async with live.state.sessions() as session:
+        stored = (
+            await session.execute(
+                select(Message.content).where(Message.chat_id == chat).order_by(Message.seq)
+            )
+        ).scalars()
+        assert list(stored) == ["kept 1", "kept 2"]
+        assert await session.scalar(select(Chat.last_seq).where(Chat.id == chat)) == 2

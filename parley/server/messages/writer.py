@@ -36,7 +36,7 @@ from typing import Any, cast
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import errors
 from parley.server.accounts.schemas import SenderPublic
@@ -181,10 +181,20 @@ class Writer:
         await self._deliver(plain, results)
 
     async def _write_batch(self, drafts: list[Draft]) -> list[Result]:
+        now = self.clock()
         async with self.sessions() as session:
-            results = await store_batch(session, drafts, now=self.clock())
-            await session.commit()
-        return results
+            engine = session.bind
+            if not (isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite"):
+                results = await store_batch(session, drafts, now=now)
+                await session.commit()
+                return results
+            # SQLite: the mention lookup (only when a text names someone) reads first, then
+            # the batch takes the write lock and commits in the connection's thread.
+            unique, first = _unique(drafts)
+            mentions = await _resolve_mentions(session, unique)
+        async with engine.connect() as conn:
+            stored = await _store_sqlite(conn, unique, mentions, now, transaction=True)
+        return _in_order(drafts, stored, first)
 
     async def _write_with_attachments(self, draft: Draft) -> None:
         """A send with attachments is its own transaction: a bad attachment fails only it."""
@@ -233,20 +243,33 @@ async def store_batch(
     member with `@`. SQLite (the writer owns the connection, nobody waits on it): three
     statements, up to six with mentions and resends, none per message. Raises
     MissingChats (the caller rolls back) when a chat of a new message is gone."""
-    unique: list[Draft] = []
-    first: dict[tuple[int, str], Draft] = {}
-    for d in drafts:
-        if d.client_id is not None:
-            if (d.user_id, d.client_id) in first:
-                continue
-            first[(d.user_id, d.client_id)] = d
-        unique.append(d)
+    unique, first = _unique(drafts)
     mentions = await _resolve_mentions(session, unique)
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
         stored = await _store_postgresql(conn, unique, mentions, now)
     else:
         stored = await _store_sqlite(conn, unique, mentions, now)
+    return _in_order(drafts, stored, first)
+
+
+Firsts = dict[tuple[int, str], Draft]
+
+
+def _unique(drafts: Sequence[Draft]) -> tuple[list[Draft], Firsts]:
+    """The drafts without later copies of a (sender, client_id), and each one's first."""
+    unique: list[Draft] = []
+    first: Firsts = {}
+    for d in drafts:
+        if d.client_id is not None:
+            if (d.user_id, d.client_id) in first:
+                continue
+            first[(d.user_id, d.client_id)] = d
+        unique.append(d)
+    return unique, first
+
+
+def _in_order(drafts: Sequence[Draft], stored: dict[Draft, Result], first: Firsts) -> list[Result]:
     results: list[Result] = []
     for d in drafts:
         if d in stored:
@@ -483,15 +506,19 @@ async def _store_sqlite(
     drafts: Sequence[Draft],
     mentions: dict[Draft, list[int]],
     now: datetime,
+    *,
+    transaction: bool = False,
 ) -> dict[Draft, Result]:
     """The batch's statements run in the connection's own thread in one hand-off (not one,
-    or three, per statement), inside the transaction the session began."""
+    or three, per statement): inside the transaction the session began, or (`transaction`)
+    in their own, BEGIN IMMEDIATE to COMMIT, in that same hand-off."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # aiosqlite's Connection: owns a thread and sqlite3
     dialect = conn.dialect
     stamp = _bind_time(dialect)(now)
+    run = _sqlite_transaction if transaction else _sqlite_batch
     try:
-        placed, resent = await driver._execute(_sqlite_batch, driver._conn, drafts, mentions, stamp)
+        placed, resent = await driver._execute(run, driver._conn, drafts, mentions, stamp)
     except sqlite3.IntegrityError as exc:
         raise IntegrityError("message batch", None, exc) from exc
     except sqlite3.Error as exc:  # as SQLAlchemy would raise it: the writer's handling applies
@@ -517,6 +544,27 @@ _RESENT_FIELDS = (
     "ord", "id", "seq", "content", "created_at", "edited_at", "deleted_at", "reply_to_id",
     "username", "display_name", "mentions", "reactions", "attachments",
 )  # fmt: skip
+
+
+def _sqlite_transaction(
+    db: sqlite3.Connection,
+    drafts: Sequence[Draft],
+    mentions: dict[Draft, list[int]],
+    stamp: Any,
+) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
+    """`_sqlite_batch` in a transaction of its own (the write lock taken up front)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = placed, resent = _sqlite_batch(db, drafts, mentions, stamp)
+        if len(placed) + len(resent) < len(drafts):  # a chat is gone: MissingChats follows,
+            db.execute("ROLLBACK")  # and the writer stores the others again without it
+        else:
+            db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _sqlite_batch(
