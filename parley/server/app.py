@@ -108,6 +108,7 @@ def make_state(
             },
             redis_url=redis,
             prefix=settings.redis_prefix,
+            clock=the_clock,
         ),
         storage=storage,
         jwt_key=jwt_key,
