@@ -133,7 +133,7 @@ async def health(state: StateDep) -> JSONResponse:
     """200 when the database answers; every configured backend is listed in `checks`."""
     checks: dict[str, str] = {}
     probes: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
-        ("database", lambda: ping(state.engine)),
+        ("database", lambda: ping(state.engine, state.clock)),
         ("broker", state.broker.check),
         ("storage", state.storage.check),
     )
