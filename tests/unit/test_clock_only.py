@@ -53,23 +53,30 @@ def _found(tree: ast.AST) -> list[str]:
             module, attr = node.value.id, node.attr
             if attr in TIME_READS.get(module, ()):
                 out.append(f"{module}.{attr}")
-        if isinstance(node, ast.Attribute) and node.attr in {"call_later", "call_at"}:
-            if "clock" not in ast.unparse(node.value):
-                out.append(node.attr)
-        if isinstance(node, ast.Attribute) and node.attr == "time":
-            if "loop" in ast.unparse(node.value).lower():
-                out.append("loop.time")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in {"call_later", "call_at"}
+            and "clock" not in ast.unparse(node.value)
+        ):
+            out.append(node.attr)
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "time"
+            and "loop" in ast.unparse(node.value).lower()
+        ):
+            out.append("loop.time")
         if isinstance(node, ast.ImportFrom) and node.module in {"time", "asyncio"}:
             out += [
-                f"{node.module}.{a.name}"
-                for a in node.names
-                if a.name in TIME_READS[node.module]
+                f"{node.module}.{a.name}" for a in node.names if a.name in TIME_READS[node.module]
             ]
         if isinstance(node, ast.Name) and node.id == "utcnow":
             out.append("utcnow")
-        if isinstance(node, ast.Call) and ast.unparse(node.func) == "asyncio.wait":
-            if any(k.arg == "timeout" for k in node.keywords):
-                out.append("asyncio.wait(timeout=)")
+        if (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func) == "asyncio.wait"
+            and any(k.arg == "timeout" for k in node.keywords)
+        ):
+            out.append("asyncio.wait(timeout=)")
     return out
 
 

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from parley.server.realtime import events
 from parley.server.realtime.broker import RECONNECT_PAUSE, RedisBroker
-from parley.server.realtime.hub import Close, Connection
+from parley.server.realtime.hub import Connection
 from parley.server.realtime.ws import CLOSE_GRACE, _start_writer
 from tests.conftest import REDIS_URL, need
 from tests.fake_clock import FakeClock, settle
