@@ -10,6 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from parley import errors
+from parley.config import Settings
+from parley.gateway.ratelimit import RateLimits
 from parley.server.throttle import MemoryWindows, Throttle
 from tests.conftest import REDIS_URL, need
 from tests.fake_clock import FakeClock
@@ -108,3 +110,19 @@ async def test_keys_without_a_use_left_are_forgotten_on_the_clock() -> None:
     assert await limits.allow("send", 999)
     assert list(windows.uses) == ["LIMITER/send/999/2/1/second"]
     assert [await limits.allow("send", 0) for _ in range(3)] == [True, True, False]
+
+
+async def test_the_gateway_windows_refill_on_its_clock() -> None:
+    clock = FakeClock()
+    settings = Settings(PARLEY_RATE_USER="2/second", JWT_SECRET="x" * 32)
+    limits = RateLimits(settings, clock=clock)
+    decisions = [await limits.check_user(7) for _ in range(3)]
+    assert [d.allowed for d in decisions if d] == [True, True, False]
+    refused = decisions[-1]
+    assert refused is not None and refused.headers()["Retry-After"] == "1"
+    await clock.advance(0.99)
+    again = await limits.check_user(7)
+    assert again is not None and not again.allowed
+    await clock.advance(0.02)
+    refilled = await limits.check_user(7)
+    assert refilled is not None and refilled.allowed and refilled.remaining == 1
