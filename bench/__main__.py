@@ -10,6 +10,7 @@ and runs the scenarios with picows clients on uvloop:
   pairs     500 direct chats, 1 msg/s each: nothing lost, handshakes, p99, server CPU/msg
   idle      5,000 idle sockets: KB per connection in each process
   history   GET /service/api/chats/{id}/messages?limit=50 through the gateway: pages/s
+            (its own chat, seeded with 60 messages first: full pages whatever ran before)
   overload  far more than it can carry: `overloaded` errors, health and login, recovery
 
 Prints one table (Parley's ratio to the ceiling per scenario, CPU seconds and RSS of every
