@@ -10,6 +10,7 @@ and runs the scenarios with picows clients on uvloop:
   pairs     500 direct chats, 1 msg/s each: nothing lost, handshakes, p99, server CPU/msg
   idle      5,000 idle sockets: KB per connection in each process
   history   GET /service/api/chats/{id}/messages?limit=50 through the gateway: pages/s
+            (its own chat, seeded with 60 messages first: full pages whatever ran before)
   overload  far more than it can carry: `overloaded` errors, health and login, recovery
 
 Prints one table (Parley's ratio to the ceiling per scenario, CPU seconds and RSS of every
@@ -116,7 +117,7 @@ async def run_deployment(
             seeded = await harness.seed(
                 harness.sqlalchemy_url(stack, database_url),
                 users=users,
-                groups={"saturate": cfg.members, "fanout": cfg.members},
+                groups={"saturate": cfg.members, "fanout": cfg.members, "history": 2},
                 pairs=cfg.pairs + cfg.overload_pairs + 1,
             )
             progress.section(f"{name}: starting {servers} server(s) and the gateway")
@@ -195,7 +196,8 @@ def _ceiling_plan(users: int, cfg: Config) -> harness.Seeded:
     """The same shape of data for the ceiling: ids only (it has no database)."""
     ids = list(range(1, users + 1))
     members = {1: ids[: cfg.members], 2: ids[: cfg.members]}
-    chats = {"saturate": [1], "fanout": [2], "pairs": []}
+    members[3] = ids[:2]
+    chats = {"saturate": [1], "fanout": [2], "history": [3], "pairs": []}
     for i in range(cfg.pairs + cfg.overload_pairs + 1):
         chat = 100 + i
         chats["pairs"].append(chat)
@@ -240,7 +242,7 @@ async def _scenario(
             budget=cfg.idle_budget_s,
         )  # fmt: skip
     if scenario == "history":
-        chat = seeded.chats["saturate"][0]
+        chat = seeded.chats["history"][0]
         return await loadgen.history(
             target, chat, seeded.members[chat][0], duration=cfg.history_s,
             concurrency=cfg.history_concurrency, progress=progress,
@@ -302,7 +304,8 @@ def _details(row: dict[str, Any]) -> str:
             f"KB/conn {per}"
         )
     if s == "history":
-        return f"p99 {row['p99_ms']} ms, {row['failed']} failed"
+        full = f", {row['page_messages']} messages a page" if row.get("page_messages") else ""
+        return f"p99 {row['p99_ms']} ms, {row['failed']} failed{full}"
     if s == "overload":
         return (
             f"{row['overloaded_errors']} overloaded, health failed {row['health_failed']}/"

@@ -437,12 +437,22 @@ async def idle(
     }  # fmt: skip
 
 
+HISTORY_PAGE = 50
+HISTORY_SEED = 60  # messages the history scenario's own chat holds: a full page, whatever ran
+
+
 async def history(
     target: Target, chat: int, user: int, *, duration: float, concurrency: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:  # fmt: skip
+    """Pages of `limit=50` from a chat of its own, seeded here with HISTORY_SEED messages
+    through the API (so the pages are full whichever scenarios ran before)."""
     headers = {} if target.name == "ceiling" else {"Authorization": f"Bearer {target.tokens[user]}"}
-    path = f"/service/api/chats/{chat}/messages?limit=50"
+    path = f"/service/api/chats/{chat}/messages?limit={HISTORY_PAGE}"
+    page_messages = None
+    if target.name != "ceiling":
+        progress(f"history: seeding {HISTORY_SEED} messages")
+        page_messages = await seed_history(target.http_url, path, headers, chat)
     progress(f"history: {duration:.0f} s")
     ok, bad, timings = await http_pages(
         target.http_url, path, headers, duration=duration, concurrency=concurrency
@@ -450,7 +460,40 @@ async def history(
     return {
         "pages": ok, "failed": bad, "pages_per_s": round(ok / duration, 1),
         "p50_ms": ms(pct(timings, 0.5)), "p99_ms": ms(pct(timings, 0.99)),
+        "page_messages": page_messages,
     }  # fmt: skip
+
+
+async def seed_history(url: str, path: str, headers: dict[str, str], chat: int) -> int:
+    """Tops the chat up to HISTORY_SEED messages (varied lengths, a mention now and then,
+    a reply) and returns how many a page holds; fails when the page is not full."""
+    import httpx
+
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, trust_env=False, timeout=30
+    ) as http:
+        answer = await http.get(path.replace(f"limit={HISTORY_PAGE}", "limit=200"))
+        answer.raise_for_status()
+        have = len(answer.json())
+        me = (await http.get("/service/api/profile")).json()["username"]
+        first: int | None = None
+        for i in range(have, HISTORY_SEED):
+            words = " ".join(f"word{(i * 7 + k) % 97}" for k in range(5 + (i * 13) % 40))
+            body: dict[str, Any] = {
+                "content": f"history {i}: {words}" + (f" @{me}" if i % 5 == 0 else ""),
+                "client_id": f"history-{chat}-{i}",
+            }
+            if first is not None and i % 9 == 0:
+                body["reply_to"] = first
+            sent = await http.post(f"/service/api/chats/{chat}/messages", json=body)
+            sent.raise_for_status()
+            first = first if first is not None else sent.json()["id"]
+        page = await http.get(path)
+        page.raise_for_status()
+        count = len(page.json())
+    if count < HISTORY_PAGE:
+        raise RuntimeError(f"history: a page holds {count} messages, not {HISTORY_PAGE}")
+    return count
 
 
 async def overload(

@@ -42,6 +42,7 @@ from parley.gateway.proxy import (
 from parley.gateway.ratelimit import Decision, RateLimits, client_ip, is_trusted, parse_networks
 from parley.gateway.relay import RelayedClient
 from parley.security import AccessTokens, TokenError
+from parley.server.clock import Clock
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CSP = (
@@ -112,13 +113,15 @@ class Gateway:
         read_timeout: float,
         fail_timeout: float,
         max_upstream_connections: int = 1000,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock or Clock()  # the gateway's own (rate-limit windows)
         self.jwt_key = settings.jwt_key()
         self.tokens = AccessTokens(self.jwt_key)
         self.trusted = parse_networks(settings.trusted_proxies)
         self.metrics = GatewayMetrics(user_label_limit=settings.metrics_user_labels)
-        self.rate_limits = RateLimits(settings)
+        self.rate_limits = RateLimits(settings, clock=self.clock)
         self.pool = UpstreamPool(settings.upstream_urls, fail_timeout=fail_timeout)
         self.http = HttpProxy(
             self.pool,

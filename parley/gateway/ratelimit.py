@@ -1,4 +1,6 @@
-"""Rate limits with the `limits` package: per client IP on public routes, per user otherwise."""
+"""Rate limits, per client IP on public routes, per user otherwise: moving windows on the
+gateway's Clock (parley/server/clock.py's class), in memory or in Redis (`limits`' list
+layout, so its own strategies read the same windows)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ import collections
 import ipaddress
 import logging
 import math
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -16,6 +17,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from parley.config import Settings
+from parley.server.clock import Clock
 
 logger = logging.getLogger("parley.gateway")
 
@@ -56,17 +58,18 @@ class MemoryWindows:
     """Moving windows in this process's memory, as `limits`' MovingWindowRateLimiter over
     its MemoryStorage counts them (a hit is refused when `amount` hits are already in the
     last `expiry` seconds; a refused hit is not counted), at a fraction of the cost: that
-    storage hands its expiry sweep to a worker thread after every request."""
+    storage hands its expiry sweep to a worker thread after every request. On the clock's
+    monotonic time."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.hits: dict[str, collections.deque[float]] = {}
         self.expiries: dict[str, int] = {}
         self._sweep_at = 0.0
 
     def hit(self, key: str, amount: int, expiry: int) -> tuple[bool, float, int]:
-        """(allowed, reset time, remaining) after this hit."""
-        now = self.clock()
+        """(allowed, seconds until the window's oldest hit leaves it, remaining) after this hit."""
+        now = self.clock.monotonic()
         if now >= self._sweep_at:
             self._sweep(now)
         window = self.hits.get(key)
@@ -80,7 +83,7 @@ class MemoryWindows:
         if allowed:
             window.append(now)
         start = window[0] if window else now
-        return allowed, start + expiry, amount - len(window)
+        return allowed, start + expiry - now, amount - len(window)
 
     def _sweep(self, now: float) -> None:
         """Once a minute, forgets keys with no hit left in their window (bounded memory)."""
@@ -128,20 +131,21 @@ class RedisWindows:
     """The same moving windows in Redis (shared by every gateway), one script call per hit
     where `limits` makes two (its hit, then its window)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, clock: Clock) -> None:
         from redis.asyncio import Redis
 
         self.redis = Redis.from_url(url)
         self.prefix = prefix
+        self.clock = clock
         self._script = self.redis.register_script(_HIT_AND_WINDOW)
 
     async def hit(self, key: str, amount: int, expiry: int) -> tuple[bool, float, int]:
-        now = time.time()
+        now = self.clock.now().timestamp()  # wall time: shared by every gateway
         allowed, count, oldest = await self._script(
             keys=[f"{self.prefix}:{key}"], args=[repr(now), amount, expiry]
         )
         start = float(oldest) if count else now
-        return bool(allowed), start + expiry, amount - int(count)
+        return bool(allowed), start + expiry - now, amount - int(count)
 
 
 class RateLimits:
@@ -149,14 +153,19 @@ class RateLimits:
 
     Without Redis (and without a storage given) the windows are `MemoryWindows`."""
 
-    def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, storage: Storage | None = None, clock: Clock | None = None
+    ) -> None:
+        self.clock = clock or Clock()
         self.storage = storage or make_storage(settings)
         self._limiter = MovingWindowRateLimiter(self.storage)
         self._windows: MemoryWindows | RedisWindows | None = None
         if storage is None and isinstance(self.storage, MemoryStorage):
-            self._windows = MemoryWindows()
+            self._windows = MemoryWindows(self.clock)
         elif storage is None and settings.redis_dsn:
-            self._windows = RedisWindows(settings.redis_dsn, settings.redis_prefix + "ratelimit")
+            self._windows = RedisWindows(
+                settings.redis_dsn, settings.redis_prefix + "ratelimit", self.clock
+            )
         self.public = parse(settings.rate_public)
         self.user = parse(settings.rate_user)
 
@@ -181,13 +190,13 @@ class RateLimits:
         except Exception:  # the storage is down: fail open rather than refuse everyone
             logger.warning("rate-limit storage unavailable; request let through", exc_info=True)
             return None
-        reset_after = max(0, math.ceil(stats.reset_time - time.time()))
+        # a storage given by the caller: `limits` reads its own wall time, so this does too
+        reset_after = max(0, math.ceil(stats.reset_time - self.clock.now().timestamp()))
         return Decision(allowed, item.amount, max(0, stats.remaining), reset_after)
 
 
-def _decision(item: RateLimitItem, allowed: bool, reset: float, remaining: int) -> Decision:
-    reset_after = max(0, math.ceil(reset - time.time()))
-    return Decision(allowed, item.amount, max(0, remaining), reset_after)
+def _decision(item: RateLimitItem, allowed: bool, wait: float, remaining: int) -> Decision:
+    return Decision(allowed, item.amount, max(0, remaining), max(0, math.ceil(wait)))
 
 
 def parse_networks(entries: Iterable[str]) -> list[Network]:

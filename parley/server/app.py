@@ -64,7 +64,7 @@ def make_state(
     redis = settings.redis_dsn
     the_clock = as_clock(clock)
     sessions = make_sessionmaker(engine)
-    broker = make_broker(redis, prefix=settings.redis_prefix)
+    broker = make_broker(redis, prefix=settings.redis_prefix, clock=the_clock)
     hub = Hub(
         presence_timeout=settings.presence_timeout,
         monotonic=the_clock.monotonic,
@@ -111,6 +111,7 @@ def make_state(
             },
             redis_url=redis,
             prefix=settings.redis_prefix,
+            clock=the_clock,
         ),
         storage=storage,
         jwt_key=jwt_key,
@@ -152,7 +153,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         state.hub.close_all(CLOSE_GOING_AWAY)
-        await asyncio.sleep(0.05)  # let writers send their close frames
+        await state.clock.sleep(0.05)  # let writers send their close frames
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -358,7 +359,7 @@ class ParleyServer(uvicorn.Server):
         for listener in self.servers:
             listener.close()  # no new connections from here on
         self.parley.hub.close_all(CLOSE_SERVICE_RESTART)
-        await asyncio.sleep(0.1)  # let the writers send their close frames
+        await self.parley.clock.sleep(0.1)  # let the writers send their close frames
         await super().shutdown(sockets)
 
 

@@ -78,13 +78,19 @@ async def seed_register(body: SeedUserCreate, session: SessionDep) -> SeedUser:
 async def seed_messages(
     me: CurrentUser,
     session: SessionDep,
+    state: StateDep,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> list[SeedMessage]:
     """`general`, newest first."""
     chat_id = await general_id(session)
     page = await messages.list_messages(
-        session, user_id=me.id, chat_id=chat_id, limit=min(limit, 200), offset=offset
+        session,
+        user_id=me.id,
+        chat_id=chat_id,
+        limit=min(limit, 200),
+        offset=offset,
+        now=state.clock(),
     )
     return [
         SeedMessage(
@@ -127,7 +133,7 @@ async def health(state: StateDep) -> JSONResponse:
     """200 when the database answers; every configured backend is listed in `checks`."""
     checks: dict[str, str] = {}
     probes: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
-        ("database", lambda: ping(state.engine)),
+        ("database", lambda: ping(state.engine, state.clock)),
         ("broker", state.broker.check),
         ("storage", state.storage.check),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -26,7 +25,7 @@ class ServerMetrics:
         self,
         connections: Callable[[], int],
         started: float,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float],
     ) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.app_requests = Counter(

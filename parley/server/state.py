@@ -8,7 +8,6 @@ module nor FastAPI (tests/unit/test_layers.py checks it).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +53,7 @@ class AppState:
     tokens: AccessTokens  # access tokens already verified
     logins: LoginSessions  # live login sessions (REST authentication from memory)
     pages: HistoryPages  # encoded history pages
-    started: float = field(default_factory=time.monotonic)  # on `clock.monotonic`
+    started: float  # on `clock.monotonic`
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away

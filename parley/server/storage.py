@@ -18,7 +18,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -56,9 +56,9 @@ def make_storage(settings: Settings) -> Storage:
     return LocalStorage(settings.data_dir / "files")
 
 
-def new_key(prefix: str) -> str:
-    """A fresh key such as `attachments/2026/11/<uuid4 hex>`; `prefix` is a constant."""
-    now = datetime.now(UTC)
+def new_key(prefix: str, now: datetime) -> str:
+    """A fresh key such as `attachments/2026/11/<uuid4 hex>` (the month of `now`, the
+    clock's); `prefix` is a constant."""
     return check_key(f"{prefix}/{now:%Y}/{now:%m}/{uuid.uuid4().hex}")
 
 

@@ -50,6 +50,7 @@ def test_bench_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
         assert idle["opened"] == idle["sockets"]
         history = rows[(*via, "history")]
         assert history["pages"] > 0 and history["failed"] == 0
+    assert rows[("sqlite", "gateway", "history")]["page_messages"] == 50
     parley = rows[("sqlite", "gateway", "pairs")]
     assert parley["server_cpu_ms_per_message"] > 0
     assert set(parley["processes"]) == {"server-1", "gateway"}
@@ -60,3 +61,21 @@ def test_bench_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
     # the table is printed, and every process the bench started is gone
     assert "| saturate | sqlite | gateway |" in result.stdout
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+def test_history_alone_reads_full_pages(tmp_path: Path) -> None:
+    """The history scenario seeds its own chat: run alone, its pages still hold 50 messages."""
+    out = tmp_path / "bench.json"
+    env = {
+        **os.environ, "BENCH_NO_POSTGRES": "1", "BENCH_ONLY": "sqlite",
+        "BENCH_SCENARIOS": "history",
+    }  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--quiet", "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads(out.read_text())["results"]
+    history = [r for r in rows if r["deployment"] == "sqlite" and r["scenario"] == "history"]
+    assert len(history) == 1 and history[0]["failed"] == 0
+    assert history[0]["pages"] > 0 and history[0]["page_messages"] == 50

@@ -7,6 +7,7 @@ import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from parley import errors
 from parley.config import Settings
 from parley.server.storage import LocalStorage, S3Storage, Storage, make_storage, new_key
 
+NOW = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
 MIB = 1024 * 1024
 PART = 5 * MIB
 BAD_KEYS = [
@@ -97,14 +99,14 @@ async def leftovers(store: Storage, key: str) -> list[str]:
 
 
 async def test_bytes_round_trip(storage: Storage) -> None:
-    key = new_key("avatars")
+    key = new_key("avatars", NOW)
     await storage.save_bytes(key, b"hello")
     assert await storage.read_bytes(key) == b"hello"
     assert await read_all(storage, key) == b"hello"
 
 
 async def test_save_overwrites(storage: Storage) -> None:
-    key = new_key("avatars")
+    key = new_key("avatars", NOW)
     await storage.save_bytes(key, b"first")
     await storage.save_bytes(key, b"second")
     assert await storage.read_bytes(key) == b"second"
@@ -112,7 +114,7 @@ async def test_save_overwrites(storage: Storage) -> None:
 
 async def test_stream_round_trip_in_chunks(storage: Storage) -> None:
     data = os.urandom(3 * MIB + 123)
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     assert await storage.save(key, stream(data), max_bytes=25 * MIB) == len(data)
     chunks = [chunk async for chunk in await storage.open(key)]
     assert len(chunks) > 1
@@ -123,25 +125,25 @@ async def test_stream_round_trip_in_chunks(storage: Storage) -> None:
 
 async def test_stream_larger_than_one_part(storage: Storage) -> None:
     data = os.urandom(2 * PART + 1000)
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     assert await storage.save(key, stream(data, MIB), max_bytes=25 * MIB) == len(data)
     assert await read_all(storage, key) == data
 
 
 async def test_empty_stream(storage: Storage) -> None:
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     assert await storage.save(key, stream(b""), max_bytes=10) == 0
     assert await storage.read_bytes(key) == b""
 
 
 async def test_exactly_max_bytes_is_accepted(storage: Storage) -> None:
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     assert await storage.save(key, stream(b"x" * 1000, 100), max_bytes=1000) == 1000
 
 
 @pytest.mark.parametrize("size", [1001, PART + MIB])
 async def test_too_large_leaves_nothing(storage: Storage, size: int) -> None:
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     with pytest.raises(errors.TooLarge):
         await storage.save(key, stream(b"x" * size, MIB), max_bytes=size - 1)
     assert await leftovers(storage, key) == []
@@ -154,14 +156,14 @@ async def test_failing_stream_leaves_nothing(storage: Storage) -> None:
         yield b"x" * (PART + 1)
         raise ConnectionResetError("client went away")
 
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     with pytest.raises(ConnectionResetError):
         await storage.save(key, broken(), max_bytes=25 * MIB)
     assert await leftovers(storage, key) == []
 
 
 async def test_absent_key_is_not_found(storage: Storage) -> None:
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     with pytest.raises(errors.NotFound):
         await storage.open(key)
     with pytest.raises(errors.NotFound):
@@ -169,11 +171,11 @@ async def test_absent_key_is_not_found(storage: Storage) -> None:
 
 
 async def test_delete_is_idempotent(storage: Storage) -> None:
-    key = new_key("attachments")
+    key = new_key("attachments", NOW)
     await storage.save_bytes(key, b"bye")
     await storage.delete(key)
     await storage.delete(key)
-    await storage.delete(new_key("attachments"))
+    await storage.delete(new_key("attachments", NOW))
     with pytest.raises(errors.NotFound):
         await storage.read_bytes(key)
 
@@ -228,11 +230,11 @@ async def test_local_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
 
 
 def test_new_key_shape() -> None:
-    key = new_key("attachments")
-    assert re.fullmatch(r"attachments/\d{4}/\d{2}/[0-9a-f]{32}", key)
-    assert new_key("attachments") != key
+    key = new_key("attachments", NOW)
+    assert re.fullmatch(r"attachments/2026/11/[0-9a-f]{32}", key)  # the month of `now`
+    assert new_key("attachments", NOW) != key
     with pytest.raises(ValueError):
-        new_key("../up")
+        new_key("../up", NOW)
 
 
 def test_make_storage_picks_the_backend(tmp_path: Path) -> None:

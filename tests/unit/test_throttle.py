@@ -1,13 +1,41 @@
-"""The in-process rate-limit storage: moving windows counted exactly, expired uses forgotten."""
+"""Rate limits on the injected clock: moving windows counted exactly, in memory and in Redis,
+refilled when the (fake) clock moves past a use's window and not before."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aioredis
 
-from parley.server.throttle import LocalStorage, Throttle
+from parley import errors
+from parley.config import Settings
+from parley.gateway.ratelimit import RateLimits
+from parley.server.throttle import MemoryWindows, Throttle
+from tests.conftest import REDIS_URL, need
+from tests.fake_clock import FakeClock
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def redis_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    if request.param == "memory":
+        yield None
+        return
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        need("Redis", str(exc))
+    finally:
+        await client.aclose()
+    yield REDIS_URL
+
+
+def throttle(limits: dict[str, str], redis_url: str | None, clock: FakeClock) -> Throttle:
+    return Throttle(
+        limits, redis_url=redis_url, prefix=f"parley-test-{uuid.uuid4().hex[:8]}:", clock=clock
+    )
 
 
 async def test_a_moving_window_counts_each_key_apart() -> None:
@@ -18,24 +46,83 @@ async def test_a_moving_window_counts_each_key_apart() -> None:
     assert await throttle.allow("send", 1)
 
 
-async def test_expired_uses_are_forgotten_without_worker_threads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    handed_off: list[Any] = []
+async def test_a_window_refills_when_the_clock_moves_not_before(redis_url: str | None) -> None:
+    clock = FakeClock()
+    limits = throttle({"send": "3/second"}, redis_url, clock)
+    assert [await limits.allow("send", 1) for _ in range(4)] == [True, True, True, False]
+    await clock.advance(0.5)
+    assert await limits.allow("send", 2)  # user 2's window starts at 0.5
+    await clock.advance(0.49)
+    assert not await limits.allow("send", 1)  # 0.99 s after the uses: still full
+    with pytest.raises(errors.RateLimited) as limited:
+        await limits.hit("send", 1)
+    assert limited.value.retry_after == 1
+    await clock.advance(0.02)  # 1.01 s: the three uses have left the window
+    assert [await limits.allow("send", 1) for _ in range(4)] == [True, True, True, False]
+    await limits.reset()
 
-    async def to_thread(func: Any, *args: Any) -> Any:
-        handed_off.append(func)
-        return func(*args)
 
-    monkeypatch.setattr(asyncio, "to_thread", to_thread)
-    throttle = Throttle({"send": "2/second"}, redis_url=None, prefix="")
-    storage = throttle._storage
-    assert isinstance(storage, LocalStorage)
+async def test_retry_after_counts_down_on_the_clock(redis_url: str | None) -> None:
+    clock = FakeClock()
+    limits = throttle({"login": "2/minute"}, redis_url, clock)
+    await limits.hit("login", "alice")
+    await clock.advance(20)
+    await limits.hit("login", "alice")
+    for waited, retry_after in [(0, 40), (15.5, 25), (24, 1)]:
+        await clock.advance(waited)
+        with pytest.raises(errors.RateLimited) as limited:
+            await limits.check("login", "alice")
+        assert limited.value.retry_after == retry_after
+    await clock.advance(0.6)  # 60.1 s after the first use: one is free again
+    await limits.check("login", "alice")
+    await limits.hit("login", "alice")
+    with pytest.raises(errors.RateLimited) as limited:
+        await limits.hit("login", "alice")
+    assert limited.value.retry_after == 20  # the second use, at 20 s, leaves at 80 s
+    await limits.reset()
+
+
+async def test_check_counts_nothing_and_clear_gives_the_uses_back(redis_url: str | None) -> None:
+    clock = FakeClock()
+    limits = throttle({"login": "2/minute"}, redis_url, clock)
+    for _ in range(5):
+        await limits.check("login", "bob")
+    assert await limits.allow("login", "bob") and await limits.allow("login", "bob")
+    with pytest.raises(errors.RateLimited):
+        await limits.check("login", "bob")
+    await limits.clear("login", "bob")
+    await limits.check("login", "bob")
+    await limits.reset()
+
+
+async def test_keys_without_a_use_left_are_forgotten_on_the_clock() -> None:
+    clock = FakeClock()
+    limits = Throttle({"send": "2/second"}, redis_url=None, prefix="", clock=clock)
+    windows = limits._windows
+    assert isinstance(windows, MemoryWindows)
     for user in range(50):
-        assert await throttle.allow("send", user)
-    assert len(storage.events) == 50
-    await asyncio.sleep(1.1)  # every use expired, and a pass is due
-    assert await throttle.allow("send", 999)
-    assert list(storage.events) == ["LIMITER/send/999/2/1/second"]
-    assert [await throttle.allow("send", 0) for _ in range(3)] == [True, True, False]
-    assert handed_off == []
+        assert await limits.allow("send", user)
+    assert len(windows.uses) == 50
+    await clock.advance(0.9)
+    assert await limits.allow("send", 999)
+    assert len(windows.uses) == 51  # not expired yet
+    await clock.advance(0.2)  # users 0..49's uses expired, and a pass is due
+    assert await limits.allow("send", 999)
+    assert list(windows.uses) == ["LIMITER/send/999/2/1/second"]
+    assert [await limits.allow("send", 0) for _ in range(3)] == [True, True, False]
+
+
+async def test_the_gateway_windows_refill_on_its_clock() -> None:
+    clock = FakeClock()
+    settings = Settings(PARLEY_RATE_USER="2/second", JWT_SECRET="x" * 32)
+    limits = RateLimits(settings, clock=clock)
+    decisions = [await limits.check_user(7) for _ in range(3)]
+    assert [d.allowed for d in decisions if d] == [True, True, False]
+    refused = decisions[-1]
+    assert refused is not None and refused.headers()["Retry-After"] == "1"
+    await clock.advance(0.99)
+    again = await limits.check_user(7)
+    assert again is not None and not again.allowed
+    await clock.advance(0.02)
+    refilled = await limits.check_user(7)
+    assert refilled is not None and refilled.allowed and refilled.remaining == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,11 +59,12 @@ async def set_avatar(
     user_id: int,
     data: bytes,
     max_bytes: int,
+    now: datetime,
 ) -> User:
     """Decodes and re-encodes `data` (415 when it is not an image), stores it, commits,
     then deletes the previous file and forgets its cached data URL."""
     avatar = await images.make_avatar(data, max_bytes=max_bytes)
-    key = new_key("avatars")
+    key = new_key("avatars", now)
     await storage.save_bytes(key, avatar)
     try:
         user = await access_user(session, user_id)

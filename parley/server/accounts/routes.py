@@ -130,7 +130,9 @@ async def refresh(
 async def logout(
     me: CurrentUser, response: Response, session: SessionDep, state: StateDep
 ) -> Response:
-    await service.revoke_sessions(session, state.broker, user_id=me.id, ids=[me.session_id])
+    await service.revoke_sessions(
+        session, state.broker, user_id=me.id, ids=[me.session_id], now=state.clock()
+    )
     response = Response(status_code=204)
     _clear_cookies(response)
     return response
@@ -147,6 +149,7 @@ async def change_password(
         session_id=me.session_id,
         current_password=body.current_password,
         new_password=body.new_password,
+        now=state.clock(),
     )
     return Response(status_code=204)
 
@@ -226,7 +229,13 @@ async def put_avatar(
     part = await read_file_part(request, max_bytes=limit)
     data = await avatars.read_capped(part.chunks, max_bytes=limit)
     user = await avatars.set_avatar(
-        session, state.storage, state.avatar_urls, user_id=me.id, data=data, max_bytes=limit
+        session,
+        state.storage,
+        state.avatar_urls,
+        user_id=me.id,
+        data=data,
+        max_bytes=limit,
+        now=state.clock(),
     )
     return service.user_public(user, own=True, online=state.hub.is_online(me.id))
 

@@ -16,7 +16,7 @@ from parley.security import hash_password, hash_token, make_access_token, make_r
 from parley.security import verify_password as _verify_password
 from parley.server.accounts.schemas import UserPublic
 from parley.server.clock import Clock
-from parley.server.db.models import Ban, RefreshToken, User, utcnow
+from parley.server.db.models import Ban, RefreshToken, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import SessionsEnded
@@ -238,7 +238,7 @@ async def refresh(session: AsyncSession, issuer: Issuer, broker: Broker, *, toke
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
         await revoke_sessions(
-            session, broker, user_id=login_session.user_id, ids=[login_session.id]
+            session, broker, user_id=login_session.user_id, ids=[login_session.id], now=now
         )
         raise errors.Unauthorized("Refresh token already used; session revoked")
     user = await access_user(session, login_session.user_id)
@@ -258,6 +258,7 @@ async def revoke_sessions(
     ids: Iterable[int] | None = None,
     keep: int | None = None,
     banned: bool = False,
+    now: datetime,
 ) -> None:
     """Ends sessions (all of a user's, or `ids`, but never `keep`); commits, then closes sockets."""
     query = update(LoginSession).where(
@@ -268,7 +269,7 @@ async def revoke_sessions(
         query = query.where(LoginSession.id.in_(id_list))
     if keep is not None:
         query = query.where(LoginSession.id != keep)
-    await session.execute(query.values(revoked_at=utcnow()))
+    await session.execute(query.values(revoked_at=now))
     await session.commit()
     await broker.publish(SessionsEnded(user_id, id_list, keep=keep, banned=banned))
 
@@ -281,6 +282,7 @@ async def change_password(
     session_id: int,
     current_password: str,
     new_password: str,
+    now: datetime,
 ) -> None:
     """Every other session of the user is revoked (and its sockets closed)."""
     await session.commit()  # no transaction held across the slow hashing below
@@ -289,7 +291,7 @@ async def change_password(
     new_hash = await asyncio.to_thread(hash_password, new_password)
     user.password_hash = new_hash
     await session.flush()
-    await revoke_sessions(session, broker, user_id=user.id, keep=session_id)
+    await revoke_sessions(session, broker, user_id=user.id, keep=session_id, now=now)
 
 
 async def update_profile(

@@ -39,6 +39,7 @@ async def create_chat(
             user_id=me.id,
             peer_id=body.user_id,
             max_chats=state.settings.max_chats_per_user,
+            now=state.clock(),
             online=state.hub.is_online,
         )
     else:
@@ -51,10 +52,11 @@ async def create_chat(
             description=body.description,
             member_ids=body.member_ids,
             max_chats=state.settings.max_chats_per_user,
+            now=state.clock(),
         )
         created = True
     public = await service.chat_public(
-        session, chat, membership, viewer_id=me.id, online=state.hub.is_online
+        session, chat, membership, viewer_id=me.id, now=state.clock(), online=state.hub.is_online
     )
     if created:
         return public
@@ -65,7 +67,12 @@ async def create_chat(
 async def list_chats(me: CurrentUser, session: SessionDep, state: StateDep) -> list[ChatPublic]:
     rows = await service.list_my_chats(session, user_id=me.id)
     return await service.chats_public(
-        session, rows, viewer_id=me.id, online=state.hub.is_online, all_of_viewer=True
+        session,
+        rows,
+        viewer_id=me.id,
+        now=state.clock(),
+        online=state.hub.is_online,
+        all_of_viewer=True,
     )
 
 
@@ -73,6 +80,7 @@ async def list_chats(me: CurrentUser, session: SessionDep, state: StateDep) -> l
 async def list_public(
     me: CurrentUser,
     session: SessionDep,
+    state: StateDep,
     q: Annotated[Plain, Query(max_length=64)] = "",
     limit: Limit = 50,
     offset: Offset = 0,
@@ -80,7 +88,7 @@ async def list_public(
     rows = await service.list_public_channels(
         session, user_id=me.id, q=q.strip(), limit=min(limit, 200), offset=offset
     )
-    return await service.chats_public(session, rows, viewer_id=me.id)
+    return await service.chats_public(session, rows, viewer_id=me.id, now=state.clock())
 
 
 @router.get("/{chat_id}")
@@ -89,7 +97,7 @@ async def get_chat(
 ) -> ChatPublic:
     chat, membership = await access_chat(session, user_id=me.id, chat_id=chat_id)
     return await service.chat_public(
-        session, chat, membership, viewer_id=me.id, online=state.hub.is_online
+        session, chat, membership, viewer_id=me.id, now=state.clock(), online=state.hub.is_online
     )
 
 
@@ -104,8 +112,9 @@ async def update_chat(
         chat_id=chat_id,
         title=body.title,
         description=body.description,
+        now=state.clock(),
     )
-    return await service.chat_public(session, chat, membership, viewer_id=me.id)
+    return await service.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())
 
 
 @router.patch("/{chat_id}/settings")
@@ -114,11 +123,12 @@ async def update_settings(
 ) -> ChatPublic:
     """My own settings for the chat (members only): `muted_until` is null (not muted), an
     RFC 3339 time with an offset (a past one unmutes), or "forever". Fields left out stay."""
+    now = state.clock()
     chat, membership = await service.update_settings(
-        session, state.broker, user_id=me.id, chat_id=chat_id, settings=body, now=state.clock()
+        session, state.broker, user_id=me.id, chat_id=chat_id, settings=body, now=now
     )
     return await service.chat_public(
-        session, chat, membership, viewer_id=me.id, online=state.hub.is_online
+        session, chat, membership, viewer_id=me.id, now=now, online=state.hub.is_online
     )
 
 
@@ -150,6 +160,7 @@ async def add_members(
         chat_id=chat_id,
         user_ids=body.user_ids,
         max_chats=state.settings.max_chats_per_user,
+        now=state.clock(),
     )
     return await service.list_members(
         session, user_id=me.id, chat_id=chat_id, online=state.hub.is_online
@@ -166,8 +177,9 @@ async def join_chat(
         user_id=me.id,
         chat_id=chat_id,
         max_chats=state.settings.max_chats_per_user,
+        now=state.clock(),
     )
-    return await service.chat_public(session, chat, membership, viewer_id=me.id)
+    return await service.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())
 
 
 @router.delete("/{chat_id}/members/{user_id}", status_code=204)
@@ -175,7 +187,7 @@ async def remove_member(
     chat_id: IdPath, user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.remove_member(
-        session, state.broker, user_id=me.id, chat_id=chat_id, target_id=user_id
+        session, state.broker, user_id=me.id, chat_id=chat_id, target_id=user_id, now=state.clock()
     )
     return Response(status_code=204)
 
@@ -190,5 +202,11 @@ async def set_role(
     state: StateDep,
 ) -> MemberPublic:
     return await service.set_role(
-        session, state.broker, user_id=me.id, chat_id=chat_id, target_id=user_id, role=body.role
+        session,
+        state.broker,
+        user_id=me.id,
+        chat_id=chat_id,
+        target_id=user_id,
+        role=body.role,
+        now=state.clock(),
     )

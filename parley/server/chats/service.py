@@ -14,7 +14,7 @@ from parley import errors
 from parley.server.accounts.service import access_user, user_public
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
 from parley.server.chats.schemas import ChatPublic, ChatSettings, MemberPublic
-from parley.server.db.models import Chat, Membership, Message, User, utcnow
+from parley.server.db.models import Chat, Membership, Message, User
 from parley.server.messages.mentions import unread_mention_counts
 from parley.server.messages.service import messages_public
 from parley.server.moderation.service import blocked_ids, check_can_add, is_blocked_either
@@ -50,6 +50,7 @@ async def chats_public(
     rows: Sequence[tuple[Chat, Membership | None]],
     *,
     viewer_id: int,
+    now: datetime,
     online: Online = _offline,
     all_of_viewer: bool = False,
 ) -> list[ChatPublic]:
@@ -74,8 +75,7 @@ async def chats_public(
     last = await _last_messages(session, ids) if any(c.last_seq for c, _ in rows) else {}
     has_direct = any(c.type == "direct" for c, _ in rows)
     peers = await _peers(session, ids, viewer_id) if has_direct else {}
-    mentions = await _mention_counts(session, rows, viewer_id, ids)
-    now = utcnow()
+    mentions = await _mention_counts(session, rows, viewer_id, ids, now)
     result = []
     for chat, membership in rows:
         peer = peers.get(chat.id)
@@ -108,11 +108,11 @@ async def chat_public(
     membership: Membership | None,
     *,
     viewer_id: int,
+    now: datetime,
     online: Online = _offline,
 ) -> ChatPublic:
-    return (await chats_public(session, [(chat, membership)], viewer_id=viewer_id, online=online))[
-        0
-    ]
+    rows = [(chat, membership)]
+    return (await chats_public(session, rows, viewer_id=viewer_id, now=now, online=online))[0]
 
 
 ChatIds = list[int] | Select[int]
@@ -130,12 +130,13 @@ async def _mention_counts(
     rows: Sequence[tuple[Chat, Membership | None]],
     viewer_id: int,
     ids: ChatIds,
+    now: datetime,
 ) -> dict[int, int]:
     # `ids` as a subquery is all the viewer's chats: all of them memberships already.
     mine = [c.id for c, m in rows if m is not None] if isinstance(ids, list) else ids
     if isinstance(mine, list) and not mine:
         return {}
-    hidden = await blocked_ids(session, viewer_id)
+    hidden = await blocked_ids(session, viewer_id, now=now)
     return await unread_mention_counts(
         session, user_id=viewer_id, chat_ids=mine, hidden=sorted(hidden)
     )
@@ -249,6 +250,7 @@ async def create_direct(
     user_id: int,
     peer_id: int,
     max_chats: int,
+    now: datetime,
     online: Online = _offline,
 ) -> tuple[Chat, Membership, bool]:
     """The one direct chat of a pair: created, or the existing one (False).
@@ -264,7 +266,7 @@ async def create_direct(
     if existing is not None:
         _, membership = await access_member(session, user_id=user_id, chat_id=existing.id)
         return existing, membership, False
-    if await is_blocked_either(session, user_id, peer_id):
+    if await is_blocked_either(session, user_id, peer_id, now=now):
         raise errors.Blocked()
     await check_room(session, [user_id, peer_id], max_chats=max_chats)
     chat = Chat(type="direct", direct_key=key, created_by=user_id, is_public=False)
@@ -274,12 +276,18 @@ async def create_direct(
             session.add(chat)
     except IntegrityError:  # the pair opened it concurrently
         return await create_direct(
-            session, broker, user_id=user_id, peer_id=peer_id, max_chats=max_chats, online=online
+            session,
+            broker,
+            user_id=user_id,
+            peer_id=peer_id,
+            max_chats=max_chats,
+            now=now,
+            online=online,
         )
     mine = Membership(chat_id=chat.id, user_id=user_id, role="member")
     session.add_all([mine, Membership(chat_id=chat.id, user_id=peer_id, role="member")])
     await session.commit()
-    await _announce_joined(session, broker, chat, [user_id, peer_id], online=online)
+    await _announce_joined(session, broker, chat, [user_id, peer_id], now=now, online=online)
     return chat, mine, True
 
 
@@ -293,12 +301,13 @@ async def create_group(
     description: str,
     member_ids: Sequence[int],
     max_chats: int,
+    now: datetime,
 ) -> tuple[Chat, Membership]:
     """A group (private) or channel (public); the creator is its owner.
 
     Members who block the creator cannot be added (Blocked); nobody past `max_chats`."""
     others = await _existing_users(session, set(member_ids) - {user_id})
-    await check_can_add(session, user_id=user_id, target_ids=others)
+    await check_can_add(session, user_id=user_id, target_ids=others, now=now)
     await check_room(session, [user_id, *others], max_chats=max_chats)
     chat = Chat(
         type=type,
@@ -313,7 +322,7 @@ async def create_group(
     session.add(owner)
     session.add_all(Membership(chat_id=chat.id, user_id=uid, role="member") for uid in others)
     await session.commit()
-    await _announce_joined(session, broker, chat, [user_id, *others])
+    await _announce_joined(session, broker, chat, [user_id, *others], now=now)
     return chat, owner
 
 
@@ -353,6 +362,7 @@ async def update_chat(
     chat_id: int,
     title: str | None,
     description: str | None,
+    now: datetime,
 ) -> tuple[Chat, Membership]:
     chat, membership = await access_manager(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct":
@@ -362,7 +372,7 @@ async def update_chat(
     if description is not None:
         chat.description = description
     await session.commit()
-    await publish_chat_updated(session, broker, chat)
+    await publish_chat_updated(session, broker, chat, now=now)
     return chat, membership
 
 
@@ -388,6 +398,7 @@ async def add_members(
     chat_id: int,
     user_ids: Sequence[int],
     max_chats: int,
+    now: datetime,
 ) -> None:
     """Managers only. Nobody who blocks the adder (Blocked), nobody past `max_chats`."""
     chat, _ = await access_manager(session, user_id=user_id, chat_id=chat_id)
@@ -395,16 +406,22 @@ async def add_members(
         raise errors.ValidationFailed("A direct chat has exactly two members", code="direct_chat")
     present = set(await member_ids(session, chat_id))
     new = await _existing_users(session, set(user_ids) - present)
-    await check_can_add(session, user_id=user_id, target_ids=new)
+    await check_can_add(session, user_id=user_id, target_ids=new, now=now)
     await check_room(session, new, max_chats=max_chats)
     session.add_all(Membership(chat_id=chat_id, user_id=uid, role="member") for uid in new)
     await session.commit()
     if new:
-        await _announce_joined(session, broker, chat, new)
+        await _announce_joined(session, broker, chat, new, now=now)
 
 
 async def join_chat(
-    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, max_chats: int
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    max_chats: int,
+    now: datetime,
 ) -> tuple[Chat, Membership]:
     """Public channels only; joining twice is harmless; TooManyChats past `max_chats`."""
     chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
@@ -420,12 +437,18 @@ async def join_chat(
     except IntegrityError:  # joined concurrently: already a member
         return await access_member(session, user_id=user_id, chat_id=chat_id)
     await session.commit()
-    await _announce_joined(session, broker, chat, [user_id])
+    await _announce_joined(session, broker, chat, [user_id], now=now)
     return chat, membership
 
 
 async def remove_member(
-    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, target_id: int
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    target_id: int,
+    now: datetime,
 ) -> None:
     """Yourself: leave. Owner/admin: remove a member (an admin cannot remove the owner)."""
     chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
@@ -450,7 +473,7 @@ async def remove_member(
     await session.commit()
     await broker.publish(UsersFrame([target_id], frame("chat_removed", chat_id=chat_id)))
     await broker.publish(MembershipChanged(chat_id, [target_id], joined=False))
-    await publish_chat_updated(session, broker, chat)
+    await publish_chat_updated(session, broker, chat, now=now)
 
 
 async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: int) -> None:
@@ -467,7 +490,14 @@ async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: 
 
 
 async def set_role(
-    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, target_id: int, role: str
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    chat_id: int,
+    target_id: int,
+    role: str,
+    now: datetime,
 ) -> MemberPublic:
     """Owner only. Making someone else owner hands ownership over (the old owner becomes admin)."""
     chat, mine = await access_manager(session, user_id=user_id, chat_id=chat_id, owner_only=True)
@@ -483,8 +513,8 @@ async def set_role(
     target.role = role
     await session.commit()
     await broker.publish(RolesChanged(chat_id, [target_id, user_id]))
-    await publish_chat_updated(session, broker, chat)
-    await _publish_own_views(session, broker, chat, changed)  # their my_role changed
+    await publish_chat_updated(session, broker, chat, now=now)
+    await _publish_own_views(session, broker, chat, changed, now=now)  # their my_role changed
     user = await access_user(session, target_id)
     return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)
 
@@ -495,12 +525,13 @@ async def _announce_joined(
     chat: Chat,
     users: list[int],
     *,
+    now: datetime,
     online: Online = _offline,
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
     await broker.publish(MembershipChanged(chat.id, users, joined=True))
-    await _publish_own_views(session, broker, chat, users, online=online)
-    await publish_chat_updated(session, broker, chat, skip=users)
+    await _publish_own_views(session, broker, chat, users, now=now, online=online)
+    await publish_chat_updated(session, broker, chat, now=now, skip=users)
 
 
 async def _publish_own_views(
@@ -509,21 +540,27 @@ async def _publish_own_views(
     chat: Chat,
     users: Sequence[int],
     *,
+    now: datetime,
     online: Online = _offline,
 ) -> None:
     """Each of `users` gets the chat as it sees it (its own role and unread count)."""
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
-        public = await chat_public(session, chat, membership, viewer_id=uid, online=online)
+        public = await chat_public(session, chat, membership, viewer_id=uid, now=now, online=online)
         await broker.publish(UsersFrame([uid], frame("chat_updated", chat=public)))
 
 
 async def publish_chat_updated(
-    session: AsyncSession, broker: Broker, chat: Chat, *, skip: Sequence[int] = ()
+    session: AsyncSession,
+    broker: Broker,
+    chat: Chat,
+    *,
+    now: datetime,
+    skip: Sequence[int] = (),
 ) -> None:
     """One frame for the whole chat: fields that differ per viewer are left out."""
     await session.refresh(chat)
-    public = (await chat_public(session, chat, None, viewer_id=0)).model_dump(
+    public = (await chat_public(session, chat, None, viewer_id=0, now=now)).model_dump(
         mode="json",
         exclude=set(PER_VIEWER | {"title"} if chat.type == "direct" else PER_VIEWER),
     )
@@ -555,7 +592,7 @@ async def update_settings(
     if muted_public(wanted, now) != muted_public(membership.muted_until, now):
         membership.muted_until = wanted
         await session.commit()
-        public = await chat_public(session, chat, membership, viewer_id=user_id)
+        public = await chat_public(session, chat, membership, viewer_id=user_id, now=now)
         await broker.publish(UsersFrame([user_id], frame("chat_updated", chat=public)))
     return chat, membership
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -24,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from parley.server.clock import Clock
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "parley_read_only"  # an execution option: this connection's transactions only read
@@ -218,7 +219,7 @@ def _file_lock(lock_dir: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-async def ping(engine: AsyncEngine, seconds: float = 2.0) -> None:
+async def ping(engine: AsyncEngine, clock: Clock, seconds: float = 2.0) -> None:
     """Raises when the database does not answer a trivial query within `seconds`."""
-    async with asyncio.timeout(seconds), engine.connect() as conn:
+    async with clock.timeout(seconds), engine.connect() as conn:
         await conn.execute(text("SELECT 1"))

@@ -63,12 +63,13 @@ async def upload_attachment(
     part: FilePart,
     room: int,
     max_bytes: int,
+    now: datetime,
 ) -> Attachment:
     """Streams the file into storage (TooLarge past `max_bytes`, the per-file limit;
     QuotaExceeded past the `room` left in the user's quota), detects its type, then
     records it unlinked: sending a message with its id links it. Call check_can_upload
     before reading the body; membership is checked again before the row is written."""
-    key = new_key("attachments")
+    key = new_key("attachments", now)
     head = _Head(part.chunks)
     try:
         size = await storage.save(key, head.stream(), max_bytes=min(max_bytes, room))
@@ -136,33 +137,39 @@ async def delete_orphans(
 
 
 async def access_attachment(
-    session: AsyncSession, *, user_id: int, attachment_id: int
+    session: AsyncSession, *, user_id: int, attachment_id: int, now: datetime
 ) -> Attachment:
     """An attachment the user may download: its chat's members see it once it is sent
     (not when its message was deleted or its sender is blocked in a group); before that,
     only its uploader. NotFound otherwise, so nothing leaks."""
     attachment = await session.get(Attachment, attachment_id)
-    if attachment is None or not await _may_see(session, attachment, user_id):
+    if attachment is None or not await _may_see(session, attachment, user_id, now):
         raise errors.NotFound("No such attachment", code="attachment_not_found")
     return attachment
 
 
-async def _may_see(session: AsyncSession, attachment: Attachment, user_id: int) -> bool:
+async def _may_see(
+    session: AsyncSession, attachment: Attachment, user_id: int, now: datetime
+) -> bool:
     if await get_membership(session, attachment.chat_id, user_id) is None:
         return False
     if attachment.message_id is None:
         return attachment.uploader_id == user_id
     try:
-        message = await access_message(session, user_id=user_id, message_id=attachment.message_id)
+        message = await access_message(
+            session, user_id=user_id, message_id=attachment.message_id, now=now
+        )
     except errors.NotFound:
         return False
     return message.deleted_at is None
 
 
 async def open_attachment(
-    session: AsyncSession, storage: Storage, *, user_id: int, attachment_id: int
+    session: AsyncSession, storage: Storage, *, user_id: int, attachment_id: int, now: datetime
 ) -> tuple[Attachment, AsyncIterator[bytes]]:
-    attachment = await access_attachment(session, user_id=user_id, attachment_id=attachment_id)
+    attachment = await access_attachment(
+        session, user_id=user_id, attachment_id=attachment_id, now=now
+    )
     return attachment, await storage.open(attachment.storage_key)
 
 

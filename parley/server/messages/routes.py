@@ -70,12 +70,16 @@ async def list_messages(
 
 @router.get("/mentions")
 async def list_mentions(
-    me: CurrentUser, session: SessionDep, limit: Limit = 50, before: OptionalId = None
+    me: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    limit: Limit = 50,
+    before: OptionalId = None,
 ) -> list[MessagePublic]:
     """Messages that mention me, newest first, from chats I am a member of. Paging: pass the
     smallest message `id` of a page as `before` to get the next (older) page."""
     return await service.list_mentions(
-        session, user_id=me.id, limit=min(limit, MAX_PAGE), before=before
+        session, user_id=me.id, limit=min(limit, MAX_PAGE), before=before, now=state.clock()
     )
 
 
@@ -102,8 +106,12 @@ async def send_message(
 
 
 @router.get("/messages/{message_id}")
-async def get_message(message_id: IdPath, me: CurrentUser, session: SessionDep) -> MessagePublic:
-    message = await service.access_message(session, user_id=me.id, message_id=message_id)
+async def get_message(
+    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> MessagePublic:
+    message = await service.access_message(
+        session, user_id=me.id, message_id=message_id, now=state.clock()
+    )
     return await service.message_public(session, message)
 
 
@@ -112,7 +120,12 @@ async def edit_message(
     message_id: IdPath, body: MessageUpdate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic:
     return await service.edit_message(
-        session, state.broker, user_id=me.id, message_id=message_id, content=body.content
+        session,
+        state.broker,
+        user_id=me.id,
+        message_id=message_id,
+        content=body.content,
+        now=state.clock(),
     )
 
 
@@ -120,7 +133,9 @@ async def edit_message(
 async def delete_message(
     message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
-    await service.delete_message(session, state.broker, user_id=me.id, message_id=message_id)
+    await service.delete_message(
+        session, state.broker, user_id=me.id, message_id=message_id, now=state.clock()
+    )
     return Response(status_code=204)
 
 
@@ -129,7 +144,13 @@ async def add_reaction(
     message_id: IdPath, body: ReactionCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic:
     return await service.react(
-        session, state.broker, user_id=me.id, message_id=message_id, emoji=body.emoji, add=True
+        session,
+        state.broker,
+        user_id=me.id,
+        message_id=message_id,
+        emoji=body.emoji,
+        add=True,
+        now=state.clock(),
     )
 
 
@@ -138,7 +159,13 @@ async def remove_reaction(
     message_id: IdPath, emoji: str, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.react(
-        session, state.broker, user_id=me.id, message_id=message_id, emoji=emoji, add=False
+        session,
+        state.broker,
+        user_id=me.id,
+        message_id=message_id,
+        emoji=emoji,
+        add=False,
+        now=state.clock(),
     )
     return Response(status_code=204)
 
@@ -168,6 +195,7 @@ async def upload_attachment(
         part=part,
         room=room,
         max_bytes=limit,
+        now=state.clock(),
     )
     return service.attachment_public(attachment)
 
@@ -177,7 +205,7 @@ async def download_attachment(
     attachment_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> StreamingResponse:
     attachment, chunks = await attachments.open_attachment(
-        session, state.storage, user_id=me.id, attachment_id=attachment_id
+        session, state.storage, user_id=me.id, attachment_id=attachment_id, now=state.clock()
     )
     await session.commit()  # end the transaction before streaming (SQLite: the write lock)
     return StreamingResponse(
@@ -191,13 +219,19 @@ async def download_attachment(
 async def search_messages(
     me: CurrentUser,
     session: SessionDep,
+    state: StateDep,
     q: Annotated[Plain, Query(min_length=1, max_length=200)],
     chat_id: OptionalId = None,
     limit: Limit = 20,
 ) -> list[MessagePublic]:
     """Messages of the caller's chats only, best match first, then newest."""
     return await search.search_messages(
-        session, user_id=me.id, q=q, chat_id=chat_id, limit=min(limit, search.MAX_RESULTS)
+        session,
+        user_id=me.id,
+        q=q,
+        chat_id=chat_id,
+        limit=min(limit, search.MAX_RESULTS),
+        now=state.clock(),
     )
 
 

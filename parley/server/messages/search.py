@@ -9,6 +9,7 @@ never query syntax: every word must match, the last one as a prefix (search as y
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select, table, text
 from sqlalchemy.dialects.postgresql import TSVECTOR
@@ -49,7 +50,7 @@ def tsquery(terms: list[str]) -> str:
 
 
 async def search_messages(
-    session: AsyncSession, *, user_id: int, q: str, chat_id: int | None, limit: int
+    session: AsyncSession, *, user_id: int, q: str, chat_id: int | None, limit: int, now: datetime
 ) -> list[MessagePublic]:
     """Only chats the user is a member of; never deleted messages, nor (outside direct
     chats) those of users it blocks. Best match first, then newest."""
@@ -58,7 +59,7 @@ async def search_messages(
     terms = words(q)
     if not terms:
         return []
-    query = await _scope(session, user_id=user_id, chat_id=chat_id)
+    query = await _scope(session, user_id=user_id, chat_id=chat_id, now=now)
     if session.get_bind().dialect.name == "sqlite":
         query = _match_sqlite(query, terms)
     else:
@@ -67,7 +68,9 @@ async def search_messages(
     return await messages_public(session, rows)
 
 
-async def _scope(session: AsyncSession, *, user_id: int, chat_id: int | None) -> Select[Message]:
+async def _scope(
+    session: AsyncSession, *, user_id: int, chat_id: int | None, now: datetime
+) -> Select[Message]:
     query = (
         select(Message)
         .join(Membership, (Membership.chat_id == Message.chat_id) & (Membership.user_id == user_id))
@@ -76,7 +79,7 @@ async def _scope(session: AsyncSession, *, user_id: int, chat_id: int | None) ->
     )
     if chat_id is not None:
         query = query.where(Message.chat_id == chat_id)
-    hidden = await blocked_ids(session, user_id)
+    hidden = await blocked_ids(session, user_id, now=now)
     if hidden:
         query = query.where(
             or_(

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +28,6 @@ from parley.server.db.models import (
     MessageMention,
     Reaction,
     User,
-    utcnow,
 )
 from parley.server.messages.history import check_paging, load_page
 from parley.server.messages.mentions import (
@@ -162,11 +162,13 @@ def attachment_public(a: Attachment) -> AttachmentPublic:
     )
 
 
-async def _visible(session: AsyncSession, chat: Chat, user_id: int) -> Select[Message]:
+async def _visible(
+    session: AsyncSession, chat: Chat, user_id: int, now: datetime
+) -> Select[Message]:
     """A chat's messages as the user may see them: in groups, none from users it blocks."""
     query = select(Message).where(Message.chat_id == chat.id)
     if chat.type != "direct":
-        hidden = await blocked_ids(session, user_id)
+        hidden = await blocked_ids(session, user_id, now=now)
         if hidden:
             query = query.where(Message.sender_id.not_in(hidden))
     return query
@@ -182,13 +184,14 @@ async def list_messages(
     after: int | None = None,
     offset: int = 0,
     around: int | None = None,
+    now: datetime,
 ) -> list[MessagePublic]:
     """History in ascending seq: the newest `limit`, or just before/after/around a seq.
 
     The REST route serves the same page encoded, from memory (`history.history_page`)."""
     check_paging(before=before, after=after, offset=offset, around=around)
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
-    hidden = () if chat.type == "direct" else tuple(await blocked_ids(session, user_id))
+    hidden = () if chat.type == "direct" else tuple(await blocked_ids(session, user_id, now=now))
     rows = await load_page(
         session,
         chat_id=chat_id,
@@ -203,7 +206,7 @@ async def list_messages(
 
 
 async def list_mentions(
-    session: AsyncSession, *, user_id: int, limit: int, before: int | None = None
+    session: AsyncSession, *, user_id: int, limit: int, before: int | None = None, now: datetime
 ) -> list[MessagePublic]:
     """Messages that mention the user, newest first (by id; `before` is a message id cursor).
 
@@ -223,7 +226,7 @@ async def list_mentions(
     )
     if before is not None:
         query = query.where(MessageMention.message_id < before)
-    hidden = await blocked_ids(session, user_id)
+    hidden = await blocked_ids(session, user_id, now=now)
     if hidden:
         query = query.join(Chat, Chat.id == MessageMention.chat_id).where(
             or_(
@@ -234,13 +237,13 @@ async def list_mentions(
 
 
 async def missed_messages(
-    session: AsyncSession, *, user_id: int, chat_id: int, after: int
+    session: AsyncSession, *, user_id: int, chat_id: int, after: int, now: datetime
 ) -> tuple[list[MessagePublic], bool]:
     """What a reconnecting client missed: up to SYNC_LIMIT newest, and whether it was cut."""
     chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
     if membership is None:
         raise errors.NotMember()
-    query = (await _visible(session, chat, user_id)).where(Message.seq > after)
+    query = (await _visible(session, chat, user_id, now)).where(Message.seq > after)
     rows = list(
         (await session.execute(query.order_by(Message.seq.desc()).limit(SYNC_LIMIT + 1))).scalars()
     )
@@ -248,7 +251,9 @@ async def missed_messages(
     return await messages_public(session, rows[:SYNC_LIMIT][::-1]), truncated
 
 
-async def access_message(session: AsyncSession, *, user_id: int, message_id: int) -> Message:
+async def access_message(
+    session: AsyncSession, *, user_id: int, message_id: int, now: datetime
+) -> Message:
     """A message of a chat the user may read; NotFound otherwise (existence is not leaked)."""
     message = await session.get(Message, message_id)
     if message is None:
@@ -257,7 +262,7 @@ async def access_message(session: AsyncSession, *, user_id: int, message_id: int
         chat, _ = await access_chat(session, user_id=user_id, chat_id=message.chat_id)
     except errors.NotFound:
         raise errors.NotFound("No such message", code="message_not_found") from None
-    if chat.type != "direct" and message.sender_id in await blocked_ids(session, user_id):
+    if chat.type != "direct" and message.sender_id in await blocked_ids(session, user_id, now=now):
         raise errors.NotFound("No such message", code="message_not_found")
     return message
 
@@ -344,17 +349,23 @@ async def _check_reply(session: AsyncSession, *, chat_id: int, reply_to: int) ->
 
 
 async def edit_message(
-    session: AsyncSession, broker: Broker, *, user_id: int, message_id: int, content: str
+    session: AsyncSession,
+    broker: Broker,
+    *,
+    user_id: int,
+    message_id: int,
+    content: str,
+    now: datetime,
 ) -> MessagePublic:
     """Author only; a deleted message cannot be edited."""
-    message = await access_message(session, user_id=user_id, message_id=message_id)
+    message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
     if message.sender_id != user_id:
         raise errors.Forbidden("Only the author can edit a message", code="not_author")
     if message.deleted_at is not None:
         raise errors.Conflict("The message was deleted", code="message_deleted")
     if message.content == content:  # changes nothing: nothing written, nothing told
         return await message_public(session, message)
-    message.content, message.edited_at = content, utcnow()
+    message.content, message.edited_at = content, now
     await _update_mentions(session, message, editor_id=user_id)
     await session.commit()
     public = await message_public(session, message)
@@ -375,19 +386,19 @@ async def _update_mentions(session: AsyncSession, message: Message, *, editor_id
 
 
 async def delete_message(
-    session: AsyncSession, broker: Broker, *, user_id: int, message_id: int
+    session: AsyncSession, broker: Broker, *, user_id: int, message_id: int, now: datetime
 ) -> MessagePublic:
     """The author, or the chat's owner/admin. Content is removed; the seq stays.
 
     Deleting a deleted message is harmless: nothing is written or told."""
-    message = await access_message(session, user_id=user_id, message_id=message_id)
+    message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
     if message.deleted_at is not None:
         return await message_public(session, message)
     if message.sender_id != user_id:
         _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
         if membership.role not in {"owner", "admin"}:
             raise errors.Forbidden("You cannot delete this message", code="not_author")
-    message.content, message.deleted_at = "", utcnow()
+    message.content, message.deleted_at = "", now
     await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
     await clear_mentions(session, message.id)
     await session.commit()
@@ -404,12 +415,13 @@ async def react(
     message_id: int,
     emoji: str,
     add: bool,
+    now: datetime,
 ) -> MessagePublic:
     """Adds or removes the user's reaction (one per user per emoji); idempotent both ways."""
     from parley.server.messages.emoji import check_emoji
 
     emoji = check_emoji(emoji)
-    message = await access_message(session, user_id=user_id, message_id=message_id)
+    message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
     await access_member(session, user_id=user_id, chat_id=message.chat_id)
     if message.deleted_at is not None:
         raise errors.Conflict("The message was deleted", code="message_deleted")

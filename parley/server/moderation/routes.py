@@ -44,20 +44,24 @@ async def block(
         user_id=me.id,
         target_id=body.user_id,
         duration_seconds=body.duration_seconds,
+        now=state.clock(),
     )
     return _block(created)
 
 
 @router.get("/block")
-async def list_blocks(me: CurrentUser, session: SessionDep) -> list[BlockPublic]:
-    return [_block(b) for b in await service.list_blocks(session, user_id=me.id)]
+async def list_blocks(me: CurrentUser, session: SessionDep, state: StateDep) -> list[BlockPublic]:
+    blocks = await service.list_blocks(session, user_id=me.id, now=state.clock())
+    return [_block(b) for b in blocks]
 
 
 @router.delete("/block/{user_id}", status_code=204)
 async def unblock(
     user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
-    await service.unblock_user(session, state.broker, user_id=me.id, target_id=user_id)
+    await service.unblock_user(
+        session, state.broker, user_id=me.id, target_id=user_id, now=state.clock()
+    )
     return Response(status_code=204)
 
 
@@ -71,14 +75,15 @@ async def ban(body: BanCreate, me: CurrentUser, session: SessionDep, state: Stat
         user_id=body.user_id,
         duration_seconds=body.duration_seconds,
         reason=body.reason,
+        now=state.clock(),
     )
     return _ban(created)
 
 
 @router.get("/admin/bans")
-async def list_bans(me: CurrentUser, session: SessionDep) -> list[BanPublic]:
+async def list_bans(me: CurrentUser, session: SessionDep, state: StateDep) -> list[BanPublic]:
     _require_admin(me)
-    return [_ban(b) for b in await service.list_bans(session)]
+    return [_ban(b) for b in await service.list_bans(session, now=state.clock())]
 
 
 @router.delete("/admin/bans/{user_id}", status_code=204)

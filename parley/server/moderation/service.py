@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from parley import errors
-from parley.server.db.models import Ban, Block, Chat, Membership, User, utcnow
+from parley.server.db.models import Ban, Block, Chat, Membership, User
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import BlocksChanged, SessionsEnded, Unbanned
 
@@ -19,32 +19,30 @@ def _live(column: InstrumentedAttribute[datetime | None], now: datetime) -> Colu
     return or_(column.is_(None), column > now)
 
 
-async def blocked_ids(
-    session: AsyncSession, user_id: int, *, now: datetime | None = None
-) -> list[int]:
-    """The users this user blocks (whose messages it no longer sees in groups)."""
+async def blocked_ids(session: AsyncSession, user_id: int, *, now: datetime) -> list[int]:
+    """The users this user blocks at `now` (whose messages it no longer sees in groups)."""
     rows = await session.execute(
-        select(Block.blocked_id).where(
-            Block.blocker_id == user_id, _live(Block.expires_at, now or utcnow())
-        )
+        select(Block.blocked_id).where(Block.blocker_id == user_id, _live(Block.expires_at, now))
     )
     return list(rows.scalars())
 
 
-async def is_blocked_either(session: AsyncSession, a: int, b: int) -> bool:
+async def is_blocked_either(session: AsyncSession, a: int, b: int, *, now: datetime) -> bool:
     rows = await session.execute(
         select(Block.blocker_id).where(
             or_(
                 (Block.blocker_id == a) & (Block.blocked_id == b),
                 (Block.blocker_id == b) & (Block.blocked_id == a),
             ),
-            _live(Block.expires_at, utcnow()),
+            _live(Block.expires_at, now),
         )
     )
     return rows.first() is not None
 
 
-async def check_can_add(session: AsyncSession, *, user_id: int, target_ids: Iterable[int]) -> None:
+async def check_can_add(
+    session: AsyncSession, *, user_id: int, target_ids: Iterable[int], now: datetime
+) -> None:
     """Nobody can be added to a chat by a user they block (403 blocked)."""
     targets = set(target_ids)
     if not targets:
@@ -55,7 +53,7 @@ async def check_can_add(session: AsyncSession, *, user_id: int, target_ids: Iter
             .where(
                 Block.blocked_id == user_id,
                 Block.blocker_id.in_(targets),
-                _live(Block.expires_at, utcnow()),
+                _live(Block.expires_at, now),
             )
             .limit(1)
         )
@@ -64,7 +62,9 @@ async def check_can_add(session: AsyncSession, *, user_id: int, target_ids: Iter
         raise errors.Blocked(f"User {blocker} has blocked you")
 
 
-async def check_can_message(session: AsyncSession, *, chat: Chat, user_id: int) -> None:
+async def check_can_message(
+    session: AsyncSession, *, chat: Chat, user_id: int, now: datetime
+) -> None:
     """In a direct chat a block either way stops both sides (403 blocked)."""
     if chat.type != "direct":
         return
@@ -75,7 +75,7 @@ async def check_can_message(session: AsyncSession, *, chat: Chat, user_id: int) 
             )
         )
     ).scalar_one_or_none()
-    if peer is not None and await is_blocked_either(session, user_id, peer):
+    if peer is not None and await is_blocked_either(session, user_id, peer, now=now):
         raise errors.Blocked()
 
 
@@ -86,13 +86,13 @@ async def block_user(
     user_id: int,
     target_id: int,
     duration_seconds: int | None,
+    now: datetime,
 ) -> Block:
     """Creates or renews a block; commits, then updates the blocker's open sockets."""
     if target_id == user_id:
         raise errors.ValidationFailed("You cannot block yourself")
     if await session.get(User, target_id) is None:
         raise errors.NotFound("No such user", code="user_not_found")
-    now = utcnow()
     expires = now + timedelta(seconds=duration_seconds) if duration_seconds else None
     block = await session.get(Block, (user_id, target_id))
     if block is None:
@@ -100,12 +100,12 @@ async def block_user(
         session.add(block)
     block.expires_at = expires
     await session.commit()
-    await publish_blocks(session, broker, user_id)
+    await publish_blocks(session, broker, user_id, now=now)
     return block
 
 
 async def unblock_user(
-    session: AsyncSession, broker: Broker, *, user_id: int, target_id: int
+    session: AsyncSession, broker: Broker, *, user_id: int, target_id: int, now: datetime
 ) -> None:
     result = await session.execute(
         delete(Block).where(Block.blocker_id == user_id, Block.blocked_id == target_id)
@@ -113,20 +113,22 @@ async def unblock_user(
     await session.commit()
     if not result.rowcount:  # type: ignore[attr-defined]
         raise errors.NotFound("You do not block this user", code="block_not_found")
-    await publish_blocks(session, broker, user_id)
+    await publish_blocks(session, broker, user_id, now=now)
 
 
-async def list_blocks(session: AsyncSession, *, user_id: int) -> list[Block]:
+async def list_blocks(session: AsyncSession, *, user_id: int, now: datetime) -> list[Block]:
     rows = await session.execute(
         select(Block)
-        .where(Block.blocker_id == user_id, _live(Block.expires_at, utcnow()))
+        .where(Block.blocker_id == user_id, _live(Block.expires_at, now))
         .order_by(Block.created_at)
     )
     return list(rows.scalars())
 
 
-async def publish_blocks(session: AsyncSession, broker: Broker, user_id: int) -> None:
-    await broker.publish(BlocksChanged(user_id, await blocked_ids(session, user_id)))
+async def publish_blocks(
+    session: AsyncSession, broker: Broker, user_id: int, *, now: datetime
+) -> None:
+    await broker.publish(BlocksChanged(user_id, await blocked_ids(session, user_id, now=now)))
 
 
 async def ban_user(
@@ -137,13 +139,13 @@ async def ban_user(
     user_id: int,
     duration_seconds: int | None,
     reason: str,
+    now: datetime,
 ) -> Ban:
     """Admins only (checked by the caller). Commits, then closes the user's sockets (4003)."""
     if user_id == admin_id:
         raise errors.ValidationFailed("You cannot ban yourself")
     if await session.get(User, user_id) is None:
         raise errors.NotFound("No such user", code="user_not_found")
-    now = utcnow()
     ban = await session.get(Ban, user_id)
     if ban is None:
         ban = Ban(user_id=user_id, created_at=now)
@@ -164,9 +166,9 @@ async def unban_user(session: AsyncSession, broker: Broker | None = None, *, use
         await broker.publish(Unbanned(user_id))
 
 
-async def list_bans(session: AsyncSession) -> list[Ban]:
+async def list_bans(session: AsyncSession, *, now: datetime) -> list[Ban]:
     rows = await session.execute(
-        select(Ban).where(_live(Ban.expires_at, utcnow())).order_by(Ban.created_at)
+        select(Ban).where(_live(Ban.expires_at, now)).order_by(Ban.created_at)
     )
     return list(rows.scalars())
 
@@ -184,5 +186,5 @@ async def lift_expired(session: AsyncSession, broker: Broker, *, now: datetime) 
     bans = await session.execute(delete(Ban).where(Ban.expires_at <= now))
     await session.commit()
     for blocker in expired_blockers:
-        await publish_blocks(session, broker, blocker)
+        await publish_blocks(session, broker, blocker, now=now)
     return blocks.rowcount, bans.rowcount  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from parley.server.clock import Clock
 from parley.server.realtime import events
 
 log = logging.getLogger("parley.broker")
@@ -21,6 +22,7 @@ log = logging.getLogger("parley.broker")
 # What travels: a typed event (realtime/events.py) or its wire form, a JSON-able dict.
 Event = events.Event | dict[str, Any]
 Handler = Callable[[Any], Awaitable[None]]
+RECONNECT_PAUSE = 0.5  # seconds between a failed receive and the next try
 
 
 class Broker(Protocol):
@@ -53,11 +55,12 @@ class InProcessBroker:
 class RedisBroker:
     """Redis pub/sub on one channel; every process receives every event once."""
 
-    def __init__(self, url: str, *, channel: str) -> None:
+    def __init__(self, url: str, *, channel: str, clock: Clock | None = None) -> None:
         from redis.asyncio import Redis
 
         self._redis = Redis.from_url(url)
         self._channel = channel
+        self._clock = clock or Clock()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, handler: Handler) -> None:
@@ -76,7 +79,7 @@ class RedisBroker:
                 raise
             except Exception:  # a bad event or a Redis blip must not stop delivery
                 log.exception("broker receive failed; retrying")
-                await asyncio.sleep(0.5)
+                await self._clock.sleep(RECONNECT_PAUSE)
                 # Events may have been missed meanwhile: caches built on them start afresh.
                 with contextlib.suppress(Exception):
                     await handler(events.Resync())
@@ -95,7 +98,7 @@ class RedisBroker:
         await self._redis.aclose()
 
 
-def make_broker(redis_url: str | None, *, prefix: str) -> Broker:
+def make_broker(redis_url: str | None, *, prefix: str, clock: Clock | None = None) -> Broker:
     if redis_url:
-        return RedisBroker(redis_url, channel=prefix + "events")
+        return RedisBroker(redis_url, channel=prefix + "events", clock=clock)
     return InProcessBroker()

@@ -22,6 +22,7 @@ from parley.server.accounts.schemas import SenderPublic
 from parley.server.accounts.service import user_public
 from parley.server.cache import blocks_of
 from parley.server.chats.service import general_id
+from parley.server.clock import Clock
 from parley.server.db.models import Chat, Membership
 from parley.server.deps import AppState, Principal, authenticate, get_state
 from parley.server.messages import service as messages
@@ -98,7 +99,7 @@ async def _serve(
             await state.hub.register(conn)  # indexes first: a presence failure is harmless
         except Exception:
             log.warning("presence failed while a socket registered", exc_info=True)
-        writer = _start_writer(ws, conn, frames)
+        writer = _start_writer(ws, conn, frames, state.clock)
         await _read_loop(ws, ctx)
     finally:
         ctx.gone = True
@@ -167,7 +168,7 @@ async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
 
 
 def _start_writer(
-    ws: WebSocket, conn: Connection, frames: dict[str, Any] | None
+    ws: WebSocket, conn: Connection, frames: dict[str, Any] | None, clock: Clock
 ) -> asyncio.Task[None]:
     send_text: Callable[[str], Awaitable[Any]] = ws.send_text
     send_many: Callable[[list[str]], Awaitable[Any]] | None = None
@@ -196,20 +197,20 @@ def _start_writer(
         # A writer stuck sending to a client that does not read never reaches the Close:
         # after a grace period it is cancelled and the socket closed from here (the close
         # handshake itself is bounded by the WebSocket library's close timeout).
-        asyncio.get_running_loop().call_later(CLOSE_GRACE, _force_close, ws, task, close)
+        clock.call_later(CLOSE_GRACE, _force_close, ws, task, close, clock)
 
     conn.on_close = on_close
     return task
 
 
-def _force_close(ws: WebSocket, writer: asyncio.Task[None], close: Close) -> None:
+def _force_close(ws: WebSocket, writer: asyncio.Task[None], close: Close, clock: Clock) -> None:
     if writer.done():
         return
     writer.cancel()
 
     async def close_now() -> None:
         try:
-            async with asyncio.timeout(CLOSE_GRACE):
+            async with clock.timeout(CLOSE_GRACE):
                 await ws.close(close.code, close.reason)
         except Exception:  # its buffers are full: the close frame cannot go out either
             _abort(ws)
@@ -346,6 +347,7 @@ async def _on_edit(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
             user_id=ctx.user_id,
             message_id=f.message_id,
             content=f.content,
+            now=ctx.state.clock(),
         )
 
 
@@ -353,7 +355,11 @@ async def _on_delete(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
     assert isinstance(f, protocol.Delete)
     async with ctx.state.sessions() as session:
         await messages.delete_message(
-            session, ctx.state.broker, user_id=ctx.user_id, message_id=f.message_id
+            session,
+            ctx.state.broker,
+            user_id=ctx.user_id,
+            message_id=f.message_id,
+            now=ctx.state.clock(),
         )
 
 
@@ -367,6 +373,7 @@ async def _on_react(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
             message_id=f.message_id,
             emoji=f.emoji,
             add=f.type == "react",
+            now=ctx.state.clock(),
         )
 
 
@@ -408,7 +415,11 @@ async def _on_sync(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
         try:
             async with ctx.state.reads() as session:
                 missed, cut = await messages.missed_messages(
-                    session, user_id=ctx.user_id, chat_id=chat_id, after=last_seen
+                    session,
+                    user_id=ctx.user_id,
+                    chat_id=chat_id,
+                    after=last_seen,
+                    now=ctx.state.clock(),
                 )
         except errors.ParleyError:
             continue  # a chat the user left or never had: nothing to sync

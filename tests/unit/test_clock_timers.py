@@ -1,0 +1,99 @@
+"""Timers outside presence on the injected clock: the Redis broker's pause after a failed
+receive, and the WebSocket close grace. A FakeClock moves; nothing waits for real time
+except real I/O, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from parley.server.realtime import events
+from parley.server.realtime.broker import RECONNECT_PAUSE, RedisBroker
+from parley.server.realtime.hub import Connection
+from parley.server.realtime.ws import CLOSE_GRACE, _start_writer
+from tests.conftest import REDIS_URL, need
+from tests.fake_clock import FakeClock, settle
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_the_broker_pauses_on_the_clock_after_a_failed_receive() -> None:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        need("Redis", str(exc))
+    finally:
+        await client.aclose()
+    clock = FakeClock()
+    broker = RedisBroker(
+        REDIS_URL, channel=f"parley-test-{uuid.uuid4().hex[:8]}:events", clock=clock
+    )
+    got: list[Any] = []
+
+    async def handler(event: Any) -> None:
+        got.append(event)
+        if event == {"t": "users", "user_ids": [1], "frame": "bad"}:
+            raise RuntimeError("a handler failure")
+
+    await broker.start(handler)
+    try:
+        await broker.publish({"t": "users", "user_ids": [1], "frame": "bad"})
+        await _until(lambda: clock.pending == 1)  # pausing, on the clock
+        await broker.publish({"t": "users", "user_ids": [1], "frame": "next"})
+        await asyncio.sleep(0.2)
+        assert len(got) == 1  # still paused: the fake clock has not moved
+        await clock.advance(RECONNECT_PAUSE - 0.01)
+        assert len(got) == 1 and clock.pending == 1
+        await clock.advance(0.01)
+        await _until(lambda: len(got) == 3)
+        assert isinstance(got[1], events.Resync)  # caches start afresh after the gap
+        assert got[2] == {"t": "users", "user_ids": [1], "frame": "next"}
+    finally:
+        await broker.close()
+
+
+class StuckSocket:
+    """A socket whose peer stopped reading: every send and the close wait for ever."""
+
+    def __init__(self) -> None:
+        self.closes: list[tuple[int, str]] = []
+        self.aborted = False
+
+    async def send_text(self, _text: str) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closes.append((code, reason))
+        await asyncio.Event().wait()
+
+
+async def test_a_stuck_writer_is_forced_closed_when_the_clock_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import parley.server.realtime.ws as ws_module
+
+    clock = FakeClock()
+    ws = StuckSocket()
+    monkeypatch.setattr(ws_module, "_abort", lambda sock: setattr(sock, "aborted", True))
+    conn = Connection(user_id=1, session_id=1, queue_size=4)
+    writer = _start_writer(ws, conn, None, clock)  # type: ignore[arg-type]
+    conn.push('{"t":"x"}')
+    await settle()
+    conn.close(1008, "bye")  # the writer is stuck in its send: the grace timer starts
+    await settle()
+    await clock.advance(CLOSE_GRACE - 0.1)
+    assert not writer.done() and ws.closes == []
+    await clock.advance(0.1)  # the grace is over: the writer is cancelled, a close sent
+    assert writer.cancelled() and ws.closes == [(1008, "bye")]
+    assert not ws.aborted
+    await clock.advance(CLOSE_GRACE)  # the close frame cannot go out either: dropped
+    assert ws.aborted
