@@ -49,6 +49,7 @@ class SendChecks:
         self.blocks: dict[int, dict[int, datetime | None]] = {}  # blocker → blocked → until
         self.bans: dict[int, datetime | bool | None] = {}  # user → until (None: forever)
         self.senders: dict[int, SenderPublic] = {}
+        self.chats_of: dict[int, frozenset[int]] = {}  # user → the chats it is a member of
         self.generation = 0
         self.misses = 0
 
@@ -91,13 +92,21 @@ class SendChecks:
         except errors.NotMember:  # `access_member`'s answer for a public chat not joined
             return None
 
-    async def hidden(self, user_id: int) -> tuple[int, ...]:
-        """The users this user blocks now (whose messages it does not see in groups)."""
-        mine = await self._load(self.blocks, user_id, partial(_blocks, user_id=user_id), _any)
+    async def hidden(self, user_id: int, session: AsyncSession | None = None) -> tuple[int, ...]:
+        """The users this user blocks now (whose messages it does not see in groups).
+        `session`: the caller's, used on a miss."""
+        load = partial(_blocks, user_id=user_id)
+        mine = await self._load(self.blocks, user_id, load, _any, session)
         if not mine:
             return ()
         now = self.clock()
         return tuple(sorted(b for b, until in mine.items() if until is None or until > now))
+
+    async def chats(self, user_id: int, session: AsyncSession | None = None) -> frozenset[int]:
+        """The chats the user is a member of (a socket's subscriptions at its handshake).
+        `session`: the caller's, used on a miss."""
+        load = partial(_chats_of, user_id=user_id)
+        return await self._load(self.chats_of, user_id, load, _any, session)
 
     async def banned(self, user_id: int) -> bool:
         until = await self._load(self.bans, user_id, partial(_ban, user_id=user_id), _any)
@@ -134,13 +143,17 @@ class SendChecks:
         key: int,
         load: Callable[[AsyncSession], Awaitable[T]],
         keep: Callable[[T], bool],
+        session: AsyncSession | None = None,
     ) -> T:
         if key in cache:
             return cache[key]
         generation = self.generation
         self.misses += 1
-        async with self.sessions() as session:
+        if session is not None:
             value = await load(session)
+        else:
+            async with self.sessions() as own:
+                value = await load(own)
         if generation == self.generation and keep(value):
             if len(cache) > MAX_ENTRIES:
                 cache.clear()
@@ -158,9 +171,12 @@ class SendChecks:
                 chat = self.members.get(chat_id, {})
                 for user_id in user_ids:
                     chat.pop(user_id, None)
+                    self.chats_of.pop(user_id, None)
             case events.ChatRemoved(chat_id=chat_id):
                 self.members.pop(chat_id, None)
                 self.peers.pop(chat_id, None)
+                for user_id in [u for u, chats in self.chats_of.items() if chat_id in chats]:
+                    del self.chats_of[user_id]
             case events.BlocksChanged(user_id=user_id):
                 self.blocks.pop(user_id, None)
             case (
@@ -178,7 +194,8 @@ class SendChecks:
         self.generation += 1
 
     def clear(self) -> None:
-        for cache in (self.members, self.peers, self.blocks, self.bans, self.senders):
+        caches = (self.members, self.peers, self.blocks, self.bans, self.senders, self.chats_of)
+        for cache in caches:
             cache.clear()
         self.generation += 1
 
@@ -190,6 +207,11 @@ def _any(_value: object) -> bool:
 async def _direct_members(session: AsyncSession, *, chat_id: int) -> tuple[int, ...]:
     rows = await session.execute(select(Membership.user_id).where(Membership.chat_id == chat_id))
     return tuple(rows.scalars())
+
+
+async def _chats_of(session: AsyncSession, *, user_id: int) -> frozenset[int]:
+    rows = await session.execute(select(Membership.chat_id).where(Membership.user_id == user_id))
+    return frozenset(rows.scalars())
 
 
 async def _blocks(session: AsyncSession, *, user_id: int) -> dict[int, datetime | None]:

@@ -8,22 +8,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import errors
 from parley.server.accounts.service import user_public
 from parley.server.chats.service import general_id
-from parley.server.db.models import Membership
 from parley.server.deps import AppState, Principal, authenticate, get_state
 from parley.server.messages import service as messages
 from parley.server.messages.writer import Result
-from parley.server.moderation.service import blocked_ids
 from parley.server.realtime import protocol
 from parley.server.realtime.events import ChatFrame
 from parley.server.realtime.events import encode as frame
@@ -37,7 +35,7 @@ CLOSE_GRACE = 2.0  # seconds a closing socket's writer may take to send what it 
 MAX_UNACKED = 64  # sends of one socket waiting for their commit; past it, reading waits
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     state: AppState
     principal: Principal
@@ -51,6 +49,41 @@ class Context:
 
     def alive(self) -> bool:
         return not self.gone and not self.conn.closing
+
+
+class SocketConnection(Connection):
+    """A hub connection on a Starlette WebSocket. Its frames are written directly while
+    the client keeps up; the writer task (and the queue) exist only once a frame had to
+    wait: a client that fell behind, a socket without direct writes, or a close."""
+
+    __slots__ = ("frames", "writer", "ws")
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        frames: dict[str, Any] | None,
+        principal: Principal,
+        queue_size: int,
+        chats: set[int],
+        blocked: AbstractSet[int],
+    ) -> None:
+        super().__init__(principal.id, principal.session_id, queue_size, chats, blocked)
+        self.ws, self.frames = ws, frames
+        self.writer: asyncio.Task[None] | None = None
+
+    def _queued(self) -> None:
+        if self.writer is None:
+            self.writer = asyncio.create_task(_write(self), name=f"ws-writer-{self.user_id}")
+
+    def close(self, code: int, reason: str = "") -> None:
+        if self.closing:
+            return
+        super().close(code, reason)  # queues the Close: the writer runs from now on
+        # A writer stuck sending to a client that does not read never reaches the Close:
+        # after a grace period it is cancelled and the socket closed from here (the close
+        # handshake itself is bounded by the WebSocket library's close timeout).
+        close = Close(code, reason)
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, _force_close, self, close)
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -72,18 +105,20 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 
 
 async def _serve(
-    ws: WebSocket, state: AppState, principal: Principal, chats: set[int], blocked: set[int]
+    ws: WebSocket,
+    state: AppState,
+    principal: Principal,
+    chats: set[int],
+    blocked: AbstractSet[int],
 ) -> None:
     await ws.accept()
-    conn = Connection(principal.id, principal.session_id, state.settings.ws_send_queue)
-    conn.chats, conn.blocked = chats, blocked
     frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    conn = SocketConnection(ws, frames, principal, state.settings.ws_send_queue, chats, blocked)
     if frames is not None:  # uvicorn under parley/wsserver.py: frames written as bytes
         conn.write_now, conn.outbox = frames["write_now"], state.hub.outbox
     ctx = Context(state, principal, conn)
-    writer: asyncio.Task[None] | None = None
-    # `hello` is queued first, so no event can reach the client before it; the connection
-    # is present from now on (online).
+    # `hello` goes first (written now, or queued first), so no event can reach the client
+    # before it; the connection is present from now on (online).
     conn.push(
         frame(
             "hello",
@@ -96,7 +131,6 @@ async def _serve(
             await state.hub.register(conn)  # indexes first: a presence failure is harmless
         except Exception:
             log.warning("presence failed while a socket registered", exc_info=True)
-        writer = _start_writer(ws, conn, frames)
         await _read_loop(ws, ctx)
     finally:
         ctx.gone = True
@@ -105,16 +139,22 @@ async def _serve(
         except Exception:
             log.warning("presence failed while a socket unregistered", exc_info=True)
         finally:
-            await cancel(writer)
+            await cancel(conn.writer)
 
 
-async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int], set[int]]:
+async def _handshake(
+    ws: WebSocket, state: AppState
+) -> tuple[Principal, set[int], AbstractSet[int]]:
+    """The principal, its chats and the users it blocks; the last two from the process's
+    caches (`SendChecks`, kept exact by the broker's events) when they hold them."""
     async with state.reads() as session:
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
-        rows = await session.execute(
-            select(Membership.chat_id).where(Membership.user_id == principal.id)
-        )
-        return principal, set(rows.scalars()), set(await blocked_ids(session, principal.id))
+        chats = await state.checks.chats(principal.id, session)
+        blocked = await state.checks.hidden(principal.id, session)
+    return principal, set(chats), frozenset(blocked) if blocked else _NO_BLOCKS
+
+
+_NO_BLOCKS: frozenset[int] = frozenset()
 
 
 async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
@@ -129,9 +169,9 @@ async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
         await ws.close(code=4001 if exc.status == 401 else 1008)
 
 
-def _start_writer(
-    ws: WebSocket, conn: Connection, frames: dict[str, Any] | None
-) -> asyncio.Task[None]:
+async def _write(conn: SocketConnection) -> None:
+    """The writer task of a connection whose frames had to wait: sends the queue."""
+    ws, frames = conn.ws, conn.frames
     send_text: Callable[[str], Awaitable[Any]] = ws.send_text
     send_many: Callable[[list[str]], Awaitable[Any]] | None = None
     if frames is not None:  # framed here, and a batch written at once
@@ -143,32 +183,22 @@ def _start_writer(
         async def send_many(batch: list[str]) -> None:
             await write_frames(b"".join([text_frame(text) for text in batch]))
 
-    async def write() -> None:
-        try:
-            close = await drain(conn, send_text, send_many)
-            await ws.close(close.code, close.reason)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            conn.abort()  # nothing more goes out; senders waiting for room wake up
-        except asyncio.CancelledError:
-            conn.abort()
-            raise
-
-    task = asyncio.create_task(write(), name=f"ws-writer-{conn.user_id}")
-
-    def on_close(close: Close) -> None:
-        # A writer stuck sending to a client that does not read never reaches the Close:
-        # after a grace period it is cancelled and the socket closed from here (the close
-        # handshake itself is bounded by the WebSocket library's close timeout).
-        asyncio.get_running_loop().call_later(CLOSE_GRACE, _force_close, ws, task, close)
-
-    conn.on_close = on_close
-    return task
+    try:
+        close = await drain(conn, send_text, send_many)
+        await ws.close(close.code, close.reason)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        conn.abort()  # nothing more goes out; senders waiting for room wake up
+    except asyncio.CancelledError:
+        conn.abort()
+        raise
 
 
-def _force_close(ws: WebSocket, writer: asyncio.Task[None], close: Close) -> None:
-    if writer.done():
+def _force_close(conn: SocketConnection, close: Close) -> None:
+    writer = conn.writer
+    if writer is None or writer.done():
         return
     writer.cancel()
+    ws = conn.ws
 
     async def close_now() -> None:
         try:
