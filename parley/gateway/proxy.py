@@ -554,8 +554,13 @@ class WebSocketRelay:
         self._relays.add(relay)
         relay.accepted = True
         relay.write_now = websocket.scope["extensions"][RELAY_EXTENSION]["write"]
+        if relay.pending and relay.end is None:  # what came before the accept (the hello)
+            data = b"".join(relay.pending)
+            if relay.write_now(data):
+                relay.pending.clear()
+                relay.pending_bytes = 0
         if relay.pending or relay.end is not None:
-            relay._wake()  # frames (or the close) that came before the accept
+            relay._wake()  # frames or the close wait: the writer sends them
         try:
             await _client_to_upstream(receive, relay, upstream)
         finally:

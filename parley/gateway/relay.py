@@ -29,7 +29,7 @@ from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from parley.wsserver import SansIOWebSocket
+from parley.wsserver import Flag, SansIOWebSocket
 
 logger = logging.getLogger("parley.gateway")
 
@@ -128,8 +128,7 @@ class UpstreamProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.handshake: asyncio.Future[Response] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
-        self.writable = asyncio.Event()
-        self.writable.set()
+        self.writable = Flag(True)
         self.open = False
         self.closed_code: int | None = None
         self._buffer = bytearray()

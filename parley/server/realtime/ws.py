@@ -38,14 +38,10 @@ MAX_UNACKED = 64  # sends of one socket waiting for their commit; past it, readi
 @dataclass(slots=True)
 class Context:
     state: AppState
-    principal: Principal
+    user_id: int
     conn: Connection
     unacked: set[asyncio.Future[Result]] = field(default_factory=set)
     gone: bool = False  # the client disconnected: what it queued is dropped unprocessed
-
-    @property
-    def user_id(self) -> int:
-        return self.principal.id
 
     def alive(self) -> bool:
         return not self.gone and not self.conn.closing
@@ -98,27 +94,29 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
+    user_id = principal.id
     try:
-        await _serve(ws, state, principal, chats, blocked)
+        conn = await _open(ws, state, principal, chats, blocked)
+        del principal  # its User row is not kept for as long as the socket is open
+        await _serve(ws, state, conn)
     finally:
-        state.hub.slots.release(principal.id)
+        state.hub.slots.release(user_id)
 
 
-async def _serve(
+async def _open(
     ws: WebSocket,
     state: AppState,
     principal: Principal,
     chats: set[int],
     blocked: AbstractSet[int],
-) -> None:
+) -> SocketConnection:
+    """Accepts the socket and sends `hello`: first (written now, or queued first), so no
+    event can reach the client before it."""
     await ws.accept()
     frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
     conn = SocketConnection(ws, frames, principal, state.settings.ws_send_queue, chats, blocked)
     if frames is not None:  # uvicorn under parley/wsserver.py: frames written as bytes
         conn.write_now, conn.outbox = frames["write_now"], state.hub.outbox
-    ctx = Context(state, principal, conn)
-    # `hello` goes first (written now, or queued first), so no event can reach the client
-    # before it; the connection is present from now on (online).
     conn.push(
         frame(
             "hello",
@@ -126,9 +124,16 @@ async def _serve(
             heartbeat_interval=HEARTBEAT_INTERVAL,
         )
     )
+    return conn
+
+
+async def _serve(ws: WebSocket, state: AppState, conn: SocketConnection) -> None:
+    ctx = Context(state, conn.user_id, conn)
     try:
         try:
-            await state.hub.register(conn)  # indexes first: a presence failure is harmless
+            # The connection is present from now on (online); indexes first: a presence
+            # failure is harmless.
+            await state.hub.register(conn)
         except Exception:
             log.warning("presence failed while a socket registered", exc_info=True)
         await _read_loop(ws, ctx)
