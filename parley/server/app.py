@@ -87,8 +87,11 @@ def make_state(
         process_ttl=settings.presence_process_ttl,
     )
     hub.on_presence = presence.on_local_flip
-    checks = SendChecks(state_sessions, the_clock)
-    logins = LoginSessions(state_sessions, the_clock)
+    # The caches only read: on SQLite a deferred BEGIN, so a miss never queues behind the
+    # writer for the write lock (nor makes the writer wait behind it).
+    state_reads = cast(async_sessionmaker[AsyncSession], lambda: state.reads())
+    checks = SendChecks(state_reads, the_clock)
+    logins = LoginSessions(state_reads, the_clock)
     pages = HistoryPages()
     hub.listeners += [checks.on_event, logins.on_event, pages.on_event]
     storage = make_storage(settings)

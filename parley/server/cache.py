@@ -12,7 +12,7 @@ everything.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -92,21 +92,13 @@ class SendChecks:
         except errors.NotMember:  # `access_member`'s answer for a public chat not joined
             return None
 
-    async def hidden(self, user_id: int, session: AsyncSession | None = None) -> tuple[int, ...]:
-        """The users this user blocks now (whose messages it does not see in groups).
-        `session`: the caller's, used on a miss."""
-        load = partial(_blocks, user_id=user_id)
-        mine = await self._load(self.blocks, user_id, load, _any, session)
+    async def hidden(self, user_id: int) -> tuple[int, ...]:
+        """The users this user blocks now (whose messages it does not see in groups)."""
+        mine = await self._load(self.blocks, user_id, partial(blocks_of, user_id=user_id), _any)
         if not mine:
             return ()
         now = self.clock()
         return tuple(sorted(b for b, until in mine.items() if until is None or until > now))
-
-    async def chats(self, user_id: int, session: AsyncSession | None = None) -> frozenset[int]:
-        """The chats the user is a member of (a socket's subscriptions at its handshake).
-        `session`: the caller's, used on a miss."""
-        load = partial(_chats_of, user_id=user_id)
-        return await self._load(self.chats_of, user_id, load, _any, session)
 
     async def banned(self, user_id: int) -> bool:
         until = await self._load(self.bans, user_id, partial(_ban, user_id=user_id), _any)
@@ -117,7 +109,7 @@ class SendChecks:
     async def blocked_either(self, a: int, b: int) -> bool:
         now = self.clock()
         for blocker, blocked in ((a, b), (b, a)):
-            mine = await self._load(self.blocks, blocker, partial(_blocks, user_id=blocker), _any)
+            mine = await self._load(self.blocks, blocker, partial(blocks_of, user_id=blocker), _any)
             if blocked in mine:
                 until = mine[blocked]
                 if until is None or until > now:
@@ -143,22 +135,57 @@ class SendChecks:
         key: int,
         load: Callable[[AsyncSession], Awaitable[T]],
         keep: Callable[[T], bool],
-        session: AsyncSession | None = None,
     ) -> T:
         if key in cache:
             return cache[key]
         generation = self.generation
         self.misses += 1
-        if session is not None:
+        async with self.sessions() as session:
             value = await load(session)
-        else:
-            async with self.sessions() as own:
-                value = await load(own)
         if generation == self.generation and keep(value):
             if len(cache) > MAX_ENTRIES:
                 cache.clear()
             cache[key] = value
         return value
+
+    def prime(
+        self,
+        generation: int,
+        *,
+        user_id: int,
+        memberships: Iterable[tuple[int, str, str]],
+        peers: dict[int, tuple[int, ...]],
+        blocks: dict[int, datetime | None],
+        ban: datetime | bool | None,
+        sender: SenderPublic,
+    ) -> None:
+        """Keeps what a WebSocket handshake read anyway (`memberships`: chat, type, role;
+        `peers`: the members of its direct chats), so that a first send asks nothing.
+        `generation` is the one taken before reading: a change announced meanwhile
+        discards it all, as a racing load is discarded."""
+        if generation != self.generation:
+            return
+        if len(self.members) > MAX_ENTRIES or len(self.senders) > MAX_ENTRIES:
+            self.clear()
+        chats = set()
+        for chat_id, chat_type, role in memberships:
+            self.members.setdefault(chat_id, {})[user_id] = Member(chat_type, role)
+            chats.add(chat_id)
+        self.peers.update(peers)
+        self.blocks[user_id] = blocks
+        self.bans[user_id] = ban
+        self.senders[user_id] = sender
+        if len(self.chats_of) > MAX_ENTRIES:
+            self.chats_of.clear()
+        self.chats_of[user_id] = frozenset(chats)
+
+    def socket_view(self, user_id: int) -> tuple[frozenset[int], dict[int, datetime | None]] | None:
+        """The user's chats and blocks as a handshake primed them (None when either was
+        forgotten since): a user's next socket reads nothing more than its principal."""
+        chats, blocks = self.chats_of.get(user_id), self.blocks.get(user_id)
+        if chats is None or blocks is None:
+            return None
+        return chats, blocks
 
     # --- kept exact by the events that announce changes -------------------------------
 
@@ -209,12 +236,7 @@ async def _direct_members(session: AsyncSession, *, chat_id: int) -> tuple[int, 
     return tuple(rows.scalars())
 
 
-async def _chats_of(session: AsyncSession, *, user_id: int) -> frozenset[int]:
-    rows = await session.execute(select(Membership.chat_id).where(Membership.user_id == user_id))
-    return frozenset(rows.scalars())
-
-
-async def _blocks(session: AsyncSession, *, user_id: int) -> dict[int, datetime | None]:
+async def blocks_of(session: AsyncSession, *, user_id: int) -> dict[int, datetime | None]:
     rows = await session.execute(
         select(Block.blocked_id, Block.expires_at).where(Block.blocker_id == user_id)
     )

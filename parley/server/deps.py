@@ -38,6 +38,9 @@ class Principal:
 
     user: User
     session_id: int
+    # The user's ban as the send checks keep it: False without one, else when it ended
+    # (a ban in force refuses the login before a Principal exists).
+    ban: datetime | bool | None = False
 
     @property
     def id(self) -> int:
@@ -141,7 +144,7 @@ async def load_principal(
         raise errors.Unauthorized("Session has ended")
     if banned is not None and (ban_expires is None or ban_expires > now):
         raise errors.UserBanned()
-    return Principal(user, session_id)
+    return Principal(user, session_id, False if banned is None else ban_expires)
 
 
 async def current_principal(request: Request, session: SessionDep) -> Principal:

@@ -26,7 +26,7 @@ from parley.server.db.session import make_engine, make_sessionmaker
 from parley.server.messages.writer import Draft, Writer
 from parley.server.realtime.broker import InProcessBroker
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
-from tests.factories import Account, connect, make_group, make_user, recv_type
+from tests.factories import Account, connect, make_direct, make_group, make_user, recv_type
 
 SENDERS = 6
 EACH = 25
@@ -412,3 +412,81 @@ async def _never_reading_socket(
     writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
     await writer.drain()
     return writer
+
+
+class _Statements:
+    """Counts the statements the server's engine runs, by the tables they read."""
+
+    def __init__(self, live: Running) -> None:
+        self.engine = live.state.engine.sync_engine
+        self.seen: list[str] = []
+
+    def __enter__(self) -> _Statements:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        self.seen.append(" ".join(statement.split()).lower())
+
+    def reads_of(self, *tables: str) -> list[str]:
+        """Plain selects of those tables (a `select distinct` is a background sweep's or a
+        presence audience's, never a send check's)."""
+        return [
+            s
+            for s in self.seen
+            if s.startswith("select ")
+            and not s.startswith("select distinct")
+            and any(f"from {t} " in s + " " for t in tables)
+        ]
+
+
+async def test_a_first_send_after_the_handshake_asks_nothing_of_the_database(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    """The handshake read the user's chats, peers, blocks and ban anyway: the send checks
+    keep them, and the first send of a fresh socket is checked from memory."""
+    a, b = await make_user(client), await make_user(client)
+    direct = await make_direct(client, a, b)
+    group = await make_group(client, a, b)
+    ws_b = await connect(live.ws_base, b)  # the peer's blocks come from its own handshake
+    ws_a = await connect(live.ws_base, a)
+    try:
+        await recv_type(ws_b, "presence")  # a's arrival is announced: presence is done
+        with _Statements(live) as statements:
+            for n, chat in enumerate((direct, group)):
+                await ws_a.send(
+                    json.dumps({"type": "send", "chat_id": chat["id"], "content": f"first {n}"})
+                )
+                assert (await recv_type(ws_a, "message"))["message"]["content"] == f"first {n}"
+        checks = statements.reads_of("memberships", "blocks", "bans", "users", "chats")
+        assert checks == [], checks
+        assert any("insert into messages" in s for s in statements.seen)  # the writer did run
+    finally:
+        await ws_a.close()
+        await ws_b.close()
+
+
+async def test_a_block_read_at_the_handshake_still_refuses_the_first_send(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    a, b = await make_user(client), await make_user(client)
+    direct = await make_direct(client, a, b)
+    blocked = await client.post("/service/api/block", json={"user_id": a.id}, headers=b.headers)
+    assert blocked.status_code in (200, 201, 204), blocked.text
+    ws_a = await connect(live.ws_base, a)
+    ws_b = await connect(live.ws_base, b)
+    try:
+        await ws_a.send(json.dumps({"type": "send", "chat_id": direct["id"], "content": "hi"}))
+        refused = await recv_type(ws_a, "error")
+        assert refused["code"] == "blocked", refused
+        # Unblocked through the API: the event reaches the cache and the next send passes.
+        gone = await client.delete(f"/service/api/block/{a.id}", headers=b.headers)
+        assert gone.status_code in (200, 204), gone.text
+        await ws_a.send(json.dumps({"type": "send", "chat_id": direct["id"], "content": "hi"}))
+        assert (await recv_type(ws_b, "message"))["message"]["content"] == "hi"
+    finally:
+        await ws_a.close()
+        await ws_b.close()

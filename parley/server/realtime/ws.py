@@ -10,15 +10,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import aliased
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import errors
+from parley.server.accounts.schemas import SenderPublic
 from parley.server.accounts.service import user_public
+from parley.server.cache import blocks_of
 from parley.server.chats.service import general_id
+from parley.server.db.models import Chat, Membership
 from parley.server.deps import AppState, Principal, authenticate, get_state
 from parley.server.messages import service as messages
 from parley.server.messages.writer import Result
@@ -150,16 +156,60 @@ async def _serve(ws: WebSocket, state: AppState, conn: SocketConnection) -> None
 async def _handshake(
     ws: WebSocket, state: AppState
 ) -> tuple[Principal, set[int], AbstractSet[int]]:
-    """The principal, its chats and the users it blocks; the last two from the process's
-    caches (`SendChecks`, kept exact by the broker's events) when they hold them."""
+    """Authenticates, and reads the user's chats and blocks: what the socket subscribes to
+    and filters with. The send checks keep what it read, so a first send asks nothing,
+    and the user's next socket reads only its principal (while no event changed them)."""
+    generation = state.checks.generation
     async with state.reads() as session:
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
-        chats = await state.checks.chats(principal.id, session)
-        blocked = await state.checks.hidden(principal.id, session)
-    return principal, set(chats), frozenset(blocked) if blocked else _NO_BLOCKS
+        known = state.checks.socket_view(principal.id)
+        if known is not None:
+            chats, blocks = known
+            return principal, set(chats), _live_blocks(blocks, state)
+        rows = (await session.execute(_MY_CHATS, {"user_id": principal.id})).all()
+        blocks = await blocks_of(session, user_id=principal.id)
+    peers: dict[int, tuple[int, ...]] = {}
+    for chat_id, chat_type, _role, peer in rows:
+        if chat_type == "direct":
+            peers[chat_id] = (principal.id,) if peer is None else (principal.id, peer)
+    user = principal.user
+    state.checks.prime(
+        generation,
+        user_id=principal.id,
+        memberships=[(chat_id, chat_type, role) for chat_id, chat_type, role, _ in rows],
+        peers=peers,
+        blocks=blocks,
+        ban=principal.ban,
+        sender=SenderPublic(id=user.id, username=user.username, display_name=user.display_name),
+    )
+    return principal, {row[0] for row in rows}, _live_blocks(blocks, state)
+
+
+def _live_blocks(blocks: dict[int, datetime | None], state: AppState) -> AbstractSet[int]:
+    if not blocks:
+        return _NO_BLOCKS
+    now = state.clock()
+    return frozenset(b for b, until in blocks.items() if until is None or until > now)
 
 
 _NO_BLOCKS: frozenset[int] = frozenset()
+
+
+# The user's chats with its role, and for a direct chat the other member (None when alone).
+_peer = aliased(Membership)
+_MY_CHATS = (
+    select(Membership.chat_id, Chat.type, Membership.role, _peer.user_id)
+    .join(Chat, Chat.id == Membership.chat_id)
+    .outerjoin(
+        _peer,
+        and_(
+            Chat.type == "direct",
+            _peer.chat_id == Membership.chat_id,
+            _peer.user_id != Membership.user_id,
+        ),
+    )
+    .where(Membership.user_id == bindparam("user_id"))
+)
 
 
 async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
@@ -297,7 +347,7 @@ async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
     if chat_id is None:
         if "type" in raw:
             raise errors.ValidationFailed("chat_id: Field required")
-        async with ctx.state.sessions() as session:
+        async with ctx.state.reads() as session:
             chat_id = await general_id(session)
     if len(ctx.unacked) >= MAX_UNACKED:
         await asyncio.wait(ctx.unacked, return_when=asyncio.FIRST_COMPLETED)
