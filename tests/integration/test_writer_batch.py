@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_only
 
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.clock import Clock
@@ -39,9 +40,30 @@ class Counted:
         self.conflicts: list[str] = []
         event.listen(engine.sync_engine, "before_cursor_execute", self._on_statement)
         event.listen(engine.sync_engine, "handle_error", self._on_error)
+        if engine.dialect.name == "sqlite":  # the writer's batch runs on sqlite3 itself
+            event.listen(engine.sync_engine, "connect", self._trace_sqlite)
+
+    def _trace_sqlite(self, dbapi_conn: Any, _record: Any) -> None:
+        """Every statement SQLite runs on this connection, whoever sent it."""
+        driver = dbapi_conn._connection  # aiosqlite's: sqlite3 lives in its thread
+        await_only(driver._execute(driver._conn.set_trace_callback, self._on_sqlite))
+
+    def _on_sqlite(self, sql: str) -> None:
+        if sql.startswith("--"):  # a trigger's statement (full-text index), not one sent
+            return
+        if sql.split(None, 1)[0].upper() in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA"}:
+            return
+        # SQLite reports a statement again as it resumes it (after each trigger program of
+        # an INSERT ... RETURNING): one run is one entry.
+        if not self.statements or self.statements[-1] != sql:
+            self.statements.append(sql)
 
     def _on_statement(self, _conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
-        if sql.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
+        if self.engine.dialect.name != "sqlite" and sql.split(None, 1)[0].upper() not in {
+            "BEGIN",
+            "COMMIT",
+            "ROLLBACK",
+        }:
             self.statements.append(sql)
 
     def _on_error(self, context: ExceptionContext) -> None:

@@ -8,7 +8,8 @@ each chat's last_seq moves by its count of new messages under the row lock (Post
 the write lock (SQLite), which keeps seq gap-free; the messages, their mentions and the
 senders' read markers are written; then COMMIT. On PostgreSQL that is one statement
 (data-modifying CTEs over arrays of the batch), two when a text names someone with `@`;
-on SQLite three to six (the batch as one JSON parameter each), none per message.
+on SQLite three to six (the batch as one JSON parameter each), none per message, run in
+the connection's thread in one hand-off.
 
 Only after the commit are the waiting senders answered and the `message` events published
 (the sender's copy, carrying its client_id, is the acknowledgement). A failed batch
@@ -21,16 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import select, text, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from parley import errors
@@ -415,9 +420,9 @@ def _json(value: Any) -> list[Any]:
 
 
 # SQLite: the batch travels as one JSON parameter per statement (json_each), so a statement's
-# text, hence its compiled form, is the same for every batch size.
-_SQLITE_RESENT = text(
-    """
+# text is the same for every batch size (sqlite3 keeps it prepared). They run straight on
+# the sqlite3 connection, in its thread (`_sqlite_batch`), not through SQLAlchemy.
+_SQLITE_RESENT = """
 SELECT json_extract(j.value, '$[0]') AS ord, m.id, m.seq, m.content, m.created_at, m.edited_at,
     m.deleted_at, m.reply_to_id, u.username, u.display_name,
     (SELECT json_group_array(x.user_id) FROM (SELECT user_id FROM message_mentions
@@ -432,12 +437,10 @@ JOIN messages m ON m.sender_id = json_extract(j.value, '$[1]')
     AND m.client_id = json_extract(j.value, '$[2]')
 LEFT JOIN users u ON u.id = m.sender_id
 """
-).columns(created_at=UTCDateTime(), edited_at=UTCDateTime(), deleted_at=UTCDateTime())
 # The INSERT comes first: it numbers the batch's new messages from each chat's last_seq (the
 # write lock is held: nobody else moves it) and leaves out resends and deleted chats; then
 # the chats' last_seq moves by what was inserted.
-_SQLITE_INSERT = text(
-    """
+_SQLITE_INSERT = """
 INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
 SELECT f.chat_id, c.last_seq + f.n, f.sender_id, f.content, f.client_id, f.reply_to_id, :now
 FROM (
@@ -457,29 +460,22 @@ JOIN chats c ON c.id = f.chat_id
 ORDER BY f.ord
 RETURNING id, chat_id, seq, sender_id, client_id
 """
-).bindparams(bindparam("now", type_=UTCDateTime()))
-_SQLITE_BUMP = text(
-    """
+_SQLITE_BUMP = """
 UPDATE chats SET last_seq = last_seq + json_extract(j.value, '$[1]'), last_activity_at = :now
 FROM json_each(:counts) j WHERE chats.id = json_extract(j.value, '$[0]')
 """
-).bindparams(bindparam("now", type_=UTCDateTime()))
-_SQLITE_MENTIONS = text(
-    """
+_SQLITE_MENTIONS = """
 INSERT INTO message_mentions (message_id, user_id, chat_id, seq)
 SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
     json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]')
 FROM json_each(:rows) j
 """
-)
-_SQLITE_READ = text(
-    """
+_SQLITE_READ = """
 UPDATE memberships SET last_read_seq = json_extract(j.value, '$[2]')
 FROM json_each(:marks) j
 WHERE memberships.chat_id = json_extract(j.value, '$[0]')
     AND memberships.user_id = json_extract(j.value, '$[1]')
 """
-)
 
 
 async def _store_sqlite(
@@ -488,45 +484,100 @@ async def _store_sqlite(
     mentions: dict[Draft, list[int]],
     now: datetime,
 ) -> dict[Draft, Result]:
+    """The batch's statements run in the connection's own thread in one hand-off (not one,
+    or three, per statement), inside the transaction the session began."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection  # aiosqlite's Connection: owns a thread and sqlite3
+    dialect = conn.dialect
+    stamp = _bind_time(dialect)(now)
+    try:
+        placed, resent = await driver._execute(_sqlite_batch, driver._conn, drafts, mentions, stamp)
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError("message batch", None, exc) from exc
+    except sqlite3.Error as exc:  # as SQLAlchemy would raise it: the writer's handling applies
+        raise OperationalError("message batch", None, exc) from exc
+    stored: dict[Draft, Result] = {}
+    for n, (message_id, seq) in placed.items():
+        d = drafts[n]
+        stored[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
+    if resent:
+        to_time = _result_time(dialect)
+        for n, row in resent:
+            fields = dict(zip(_RESENT_FIELDS, row, strict=True))
+            for key in ("created_at", "edited_at", "deleted_at"):
+                fields[key] = to_time(fields[key])
+            stored[drafts[n]] = (_resent_public(drafts[n], SimpleNamespace(**fields)), False)
+    missing = {d.chat_id for d in drafts if d not in stored}
+    if missing:  # those chats were deleted meanwhile: their sends fail alone
+        raise MissingChats(missing)
+    return stored
+
+
+_RESENT_FIELDS = (
+    "ord", "id", "seq", "content", "created_at", "edited_at", "deleted_at", "reply_to_id",
+    "username", "display_name", "mentions", "reactions", "attachments",
+)  # fmt: skip
+
+
+def _sqlite_batch(
+    db: sqlite3.Connection,
+    drafts: Sequence[Draft],
+    mentions: dict[Draft, list[int]],
+    stamp: Any,
+) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
+    """In the connection's thread, under the write lock: the batch's statements. Returns
+    per new draft (by position) its message id and seq, and the stored rows of resends."""
     rows = [[d.chat_id, d.user_id, d.content, d.client_id, d.reply_to] for d in drafts]
-    inserted = await conn.execute(_SQLITE_INSERT, {"rows": json.dumps(rows), "now": now})
+    inserted = db.execute(_SQLITE_INSERT, {"rows": json.dumps(rows), "now": stamp})
     new_rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # chat: (seq, id)
     new_keys: set[tuple[int, str]] = set()
-    for message_id, chat_id, seq, sender_id, client_id in inserted:
+    for message_id, chat_id, seq, sender_id, client_id in inserted.fetchall():
         new_rows[chat_id].append((seq, message_id))
         if client_id is not None:
             new_keys.add((sender_id, client_id))
     # Which drafts those are: per chat, the inserted ones in batch order got rising seqs.
-    fresh: dict[int, list[Draft]] = defaultdict(list)
-    rest: list[Draft] = []
-    for d in drafts:
+    fresh: dict[int, list[int]] = defaultdict(list)
+    rest: list[int] = []
+    for n, d in enumerate(drafts):
         if d.chat_id in new_rows and (d.client_id is None or (d.user_id, d.client_id) in new_keys):
-            fresh[d.chat_id].append(d)
+            fresh[d.chat_id].append(n)
         else:  # a resend, or its chat is gone
-            rest.append(d)
-    stored: dict[Draft, Result] = {}
+            rest.append(n)
+    placed: dict[int, tuple[int, int]] = {}
     named: list[list[int]] = []
     read_to: dict[tuple[int, int], int] = {}
-    for chat_id, ds in fresh.items():
-        for d, (seq, message_id) in zip(ds, sorted(new_rows[chat_id]), strict=True):
-            stored[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
+    for chat_id, positions in fresh.items():
+        for n, (seq, message_id) in zip(positions, sorted(new_rows[chat_id]), strict=True):
+            d = drafts[n]
+            placed[n] = (message_id, seq)
             named.extend([message_id, uid, chat_id, seq] for uid in mentions.get(d, ()))
             read_to[(chat_id, d.user_id)] = seq  # seqs grow: the last one is the highest
     if new_rows:
         counts = [[chat_id, len(r)] for chat_id, r in new_rows.items()]
-        await conn.execute(_SQLITE_BUMP, {"counts": json.dumps(counts), "now": now})
+        db.execute(_SQLITE_BUMP, {"counts": json.dumps(counts), "now": stamp})
         if named:
-            await conn.execute(_SQLITE_MENTIONS, {"rows": json.dumps(named)})
+            db.execute(_SQLITE_MENTIONS, {"rows": json.dumps(named)})
         marks = [[c, u, s] for (c, u), s in read_to.items()]
-        await conn.execute(_SQLITE_READ, {"marks": json.dumps(marks)})
-    keys = [[n, d.user_id, d.client_id] for n, d in enumerate(rest) if d.client_id]
+        db.execute(_SQLITE_READ, {"marks": json.dumps(marks)})
+    keys = [[n, drafts[n].user_id, drafts[n].client_id] for n in rest if drafts[n].client_id]
+    resent: list[tuple[int, tuple[Any, ...]]] = []
     if keys:  # rare (a client retrying): the stored messages as history shows them
-        for row in await conn.execute(_SQLITE_RESENT, {"keys": json.dumps(keys)}):
-            stored[rest[row.ord]] = (_resent_public(rest[row.ord], row), False)
-    missing = {d.chat_id for d in rest if d not in stored}
-    if missing:  # those chats were deleted meanwhile: their sends fail alone
-        raise MissingChats(missing)
-    return stored
+        for row in db.execute(_SQLITE_RESENT, {"keys": json.dumps(keys)}).fetchall():
+            resent.append((row[0], tuple(row)))
+    return placed, resent
+
+
+@functools.cache
+def _bind_time(dialect: Dialect) -> Callable[[datetime], Any]:
+    """How UTCDateTime binds a time on this dialect (SQLite: its text form)."""
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return (lambda value: value) if process is None else process
+
+
+@functools.cache
+def _result_time(dialect: Dialect) -> Callable[[Any], datetime | None]:
+    process = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    return (lambda value: value) if process is None else process
 
 
 async def _link_attachments(session: AsyncSession, message: MessagePublic, draft: Draft) -> None:
