@@ -15,6 +15,7 @@ written as they are to every recipient, without going through the ASGI `send` an
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
@@ -47,7 +48,102 @@ def text_frame(text: str) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
+class Flag:
+    """What uvicorn uses of `asyncio.Event` (set, clear, is_set, wait) without its deque:
+    an idle socket has one, and nobody waits on it while its client keeps up."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self._set = value
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        waiters = self._waiters
+        waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+
+class Inbox:
+    """What uvicorn uses of its receive `asyncio.Queue` (put_nowait, get, empty): a list,
+    not the three deques of a Queue (an ASGI app has one reader: it waits in `get`)."""
+
+    __slots__ = ("_getters", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._getters: list[asyncio.Future[None]] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        for getter in self._getters or ():
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    async def get(self) -> Any:
+        while not self._items:
+            getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            getters = self._getters
+            getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                if getter.done() and not getter.cancelled() and self._items:
+                    self._wake_next(getter)  # its wake-up goes to the next reader
+                raise
+            finally:
+                getters.remove(getter)
+        return self._items.pop(0)
+
+    def _wake_next(self, skip: asyncio.Future[None]) -> None:
+        for getter in self._getters or ():
+            if getter is not skip and not getter.done():
+                getter.set_result(None)
+                return
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
 class SansIOWebSocket(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Lighter stand-ins for uvicorn's receive queue and write flag: thousands of
+        # idle sockets each hold one of both.
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Flag(True)  # type: ignore[assignment]
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

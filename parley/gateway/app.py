@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -101,6 +102,13 @@ class _Exchange:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+_WS_PATHS = ("/ws", "/service/ws")
+
+
+def _is_ws_path(scope: Scope) -> bool:
+    return get_route_path(scope) in _WS_PATHS
+
+
 class Gateway:
     """The ASGI app; `create_app` builds it."""
 
@@ -156,8 +164,7 @@ class Gateway:
             Route("/health", self._health, methods=["GET", "HEAD"]),
             Mount("/static", app=self._static_files),
             Route("/stats", proxy, methods=["GET", "HEAD"]),
-            WebSocketRoute("/ws", self._websocket),
-            WebSocketRoute("/service/ws", self._websocket),
+            *(WebSocketRoute(path, self._websocket) for path in _WS_PATHS),
             Route("/service/{path:path}", proxy, methods=methods),
             Route("/api/v1", proxy, methods=methods),
             Route("/api/v1/{path:path}", proxy, methods=methods),
@@ -220,7 +227,11 @@ class Gateway:
             await self._preflight(conn, send)
             return
         refusal = await self._guard(conn, ex)
-        if refusal is None:
+        if refusal is None and scope["type"] == "websocket" and _is_ws_path(scope):
+            # Straight to the relay, without the router's layers: each would keep a
+            # coroutine alive for as long as the socket is open.
+            await self._websocket(WebSocket(scope, receive, send))
+        elif refusal is None:
             await self.router(scope, receive, send)
         elif scope["type"] == "websocket":
             await _deny(send, scope, refusal)

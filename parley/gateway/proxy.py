@@ -414,13 +414,25 @@ class _Relay:
         self.max_pending = max_pending
         self.pending: list[bytes] = []
         self.pending_bytes = 0
-        self.wake = asyncio.Event()
+        self.wake: asyncio.Event | None = None  # with the writer task: made when first needed
         self.end: tuple[int, str] | None = None  # the close the client gets after `pending`
         self.upstream: UpstreamProtocol | None = None
         self.writer: asyncio.Task[None] | None = None
+        self.accepted = False  # the client's socket is open: a writer may run
         self.client_closed = False
-        self.finished = asyncio.Event()
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.write_now: Callable[[bytes], bool] | None = None
+
+    def _wake(self) -> None:
+        """Something waits for the client (frames, or the close): the writer runs; it is
+        started here, so a client that keeps up never has one."""
+        if not self.accepted:
+            return  # `run` wakes it once the client's socket is open
+        if self.writer is None:
+            self.wake = asyncio.Event()
+            self.writer = asyncio.get_running_loop().create_task(self.write_loop())
+        assert self.wake is not None
+        self.wake.set()
 
     def on_frames(self, data: bytes) -> None:
         if self.end is not None:
@@ -432,13 +444,13 @@ class _Relay:
         if self.pending_bytes > self.max_pending:
             self.stop(CLOSE_TRY_AGAIN, "client too slow")
         else:
-            self.wake.set()
+            self._wake()
 
     def on_close(self, code: int, reason: str) -> None:
         """The upstream closed: the client gets what is pending, then the same close."""
         if self.end is None:
             self.end = (_UNSENDABLE_CLOSE.get(code, code), reason)
-            self.wake.set()
+            self._wake()
 
     def stop(self, code: int, reason: str) -> None:
         """Closes both sides now, dropping what the client has not been sent."""
@@ -455,9 +467,11 @@ class _Relay:
         task.add_done_callback(_background.discard)
 
     async def write_loop(self) -> None:
+        wake = self.wake
+        assert wake is not None
         while True:
-            await self.wake.wait()
-            self.wake.clear()
+            await wake.wait()
+            wake.clear()
             if self.end is not None:
                 try:
                     async with asyncio.timeout(_CLOSE_FLUSH_TIMEOUT):
@@ -522,7 +536,8 @@ class WebSocketRelay:
         for relay in relays:
             relay.stop(code, "gateway shutting down")
         await asyncio.gather(
-            *(asyncio.wait_for(r.finished.wait(), 5) for r in relays), return_exceptions=True
+            *(asyncio.wait_for(asyncio.shield(r.finished), 5) for r in relays),
+            return_exceptions=True,
         )
 
     async def run(self, websocket: WebSocket, token: str, fwd: Forwarding) -> None:
@@ -535,23 +550,32 @@ class WebSocketRelay:
         if upstream is None:
             return
         relay.upstream = upstream
-        await websocket.accept(subprotocol=upstream.ws.subprotocol)
+        await websocket.accept(subprotocol=upstream.subprotocol)
         self._relays.add(relay)
-        relay.writer = asyncio.create_task(relay.write_loop())
+        relay.accepted = True
         relay.write_now = websocket.scope["extensions"][RELAY_EXTENSION]["write"]
-        relay.wake.set()  # frames that came before the accept
+        if relay.pending and relay.end is None:  # what came before the accept (the hello)
+            data = b"".join(relay.pending)
+            if relay.write_now(data):
+                relay.pending.clear()
+                relay.pending_bytes = 0
+        if relay.pending or relay.end is not None:
+            relay._wake()  # frames or the close wait: the writer sends them
         try:
             await _client_to_upstream(receive, relay, upstream)
         finally:
             self._relays.discard(relay)
-            relay.writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay.writer
+            writer = relay.writer
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
             upstream.close(1001, "going away")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(upstream.lost), _UPSTREAM_CLOSE_WAIT)
             upstream.abort()
-            relay.finished.set()
+            if not relay.finished.done():
+                relay.finished.set_result(None)
 
     async def _connect(
         self, websocket: WebSocket, token: str, fwd: Forwarding, relay: _Relay

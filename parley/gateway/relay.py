@@ -29,7 +29,7 @@ from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from parley.wsserver import SansIOWebSocket
+from parley.wsserver import Flag, SansIOWebSocket
 
 logger = logging.getLogger("parley.gateway")
 
@@ -119,7 +119,8 @@ class UpstreamProtocol(asyncio.Protocol):
         on_frames: Callable[[bytes], None],
         on_close: Callable[[int, str], None],
     ) -> None:
-        self.ws = ws
+        self.ws: ClientProtocol | None = ws  # the handshake's; dropped once it is done
+        self.subprotocol: Subprotocol | None = None
         self.max_size = max_size
         self.on_frames = on_frames
         self.on_close = on_close
@@ -127,8 +128,7 @@ class UpstreamProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.handshake: asyncio.Future[Response] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
-        self.writable = asyncio.Event()
-        self.writable.set()
+        self.writable = Flag(True)
         self.open = False
         self.closed_code: int | None = None
         self._buffer = bytearray()
@@ -151,7 +151,7 @@ class UpstreamProtocol(asyncio.Protocol):
         # after the close: discard
 
     def eof_received(self) -> bool | None:
-        if not self.handshake.done():
+        if not self.handshake.done() and self.ws is not None:
             self.ws.receive_eof()
             self._handshake_events()
         return None
@@ -174,12 +174,13 @@ class UpstreamProtocol(asyncio.Protocol):
     # handshake
 
     def _write_handshake_data(self) -> None:
-        assert self.transport is not None
+        assert self.transport is not None and self.ws is not None
         for chunk in self.ws.data_to_send():
             if chunk:
                 self.transport.write(chunk)
 
     def _handshake_data(self, data: bytes) -> None:
+        assert self.ws is not None
         if self._refusal:
             self.ws.receive_data(data)
             self._handshake_events()
@@ -198,14 +199,19 @@ class UpstreamProtocol(asyncio.Protocol):
         self._handshake_events()
 
     def _handshake_events(self) -> None:
-        for event in self.ws.events_received():
+        ws = self.ws
+        assert ws is not None
+        for event in ws.events_received():
             if not isinstance(event, Response) or self.handshake.done():
                 continue
-            if self.ws.handshake_exc is None:
+            if ws.handshake_exc is None:
                 self.open = True
+                self.subprotocol = ws.subprotocol
                 self.handshake.set_result(event)
-        if self.ws.handshake_exc is not None and not self.handshake.done():
-            self.handshake.set_exception(self.ws.handshake_exc)
+        if ws.handshake_exc is not None and not self.handshake.done():
+            self.handshake.set_exception(ws.handshake_exc)
+        if self.open:
+            self.ws = None  # frames are read here from now on: `websockets` is done with
         if self.open and self._buffer:
             self._scan()
 

@@ -18,8 +18,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from parley import __version__, errors
 from parley.bodies import BodyLimitMiddleware
@@ -187,7 +189,7 @@ def create_app(
         compat.router,
     ):
         app.include_router(router)
-    for path in ("/service/ws", "/ws"):
+    for path in WS_PATHS:
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
     app.add_middleware(HistoryFastPath)  # innermost: a plain history page skips the router
@@ -294,12 +296,54 @@ class _MetricsMiddleware:
             self.metrics.http_requests.labels(scope["method"], str(status)).inc()
 
 
+WS_PATHS = ("/service/ws", "/ws")
+
+
+class SocketFastPath:
+    """The WebSocket endpoint called straight from uvicorn, without FastAPI's middleware
+    stack, routing and dependency solving: each of those layers keeps a coroutine (and
+    FastAPI two exit stacks) alive for as long as the socket is open, about a third of
+    an idle socket's memory. None of them acts on a WebSocket (the body limit, metrics
+    and history fast path are HTTP only); an exception the endpoint raises still goes to
+    the app's exception handlers, as Starlette's ExceptionMiddleware would do."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.paths = frozenset(WS_PATHS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or get_route_path(scope) not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app
+        ws = WebSocket(scope, receive, send)
+        try:
+            await websocket_endpoint(ws)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            response = await handler(ws, exc)
+            if response is not None:
+                await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
+        """The handler Starlette's ExceptionMiddleware would pick (not the 500 ones)."""
+        handlers = self.app.exception_handlers
+        for cls in type(exc).__mro__:
+            if cls is Exception:
+                return None
+            if cls in handlers:
+                return handlers[cls]
+        return None
+
+
 def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
     # uvicorn's sans-I/O WebSocket protocol (the fastest measured, docs/performance.md),
     # with a graceful close on a protocol failure (1009, 1007): parley/wsserver.py. It
     # refuses a handshake with an HTTP answer (401 before the upgrade) like the legacy one.
     return uvicorn.Config(
-        app,
+        SocketFastPath(app) if isinstance(app, FastAPI) else app,
         host=settings.server_host,  # never the gateway's --host (see Settings.server_host)
         port=port if port is not None else settings.port,
         ws=SansIOWebSocket,

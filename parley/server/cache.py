@@ -49,6 +49,7 @@ class SendChecks:
         self.blocks: dict[int, dict[int, datetime | None]] = {}  # blocker → blocked → until
         self.bans: dict[int, datetime | bool | None] = {}  # user → until (None: forever)
         self.senders: dict[int, SenderPublic] = {}
+        self.chats_of: dict[int, frozenset[int]] = {}  # user → the chats it is a member of
         self.generation = 0
         self.misses = 0
 
@@ -166,12 +167,25 @@ class SendChecks:
             return
         if len(self.members) > MAX_ENTRIES or len(self.senders) > MAX_ENTRIES:
             self.clear()
+        chats = set()
         for chat_id, chat_type, role in memberships:
             self.members.setdefault(chat_id, {})[user_id] = Member(chat_type, role)
+            chats.add(chat_id)
         self.peers.update(peers)
         self.blocks[user_id] = blocks
         self.bans[user_id] = ban
         self.senders[user_id] = sender
+        if len(self.chats_of) > MAX_ENTRIES:
+            self.chats_of.clear()
+        self.chats_of[user_id] = frozenset(chats)
+
+    def socket_view(self, user_id: int) -> tuple[frozenset[int], dict[int, datetime | None]] | None:
+        """The user's chats and blocks as a handshake primed them (None when either was
+        forgotten since): a user's next socket reads nothing more than its principal."""
+        chats, blocks = self.chats_of.get(user_id), self.blocks.get(user_id)
+        if chats is None or blocks is None:
+            return None
+        return chats, blocks
 
     # --- kept exact by the events that announce changes -------------------------------
 
@@ -184,9 +198,12 @@ class SendChecks:
                 chat = self.members.get(chat_id, {})
                 for user_id in user_ids:
                     chat.pop(user_id, None)
+                    self.chats_of.pop(user_id, None)
             case events.ChatRemoved(chat_id=chat_id):
                 self.members.pop(chat_id, None)
                 self.peers.pop(chat_id, None)
+                for user_id in [u for u, chats in self.chats_of.items() if chat_id in chats]:
+                    del self.chats_of[user_id]
             case events.BlocksChanged(user_id=user_id):
                 self.blocks.pop(user_id, None)
             case (
@@ -204,7 +221,8 @@ class SendChecks:
         self.generation += 1
 
     def clear(self) -> None:
-        for cache in (self.members, self.peers, self.blocks, self.bans, self.senders):
+        caches = (self.members, self.peers, self.blocks, self.bans, self.senders, self.chats_of)
+        for cache in caches:
             cache.clear()
         self.generation += 1
 

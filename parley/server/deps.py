@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection
 
 from parley import errors
 from parley.config import Settings
-from parley.security import TokenError, decode_access_token, origin_matches
+from parley.security import TokenError, origin_matches
 from parley.server.accounts.schemas import MAX_ID
 from parley.server.db.models import Ban, User
 from parley.server.db.models import Session as LoginSession
@@ -114,7 +114,7 @@ async def authenticate(
     if not token:
         raise errors.Unauthorized()
     try:
-        claims = decode_access_token(state.jwt_key, token)
+        claims = state.tokens.decode(token)  # verified once per process (a reconnect: not again)
     except TokenError as exc:
         raise errors.Unauthorized("Invalid or expired token") from exc
     if from_cookie and unsafe:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,8 +14,7 @@ import redis.asyncio as aioredis
 
 from parley.server.realtime import events
 from parley.server.realtime.broker import RECONNECT_PAUSE, RedisBroker
-from parley.server.realtime.hub import Connection
-from parley.server.realtime.ws import CLOSE_GRACE, _start_writer
+from parley.server.realtime.ws import CLOSE_GRACE, SocketConnection
 from tests.conftest import REDIS_URL, need
 from tests.fake_clock import FakeClock, settle
 
@@ -84,9 +84,11 @@ async def test_a_stuck_writer_is_forced_closed_when_the_clock_says(
     clock = FakeClock()
     ws = StuckSocket()
     monkeypatch.setattr(ws_module, "_abort", lambda sock: setattr(sock, "aborted", True))
-    conn = Connection(user_id=1, session_id=1, queue_size=4)
-    writer = _start_writer(ws, conn, None, clock)  # type: ignore[arg-type]
-    conn.push('{"t":"x"}')
+    principal = SimpleNamespace(id=1, session_id=1)
+    conn = SocketConnection(ws, None, principal, 4, set(), frozenset(), clock)  # type: ignore[arg-type]
+    conn.push('{"t":"x"}')  # no direct writes: queued, and the writer task starts
+    writer = conn.writer
+    assert writer is not None
     await settle()
     conn.close(1008, "bye")  # the writer is stuck in its send: the grace timer starts
     await settle()

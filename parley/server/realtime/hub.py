@@ -22,7 +22,8 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 
 from parley.server.realtime import events
@@ -51,31 +52,84 @@ class Close:
     reason: str = ""
 
 
-@dataclass(eq=False)
-class Connection:
-    user_id: int
-    session_id: int
-    queue_size: int
-    queue: asyncio.Queue[str | Close] = field(init=False)
-    chats: set[int] = field(default_factory=set)
-    blocked: set[int] = field(default_factory=set)
-    last_active: float = field(default_factory=time.monotonic)
-    closing: bool = False
-    send_wait: float = SEND_WAIT
-    on_close: Callable[[Close], None] | None = None  # the socket's owner: force it if stuck
-    # Writes whole frames to the socket now if its client keeps up (False: queue them);
-    # None without a transport of our own (then every frame goes through the queue).
-    # (`force`: even over the high-water mark, used for what one loop turn held back).
-    write_now: Callable[[bytes, bool], bool] | None = None
-    outbox: Outbox | None = None  # coalesces this loop turn's frames after its first
-    busy: bool = False  # the writer task holds frames taken from the queue, not yet sent
-    turn: int = -1  # the outbox's turn in which a frame was last written directly
-    held: list[bytes] | None = None  # frames of this turn after the first, in order
-    held_bytes: int = 0
-    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
+_NO_BLOCKS: frozenset[int] = frozenset()
 
-    def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(self.queue_size)
+
+class Connection:
+    """One open socket as the hub sees it (slots: thousands are held at once).
+
+    The send queue and its writer exist only once a frame has to wait (a client that
+    fell behind, or a socket without direct writes): `_queued` is where a subclass
+    starts its writer; most connections never need one.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_queue",
+        "_waiters",
+        "blocked",
+        "busy",
+        "chats",
+        "closing",
+        "held",
+        "held_bytes",
+        "last_active",
+        "on_close",
+        "outbox",
+        "queue_size",
+        "send_wait",
+        "session_id",
+        "turn",
+        "user_id",
+        "write_now",
+    )
+
+    def __init__(
+        self,
+        user_id: int,
+        session_id: int,
+        queue_size: int,
+        chats: set[int] | None = None,
+        blocked: AbstractSet[int] = _NO_BLOCKS,
+    ) -> None:
+        self.user_id = user_id
+        self.session_id = session_id
+        self.queue_size = queue_size
+        self._queue: asyncio.Queue[str | Close] | None = None  # made when a frame must wait
+        self.chats: set[int] = set() if chats is None else chats
+        self.blocked: AbstractSet[int] = blocked
+        self.last_active = time.monotonic()
+        self.closing = False
+        self.send_wait = SEND_WAIT
+        # The socket's owner, told when it closes (to force it if stuck).
+        self.on_close: Callable[[Close], None] | None = None
+        # Writes whole frames to the socket now if its client keeps up (False: queue
+        # them); None without a transport of our own (then every frame goes through the
+        # queue). (`force`: even over the high-water mark, for what a loop turn held back.)
+        self.write_now: Callable[[bytes, bool], bool] | None = None
+        self.outbox: Outbox | None = None  # coalesces this loop turn's frames after its first
+        self.busy = False  # the writer task holds frames taken from the queue, not yet sent
+        self.turn = -1  # the outbox's turn in which a frame was last written directly
+        self.held: list[bytes] | None = None  # frames of this turn after the first, in order
+        self.held_bytes = 0
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    @property
+    def queue(self) -> asyncio.Queue[str | Close]:
+        """The bounded send queue, made on first use."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = asyncio.Queue(self.queue_size)
+        return queue
+
+    @property
+    def queued(self) -> bool:
+        """Frames wait in the send queue."""
+        queue = self._queue
+        return queue is not None and not queue.empty()
+
+    def _queued(self) -> None:
+        """A frame was queued: the owner's writer must run (see ws.py)."""
 
     def _wrote(self, frame: str, data: bytes | None) -> bool:
         """Writes the frame directly when nothing is waiting ahead of it and the
@@ -99,7 +153,7 @@ class Connection:
             held.append(data)
             self.held_bytes += len(data)
             return True
-        if self.busy or not self.queue.empty():
+        if self.busy or self.queued:
             return False
         outbox = self.outbox
         if outbox is not None and self.turn == outbox.turn:
@@ -130,6 +184,8 @@ class Connection:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.close(CLOSE_TRY_AGAIN, "send queue full")
+            return
+        self._queued()
 
     async def send(self, frame: str) -> None:
         """Queues a reply to this client's own request, waiting while its queue is full.
@@ -141,24 +197,28 @@ class Connection:
             return
         try:
             self.queue.put_nowait(frame)
+            self._queued()
             return
         except asyncio.QueueFull:
             pass
         put = asyncio.ensure_future(self.queue.put(frame))
         closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(closed)
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        waiters.append(closed)
         try:
             await asyncio.wait(
                 (put, closed), timeout=self.send_wait, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            self._waiters.remove(closed)
+            waiters.remove(closed)
             if not put.done():
                 put.cancel()
                 self.close(CLOSE_TRY_AGAIN, "send queue full")
 
     def _wake_all(self) -> None:
-        for waiter in self._waiters:
+        for waiter in self._waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -169,6 +229,7 @@ class Connection:
         self._empty()  # drop what it could not read (it will sync)
         close = Close(code, reason)
         self.queue.put_nowait(close)
+        self._queued()  # the writer sends the close frame (started now if there was none)
         self._wake_all()  # every waiting sender returns
         if self.on_close is not None:
             self.on_close(close)
@@ -180,8 +241,9 @@ class Connection:
         self._wake_all()
 
     def _empty(self) -> None:
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        queue = self._queue
+        while queue is not None and not queue.empty():
+            queue.get_nowait()
 
 
 class Outbox:

@@ -37,29 +37,44 @@ from parley.server.realtime.hub import Hub
 
 log = logging.getLogger("parley.presence")
 MAX_QUERY = 200
+MAX_BATCH = 200  # presence announcements written (and their audiences asked) together
 
 
 async def presence_audience(session: AsyncSession, user_id: int, *, max_group: int) -> list[int]:
     """Users sharing a direct chat or a group of at most `max_group` members with this user."""
-    sizes = (
-        select(Membership.chat_id, func.count().label("n")).group_by(Membership.chat_id).subquery()
-    )
+    return (await presence_audiences(session, [user_id], max_group=max_group)).get(user_id, [])
+
+
+async def presence_audiences(
+    session: AsyncSession, user_ids: Sequence[int], *, max_group: int
+) -> dict[int, list[int]]:
+    """`presence_audience` of several users in one query (a group's size is counted only
+    for the groups these users are in)."""
     mine = aliased(Membership)
     other = aliased(Membership)
+    counted = aliased(Membership)
+    size = (
+        select(func.count())
+        .select_from(counted)
+        .where(counted.chat_id == mine.chat_id)
+        .scalar_subquery()
+    )
     rows = await session.execute(
-        select(other.user_id)
+        select(mine.user_id, other.user_id)
         .select_from(mine)
         .join(Chat, Chat.id == mine.chat_id)
-        .join(sizes, sizes.c.chat_id == mine.chat_id)
         .join(other, other.chat_id == mine.chat_id)
         .where(
-            mine.user_id == user_id,
-            other.user_id != user_id,
-            (Chat.type == "direct") | ((Chat.type == "group") & (sizes.c.n <= max_group)),
+            mine.user_id.in_(set(user_ids)),
+            other.user_id != mine.user_id,
+            (Chat.type == "direct") | ((Chat.type == "group") & (size <= max_group)),
         )
         .distinct()
     )
-    return list(rows.scalars())
+    audiences: dict[int, list[int]] = {}
+    for user_id, peer in rows:
+        audiences.setdefault(user_id, []).append(peer)
+    return audiences
 
 
 async def shared_users(
@@ -99,6 +114,9 @@ class _Announced:
     pending: Timer | None = None
 
 
+_Pending = tuple[int, bool, datetime, "asyncio.Future[None]"]
+
+
 class Presence:
     """Announces this process's presence flips; answers presence queries."""
 
@@ -123,6 +141,8 @@ class Presence:
         self.heartbeat_every = process_ttl / 3
         self._announced: dict[int, _Announced] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[_Pending] = []  # announcements waiting for the next batch
+        self._writing: asyncio.Task[None] | None = None
 
     @property
     def shared(self) -> bool:
@@ -155,6 +175,8 @@ class Presence:
     async def close(self) -> None:
         for task in tuple(self._tasks):
             task.cancel()
+        if self._writing is not None:
+            self._writing.cancel()
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.delete(self._key, self._alive_key(self.hub.process))
@@ -266,24 +288,44 @@ class Presence:
         task.add_done_callback(self._tasks.discard)
 
     async def _announce(self, user_id: int, online: bool, at: float) -> None:
+        """Stores last_seen_at, then tells the audience. The announcements made while a
+        batch is written share the next one: one transaction, one audience query."""
         self._announced[user_id] = _Announced(online, at)
         if len(self._announced) > 100_000:  # forget the oldest: bounded memory
             for key in list(self._announced)[:10_000]:
                 self._announced.pop(key, None)
-        now = self.clock()
-        try:
-            async with self.sessions() as session:
-                await session.execute(
-                    update(User).where(User.id == user_id).values(last_seen_at=now)
-                )
-                await session.commit()
-                audience = await presence_audience(session, user_id, max_group=self.max_group)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((user_id, online, self.clock(), done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_pending())
+        await asyncio.shield(done)
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+            try:
+                await self._write(batch)
+            except Exception:
+                log.warning("presence announcement failed", exc_info=True)
+            finally:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        seen = {user_id: now for user_id, _, now, _ in batch}  # a user's last one counts
+        async with self.sessions() as session:
+            await session.execute(
+                update(User), [{"id": uid, "last_seen_at": now} for uid, now in seen.items()]
+            )
+            await session.commit()
+            audiences = await presence_audiences(session, list(seen), max_group=self.max_group)
+        for user_id, online, now, _ in batch:  # in order: a flip and its flip back
+            audience = audiences.get(user_id)
             if audience:
-                await self.broker.publish(
-                    UsersFrame(audience, presence_frame(user_id, online, now))
-                )
-        except Exception:
-            log.warning("presence announcement failed", exc_info=True)
+                frame = presence_frame(user_id, online, now)
+                await self.broker.publish(UsersFrame(audience, frame))
 
     async def query(self, user_id: int, user_ids: Sequence[int]) -> list[str]:
         """`presence` frames for the asked users that share a chat with `user_id`."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -40,20 +42,52 @@ CLOSE_GRACE = 2.0  # seconds a closing socket's writer may take to send what it 
 MAX_UNACKED = 64  # sends of one socket waiting for their commit; past it, reading waits
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     state: AppState
-    principal: Principal
+    user_id: int
     conn: Connection
     unacked: set[asyncio.Future[Result]] = field(default_factory=set)
     gone: bool = False  # the client disconnected: what it queued is dropped unprocessed
 
-    @property
-    def user_id(self) -> int:
-        return self.principal.id
-
     def alive(self) -> bool:
         return not self.gone and not self.conn.closing
+
+
+class SocketConnection(Connection):
+    """A hub connection on a Starlette WebSocket. Its frames are written directly while
+    the client keeps up; the writer task (and the queue) exist only once a frame had to
+    wait: a client that fell behind, a socket without direct writes, or a close."""
+
+    __slots__ = ("clock", "frames", "writer", "ws")
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        frames: dict[str, Any] | None,
+        principal: Principal,
+        queue_size: int,
+        chats: set[int],
+        blocked: AbstractSet[int],
+        clock: Clock,
+    ) -> None:
+        super().__init__(principal.id, principal.session_id, queue_size, chats, blocked)
+        self.ws, self.frames, self.clock = ws, frames, clock
+        self.writer: asyncio.Task[None] | None = None
+
+    def _queued(self) -> None:
+        if self.writer is None:
+            self.writer = asyncio.create_task(_write(self), name=f"ws-writer-{self.user_id}")
+
+    def close(self, code: int, reason: str = "") -> None:
+        if self.closing:
+            return
+        super().close(code, reason)  # queues the Close: the writer runs from now on
+        # A writer stuck sending to a client that does not read never reaches the Close:
+        # after a grace period it is cancelled and the socket closed from here (the close
+        # handshake itself is bounded by the WebSocket library's close timeout).
+        close = Close(code, reason)
+        self.clock.call_later(CLOSE_GRACE, _force_close, self, close)
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -68,25 +102,31 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
+    user_id = principal.id
     try:
-        await _serve(ws, state, principal, chats, blocked)
+        conn = await _open(ws, state, principal, chats, blocked)
+        del principal  # its User row is not kept for as long as the socket is open
+        await _serve(ws, state, conn)
     finally:
-        state.hub.slots.release(principal.id)
+        state.hub.slots.release(user_id)
 
 
-async def _serve(
-    ws: WebSocket, state: AppState, principal: Principal, chats: set[int], blocked: set[int]
-) -> None:
+async def _open(
+    ws: WebSocket,
+    state: AppState,
+    principal: Principal,
+    chats: set[int],
+    blocked: AbstractSet[int],
+) -> SocketConnection:
+    """Accepts the socket and sends `hello`: first (written now, or queued first), so no
+    event can reach the client before it."""
     await ws.accept()
-    conn = Connection(principal.id, principal.session_id, state.settings.ws_send_queue)
-    conn.chats, conn.blocked = chats, blocked
     frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    conn = SocketConnection(
+        ws, frames, principal, state.settings.ws_send_queue, chats, blocked, state.clock
+    )
     if frames is not None:  # uvicorn under parley/wsserver.py: frames written as bytes
         conn.write_now, conn.outbox = frames["write_now"], state.hub.outbox
-    ctx = Context(state, principal, conn)
-    writer: asyncio.Task[None] | None = None
-    # `hello` is queued first, so no event can reach the client before it; the connection
-    # is present from now on (online).
     conn.push(
         frame(
             "hello",
@@ -94,12 +134,18 @@ async def _serve(
             heartbeat_interval=HEARTBEAT_INTERVAL,
         )
     )
+    return conn
+
+
+async def _serve(ws: WebSocket, state: AppState, conn: SocketConnection) -> None:
+    ctx = Context(state, conn.user_id, conn)
     try:
         try:
-            await state.hub.register(conn)  # indexes first: a presence failure is harmless
+            # The connection is present from now on (online); indexes first: a presence
+            # failure is harmless.
+            await state.hub.register(conn)
         except Exception:
             log.warning("presence failed while a socket registered", exc_info=True)
-        writer = _start_writer(ws, conn, frames, state.clock)
         await _read_loop(ws, ctx)
     finally:
         ctx.gone = True
@@ -108,15 +154,22 @@ async def _serve(
         except Exception:
             log.warning("presence failed while a socket unregistered", exc_info=True)
         finally:
-            await cancel(writer)
+            await cancel(conn.writer)
 
 
-async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int], set[int]]:
+async def _handshake(
+    ws: WebSocket, state: AppState
+) -> tuple[Principal, set[int], AbstractSet[int]]:
     """Authenticates, and reads the user's chats and blocks: what the socket subscribes to
-    and filters with. The send checks keep what it read, so a first send asks nothing."""
+    and filters with. The send checks keep what it read, so a first send asks nothing,
+    and the user's next socket reads only its principal (while no event changed them)."""
     generation = state.checks.generation
     async with state.reads() as session:
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
+        known = state.checks.socket_view(principal.id)
+        if known is not None:
+            chats, blocks = known
+            return principal, set(chats), _live_blocks(blocks, state)
         rows = (await session.execute(_MY_CHATS, {"user_id": principal.id})).all()
         blocks = await blocks_of(session, user_id=principal.id)
     peers: dict[int, tuple[int, ...]] = {}
@@ -133,9 +186,17 @@ async def _handshake(ws: WebSocket, state: AppState) -> tuple[Principal, set[int
         ban=principal.ban,
         sender=SenderPublic(id=user.id, username=user.username, display_name=user.display_name),
     )
+    return principal, {row[0] for row in rows}, _live_blocks(blocks, state)
+
+
+def _live_blocks(blocks: dict[int, datetime | None], state: AppState) -> AbstractSet[int]:
+    if not blocks:
+        return _NO_BLOCKS
     now = state.clock()
-    live = {b for b, until in blocks.items() if until is None or until > now}
-    return principal, {row[0] for row in rows}, live
+    return frozenset(b for b, until in blocks.items() if until is None or until > now)
+
+
+_NO_BLOCKS: frozenset[int] = frozenset()
 
 
 # The user's chats with its role, and for a direct chat the other member (None when alone).
@@ -167,9 +228,9 @@ async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
         await ws.close(code=4001 if exc.status == 401 else 1008)
 
 
-def _start_writer(
-    ws: WebSocket, conn: Connection, frames: dict[str, Any] | None, clock: Clock
-) -> asyncio.Task[None]:
+async def _write(conn: SocketConnection) -> None:
+    """The writer task of a connection whose frames had to wait: sends the queue."""
+    ws, frames = conn.ws, conn.frames
     send_text: Callable[[str], Awaitable[Any]] = ws.send_text
     send_many: Callable[[list[str]], Awaitable[Any]] | None = None
     if frames is not None:  # framed here, and a batch written at once
@@ -181,36 +242,26 @@ def _start_writer(
         async def send_many(batch: list[str]) -> None:
             await write_frames(b"".join([text_frame(text) for text in batch]))
 
-    async def write() -> None:
-        try:
-            close = await drain(conn, send_text, send_many)
-            await ws.close(close.code, close.reason)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            conn.abort()  # nothing more goes out; senders waiting for room wake up
-        except asyncio.CancelledError:
-            conn.abort()
-            raise
-
-    task = asyncio.create_task(write(), name=f"ws-writer-{conn.user_id}")
-
-    def on_close(close: Close) -> None:
-        # A writer stuck sending to a client that does not read never reaches the Close:
-        # after a grace period it is cancelled and the socket closed from here (the close
-        # handshake itself is bounded by the WebSocket library's close timeout).
-        clock.call_later(CLOSE_GRACE, _force_close, ws, task, close, clock)
-
-    conn.on_close = on_close
-    return task
+    try:
+        close = await drain(conn, send_text, send_many)
+        await ws.close(close.code, close.reason)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        conn.abort()  # nothing more goes out; senders waiting for room wake up
+    except asyncio.CancelledError:
+        conn.abort()
+        raise
 
 
-def _force_close(ws: WebSocket, writer: asyncio.Task[None], close: Close, clock: Clock) -> None:
-    if writer.done():
+def _force_close(conn: SocketConnection, close: Close) -> None:
+    writer = conn.writer
+    if writer is None or writer.done():
         return
     writer.cancel()
+    ws = conn.ws
 
     async def close_now() -> None:
         try:
-            async with clock.timeout(CLOSE_GRACE):
+            async with conn.clock.timeout(CLOSE_GRACE):
                 await ws.close(close.code, close.reason)
         except Exception:  # its buffers are full: the close frame cannot go out either
             _abort(ws)

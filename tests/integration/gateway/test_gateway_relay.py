@@ -54,14 +54,18 @@ async def test_client_that_stops_reading_is_closed_1013(
     """The upstream floods a client that reads nothing: the gateway closes it with 1013
     (after the frames already on their way), and the upstream side is closed too."""
     closes_before = len(upstream.ws_closes)
+    relays_before = set(gateway.app.websockets._relays)
     # max_queue=1: the client library stops reading the socket as soon as one frame waits.
     async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}", max_queue=1) as ws:
         await ws.recv()
+        (relay,) = set(gateway.app.websockets._relays) - relays_before
+        assert relay.writer is None  # no writer task until frames have to wait
         await ws.send("flood:20000:2000")  # 40 MB: far more than any buffer on the way
         await asyncio.sleep(2)  # not reading
         frames, code = await _drain_until_closed(ws)
     assert code == 1013
     assert 0 < frames < 20000
+    assert relay.writer is not None
     for _ in range(100):
         if len(upstream.ws_closes) > closes_before:
             break
@@ -72,10 +76,13 @@ async def test_client_that_stops_reading_is_closed_1013(
 async def test_client_that_reads_slowly_but_keeps_up_is_not_closed(
     gateway: RunningGateway,
 ) -> None:
+    relays_before = set(gateway.app.websockets._relays)
     async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}") as ws:
         await ws.recv()
+        (relay,) = set(gateway.app.websockets._relays) - relays_before
         await ws.send("flood:200:1000")
         for _ in range(200):
             assert await asyncio.wait_for(ws.recv(), 5) == "f" * 1000
         await ws.send("still-open")
         assert await asyncio.wait_for(ws.recv(), 5) == "still-open"
+        assert not relay.pending and not relay.end
