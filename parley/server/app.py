@@ -76,10 +76,14 @@ def make_state(
     # outage) reaches them too.
     state: AppState
     state_sessions = cast(async_sessionmaker[AsyncSession], lambda: state.sessions())
+    # What only reads (caches, presence audiences): on SQLite a deferred BEGIN, so it never
+    # queues behind the writer for the write lock (nor makes the writer wait behind it).
+    state_reads = cast(async_sessionmaker[AsyncSession], lambda: state.reads())
     presence = Presence(
         hub=hub,
         broker=broker,
         sessions=state_sessions,
+        reads=state_reads,
         clock=the_clock,
         max_group=settings.presence_max_group,
         redis=_redis_client(redis),
@@ -87,9 +91,6 @@ def make_state(
         process_ttl=settings.presence_process_ttl,
     )
     hub.on_presence = presence.on_local_flip
-    # The caches only read: on SQLite a deferred BEGIN, so a miss never queues behind the
-    # writer for the write lock (nor makes the writer wait behind it).
-    state_reads = cast(async_sessionmaker[AsyncSession], lambda: state.reads())
     checks = SendChecks(state_reads, the_clock)
     logins = LoginSessions(state_reads, the_clock)
     pages = HistoryPages()

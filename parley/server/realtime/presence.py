@@ -126,6 +126,7 @@ class Presence:
         hub: Hub,
         broker: Broker,
         sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession] | None = None,
         clock: Clock,
         max_group: int = 100,
         coalesce: float = 1.0,
@@ -134,6 +135,8 @@ class Presence:
         process_ttl: float = 15.0,
     ) -> None:
         self.hub, self.broker, self.sessions, self.clock = hub, broker, sessions, clock
+        # Audiences and queries only read: on SQLite without the write lock.
+        self.reads = reads or sessions
         self.max_group, self.coalesce = max_group, coalesce
         self._redis, self._prefix = redis, prefix
         self._key = self._set_key(hub.process)
@@ -320,6 +323,7 @@ class Presence:
                 update(User), [{"id": uid, "last_seen_at": now} for uid, now in seen.items()]
             )
             await session.commit()
+        async with self.reads() as session:
             audiences = await presence_audiences(session, list(seen), max_group=self.max_group)
         for user_id, online, now, _ in batch:  # in order: a flip and its flip back
             audience = audiences.get(user_id)
@@ -329,6 +333,6 @@ class Presence:
 
     async def query(self, user_id: int, user_ids: Sequence[int]) -> list[str]:
         """`presence` frames for the asked users that share a chat with `user_id`."""
-        async with self.sessions() as session:
+        async with self.reads() as session:
             seen = await shared_users(session, user_id, user_ids[:MAX_QUERY])
         return [presence_frame(uid, self.hub.is_online(uid), last) for uid, last in seen.items()]
