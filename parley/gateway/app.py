@@ -44,6 +44,7 @@ from parley.gateway.ratelimit import Decision, RateLimits, client_ip, is_trusted
 from parley.gateway.relay import RelayedClient
 from parley.security import AccessTokens, TokenError
 from parley.server.clock import Clock
+from parley.wsserver import freeze_startup_heap
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CSP = (
@@ -595,4 +596,6 @@ def configure_logging(settings: Settings) -> None:
 
 def run_gateway(settings: Settings) -> None:
     configure_logging(settings)
-    make_server(settings).run()
+    server = make_server(settings)
+    freeze_startup_heap()
+    server.run()

@@ -51,7 +51,7 @@ from parley.server.state import AppState
 from parley.server.storage import make_storage
 from parley.server.throttle import Throttle
 from parley.server.workers import start_workers
-from parley.wsserver import SansIOWebSocket
+from parley.wsserver import SansIOWebSocket, freeze_startup_heap
 
 log = logging.getLogger("parley.server")
 CLOSE_GOING_AWAY = 1001
@@ -413,6 +413,7 @@ def run_server(settings: Settings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = create_app(settings)
+    freeze_startup_heap()
     ParleyServer(uvicorn_config(app, settings), app).run()
 
 
