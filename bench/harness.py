@@ -156,7 +156,10 @@ class Stack:
                     proc.popen.wait()
         if self.pg_database:
             await drop_database(self.pg_database)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP_LOGS") == "1":  # the processes' logs, for a post-mortem
+            print(f"logs kept in {self.tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # PostgreSQL and Redis

@@ -16,6 +16,7 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from parley import redisclient
 from parley.config import Settings
 from parley.server.clock import Clock
 
@@ -132,9 +133,7 @@ class RedisWindows:
     where `limits` makes two (its hit, then its window)."""
 
     def __init__(self, url: str, prefix: str, clock: Clock) -> None:
-        from redis.asyncio import Redis
-
-        self.redis = Redis.from_url(url)
+        self.redis = redisclient.connect(url)
         self.prefix = prefix
         self.clock = clock
         self._script = self.redis.register_script(_HIT_AND_WINDOW)

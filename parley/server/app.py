@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from parley import __version__, errors
+from parley import __version__, errors, redisclient
 from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
 from parley.security import AccessTokens
@@ -135,9 +135,7 @@ def make_state(
 def _redis_client(url: str | None) -> Any:
     if not url:
         return None
-    from redis.asyncio import Redis
-
-    return Redis.from_url(url)
+    return redisclient.connect(url)
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from typing import Any
 
 from limits import parse
 
+from parley import redisclient
 from parley.errors import RateLimited
 from parley.server.clock import Clock
 
@@ -137,9 +138,7 @@ class RedisWindows:
     """The same windows in Redis, shared by every process, on the clock's wall time."""
 
     def __init__(self, url: str, prefix: str, clock: Clock) -> None:
-        from redis.asyncio import Redis
-
-        self.redis: Any = Redis.from_url(url)
+        self.redis: Any = redisclient.connect(url)
         self.prefix = prefix
         self.clock = clock
         self._script = self.redis.register_script(_WINDOW)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from parley import redisclient
 from parley.server.clock import Clock
 from parley.server.realtime import events
 
@@ -56,9 +57,7 @@ class RedisBroker:
     """Redis pub/sub on one channel; every process receives every event once."""
 
     def __init__(self, url: str, *, channel: str, clock: Clock | None = None) -> None:
-        from redis.asyncio import Redis
-
-        self._redis = Redis.from_url(url)
+        self._redis = redisclient.connect(url)
         self._channel = channel
         self._clock = clock or Clock()
         self._task: asyncio.Task[None] | None = None
