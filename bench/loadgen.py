@@ -45,6 +45,15 @@ def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
 
 
+def p99_by_second(run: Run, start: float) -> list[float | None]:
+    """The delivery p99 (ms) of the messages sent in each second of the window: shows
+    whether a high p99 is one stall or a steady queue."""
+    seconds: dict[int, list[float]] = {}
+    for sent, latency in zip(run.latency_sent, run.latency, strict=True):
+        seconds.setdefault(int(sent - start), []).append(latency)
+    return [ms(pct(seconds.get(i, []), 0.99)) for i in range(max(seconds, default=-1) + 1)]
+
+
 @dataclass(frozen=True)
 class Target:
     """Where the clients connect: the ceiling, Parley's gateway, or Parley's servers."""
@@ -70,6 +79,7 @@ class Run:
         self.tag = uuid.uuid4().hex[:8]  # client ids are unique per run (the server dedups)
         self.sent_at: dict[str, float] = {}
         self.latency = array("d")
+        self.latency_sent = array("d")  # when each delivered message was sent (same order)
         self.ack_latency = array("d")
         self.deliveries = 0
         self.frames = 0
@@ -107,6 +117,7 @@ class Run:
             if not late:
                 self.deliveries += 1
                 self.latency.append(t - started)
+                self.latency_sent.append(started)
         elif kind == "hello":
             if not client.ready.done():
                 client.ready.set_result(None)
@@ -325,6 +336,7 @@ async def fanout(
     await asyncio.sleep(SETTLE / 2)
     MARK("start")
     window_start = run.frames
+    window_started = now()
     pacer = asyncio.create_task(
         _pace(rate, duration, lambda n: sending[n % len(sending)].send(chat, f"f{n}"))
     )
@@ -345,6 +357,7 @@ async def fanout(
         "expected_deliveries": expected, "deliveries": run.deliveries,
         "lost": max(0, expected - run.deliveries),
         "delivery_p50_ms": ms(pct(run.latency, 0.5)), "delivery_p99_ms": ms(pct(run.latency, 0.99)),
+        "delivery_p99_ms_by_second": p99_by_second(run, window_started),
         "errors": dict(run.errors),
     }  # fmt: skip
 
@@ -377,6 +390,7 @@ async def pairs(
     handshake_cpu = cpu_before - cpu_start
     MARK("start")
     window_start = run.frames
+    window_started = now()
 
     def fire(n: int) -> None:
         client, chat = senders[n % len(senders)]
@@ -402,6 +416,7 @@ async def pairs(
         "delivered": run.deliveries, "lost": max(0, sent - run.deliveries),
         "delivered_within_3s": within_3s, "acks": run.acks,
         "delivery_p50_ms": ms(pct(run.latency, 0.5)), "delivery_p99_ms": ms(pct(run.latency, 0.99)),
+        "delivery_p99_ms_by_second": p99_by_second(run, window_started),
         "server_cpu_ms_per_message": round(cpu_used * 1000 / max(1, run.acks), 3),
         "errors": dict(run.errors),
     }  # fmt: skip

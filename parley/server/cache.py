@@ -155,14 +155,15 @@ class SendChecks:
         user_id: int,
         memberships: Iterable[tuple[int, str, str]],
         peers: dict[int, tuple[int, ...]],
-        blocks: dict[int, datetime | None],
+        blocks: dict[int, dict[int, datetime | None]],
         ban: datetime | bool | None,
         sender: SenderPublic,
     ) -> None:
         """Keeps what a WebSocket handshake read anyway (`memberships`: chat, type, role;
-        `peers`: the members of its direct chats), so that a first send asks nothing.
-        `generation` is the one taken before reading: a change announced meanwhile
-        discards it all, as a racing load is discarded."""
+        `peers`: the members of its direct chats; `blocks`: the user's and its direct
+        peers' blocks, by blocker), so that a first send asks nothing, on whichever
+        process the peer is. `generation` is the one taken before reading: a change
+        announced meanwhile discards it all, as a racing load is discarded."""
         if generation != self.generation:
             return
         if len(self.members) > MAX_ENTRIES or len(self.senders) > MAX_ENTRIES:
@@ -172,7 +173,9 @@ class SendChecks:
             self.members.setdefault(chat_id, {})[user_id] = Member(chat_type, role)
             chats.add(chat_id)
         self.peers.update(peers)
-        self.blocks[user_id] = blocks
+        if len(self.blocks) > MAX_ENTRIES:
+            self.blocks.clear()
+        self.blocks.update(blocks)
         self.bans[user_id] = ban
         self.senders[user_id] = sender
         if len(self.chats_of) > MAX_ENTRIES:
@@ -241,6 +244,21 @@ async def blocks_of(session: AsyncSession, *, user_id: int) -> dict[int, datetim
         select(Block.blocked_id, Block.expires_at).where(Block.blocker_id == user_id)
     )
     return {r.blocked_id: r.expires_at for r in rows}
+
+
+async def blocks_by(
+    session: AsyncSession, user_ids: Iterable[int]
+) -> dict[int, dict[int, datetime | None]]:
+    """Each user's blocks (blocked → until; empty when none), in one query."""
+    found: dict[int, dict[int, datetime | None]] = {user_id: {} for user_id in user_ids}
+    rows = await session.execute(
+        select(Block.blocker_id, Block.blocked_id, Block.expires_at).where(
+            Block.blocker_id.in_(list(found))
+        )
+    )
+    for r in rows:
+        found[r.blocker_id][r.blocked_id] = r.expires_at
+    return found
 
 
 async def _ban(session: AsyncSession, *, user_id: int) -> datetime | bool | None:

@@ -65,6 +65,33 @@ async def test_broker_delivers_each_event_once_in_order(redis_url: str | None) -
     await broker.close()
 
 
+async def test_a_batch_published_at_once_arrives_whole_and_in_order(
+    redis_url: str | None,
+) -> None:
+    """The writer publishes a stored batch with publish_many (one Redis round trip):
+    every event once, in the batch's order, after events published before it."""
+    broker = await make_broker(redis_url)
+    received: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        received.append(event)
+
+    await broker.start(handler)
+    await broker.check()
+    await broker.publish({"t": "chat", "chat_id": 7, "n": -1, "frame": "before"})
+    await broker.publish_many(
+        [{"t": "chat", "chat_id": 7, "n": n, "frame": f"frame {n}"} for n in range(50)]
+    )
+    await broker.publish_many([{"t": "chat", "chat_id": 8, "n": 50, "frame": "alone"}])
+    async with asyncio.timeout(5):
+        while len(received) < 52:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert [e["n"] for e in received] == list(range(-1, 51))
+    assert received[10] == {"t": "chat", "chat_id": 7, "n": 9, "frame": "frame 9"}
+    await broker.close()
+
+
 async def test_redis_broker_reaches_every_process() -> None:
     """Two brokers on one channel stand for two server processes."""
     problem = await redis_problem()

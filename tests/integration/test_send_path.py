@@ -446,12 +446,14 @@ class _Statements:
 async def test_a_first_send_after_the_handshake_asks_nothing_of_the_database(
     client: httpx.AsyncClient, live: Running
 ) -> None:
-    """The handshake read the user's chats, peers, blocks and ban anyway: the send checks
-    keep them, and the first send of a fresh socket is checked from memory."""
+    """The handshake read the user's chats, peers, blocks and ban anyway (its direct
+    peers' blocks too): the send checks keep them, and the first send of a fresh socket is
+    checked from memory, even when the peer's own handshake was on another process."""
     a, b = await make_user(client), await make_user(client)
     direct = await make_direct(client, a, b)
     group = await make_group(client, a, b)
-    ws_b = await connect(live.ws_base, b)  # the peer's blocks come from its own handshake
+    ws_b = await connect(live.ws_base, b)
+    live.state.checks.clear()  # as if b had connected to another process: nothing of b
     ws_a = await connect(live.ws_base, a)
     try:
         await recv_type(ws_b, "presence")  # a's arrival is announced: presence is done
@@ -477,8 +479,10 @@ async def test_a_block_read_at_the_handshake_still_refuses_the_first_send(
     direct = await make_direct(client, a, b)
     blocked = await client.post("/service/api/block", json={"user_id": a.id}, headers=b.headers)
     assert blocked.status_code in (200, 201, 204), blocked.text
-    ws_a = await connect(live.ws_base, a)
     ws_b = await connect(live.ws_base, b)
+    live.state.checks.clear()  # b's blocks known only from a's handshake (its peer's)
+    ws_a = await connect(live.ws_base, a)
+    assert live.state.checks.blocks[b.id] == {a.id: None}
     try:
         await ws_a.send(json.dumps({"type": "send", "chat_id": direct["id"], "content": "hi"}))
         refused = await recv_type(ws_a, "error")

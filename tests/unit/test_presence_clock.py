@@ -37,6 +37,10 @@ class RecordingBroker:
     async def publish(self, event: Any) -> None:
         self.published.append(event)
 
+    async def publish_many(self, events: Any) -> None:
+        for event in events:
+            await self.publish(event)
+
     async def start(self, handler: Any) -> None: ...
     async def check(self) -> None: ...
     async def close(self) -> None: ...

@@ -214,21 +214,20 @@ class Writer:
         await self._deliver([draft], [(public, is_new)])
 
     async def _deliver(self, drafts: Sequence[Draft], results: Sequence[Result]) -> None:
-        created = 0
-        for d, (public, is_new) in zip(drafts, results, strict=True):
-            if is_new:
-                created += 1
-                await self.broker.publish(
-                    ChatFrame(
-                        public.chat_id, encode("message", message=public), sender_id=d.user_id
-                    )
-                )
+        published = [
+            ChatFrame(public.chat_id, encode("message", message=public), sender_id=d.user_id)
+            for d, (public, is_new) in zip(drafts, results, strict=True)
+            if is_new
+        ]
+        if published:
+            await self.broker.publish_many(published)
+        for d, result in zip(drafts, results, strict=True):
             if not d.future.done():
-                d.future.set_result((public, is_new))
+                d.future.set_result(result)
         self.batches += 1
-        self.stored += created
+        self.stored += len(published)
         if self.on_stored is not None:
-            self.on_stored(created)
+            self.on_stored(len(published))
 
 
 async def store_batch(

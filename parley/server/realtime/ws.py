@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.accounts.service import user_public
-from parley.server.cache import blocks_of
+from parley.server.cache import blocks_by
 from parley.server.chats.service import general_id
 from parley.server.clock import Clock
 from parley.server.db.models import Chat, Membership
@@ -168,14 +168,18 @@ async def _handshake(
         principal = await authenticate(ws, session, unsafe=True, allow_query=True)
         known = state.checks.socket_view(principal.id)
         if known is not None:
-            chats, blocks = known
-            return principal, set(chats), _live_blocks(blocks, state)
+            chats, mine = known
+            return principal, set(chats), _live_blocks(mine, state)
         rows = (await session.execute(_MY_CHATS, {"user_id": principal.id})).all()
-        blocks = await blocks_of(session, user_id=principal.id)
-    peers: dict[int, tuple[int, ...]] = {}
-    for chat_id, chat_type, _role, peer in rows:
-        if chat_type == "direct":
-            peers[chat_id] = (principal.id,) if peer is None else (principal.id, peer)
+        peers: dict[int, tuple[int, ...]] = {}
+        for chat_id, chat_type, _role, peer in rows:
+            if chat_type == "direct":
+                peers[chat_id] = (principal.id,) if peer is None else (principal.id, peer)
+        # the direct peers' blocks too: a first send checks both directions
+        blockers = {principal.id} | {
+            p for members in list(peers.values())[:MAX_PEER_BLOCKS] for p in members
+        }
+        blocks = await blocks_by(session, blockers)
     user = principal.user
     state.checks.prime(
         generation,
@@ -186,7 +190,7 @@ async def _handshake(
         ban=principal.ban,
         sender=SenderPublic(id=user.id, username=user.username, display_name=user.display_name),
     )
-    return principal, {row[0] for row in rows}, _live_blocks(blocks, state)
+    return principal, {row[0] for row in rows}, _live_blocks(blocks[principal.id], state)
 
 
 def _live_blocks(blocks: dict[int, datetime | None], state: AppState) -> AbstractSet[int]:
@@ -197,6 +201,7 @@ def _live_blocks(blocks: dict[int, datetime | None], state: AppState) -> Abstrac
 
 
 _NO_BLOCKS: frozenset[int] = frozenset()
+MAX_PEER_BLOCKS = 1000  # direct peers whose blocks a handshake reads (beyond: on a miss)
 
 
 # The user's chats with its role, and for a direct chat the other member (None when alone).
