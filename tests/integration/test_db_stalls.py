@@ -120,3 +120,30 @@ async def test_reads_take_no_write_lock(live: Running) -> None:
                 insert(Chat).values(type="group", title=unique("w"), is_public=False)
             )
             await writer.commit()
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_error(
+    pg_url: str,
+) -> None:
+    """No pre-ping round trips: a connection PostgreSQL terminated while it sat in the pool
+    is replaced at checkout, and the next request never sees the dead one."""
+    from sqlalchemy import text
+
+    from parley.server.db.session import make_engine
+
+    engine = make_engine(pg_url.replace("postgresql://", "postgresql+asyncpg://", 1), pool_size=2)
+    try:
+        async with engine.connect() as conn:
+            first = await conn.scalar(text("SELECT pg_backend_pid()"))
+        admin = await asyncpg.connect(pg_url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first) is True
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)  # the close reaches the pooled connection's protocol
+        async with engine.connect() as conn:
+            second = await conn.scalar(text("SELECT pg_backend_pid()"))
+            assert await conn.scalar(text("SELECT 1 + 1")) == 2
+        assert second != first
+    finally:
+        await engine.dispose()

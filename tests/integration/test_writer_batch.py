@@ -320,3 +320,25 @@ async def test_a_batch_with_a_chat_gone_fails_only_that_send_and_stores_the_rest
         ).scalars()
         assert list(stored) == ["kept 1", "kept 2"]
         assert await session.scalar(select(Chat.last_seq).where(Chat.id == chat)) == 2
+
+
+async def test_on_postgresql_the_writer_keeps_one_connection_across_batches(
+    client: httpx.AsyncClient, live: Running, counted: Counted
+) -> None:
+    """PostgreSQL: the batch is one statement, atomic by itself, so the writer runs it in
+    autocommit on a connection it keeps: no checkout, BEGIN or COMMIT per batch. SQLite:
+    each batch takes the connection for its one hand-off."""
+    ann, bob = await make_user(client), await make_user(client)
+    chat = (await make_group(client, ann, bob))["id"]
+    checkouts: list[int] = []
+    event.listen(counted.engine.sync_engine, "checkout", lambda *_: checkouts.append(1))
+    writer = counted.writer()
+    try:
+        for n in range(4):
+            [(message, new)] = await _batch(writer, [_draft(ann, chat, f"batch {n}")])
+            assert new and message.seq == n + 1
+    finally:
+        await writer.close()
+    assert len(checkouts) == (1 if counted.engine.dialect.name == "postgresql" else 4)
+    async with live.state.sessions() as session:
+        assert await session.scalar(select(Chat.last_seq).where(Chat.id == chat)) == 4

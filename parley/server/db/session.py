@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -69,14 +70,26 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, poolclass=CountingPool)
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_timeout=10,
         poolclass=CountingPool,
     )
+    event.listen(engine.sync_engine, "checkout", _closed_while_pooled)
+    return engine
+
+
+def _closed_while_pooled(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """A pooled connection the server closed (a restart, an administrator's terminate) is
+    replaced at checkout, from what asyncpg already knows: no round trip. SQLAlchemy's
+    pre-ping would cost three per checkout (BEGIN, a query, ROLLBACK) on every request;
+    measured in docs/performance.md ("Connection checkout"). A connection that died
+    silently fails its first statement instead, and the pool then renews all of them."""
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def pool_usage(engine: AsyncEngine) -> tuple[int, int]:

@@ -53,9 +53,13 @@ RETRIES = 3  # a batch that lost a race (duplicate client_id, deadlock) is tried
 
 
 class MissingChats(Exception):
-    def __init__(self, chat_ids: set[int]) -> None:
+    """Chats of the batch were deleted meanwhile. `results` (in the order of the batch's
+    other drafts) when those are committed already: stored by one autocommit statement."""
+
+    def __init__(self, chat_ids: set[int], results: list[Result] | None = None) -> None:
         super().__init__(chat_ids)
         self.chat_ids = chat_ids
+        self.results = results
 
 
 @dataclass(eq=False, slots=True)
@@ -103,6 +107,7 @@ class Writer:
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None  # PostgreSQL: the writer's own, autocommit
 
     def start(self) -> None:
         if self._task is None:
@@ -114,6 +119,10 @@ class Writer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()
         while not self.queue.empty():
             draft = self.queue.get_nowait()
             if not draft.future.done():
@@ -173,6 +182,9 @@ class Writer:
                 plain = [d for d in plain if d.chat_id not in exc.chat_ids]
                 if not plain:
                     return
+                if exc.results is not None:  # the others are stored: answer them
+                    results = exc.results
+                    break
             except (IntegrityError, DBAPIError) as exc:
                 if attempt == RETRIES - 1 or not _is_race(exc):
                     raise
@@ -184,17 +196,52 @@ class Writer:
         now = self.clock()
         async with self.sessions() as session:
             engine = session.bind
-            if not (isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite"):
+            if not isinstance(engine, AsyncEngine):
                 results = await store_batch(session, drafts, now=now)
                 await session.commit()
                 return results
-            # SQLite: the mention lookup (only when a text names someone) reads first, then
-            # the batch takes the write lock and commits in the connection's thread.
+            # The mention lookup (only when a text names someone) reads first; then the
+            # batch is written in one go.
             unique, first = _unique(drafts)
             mentions = await _resolve_mentions(session, unique)
-        async with engine.connect() as conn:
-            stored = await _store_sqlite(conn, unique, mentions, now, transaction=True)
+        if engine.dialect.name == "sqlite":  # takes the write lock and commits in one hand-off
+            async with engine.connect() as conn:
+                stored = await _store_sqlite(conn, unique, mentions, now, transaction=True)
+            return _in_order(drafts, stored, first)
+        try:
+            stored = await self._store_autocommit(engine, unique, mentions, now)
+        except MissingChats as exc:  # the statement stored the others: they are committed
+            kept = [d for d in drafts if d.chat_id not in exc.chat_ids]
+            raise MissingChats(exc.chat_ids, _in_order(kept, stored_of(exc), first)) from None
         return _in_order(drafts, stored, first)
+
+    async def _store_autocommit(
+        self,
+        engine: AsyncEngine,
+        drafts: list[Draft],
+        mentions: dict[Draft, list[int]],
+        now: datetime,
+    ) -> dict[Draft, Result]:
+        """PostgreSQL: the batch is one statement, atomic by itself, so it runs outside a
+        transaction on the writer's own connection: one round trip, where a pooled
+        connection in a transaction costs its checkout, BEGIN, COMMIT and return. A
+        connection that failed is dropped; the next batch opens another."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = await engine.connect()
+            self._conn = conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            stored = await _store_postgresql(conn, drafts, mentions, now)
+            await conn.commit()  # ends SQLAlchemy's own bookkeeping: no round trip
+            return stored
+        except MissingChats:
+            await conn.commit()
+            raise
+        except BaseException:
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
 
     async def _write_with_attachments(self, draft: Draft) -> None:
         """A send with attachments is its own transaction: a bad attachment fails only it."""
@@ -399,8 +446,20 @@ async def _store_postgresql(
             stored[d] = (_resent_public(d, row), False)
     missing = {d.chat_id for d in drafts if d not in stored}
     if missing:  # those chats were deleted meanwhile: their sends fail alone
-        raise MissingChats(missing)
+        raise _MissingWith(missing, stored)
     return stored
+
+
+class _MissingWith(MissingChats):
+    """MissingChats carrying what the statement stored of the other chats."""
+
+    def __init__(self, chat_ids: set[int], stored: dict[Draft, Result]) -> None:
+        super().__init__(chat_ids)
+        self.stored = stored
+
+
+def stored_of(exc: MissingChats) -> dict[Draft, Result]:
+    return exc.stored if isinstance(exc, _MissingWith) else {}
 
 
 def _resent_public(d: Draft, row: Any) -> MessagePublic:
@@ -535,7 +594,7 @@ async def _store_sqlite(
             stored[drafts[n]] = (_resent_public(drafts[n], SimpleNamespace(**fields)), False)
     missing = {d.chat_id for d in drafts if d not in stored}
     if missing:  # those chats were deleted meanwhile: their sends fail alone
-        raise MissingChats(missing)
+        raise MissingChats(missing)  # rolled back by the caller: the others go again
     return stored
 
 
