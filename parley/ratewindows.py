@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from limits import parse
 
@@ -48,12 +48,11 @@ class Rate:
         return f"{NAMESPACE}/{name}/{key}/{self.tail}"
 
 
-class Window(NamedTuple):
-    """A window after a hit or a peek."""
-
-    allowed: bool  # there was room (a hit counted its use)
-    remaining: int  # uses left in the window
-    reset: float  # seconds until the oldest counted use leaves (0.0 when none is counted)
+# A window after a hit or a peek: (allowed: there was room, and a hit counted its use;
+# remaining: uses left in the window; reset: seconds until the oldest counted use leaves
+# it, 0.0 when none is counted). A plain tuple: a NamedTuple or a dataclass would cost
+# more than the rest of an in-memory hit, on the path every frame takes.
+Window = tuple[bool, int, float]
 
 
 class MemoryWindows:
@@ -71,17 +70,18 @@ class MemoryWindows:
         if now >= self._sweep_at:
             self._sweep(now)
         window = self._window(key, rate, now)
-        allowed = len(window) < rate.amount
-        if allowed:
+        left = rate.amount - len(window)
+        if left > 0:
             window.append(now)
-        return Window(allowed, rate.amount - len(window), window[0] + rate.expiry - now)
+            return True, left - 1, window[0] + rate.expiry - now
+        return False, 0, window[0] + rate.expiry - now
 
     def peek(self, key: str, rate: Rate) -> Window:
         """Like `hit` without counting a use."""
         now = self.clock.monotonic()
         window = self._window(key, rate, now)
         reset = window[0] + rate.expiry - now if window else 0.0
-        return Window(len(window) < rate.amount, rate.amount - len(window), reset)
+        return len(window) < rate.amount, rate.amount - len(window), reset
 
     def clear(self, key: str) -> None:
         self.uses.pop(key, None)
@@ -178,7 +178,7 @@ class RedisWindows:
             args=[repr(now), rate.amount, rate.expiry, "1" if count else "0"],
         )
         reset = float(oldest) + rate.expiry - now if uses else 0.0
-        return Window(bool(allowed), rate.amount - int(uses), reset)
+        return bool(allowed), rate.amount - int(uses), reset
 
 
 def make_windows(redis_url: str | None, prefix: str, clock: Clock) -> MemoryWindows | RedisWindows:

@@ -68,9 +68,8 @@ class RateLimits:
 
 
 def _decision(rate: Rate, window: Window) -> Decision:
-    return Decision(
-        window.allowed, rate.amount, max(0, window.remaining), max(0, math.ceil(window.reset))
-    )
+    allowed, remaining, reset = window
+    return Decision(allowed, rate.amount, max(0, remaining), max(0, math.ceil(reset)))
 
 
 def parse_networks(entries: Iterable[str]) -> list[Network]:

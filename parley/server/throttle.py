@@ -35,13 +35,13 @@ class Throttle:
 
     async def hit(self, name: str, key: str | int, *, detail: str | None = None) -> None:
         """Counts one use; raises RateLimited (with Retry-After) past the limit."""
-        window = await self._hit(name, key)
-        if not window.allowed:
-            raise RateLimited(detail, retry_after=_retry_after(window.reset))
+        allowed, _, reset = await self._hit(name, key)
+        if not allowed:
+            raise RateLimited(detail, retry_after=_retry_after(reset))
 
     async def allow(self, name: str, key: str | int) -> bool:
         """Counts one use; False past the limit (for frames dropped silently, like typing)."""
-        return (await self._hit(name, key)).allowed
+        return (await self._hit(name, key))[0]
 
     async def check(self, name: str, key: str | int, *, detail: str | None = None) -> None:
         """Raises RateLimited when the limit is used up, without counting a use."""
@@ -49,11 +49,11 @@ class Throttle:
         windows = self._windows
         full_key = rate.key_for(name, key)
         if isinstance(windows, MemoryWindows):
-            window = windows.peek(full_key, rate)
+            allowed, _, reset = windows.peek(full_key, rate)
         else:
-            window = await windows.peek(full_key, rate)
-        if not window.allowed:
-            raise RateLimited(detail, retry_after=_retry_after(window.reset))
+            allowed, _, reset = await windows.peek(full_key, rate)
+        if not allowed:
+            raise RateLimited(detail, retry_after=_retry_after(reset))
 
     async def clear(self, name: str, key: str | int) -> None:
         """Forgets the uses counted for `key` (a reserved slot given back)."""
