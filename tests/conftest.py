@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
 
 from parley.config import Settings
@@ -41,6 +42,18 @@ def need(service: str, reason: str) -> None:
     if CI:
         pytest.fail(f"{service} is required in CI: {reason}")
     pytest.skip(f"{service} not available: {reason}")
+
+
+async def need_redis() -> str:
+    """REDIS_URL once the test Redis answers a PING; else `need` skips or fails."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        need("Redis", str(exc))
+    finally:
+        await client.aclose()
+    return REDIS_URL
 
 
 async def postgres_available() -> str | None:

@@ -10,12 +10,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from parley.server.realtime import events
 from parley.server.realtime.broker import RECONNECT_PAUSE, RedisBroker
 from parley.server.realtime.ws import CLOSE_GRACE, SocketConnection
-from tests.conftest import REDIS_URL, need
+from tests.conftest import REDIS_URL, need_redis
 from tests.fake_clock import FakeClock, settle
 
 
@@ -26,13 +25,7 @@ async def _until(condition: Any) -> None:
 
 
 async def test_the_broker_pauses_on_the_clock_after_a_failed_receive() -> None:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        need("Redis", str(exc))
-    finally:
-        await client.aclose()
+    await need_redis()
     clock = FakeClock()
     broker = RedisBroker(
         REDIS_URL, channel=f"parley-test-{uuid.uuid4().hex[:8]}:events", clock=clock

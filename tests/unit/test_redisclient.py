@@ -5,20 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import redis.asyncio as aioredis
-
 from parley import redisclient
-from tests.conftest import REDIS_URL, need
+from tests.conftest import REDIS_URL, need_redis
 
 
 async def test_more_concurrent_calls_than_connections_all_succeed() -> None:
-    probe = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        need("Redis", str(exc))
-    finally:
-        await probe.aclose()
+    await need_redis()
     client = redisclient.connect(REDIS_URL)
     try:
         # Each BLPOP holds its connection for 50 ms (the key is never filled): 4× the pool's

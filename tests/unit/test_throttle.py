@@ -1,35 +1,17 @@
-"""Rate limits on the injected clock: moving windows counted exactly, in memory and in Redis,
-refilled when the (fake) clock moves past a use's window and not before."""
+"""The server's Throttle on the injected clock: moving windows counted exactly, in memory and
+in Redis, refilled when the (fake) clock moves past a use's window and not before; RateLimited
+carries Retry-After."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from parley import errors
-from parley.config import Settings
-from parley.gateway.ratelimit import RateLimits
-from parley.server.throttle import MemoryWindows, Throttle
-from tests.conftest import REDIS_URL, need
+from parley.ratewindows import MemoryWindows
+from parley.server.throttle import Throttle
 from tests.fake_clock import FakeClock
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def redis_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
-    if request.param == "memory":
-        yield None
-        return
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        need("Redis", str(exc))
-    finally:
-        await client.aclose()
-    yield REDIS_URL
 
 
 def throttle(limits: dict[str, str], redis_url: str | None, clock: FakeClock) -> Throttle:
@@ -110,19 +92,3 @@ async def test_keys_without_a_use_left_are_forgotten_on_the_clock() -> None:
     assert await limits.allow("send", 999)
     assert list(windows.uses) == ["LIMITER/send/999/2/1/second"]
     assert [await limits.allow("send", 0) for _ in range(3)] == [True, True, False]
-
-
-async def test_the_gateway_windows_refill_on_its_clock() -> None:
-    clock = FakeClock()
-    settings = Settings(PARLEY_RATE_USER="2/second", JWT_SECRET="x" * 32)
-    limits = RateLimits(settings, clock=clock)
-    decisions = [await limits.check_user(7) for _ in range(3)]
-    assert [d.allowed for d in decisions if d] == [True, True, False]
-    refused = decisions[-1]
-    assert refused is not None and refused.headers()["Retry-After"] == "1"
-    await clock.advance(0.99)
-    again = await limits.check_user(7)
-    assert again is not None and not again.allowed
-    await clock.advance(0.02)
-    refilled = await limits.check_user(7)
-    assert refilled is not None and refilled.allowed and refilled.remaining == 1

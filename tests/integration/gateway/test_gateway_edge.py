@@ -7,23 +7,18 @@ import json
 import logging
 import shutil
 import subprocess
-import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 import redis
-from limits.aio.strategies import MovingWindowRateLimiter
-
-from parley.gateway.ratelimit import RateLimits, make_storage
 
 from .conftest import (
     RunningGateway,
     Upstream,
     bearer,
     ci_requires,
-    gateway_settings,
     random_prefix,
     token_for,
 )
@@ -114,33 +109,29 @@ async def test_rate_limits_in_redis(upstream: Upstream, make_gateway: Any) -> No
         store.close()
 
 
-async def test_redis_windows_count_as_the_limits_library_does(tmp_path: Any) -> None:
-    """One script call per hit, on the list `limits` keeps: both read the same window."""
+async def test_two_gateways_share_one_redis_budget(upstream: Upstream, make_gateway: Any) -> None:
     store = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
     try:
         store.ping()
     except redis.RedisError:
         ci_requires("Redis is not running on 127.0.0.1:6379")
     prefix = random_prefix()
-    settings = gateway_settings(
-        tmp_path,
-        ["http://127.0.0.1:9"],
-        PARLEY_RATE_USER="3/minute",
-        REDIS_URL="redis://127.0.0.1:6379/0",
-        PARLEY_REDIS_PREFIX=prefix,
-    )
-    limits = RateLimits(settings)
+    shared = {
+        "PARLEY_RATE_PUBLIC": "3/minute",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "PARLEY_REDIS_PREFIX": prefix,
+    }
     try:
-        decisions = [await limits.check_user(42) for _ in range(4)]
-        assert [d.allowed for d in decisions if d] == [True, True, True, False]
-        assert [d.remaining for d in decisions if d] == [2, 1, 0, 0]
-        assert all(d is not None and 0 < d.reset_after <= 60 for d in decisions)
-        library = MovingWindowRateLimiter(make_storage(settings))
-        stats = await library.get_window_stats(limits.user, "user", "42")
-        assert stats.remaining == 0 and stats.reset_time > time.time()
-        assert await library.hit(limits.user, "user", "42") is False
-        other = await limits.check_user(43)
-        assert other is not None and other.allowed and other.remaining == 2
+        one: RunningGateway = make_gateway([upstream.url], **shared)
+        two: RunningGateway = make_gateway([upstream.url], **shared)
+        async with client(one.url) as first, client(two.url) as second:
+            answers = [await http.get("/stats") for http in (first, second, first, second)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        assert [r.headers["ratelimit-remaining"] for r in answers] == ["2", "1", "0", "0"]
+        assert answers[3].headers["ratelimit-limit"] == "3"
+        assert 1 <= int(answers[3].headers["retry-after"]) <= 60
+        # the key `limits` would use, one stamp per counted request
+        assert store.llen(f"{prefix}ratelimit:LIMITER/ip/127.0.0.1/3/1/minute") == 3
     finally:
         keys = store.keys(f"{prefix}*")
         if keys:

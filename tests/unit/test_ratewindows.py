@@ -1,0 +1,203 @@
+"""The one moving-window implementation (parley/ratewindows.py), in memory and on a real
+Redis, driven by a FakeClock: what a hit and a peek answer, the window's boundary, refill,
+a budget shared through Redis; and the gateway's RateLimits on top of it (RateLimit
+headers, Retry-After, fail-open when Redis is down)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from parley.config import Settings
+from parley.gateway.ratelimit import RateLimits
+from parley.ratewindows import MemoryWindows, Rate, RedisWindows, Window, make_windows
+from tests.conftest import free_port
+from tests.fake_clock import FakeClock
+
+KEY = "LIMITER/send/42/3/1/minute"
+
+
+def new_prefix() -> str:
+    return f"parley-test-{uuid.uuid4().hex[:8]}:limits"
+
+
+@pytest.fixture
+async def windows(
+    redis_url: str | None,
+) -> AsyncIterator[tuple[MemoryWindows | RedisWindows, FakeClock]]:
+    clock = FakeClock()
+    made = make_windows(redis_url, new_prefix(), clock)
+    yield made, clock
+    if isinstance(made, RedisWindows):
+        await made.reset()
+        await made.redis.aclose()
+
+
+async def hit(windows: MemoryWindows | RedisWindows, rate: Rate, key: str = KEY) -> Window:
+    return (
+        windows.hit(key, rate)
+        if isinstance(windows, MemoryWindows)
+        else await windows.hit(key, rate)
+    )
+
+
+async def peek(windows: MemoryWindows | RedisWindows, rate: Rate, key: str = KEY) -> Window:
+    if isinstance(windows, MemoryWindows):
+        return windows.peek(key, rate)
+    return await windows.peek(key, rate)
+
+
+def test_a_rate_keeps_the_limits_package_key_names() -> None:
+    rate = Rate.parse("3/minute")
+    assert (rate.amount, rate.expiry) == (3, 60)
+    assert rate.key_for("send", 42) == KEY
+    assert Rate.parse("10 per 2 seconds").key_for("ip", "::1") == "LIMITER/ip/::1/10/2/second"
+
+
+async def test_hits_answer_room_remaining_and_reset(
+    windows: tuple[MemoryWindows | RedisWindows, FakeClock],
+) -> None:
+    store, clock = windows
+    rate = Rate.parse("3/minute")
+    answers = []
+    for _ in range(3):
+        answers.append(await hit(store, rate))
+        await clock.advance(10)
+    assert answers == [(True, 2, 60.0), (True, 1, 50.0), (True, 0, 40.0)]
+    assert await hit(store, rate) == (False, 0, 30.0)  # at 30 s, refused, not counted
+    assert await peek(store, rate) == (False, 0, 30.0)
+    assert await hit(store, rate, "LIMITER/send/43/3/1/minute") == (True, 2, 60.0)
+
+
+async def test_a_use_counts_while_newer_than_now_minus_expiry(
+    windows: tuple[MemoryWindows | RedisWindows, FakeClock],
+) -> None:
+    store, clock = windows
+    rate = Rate.parse("1/minute")
+    assert (await hit(store, rate))[0]
+    await clock.advance(59.999)
+    allowed, remaining, reset = await hit(store, rate)
+    assert not allowed and remaining == 0 and reset == pytest.approx(0.001, abs=1e-4)
+    await clock.advance(0.001)  # exactly 60 s after the use: it has left the window
+    assert await peek(store, rate) == (True, 1, 0.0)
+    assert await hit(store, rate) == (True, 0, 60.0)
+
+
+async def test_a_peek_counts_nothing_and_clear_and_reset_forget(
+    windows: tuple[MemoryWindows | RedisWindows, FakeClock],
+) -> None:
+    store, _ = windows
+    rate = Rate.parse("2/minute")
+    other = "LIMITER/send/7/2/1/minute"
+    for _ in range(3):
+        assert await peek(store, rate) == (True, 2, 0.0)
+    assert [(await hit(store, rate))[0] for _ in range(3)] == [True, True, False]
+    assert (await hit(store, rate, other))[0]
+    if isinstance(store, MemoryWindows):
+        store.clear(KEY)
+    else:
+        await store.clear(KEY)
+    assert (await peek(store, rate))[1] == 2
+    assert (await peek(store, rate, other))[1] == 1
+    if isinstance(store, MemoryWindows):
+        store.reset()
+    else:
+        await store.reset()
+    assert (await peek(store, rate, other))[1] == 2
+
+
+@pytest.mark.parametrize("redis_url", ["redis"], indirect=True)  # shared only there
+async def test_two_processes_share_one_budget_in_redis(redis_url: str) -> None:
+    clock, prefix, rate = FakeClock(), new_prefix(), Rate.parse("3/second")
+    one, two = RedisWindows(redis_url, prefix, clock), RedisWindows(redis_url, prefix, clock)
+    try:
+        answers = [await w.hit(KEY, rate) for w in (one, two, one, two)]
+        assert [(allowed, remaining) for allowed, remaining, _ in answers] == [
+            (True, 2),
+            (True, 1),
+            (True, 0),
+            (False, 0),
+        ]
+        key = f"{prefix}:{KEY}"
+        assert await one.redis.llen(key) == 3  # `limits`' list: one stamp per counted use
+        await clock.advance(1)
+        assert (await two.hit(KEY, rate))[0]
+    finally:
+        await one.reset()
+        await one.redis.aclose()
+        await two.redis.aclose()
+
+
+def gateway_settings(redis_url: str | None, prefix: str = "parley-test:", **rates: str) -> Settings:
+    return Settings(
+        JWT_SECRET="x" * 32,
+        REDIS_URL=redis_url,
+        REDIS_HOST=None,
+        PARLEY_REDIS_PREFIX=prefix,
+        **rates,
+    )
+
+
+async def test_the_gateway_answers_with_rate_limit_headers_and_refills(
+    redis_url: str | None,
+) -> None:
+    clock = FakeClock()
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+    limits = RateLimits(
+        gateway_settings(redis_url, prefix, PARLEY_RATE_USER="2/second"), clock=clock
+    )
+    decisions = [await limits.check_user(7) for _ in range(3)]
+    assert [d.headers() if d else None for d in decisions] == [
+        {"RateLimit-Limit": "2", "RateLimit-Remaining": "1", "RateLimit-Reset": "1"},
+        {"RateLimit-Limit": "2", "RateLimit-Remaining": "0", "RateLimit-Reset": "1"},
+        {
+            "RateLimit-Limit": "2",
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": "1",
+            "Retry-After": "1",
+        },
+    ]
+    await clock.advance(0.99)
+    again = await limits.check_user(7)
+    assert again is not None and not again.allowed
+    other = await limits.check_user(8)
+    assert other is not None and other.allowed
+    await clock.advance(0.02)
+    refilled = await limits.check_user(7)
+    assert refilled is not None and refilled.allowed and refilled.remaining == 1
+    if redis_url:
+        store = aioredis.Redis.from_url(redis_url)
+        key = f"{prefix}ratelimit:LIMITER/user/7/2/1/second"
+        assert await store.llen(key) == 2  # `limits`' list: at most `amount` stamps
+        await store.delete(*[k async for k in store.scan_iter(match=f"{prefix}*")])
+        await store.aclose()
+
+
+@pytest.mark.parametrize("redis_url", ["redis"], indirect=True)  # shared only there
+async def test_two_gateways_share_one_budget_in_redis(redis_url: str) -> None:
+    clock = FakeClock()
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+    settings = gateway_settings(redis_url, prefix, PARLEY_RATE_PUBLIC="3/minute")
+    one, two = RateLimits(settings, clock=clock), RateLimits(settings, clock=clock)
+    decisions = [await g.check_public("203.0.113.7") for g in (one, two, one)]
+    await clock.advance(15)
+    refused = await two.check_public("203.0.113.7")
+    assert [d.remaining for d in decisions if d] == [2, 1, 0]
+    assert refused is not None and refused.headers()["Retry-After"] == "45"
+    store = aioredis.Redis.from_url(redis_url)
+    await store.delete(*[k async for k in store.scan_iter(match=f"{prefix}*")])
+    await store.aclose()
+
+
+async def test_the_gateway_lets_requests_through_when_redis_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    limits = RateLimits(gateway_settings(dead, PARLEY_RATE_USER="1/minute"), clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="parley.gateway"):
+        assert [await limits.check_user(1) for _ in range(2)] == [None, None]
+    assert "rate-limit storage unavailable" in caplog.text
