@@ -10,9 +10,9 @@ Retry-After of a refusal, the RateLimit-Reset of any answer).
 
 In memory (one process) a window is a deque of `clock.monotonic()` stamps per key; keys
 with no live use are forgotten in one synchronous pass at most every SWEEP_EVERY seconds.
-In Redis (several processes share a budget) it is the list `limits`' moving window keeps
-(newest stamp first, at most `amount` long, the same key names), stamped with the clock's
-wall time; one Lua script call reads and, for a hit, writes it atomically. Why not
+In Redis (several processes share a budget) it is a list of the uses still in the window
+(newest stamp first, under `limits`' key names), stamped with the clock's wall time; one
+Lua script call reads and, for a hit, writes it atomically. Why not
 `limits`' own strategies: they read `time.time()` themselves, so no clock can be injected,
 and cost more (docs/performance.md, "Rate limits on the clock").
 """
@@ -110,40 +110,38 @@ class MemoryWindows:
 
 
 # The window of KEYS[1] at ARGV[1] (wall time, seconds), for ARGV[2] uses in ARGV[3]
-# seconds: a use counts while it is newer than now - expiry. With ARGV[4] == "1" a use is
-# counted when there is room (`limits`' acquire_moving_window.lua). The binary search finds
-# the oldest use still counted (`limits`' moving_window.lua). Returns {allowed, uses in
-# the window, the oldest of them or ""}.
+# seconds: a use counts while it is newer than now - expiry. The list holds the uses newest
+# first, only those still in the window: the ones that left it are popped from its tail
+# first (each once), so its length is the count and its tail the oldest, whatever the
+# limit. (`limits`' own layout keeps up to `amount` stamps and binary-searches them: with a
+# generous limit, a list of thousands read on every hit; docs/performance.md.) With
+# ARGV[4] == "1" a use is counted when there is room. Returns {allowed, uses in the
+# window, the oldest of them or ""}.
 _WINDOW = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local expiry = tonumber(ARGV[3])
 local cutoff = now - expiry
+local oldest = redis.call('lindex', KEYS[1], -1)
+while oldest and tonumber(oldest) <= cutoff do
+    redis.call('rpop', KEYS[1])
+    oldest = redis.call('lindex', KEYS[1], -1)
+end
+local uses = redis.call('llen', KEYS[1])
 local allowed = 0
-local last = redis.call('lindex', KEYS[1], limit - 1)
-if not (last and tonumber(last) > cutoff) then
+if uses < limit then
     allowed = 1
     if ARGV[4] == '1' then
         redis.call('lpush', KEYS[1], ARGV[1])
-        redis.call('ltrim', KEYS[1], 0, limit - 1)
         redis.call('expire', KEYS[1], expiry)
+        uses = uses + 1
+        oldest = oldest or ARGV[1]
     end
 end
-local low, high, found = 0, limit - 1, nil
-while low <= high do
-    local mid = math.floor((low + high) / 2)
-    local value = tonumber(redis.call('lindex', KEYS[1], mid))
-    if value and value > cutoff then
-        found = mid
-        low = mid + 1
-    else
-        high = mid - 1
-    end
+if uses == 0 then
+    return {allowed, 0, ""}
 end
-if found then
-    return {allowed, found + 1, redis.call('lindex', KEYS[1], found)}
-end
-return {allowed, 0, ""}
+return {allowed, uses, oldest}
 """
 
 

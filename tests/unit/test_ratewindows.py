@@ -172,7 +172,7 @@ async def test_the_gateway_answers_with_rate_limit_headers_and_refills(
     if redis_url:
         store = aioredis.Redis.from_url(redis_url)
         key = f"{prefix}ratelimit:LIMITER/user/7/2/1/second"
-        assert await store.llen(key) == 2  # `limits`' list: at most `amount` stamps
+        assert await store.llen(key) == 1  # only the uses still in the window are kept
         await store.delete(*[k async for k in store.scan_iter(match=f"{prefix}*")])
         await store.aclose()
 
@@ -201,3 +201,28 @@ async def test_the_gateway_lets_requests_through_when_redis_is_down(
     with caplog.at_level(logging.WARNING, logger="parley.gateway"):
         assert [await limits.check_user(1) for _ in range(2)] == [None, None]
     assert "rate-limit storage unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("redis_url", ["redis"], indirect=True)
+async def test_a_generous_limit_keeps_only_the_uses_in_its_window(redis_url: str) -> None:
+    """The Redis list holds the uses still counted, not `amount` stamps: a limit of a
+    million a second stays as cheap as one of ten."""
+    clock = FakeClock()
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}:"
+    windows = RedisWindows(redis_url, prefix + "w", clock)
+    rate = Rate.parse("1000000/second")
+    for _ in range(300):
+        assert (await windows.hit("k", rate))[0]
+    store = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await store.llen(f"{prefix}w:k") == 300
+        await clock.advance(0.5)
+        allowed, left, reset = await windows.hit("k", rate)
+        assert (allowed, left, round(reset, 2)) == (True, 1_000_000 - 301, 0.5)
+        await clock.advance(0.6)  # the first 300 left the window; the last one has not
+        allowed, left, reset = await windows.hit("k", rate)
+        assert (allowed, left, round(reset, 2)) == (True, 1_000_000 - 2, 0.4)
+        assert await store.llen(f"{prefix}w:k") == 2
+    finally:
+        await store.delete(*[k async for k in store.scan_iter(match=f"{prefix}*")])
+        await store.aclose()
