@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette._utils import get_route_path
@@ -256,6 +257,7 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
+    @app.exception_handler(RedisError)  # rate limits, presence, the broker
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("backend unavailable: %s", type(exc).__name__)
         metrics.errors.labels("unavailable").inc()

@@ -495,3 +495,41 @@ async def test_a_block_read_at_the_handshake_still_refuses_the_first_send(
     finally:
         await ws_a.close()
         await ws_b.close()
+
+
+async def test_a_rate_limit_store_that_is_down_answers_unavailable_and_loses_nothing(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    """Redis gone (the rate limits' store): a send is refused as `unavailable` (REST 503,
+    an error frame over the socket), not as an internal error, and once Redis is back the
+    same client_id is stored once."""
+    from parley.server.throttle import Throttle
+    from tests.conftest import free_port
+
+    a, b = await make_user(client), await make_user(client)
+    chat = await make_group(client, a, b)
+    kept = live.state.throttle
+    live.state.throttle = Throttle(
+        {"send": "100/second", "typing": "100/second"},
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        prefix="parley-test-down:",
+    )
+    ws = await connect(live.ws_base, a)
+    try:
+        body = {"content": "while down", "client_id": "down-1"}
+        url = f"/service/api/chats/{chat['id']}/messages"
+        answer = await client.post(url, json=body, headers=a.headers)
+        assert (answer.status_code, answer.json()["code"]) == (503, "unavailable"), answer.text
+        frame = {"type": "send", "chat_id": chat["id"], "content": "x", "client_id": "ws-down"}
+        await ws.send(json.dumps(frame))
+        refused = await recv_type(ws, "error")
+        assert (refused["code"], refused["ref"]) == ("unavailable", "ws-down")
+        live.state.throttle = kept
+        for _ in range(2):
+            answer = await client.post(url, json=body, headers=a.headers)
+            assert answer.status_code in (200, 201), answer.text
+        history = await client.get(url, headers=a.headers)
+        assert [m["content"] for m in history.json()].count("while down") == 1
+    finally:
+        live.state.throttle = kept
+        await ws.close()

@@ -5,12 +5,14 @@ headers, Retry-After, fail-open when Redis is down)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from parley.config import Settings
 from parley.gateway.ratelimit import RateLimits
@@ -123,7 +125,7 @@ async def test_two_processes_share_one_budget_in_redis(redis_url: str) -> None:
             (False, 0),
         ]
         key = f"{prefix}:{KEY}"
-        assert await one.redis.llen(key) == 3  # `limits`' list: one stamp per counted use
+        assert await one.redis.llen(key) == 3  # one stamp per counted use
         await clock.advance(1)
         assert (await two.hit(KEY, rate))[0]
     finally:
@@ -226,3 +228,40 @@ async def test_a_generous_limit_keeps_only_the_uses_in_its_window(redis_url: str
     finally:
         await store.delete(*[k async for k in store.scan_iter(match=f"{prefix}*")])
         await store.aclose()
+
+
+@pytest.mark.parametrize("redis_url", ["redis"], indirect=True)
+async def test_concurrent_calls_go_to_redis_together_and_count_exactly(redis_url: str) -> None:
+    """Calls made while one is in flight wait and go together in one script call: 40
+    concurrent hits on 4 keys of 5 uses each take far fewer than 40 round trips, and
+    exactly 5 of each key's 10 are allowed, in the order they were made."""
+    clock, rate = FakeClock(), Rate.parse("5/second")
+    windows = RedisWindows(redis_url, new_prefix(), clock)
+    keys = [f"LIMITER/user/{n}/5/1/second" for n in range(4)]
+    try:
+        answers = await asyncio.gather(*(windows.hit(keys[n % 4], rate) for n in range(40)))
+        for k in range(4):
+            mine = answers[k::4]
+            assert [allowed for allowed, _, _ in mine] == [True] * 5 + [False] * 5
+            assert [left for _, left, _ in mine[:5]] == [4, 3, 2, 1, 0]
+            assert all(0 < reset <= 1 for _, _, reset in mine)
+        assert windows.asks == 40 and windows.calls <= 3, windows.calls
+        assert (await windows.peek(keys[0], rate))[:2] == (False, 0)
+        await clock.advance(1)
+        assert (await windows.hit(keys[0], rate))[:2] == (True, 4)
+    finally:
+        await windows.reset()
+        await windows.redis.aclose()
+
+
+async def test_every_grouped_call_gets_the_error_when_redis_is_down() -> None:
+    windows = RedisWindows(f"redis://127.0.0.1:{free_port()}/0", new_prefix(), FakeClock())
+    rate = Rate.parse("5/second")
+    try:
+        answers = await asyncio.gather(
+            *(windows.hit(f"k{n}", rate) for n in range(6)), return_exceptions=True
+        )
+        assert all(isinstance(a, redis.exceptions.ConnectionError) for a in answers), answers
+        assert windows.calls == 2  # the first alone, the five that waited together
+    finally:
+        await windows.redis.aclose()

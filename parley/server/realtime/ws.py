@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import aliased
@@ -334,8 +335,8 @@ def _error_frame(exc: BaseException, ref: Any) -> str:
     """The error frame for what a handler (or the writer, later) raised."""
     if isinstance(exc, errors.ParleyError):
         return frame("error", code=exc.code, detail=exc.detail, ref=ref)
-    if isinstance(exc, (OperationalError, DBAPIError, OSError, TimeoutError)):
-        log.warning("database unavailable while handling a frame: %s", type(exc).__name__)
+    if isinstance(exc, (OperationalError, DBAPIError, OSError, TimeoutError, RedisError)):
+        log.warning("backend unavailable while handling a frame: %s", type(exc).__name__)
         return frame("error", code="unavailable", detail="Service temporarily unavailable", ref=ref)
     log.error("frame handler failed", exc_info=exc)
     return frame("error", code="internal_error", detail="Something went wrong", ref=ref)
