@@ -78,6 +78,10 @@ async def test_a_batch_published_at_once_arrives_whole_and_in_order(
 
     await broker.start(handler)
     await broker.check()
+    raw: list[bytes] = []
+    if isinstance(broker, RedisBroker):  # what travels: one Redis message per batch
+        spy = aioredis.Redis.from_url(str(redis_url)).pubsub(ignore_subscribe_messages=True)
+        await spy.subscribe(broker._channel)
     await broker.publish({"t": "chat", "chat_id": 7, "n": -1, "frame": "before"})
     await broker.publish_many(
         [{"t": "chat", "chat_id": 7, "n": n, "frame": f"frame {n}"} for n in range(50)]
@@ -89,6 +93,15 @@ async def test_a_batch_published_at_once_arrives_whole_and_in_order(
     await asyncio.sleep(0.1)
     assert [e["n"] for e in received] == list(range(-1, 51))
     assert received[10] == {"t": "chat", "chat_id": 7, "n": 9, "frame": "frame 9"}
+    if isinstance(broker, RedisBroker):
+        async with asyncio.timeout(5):
+            while len(raw) < 3:
+                message = await spy.get_message(timeout=0.1)
+                if message is not None:
+                    raw.append(message["data"])
+        assert await spy.get_message(timeout=0.3) is None
+        assert len(raw) == 3  # the one event, the batch of 50, the batch of one
+        await spy.aclose()
     await broker.close()
 
 

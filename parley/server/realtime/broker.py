@@ -77,7 +77,12 @@ class RedisBroker:
             try:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None:
-                    await handler(orjson.loads(message["data"]))
+                    data = orjson.loads(message["data"])
+                    if isinstance(data, list):  # a writer's batch, in order
+                        for event in data:
+                            await handler(event)
+                    else:
+                        await handler(data)
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
@@ -92,14 +97,13 @@ class RedisBroker:
         await self._redis.publish(self._channel, orjson.dumps(events.to_wire(event)))
 
     async def publish_many(self, batch: Sequence[Event]) -> None:
-        """The events in order, in one round trip (a pipeline, not a transaction): a
-        writer's batch costs one wait on Redis, not one per message."""
+        """The events in order as one Redis message (a JSON array): a writer's batch costs
+        one round trip here, and one message to read and parse in every other process,
+        not one per event (redis-py spends about 0.1 ms of CPU on each message read)."""
         if len(batch) == 1:
             return await self.publish(batch[0])
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event in batch:
-                pipe.publish(self._channel, orjson.dumps(events.to_wire(event)))
-            await pipe.execute()
+        wire = [events.to_wire(event) for event in batch]
+        await self._redis.publish(self._channel, orjson.dumps(wire))
 
     async def check(self) -> None:
         await self._redis.ping()
