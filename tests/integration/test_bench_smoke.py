@@ -46,6 +46,9 @@ def test_bench_tiny_run_reports_every_scenario(tmp_path: Path) -> None:
         pairs = rows[(*via, "pairs")]
         assert pairs["handshake_failures"] == 0 and pairs["lost"] == 0, pairs
         assert pairs["delivery_p99_ms"] > 0
+        by_second = [ms for ms in pairs["delivery_p99_ms_by_second"] if ms is not None]
+        assert by_second and all(ms > 0 for ms in by_second), pairs
+        assert pairs["delivery_p99_ms"] <= max(by_second), pairs  # no second hides it
         idle = rows[(*via, "idle")]
         assert idle["opened"] == idle["sockets"]
         history = rows[(*via, "history")]
