@@ -99,8 +99,13 @@ class Writer:
         max_batch: int = 500,
         admit_timeout: float = 1.0,
         on_stored: Callable[[int], None] | None = None,
+        engine: Callable[[], AsyncEngine] | None = None,
     ) -> None:
+        """`engine`: the engine behind `sessions`, when `sessions` is not a plain
+        sessionmaker (the application's follows its state); read once per batch, so a
+        batch without a mention opens no session at all."""
         self.sessions, self.broker, self.clock = sessions, broker, clock
+        self.engine = engine
         self.queue: asyncio.Queue[Draft] = asyncio.Queue(max_pending)
         self.max_batch, self.admit_timeout = max_batch, admit_timeout
         self.on_stored = on_stored
@@ -194,16 +199,19 @@ class Writer:
 
     async def _write_batch(self, drafts: list[Draft]) -> list[Result]:
         now = self.clock()
-        async with self.sessions() as session:
-            engine = session.bind
-            if not isinstance(engine, AsyncEngine):
+        engine = self.engine() if self.engine is not None else self.sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            async with self.sessions() as session:
                 results = await store_batch(session, drafts, now=now)
                 await session.commit()
                 return results
-            # The mention lookup (only when a text names someone) reads first; then the
-            # batch is written in one go.
-            unique, first = _unique(drafts)
-            mentions = await _resolve_mentions(session, unique)
+        # The mention lookup (a session, only when a text names someone) reads first; then
+        # the batch is written in one go.
+        unique, first = _unique(drafts)
+        mentions: dict[Draft, list[int]] = {}
+        if any("@" in d.content for d in unique):
+            async with self.sessions() as session:
+                mentions = await _resolve_mentions(session, unique)
         if engine.dialect.name == "sqlite":  # takes the write lock and commits in one hand-off
             async with engine.connect() as conn:
                 stored = await _store_sqlite(conn, unique, mentions, now, transaction=True)
