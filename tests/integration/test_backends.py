@@ -45,8 +45,8 @@ async def make_broker(url: str | None) -> Broker:
     return RedisBroker(url, channel=prefix() + "events") if url else InProcessBroker()
 
 
-async def test_broker_delivers_each_event_once_in_order(redis_url: str | None) -> None:
-    broker = await make_broker(redis_url)
+async def started(broker: Broker) -> list[Event]:
+    """Starts the broker with a handler that keeps what it receives, in order."""
     received: list[Event] = []
 
     async def handler(event: Event) -> None:
@@ -54,6 +54,12 @@ async def test_broker_delivers_each_event_once_in_order(redis_url: str | None) -
 
     await broker.start(handler)
     await broker.check()
+    return received
+
+
+async def test_broker_delivers_each_event_once_in_order(redis_url: str | None) -> None:
+    broker = await make_broker(redis_url)
+    received = await started(broker)
     for n in range(20):
         await broker.publish({"t": "chat", "chat_id": 7, "n": n, "frame": f"frame {n}"})
     async with asyncio.timeout(5):
@@ -71,13 +77,7 @@ async def test_a_batch_published_at_once_arrives_whole_and_in_order(
     """The writer publishes a stored batch with publish_many (one Redis round trip):
     every event once, in the batch's order, after events published before it."""
     broker = await make_broker(redis_url)
-    received: list[Event] = []
-
-    async def handler(event: Event) -> None:
-        received.append(event)
-
-    await broker.start(handler)
-    await broker.check()
+    received = await started(broker)
     raw: list[bytes] = []
     if isinstance(broker, RedisBroker):  # what travels: one Redis message per batch
         spy = aioredis.Redis.from_url(str(redis_url)).pubsub(ignore_subscribe_messages=True)
