@@ -240,10 +240,7 @@ async def _direct_members(session: AsyncSession, *, chat_id: int) -> tuple[int, 
 
 
 async def blocks_of(session: AsyncSession, *, user_id: int) -> dict[int, datetime | None]:
-    rows = await session.execute(
-        select(Block.blocked_id, Block.expires_at).where(Block.blocker_id == user_id)
-    )
-    return {r.blocked_id: r.expires_at for r in rows}
+    return (await blocks_by(session, [user_id]))[user_id]
 
 
 async def blocks_by(

@@ -85,7 +85,7 @@ def _closed_while_pooled(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
     """A pooled connection the server closed (a restart, an administrator's terminate) is
     replaced at checkout, from what asyncpg already knows: no round trip. SQLAlchemy's
     pre-ping would cost three per checkout (BEGIN, a query, ROLLBACK) on every request;
-    measured in docs/performance.md ("Connection checkout"). A connection that died
+    measured in docs/performance.md ("Round trips on PostgreSQL and Redis"). A connection that died
     silently fails its first statement instead, and the pool then renews all of them."""
     driver = record.driver_connection
     if driver is not None and driver.is_closed():

@@ -53,12 +53,19 @@ RETRIES = 3  # a batch that lost a race (duplicate client_id, deadlock) is tried
 
 
 class MissingChats(Exception):
-    """Chats of the batch were deleted meanwhile. `results` (in the order of the batch's
-    other drafts) when those are committed already: stored by one autocommit statement."""
+    """Chats of the batch were deleted meanwhile. `stored`: what a PostgreSQL statement
+    stored of the other chats (committed already: autocommit); `results`: the same in the
+    order of the batch's other drafts, once the writer has put them in it."""
 
-    def __init__(self, chat_ids: set[int], results: list[Result] | None = None) -> None:
+    def __init__(
+        self,
+        chat_ids: set[int],
+        stored: dict[Draft, Result] | None = None,
+        results: list[Result] | None = None,
+    ) -> None:
         super().__init__(chat_ids)
         self.chat_ids = chat_ids
+        self.stored = stored
         self.results = results
 
 
@@ -220,7 +227,8 @@ class Writer:
             stored = await self._store_autocommit(engine, unique, mentions, now)
         except MissingChats as exc:  # the statement stored the others: they are committed
             kept = [d for d in drafts if d.chat_id not in exc.chat_ids]
-            raise MissingChats(exc.chat_ids, _in_order(kept, stored_of(exc), first)) from None
+            exc.results = _in_order(kept, exc.stored or {}, first)
+            raise
         return _in_order(drafts, stored, first)
 
     async def _store_autocommit(
@@ -454,20 +462,8 @@ async def _store_postgresql(
             stored[d] = (_resent_public(d, row), False)
     missing = {d.chat_id for d in drafts if d not in stored}
     if missing:  # those chats were deleted meanwhile: their sends fail alone
-        raise _MissingWith(missing, stored)
+        raise MissingChats(missing, stored)
     return stored
-
-
-class _MissingWith(MissingChats):
-    """MissingChats carrying what the statement stored of the other chats."""
-
-    def __init__(self, chat_ids: set[int], stored: dict[Draft, Result]) -> None:
-        super().__init__(chat_ids)
-        self.stored = stored
-
-
-def stored_of(exc: MissingChats) -> dict[Draft, Result]:
-    return exc.stored if isinstance(exc, _MissingWith) else {}
 
 
 def _resent_public(d: Draft, row: Any) -> MessagePublic:
