@@ -24,7 +24,12 @@ from sqlalchemy.util import await_only
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.clock import Clock
 from parley.server.db.models import Chat, Membership, Message, MessageMention
-from parley.server.db.session import conflict_reason, make_engine, make_sessionmaker
+from parley.server.db.session import (
+    conflict_reason,
+    instrument,
+    make_engine,
+    make_sessionmaker,
+)
 from parley.server.messages.writer import Draft, Result, Writer
 from parley.server.realtime.broker import InProcessBroker
 from tests.conftest import Running
@@ -38,10 +43,17 @@ class Counted:
         self.engine = engine
         self.statements: list[str] = []
         self.conflicts: list[str] = []
-        event.listen(engine.sync_engine, "before_cursor_execute", self._on_statement)
+        # Conflicts as the service's metrics hear of them, whoever ran the statement.
+        instrument(engine, lambda _op, _seconds: None, self.conflicts.append)
         event.listen(engine.sync_engine, "handle_error", self._on_error)
-        if engine.dialect.name == "sqlite":  # the writer's batch runs on sqlite3 itself
+        # Statements as the driver runs them: the writer's batch runs on it directly. On
+        # PostgreSQL those SQLAlchemy runs (prepared, which asyncpg's logger does not see),
+        # and those run on asyncpg's connection itself.
+        if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", self._trace_sqlite)
+        else:
+            event.listen(engine.sync_engine, "before_cursor_execute", self._on_statement)
+            event.listen(engine.sync_engine, "connect", self._trace_asyncpg)
 
     def _trace_sqlite(self, dbapi_conn: Any, _record: Any) -> None:
         """Every statement SQLite runs on this connection, whoever sent it."""
@@ -58,16 +70,20 @@ class Counted:
         if not self.statements or self.statements[-1] != sql:
             self.statements.append(sql)
 
-    def _on_statement(self, _conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
-        if self.engine.dialect.name != "sqlite" and sql.split(None, 1)[0].upper() not in {
-            "BEGIN",
-            "COMMIT",
-            "ROLLBACK",
-        }:
-            self.statements.append(sql)
-
     def _on_error(self, context: ExceptionContext) -> None:
-        self.conflicts.append(conflict_reason(context.original_exception) or "other")
+        if conflict_reason(context.original_exception) is None:  # not a conflict: still seen
+            self.conflicts.append("other")
+
+    def _trace_asyncpg(self, dbapi_conn: Any, _record: Any) -> None:
+        """Every statement asyncpg runs on this connection, whoever sent it."""
+        dbapi_conn._connection.add_query_logger(self._on_asyncpg)
+
+    def _on_asyncpg(self, logged: Any) -> None:
+        self._on_statement(None, None, logged.query)
+
+    def _on_statement(self, _conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        if sql.split(None, 1)[0].upper().rstrip(";") not in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            self.statements.append(sql)
 
     def writer(self) -> Writer:
         return Writer(make_sessionmaker(self.engine), InProcessBroker(), Clock())

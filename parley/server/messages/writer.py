@@ -42,6 +42,7 @@ from parley import errors
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.clock import Clock
 from parley.server.db.models import Attachment, UTCDateTime
+from parley.server.db.session import fetch_on_driver
 from parley.server.messages.mentions import Named, members_named, parse_mentions, resolve_mentions
 from parley.server.messages.schemas import MessagePublic, ReactionPublic
 from parley.server.realtime.broker import Broker
@@ -247,11 +248,8 @@ class Writer:
             conn = await engine.connect()
             self._conn = conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            stored = await _store_postgresql(conn, drafts, mentions, now)
-            await conn.commit()  # ends SQLAlchemy's own bookkeeping: no round trip
-            return stored
-        except MissingChats:
-            await conn.commit()
+            return await _store_postgresql(conn, drafts, mentions, now, on_driver=True)
+        except MissingChats:  # the others are stored: the connection is fine
             raise
         except BaseException:
             self._conn = None
@@ -435,24 +433,36 @@ FROM resent r JOIN messages m ON m.id = r.id LEFT JOIN users u ON u.id = m.sende
 
 
 async def _store_postgresql(
-    conn: AsyncConnection, drafts: Sequence[Draft], mentions: dict[Draft, list[int]], now: datetime
+    conn: AsyncConnection,
+    drafts: Sequence[Draft],
+    mentions: dict[Draft, list[int]],
+    now: datetime,
+    *,
+    on_driver: bool = False,
 ) -> dict[Draft, Result]:
+    """`on_driver`: the connection is in autocommit (the writer's own), and the statement
+    runs on asyncpg itself (`fetch_on_driver`); else through SQLAlchemy, in the session's
+    transaction."""
     mention_ord = [n for n, d in enumerate(drafts) for _ in mentions.get(d, ())]
     mention_user = [uid for d in drafts for uid in mentions.get(d, ())]
-    rows = await conn.execute(
-        _PG_BATCH,
-        {
-            "ord": list(range(len(drafts))),
-            "chat_id": [d.chat_id for d in drafts],
-            "sender_id": [d.user_id for d in drafts],
-            "content": [d.content for d in drafts],
-            "client_id": [d.client_id for d in drafts],
-            "reply_to": [d.reply_to for d in drafts],
-            "now": now,
-            "mention_ord": mention_ord,
-            "mention_user": mention_user,
-        },
-    )
+    params = {
+        "ord": list(range(len(drafts))),
+        "chat_id": [d.chat_id for d in drafts],
+        "sender_id": [d.user_id for d in drafts],
+        "content": [d.content for d in drafts],
+        "client_id": [d.client_id for d in drafts],
+        "reply_to": [d.reply_to for d in drafts],
+        "now": now,
+        "mention_ord": mention_ord,
+        "mention_user": mention_user,
+    }
+    rows: Sequence[Any]
+    if on_driver:
+        to_time = _result_time(conn.dialect)
+        rows = [_record_row(record, to_time) for record in
+                await fetch_on_driver(conn, _PG_BATCH, params)]  # fmt: skip
+    else:
+        rows = (await conn.execute(_PG_BATCH, params)).all()
     stored: dict[Draft, Result] = {}
     for row in rows:
         d = drafts[row.ord]
@@ -464,6 +474,15 @@ async def _store_postgresql(
     if missing:  # those chats were deleted meanwhile: their sends fail alone
         raise MissingChats(missing, stored)
     return stored
+
+
+def _record_row(record: Any, to_time: Callable[[Any], datetime | None]) -> SimpleNamespace:
+    """An asyncpg record of `_PG_BATCH` as SQLAlchemy's row would read (times in UTC)."""
+    row = SimpleNamespace(**dict(record.items()))
+    if row.content is not None:  # a resend's stored message
+        for key in ("created_at", "edited_at", "deleted_at"):
+            setattr(row, key, to_time(getattr(row, key)))
+    return row
 
 
 def _resent_public(d: Draft, row: Any) -> MessagePublic:

@@ -14,10 +14,17 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley.server.db.session import OPERATIONS, instrument, make_engine, operation, pool_usage
+from parley.server.db.session import (
+    OPERATIONS,
+    fetch_on_driver,
+    instrument,
+    make_engine,
+    operation,
+    pool_usage,
+)
 from tests.conftest import PG_DSN, Running, no_cookies, postgres_available
 from tests.factories import make_group, make_user
 
@@ -76,6 +83,34 @@ async def test_queries_and_conflicts_are_reported(engine: AsyncEngine) -> None:
     assert ops.count("insert") == 2 and "select" in ops and "other" in ops  # CREATE: other
     assert all(seconds >= 0 for _, seconds in queries)
     assert set(ops) <= set(OPERATIONS)
+    assert conflicts == ["unique"]
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # SQLite's: sqlite3 itself
+async def test_a_statement_run_on_asyncpg_itself_is_reported_and_fails_as_sqlalchemys(
+    engine: AsyncEngine,
+) -> None:
+    """The writer's batch runs past SQLAlchemy (`fetch_on_driver`): the metrics still see it,
+    and its errors are the ones the writer and the handlers know."""
+    queries: list[tuple[str, float]] = []
+    conflicts: list[str] = []
+    instrument(engine, lambda op, s: queries.append((op, s)), conflicts.append)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE probe (k INTEGER PRIMARY KEY, v TEXT)"))
+    queries.clear()
+    insert = text("INSERT INTO probe SELECT k, :v FROM unnest(CAST(:ks AS int[])) k RETURNING k, v")
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = await fetch_on_driver(auto, insert, {"ks": [1, 2], "v": "x"})
+        assert [(r["k"], r["v"]) for r in rows] == [(1, "x"), (2, "x")]
+        with pytest.raises(IntegrityError) as duplicate:
+            await fetch_on_driver(auto, insert, {"ks": [3, 2], "v": "y"})
+        assert duplicate.value.orig.sqlstate == "23505"  # type: ignore[union-attr]
+        with pytest.raises(OperationalError):
+            await fetch_on_driver(auto, text("SELECT 1 / CAST(:d AS int)"), {"d": 0})
+        count = (await conn.execute(text("SELECT count(*) FROM probe"))).scalar_one()
+    assert count == 2  # autocommit: the first stored, the failed one nothing
+    assert [op for op, _ in queries] == ["insert", "insert", "select", "select"]
     assert conflicts == ["unique"]
 
 
