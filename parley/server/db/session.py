@@ -182,6 +182,7 @@ def _compiled(statement: ClauseElement, dialect: Any) -> tuple[str, tuple[str, .
     return str(compiled), tuple(compiled.positiontup or ())
 
 
+@functools.lru_cache(maxsize=1024)  # a process runs a bounded set of statement texts
 def operation(sql: str) -> str:
     word = sql.lstrip(" (\n\t").split(None, 1)[0].lower() if sql.strip() else ""
     if word == "with":  # a CTE: the statement's verb comes later; reads are the usual case,
