@@ -1,5 +1,6 @@
 """Redis calls beyond the pool's size wait for a connection instead of failing; a Lane
-(one held connection) answers each caller with its own reply, whatever fails midway."""
+(one held connection, calls made meanwhile pipelined) answers each caller with its own
+reply, whatever fails midway."""
 
 from __future__ import annotations
 
@@ -46,22 +47,44 @@ def key() -> str:
 
 
 async def test_concurrent_callers_each_get_their_own_reply(client: Any, key: str) -> None:
+    """50 calls at once: the first goes alone, the 49 made meanwhile go together
+    (pipelined); each caller gets its own reply, an error reply only its own caller."""
     lane = redisclient.Lane(client)
     await client.mset({f"{key}:{n}": f"value {n}" for n in range(50)})
     try:
 
         async def one(n: int) -> tuple[Any, Any]:
-            if n % 3 == 0:
+            if n % 4 == 0:
                 return await lane.call("ECHO", f"echo {n}"), f"echo {n}".encode()
-            if n % 3 == 1:
+            if n % 4 == 1:
                 return await lane.call("EVAL", "return ARGV[1] * 2", 0, n), 2 * n
-            return await lane.call("GET", f"{key}:{n}"), f"value {n}".encode()
+            if n % 4 == 2:
+                return await lane.call("GET", f"{key}:{n}"), f"value {n}".encode()
+            with pytest.raises(redis.exceptions.NoScriptError):
+                await lane.call("EVALSHA", f"{n:040d}", 0)
+            return None, None
 
         answers = await asyncio.gather(*(one(n) for n in range(50)))
         assert all(got == wanted for got, wanted in answers), answers
     finally:
         await lane.close()
         await client.delete(*[f"{key}:{n}" for n in range(50)])
+
+
+async def test_a_call_cancelled_while_waiting_is_not_sent(client: Any, key: str) -> None:
+    lane = redisclient.Lane(client)
+    in_flight = asyncio.create_task(lane.call("BLPOP", key, 0.2))
+    await asyncio.sleep(0.05)
+    cancelled = asyncio.create_task(lane.call("SET", f"{key}:never", 1))
+    kept = asyncio.create_task(lane.call("SET", f"{key}:kept", 1))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    assert await in_flight is None
+    assert await kept == b"OK"
+    assert cancelled.cancelled()
+    assert await client.exists(f"{key}:never", f"{key}:kept") == 1
+    await lane.close()
+    await client.delete(f"{key}:kept")
 
 
 async def test_an_error_reply_keeps_the_connection(client: Any) -> None:

@@ -60,7 +60,8 @@ class InProcessBroker:
 
 class RedisBroker:
     """Redis pub/sub on one channel; every process receives every event once. Publishes
-    go one after another on a `Lane` (one held connection), each done when it returns."""
+    go on a `Lane` (one held connection, concurrent ones pipelined), each done when it
+    returns."""
 
     def __init__(self, url: str, *, channel: str, clock: Clock | None = None) -> None:
         self._redis = redisclient.connect(url)
