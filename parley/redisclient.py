@@ -1,8 +1,12 @@
-"""The one way Parley opens a Redis client (server and gateway alike)."""
+"""The one way Parley opens a Redis client (server and gateway alike), and `Lane`: one
+connection of it held for commands sent one after another."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 CONNECTIONS = 32  # per client and process: every call Parley makes is one short command
 WAIT = 5.0  # seconds a call may wait for a free connection before it fails
@@ -16,3 +20,113 @@ def connect(url: str) -> Any:
 
     pool = BlockingConnectionPool.from_url(url, max_connections=CONNECTIONS, timeout=WAIT)
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
+
+
+class Lane:
+    """One connection taken from `redis`'s pool and kept, for short commands (a rate-limit
+    group, a publish): no pool checkout and release, no client layers per command
+    (docs/performance.md, "Redis commands on a held connection"). The calls made while
+    one is in flight wait, then go together, pipelined: one write, the replies read in
+    order.
+
+    A call that fails midway (connection error, timeout, cancellation) disconnects the
+    connection, so a half-read reply is never read by a later call: the next one
+    reconnects. There is no retry: the error propagates as redis-py raises it, to every
+    call of the group."""
+
+    def __init__(self, redis: Any) -> None:
+        self._pool = redis.connection_pool
+        self._conn: Any = None
+        self._busy = False
+        self._waiting: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._flush: asyncio.Task[None] | None = None
+
+    async def call(self, *args: Any) -> Any:
+        """The reply to one command as the connection reads it: what `Redis.execute_command`
+        answers for commands without a response callback (EVALSHA, EVAL, PUBLISH).
+        Raises the command's ResponseError (NoScriptError...) with the connection intact."""
+        if self._busy:  # a call is in flight: this one goes with the next group
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiting.append((args, future))
+            return await future
+        self._busy = True
+        try:
+            [reply] = await self._send([args])
+        finally:
+            self._next()
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    async def close(self) -> None:
+        """Gives the connection back to the pool; a call in flight is cut instead (its
+        connection disconnected and kept out of the pool: it is still being read)."""
+        if self._flush is not None:
+            self._flush.cancel()
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._busy:
+            await conn.disconnect()
+        else:
+            await self._pool.release(conn)
+
+    def _next(self) -> None:
+        """After a call: the group that gathered meanwhile goes, or nothing is in flight."""
+        group = [(args, future) for args, future in self._waiting if not future.done()]
+        self._waiting = []
+        if not group:
+            self._busy = False
+            return
+        self._flush = asyncio.create_task(self._send_group(group), name="redis-lane")
+
+    async def _send_group(self, group: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            replies = await self._send([args for args, _ in group])
+        except BaseException as exc:
+            for _, future in group:
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:
+                    future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, future), reply in zip(group, replies, strict=True):
+                if future.done():
+                    continue
+                if isinstance(reply, ResponseError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        finally:
+            self._next()
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies, in order; an error reply as its ResponseError."""
+        conn = self._conn or await self._take()
+        try:
+            if not conn.is_connected or await conn.can_read():
+                await self._renew(conn)  # closed by Redis meanwhile (a restart, a kill)
+            await conn.send_packed_command(conn.pack_commands(commands))
+            return [await self._read(conn) for _ in commands]
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+
+    @staticmethod
+    async def _read(conn: Any) -> Any:
+        try:
+            return await conn.read_response()
+        except ResponseError as error:  # an error reply, read whole
+            return error
+
+    async def _take(self) -> Any:
+        self._conn = await self._pool.get_connection()
+        return self._conn
+
+    async def _renew(self, conn: Any) -> None:
+        await conn.disconnect()
+        await conn.connect()

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from parley import errors
-from parley.server.realtime.broker import Broker, Event, InProcessBroker, RedisBroker
+from parley.server.realtime import events
+from parley.server.realtime.broker import (
+    RECONNECT_PAUSE,
+    Broker,
+    Event,
+    InProcessBroker,
+    RedisBroker,
+)
 from parley.server.throttle import Throttle
 from tests.conftest import REDIS_URL, need
+from tests.fake_clock import FakeClock
 
 
 async def redis_problem() -> str | None:
@@ -130,6 +139,49 @@ async def test_redis_broker_reaches_every_process() -> None:
     assert got["first"] == got["second"] == [{"t": "users", "user_ids": [1], "frame": "x"}]
     await first.close()
     await second.close()
+
+
+async def test_the_redis_broker_goes_on_after_redis_closes_its_connections() -> None:
+    """A Redis blip (its connections killed): the subscriber pauses on the clock, hands
+    a Resync to the handler (events may have been missed), subscribes again and goes on
+    receiving; a publish fails at most once."""
+    problem = await redis_problem()
+    if problem:
+        need("Redis", problem)
+    name, clock = prefix().rstrip(":"), FakeClock()
+    url = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + f"client_name={name}"
+    broker = RedisBroker(url, channel=name + ":events", clock=clock)
+    received = await started(broker)
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await broker.publish({"t": "users", "user_ids": [1], "frame": "before"})
+        await until(lambda: len(received) == 1)
+        for client in await admin.client_list():
+            if client["name"] == name:  # only this broker's: the subscriber and the lane
+                await admin.client_kill_filter(_id=client["id"])
+        await until(lambda: clock.pending == 1)  # the pause after a failed receive
+        await clock.advance(RECONNECT_PAUSE)
+        await until(lambda: len(received) == 2)
+        assert isinstance(received[1], events.Resync)
+        failures = 0
+        async with asyncio.timeout(5):
+            while len(received) == 2:  # until subscribed again
+                try:
+                    await broker.publish({"t": "users", "user_ids": [1], "frame": "after"})
+                except redis.exceptions.ConnectionError:
+                    failures += 1
+                await asyncio.sleep(0.02)
+        assert failures <= 1
+        assert received[2] == {"t": "users", "user_ids": [1], "frame": "after"}
+    finally:
+        await admin.aclose()
+        await broker.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 async def test_throttle_counts_per_key_and_says_when_to_retry(redis_url: str | None) -> None:

@@ -6,6 +6,7 @@ headers, Retry-After, fail-open when Redis is down)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from parley import ratewindows
 from parley.config import Settings
 from parley.gateway.ratelimit import RateLimits
 from parley.ratewindows import MemoryWindows, Rate, RedisWindows, Window, make_windows
@@ -264,4 +266,23 @@ async def test_every_grouped_call_gets_the_error_when_redis_is_down() -> None:
         assert all(isinstance(a, redis.exceptions.ConnectionError) for a in answers), answers
         assert windows.calls == 2  # the first alone, the five that waited together
     finally:
+        await windows.redis.aclose()
+
+
+@pytest.mark.parametrize("redis_url", ["redis"], indirect=True)
+async def test_the_script_is_cached_again_after_a_script_flush(redis_url: str) -> None:
+    """EVALSHA answers NOSCRIPT after a flush (or a restart): that call runs the script with
+    EVAL, which caches it again, and counts once."""
+    clock, rate = FakeClock(), Rate.parse("5/minute")
+    windows = RedisWindows(redis_url, new_prefix(), clock)
+    sha = hashlib.sha1(ratewindows._WINDOWS.encode()).hexdigest()
+    try:
+        assert await windows.hit(KEY, rate) == (True, 4, 60.0)
+        await windows.redis.script_flush()
+        assert await windows.redis.script_exists(sha) == [False]
+        assert await windows.hit(KEY, rate) == (True, 3, 60.0)
+        assert await windows.redis.script_exists(sha) == [True]
+        assert await windows.peek(KEY, rate) == (True, 3, 60.0)
+    finally:
+        await windows.reset()
         await windows.redis.aclose()

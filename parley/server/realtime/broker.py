@@ -59,10 +59,13 @@ class InProcessBroker:
 
 
 class RedisBroker:
-    """Redis pub/sub on one channel; every process receives every event once."""
+    """Redis pub/sub on one channel; every process receives every event once. Publishes
+    go on a `Lane` (one held connection, concurrent ones pipelined), each done when it
+    returns."""
 
     def __init__(self, url: str, *, channel: str, clock: Clock | None = None) -> None:
         self._redis = redisclient.connect(url)
+        self._lane = redisclient.Lane(self._redis)
         self._channel = channel
         self._clock = clock or Clock()
         self._task: asyncio.Task[None] | None = None
@@ -75,7 +78,9 @@ class RedisBroker:
     async def _run(self, pubsub: Any, handler: Handler) -> None:
         while True:
             try:
-                message = await pubsub.get_message(timeout=1.0)
+                # No read timeout: a timed read costs about 4 µs more per message (a timer
+                # per read), and close() cancels this task anyway.
+                message = await pubsub.get_message(timeout=None)
                 if message is not None:
                     data = orjson.loads(message["data"])
                     if isinstance(data, list):  # a writer's batch, in order
@@ -94,7 +99,7 @@ class RedisBroker:
                     await handler(events.Resync())
 
     async def publish(self, event: Event) -> None:
-        await self._redis.publish(self._channel, orjson.dumps(events.to_wire(event)))
+        await self._lane.call("PUBLISH", self._channel, orjson.dumps(events.to_wire(event)))
 
     async def publish_many(self, batch: Sequence[Event]) -> None:
         """The events in order as one Redis message (a JSON array): a writer's batch costs
@@ -103,7 +108,7 @@ class RedisBroker:
         if len(batch) == 1:
             return await self.publish(batch[0])
         wire = [events.to_wire(event) for event in batch]
-        await self._redis.publish(self._channel, orjson.dumps(wire))
+        await self._lane.call("PUBLISH", self._channel, orjson.dumps(wire))
 
     async def check(self) -> None:
         await self._redis.ping()
@@ -113,6 +118,7 @@ class RedisBroker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._lane.close()
         await self._redis.aclose()
 
 
