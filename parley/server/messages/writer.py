@@ -120,7 +120,7 @@ class Writer:
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
         self._task: asyncio.Task[None] | None = None
-        self._conn: AsyncConnection | None = None  # PostgreSQL: the writer's own, autocommit
+        self._conn: AsyncConnection | None = None  # the writer's own (PostgreSQL: autocommit)
 
     def start(self) -> None:
         if self._task is None:
@@ -220,36 +220,40 @@ class Writer:
         if any("@" in d.content for d in unique):
             async with self.sessions() as session:
                 mentions = await _resolve_mentions(session, unique)
-        if engine.dialect.name == "sqlite":  # takes the write lock and commits in one hand-off
-            async with engine.connect() as conn:
-                stored = await _store_sqlite(conn, unique, mentions, now, transaction=True)
-            return _in_order(drafts, stored, first)
         try:
-            stored = await self._store_autocommit(engine, unique, mentions, now)
-        except MissingChats as exc:  # the statement stored the others: they are committed
-            kept = [d for d in drafts if d.chat_id not in exc.chat_ids]
-            exc.results = _in_order(kept, exc.stored or {}, first)
+            stored = await self._store_on_own(engine, unique, mentions, now)
+        except MissingChats as exc:
+            if exc.stored is not None:  # PostgreSQL: the statement committed the others
+                kept = [d for d in drafts if d.chat_id not in exc.chat_ids]
+                exc.results = _in_order(kept, exc.stored, first)
             raise
         return _in_order(drafts, stored, first)
 
-    async def _store_autocommit(
+    async def _store_on_own(
         self,
         engine: AsyncEngine,
         drafts: list[Draft],
         mentions: dict[Draft, list[int]],
         now: datetime,
     ) -> dict[Draft, Result]:
-        """PostgreSQL: the batch is one statement, atomic by itself, so it runs outside a
-        transaction on the writer's own connection: one round trip, where a pooled
-        connection in a transaction costs its checkout, BEGIN, COMMIT and return. A
-        connection that failed is dropped; the next batch opens another."""
+        """The batch on the writer's own connection, kept from one batch to the next: no
+        pool checkout, and no return to the pool, whose reset is one more round trip (or,
+        on SQLite, one more hand-off to the connection's thread). PostgreSQL: the batch
+        is one statement, atomic by itself, run in autocommit: one round trip. SQLite:
+        BEGIN IMMEDIATE to COMMIT in one hand-off. A connection that failed is dropped;
+        the next batch opens another."""
         conn = self._conn
+        sqlite = engine.dialect.name == "sqlite"
         if conn is None or conn.closed or conn.invalidated:
             conn = await engine.connect()
-            self._conn = conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not sqlite:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
         try:
+            if sqlite:
+                return await _store_sqlite(conn, drafts, mentions, now, transaction=True)
             return await _store_postgresql(conn, drafts, mentions, now, on_driver=True)
-        except MissingChats:  # the others are stored: the connection is fine
+        except MissingChats:  # nothing failed: the connection is fine
             raise
         except BaseException:
             self._conn = None
