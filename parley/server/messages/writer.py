@@ -244,6 +244,11 @@ class Writer:
         the next batch opens another."""
         conn = self._conn
         sqlite = engine.dialect.name == "sqlite"
+        if conn is not None and conn.engine is not engine:  # the state's engine was replaced
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.close()
+            conn = None
         if conn is None or conn.closed or conn.invalidated:
             conn = await engine.connect()
             if not sqlite:
