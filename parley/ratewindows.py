@@ -19,7 +19,6 @@ and cost more (docs/performance.md, "Rate limits on the clock").
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import hashlib
 from dataclasses import dataclass
@@ -159,20 +158,21 @@ class RedisWindows:
     """The same windows in Redis under `prefix`, shared by every process, on the clock's
     wall time. Redis errors propagate: the caller decides to fail open or not.
 
-    Calls are grouped as the message writer groups sends: a call made while none is in
-    flight goes at once, alone; the calls made meanwhile wait and then go together, as one
-    script call. A busy process pays one round trip, and redis-py's own cost per command,
-    per group instead of per request (docs/performance.md, "Round trips on PostgreSQL and
-    Redis"). The groups go one after another on a `Lane`: one held connection."""
+    Calls are grouped (`redisclient.Grouped`) as the message writer groups sends: a call
+    made while none is in flight goes at once, alone; the calls made meanwhile wait and
+    then go together, as one script call. A busy process pays one round trip, and
+    redis-py's own cost per command, per group instead of per request (docs/performance.md,
+    "Round trips on PostgreSQL and Redis"). The groups go one after another on a `Lane`:
+    one held connection."""
 
     def __init__(self, url: str, prefix: str, clock: Clock) -> None:
         self.redis: Any = redisclient.connect(url)
         self.prefix = prefix
         self.clock = clock
         self._lane = redisclient.Lane(self.redis)
-        self._busy = False
-        self._waiting: list[tuple[Ask, asyncio.Future[Window]]] = []
-        self._flush: asyncio.Task[None] | None = None
+        self._ask: redisclient.Grouped[Ask, Window] = redisclient.Grouped(
+            self._windows, "rate-windows"
+        )
         self.calls = 0  # script calls made (with `asks`, the mean group size)
         self.asks = 0
 
@@ -189,42 +189,6 @@ class RedisWindows:
         keys = [key async for key in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000)]
         if keys:
             await self.redis.delete(*keys)
-
-    async def _ask(self, ask: Ask) -> Window:
-        if self._busy:  # a call is in flight: this one goes with the next group
-            future: asyncio.Future[Window] = asyncio.get_running_loop().create_future()
-            self._waiting.append((ask, future))
-            return await future
-        self._busy = True
-        try:
-            [window] = await self._windows([ask])
-            return window
-        finally:
-            self._next()
-
-    def _next(self) -> None:
-        """After a call: the group that gathered meanwhile goes, or nothing is in flight."""
-        if not self._waiting:
-            self._busy = False
-            return
-        group, self._waiting = self._waiting, []
-        self._flush = asyncio.create_task(self._send(group), name="rate-windows")
-
-    async def _send(self, group: list[tuple[Ask, asyncio.Future[Window]]]) -> None:
-        try:
-            windows = await self._windows([ask for ask, _ in group])
-        except BaseException as exc:
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            for (_, future), window in zip(group, windows, strict=True):
-                if not future.done():
-                    future.set_result(window)
-        finally:
-            self._next()
 
     async def _windows(self, asks: list[Ask]) -> list[Window]:
         now = self.clock.now().timestamp()
