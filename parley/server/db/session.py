@@ -148,8 +148,8 @@ async def fetch_on_driver(
 ) -> list[Any]:
     """The rows of one statement run on a PostgreSQL autocommit connection's asyncpg driver
     itself, past SQLAlchemy's execution layers (about 0.18 ms of CPU per statement on the
-    bench machine, where asyncpg alone spends 0.13: docs/performance.md, "The writer's
-    statement on asyncpg itself"). Rows are asyncpg's records, unprocessed. It is reported
+    bench machine, where asyncpg alone spends 0.13: docs/performance.md, "Where a
+    message's CPU goes now"). Rows are asyncpg's records, unprocessed. It is reported
     to `instrument`'s observers as the engine's own statements are, and asyncpg's errors
     are raised as SQLAlchemy's (IntegrityError, else OperationalError, with the driver's
     error as `orig`), so callers handle them alike. Not inside a transaction SQLAlchemy
