@@ -16,8 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,7 +27,7 @@ from parley import __version__, errors, redisclient
 from parley.bodies import BodyLimitMiddleware
 from parley.config import Settings
 from parley.security import AccessTokens
-from parley.server import compat
+from parley.server import compat, problems
 from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.routes import router as accounts_router
 from parley.server.accounts.service import Issuer
@@ -44,6 +43,7 @@ from parley.server.messages.routes import router as messages_router
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.routes import router as moderation_router
+from parley.server.realtime import protocol
 from parley.server.realtime.broker import make_broker
 from parley.server.realtime.hub import Hub
 from parley.server.realtime.presence import Presence
@@ -111,7 +111,7 @@ def make_state(
                 "typing": settings.rate_typing,
                 "login": settings.rate_login,
                 "login_ip": settings.rate_login_ip,
-                **{f"frame:{kind}": rate for kind, rate in settings.rate_frames.items()},
+                **protocol.frame_rates(settings.rate_frames),
             },
             redis_url=redis,
             prefix=settings.redis_prefix,
@@ -226,54 +226,25 @@ def _error(
 
 
 def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
-    @app.exception_handler(errors.ParleyError)
-    async def parley_error(_request: Request, exc: errors.ParleyError) -> JSONResponse:
-        metrics.errors.labels(exc.code).inc()
-        retry_after = getattr(exc, "retry_after", None)
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        return _error(exc.status, exc.code, exc.detail, headers)
+    """Every failure is classified once (problems.py) and answered as `{detail, code}`."""
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        metrics.errors.labels("validation_error").inc()
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
-        ]
-        return _error(422, "validation_error", "; ".join(problems[:5]) or "Invalid input")
+    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+        problem = problems.report(exc, metrics)
+        headers = None
+        if problem.retry_after is not None:
+            headers = {"Retry-After": str(problem.retry_after)}
+        return _error(problem.status, problem.code, problem.detail, headers)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
-
-    @app.exception_handler(DataError)
-    @app.exception_handler(OverflowError)
-    async def out_of_range(_request: Request, exc: Exception) -> JSONResponse:
-        # A value the database cannot hold (an id past 64 bits): the client's input, not a 500.
-        metrics.errors.labels("validation_error").inc()
-        return _error(422, "validation_error", "A value is out of range")
-
-    @app.exception_handler(IntegrityError)
-    async def conflict(_request: Request, exc: IntegrityError) -> JSONResponse:
-        # A constraint the request broke (a concurrent duplicate): the client's conflict.
-        log.info("constraint violation: %s", type(exc.orig).__name__)
-        metrics.errors.labels("conflict").inc()
-        return _error(409, "conflict", "The request conflicts with the current state")
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
-    @app.exception_handler(OSError)
-    @app.exception_handler(RedisError)  # rate limits, presence, the broker
-    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        log.warning("backend unavailable: %s", type(exc).__name__)
-        metrics.errors.labels("unavailable").inc()
-        return _error(503, "unavailable", "Service temporarily unavailable")
-
-    @app.exception_handler(Exception)
-    async def internal(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        metrics.errors.labels("internal_error").inc()
-        return _error(500, "internal_error", "Something went wrong")
+    for kind in (
+        errors.ParleyError,
+        RequestValidationError,
+        StarletteHTTPException,
+        DataError,
+        OverflowError,
+        *problems.BACKEND_DOWN,  # IntegrityError is a DBAPIError: found by its class
+        Exception,
+    ):
+        app.add_exception_handler(kind, answer)
 
 
 class _MetricsMiddleware:

@@ -9,11 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from parley.config import FRAME_RATES
 from parley.server.db.models import Membership, Message
+from parley.server.realtime.protocol import frame_rates
 from tests.conftest import Running
 from tests.factories import connect, make_group, make_user, no_frame, recv_type, send
 
+FRAME_RATES = {name.removeprefix("frame:"): rate for name, rate in frame_rates().items()}
 FLOOD = 80  # more than any per-second budget of FRAME_RATES
 
 
@@ -67,11 +68,15 @@ def test_frame_rates_are_configurable() -> None:
     from parley.config import Settings
 
     settings = Settings(PARLEY_RATE_FRAMES="edit=1/second, sync=2/minute")  # type: ignore[call-arg]
-    assert settings.rate_frames["edit"] == "1/second"
-    assert settings.rate_frames["sync"] == "2/minute"
-    assert settings.rate_frames["ping"] == FRAME_RATES["ping"]
+    rates = frame_rates(settings.rate_frames)
+    assert rates["frame:edit"] == "1/second"
+    assert rates["frame:sync"] == "2/minute"
+    assert rates["frame:ping"] == FRAME_RATES["ping"] == "60/minute"
+    assert "frame:unreact" not in rates  # unreact spends react's budget
     with pytest.raises(ValueError, match="type=rate"):
         Settings(PARLEY_RATE_FRAMES="nonsense")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="type=rate with a type of"):
+        frame_rates({"tpying": "1/second"})
 
 
 # --- a change that changes nothing ---------------------------------------------------------

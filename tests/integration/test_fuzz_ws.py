@@ -14,8 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from parley.config import FRAME_RATES
-from parley.server.realtime.protocol import FRAMES
+from parley.server.realtime.protocol import FRAMES, frame_rates
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import Account, connect, make_group, make_user, send
 
@@ -83,7 +82,7 @@ DOCUMENTED_CLOSES = {1000, 1009}
 @pytest.fixture
 async def server(database_url: str | None, tmp_path: Path) -> AsyncIterator[Running]:
     """Budgets high enough that the fuzzer measures handling, not rate limits."""
-    frames = ",".join(f"{kind}=100000/second" for kind in FRAME_RATES)
+    frames = ",".join(f"{kind}=100000/second" for kind in _frame_names())
     overrides: dict[str, object] = {
         "PARLEY_RATE_FRAMES": frames,
         "PARLEY_RATE_TYPING": "1000/second",
@@ -193,3 +192,7 @@ async def test_oversized_frames_close_with_1009_only(server: Running, size: int)
     ws = await _open(server, me)  # the server is fine: a new socket works
     assert (await _answers(ws, json.dumps({"type": "read", "chat_id": 1, "seq": 0}))) is not None
     await ws.close()
+
+
+def _frame_names() -> list[str]:
+    return [name.removeprefix("frame:") for name in frame_rates()]

@@ -21,6 +21,7 @@ COMPOSITION = {
     "state.py",
     "workers.py",
     "compat.py",
+    "problems.py",
     "realtime/ws.py",
     "accounts/routes.py",
     "chats/routes.py",

@@ -33,7 +33,7 @@ def test_seed_frame_without_type_is_a_send_to_general() -> None:
         ('{"type": "edit", "message_id": 4, "content": "x"}', protocol.Edit),
         ('{"type": "delete", "message_id": 4}', protocol.Delete),
         ('{"type": "react", "message_id": 4, "emoji": "👍"}', protocol.React),
-        ('{"type": "unreact", "message_id": 4, "emoji": "👍"}', protocol.React),
+        ('{"type": "unreact", "message_id": 4, "emoji": "👍"}', protocol.Unreact),
         ('{"type": "typing", "chat_id": 1}', protocol.Typing),
         ('{"type": "read", "chat_id": 1, "seq": 0}', protocol.Read),
         ('{"type": "sync", "chats": {"1": 5, "2": 0}}', protocol.Sync),
@@ -101,3 +101,56 @@ def test_invalid_fields_are_validation_errors(data: dict[str, Any]) -> None:
 )
 def test_errors_echo_the_client_id_else_the_message_id(data: Any, ref: Any) -> None:
     assert protocol.ref_of(data) == ref
+
+
+# --- one declaration per frame type -------------------------------------------------------
+
+
+def test_every_frame_type_has_a_model_a_budget_and_a_handler() -> None:
+    from parley.server.realtime import ws
+
+    assert set(protocol.FRAMES) == set(ws.HANDLERS)
+    assert set(protocol.FRAMES) >= {"send", "edit", "react", "unreact", "sync", "ping"}
+    for kind, model in protocol.FRAMES.items():
+        assert model.kind == kind
+        assert isinstance(model.budget, protocol.Budget)
+    assert protocol.FRAMES["unreact"].budget is protocol.FRAMES["react"].budget
+    assert ws.HANDLERS["unreact"] is ws.HANDLERS["react"]
+
+
+def test_a_frame_type_without_a_budget_fails_at_import() -> None:
+    with pytest.raises(TypeError, match="must declare its `budget`"):
+
+        class Wave(protocol.Frame):
+            kind = "wave_test"
+
+    assert "wave_test" not in protocol.FRAMES
+
+
+def test_a_frame_type_declared_twice_or_without_a_handler_is_refused() -> None:
+    with pytest.raises(TypeError, match="declared twice"):
+
+        class Pong(protocol.Frame):
+            kind = "ping"
+            budget = protocol.Budget("ping", "1/second")
+
+    handlers = {kind: object() for kind in protocol.FRAMES if kind != "sync"}
+    with pytest.raises(TypeError, match=r"missing for \['sync'\]"):
+        protocol.check_handled(handlers)
+
+
+# --- server frames ---------------------------------------------------------------------------
+
+
+def test_server_frames_encode_with_their_type_first() -> None:
+    import orjson
+
+    from parley.server.realtime import frames
+
+    assert frames.Pong().encode() == '{"type":"pong"}'
+    assert frames.Synced([]).encode() == '{"type":"synced"}'
+    assert orjson.loads(frames.Synced([4, 5]).encode()) == {"type": "synced", "truncated": [4, 5]}
+    text = frames.Read(chat_id=1, user_id=2, seq=3).encode()
+    assert text == '{"type":"read","chat_id":1,"user_id":2,"seq":3}'
+    error = orjson.loads(frames.Error("rate_limited", "Too many", "c1").encode())
+    assert error == {"type": "error", "code": "rate_limited", "detail": "Too many", "ref": "c1"}

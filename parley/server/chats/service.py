@@ -18,6 +18,7 @@ from parley.server.db.models import Chat, Membership, Message, User
 from parley.server.messages.mentions import unread_mention_counts
 from parley.server.messages.service import messages_public
 from parley.server.moderation.service import blocked_ids, check_can_add, is_blocked_either
+from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import (
     ChatFrame,
@@ -26,7 +27,6 @@ from parley.server.realtime.events import (
     RolesChanged,
     UsersFrame,
 )
-from parley.server.realtime.events import encode as frame
 
 GENERAL = "general"
 # "Muted forever" is stored as the last second datetime can hold, so "muted now" is one
@@ -386,7 +386,7 @@ async def delete_chat(session: AsyncSession, broker: Broker, *, user_id: int, ch
     members = await member_ids(session, chat_id)
     await session.execute(delete(Chat).where(Chat.id == chat_id))
     await session.commit()
-    await broker.publish(UsersFrame(members, frame("chat_removed", chat_id=chat_id)))
+    await broker.publish(UsersFrame.of(members, frames.ChatRemoved(chat_id)))
     await broker.publish(ChatRemoved(chat_id))
 
 
@@ -471,7 +471,7 @@ async def remove_member(
     if target.role == "owner":
         await _hand_over_ownership(session, chat_id, leaving=target_id)
     await session.commit()
-    await broker.publish(UsersFrame([target_id], frame("chat_removed", chat_id=chat_id)))
+    await broker.publish(UsersFrame.of([target_id], frames.ChatRemoved(chat_id)))
     await broker.publish(MembershipChanged(chat_id, [target_id], joined=False))
     await publish_chat_updated(session, broker, chat, now=now)
 
@@ -547,7 +547,7 @@ async def _publish_own_views(
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
         public = await chat_public(session, chat, membership, viewer_id=uid, now=now, online=online)
-        await broker.publish(UsersFrame([uid], frame("chat_updated", chat=public)))
+        await broker.publish(UsersFrame.of([uid], frames.ChatUpdated(public)))
 
 
 async def publish_chat_updated(
@@ -565,9 +565,7 @@ async def publish_chat_updated(
         exclude=set(PER_VIEWER | {"title"} if chat.type == "direct" else PER_VIEWER),
     )
     skip_user = skip[0] if len(skip) == 1 else None
-    await broker.publish(
-        ChatFrame(chat.id, frame("chat_updated", chat=public), skip_user=skip_user)
-    )
+    await broker.publish(ChatFrame.of(chat.id, frames.ChatUpdated(public), skip_user=skip_user))
 
 
 async def update_settings(
@@ -593,7 +591,7 @@ async def update_settings(
         membership.muted_until = wanted
         await session.commit()
         public = await chat_public(session, chat, membership, viewer_id=user_id, now=now)
-        await broker.publish(UsersFrame([user_id], frame("chat_updated", chat=public)))
+        await broker.publish(UsersFrame.of([user_id], frames.ChatUpdated(public)))
     return chat, membership
 
 

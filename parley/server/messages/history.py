@@ -34,12 +34,12 @@ from parley.server.db.models import (
     User,
     UTCDateTime,
 )
-from parley.server.realtime import events
+from parley.server.realtime import events, frames
 
 MAX_BYTES = 32 * 1024 * 1024  # of pages per process; past it the memory starts afresh
 MAX_CHATS = 100_000  # chats with a generation counter; past it everything starts afresh
 # Chat frames that change no stored message: they leave the chat's pages in place.
-_UNCHANGING = ('{"type":"typing",', '{"type":"read",')
+_UNCHANGING = frozenset({frames.Typing.kind, frames.Read.kind})
 
 PageKey = tuple[int, int | None, int | None, int, int | None, tuple[int, ...]]
 Mark = tuple[int, int]
@@ -97,8 +97,8 @@ class HistoryPages:
 
     def on_event(self, event: events.Event) -> None:
         match event:
-            case events.ChatFrame(chat_id=chat_id, frame=frame):
-                if not frame.startswith(_UNCHANGING):
+            case events.ChatFrame(chat_id=chat_id, kind=kind):
+                if kind not in _UNCHANGING:
                     self.forget(chat_id)
             case events.ChatRemoved(chat_id=chat_id):
                 self.forget(chat_id)

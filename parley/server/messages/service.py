@@ -43,17 +43,19 @@ from parley.server.messages.schemas import (
 from parley.server.messages.writer import Draft, Result, Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.service import blocked_ids
+from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ChatFrame
-from parley.server.realtime.events import encode as frame
 from parley.server.throttle import Throttle
 
 SYNC_LIMIT = 500
 
 
-async def publish_message(broker: Broker, message: MessagePublic, *, kind: str) -> None:
+async def publish_update(broker: Broker, message: MessagePublic) -> None:
+    """Tells the chat a stored message changed (edit, deletion, reactions)."""
     sender = message.sender.id if message.sender else None
-    await broker.publish(ChatFrame(message.chat_id, frame(kind, message=message), sender_id=sender))
+    update = frames.MessageUpdated(message)
+    await broker.publish(ChatFrame.of(message.chat_id, update, sender_id=sender))
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -369,7 +371,7 @@ async def edit_message(
     await _update_mentions(session, message, editor_id=user_id)
     await session.commit()
     public = await message_public(session, message)
-    await publish_message(broker, public, kind="message_updated")
+    await publish_update(broker, public)
     return public
 
 
@@ -403,7 +405,7 @@ async def delete_message(
     await clear_mentions(session, message.id)
     await session.commit()
     public = await message_public(session, message)
-    await publish_message(broker, public, kind="message_updated")
+    await publish_update(broker, public)
     return public
 
 
@@ -441,7 +443,7 @@ async def react(
     await session.commit()
     public = await message_public(session, message)
     if add != exists:
-        await publish_message(broker, public, kind="message_updated")
+        await publish_update(broker, public)
     return public
 
 
@@ -455,8 +457,8 @@ async def mark_read(
         return membership.last_read_seq
     membership.last_read_seq = target
     await session.commit()
-    read = frame("read", chat_id=chat_id, user_id=user_id, seq=target)
-    await broker.publish(ChatFrame(chat_id, read))
+    read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
+    await broker.publish(ChatFrame.of(chat_id, read))
     return target
 
 

@@ -45,8 +45,9 @@ from parley.server.db.models import Attachment, UTCDateTime
 from parley.server.db.session import fetch_on_driver
 from parley.server.messages.mentions import Named, members_named, parse_mentions, resolve_mentions
 from parley.server.messages.schemas import MessagePublic, ReactionPublic
+from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.events import ChatFrame, encode
+from parley.server.realtime.events import ChatFrame
 
 log = logging.getLogger("parley.writer")
 Result = tuple[MessagePublic, bool]
@@ -285,7 +286,7 @@ class Writer:
 
     async def _deliver(self, drafts: Sequence[Draft], results: Sequence[Result]) -> None:
         published = [
-            ChatFrame(public.chat_id, encode("message", message=public), sender_id=d.user_id)
+            ChatFrame.of(public.chat_id, frames.NewMessage(public), sender_id=d.user_id)
             for d, (public, is_new) in zip(drafts, results, strict=True)
             if is_new
         ]

@@ -1,10 +1,10 @@
-"""The typed event contract between services and hubs, and the frame encoder.
+"""The typed event contract between services and hubs.
 
 A service builds an event with one of the classes below and publishes it once; every
 server process's hub receives it and dispatches on its class. A frame meant for clients
-is encoded here once per event (`encode`), so the hub pushes the same string to every
-recipient. On the wire (Redis) an event is a small JSON object whose `t` names its class;
-`from_wire` turns it back into the typed event.
+(frames.py) is encoded once per event (`ChatFrame.of`, `UsersFrame.of`), so the hub
+pushes the same string to every recipient. On the wire (Redis) an event is a small JSON
+object whose `t` names its class; `from_wire` turns it back into the typed event.
 """
 
 from __future__ import annotations
@@ -12,29 +12,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-
-def _default(value: object) -> object:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    raise TypeError(type(value))
-
-
-def encode(kind: str, **fields: object) -> str:
-    """A server→client frame as text: serialized once, pushed to every recipient."""
-    return orjson.dumps({"type": kind, **fields}, default=_default).decode()
+from parley.server.realtime.frames import ServerFrame
 
 
 @dataclass(frozen=True, slots=True)
 class ChatFrame:
-    """A frame for every connection subscribed to a chat (minus blockers of the sender)."""
+    """A frame for every connection subscribed to a chat (minus blockers of the sender).
+
+    `kind` is the frame's type, so listeners (the history cache) need not parse `frame`."""
 
     chat_id: int
     frame: str
     sender_id: int | None = None
     skip_user: int | None = None
+    kind: str = ""
     t = "chat"
+
+    @classmethod
+    def of(
+        cls,
+        chat_id: int,
+        frame: ServerFrame,
+        *,
+        sender_id: int | None = None,
+        skip_user: int | None = None,
+    ) -> ChatFrame:
+        return cls(chat_id, frame.encode(), sender_id, skip_user, frame.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,10 @@ class UsersFrame:
     user_ids: list[int]
     frame: str
     t = "users"
+
+    @classmethod
+    def of(cls, user_ids: list[int], frame: ServerFrame) -> UsersFrame:
+        return cls(user_ids, frame.encode())
 
 
 @dataclass(frozen=True, slots=True)

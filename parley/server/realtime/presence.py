@@ -31,8 +31,9 @@ from sqlalchemy.orm import aliased
 
 from parley.server.clock import Clock, Timer
 from parley.server.db.models import Chat, Membership, User
+from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.events import PresenceChanged, UsersFrame, encode
+from parley.server.realtime.events import PresenceChanged, UsersFrame
 from parley.server.realtime.hub import Hub
 
 log = logging.getLogger("parley.presence")
@@ -99,12 +100,11 @@ async def shared_users(
 
 
 def presence_frame(user_id: int, online: bool, last_seen_at: datetime | None) -> str:
-    return encode(
-        "presence",
+    return frames.Presence(
         user_id=user_id,
         status="online" if online else "offline",
         last_seen_at=last_seen_at.isoformat() if last_seen_at else None,
-    )
+    ).encode()
 
 
 @dataclass

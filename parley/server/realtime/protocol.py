@@ -1,8 +1,15 @@
-"""The WebSocket frames a client may send, as pydantic models keyed by `type`."""
+"""The WebSocket frames a client may send: one declaration per frame type.
+
+Each frame type is a pydantic model that names its `kind` and its rate `budget`; the
+handler that serves it registers with `handles` (parley/server/realtime/ws.py), and the
+registry refuses, at import, a frame type without a budget or a handler. Adding a frame
+is one model here and one decorated handler there.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,12 +20,44 @@ from parley.server.messages.schemas import AttachmentIds, ClientId, Emoji
 from parley.server.text import Content
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How many frames of a type one user may send.
+
+    `rate` ("5/second") is checked before the handler runs, under the limit `frame:<name>`
+    (`PARLEY_RATE_FRAMES` overrides it by name). `rate=None` means the handler checks a
+    limit of its own that has its own variable (`send`: `PARLEY_RATE_SEND`, shared with
+    REST; `typing`: `PARLEY_RATE_TYPING`, where extra frames are dropped).
+    """
+
+    name: str
+    rate: str | None
+
+
 class Frame(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str
 
+    kind: ClassVar[str]
+    budget: ClassVar[Budget]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for attr in ("kind", "budget"):
+            if attr not in cls.__dict__:
+                raise TypeError(f"frame {cls.__name__} must declare its `{attr}`")
+        if cls.kind in FRAMES:
+            raise TypeError(f"frame type {cls.kind!r} is declared twice")
+        FRAMES[cls.kind] = cls
+
+
+FRAMES: dict[str, type[Frame]] = {}
+
 
 class Send(Frame):
+    kind = "send"
+    budget = Budget("send", None)
     chat_id: Id | None = None  # None only for the seed-000 frame: a send to `general`
     content: Content
     client_id: ClientId | None = None
@@ -27,55 +66,83 @@ class Send(Frame):
 
 
 class Edit(Frame):
+    kind = "edit"
+    budget = Budget("edit", "5/second")
     message_id: Id
     content: Content
 
 
 class Delete(Frame):
+    kind = "delete"
+    budget = Budget("delete", "5/second")
     message_id: Id
 
 
 class React(Frame):
+    kind = "react"
+    budget = Budget("react", "10/second")
     message_id: Id
     emoji: Emoji
 
 
+class Unreact(React):
+    kind = "unreact"
+    budget = React.budget  # one budget for adding and removing reactions
+
+
 class Typing(Frame):
+    kind = "typing"
+    budget = Budget("typing", None)
     chat_id: Id
 
 
 class Read(Frame):
+    kind = "read"
+    budget = Budget("read", "10/second")
     chat_id: Id
     seq: Seq
 
 
 class Sync(Frame):
+    kind = "sync"
+    budget = Budget("sync", "30/minute")
     chats: Annotated[dict[Id, Seq], Field(max_length=1000)]
 
 
 class PresenceQuery(Frame):
+    kind = "presence_query"
+    budget = Budget("presence_query", "2/second")
     user_ids: Annotated[list[Id], Field(max_length=200)]
 
 
 class Ping(Frame):
-    pass
+    kind = "ping"
+    budget = Budget("ping", "60/minute")
 
 
-FRAMES: dict[str, type[Frame]] = {
-    "send": Send,
-    "edit": Edit,
-    "delete": Delete,
-    "react": React,
-    "unreact": React,
-    "typing": Typing,
-    "read": Read,
-    "sync": Sync,
-    "presence_query": PresenceQuery,
-    "ping": Ping,
-}
+def frame_rates(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The throttle limits of the frames checked before their handler (`frame:<name>`),
+    with `PARLEY_RATE_FRAMES`' overrides; an override of an unknown name is refused."""
+    rates = {b.name: b.rate for b in _budgets() if b.rate is not None}
+    for name, rate in (overrides or {}).items():
+        if name not in rates:
+            raise ValueError(
+                f"PARLEY_RATE_FRAMES: expected type=rate with a type of {sorted(rates)}"
+            )
+        rates[name] = rate
+    return {f"frame:{name}": rate for name, rate in rates.items()}
 
 
-RATE_GROUP = {"unreact": "react"}  # frame types that share another type's rate limit
+def _budgets() -> list[Budget]:
+    return list(dict.fromkeys(model.budget for model in FRAMES.values()))
+
+
+def check_handled(handlers: dict[str, Any]) -> None:
+    """Called where the handlers are registered: every frame type has exactly one."""
+    missing = sorted(set(FRAMES) - set(handlers))
+    unknown = sorted(set(handlers) - set(FRAMES))
+    if missing or unknown:
+        raise TypeError(f"frame handlers missing for {missing}, declared for unknown {unknown}")
 
 
 class FrameError(errors.ParleyError):

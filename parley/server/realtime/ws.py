@@ -14,13 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import aliased
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import errors
+from parley.server import problems
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.accounts.service import user_public
 from parley.server.cache import blocks_by
@@ -30,9 +29,8 @@ from parley.server.db.models import Chat, Membership
 from parley.server.deps import AppState, Principal, authenticate, get_state
 from parley.server.messages import service as messages
 from parley.server.messages.writer import Result
-from parley.server.realtime import protocol
+from parley.server.realtime import frames, protocol
 from parley.server.realtime.events import ChatFrame
-from parley.server.realtime.events import encode as frame
 from parley.server.realtime.hub import Close, Connection, cancel, drain
 from parley.wsserver import FRAMES_EXTENSION, text_frame
 
@@ -122,18 +120,17 @@ async def _open(
     """Accepts the socket and sends `hello`: first (written now, or queued first), so no
     event can reach the client before it."""
     await ws.accept()
-    frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    framing = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
     conn = SocketConnection(
-        ws, frames, principal, state.settings.ws_send_queue, chats, blocked, state.clock
+        ws, framing, principal, state.settings.ws_send_queue, chats, blocked, state.clock
     )
-    if frames is not None:  # uvicorn under parley/wsserver.py: frames written as bytes
-        conn.write_now, conn.outbox = frames["write_now"], state.hub.outbox
+    if framing is not None:  # uvicorn under parley/wsserver.py: frames written as bytes
+        conn.write_now, conn.outbox = framing["write_now"], state.hub.outbox
     conn.push(
-        frame(
-            "hello",
+        frames.Hello(
             user=user_public(principal.user, own=True, online=True),
             heartbeat_interval=HEARTBEAT_INTERVAL,
-        )
+        ).encode()
     )
     return conn
 
@@ -236,11 +233,11 @@ async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
 
 async def _write(conn: SocketConnection) -> None:
     """The writer task of a connection whose frames had to wait: sends the queue."""
-    ws, frames = conn.ws, conn.frames
+    ws, framing = conn.ws, conn.frames
     send_text: Callable[[str], Awaitable[Any]] = ws.send_text
     send_many: Callable[[list[str]], Awaitable[Any]] | None = None
-    if frames is not None:  # framed here, and a batch written at once
-        write_frames: Callable[[bytes], Awaitable[None]] = frames["write"]
+    if framing is not None:  # framed here, and a batch written at once
+        write_frames: Callable[[bytes], Awaitable[None]] = framing["write"]
 
         async def send_text(text: str) -> None:
             await write_frames(text_frame(text))
@@ -314,9 +311,7 @@ def _decode(data: bytes, ctx: Context) -> str | None:
     try:
         return data.decode()
     except UnicodeDecodeError:
-        ctx.conn.push(
-            frame("error", code="bad_frame", detail="Binary frame is not UTF-8", ref=None)
-        )
+        ctx.conn.push(frames.Error("bad_frame", "Binary frame is not UTF-8").encode())
         return None
 
 
@@ -325,34 +320,46 @@ async def _handle(ctx: Context, text: str) -> None:
     try:
         raw = protocol.decode(text)  # known before validation, so errors can echo its ref
         parsed = protocol.parse(raw)
-        await _check_rate(ctx, parsed.type)
-        await HANDLERS[parsed.type](ctx, parsed, raw)
+        await _check_rate(ctx, parsed)
+        await HANDLERS[parsed.kind](ctx, parsed, raw)
     except Exception as exc:
-        ctx.conn.push(_error_frame(exc, protocol.ref_of(raw)))
+        ctx.conn.push(_error_frame(ctx.state, exc, protocol.ref_of(raw)))
 
 
-def _error_frame(exc: BaseException, ref: Any) -> str:
-    """The error frame for what a handler (or the writer, later) raised."""
-    if isinstance(exc, errors.ParleyError):
-        return frame("error", code=exc.code, detail=exc.detail, ref=ref)
-    if isinstance(exc, (OperationalError, DBAPIError, OSError, TimeoutError, RedisError)):
-        log.warning("backend unavailable while handling a frame: %s", type(exc).__name__)
-        return frame("error", code="unavailable", detail="Service temporarily unavailable", ref=ref)
-    log.error("frame handler failed", exc_info=exc)
-    return frame("error", code="internal_error", detail="Something went wrong", ref=ref)
+def _error_frame(state: AppState, exc: BaseException, ref: Any) -> str:
+    """The error frame for what a handler (or the writer, later) raised: classified and
+    counted as REST would (problems.py)."""
+    problem = problems.report(exc, state.metrics)
+    return frames.Error(problem.code, problem.detail, ref).encode()
 
 
-async def _check_rate(ctx: Context, kind: str) -> None:
+async def _check_rate(ctx: Context, f: protocol.Frame) -> None:
     """Every frame type has a per-user budget (send and typing count in their handlers)."""
-    limit = f"frame:{protocol.RATE_GROUP.get(kind, kind)}"
-    if limit in ctx.state.throttle:
-        await ctx.state.throttle.hit(limit, ctx.user_id, detail=f"Too many {kind} frames")
+    if f.budget.rate is not None:
+        await ctx.state.throttle.hit(
+            f"frame:{f.budget.name}", ctx.user_id, detail=f"Too many {f.kind} frames"
+        )
 
 
-async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
+Handler = Callable[[Context, Any, Any], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*models: type[protocol.Frame]) -> Callable[[Handler], Handler]:
+    """Registers the handler of some frame types (checked complete at import, below)."""
+
+    def register(handler: Handler) -> Handler:
+        for model in models:
+            HANDLERS[model.kind] = handler
+        return handler
+
+    return register
+
+
+@handles(protocol.Send)
+async def _on_send(ctx: Context, f: protocol.Send, raw: Any) -> None:
     """Checks and queues the send, then goes on reading: the commit answers later (the
     `message` frame, or an error frame), so one socket's sends can share a batch."""
-    assert isinstance(f, protocol.Send)
     chat_id = f.chat_id
     if chat_id is None:
         if "type" in raw:
@@ -384,19 +391,19 @@ async def _on_send(ctx: Context, f: protocol.Frame, raw: Any) -> None:
             return
         exc = fut.exception()
         if exc is not None:
-            ctx.conn.push(_error_frame(exc, ref))
+            ctx.conn.push(_error_frame(state, exc, ref))
             return
         message, created = fut.result()
         if state.metrics is not None:
             state.metrics.record_send(state.clock.monotonic() - started, created=created)
         if not created:  # a resend: acknowledge again with the stored message
-            ctx.conn.push(frame("message", message=message))
+            ctx.conn.push(frames.NewMessage(message).encode())
 
     future.add_done_callback(done)
 
 
-async def _on_edit(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
-    assert isinstance(f, protocol.Edit)
+@handles(protocol.Edit)
+async def _on_edit(ctx: Context, f: protocol.Edit, _raw: Any) -> None:
     async with ctx.state.sessions() as session:
         await messages.edit_message(
             session,
@@ -408,8 +415,8 @@ async def _on_edit(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
         )
 
 
-async def _on_delete(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
-    assert isinstance(f, protocol.Delete)
+@handles(protocol.Delete)
+async def _on_delete(ctx: Context, f: protocol.Delete, _raw: Any) -> None:
     async with ctx.state.sessions() as session:
         await messages.delete_message(
             session,
@@ -420,8 +427,8 @@ async def _on_delete(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
         )
 
 
-async def _on_react(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
-    assert isinstance(f, protocol.React)
+@handles(protocol.React, protocol.Unreact)
+async def _on_react(ctx: Context, f: protocol.React, _raw: Any) -> None:
     async with ctx.state.sessions() as session:
         await messages.react(
             session,
@@ -429,42 +436,42 @@ async def _on_react(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
             user_id=ctx.user_id,
             message_id=f.message_id,
             emoji=f.emoji,
-            add=f.type == "react",
+            add=f.kind == "react",
             now=ctx.state.clock(),
         )
 
 
-async def _on_typing(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
-    assert isinstance(f, protocol.Typing)
+@handles(protocol.Typing)
+async def _on_typing(ctx: Context, f: protocol.Typing, _raw: Any) -> None:
     if f.chat_id not in ctx.conn.chats:
         raise errors.NotMember()
     if not await ctx.state.throttle.allow("typing", ctx.user_id):
         return  # typing is advisory: extra frames are dropped, not refused
     await ctx.state.broker.publish(
-        ChatFrame(
+        ChatFrame.of(
             f.chat_id,
-            frame("typing", chat_id=f.chat_id, user_id=ctx.user_id),
+            frames.Typing(chat_id=f.chat_id, user_id=ctx.user_id),
             sender_id=ctx.user_id,
             skip_user=ctx.user_id,
         )
     )
 
 
-async def _on_read(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
-    assert isinstance(f, protocol.Read)
+@handles(protocol.Read)
+async def _on_read(ctx: Context, f: protocol.Read, _raw: Any) -> None:
     async with ctx.state.sessions() as session:
         await messages.mark_read(
             session, ctx.state.broker, user_id=ctx.user_id, chat_id=f.chat_id, seq=f.seq
         )
 
 
-async def _on_sync(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
+@handles(protocol.Sync)
+async def _on_sync(ctx: Context, f: protocol.Sync, _raw: Any) -> None:
     """Every missed message as `message` frames, then `synced` (listing cut chats).
 
     Chat by chat: the rows are loaded, the session is released, then they are sent, so a
     client that stops reading never holds the database (its send waits are bounded).
     """
-    assert isinstance(f, protocol.Sync)
     truncated: list[int] = []
     for chat_id, last_seen in f.chats.items():
         if not ctx.alive():
@@ -481,33 +488,22 @@ async def _on_sync(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
         except errors.ParleyError:
             continue  # a chat the user left or never had: nothing to sync
         for message in missed:
-            await ctx.conn.send(frame("message", message=message))
+            await ctx.conn.send(frames.NewMessage(message).encode())
         if cut:
             truncated.append(chat_id)
-    await ctx.conn.send(frame("synced", truncated=truncated) if truncated else frame("synced"))
+    await ctx.conn.send(frames.Synced(truncated).encode())
 
 
-async def _on_presence_query(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
+@handles(protocol.PresenceQuery)
+async def _on_presence_query(ctx: Context, f: protocol.PresenceQuery, _raw: Any) -> None:
     """One `presence` frame per asked user that shares a chat with the caller."""
-    assert isinstance(f, protocol.PresenceQuery)
     for answer in await ctx.state.presence.query(ctx.user_id, f.user_ids):
         await ctx.conn.send(answer)
 
 
-async def _on_ping(ctx: Context, _f: protocol.Frame, _raw: Any) -> None:
-    await ctx.conn.send(frame("pong"))
+@handles(protocol.Ping)
+async def _on_ping(ctx: Context, _f: protocol.Ping, _raw: Any) -> None:
+    await ctx.conn.send(frames.Pong().encode())
 
 
-Handler = Callable[[Context, protocol.Frame, Any], Awaitable[None]]
-HANDLERS: dict[str, Handler] = {
-    "send": _on_send,
-    "edit": _on_edit,
-    "delete": _on_delete,
-    "react": _on_react,
-    "unreact": _on_react,
-    "typing": _on_typing,
-    "read": _on_read,
-    "sync": _on_sync,
-    "presence_query": _on_presence_query,
-    "ping": _on_ping,
-}
+protocol.check_handled(HANDLERS)
