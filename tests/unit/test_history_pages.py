@@ -3,9 +3,9 @@ and its bound."""
 
 from __future__ import annotations
 
-from parley.server.messages.history import HistoryPages, PageKey
 from typing import Any
 
+from parley.server.messages.history import HistoryPages, PageKey
 from parley.server.realtime import events, frames
 
 KEY: PageKey = (50, None, None, 0, None, ())
