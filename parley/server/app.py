@@ -33,8 +33,8 @@ from parley.server.accounts.routes import router as accounts_router
 from parley.server.accounts.service import Issuer
 from parley.server.accounts.service import promote_user as _promote
 from parley.server.cache import LoginSessions, SendChecks
+from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
-from parley.server.chats.service import ensure_general
 from parley.server.clock import Clock, as_clock
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
 from parley.server.messages.history import HistoryPages

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.accounts import service as accounts
 from parley.server.accounts.schemas import Password, Strict, Username
-from parley.server.chats.service import count_chats, general_id
+from parley.server.chats.general import general_id
+from parley.server.chats.service import count_chats
 from parley.server.db.models import Message, User
 from parley.server.db.session import ping
 from parley.server.deps import CurrentUser, Limit, Offset, SessionDep, StateDep

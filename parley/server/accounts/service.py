@@ -15,6 +15,7 @@ from parley import errors
 from parley.security import hash_password, hash_token, make_access_token, make_refresh_token
 from parley.security import verify_password as _verify_password
 from parley.server.accounts.schemas import UserPublic
+from parley.server.chats.general import join_general
 from parley.server.clock import Clock
 from parley.server.db.models import Ban, RefreshToken, User
 from parley.server.db.models import Session as LoginSession
@@ -106,8 +107,6 @@ async def create_user(
     display_name: str | None = None,
 ) -> User:
     """Creates the user and joins it to `general`; commits. 409 on a taken name or email."""
-    from parley.server.chats.service import join_general
-
     # Hashed before any query: argon2 takes a while, and no transaction (on SQLite, the
     # write lock) may be held meanwhile.
     password_hash = await asyncio.to_thread(hash_password, password)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
-from parley.server.chats import service
+from parley.server.chats import service, views
 from parley.server.chats.access import access_chat
 from parley.server.chats.schemas import (
     ChatPublic,
@@ -55,7 +55,7 @@ async def create_chat(
             now=state.clock(),
         )
         created = True
-    public = await service.chat_public(
+    public = await views.chat_public(
         session, chat, membership, viewer_id=me.id, now=state.clock(), online=state.hub.is_online
     )
     if created:
@@ -65,8 +65,8 @@ async def create_chat(
 
 @router.get("")
 async def list_chats(me: CurrentUser, session: SessionDep, state: StateDep) -> list[ChatPublic]:
-    rows = await service.list_my_chats(session, user_id=me.id)
-    return await service.chats_public(
+    rows = await views.list_my_chats(session, user_id=me.id)
+    return await views.chats_public(
         session,
         rows,
         viewer_id=me.id,
@@ -85,10 +85,10 @@ async def list_public(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[ChatPublic]:
-    rows = await service.list_public_channels(
+    rows = await views.list_public_channels(
         session, user_id=me.id, q=q.strip(), limit=min(limit, 200), offset=offset
     )
-    return await service.chats_public(session, rows, viewer_id=me.id, now=state.clock())
+    return await views.chats_public(session, rows, viewer_id=me.id, now=state.clock())
 
 
 @router.get("/{chat_id}")
@@ -96,7 +96,7 @@ async def get_chat(
     chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> ChatPublic:
     chat, membership = await access_chat(session, user_id=me.id, chat_id=chat_id)
-    return await service.chat_public(
+    return await views.chat_public(
         session, chat, membership, viewer_id=me.id, now=state.clock(), online=state.hub.is_online
     )
 
@@ -114,7 +114,7 @@ async def update_chat(
         description=body.description,
         now=state.clock(),
     )
-    return await service.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())
+    return await views.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())
 
 
 @router.patch("/{chat_id}/settings")
@@ -127,7 +127,7 @@ async def update_settings(
     chat, membership = await service.update_settings(
         session, state.broker, user_id=me.id, chat_id=chat_id, settings=body, now=now
     )
-    return await service.chat_public(
+    return await views.chat_public(
         session, chat, membership, viewer_id=me.id, now=now, online=state.hub.is_online
     )
 
@@ -144,7 +144,7 @@ async def delete_chat(
 async def list_members(
     chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> list[MemberPublic]:
-    return await service.list_members(
+    return await views.list_members(
         session, user_id=me.id, chat_id=chat_id, online=state.hub.is_online
     )
 
@@ -162,7 +162,7 @@ async def add_members(
         max_chats=state.settings.max_chats_per_user,
         now=state.clock(),
     )
-    return await service.list_members(
+    return await views.list_members(
         session, user_id=me.id, chat_id=chat_id, online=state.hub.is_online
     )
 
@@ -179,7 +179,7 @@ async def join_chat(
         max_chats=state.settings.max_chats_per_user,
         now=state.clock(),
     )
-    return await service.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())
+    return await views.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())
 
 
 @router.delete("/{chat_id}/members/{user_id}", status_code=204)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal
 
-from sqlalchemy import Select, and_, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.service import access_user, user_public
+from parley.server.chats import views
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
-from parley.server.chats.schemas import ChatPublic, ChatSettings, MemberPublic
-from parley.server.db.models import Chat, Membership, Message, User
-from parley.server.messages.mentions import unread_mention_counts
-from parley.server.messages.service import messages_public
-from parley.server.moderation.service import blocked_ids, check_can_add, is_blocked_either
+from parley.server.chats.general import GENERAL
+from parley.server.chats.schemas import ChatSettings, MemberPublic
+from parley.server.db.models import Chat, Membership, User
+from parley.server.moderation.service import check_can_add, is_blocked_either
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import (
@@ -28,219 +27,7 @@ from parley.server.realtime.events import (
     UsersFrame,
 )
 
-GENERAL = "general"
-# "Muted forever" is stored as the last second datetime can hold, so "muted now" is one
-# comparison whatever the kind of mute.
-FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
-# Fields of the Chat shape that differ per viewer: left out of frames sent to the whole chat.
-PER_VIEWER = frozenset({"unread_count", "my_role", "peer", "mention_count", "muted_until"})
-Online = Callable[[int], bool]
-MuteShown = datetime | Literal["forever"] | None
-
-
-def _offline(_user_id: int) -> bool:
-    return False
-
-
-# --- the public shape --------------------------------------------------------------------
-
-
-async def chats_public(
-    session: AsyncSession,
-    rows: Sequence[tuple[Chat, Membership | None]],
-    *,
-    viewer_id: int,
-    now: datetime,
-    online: Online = _offline,
-    all_of_viewer: bool = False,
-) -> list[ChatPublic]:
-    """Chats as one viewer sees them, with batched counts, last messages and peers.
-
-    `all_of_viewer`: `rows` are all the viewer's chats (up to PARLEY_MAX_CHATS_PER_USER),
-    so the batched queries select them by a subquery, never a long IN (...) list.
-    """
-    if not rows:
-        return []
-    ids: list[int] | Select[int] = (
-        select(Membership.chat_id).where(Membership.user_id == viewer_id)
-        if all_of_viewer
-        else [chat.id for chat, _ in rows]
-    )
-    count_rows = await session.execute(
-        select(Membership.chat_id, func.count())
-        .where(Membership.chat_id.in_(ids))
-        .group_by(Membership.chat_id)
-    )
-    counts: dict[int, int] = dict(count_rows.tuples().all())
-    last = await _last_messages(session, ids) if any(c.last_seq for c, _ in rows) else {}
-    has_direct = any(c.type == "direct" for c, _ in rows)
-    peers = await _peers(session, ids, viewer_id) if has_direct else {}
-    mentions = await _mention_counts(session, rows, viewer_id, ids, now)
-    result = []
-    for chat, membership in rows:
-        peer = peers.get(chat.id)
-        read = membership.last_read_seq if membership else chat.last_seq
-        result.append(
-            ChatPublic(
-                id=chat.id,
-                type=chat.type,
-                title=peer.display_name if peer and chat.type == "direct" else chat.title,
-                description=chat.description,
-                is_public=chat.is_public,
-                created_by=chat.created_by,
-                created_at=chat.created_at,
-                member_count=counts.get(chat.id, 0),
-                last_seq=chat.last_seq,
-                unread_count=max(0, chat.last_seq - read),
-                last_message=last.get(chat.id),
-                my_role=membership.role if membership else None,
-                peer=user_public(peer, online=online(peer.id)) if peer else None,
-                mention_count=mentions.get(chat.id, 0),
-                muted_until=muted_public(membership.muted_until if membership else None, now),
-            )
-        )
-    return result
-
-
-async def chat_public(
-    session: AsyncSession,
-    chat: Chat,
-    membership: Membership | None,
-    *,
-    viewer_id: int,
-    now: datetime,
-    online: Online = _offline,
-) -> ChatPublic:
-    rows = [(chat, membership)]
-    return (await chats_public(session, rows, viewer_id=viewer_id, now=now, online=online))[0]
-
-
-ChatIds = list[int] | Select[int]
-
-
-def muted_public(stored: datetime | None, now: datetime) -> MuteShown:
-    """As the API shows a mute: null once it has ended, "forever" for the far-future mark."""
-    if stored is None or stored <= now:
-        return None
-    return "forever" if stored >= FOREVER else stored
-
-
-async def _mention_counts(
-    session: AsyncSession,
-    rows: Sequence[tuple[Chat, Membership | None]],
-    viewer_id: int,
-    ids: ChatIds,
-    now: datetime,
-) -> dict[int, int]:
-    # `ids` as a subquery is all the viewer's chats: all of them memberships already.
-    mine = [c.id for c, m in rows if m is not None] if isinstance(ids, list) else ids
-    if isinstance(mine, list) and not mine:
-        return {}
-    hidden = await blocked_ids(session, viewer_id, now=now)
-    return await unread_mention_counts(
-        session, user_id=viewer_id, chat_ids=mine, hidden=sorted(hidden)
-    )
-
-
-async def _last_messages(session: AsyncSession, chat_ids: ChatIds) -> dict[int, object]:
-    latest = and_(Chat.id == Message.chat_id, Chat.last_seq == Message.seq, Chat.id.in_(chat_ids))
-    rows = await session.execute(select(Message).join(Chat, latest))
-    message_ids = select(Message.id).join(Chat, latest)
-    public = await messages_public(session, list(rows.scalars()), ids_from=message_ids)
-    return {m.chat_id: m for m in public}
-
-
-async def _peers(session: AsyncSession, chat_ids: ChatIds, viewer_id: int) -> dict[int, User]:
-    rows = await session.execute(
-        select(Membership.chat_id, User)
-        .join(User, User.id == Membership.user_id)
-        .join(Chat, Chat.id == Membership.chat_id)
-        .where(
-            Membership.chat_id.in_(chat_ids),
-            Chat.type == "direct",
-            Membership.user_id != viewer_id,
-        )
-    )
-    return dict(rows.tuples().all())
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-async def list_my_chats(session: AsyncSession, *, user_id: int) -> list[tuple[Chat, Membership]]:
-    rows = await session.execute(
-        select(Chat, Membership)
-        .join(Membership, Membership.chat_id == Chat.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
-    )
-    return [(c, m) for c, m in rows.all()]
-
-
-async def list_public_channels(
-    session: AsyncSession, *, user_id: int, q: str, limit: int, offset: int
-) -> list[tuple[Chat, Membership | None]]:
-    query = (
-        select(Chat, Membership)
-        .outerjoin(Membership, (Membership.chat_id == Chat.id) & (Membership.user_id == user_id))
-        .where(Chat.is_public.is_(True))
-        .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    if q:
-        query = query.where(func.lower(Chat.title).contains(q.lower(), autoescape=True))
-    return [(c, m) for c, m in (await session.execute(query)).all()]
-
-
-async def list_members(
-    session: AsyncSession, *, user_id: int, chat_id: int, online: Online = _offline
-) -> list[MemberPublic]:
-    await access_chat(session, user_id=user_id, chat_id=chat_id)
-    rows = await session.execute(
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.chat_id == chat_id)
-        .order_by(Membership.joined_at, User.id)
-    )
-    return [
-        MemberPublic(user=user_public(u, online=online(u.id)), role=m.role, joined_at=m.joined_at)
-        for m, u in rows.all()
-    ]
-
-
-# --- writing -------------------------------------------------------------------------------
-
-
-async def ensure_general(session: AsyncSession) -> Chat:
-    """The public channel every user joins; created on first start (safe under races)."""
-    chat = (await session.execute(select(Chat).where(Chat.slug == GENERAL))).scalar_one_or_none()
-    if chat is not None:
-        return chat
-    session.add(
-        Chat(
-            type="channel",
-            title="general",
-            slug=GENERAL,
-            is_public=True,
-            description="Everyone's channel",
-        )
-    )
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-    return (await session.execute(select(Chat).where(Chat.slug == GENERAL))).scalar_one()
-
-
-async def general_id(session: AsyncSession) -> int:
-    return (await ensure_general(session)).id
-
-
-async def join_general(session: AsyncSession, user_id: int) -> None:
-    """Adds the membership to the caller's transaction (no commit)."""
-    chat = await ensure_general(session)
-    session.add(Membership(chat_id=chat.id, user_id=user_id, role="member"))
+Online = views.Online
 
 
 async def create_direct(
@@ -251,7 +38,7 @@ async def create_direct(
     peer_id: int,
     max_chats: int,
     now: datetime,
-    online: Online = _offline,
+    online: Online = views.offline,
 ) -> tuple[Chat, Membership, bool]:
     """The one direct chat of a pair: created, or the existing one (False).
 
@@ -526,7 +313,7 @@ async def _announce_joined(
     users: list[int],
     *,
     now: datetime,
-    online: Online = _offline,
+    online: Online = views.offline,
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
     await broker.publish(MembershipChanged(chat.id, users, joined=True))
@@ -541,12 +328,14 @@ async def _publish_own_views(
     users: Sequence[int],
     *,
     now: datetime,
-    online: Online = _offline,
+    online: Online = views.offline,
 ) -> None:
     """Each of `users` gets the chat as it sees it (its own role and unread count)."""
     for uid in users:
         membership = await session.get(Membership, (chat.id, uid))
-        public = await chat_public(session, chat, membership, viewer_id=uid, now=now, online=online)
+        public = await views.chat_public(
+            session, chat, membership, viewer_id=uid, now=now, online=online
+        )
         await broker.publish(UsersFrame.of([uid], frames.ChatUpdated(public)))
 
 
@@ -560,9 +349,9 @@ async def publish_chat_updated(
 ) -> None:
     """One frame for the whole chat: fields that differ per viewer are left out."""
     await session.refresh(chat)
-    public = (await chat_public(session, chat, None, viewer_id=0, now=now)).model_dump(
+    public = (await views.chat_public(session, chat, None, viewer_id=0, now=now)).model_dump(
         mode="json",
-        exclude=set(PER_VIEWER | {"title"} if chat.type == "direct" else PER_VIEWER),
+        exclude=set(views.PER_VIEWER | {"title"} if chat.type == "direct" else views.PER_VIEWER),
     )
     skip_user = skip[0] if len(skip) == 1 else None
     await broker.publish(ChatFrame.of(chat.id, frames.ChatUpdated(public), skip_user=skip_user))
@@ -584,13 +373,13 @@ async def update_settings(
     chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
     if "muted_until" not in settings.model_fields_set:
         return chat, membership
-    wanted = FOREVER if settings.muted_until == "forever" else settings.muted_until
+    wanted = views.FOREVER if settings.muted_until == "forever" else settings.muted_until
     if isinstance(wanted, datetime):
         wanted = wanted.astimezone(UTC) if wanted > now else None
-    if muted_public(wanted, now) != muted_public(membership.muted_until, now):
+    if views.muted_public(wanted, now) != views.muted_public(membership.muted_until, now):
         membership.muted_until = wanted
         await session.commit()
-        public = await chat_public(session, chat, membership, viewer_id=user_id, now=now)
+        public = await views.chat_public(session, chat, membership, viewer_id=user_id, now=now)
         await broker.publish(UsersFrame.of([user_id], frames.ChatUpdated(public)))
     return chat, membership
 

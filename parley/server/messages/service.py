@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -460,7 +460,3 @@ async def mark_read(
     read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
     await broker.publish(ChatFrame.of(chat_id, read))
     return target
-
-
-async def count_messages(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count(Message.id)))).scalar_one())

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from parley import errors
-from parley.server.db.models import Ban, Block, Chat, Membership, User
+from parley.server.db.models import Ban, Block, User
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import BlocksChanged, SessionsEnded, Unbanned
 
@@ -60,23 +60,6 @@ async def check_can_add(
     ).scalar_one_or_none()
     if blocker is not None:
         raise errors.Blocked(f"User {blocker} has blocked you")
-
-
-async def check_can_message(
-    session: AsyncSession, *, chat: Chat, user_id: int, now: datetime
-) -> None:
-    """In a direct chat a block either way stops both sides (403 blocked)."""
-    if chat.type != "direct":
-        return
-    peer = (
-        await session.execute(
-            select(Membership.user_id).where(
-                Membership.chat_id == chat.id, Membership.user_id != user_id
-            )
-        )
-    ).scalar_one_or_none()
-    if peer is not None and await is_blocked_either(session, user_id, peer, now=now):
-        raise errors.Blocked()
 
 
 async def block_user(

@@ -41,16 +41,12 @@ MAX_QUERY = 200
 MAX_BATCH = 200  # presence announcements written (and their audiences asked) together
 
 
-async def presence_audience(session: AsyncSession, user_id: int, *, max_group: int) -> list[int]:
-    """Users sharing a direct chat or a group of at most `max_group` members with this user."""
-    return (await presence_audiences(session, [user_id], max_group=max_group)).get(user_id, [])
-
-
 async def presence_audiences(
     session: AsyncSession, user_ids: Sequence[int], *, max_group: int
 ) -> dict[int, list[int]]:
-    """`presence_audience` of several users in one query (a group's size is counted only
-    for the groups these users are in)."""
+    """For each user, who hears its presence: the users sharing a direct chat or a group of
+    at most `max_group` members with it, in one query (a group's size is counted only for
+    the groups these users are in)."""
     mine = aliased(Membership)
     other = aliased(Membership)
     counted = aliased(Membership)
