@@ -36,7 +36,10 @@ server: $(STAMP) ## start only the API/WebSocket server on :5000
 migrate: $(STAMP) ## apply database migrations
 	@$(BIN)/parley migrate
 
-test: $(STAMP) ## run the whole test suite (SQLite and PostgreSQL, Redis, gateway, browser)
+test: $(STAMP) ## run the whole test suite (web client units, SQLite and PostgreSQL, Redis, gateway, browser)
+	@echo "==> web client unit tests (Node's test runner)"
+	@command -v node >/dev/null || { echo "make test: needs Node.js 20.11 or newer for tests/js (node is not on PATH)"; exit 1; }
+	@node --test tests/js/
 	@echo "==> unit and integration tests (SQLite and PostgreSQL, Redis, S3, gateway)"
 	@$(BIN)/python -m pytest -q tests/unit tests/integration $(PYTEST_ARGS)
 	@echo "==> browser tests (Playwright on Debian's chromium)"

@@ -1,5 +1,8 @@
-// What the user does: each action goes over the WebSocket when it is up, else over HTTP,
-// and lands in the store. Pending sends are acknowledged by their echoed client_id.
+// What the user does, in one place: loading, sending, editing, reading, chats and people,
+// profile and session, chat management, blocks and (for admins) bans. Each action goes
+// over the WebSocket when it is up, else over HTTP, and lands in the store through
+// state.js's mutations (never by writing `state` here). Pending sends are acknowledged by
+// their echoed client_id.
 
 import { api, forgetSession, rememberSession } from './api.js';
 import * as store from './state.js';
@@ -8,6 +11,7 @@ const { state } = store;
 const PAGE = 50;
 const ACK_TIMEOUT_MS = 12000;
 const TYPING_EVERY_MS = 3000;
+const BLOCK_RELOAD_SLACK_MS = 2000;
 
 let socket = null;
 export const useSocket = (s) => { socket = s; };
@@ -33,15 +37,13 @@ export async function loadChat(chatId) {
 
 /** The newest page; merged into what is loaded (so a reload refreshes edits too). */
 export async function loadLatest(chatId) {
-  const hist = store.historyOf(chatId);
-  hist.loading = true;
+  store.setHistoryLoading(chatId, true);
   try {
     const page = await api.get(`/chats/${chatId}/messages`, { limit: PAGE });
-    if (!hist.loaded) hist.hasMore = page.length >= PAGE && page[0].seq > 1;
-    hist.loaded = true;
-    store.putMessages(chatId, page);
+    const first = !store.historyOf(chatId).loaded;
+    store.putPage(chatId, page, { hasMore: first ? page.length >= PAGE && page[0].seq > 1 : undefined });
   } finally {
-    hist.loading = false;
+    store.setHistoryLoading(chatId, false);
   }
 }
 
@@ -50,18 +52,17 @@ export async function loadLatest(chatId) {
  * of the chat, which then pages both ways (older on scroll up, newer on scroll down).
  */
 export async function loadAround(chatId, seq) {
-  const hist = store.historyOf(chatId);
-  hist.loading = true;
+  store.setHistoryLoading(chatId, true);
   try {
     const page = await api.get(`/chats/${chatId}/messages`, { around: seq, limit: PAGE });
-    const chat = state.chats.get(chatId);
-    hist.bySeq = new Map();
-    hist.loaded = true;
-    hist.hasMore = page.length > 0 && page[0].seq > 1;
-    hist.hasNewer = page.length > 0 && page[page.length - 1].seq < (chat?.last_seq || 0);
-    store.putMessages(chatId, page);
+    const lastSeq = state.chats.get(chatId)?.last_seq || 0;
+    store.putPage(chatId, page, {
+      replace: true,
+      hasMore: page.length > 0 && page[0].seq > 1,
+      hasNewer: page.length > 0 && page[page.length - 1].seq < lastSeq,
+    });
   } finally {
-    hist.loading = false;
+    store.setHistoryLoading(chatId, false);
   }
 }
 
@@ -69,20 +70,19 @@ export async function loadAround(chatId, seq) {
 export async function loadNewer(chatId) {
   const hist = store.historyOf(chatId);
   if (!hist.hasNewer || hist.loading) return false;
-  hist.loading = true;
+  store.setHistoryLoading(chatId, true);
   try {
     const page = await api.get(`/chats/${chatId}/messages`, { limit: PAGE, after: store.newestSeq(chatId) });
-    if (page.length < PAGE) hist.hasNewer = false;
-    store.putMessages(chatId, page);
+    store.putPage(chatId, page, { hasNewer: page.length < PAGE ? false : undefined });
     return page.length > 0;
   } finally {
-    hist.loading = false;
+    store.setHistoryLoading(chatId, false);
   }
 }
 
 /** Back from an older window to the newest page. */
 export async function resetToLatest(chatId) {
-  state.history.delete(chatId);
+  store.forgetHistory(chatId);
   await loadLatest(chatId);
 }
 
@@ -91,16 +91,13 @@ export async function loadOlder(chatId) {
   const hist = store.historyOf(chatId);
   const before = store.oldestSeq(chatId);
   if (!hist.hasMore || hist.loading || before == null) return false;
-  hist.loading = true;
-  store.emit('history', chatId);
+  store.setHistoryLoading(chatId, true);
   try {
     const page = await api.get(`/chats/${chatId}/messages`, { limit: PAGE, before });
-    hist.hasMore = page.length >= PAGE && page[0].seq > 1;
-    store.putMessages(chatId, page);
+    store.putPage(chatId, page, { hasMore: page.length >= PAGE && page[0].seq > 1 });
     return page.length > 0;
   } finally {
-    hist.loading = false;
-    store.emit('history', chatId);
+    store.setHistoryLoading(chatId, false);
   }
 }
 
@@ -117,8 +114,7 @@ export async function fillGap(chatId, afterSeq) {
 
 export async function fetchMessage(id) {
   const msg = await api.get(`/messages/${id}`);
-  state.byId.set(msg.id, msg);
-  store.emit('messages', msg.chat_id);
+  store.rememberMessage(msg);
   return msg;
 }
 
@@ -146,8 +142,8 @@ export function retrySend(clientId) {
 }
 
 export function discardSend(chatId, clientId) {
-  store.pendingOf(chatId).delete(clientId);
-  store.emit('messages', chatId);
+  settle(clientId);
+  store.dropPending(chatId, clientId);
 }
 
 function sendBody(item) {
@@ -157,12 +153,31 @@ function sendBody(item) {
   return body;
 }
 
+// The delivery of each send, by client_id, until it is echoed or discarded: its timer
+// (the echo's deadline or an automatic retry) and how many automatic retries it had.
+// Not state: nothing renders it.
+const deliveries = new Map();
+
+function deliveryOf(clientId) {
+  if (!deliveries.has(clientId)) deliveries.set(clientId, { timer: 0, retries: 0 });
+  return deliveries.get(clientId);
+}
+
+function settle(clientId) {
+  clearTimeout(deliveries.get(clientId)?.timer);
+  deliveries.delete(clientId);
+}
+
+const isPending = (item) => store.findPending(item.client_id)?.status === 'pending';
+
 function deliver(item) {
-  clearTimeout(item.timer);
+  const delivery = deliveryOf(item.client_id);
+  clearTimeout(delivery.timer);
   if (socket && socket.send({ type: 'send', chat_id: item.chat_id, ...sendBody(item) })) {
     // No echo in time: resend over HTTP with the same client_id (idempotent on the server).
-    item.timer = setTimeout(() => {
-      if (store.pendingOf(item.chat_id).get(item.client_id)?.status === 'pending') deliverHttp(item);
+    delivery.timer = setTimeout(() => {
+      if (isPending(item)) deliverHttp(item);
+      else deliveries.delete(item.client_id);
     }, ACK_TIMEOUT_MS);
   } else {
     deliverHttp(item);
@@ -172,7 +187,7 @@ function deliver(item) {
 async function deliverHttp(item) {
   try {
     const msg = await api.post(`/chats/${item.chat_id}/messages`, sendBody(item));
-    clearTimeout(item.timer);
+    settle(item.client_id);
     store.receiveMessage(msg);
   } catch (error) {
     failPending(item.client_id, error.detail, error.code);
@@ -181,19 +196,17 @@ async function deliverHttp(item) {
 
 /** An `error` frame whose ref is one of our pending client_ids; rate limits retry by themselves. */
 export function failPending(clientId, detail, code) {
-  for (const items of state.pending.values()) {
-    const item = items.get(clientId);
-    if (!item) continue;
-    clearTimeout(item.timer);
-    if (code === 'rate_limited' && (item.autoRetries || 0) < 3) {
-      item.autoRetries = (item.autoRetries || 0) + 1;
-      item.timer = setTimeout(() => deliver(item), 1000 * item.autoRetries + Math.random() * 500);
+  const item = store.findPending(clientId);
+  const delivery = deliveries.get(clientId);
+  if (item && delivery) {
+    clearTimeout(delivery.timer);
+    if (code === 'rate_limited' && delivery.retries < 3) {
+      delivery.retries += 1;
+      delivery.timer = setTimeout(() => deliver(item), 1000 * delivery.retries + Math.random() * 500);
       return item;
     }
   }
-  const item = store.setPendingStatus(clientId, 'failed', detail);
-  if (item) item.code = code;
-  return item;
+  return store.setPendingStatus(clientId, 'failed', detail, code);
 }
 
 const TRANSIENT = new Set(['network_error', 'unavailable', 'http_502', 'http_503', 'http_504']);
@@ -296,7 +309,12 @@ export async function loadUser(userId) {
   return user;
 }
 
-export const listMembers = (chatId) => api.get(`/chats/${chatId}/members`);
+/** A user by id: from the store when their name is known, else loaded. */
+export async function userById(userId) {
+  const known = state.users.get(userId);
+  return known?.username ? known : loadUser(userId);
+}
+
 export const addMembers = (chatId, userIds) => api.post(`/chats/${chatId}/members`, { user_ids: userIds });
 export const searchUsers = (q) => api.get('/users', { q, limit: 20 });
 export const searchChannels = (q) => api.get('/chats/public', { q });
@@ -312,27 +330,22 @@ export async function muteChat(chatId, mutedUntil) {
 
 // ---- profile and session ----------------------------------------------------------------
 
-function setMe(user) {
-  state.me = { ...state.me, ...user };
-  store.rememberUser(state.me);
-  store.emit('me');
-  return state.me;
-}
-
 export async function loadMe() {
-  const me = setMe(await api.get('/profile'));
+  const me = store.setMe(await api.get('/profile'));
   rememberSession();
   return me;
 }
-export const updateProfile = async (fields) => setMe(await api.patch('/profile', fields));
-export const removeAvatar = async () => { await api.del('/profile/avatar'); setMe({ avatar_url: null }); };
-export { setMe };
+export const updateProfile = async (fields) => store.setMe(await api.patch('/profile', fields));
+export const removeAvatar = async () => { await api.del('/profile/avatar'); store.setMe({ avatar_url: null }); };
 
 export async function uploadAvatar(file) {
   const form = new FormData();
   form.append('file', file, file.name);
-  return setMe(await api.put('/profile/avatar', form));
+  return store.setMe(await api.put('/profile/avatar', form));
 }
+
+export const changePassword = (currentPassword, newPassword) =>
+  api.post('/password', { current_password: currentPassword, new_password: newPassword });
 
 export async function logout() {
   socket?.stop();
@@ -342,4 +355,70 @@ export async function logout() {
   } finally {
     location.replace('/login');
   }
+}
+
+// ---- managing a chat ----------------------------------------------------------------------
+
+export async function updateChat(chatId, fields) {
+  return store.upsertChat(await api.patch(`/chats/${chatId}`, fields));
+}
+
+export const setRole = (chatId, userId, role) => api.patch(`/chats/${chatId}/members/${userId}`, { role });
+export const removeMember = (chatId, userId) => api.del(`/chats/${chatId}/members/${userId}`);
+
+/** The members list also tells my own role, which chat-wide frames leave out. */
+export async function listMembers(chatId) {
+  const members = await api.get(`/chats/${chatId}/members`);
+  const chat = state.chats.get(chatId);
+  const mine = members.find((m) => m.user.id === state.me?.id);
+  if (chat && mine && chat.my_role !== mine.role) store.upsertChat({ id: chatId, my_role: mine.role });
+  for (const m of members) store.rememberUser(m.user);
+  return members;
+}
+
+// ---- blocks -------------------------------------------------------------------------------
+
+export const BLOCK_DURATIONS = [
+  { key: 'hour', seconds: 3600 },
+  { key: 'day', seconds: 86400 },
+  { key: 'week', seconds: 7 * 86400 },
+  { key: 'forever', seconds: null },
+];
+
+let blockTimer = 0;
+
+/** My blocks with their expiry; reloads itself when the next timed block ends. */
+export async function loadBlocks() {
+  const list = await api.get('/block');
+  store.setBlocks(list);
+  clearTimeout(blockTimer);
+  const next = Math.min(...list.filter((b) => b.expires_at).map((b) => Date.parse(b.expires_at)));
+  if (Number.isFinite(next)) {
+    blockTimer = setTimeout(() => loadBlocks().catch(() => {}), Math.max(1000, next - Date.now() + BLOCK_RELOAD_SLACK_MS));
+  }
+  return list;
+}
+
+export async function blockUser(userId, durationSeconds = null) {
+  const body = { user_id: userId };
+  if (durationSeconds) body.duration_seconds = durationSeconds;
+  await api.post('/block', body);
+  await loadBlocks();
+}
+
+export async function unblockUser(userId) {
+  await api.del(`/block/${userId}`);
+  await loadBlocks();
+}
+
+// ---- bans (admins) -----------------------------------------------------------------------
+
+export const listBans = () => api.get('/admin/bans');
+export const liftBan = (userId) => api.del(`/admin/bans/${userId}`);
+
+export function banUser(userId, durationSeconds, reason) {
+  const body = { user_id: userId };
+  if (durationSeconds) body.duration_seconds = durationSeconds;
+  if (reason) body.reason = reason;
+  return api.post('/admin/bans', body);
 }

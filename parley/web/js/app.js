@@ -10,7 +10,6 @@ import { Socket } from './socket.js';
 import * as store from './state.js';
 import { userAvatar } from './ui/avatar.js';
 import * as composer from './ui/composer.js';
-import * as manage from './manage.js';
 import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
 import { confirmDialog, newChatDialog } from './ui/dialogs.js';
 import { settingsDialog } from './ui/settings.js';
@@ -22,7 +21,7 @@ import { searchDialog } from './ui/search.js';
 import { mountSidebar } from './ui/sidebar.js';
 import { quickSwitcher } from './ui/switcher.js';
 import { attempt, toast } from './ui/toast.js';
-import { refreshSession } from './api.js';
+import { goToLogin, refreshSession } from './api.js';
 
 const { state } = store;
 const STATUS_KEYS = { connecting: 'conn.connecting', connected: 'conn.connected', reconnecting: 'conn.reconnecting', offline: 'conn.offline' };
@@ -43,6 +42,7 @@ async function main() {
     url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
     onFrame: (frame) => handle(frame),
     onStatus: showConnection,
+    onBanned: goToLogin,
     beforeReconnect: checkSession,
   });
   const handle = makeFrameHandler(socket);
@@ -59,7 +59,7 @@ async function loadInitialState() {
     try {
       await actions.loadMe();
       await actions.loadChats();
-      await manage.loadBlocks().catch(() => {});
+      await actions.loadBlocks().catch(() => {});
       return;
     } catch (error) {
       if (error.status === 401) return new Promise(() => {}); // on the way to /login
@@ -79,7 +79,7 @@ async function checkSession() {
 }
 
 function showConnection(status) {
-  state.connection = status;
+  store.setConnection(status);
   const el = $('#connection-status');
   el.dataset.state = status;
   const label = STATUS_KEYS[status] ? t(STATUS_KEYS[status]) : status;
@@ -107,10 +107,7 @@ async function openChat(chatId, { around = null } = {}) {
   // The conversation shown before it existed has just been created: what is being typed
   // in the composer stays (it was not written for another chat).
   const started = Boolean(before?.virtual && chat.type === 'direct' && chat.peer?.id === before.peer?.id);
-  if (previous !== chatId && before?.virtual) {
-    state.chats.delete(previous); // a conversation never started leaves no trace
-    state.history.delete(previous);
-  }
+  if (previous !== chatId) store.discardVirtualDirect(previous); // if it was never started
   store.setActiveChat(chatId);
   if (previous !== chatId) composer.switchChat(previous, chatId, { keepInput: started });
   history.replaceState(null, '', chat.virtual ? '/chat' : `/chat#${chatId}`);
@@ -118,7 +115,6 @@ async function openChat(chatId, { around = null } = {}) {
   if (around != null && !hist.bySeq.has(around)) {
     await attempt(() => actions.loadAround(chatId, around));
   } else if (!hist.loaded && !hist.loading) {
-    store.emit('history', chatId);
     await attempt(() => actions.loadLatest(chatId));
   }
   if (around != null) await revealMessage(chatId, around);
@@ -256,11 +252,11 @@ async function toggleBlock() {
   if (!chat || !chat.peer) return;
   const peer = chat.peer;
   if (state.blocked.has(peer.id)) {
-    await attempt(() => manage.unblockUser(peer.id));
+    await attempt(() => actions.unblockUser(peer.id));
     return;
   }
   const seconds = await blockDialog(peer); // undefined: cancelled; null: forever
-  if (seconds !== undefined) await attempt(() => manage.blockUser(peer.id, seconds));
+  if (seconds !== undefined) await attempt(() => actions.blockUser(peer.id, seconds));
 }
 
 async function confirmDelete(msg) {

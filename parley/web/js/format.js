@@ -1,6 +1,6 @@
-// Formatting of times, sizes, names and message text (text nodes and safe links only).
+// Formatting of times, sizes and names, in the interface language (no DOM: the unit tests
+// in tests/js/ run it in Node).
 
-import { h } from './dom.js';
 import { dateFormat, locale, t } from './i18n.js';
 
 // Formatters come from i18n.dateFormat (cached per language), so a language switch
@@ -66,20 +66,5 @@ export function initials(name) {
 // White initials on each colour pass WCAG AA (4.5:1).
 const PALETTE = ['#d63a28', '#ac6115', '#8d721b', '#38814e', '#257f78', '#2578c1', '#5a67d8', '#8b57d5', '#c24291', '#67758a'];
 export const colorFor = (id) => PALETTE[Math.abs(Number(id) || 0) % PALETTE.length];
-
-const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
-
-/** Text with http(s) links turned into anchors; everything else stays a text node. */
-export function richText(text) {
-  const out = [];
-  let last = 0;
-  for (const match of text.matchAll(URL_RE)) {
-    if (match.index > last) out.push(text.slice(last, match.index));
-    out.push(h('a', { href: match[0], target: '_blank', rel: 'noopener noreferrer nofollow' }, match[0]));
-    last = match.index + match[0].length;
-  }
-  if (last < text.length) out.push(text.slice(last));
-  return out;
-}
 
 export const isImage = (att) => /^image\/(png|jpeg|gif|webp)$/.test(att.content_type || '');

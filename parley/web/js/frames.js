@@ -2,7 +2,6 @@
 // what it missed, and after a reconnect it refreshes the chat list and the open chat.
 
 import * as actions from './actions.js';
-import { goToLogin } from './api.js';
 import { errorText } from './i18n.js';
 import * as store from './state.js';
 import { toast } from './ui/toast.js';
@@ -22,7 +21,6 @@ export function makeFrameHandler(socket) {
     chat_removed: (f) => store.removeChat(f.chat_id),
     synced: onSynced,
     error: onError,
-    banned: () => goToLogin(),
   };
   return (frame) => handlers[frame.type]?.(frame);
 }
@@ -38,13 +36,13 @@ function syncMap() {
 }
 
 async function onHello(socket, frame, isReconnect) {
-  if (frame.user) actions.setMe(frame.user);
+  if (frame.user) store.setMe(frame.user);
   socket.send({ type: 'sync', chats: syncMap() });
   actions.retryTransientFailures();
   if (!isReconnect) return;
   // Edits, deletions and reactions made while we were away come with a reload.
   for (const id of [...state.history.keys()]) {
-    if (id !== state.activeChatId) state.history.delete(id);
+    if (id !== state.activeChatId) store.forgetHistory(id);
   }
   try {
     await actions.loadChats();
@@ -74,7 +72,7 @@ function onTyping(frame) {
   store.noteTyping(frame.chat_id, frame.user_id);
   if (!state.users.has(frame.user_id)) {
     // Someone who has not written yet: fetch the name once, the indicator re-renders.
-    state.users.set(frame.user_id, { id: frame.user_id });
+    store.rememberUser({ id: frame.user_id });
     actions.loadUser(frame.user_id).then(() => store.emit('typing', frame.chat_id)).catch(() => {});
   }
 }
@@ -86,7 +84,7 @@ function onRead(frame) {
 function onSynced(frame) {
   for (const chatId of frame.truncated || []) {
     // More was missed than the server replays: start that history over from HTTP.
-    state.history.delete(chatId);
+    store.forgetHistory(chatId);
     if (chatId === state.activeChatId) actions.loadLatest(chatId).catch(() => {});
   }
   store.emit('synced');

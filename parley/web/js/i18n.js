@@ -19,7 +19,8 @@ const STORAGE_KEY = 'parley.lang';
 function detect() {
   const saved = safeGet(STORAGE_KEY);
   if (saved && CATALOGS[saved]) return saved;
-  for (const tag of navigator.languages || [navigator.language || 'en']) {
+  const nav = globalThis.navigator || {};
+  for (const tag of nav.languages || [nav.language || 'en']) {
     const code = String(tag).toLowerCase().split('-')[0];
     if (CATALOGS[code]) return code;
   }
@@ -42,7 +43,7 @@ export function setLocale(code) {
   current = code;
   rules = new Intl.PluralRules(code);
   try { localStorage.setItem(STORAGE_KEY, code); } catch { /* private mode */ }
-  document.documentElement.lang = code;
+  setPageLanguage(code);
   for (const fn of listeners) fn(code);
 }
 
@@ -102,8 +103,9 @@ export function dateFormat(options) {
   return fmt;
 }
 
-export function relativeTime(value, unit) {
-  return new Intl.RelativeTimeFormat(current, { numeric: 'auto' }).format(value, unit);
+// The unit tests (tests/js/) import this module in Node, where there is no page.
+function setPageLanguage(code) {
+  if (typeof document !== 'undefined') document.documentElement.lang = code;
 }
 
-document.documentElement.lang = current;
+setPageLanguage(current);

@@ -5,6 +5,10 @@
 //
 // Everything else, raw HTML included, stays text. Links are http(s) only and open in a
 // new tab with rel="noopener noreferrer"; there are no images from URLs.
+//
+// markdownTree() is pure (the unit tests in tests/js/ run it in Node): it returns nodes,
+// {tag, props, children} or a string of text. renderMarkdown() builds them as DOM with
+// dom.js's h(), which puts every string in as a text node.
 
 import { h } from './dom.js';
 
@@ -24,20 +28,22 @@ const SPANS = new RegExp([
 
 const MAX_DEPTH = 6;
 
+const node = (tag, props, ...children) => ({ tag, props, children: children.flat() });
+
 function link(href, children) {
-  return h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow' }, children);
+  return node('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow' }, children);
 }
 
 /**
  * Inline nodes for `text`. `isMe(username)` marks mentions of me (`@all` included when
  * the message mentions me).
  */
-export function inline(text, opts = {}) {
+function inline(text, opts = {}) {
   const out = [];
   let last = 0;
   for (const m of text.matchAll(CODE)) {
     if (m.index > last) out.push(...spans(text.slice(last, m.index), opts, 0));
-    out.push(h('code', { class: 'md-code' }, m[2]));
+    out.push(node('code', { class: 'md-code' }, m[2]));
     last = m.index + m[0].length;
   }
   if (last < text.length) out.push(...spans(text.slice(last), opts, 0));
@@ -52,30 +58,30 @@ function spans(text, opts, depth) {
     if (m.index > last) out.push(text.slice(last, m.index));
     last = m.index + m[0].length;
     const inner = (s) => spans(s, opts, depth + 1);
-    if (m[1] !== undefined) out.push(h('strong', null, inner(m[1])));
-    else if (m[2] !== undefined) out.push(h('strong', null, inner(m[2])));
-    else if (m[3] !== undefined) out.push(h('s', null, inner(m[3])));
-    else if (m[4] !== undefined) out.push(h('em', null, inner(m[4])));
-    else if (m[5] !== undefined) out.push(h('em', null, inner(m[5])));
+    if (m[1] !== undefined) out.push(node('strong', null, inner(m[1])));
+    else if (m[2] !== undefined) out.push(node('strong', null, inner(m[2])));
+    else if (m[3] !== undefined) out.push(node('s', null, inner(m[3])));
+    else if (m[4] !== undefined) out.push(node('em', null, inner(m[4])));
+    else if (m[5] !== undefined) out.push(node('em', null, inner(m[5])));
     else if (m[6] !== undefined) out.push(link(m[7], inner(m[6])));
     else if (m[8] !== undefined) out.push(link(m[8], m[8]));
     else if (m[9] !== undefined) {
       const me = opts.isMe ? opts.isMe(m[9]) : false;
-      out.push(h('span', { class: `mention${me ? ' is-me' : ''}`, testid: 'mention', dataset: { username: m[9] } }, `@${m[9]}`));
+      out.push(node('span', { class: `mention${me ? ' is-me' : ''}`, testid: 'mention', dataset: { username: m[9] } }, `@${m[9]}`));
     }
   }
   if (last < text.length) out.push(text.slice(last));
   return out;
 }
 
-/** Block structure: fenced code, quotes, and paragraphs (line breaks kept). */
-export function renderMarkdown(text, opts = {}) {
+/** Block structure: fenced code, quotes, and paragraphs (line breaks kept), as nodes. */
+export function markdownTree(text, opts = {}) {
   const lines = String(text || '').split('\n');
   const out = [];
   let para = [];
   const flush = () => {
     if (!para.length) return;
-    out.push(h('p', { class: 'md-p' }, inline(para.join('\n'), opts)));
+    out.push(node('p', { class: 'md-p' }, inline(para.join('\n'), opts)));
     para = [];
   };
   for (let i = 0; i < lines.length; i += 1) {
@@ -85,14 +91,14 @@ export function renderMarkdown(text, opts = {}) {
       const end = lines.findIndex((l, j) => j > i && /^\s*```\s*$/.test(l));
       if (end !== -1) {
         flush(); // the text after the opening fence is a language name: not shown
-        out.push(h('pre', { class: 'md-pre' }, h('code', null, lines.slice(i + 1, end).join('\n'))));
+        out.push(node('pre', { class: 'md-pre' }, node('code', null, lines.slice(i + 1, end).join('\n'))));
         i = end;
         continue;
       }
       const oneLine = line.match(/^\s*```(.+?)```\s*$/);
       if (oneLine) {
         flush();
-        out.push(h('pre', { class: 'md-pre' }, h('code', null, oneLine[1])));
+        out.push(node('pre', { class: 'md-pre' }, node('code', null, oneLine[1])));
         continue;
       }
     }
@@ -104,13 +110,20 @@ export function renderMarkdown(text, opts = {}) {
         i += 1;
       }
       i -= 1;
-      out.push(h('blockquote', { class: 'md-quote' }, inline(quoted.join('\n'), opts)));
+      out.push(node('blockquote', { class: 'md-quote' }, inline(quoted.join('\n'), opts)));
       continue;
     }
     para.push(line);
   }
   flush();
   return out;
+}
+
+/** The message as DOM nodes, ready to append. */
+export const renderMarkdown = (text, opts = {}) => toDom(markdownTree(text, opts));
+
+function toDom(nodes) {
+  return nodes.map((n) => (typeof n === 'string' ? n : h(n.tag, n.props, toDom(n.children))));
 }
 
 /** The text without markup characters (for previews and notifications). */

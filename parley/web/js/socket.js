@@ -6,14 +6,16 @@ const MAX_DELAY = 30000;
 export class Socket {
   /**
    * onFrame(frame) gets every server frame; onStatus(state) gets
-   * "connecting" | "connected" | "reconnecting" | "offline";
+   * "connecting" | "connected" | "reconnecting" | "offline"; onBanned() runs when the
+   * server closes with 4003 (the user was banned: no reconnect);
    * beforeReconnect() runs after a connection that never said hello (e.g. an expired
    * cookie: the browser hides the 401 of the handshake) and may refresh the session.
    */
-  constructor({ url, onFrame, onStatus, beforeReconnect }) {
+  constructor({ url, onFrame, onStatus, onBanned, beforeReconnect }) {
     this.url = url;
     this.onFrame = onFrame;
     this.onStatus = onStatus;
+    this.onBanned = onBanned;
     this.beforeReconnect = beforeReconnect;
     this.ws = null;
     this.attempt = 0;
@@ -88,7 +90,7 @@ export class Socket {
     if (this.stopped) return;
     if (event.code === 4003) { // banned
       this.onStatus('offline');
-      this.onFrame({ type: 'banned' });
+      this.onBanned?.();
       return;
     }
     this.onStatus(navigator.onLine === false ? 'offline' : 'reconnecting');

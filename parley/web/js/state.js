@@ -1,5 +1,7 @@
-// The client's store: chats, loaded history, pending sends, presence, typing. Views
-// subscribe with on(event, fn); mutations below emit the events they affect.
+// The client's store: chats, loaded history, pending sends, presence, typing. It is the
+// only writer of `state`: every other module reads it and changes it through the
+// mutations below, which emit the events they affect. Views subscribe with on(event, fn).
+// No DOM here, so the unit tests (tests/js/) run it in Node.
 
 const listeners = new Map();
 
@@ -23,6 +25,7 @@ export const state = {
   presence: new Map(), // user id → {online, last_seen_at}
   typing: new Map(), // chat id → Map<user id, expires at (ms)>
   blocked: new Set(), // user ids I blocked
+  blockList: [], // my blocks as listed by GET /block ({user_id, expires_at})
   activeChatId: null,
   connection: 'connecting',
 };
@@ -109,6 +112,13 @@ export function virtualDirect(user) {
   return chat;
 }
 
+/** A conversation shown before it existed and left unstarted: it leaves no trace. */
+export function discardVirtualDirect(id) {
+  if (!state.chats.get(id)?.virtual) return;
+  state.chats.delete(id);
+  state.history.delete(id);
+}
+
 export function setActiveChat(id) {
   state.activeChatId = id;
   emit('active', id);
@@ -132,6 +142,28 @@ export function setPresence(userId, online, lastSeenAt) {
 
 export const isOnline = (userId) => Boolean(state.presence.get(userId)?.online);
 
+// ---- me, blocks, connection ----------------------------------------------------
+
+/** My profile (merged into what is known), from GET /profile, an edit or `hello`. */
+export function setMe(user) {
+  state.me = { ...state.me, ...user };
+  rememberUser(state.me);
+  emit('me');
+  return state.me;
+}
+
+/** My blocks as listed by GET /block. */
+export function setBlocks(list) {
+  state.blocked = new Set(list.map((b) => b.user_id));
+  state.blockList = list;
+  emit('blocks');
+}
+
+/** "connecting" | "connected" | "reconnecting" | "offline" (the socket's status). */
+export function setConnection(status) {
+  state.connection = status;
+}
+
 // ---- history -----------------------------------------------------------------
 
 export function historyOf(chatId) {
@@ -140,6 +172,31 @@ export function historyOf(chatId) {
     state.history.set(chatId, { bySeq: new Map(), hasMore: true, hasNewer: false, loading: false, loaded: false });
   }
   return state.history.get(chatId);
+}
+
+/** Drop what is loaded of a chat's history: the next look loads it afresh. */
+export function forgetHistory(chatId) {
+  state.history.delete(chatId);
+}
+
+/** A page of history is being fetched (true) or has been (false). */
+export function setHistoryLoading(chatId, loading) {
+  historyOf(chatId).loading = loading;
+  emit('history', chatId);
+}
+
+/**
+ * A page of history from HTTP: its messages, and what it tells about the pages beside
+ * it (`hasMore` older, `hasNewer` newer; left as they are when not given). `replace`
+ * drops what was loaded first (a window around another message).
+ */
+export function putPage(chatId, messages, { replace = false, hasMore, hasNewer } = {}) {
+  const hist = historyOf(chatId);
+  if (replace) hist.bySeq = new Map();
+  hist.loaded = true;
+  if (hasMore !== undefined) hist.hasMore = hasMore;
+  if (hasNewer !== undefined) hist.hasNewer = hasNewer;
+  putMessages(chatId, messages);
 }
 
 export function newestSeq(chatId) {
@@ -164,6 +221,12 @@ export function putMessages(chatId, messages) {
     if (msg.client_id) state.pending.get(chatId)?.delete(msg.client_id);
   }
   emit('messages', chatId);
+}
+
+/** A single message fetched by id (a quoted reply not loaded): kept for lookups by id. */
+export function rememberMessage(msg) {
+  state.byId.set(msg.id, msg);
+  emit('messages', msg.chat_id);
 }
 
 /** A message frame: update the chat's preview/unread and the loaded history. */
@@ -222,16 +285,28 @@ export function putPending(item) {
   emit('messages', item.chat_id);
 }
 
-export function setPendingStatus(clientId, status, error) {
-  for (const [chatId, items] of state.pending) {
-    const item = items.get(clientId);
-    if (!item) continue;
-    item.status = status;
-    item.error = error || null;
-    emit('messages', chatId);
-    return item;
+/** The pending send with this client_id, in whichever chat; null when there is none. */
+export function findPending(clientId) {
+  for (const items of state.pending.values()) {
+    if (items.has(clientId)) return items.get(clientId);
   }
   return null;
+}
+
+/** "pending" or "failed" (with the error's text and code); the item, or null if gone. */
+export function setPendingStatus(clientId, status, error, code) {
+  const item = findPending(clientId);
+  if (!item) return null;
+  item.status = status;
+  item.error = error || null;
+  item.code = code || null;
+  emit('messages', item.chat_id);
+  return item;
+}
+
+export function dropPending(chatId, clientId) {
+  state.pending.get(chatId)?.delete(clientId);
+  emit('messages', chatId);
 }
 
 // ---- typing ------------------------------------------------------------------------

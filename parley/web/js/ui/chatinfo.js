@@ -6,7 +6,6 @@ import * as actions from '../actions.js';
 import { h, icon } from '../dom.js';
 import { displayName, formatLastSeen } from '../format.js';
 import { dateFormat, t } from '../i18n.js';
-import * as manage from '../manage.js';
 import * as store from '../state.js';
 import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
@@ -97,7 +96,7 @@ function renderEdit(box, chat, setEditing) {
     const fields = { title: title.value.trim(), description: description.value.trim() };
     if (!fields.title) { error.textContent = t('chatinfo.nameRequired'); return; }
     try {
-      await manage.updateChat(chat.id, fields);
+      await actions.updateChat(chat.id, fields);
       toast(t('chatinfo.saved'));
       title.blur();
       description.blur();
@@ -114,7 +113,7 @@ function renderEdit(box, chat, setEditing) {
 async function loadMembers(box, chatId, dialog) {
   if (!box.childElementCount) box.append(h('div', { class: 'list-empty' }, t('chatinfo.loading')));
   try {
-    const list = await manage.listMembers(chatId);
+    const list = await actions.listMembers(chatId);
     const chat = state.chats.get(chatId);
     if (!chat || !dialog.open) return;
     const order = { owner: 0, admin: 1, member: 2 };
@@ -163,7 +162,7 @@ function roleSelect(chat, { user, role }) {
       if (!ok) { select.value = role; return; }
     }
     const done = await attempt(async () => {
-      await manage.setRole(chat.id, user.id, next);
+      await actions.setRole(chat.id, user.id, next);
       return true;
     });
     if (!done) select.value = role;
@@ -179,7 +178,7 @@ async function removeMember(chat, user) {
     confirm: t('chatinfo.removeConfirm'),
     danger: true,
   });
-  if (ok) await attempt(() => manage.removeMember(chat.id, user.id));
+  if (ok) await attempt(() => actions.removeMember(chat.id, user.id));
 }
 
 // ---- footer: add, leave, delete, block ------------------------------------------------------
@@ -251,7 +250,7 @@ export function blockDialog(user) {
   return new Promise((resolve) => {
     let answer;
     const name = `block-duration-${user.id}`;
-    const options = manage.BLOCK_DURATIONS.map(({ key, seconds }, i) => h('label', { class: 'radio' },
+    const options = actions.BLOCK_DURATIONS.map(({ key, seconds }, i) => h('label', { class: 'radio' },
       h('input', { type: 'radio', name, value: key, checked: i === 0, testid: `block-duration-${key}`, dataset: { seconds: seconds ?? '' } }),
       h('span', null, t(`block.duration.${key}`))));
     const fieldset = h('fieldset', { class: 'radio-group' }, h('legend', null, t('block.howLong')), options);

@@ -22,6 +22,7 @@ const dropped = []; // entries whose preview URL is to be released
 let uploads = Promise.resolve();
 let openChat = async () => {};
 let mentionBox = null;
+const starting = new WeakMap(); // a virtual direct chat → the creation of the real one (its id)
 
 // Drafts per chat, kept in localStorage (per signed-in user) across switches and reloads.
 const draftKey = (chatId) => `parley.draft.${state.me?.id}.${chatId}`;
@@ -221,14 +222,16 @@ async function submit() {
   if (chat?.virtual) {
     // The first message to someone new: now the direct chat is created. Messages sent
     // meanwhile wait for the same creation, so they keep their order.
-    chat.starting ||= actions.startDirect(chat.peer.id).then(async (real) => {
-      await openChat(real.id);
-      return real.id;
-    });
+    if (!starting.has(chat)) {
+      starting.set(chat, actions.startDirect(chat.peer.id).then(async (real) => {
+        await openChat(real.id);
+        return real.id;
+      }));
+    }
     try {
-      target = await chat.starting;
+      target = await starting.get(chat);
     } catch (error) {
-      chat.starting = null;
+      starting.delete(chat);
       el.input.value = content;
       toast(errorText(error), { error: true });
       updateSendButton();

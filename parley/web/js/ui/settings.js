@@ -5,7 +5,6 @@ import * as actions from '../actions.js';
 import { h } from '../dom.js';
 import { displayName } from '../format.js';
 import { t } from '../i18n.js';
-import * as manage from '../manage.js';
 import * as store from '../state.js';
 import { formatUntil } from './chatinfo.js';
 import { modal } from './dialogs.js';
@@ -87,7 +86,7 @@ function passwordPane() {
     if (next.value !== again.value) return setError(again, t('settings.password.mismatch'));
     submit.disabled = true;
     try {
-      await manage.changePassword(current.value, next.value);
+      await actions.changePassword(current.value, next.value);
       form.reset();
       toast(t('settings.password.changed'));
       form.replaceChildren(h('p', { class: 'pane-done', role: 'status', testid: 'password-changed' }, t('settings.password.changed')));
@@ -114,16 +113,16 @@ function blockedPane(keep) {
       list.replaceChildren(h('div', { class: 'list-empty' }, t('settings.blocked.none')));
       return;
     }
-    const users = await Promise.all(blocks.map((b) => manage.userById(b.user_id).catch(() => ({ id: b.user_id }))));
+    const users = await Promise.all(blocks.map((b) => actions.userById(b.user_id).catch(() => ({ id: b.user_id }))));
     list.replaceChildren(...blocks.map((b, i) => h('div', { class: 'pick-item', role: 'listitem', testid: `blocked-${b.user_id}` },
       userAvatar(users[i], { size: 'avatar-sm' }),
       h('span', { class: 'pick-text' },
         h('span', { class: 'pick-title' }, displayName(users[i])),
         h('span', { class: 'pick-sub', testid: 'blocked-until' }, b.expires_at ? t('block.until', { time: formatUntil(b.expires_at) }) : t('block.forever'))),
-      h('button', { class: 'btn btn-small', testid: `unblock-${b.user_id}`, onclick: () => attempt(() => manage.unblockUser(b.user_id)) }, t('block.unblock')))));
+      h('button', { class: 'btn btn-small', testid: `unblock-${b.user_id}`, onclick: () => attempt(() => actions.unblockUser(b.user_id)) }, t('block.unblock')))));
   };
   keep(store.on('blocks', render));
-  manage.loadBlocks().catch(() => render());
+  actions.loadBlocks().catch(() => render());
   render();
   return h('div', null, h('p', { class: 'pane-intro' }, t('settings.blocked.intro')), list);
 }
@@ -134,8 +133,8 @@ function bansPane() {
   const list = h('div', { class: 'pick-list', role: 'list', testid: 'bans-list' });
   const refresh = async () => {
     try {
-      const bans = await manage.listBans();
-      const users = await Promise.all(bans.map((b) => manage.userById(b.user_id).catch(() => ({ id: b.user_id }))));
+      const bans = await actions.listBans();
+      const users = await Promise.all(bans.map((b) => actions.userById(b.user_id).catch(() => ({ id: b.user_id }))));
       list.replaceChildren(...(bans.length ? bans.map((b, i) => banRow(b, users[i], refresh)) : [h('div', { class: 'list-empty' }, t('bans.none'))]));
     } catch (e) {
       list.replaceChildren(h('div', { class: 'list-empty' }, e.detail || t('settings.failed')));
@@ -153,7 +152,7 @@ function banRow(ban, user, refresh) {
       h('span', { class: 'pick-title' }, displayName(user), user.username ? h('span', { class: 'pick-sub-inline' }, ` @${user.username}`) : null),
       h('span', { class: 'pick-sub' }, ban.reason ? `${until} · ${ban.reason}` : until)),
     h('button', { class: 'btn btn-small', testid: `ban-lift-${ban.user_id}`, onclick: () => attempt(async () => {
-      await manage.liftBan(ban.user_id);
+      await actions.liftBan(ban.user_id);
       toast(t('bans.lifted', { name: displayName(user) }));
       await refresh();
     }) }, t('bans.lift')));
@@ -200,7 +199,7 @@ function banForm(refresh) {
     if (!picked) return;
     error.textContent = '';
     try {
-      await manage.banUser(picked.id, Number(duration.value) || null, reason.value.trim());
+      await actions.banUser(picked.id, Number(duration.value) || null, reason.value.trim());
       toast(t('bans.banned', { name: displayName(picked) }));
       search.value = '';
       reason.value = '';
