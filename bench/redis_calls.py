@@ -23,8 +23,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import uvloop
 
+from parley.clock import Clock
 from parley.ratewindows import Rate, RedisWindows
-from parley.server.clock import Clock
 from parley.server.realtime.broker import RedisBroker
 
 EVENT = {"t": "users", "user_ids": [1, 2, 3], "frame": '{"type":"typing","chat_id":7}'}

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, insert
 
-from parley.server.clock import Clock
+from parley.clock import Clock
 from parley.server.db.models import Chat, Membership, User
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
 from parley.server.messages.writer import Draft, Writer

@@ -63,7 +63,7 @@ def _cmd_server(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_gateway(settings: Settings, _args: argparse.Namespace) -> int:
-    from parley.gateway.app import run_gateway
+    from parley.gateway.process import run_gateway
 
     run_gateway(settings)
     return 0

@@ -28,7 +28,7 @@ from limits import parse
 from redis.exceptions import NoScriptError
 
 from parley import redisclient
-from parley.server.clock import Clock
+from parley.clock import Clock
 
 SWEEP_EVERY = 1.0  # seconds between two passes forgetting the keys with no use left
 NAMESPACE = "LIMITER"

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from parley.server.clock import Clock
+from parley.clock import Clock
 
 
 class FakeTimer:

@@ -1,16 +1,11 @@
-"""Which routes are public, where the access token comes from, and its stateless check."""
+"""Which routes are public, where the gateway looks for the access token, its stateless check."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from starlette.requests import HTTPConnection
 
+from parley.credentials import UNSAFE_METHODS, Credentials, TokenSource
 from parley.security import AccessClaims, AccessTokens, TokenError, origin_matches
-
-COOKIE_NAME = "parley_access"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _PUBLIC_PATHS = frozenset(
     {
@@ -29,13 +24,8 @@ _PUBLIC_PATHS = frozenset(
 )
 _PUBLIC_POSTS = frozenset({"/api/v1/users", "/api/v1/users/"})
 
-TokenSource = Literal["header", "cookie", "query"]
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    token: str
-    source: TokenSource
+TOKEN_SOURCES: tuple[TokenSource, ...] = ("header", "cookie", "query")
+"""Where the gateway looks for the access token, in this order (`find_credentials`)."""
 
 
 def is_public(method: str, path: str) -> bool:
@@ -43,20 +33,6 @@ def is_public(method: str, path: str) -> bool:
     if path in _PUBLIC_PATHS or path.startswith("/static/"):
         return True
     return method == "POST" and path in _PUBLIC_POSTS
-
-
-def find_credentials(conn: HTTPConnection) -> Credentials | None:
-    """Authorization: Bearer first, then the parley_access cookie, then ?token=."""
-    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return Credentials(value.strip(), "header")
-    cookie = conn.cookies.get(COOKIE_NAME)
-    if cookie:
-        return Credentials(cookie, "cookie")
-    query = conn.query_params.get("token")
-    if query:
-        return Credentials(query, "query")
-    return None
 
 
 def check_token(tokens: AccessTokens, credentials: Credentials | None) -> AccessClaims:

@@ -1,23 +1,19 @@
 """Rate limits of the gateway, per client IP on public routes, per user otherwise:
 parley/ratewindows.py's moving windows on the gateway's Clock, in memory or in Redis (under
 the settings' prefix + "ratelimit", shared by every gateway), answered with RateLimit
-headers; and the client IP behind trusted proxies."""
+headers."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from parley.clock import Clock
 from parley.config import Settings
 from parley.ratewindows import MemoryWindows, Rate, Window, make_windows
-from parley.server.clock import Clock
 
 logger = logging.getLogger("parley.gateway")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,39 +66,3 @@ class RateLimits:
 def _decision(rate: Rate, window: Window) -> Decision:
     allowed, remaining, reset = window
     return Decision(allowed, rate.amount, max(0, remaining), max(0, math.ceil(reset)))
-
-
-def parse_networks(entries: Iterable[str]) -> list[Network]:
-    """PARLEY_TRUSTED_PROXIES entries: addresses or CIDR networks; a bad one fails at start."""
-    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
-
-
-def is_trusted(address: str | None, networks: list[Network]) -> bool:
-    if not address or not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_ip(peer: str | None, forwarded_for: str | None, networks: list[Network]) -> str:
-    """The peer, or when the peer is a trusted proxy the nearest untrusted X-Forwarded-For hop."""
-    if not peer:
-        return "unknown"
-    if not forwarded_for or not is_trusted(peer, networks):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not is_trusted(hop, networks):
-            return hop if _is_ip(hop) else peer
-    return hops[0] if hops and _is_ip(hops[0]) else peer
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket
 
 from parley import __version__, errors, redisclient
 from parley.bodies import BodyLimitMiddleware
+from parley.clock import Clock, as_clock
 from parley.config import Settings
 from parley.security import AccessTokens
 from parley.server import compat, problems
@@ -35,7 +36,6 @@ from parley.server.accounts.service import promote_user as _promote
 from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
-from parley.server.clock import Clock, as_clock
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.routes import HistoryFastPath

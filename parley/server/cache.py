@@ -22,9 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import errors
+from parley.clock import Clock
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.chats.access import access_member
-from parley.server.clock import Clock
 from parley.server.db.models import Ban, Block, Membership, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.realtime import events

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from parley import errors
+from parley.clientip import real_ip
 from parley.config import Settings
+from parley.credentials import UNSAFE_METHODS, TokenSource, find_credentials
 from parley.security import TokenError, origin_matches
 from parley.server.accounts.schemas import MAX_ID
 from parley.server.db.models import Ban, User
@@ -27,9 +28,7 @@ SeqQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_ID)]
 
-ACCESS_COOKIE = "parley_access"
 REFRESH_COOKIE = "parley_refresh"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,31 +70,19 @@ def client_ip(conn: HTTPConnection, settings: Settings) -> str:
     """The caller's address: the peer, or the X-Real-IP that a local gateway (or a proxy in
     PARLEY_TRUSTED_PROXIES) put there for the real client."""
     peer = conn.client.host if conn.client else "unknown"
-    forwarded = conn.headers.get("x-real-ip", "").strip()
-    if forwarded and _is_proxy(peer, settings.trusted_proxies):
-        return forwarded[:64]
-    return peer
-
-
-def _is_proxy(peer: str, trusted: list[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    networks = (ipaddress.ip_network(entry, strict=False) for entry in trusted)
-    return address.is_loopback or any(address in network for network in networks)
+    return real_ip(peer, conn.headers.get("x-real-ip"), settings.trusted_proxies)
 
 
 def read_token(conn: HTTPConnection, *, allow_query: bool = False) -> tuple[str | None, bool]:
     """The bearer token and whether it came from the cookie (which needs an Origin check)."""
-    header = conn.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip(), False
-    if allow_query and conn.query_params.get("token"):
-        return conn.query_params["token"], False
-    cookie = conn.cookies.get(ACCESS_COOKIE)
-    return (cookie, True) if cookie else (None, False)
+    found = find_credentials(conn, _WITH_QUERY if allow_query else _WITHOUT_QUERY)
+    if found is None:
+        return None, False
+    return found.token, found.source == "cookie"
+
+
+_WITH_QUERY: tuple[TokenSource, ...] = ("header", "query", "cookie")
+_WITHOUT_QUERY: tuple[TokenSource, ...] = ("header", "cookie")
 
 
 def check_origin(conn: HTTPConnection, settings: Settings) -> None:

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from parley.clock import Clock
 from parley.config import Settings
 from parley.security import AccessTokens
 from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.service import Issuer
 from parley.server.cache import LoginSessions, SendChecks
-from parley.server.clock import Clock
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
+from parley.clock import Clock
 from parley.errors import RateLimited
 from parley.ratewindows import MemoryWindows, Rate, Window, make_windows
-from parley.server.clock import Clock
 
 
 class Throttle:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from parley.server.clock import Clock
+from parley.clock import Clock
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
 from parley.server.messages.attachments import delete_orphans

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 from sqlalchemy import event, func, insert, select, update
 
-from parley.server.clock import Clock
+from parley.clock import Clock
 from parley.server.db.models import Chat, Message
 from parley.server.db.session import make_engine, make_sessionmaker
 from parley.server.messages.writer import Draft, Writer

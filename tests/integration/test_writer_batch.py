@@ -21,8 +21,8 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_only
 
+from parley.clock import Clock
 from parley.server.accounts.schemas import SenderPublic
-from parley.server.clock import Clock
 from parley.server.db.models import Chat, Membership, Message, MessageMention
 from parley.server.db.session import (
     conflict_reason,

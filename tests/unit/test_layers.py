@@ -95,15 +95,85 @@ def test_no_domain_function_takes_the_app_state() -> None:
 
 def test_importing_the_services_loads_neither_fastapi_nor_the_state() -> None:
     """Transitively too: a fresh interpreter imports every service, then looks."""
+    assert _loaded_after_importing(SERVICES, FORBIDDEN) == []
+
+
+def _loaded_after_importing(names: list[str], forbidden: tuple[str, ...]) -> list[str]:
+    """The `forbidden` modules (and their submodules) a fresh interpreter has loaded once it
+    imported `names`."""
     code = (
         "import sys\n"
-        + "".join(f"import {name}\n" for name in SERVICES)
-        + f"print(sorted(m for m in {FORBIDDEN!r} if m in sys.modules))\n"
+        + "".join(f"import {name}\n" for name in names)
+        + f"bad = {forbidden!r}\n"
+        + "under = tuple(b + '.' for b in bad)\n"
+        + "print(sorted(m for m in sys.modules if m in bad or m.startswith(under)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    return ast.literal_eval(out.stdout.strip())  # type: ignore[no-any-return]
+
+
+# The gateway: nothing of the server, directly or through parley's top-level modules.
+
+PARLEY = SERVER.parent
+GATEWAY = PARLEY / "gateway"
+GATEWAY_FORBIDDEN = ("parley.server", "sqlalchemy", "fastapi")
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of a parley module (`parley.gateway.app`), None for a non-module name."""
+    parts = name.split(".")
+    if parts[0] != "parley":
+        return None
+    base = PARLEY.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _reachable(path: Path) -> dict[str, Path]:
+    """Every name imported by `path` or by the parley modules it reaches, with the file that
+    imports it (parley.server's own files are not followed: reaching one is the failure)."""
+    found: dict[str, Path] = {}
+    todo, seen = [path], {path}
+    while todo:
+        current = todo.pop()
+        for name in _imports(current):
+            found.setdefault(name, current)
+            target = _module_file(name)
+            if target is not None and target not in seen and not name.startswith("parley.server"):
+                seen.add(target)
+                todo.append(target)
+    return found
+
+
+def _gateway_modules() -> list[Path]:
+    return sorted(GATEWAY.glob("*.py"))
+
+
+def test_the_gateway_check_follows_top_level_modules() -> None:
+    """auth.py reaches PyJWT only through parley/security.py: the walk goes that far."""
+    reached = _reachable(GATEWAY / "auth.py")
+    assert reached["jwt"] == PARLEY / "security.py"
+    assert len(_gateway_modules()) > 10
+
+
+@pytest.mark.parametrize("path", _gateway_modules(), ids=lambda p: p.name)
+def test_no_gateway_module_reaches_the_server(path: Path) -> None:
+    bad = {
+        name: via.relative_to(PARLEY.parent).as_posix()
+        for name, via in _reachable(path).items()
+        if any(name == b or name.startswith(b + ".") for b in GATEWAY_FORBIDDEN)
+    }
+    assert not bad, f"{path.name} reaches {bad} (name: the file that imports it)"
+
+
+def test_importing_the_gateway_loads_nothing_of_the_server() -> None:
+    """At run time too: a fresh interpreter imports every gateway module, then looks."""
+    names = [f"parley.gateway.{p.stem}" for p in _gateway_modules() if p.stem != "__init__"]
+    assert _loaded_after_importing(names, GATEWAY_FORBIDDEN) == []
 
 
 def _module_graph() -> dict[str, set[str]]:

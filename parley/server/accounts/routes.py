@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from parley import errors
+from parley.credentials import ACCESS_COOKIE
 from parley.server import images
 from parley.server.accounts import avatars, service
 from parley.server.accounts.schemas import (
@@ -20,7 +21,6 @@ from parley.server.accounts.schemas import (
     UserPublic,
 )
 from parley.server.deps import (
-    ACCESS_COOKIE,
     REFRESH_COOKIE,
     AppState,
     CurrentUser,

@@ -12,11 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
+from parley.clock import Clock
 from parley.security import hash_password, hash_token, make_access_token, make_refresh_token
 from parley.security import verify_password as _verify_password
 from parley.server.accounts.schemas import UserPublic
 from parley.server.chats.general import join_general
-from parley.server.clock import Clock
 from parley.server.db.models import Ban, RefreshToken, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.realtime.broker import Broker

@@ -30,7 +30,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from parley.server.clock import Clock
+from parley.clock import Clock
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "parley_read_only"  # an execution option: this connection's transactions only read

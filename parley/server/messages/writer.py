@@ -39,8 +39,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import errors
+from parley.clock import Clock
 from parley.server.accounts.schemas import SenderPublic
-from parley.server.clock import Clock
 from parley.server.db.models import Attachment, UTCDateTime
 from parley.server.db.session import fetch_on_driver
 from parley.server.messages.mentions import Named, members_named, parse_mentions, resolve_mentions

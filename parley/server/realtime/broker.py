@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from parley import redisclient
-from parley.server.clock import Clock
+from parley.clock import Clock
 from parley.server.realtime import events
 
 log = logging.getLogger("parley.broker")

@@ -29,7 +29,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from parley.server.clock import Clock, Timer
+from parley.clock import Clock, Timer
 from parley.server.db.models import Chat, Membership, User
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker

@@ -19,12 +19,12 @@ from sqlalchemy.orm import aliased
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import errors
+from parley.clock import Clock
 from parley.server import problems
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.accounts.service import user_public
 from parley.server.cache import blocks_by
 from parley.server.chats.general import general_id
-from parley.server.clock import Clock
 from parley.server.db.models import Chat, Membership
 from parley.server.deps import AppState, Principal, authenticate, get_state
 from parley.server.messages import service as messages

@@ -23,7 +23,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley.config import Settings
-from parley.gateway.app import Gateway, create_app, make_server
+from parley.gateway.app import Gateway, create_app
+from parley.gateway.process import make_server
 from parley.security import make_access_token
 
 JWT_SECRET = "gateway-test-secret-" + "x" * 32

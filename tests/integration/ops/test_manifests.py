@@ -18,9 +18,9 @@ import yaml
 from kubernetes.client import ApiClient
 
 from parley.cli import make_parser
+from parley.clientip import is_trusted, parse_networks
 from parley.config import Settings
 from parley.gateway.app import create_app as create_gateway
-from parley.gateway.ratelimit import is_trusted, parse_networks
 from parley.server.app import create_app as create_server
 from tests.integration.ops.conftest import DEPLOY
 

@@ -1,10 +1,10 @@
-"""The one clock of a server process: wall time for rows and tokens, monotonic time, sleeps,
-timers and timeouts for everything periodic.
+"""The one clock of a process (server or gateway): wall time for rows and tokens, monotonic
+time, sleeps, timers and timeouts for everything periodic.
 
 Every timer of the process (the workers' loops, the presence flush and heartbeat, the
-writer's admission timeout, the /stats cache) reads and waits through this clock rather
-than `time`, `datetime` or `asyncio.sleep` directly, so tests inject their own
-(tests/fake_clock.py) and drive the timers without real waiting.
+writer's admission timeout, the /stats cache, the rate-limit windows) reads and waits
+through this clock rather than `time`, `datetime` or `asyncio.sleep` directly, so tests
+inject their own (tests/fake_clock.py) and drive the timers without real waiting.
 """
 
 from __future__ import annotations
