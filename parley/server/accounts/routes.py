@@ -32,7 +32,6 @@ from parley.server.deps import (
     check_origin,
     client_ip,
 )
-from parley.server.realtime.events import ProfileChanged
 from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
@@ -165,13 +164,12 @@ async def update_profile(
 ) -> UserPublic:
     user = await service.update_profile(
         session,
+        state.broker,
         user=me.user,
         display_name=body.display_name,
         bio=body.bio,
         email=str(body.email) if body.email else None,
     )
-    if body.display_name is not None:  # senders' names are cached by every process
-        await state.broker.publish(ProfileChanged(me.id))
     return service.user_public(user, own=True, online=state.hub.is_online(me.id))
 
 

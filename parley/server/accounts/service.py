@@ -19,8 +19,9 @@ from parley.server.accounts.schemas import UserPublic
 from parley.server.chats.general import join_general
 from parley.server.db.models import Ban, RefreshToken, User
 from parley.server.db.models import Session as LoginSession
+from parley.server.db.unit import publish_on_commit
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.events import SessionsEnded
+from parley.server.realtime.events import ProfileChanged, SessionsEnded
 from parley.server.throttle import Throttle
 
 
@@ -269,8 +270,8 @@ async def revoke_sessions(
     if keep is not None:
         query = query.where(LoginSession.id != keep)
     await session.execute(query.values(revoked_at=now))
+    publish_on_commit(session, broker, SessionsEnded(user_id, id_list, keep=keep, banned=banned))
     await session.commit()
-    await broker.publish(SessionsEnded(user_id, id_list, keep=keep, banned=banned))
 
 
 async def change_password(
@@ -295,6 +296,7 @@ async def change_password(
 
 async def update_profile(
     session: AsyncSession,
+    broker: Broker,
     *,
     user: User,
     display_name: str | None,
@@ -303,6 +305,8 @@ async def update_profile(
 ) -> User:
     if display_name is not None:
         user.display_name = display_name
+        # senders' names are cached by every process
+        publish_on_commit(session, broker, ProfileChanged(user.id))
     if bio is not None:
         user.bio = bio
     if email is not None and email.lower() != user.email_key:

@@ -31,6 +31,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from parley.clock import Clock
+from parley.server.db.unit import UnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "parley_read_only"  # an execution option: this connection's transactions only read
@@ -238,7 +239,7 @@ def make_sessionmaker(
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions for writing, or (read_only) for reading without SQLite's write lock."""
     bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
-    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(bind, class_=UnitOfWork, expire_on_commit=False, autoflush=False)
 
 
 def _alembic_config(connection: Connection) -> Config:

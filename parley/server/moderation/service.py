@@ -11,6 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from parley import errors
 from parley.server.db.models import Ban, Block, User
+from parley.server.db.unit import after_commit, publish_on_commit
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import BlocksChanged, SessionsEnded, Unbanned
 
@@ -82,8 +83,8 @@ async def block_user(
         block = Block(blocker_id=user_id, blocked_id=target_id, created_at=now)
         session.add(block)
     block.expires_at = expires
+    announce_blocks(session, broker, user_id, now=now)
     await session.commit()
-    await publish_blocks(session, broker, user_id, now=now)
     return block
 
 
@@ -93,10 +94,10 @@ async def unblock_user(
     result = await session.execute(
         delete(Block).where(Block.blocker_id == user_id, Block.blocked_id == target_id)
     )
-    await session.commit()
     if not result.rowcount:  # type: ignore[attr-defined]
         raise errors.NotFound("You do not block this user", code="block_not_found")
-    await publish_blocks(session, broker, user_id, now=now)
+    announce_blocks(session, broker, user_id, now=now)
+    await session.commit()
 
 
 async def list_blocks(session: AsyncSession, *, user_id: int, now: datetime) -> list[Block]:
@@ -108,10 +109,14 @@ async def list_blocks(session: AsyncSession, *, user_id: int, now: datetime) -> 
     return list(rows.scalars())
 
 
-async def publish_blocks(
-    session: AsyncSession, broker: Broker, user_id: int, *, now: datetime
-) -> None:
-    await broker.publish(BlocksChanged(user_id, await blocked_ids(session, user_id, now=now)))
+def announce_blocks(session: AsyncSession, broker: Broker, user_id: int, *, now: datetime) -> None:
+    """Once the transaction commits, tells every process whom `user_id` blocks now."""
+
+    async def publish() -> None:
+        blocked = await blocked_ids(session, user_id, now=now)
+        await broker.publish(BlocksChanged(user_id, blocked))
+
+    after_commit(session, publish)
 
 
 async def ban_user(
@@ -135,18 +140,18 @@ async def ban_user(
         session.add(ban)
     ban.banned_by, ban.reason = admin_id, reason
     ban.expires_at = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    publish_on_commit(session, broker, SessionsEnded(user_id, None, banned=True))
     await session.commit()
-    await broker.publish(SessionsEnded(user_id, None, banned=True))
     return ban
 
 
 async def unban_user(session: AsyncSession, broker: Broker | None = None, *, user_id: int) -> None:
     result = await session.execute(delete(Ban).where(Ban.user_id == user_id))
-    await session.commit()
     if not result.rowcount:  # type: ignore[attr-defined]
         raise errors.NotFound("This user is not banned", code="ban_not_found")
     if broker is not None:
-        await broker.publish(Unbanned(user_id))
+        publish_on_commit(session, broker, Unbanned(user_id))
+    await session.commit()
 
 
 async def list_bans(session: AsyncSession, *, now: datetime) -> list[Ban]:
@@ -167,7 +172,7 @@ async def lift_expired(session: AsyncSession, broker: Broker, *, now: datetime) 
     )
     blocks = await session.execute(delete(Block).where(Block.expires_at <= now))
     bans = await session.execute(delete(Ban).where(Ban.expires_at <= now))
-    await session.commit()
     for blocker in expired_blockers:
-        await publish_blocks(session, broker, blocker, now=now)
+        announce_blocks(session, broker, blocker, now=now)
+    await session.commit()
     return blocks.rowcount, bans.rowcount  # type: ignore[attr-defined]
