@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="PARLEY_TRUSTED_PROXIES"
     )
+    # Networks the server may call out to although they are not public (previews, push,
+    # bot events): e.g. "10.1.2.0/24" for an internal bot; empty by default.
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="PARLEY_OUTBOUND_ALLOW"
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="PARLEY_CORS_ORIGINS"
     )
@@ -146,7 +151,14 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
     shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
 
-    @field_validator("upstreams", "trusted_proxies", "cors_origins", "metrics_allow", mode="before")
+    @field_validator(
+        "upstreams",
+        "trusted_proxies",
+        "cors_origins",
+        "metrics_allow",
+        "outbound_allow",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """ "a,b" from the environment, and each of a repeated flag ("a,b", "c") split too."""
@@ -154,6 +166,13 @@ class Settings(BaseSettings):
             value = [value]
         if isinstance(value, list | tuple):
             return [p.strip() for item in value for p in str(item).split(",") if p.strip()]
+        return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # a bad entry stops the start
         return value
 
     @field_validator("jwt_secret")

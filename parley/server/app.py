@@ -43,6 +43,7 @@ from parley.server.messages.routes import router as messages_router
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.routes import router as moderation_router
+from parley.server.outbound import Outbound
 from parley.server.realtime import protocol
 from parley.server.realtime.broker import make_broker
 from parley.server.realtime.hub import Hub
@@ -118,6 +119,7 @@ def make_state(
             clock=the_clock,
         ),
         storage=storage,
+        outbound=Outbound(settings.outbound_allow),
         jwt_key=jwt_key,
         tokens=AccessTokens(jwt_key),
         logins=logins,
@@ -169,6 +171,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.presence.close()
         await state.broker.close()
         await state.storage.close()
+        await state.outbound.aclose()
         await state.engine.dispose()
 
 

@@ -22,6 +22,7 @@ from parley.server.cache import LoginSessions, SendChecks
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
+from parley.server.outbound import Outbound
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.hub import Hub
 from parley.server.realtime.presence import Presence
@@ -54,6 +55,7 @@ class AppState:
     logins: LoginSessions  # live login sessions (REST authentication from memory)
     pages: HistoryPages  # encoded history pages
     started: float  # on `clock.monotonic`
+    outbound: Outbound = field(default_factory=Outbound)  # every call out (outbound.py)
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
