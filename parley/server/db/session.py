@@ -30,6 +30,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from parley.config import make_private_dir
 from parley.server.clock import Clock
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -275,7 +276,7 @@ def _file_lock(lock_dir: Path | None) -> Iterator[None]:
     if lock_dir is None:
         yield
         return
-    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(lock_dir)
     fd = os.open(lock_dir / ".migrate.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

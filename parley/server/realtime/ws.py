@@ -431,6 +431,7 @@ async def _on_react(ctx: Context, f: protocol.Frame, _raw: Any) -> None:
             emoji=f.emoji,
             add=f.type == "react",
             now=ctx.state.clock(),
+            max_reactions=ctx.state.settings.max_reactions,
         )
 
 
