@@ -142,6 +142,35 @@ async def test_role_change_through_b_reaches_a_cache(pair: Pair) -> None:
     assert pair.a.state.checks.members[chat["id"]][member.id].role == "admin"
 
 
+async def _eventually(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+async def test_ownership_inherited_through_b_reaches_a_cache(pair: Pair) -> None:
+    """The owner leaves through B: the heir's `@all` on A mentions everyone at once."""
+    owner, heir, later = [await make_user(pair.http_a) for _ in range(3)]
+    chat = await make_group(pair.http_a, owner, heir)
+    added = await pair.http_a.post(
+        f"/service/api/chats/{chat['id']}/members",
+        json={"user_ids": [later.id]},
+        headers=owner.headers,
+    )
+    assert added.status_code == 200, added.text
+    before = await _send(pair.http_a, heir, chat["id"], "@all before")
+    assert before.json()["mentions"] == []
+    assert pair.a.state.checks.members[chat["id"]][heir.id].role == "member"  # A remembers it
+    left = await pair.http_b.delete(
+        f"/service/api/chats/{chat['id']}/members/{owner.id}", headers=owner.headers
+    )
+    assert left.status_code == 204
+    await _eventually(lambda: heir.id not in pair.a.state.checks.members.get(chat["id"], {}))
+    after = await _send(pair.http_a, heir, chat["id"], "@all after")
+    assert after.json()["mentions"] == [later.id]
+    assert pair.a.state.checks.members[chat["id"]][heir.id].role == "owner"
+
+
 async def test_block_through_b_stops_the_next_send_on_a(pair: Pair) -> None:
     x, y = await make_user(pair.http_a), await make_user(pair.http_a)
     direct = await make_direct(pair.http_a, x, y)
