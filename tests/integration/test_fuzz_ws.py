@@ -221,7 +221,9 @@ async def test_reaction_flood_keeps_the_cap_and_the_other_members(server: Runnin
         ws = await _open(server, flooder)
         try:
             for e in emoji:
-                await ws.send(json.dumps({"type": "react", "message_id": message["id"], "emoji": e}))
+                await ws.send(
+                    json.dumps({"type": "react", "message_id": message["id"], "emoji": e})
+                )
             answers = await _until_pong(ws)
             errors = [a for a in answers if a["type"] == "error"]
             assert len(errors) == len(emoji) - limit

@@ -140,7 +140,9 @@ async def test_a_message_holds_at_most_max_reactions_distinct_emoji(
         added = await react(client, a, message["id"], EMOJI[0])
         assert added.status_code == 200, added.text
         assert added.json()["reactions"][0] == {
-            "emoji": EMOJI[0], "count": 2, "user_ids": [b.id, a.id]
+            "emoji": EMOJI[0],
+            "count": 2,
+            "user_ids": [b.id, a.id],
         }
         await watcher.send(json.dumps(frame | {"emoji": EMOJI[1]}))
         await recv_type(watcher, "message_updated")  # a's

@@ -40,9 +40,7 @@ async def opened() -> tuple[UpstreamProtocol, list[bytes], list[Any]]:
     closes: list[Any] = []
     ws = ClientProtocol(parse_uri("ws://127.0.0.1:1/service/ws"))
     ws.send_request(ws.connect())
-    protocol = UpstreamProtocol(
-        ws, on_frames=frames.append, on_close=lambda *c: closes.append(c)
-    )
+    protocol = UpstreamProtocol(ws, on_frames=frames.append, on_close=lambda *c: closes.append(c))
     transport = FakeTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     key = ws.key

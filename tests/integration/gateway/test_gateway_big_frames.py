@@ -49,7 +49,9 @@ async def front(
     server, uvicorn_server, task = await start_server(settings)
     try:
         gateway = make_gateway([server.base], JWT_SECRET=settings.jwt_secret)
-        async with httpx.AsyncClient(base_url=server.base, timeout=60, cookies=no_cookies()) as http:
+        async with httpx.AsyncClient(
+            base_url=server.base, timeout=60, cookies=no_cookies()
+        ) as http:
             yield Front(server, gateway, http)
     finally:
         await stop_server(uvicorn_server, task)
