@@ -38,7 +38,7 @@ from tests.factories import (
     no_frame,
     recv_type,
 )
-from tests.integration.test_backends import redis_problem
+from tests.integration.test_backends import redis_problem, until
 
 PROPAGATION = 0.3  # seconds for an event to reach the other process through Redis
 
@@ -142,12 +142,6 @@ async def test_role_change_through_b_reaches_a_cache(pair: Pair) -> None:
     assert pair.a.state.checks.members[chat["id"]][member.id].role == "admin"
 
 
-async def _eventually(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
 async def test_ownership_inherited_through_b_reaches_a_cache(pair: Pair) -> None:
     """The owner leaves through B: the heir's `@all` on A mentions everyone at once."""
     owner, heir, later = [await make_user(pair.http_a) for _ in range(3)]
@@ -165,7 +159,7 @@ async def test_ownership_inherited_through_b_reaches_a_cache(pair: Pair) -> None
         f"/service/api/chats/{chat['id']}/members/{owner.id}", headers=owner.headers
     )
     assert left.status_code == 204
-    await _eventually(lambda: heir.id not in pair.a.state.checks.members.get(chat["id"], {}))
+    await until(lambda: heir.id not in pair.a.state.checks.members.get(chat["id"], {}))
     after = await _send(pair.http_a, heir, chat["id"], "@all after")
     assert after.json()["mentions"] == [later.id]
     assert pair.a.state.checks.members[chat["id"]][heir.id].role == "owner"
