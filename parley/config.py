@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
     max_chats_per_user: int = Field(5000, ge=1, alias="PARLEY_MAX_CHATS_PER_USER")
     max_sockets_per_user: int = Field(20, ge=1, alias="PARLEY_MAX_SOCKETS_PER_USER")
+    max_reactions: int = Field(20, ge=1, alias="PARLEY_MAX_REACTIONS")  # distinct emoji per message
 
     worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
     presence_timeout: float = Field(75.0, alias="PARLEY_PRESENCE_TIMEOUT")
@@ -267,8 +268,25 @@ class Settings(BaseSettings):
 
     def make_data_dir(self) -> Path:
         """The data directory, created private (0700) when missing."""
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         return self.data_dir
+
+
+def make_private_dir(path: Path) -> None:
+    """`path` and each missing parent created 0700 (`mkdir(parents=True)` gives the
+    parents 0777 minus the umask, 0755 usually); existing directories are left as they are."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process (or a file: refused)
+            if not directory.is_dir():
+                raise
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -76,7 +76,6 @@ class Gateway:
         self.websockets = WebSocketRelay(
             self.pool,
             connect_timeout=connect_timeout,
-            max_size=settings.ws_max_frame,
             handshake_timeout=read_timeout,
         )
         self.inflight: dict[str, int] = {}  # HTTP requests being answered, per client IP

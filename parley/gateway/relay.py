@@ -2,10 +2,14 @@
 
 A server-to-client frame is unmasked on both legs, so the gateway does not decode or
 re-encode it: `UpstreamProtocol` reads the server's byte stream, finds frame boundaries
-(header only), answers pings, watches for the close frame and the size limit, and hands
-runs of whole data frames to `RelayedClient` which writes them to the client in one
+(header only), answers pings, watches for the close frame, and hands runs of whole data
+frames to `RelayedClient` which writes them to the client in one
 `transport.write` (uvicorn's WebSocket protocol, extended with `RELAY_SEND`). Client-to-
 server frames are few (what users type) and take the ordinary ASGI path.
+
+The size limit (`PARLEY_WS_MAX_FRAME`) is on what clients send, and is applied on the
+client's side only: a frame from the server (a message with many reactions or mentions)
+reaches the client whatever its size.
 
 A client that does not read is closed with 1013: frames waiting for it are bounded by
 `max_pending` bytes on top of the transport's own buffer.
@@ -38,7 +42,6 @@ RELAY_SEND = "parley.relay.send"
 RELAY_EXTENSION = "parley.relay"
 """Scope extension: {"write": callable(bytes) -> bool}, the synchronous fast path."""
 
-CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_UPSTREAM_LOST = 1014
@@ -115,13 +118,11 @@ class UpstreamProtocol(asyncio.Protocol):
         self,
         ws: ClientProtocol,
         *,
-        max_size: int,
         on_frames: Callable[[bytes], None],
         on_close: Callable[[int, str], None],
     ) -> None:
         self.ws: ClientProtocol | None = ws  # the handshake's; dropped once it is done
         self.subprotocol: Subprotocol | None = None
-        self.max_size = max_size
         self.on_frames = on_frames
         self.on_close = on_close
         self.transport: asyncio.Transport | None = None
@@ -132,7 +133,6 @@ class UpstreamProtocol(asyncio.Protocol):
         self.open = False
         self.closed_code: int | None = None
         self._buffer = bytearray()
-        self._message_size = 0  # of the fragmented message in progress
         self._close_sent = False
         self._refusal = False
 
@@ -240,16 +240,10 @@ class UpstreamProtocol(asyncio.Protocol):
             if second & 0x80 or first & 0x70:
                 self._fail(CLOSE_PROTOCOL_ERROR, "masked or extended frame from the server")
                 return
-            if opcode < 8 and self._message_size + length > self.max_size:
-                self._flush(buf, run, pos)  # data: text, binary, continuation
-                self._fail(CLOSE_TOO_BIG, "message too big")
-                return
             if size - pos < header + length:
                 break
             end = pos + header + length
-            if opcode < 8:
-                self._message_size = 0 if first & 0x80 else self._message_size + length
-            else:
+            if opcode >= 8:  # control; data frames (text, binary, continuation) go on as they are
                 self._flush(buf, run, pos)
                 run = end
                 payload = bytes(buf[pos + header : end])
@@ -325,7 +319,6 @@ async def open_upstream(
     sock: socket.socket,
     headers: Sequence[tuple[str, str]],
     subprotocols: Sequence[str] | None,
-    max_size: int,
     handshake_timeout: float,
     on_frames: Callable[[bytes], None],
     on_close: Callable[[int, str], None],
@@ -346,7 +339,7 @@ async def open_upstream(
     ws.send_request(request)
     loop = asyncio.get_running_loop()
     _transport, protocol = await loop.create_connection(
-        lambda: UpstreamProtocol(ws, max_size=max_size, on_frames=on_frames, on_close=on_close),
+        lambda: UpstreamProtocol(ws, on_frames=on_frames, on_close=on_close),
         sock=sock,
     )
     try:

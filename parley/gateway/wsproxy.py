@@ -58,8 +58,10 @@ class _Relay:
     Frames from the upstream are written to the client from the upstream protocol's
     callback while the client keeps up; otherwise they are appended to `pending` (bytes,
     as they came) and written by one writer task, a batch per wake-up. More than
-    `max_pending` bytes waiting means a client that does not read: it is closed with 1013
-    (after what its transport already holds) and so is the upstream.
+    `max_pending` bytes already waiting when more frames come means a client that does not
+    read: it is closed with 1013 (after what its transport already holds) and so is the
+    upstream. Frames have no size limit in this direction: one larger than `max_pending`
+    waits whole for a client that reads.
     """
 
     def __init__(self, send: Send, max_pending: int) -> None:
@@ -92,12 +94,12 @@ class _Relay:
             return
         if not self.pending and self.write_now is not None and self.write_now(data):
             return  # the usual case: straight from the upstream's read to the client's write
-        self.pending.append(data)
-        self.pending_bytes += len(data)
         if self.pending_bytes > self.max_pending:
             self.stop(CLOSE_TRY_AGAIN, "client too slow")
-        else:
-            self._wake()
+            return
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        self._wake()
 
     def on_close(self, code: int, reason: str) -> None:
         """The upstream closed: the client gets what is pending, then the same close."""
@@ -168,14 +170,12 @@ class WebSocketRelay:
         pool: UpstreamPool,
         *,
         connect_timeout: float,
-        max_size: int,
         max_pending: int = DEFAULT_MAX_PENDING,
         handshake_timeout: float = 60.0,
     ) -> None:
         self.pool = pool
         self._connect_timeout = connect_timeout
         self._handshake_timeout = handshake_timeout
-        self._max_size = max_size
         self._max_pending = max_pending
         self._relays: set[_Relay] = set()
 
@@ -252,7 +252,6 @@ class WebSocketRelay:
                     sock=sock,
                     headers=headers,
                     subprotocols=subprotocols,
-                    max_size=self._max_size,
                     handshake_timeout=self._handshake_timeout,
                     on_frames=relay.on_frames,
                     on_close=relay.on_close,

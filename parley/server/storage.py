@@ -27,7 +27,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from parley import errors
-from parley.config import Settings
+from parley.config import Settings, make_private_dir
 
 CHUNK_SIZE = 64 * 1024
 _KEY_RE = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
@@ -130,14 +130,14 @@ class LocalStorage:
 
     def _check(self) -> None:
         try:
-            self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self._tmp)
         except OSError as exc:
             raise errors.Unavailable(f"File storage {self.root} is unusable: {exc}") from exc
         if not os.access(self._tmp, os.W_OK):
             raise errors.Unavailable(f"File storage {self.root} is not writable")
 
     def _open_tmp(self) -> tuple[Path, IO[bytes]]:
-        self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self._tmp)
         tmp = self._tmp / uuid.uuid4().hex
         # Private from the start: only this process's user reads stored files.
         return tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
@@ -146,7 +146,7 @@ class LocalStorage:
         file.flush()
         os.fsync(file.fileno())
         file.close()
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         os.replace(tmp, path)
 
     def _write_all(self, data: bytes, path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Files on disk: the data directory is private (0700), its files 0600; weak secrets refused."""
+"""Files on disk: the data directory and every directory in it are private (0700), its files
+0600; weak secrets refused."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ async def test_data_dir_and_its_files_are_private(tmp_path: Path) -> None:
     assert any("attachments" in p.parts for p in files)
     loose = {str(p.relative_to(data)): oct(_mode(p)) for p in files if _mode(p) != 0o600}
     assert loose == {}
+    directories = [p for p in data.rglob("*") if p.is_dir()]
+    assert {"files", "avatars", "attachments", ".tmp"} <= {p.name for p in directories}
+    open_dirs = {str(p.relative_to(data)): oct(_mode(p)) for p in directories if _mode(p) != 0o700}
+    assert open_dirs == {}
 
 
 def test_a_short_jwt_secret_is_refused_at_start(tmp_path: Path) -> None:

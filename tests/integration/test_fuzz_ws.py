@@ -1,9 +1,11 @@
 """A seeded WebSocket frame fuzzer: malformed, oversized, wrongly typed and out-of-range
 frames of every type. The server answers each with a frame or a documented error, never
-`internal_error`, and closes a socket only with a documented code (1009 for oversize)."""
+`internal_error`, and closes a socket only with a documented code (1009 for oversize). A
+flood of reactions cannot cut the other members off."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
@@ -16,7 +18,7 @@ import websockets
 
 from parley.server.realtime.protocol import FRAMES, frame_rates
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
-from tests.factories import Account, connect, make_group, make_user, send
+from tests.factories import Account, connect, make_group, make_user, recv_type, send
 
 SEED = 20261202
 SAMPLES = 300
@@ -192,6 +194,58 @@ async def test_oversized_frames_close_with_1009_only(server: Running, size: int)
     ws = await _open(server, me)  # the server is fine: a new socket works
     assert (await _answers(ws, json.dumps({"type": "read", "chat_id": 1, "seq": 0}))) is not None
     await ws.close()
+
+
+async def _until_pong(ws: Any) -> list[dict[str, Any]]:
+    await ws.send(json.dumps({"type": "ping"}))
+    frames = []
+    async with asyncio.timeout(60):
+        while (frame := json.loads(await ws.recv())).get("type") != "pong":
+            frames.append(frame)
+    return frames
+
+
+async def test_reaction_flood_keeps_the_cap_and_the_other_members(server: Running) -> None:
+    """One member floods react frames with 300 distinct emoji, in a seeded order: 20 are
+    taken, every other one is refused `too_many_reactions`; the other members' sockets
+    get the 20 updates and stay open; the server keeps serving."""
+    limit = server.settings.max_reactions
+    pool = [chr(code) for code in range(0x1F300, 0x1F5FF)]
+    emoji = random.Random(SEED).sample(pool, 300)
+    async with httpx.AsyncClient(base_url=server.base, cookies=no_cookies()) as http:
+        flooder, *others = [await make_user(http) for _ in range(3)]
+        chat = await make_group(http, flooder, *others)
+        message = await send(http, others[0], chat["id"], "react to me")
+        watchers = [await _open(server, who) for who in others]
+        ws = await _open(server, flooder)
+        try:
+            for e in emoji:
+                await ws.send(
+                    json.dumps({"type": "react", "message_id": message["id"], "emoji": e})
+                )
+            answers = await _until_pong(ws)
+            errors = [a for a in answers if a["type"] == "error"]
+            assert len(errors) == len(emoji) - limit
+            assert {(a["code"], a["ref"]) for a in errors} == {
+                ("too_many_reactions", message["id"])
+            }
+            for watcher in watchers:
+                updates = [f for f in await _until_pong(watcher) if f["type"] == "message_updated"]
+                assert len(updates) == limit
+                assert [r["emoji"] for r in updates[-1]["message"]["reactions"]] == emoji[:limit]
+            # An emoji already there can still be added by another member.
+            await watchers[1].send(
+                json.dumps({"type": "react", "message_id": message["id"], "emoji": emoji[0]})
+            )
+            seen = (await recv_type(watchers[0], "message_updated"))["message"]["reactions"]
+            assert seen[0]["user_ids"] == [flooder.id, others[1].id]
+        finally:
+            for sock in (ws, *watchers):
+                await sock.close()
+        stored = await http.get(f"/service/api/messages/{message['id']}", headers=flooder.headers)
+        assert len(stored.json()["reactions"]) == limit
+        assert (await http.get("/health")).status_code == 200
+        await send(http, flooder, chat["id"], "still serving")
 
 
 def _frame_names() -> list[str]:

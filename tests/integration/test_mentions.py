@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -96,6 +97,35 @@ async def test_everyone_only_from_owner_or_admin_in_groups(client: httpx.AsyncCl
     assert (await send(client, owner, direct["id"], "@all hello"))["mentions"] == []
     named = await send(client, owner, direct["id"], f"@{member.username} hello")
     assert named["mentions"] == [member.id]
+
+
+async def test_the_member_who_inherits_ownership_mentions_everyone_at_once(
+    live: Running, client: httpx.AsyncClient
+) -> None:
+    """The heir's role reaches the send path's cache with the hand-over (its `@all` was
+    refused a moment before, from the same cache), and its own sockets see `my_role`."""
+    owner, heir, later = [await make_user(client) for _ in range(3)]
+    group = await make_group(client, owner, heir)
+    added = await client.post(
+        f"{API}/chats/{group['id']}/members", json={"user_ids": [later.id]}, headers=owner.headers
+    )
+    assert added.status_code == 200, added.text  # joined after the heir: not the heir
+    assert (await send(client, heir, group["id"], "@all before"))["mentions"] == []
+    ws = await connect(live.ws_base, heir)
+    try:
+        left = await client.delete(
+            f"{API}/chats/{group['id']}/members/{owner.id}", headers=owner.headers
+        )
+        assert left.status_code == 204
+        assert (await send(client, heir, group["id"], "@all after"))["mentions"] == [later.id]
+        async with asyncio.timeout(5):
+            while True:
+                chat = (await recv_type(ws, "chat_updated"))["chat"]
+                if "my_role" in chat:
+                    break
+        assert chat["id"] == group["id"] and chat["my_role"] == "owner"
+    finally:
+        await ws.close()
 
 
 async def test_mentions_reach_members_in_the_message_frame(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
 
-from tests.factories import Account, make_group, make_user, send, unique
+from tests.conftest import Running
+from tests.factories import Account, connect, make_group, make_user, recv_type, send, unique
 from tests.integration.conftest import Crowded
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -71,6 +73,54 @@ async def test_resend_with_same_client_id_returns_the_first(client: httpx.AsyncC
     assert first.status_code == 201 and again.status_code == 200
     assert again.json() == first.json() and first.json()["client_id"] == "c-1"
     assert len(await history(client, me, group["id"])) == 1
+
+
+async def test_a_client_id_reused_in_another_chat_is_a_conflict(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    """Nothing of the first chat's message comes back, nothing is stored in the second;
+    in its own chat the client_id still makes a resend idempotent."""
+    me, friend = await make_user(client), await make_user(client)
+    private = await make_group(client, me, friend, title="Private")
+    other = await make_group(client, me, title="Other")
+    first = await post(client, me, private["id"], content="secret plans", client_id="c-1")
+    assert first.status_code == 201
+    liked = await client.post(
+        f"{MESSAGES}/{first.json()['id']}/reactions", json={"emoji": "🤫"}, headers=friend.headers
+    )
+    assert liked.status_code == 200
+    reused = await post(client, me, other["id"], content="hello", client_id="c-1")
+    assert reused.status_code == 409
+    assert reused.json() == {
+        "detail": "This client_id belongs to a message of another chat",
+        "code": "conflict",
+    }
+    ws = await connect(live.ws_base, me)
+    try:
+        send_frame = {"type": "send", "chat_id": other["id"], "content": "hi", "client_id": "c-1"}
+        await ws.send(json.dumps(send_frame))
+        error = await recv_type(ws, "error")
+        assert error["code"] == "conflict" and error["ref"] == "c-1", error
+        assert "secret" not in json.dumps(error) and "🤫" not in json.dumps(error)
+        # Two sends of one new client_id to two chats, back to back (often one batch):
+        # the first is stored, the second refused.
+        for chat in (private, other):
+            await ws.send(json.dumps(send_frame | {"chat_id": chat["id"], "client_id": "c-2"}))
+        stored = await recv_type(ws, "message")
+        assert stored["message"]["chat_id"] == private["id"]
+        assert stored["message"]["client_id"] == "c-2"
+        refused = await recv_type(ws, "error")
+        assert refused["code"] == "conflict" and refused["ref"] == "c-2"
+    finally:
+        await ws.close()
+    assert await history(client, me, other["id"]) == []
+    again = await post(client, me, private["id"], content="secret plans", client_id="c-1")
+    assert again.status_code == 200
+    assert again.json() == liked.json()  # the first message, its reaction included
+    assert [m["content"] for m in await history(client, me, private["id"])] == [
+        "secret plans",
+        "hi",
+    ]
 
 
 async def test_concurrent_resends_store_exactly_one(client: httpx.AsyncClient) -> None:

@@ -111,6 +111,55 @@ async def test_valid_emoji_sequences_and_ws_react(
         await actor.close()
 
 
+EMOJI = [chr(0x1F600 + i) for i in range(40)]  # 😀 onwards: forty distinct single emoji
+
+
+async def test_a_message_holds_at_most_max_reactions_distinct_emoji(
+    client: httpx.AsyncClient, live: Running, people: list[Account]
+) -> None:
+    a, b, c = people
+    limit = live.settings.max_reactions
+    assert limit == 20  # the default
+    chat = await make_group(client, a, b, c)
+    message = await send(client, a, chat["id"], "react to me")
+    for emoji in EMOJI[:limit]:
+        assert (await react(client, b, message["id"], emoji)).status_code == 200, emoji
+    watcher = await connect(live.ws_base, c)
+    try:
+        over = await react(client, b, message["id"], EMOJI[limit])
+        assert over.status_code == 409
+        assert over.json() == {
+            "detail": f"A message can have at most {limit} different reactions",
+            "code": "too_many_reactions",
+        }
+        frame = {"type": "react", "message_id": message["id"], "emoji": EMOJI[limit + 1]}
+        await watcher.send(json.dumps(frame))
+        error = await recv_type(watcher, "error")
+        assert error["code"] == "too_many_reactions" and error["ref"] == message["id"]
+        # An emoji already there can still be added, by anyone, over HTTP and the socket.
+        added = await react(client, a, message["id"], EMOJI[0])
+        assert added.status_code == 200, added.text
+        assert added.json()["reactions"][0] == {
+            "emoji": EMOJI[0],
+            "count": 2,
+            "user_ids": [b.id, a.id],
+        }
+        await watcher.send(json.dumps(frame | {"emoji": EMOJI[1]}))
+        await recv_type(watcher, "message_updated")  # a's
+        mine = (await recv_type(watcher, "message_updated"))["message"]["reactions"]
+        assert mine[1] == {"emoji": EMOJI[1], "count": 2, "user_ids": [b.id, c.id]}
+    finally:
+        await watcher.close()
+    stored = await client.get(f"/service/api/messages/{message['id']}", headers=c.headers)
+    assert [r["emoji"] for r in stored.json()["reactions"]] == EMOJI[:limit]
+    # Room made by removing one: a new emoji fits again.
+    gone = await client.delete(
+        f"/service/api/messages/{message['id']}/reactions/{EMOJI[5]}", headers=b.headers
+    )
+    assert gone.status_code == 204
+    assert (await react(client, c, message["id"], EMOJI[limit])).status_code == 200
+
+
 async def test_read_markers_drive_unread_count_and_reach_members(
     client: httpx.AsyncClient, live: Running, people: list[Account]
 ) -> None:

@@ -38,7 +38,7 @@ from tests.factories import (
     no_frame,
     recv_type,
 )
-from tests.integration.test_backends import redis_problem
+from tests.integration.test_backends import redis_problem, until
 
 PROPAGATION = 0.3  # seconds for an event to reach the other process through Redis
 
@@ -140,6 +140,29 @@ async def test_role_change_through_b_reaches_a_cache(pair: Pair) -> None:
     assert member.id not in pair.a.state.checks.members.get(chat["id"], {})
     assert (await _send(pair.http_a, member, chat["id"], "as admin")).status_code == 201
     assert pair.a.state.checks.members[chat["id"]][member.id].role == "admin"
+
+
+async def test_ownership_inherited_through_b_reaches_a_cache(pair: Pair) -> None:
+    """The owner leaves through B: the heir's `@all` on A mentions everyone at once."""
+    owner, heir, later = [await make_user(pair.http_a) for _ in range(3)]
+    chat = await make_group(pair.http_a, owner, heir)
+    added = await pair.http_a.post(
+        f"/service/api/chats/{chat['id']}/members",
+        json={"user_ids": [later.id]},
+        headers=owner.headers,
+    )
+    assert added.status_code == 200, added.text
+    before = await _send(pair.http_a, heir, chat["id"], "@all before")
+    assert before.json()["mentions"] == []
+    assert pair.a.state.checks.members[chat["id"]][heir.id].role == "member"  # A remembers it
+    left = await pair.http_b.delete(
+        f"/service/api/chats/{chat['id']}/members/{owner.id}", headers=owner.headers
+    )
+    assert left.status_code == 204
+    await until(lambda: heir.id not in pair.a.state.checks.members.get(chat["id"], {}))
+    after = await _send(pair.http_a, heir, chat["id"], "@all after")
+    assert after.json()["mentions"] == [later.id]
+    assert pair.a.state.checks.members[chat["id"]][heir.id].role == "owner"
 
 
 async def test_block_through_b_stops_the_next_send_on_a(pair: Pair) -> None:

@@ -255,15 +255,22 @@ async def remove_member(
     ):
         raise errors.Forbidden("You cannot remove this member", code="not_allowed")
     await session.delete(target)
+    heir = None
     if target.role == "owner":
-        await _hand_over_ownership(session, chat_id, leaving=target_id)
+        heir = await _hand_over_ownership(session, chat_id, leaving=target_id)
     await session.commit()
     await broker.publish(UsersFrame.of([target_id], frames.ChatRemoved(chat_id)))
     await broker.publish(MembershipChanged(chat_id, [target_id], joined=False))
+    if heir is not None:  # every process's caches learn its new role (`@all` works at once)
+        await broker.publish(RolesChanged(chat_id, [heir]))
     await publish_chat_updated(session, broker, chat, now=now)
+    if heir is not None:
+        await _publish_own_views(session, broker, chat, [heir], now=now)  # its my_role changed
 
 
-async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: int) -> None:
+async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: int) -> int | None:
+    """The longest-standing admin, else the longest-standing member, becomes owner; its id
+    (None when nobody is left)."""
     heir = (
         await session.execute(
             select(Membership)
@@ -272,8 +279,10 @@ async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: 
             .limit(1)
         )
     ).scalar_one_or_none()
-    if heir is not None:
-        heir.role = "owner"
+    if heir is None:
+        return None
+    heir.role = "owner"
+    return heir.user_id
 
 
 async def set_role(

@@ -31,6 +31,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from parley.clock import Clock
+from parley.config import make_private_dir
 from parley.server.db.unit import UnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -276,7 +277,7 @@ def _file_lock(lock_dir: Path | None) -> Iterator[None]:
     if lock_dir is None:
         yield
         return
-    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(lock_dir)
     fd = os.open(lock_dir / ".migrate.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -151,6 +151,7 @@ async def add_reaction(
         emoji=body.emoji,
         add=True,
         now=state.clock(),
+        max_reactions=state.settings.max_reactions,
     )
 
 
@@ -166,6 +167,7 @@ async def remove_reaction(
         emoji=emoji,
         add=False,
         now=state.clock(),
+        max_reactions=state.settings.max_reactions,
     )
     return Response(status_code=204)
 

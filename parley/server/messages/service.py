@@ -418,8 +418,11 @@ async def react(
     emoji: str,
     add: bool,
     now: datetime,
+    max_reactions: int,
 ) -> MessagePublic:
-    """Adds or removes the user's reaction (one per user per emoji); idempotent both ways."""
+    """Adds or removes the user's reaction (one per user per emoji); idempotent both ways.
+    A message holds at most `max_reactions` distinct emoji (Conflict `too_many_reactions`);
+    one already there can always be added."""
     from parley.server.messages.emoji import check_emoji
 
     emoji = check_emoji(emoji)
@@ -432,6 +435,7 @@ async def react(
     )
     exists = (await session.execute(select(Reaction.emoji).where(key))).first() is not None
     if add and not exists:
+        await _check_reaction_room(session, message_id=message_id, emoji=emoji, limit=max_reactions)
         try:
             # A savepoint: losing the race must not expire `message` (a full rollback would).
             async with session.begin_nested():
@@ -445,6 +449,26 @@ async def react(
     if add != exists:
         await publish_update(broker, public)
     return public
+
+
+async def _check_reaction_room(
+    session: AsyncSession, *, message_id: int, emoji: str, limit: int
+) -> None:
+    """Raises Conflict when `emoji` would be one distinct emoji too many on the message.
+    The message's row is locked first (PostgreSQL; SQLite's writers hold the write lock):
+    two new emoji at once cannot both take the last place."""
+    await session.execute(select(Message.id).where(Message.id == message_id).with_for_update())
+    present = set(
+        (
+            await session.execute(
+                select(Reaction.emoji).where(Reaction.message_id == message_id).distinct()
+            )
+        ).scalars()
+    )
+    if emoji not in present and len(present) >= limit:
+        raise errors.Conflict(
+            f"A message can have at most {limit} different reactions", code="too_many_reactions"
+        )
 
 
 async def mark_read(

@@ -285,6 +285,9 @@ class Writer:
         await self._deliver([draft], [(public, is_new)])
 
     async def _deliver(self, drafts: Sequence[Draft], results: Sequence[Result]) -> None:
+        """Publishes the new messages, then answers each sender. A resend whose stored
+        message is in another chat (its client_id reused there) gets Conflict, nothing of
+        that message."""
         published = [
             ChatFrame.of(public.chat_id, frames.NewMessage(public), sender_id=d.user_id)
             for d, (public, is_new) in zip(drafts, results, strict=True)
@@ -293,7 +296,13 @@ class Writer:
         if published:
             await self.broker.publish_many(published)
         for d, result in zip(drafts, results, strict=True):
-            if not d.future.done():
+            if d.future.done():
+                continue
+            if result[0].chat_id != d.chat_id:
+                d.future.set_exception(
+                    errors.Conflict("This client_id belongs to a message of another chat")
+                )
+            else:
                 d.future.set_result(result)
         self.batches += 1
         self.stored += len(published)
@@ -425,13 +434,13 @@ _PG_BATCH = text(
     JOIN numbered n ON n.ord = mn.ord
     JOIN inserted i ON i.chat_id = n.chat_id AND i.seq = n.seq
 )
-SELECT n.ord, i.id, i.seq, NULL AS content, NULL AS created_at, NULL AS edited_at,
-    NULL AS deleted_at, NULL AS reply_to_id, NULL AS username, NULL AS display_name,
-    NULL AS mentions, NULL AS reactions, NULL AS attachments
+SELECT n.ord, i.id, i.chat_id, i.seq, NULL AS content, NULL AS created_at,
+    NULL AS edited_at, NULL AS deleted_at, NULL AS reply_to_id, NULL AS username,
+    NULL AS display_name, NULL AS mentions, NULL AS reactions, NULL AS attachments
 FROM numbered n JOIN inserted i ON i.chat_id = n.chat_id AND i.seq = n.seq
 UNION ALL
-SELECT r.ord, m.id, m.seq, m.content, m.created_at, m.edited_at, m.deleted_at, m.reply_to_id,
-    u.username, u.display_name,
+SELECT r.ord, m.id, m.chat_id, m.seq, m.content, m.created_at, m.edited_at, m.deleted_at,
+    m.reply_to_id, u.username, u.display_name,
     ARRAY(SELECT x.user_id FROM message_mentions x WHERE x.message_id = m.id ORDER BY x.user_id),
     (SELECT json_agg(json_build_array(x.emoji, x.user_id) ORDER BY x.created_at, x.user_id)
         FROM reactions x WHERE x.message_id = m.id),
@@ -510,7 +519,7 @@ def _resent_public(d: Draft, row: Any) -> MessagePublic:
     ]
     return MessagePublic(
         id=row.id,
-        chat_id=d.chat_id,
+        chat_id=row.chat_id,  # its own chat: a client_id reused elsewhere is refused on it
         seq=row.seq,
         sender=SenderPublic(id=d.user_id, username=row.username, display_name=row.display_name),
         content="" if deleted else row.content,
@@ -537,8 +546,8 @@ def _json(value: Any) -> list[Any]:
 # text is the same for every batch size (sqlite3 keeps it prepared). They run straight on
 # the sqlite3 connection, in its thread (`_sqlite_batch`), not through SQLAlchemy.
 _SQLITE_RESENT = """
-SELECT json_extract(j.value, '$[0]') AS ord, m.id, m.seq, m.content, m.created_at, m.edited_at,
-    m.deleted_at, m.reply_to_id, u.username, u.display_name,
+SELECT json_extract(j.value, '$[0]') AS ord, m.id, m.chat_id, m.seq, m.content, m.created_at,
+    m.edited_at, m.deleted_at, m.reply_to_id, u.username, u.display_name,
     (SELECT json_group_array(x.user_id) FROM (SELECT user_id FROM message_mentions
         WHERE message_id = m.id ORDER BY user_id) x) AS mentions,
     (SELECT json_group_array(json_array(x.emoji, x.user_id)) FROM (SELECT emoji, user_id
@@ -632,8 +641,8 @@ async def _store_sqlite(
 
 
 _RESENT_FIELDS = (
-    "ord", "id", "seq", "content", "created_at", "edited_at", "deleted_at", "reply_to_id",
-    "username", "display_name", "mentions", "reactions", "attachments",
+    "ord", "id", "chat_id", "seq", "content", "created_at", "edited_at", "deleted_at",
+    "reply_to_id", "username", "display_name", "mentions", "reactions", "attachments",
 )  # fmt: skip
 
 

@@ -438,6 +438,7 @@ async def _on_react(ctx: Context, f: protocol.React, _raw: Any) -> None:
             emoji=f.emoji,
             add=f.kind == "react",
             now=ctx.state.clock(),
+            max_reactions=ctx.state.settings.max_reactions,
         )
 
 
