@@ -119,7 +119,7 @@ def make_state(
             clock=the_clock,
         ),
         storage=storage,
-        outbound=Outbound(settings.outbound_allow),
+        outbound=Outbound(settings.outbound_allow, clock=the_clock),
         jwt_key=jwt_key,
         tokens=AccessTokens(jwt_key),
         logins=logins,

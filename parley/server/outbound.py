@@ -31,6 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 
 from parley import errors
+from parley.clock import Clock, as_clock
 from parley.clientip import Network, parse_networks
 
 log = logging.getLogger("parley.outbound")
@@ -174,9 +175,12 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 class Outbound:
     """The one HTTP client for calls out of the process."""
 
-    def __init__(self, allow: Iterable[str] = (), *, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self, allow: Iterable[str] = (), *, timeout: float = TIMEOUT, clock: Clock | None = None
+    ) -> None:
         self.rules = Rules.of(allow)
         self.timeout = timeout
+        self.clock = as_clock(clock)
         self.pool = httpcore.AsyncConnectionPool(
             network_backend=_GuardedBackend(self.rules), max_connections=100, retries=0
         )
@@ -196,7 +200,7 @@ class Outbound:
         Refused: a rule forbids it (nothing was sent to that address); Failed: the network
         or the remote server failed, or the whole exchange took longer than the timeout."""
         try:
-            async with asyncio.timeout(self.timeout):
+            async with self.clock.timeout(self.timeout):
                 return await self._follow(
                     method, url, headers or {}, body, max_bytes, follow_redirects
                 )
