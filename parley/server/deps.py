@@ -125,26 +125,32 @@ async def authenticate(
 
 
 async def load_principal(
-    session: AsyncSession, *, user_id: int, session_id: int, now: datetime
+    session: AsyncSession, *, user_id: int, session_id: str, now: datetime
 ) -> Principal:
+    """`session_id` is the token's `sid`; the Principal carries the session's row id."""
     row = (
         await session.execute(
             select(
-                User, LoginSession.revoked_at, LoginSession.expires_at, Ban.user_id, Ban.expires_at
+                User,
+                LoginSession.id,
+                LoginSession.revoked_at,
+                LoginSession.expires_at,
+                Ban.user_id,
+                Ban.expires_at,
             )
             .join(LoginSession, LoginSession.user_id == User.id)
             .outerjoin(Ban, Ban.user_id == User.id)
-            .where(LoginSession.id == session_id, User.id == user_id)
+            .where(LoginSession.sid == session_id, User.id == user_id)
         )
     ).first()
     if row is None:
         raise errors.Unauthorized("Session not found")
-    user, revoked_at, expires_at, banned, ban_expires = row
+    user, row_id, revoked_at, expires_at, banned, ban_expires = row
     if revoked_at is not None or expires_at <= now:
         raise errors.Unauthorized("Session has ended")
     if banned is not None and (ban_expires is None or ban_expires > now):
         raise errors.UserBanned()
-    return Principal(user, session_id, False if banned is None else ban_expires)
+    return Principal(user, row_id, False if banned is None else ban_expires)
 
 
 async def current_principal(request: Request, session: SessionDep) -> Principal:
@@ -179,10 +185,10 @@ async def authenticate_caller(conn: HTTPConnection, state: AppState) -> Caller:
         raise errors.Unauthorized("Invalid or expired token") from exc
     if from_cookie and conn.scope["method"] in UNSAFE_METHODS:
         check_origin(conn, state.settings)
-    await state.logins.check(user_id=claims.user_id, session_id=claims.session_id)
+    session_id = await state.logins.check(user_id=claims.user_id, sid=claims.session_id)
     if await state.checks.banned(claims.user_id):
         raise errors.UserBanned()
-    return Caller(claims.user_id, claims.session_id)
+    return Caller(claims.user_id, session_id)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

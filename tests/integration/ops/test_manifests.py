@@ -264,7 +264,7 @@ def test_commands_and_flags_are_the_clis() -> None:
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], set[str]]:
     data = tmp_path_factory.mktemp("paths")
-    settings = Settings(PARLEY_DATA_DIR=data, JWT_SECRET="s" * 40)  # type: ignore[call-arg]
+    settings = Settings(PARLEY_DATA_DIR=data, JWT_SECRET="0123456789abcdef" * 3)  # type: ignore[call-arg]
     server_app = create_server(settings)
     server = set(server_app.openapi()["paths"]) | {
         getattr(r, "path", "") for r in server_app.routes
