@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_ID)]
 ACCESS_COOKIE = "parley_access"
 REFRESH_COOKIE = "parley_refresh"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+log = logging.getLogger("parley.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +74,34 @@ def client_ip(conn: HTTPConnection, settings: Settings) -> str:
     PARLEY_TRUSTED_PROXIES) put there for the real client."""
     peer = conn.client.host if conn.client else "unknown"
     forwarded = conn.headers.get("x-real-ip", "").strip()
-    if forwarded and _is_proxy(peer, settings.trusted_proxies):
-        return forwarded[:64]
+    if not forwarded and "x-forwarded-for" not in conn.headers:
+        return peer
+    if _is_proxy(peer, settings.trusted_proxies):
+        return forwarded[:64] or peer
+    _warn_untrusted_proxy(get_state(conn), peer)
     return peer
+
+
+def _warn_untrusted_proxy(state: AppState, peer: str) -> None:
+    """Once per process: a proxy this server does not trust makes all its clients one
+    address, so one client's failed logins throttle everyone's."""
+    if state.warned_untrusted_proxy or not _is_address(peer):
+        return
+    state.warned_untrusted_proxy = True
+    log.warning(
+        "forwarded client address from %s ignored: the peer is not in PARLEY_TRUSTED_PROXIES,"
+        " so every client behind it counts as one address for per-IP limits (login"
+        " throttling included); add the gateways' network to PARLEY_TRUSTED_PROXIES",
+        peer,
+    )
+
+
+def _is_address(peer: str) -> bool:
+    try:
+        ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_proxy(peer: str, trusted: list[str]) -> bool:
