@@ -47,6 +47,17 @@ def _seed(connection: Connection) -> None:
         )
 
 
+def _more_sessions(connection: Connection) -> None:
+    """Past the migration's chunk of 1,000 rows."""
+    connection.execute(
+        text(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, user_agent)"
+            " VALUES (:id, 1, CURRENT_TIMESTAMP, :expires, 'old')"
+        ).bindparams(bindparam("expires", type_=UTCDateTime())),
+        [{"id": i, "expires": datetime(2099, 1, 1, tzinfo=UTC)} for i in range(3, 2103)],
+    )
+
+
 def _sids(connection: Connection) -> dict[int, str]:
     rows = connection.execute(text("SELECT id, sid FROM sessions ORDER BY id")).all()
     return {row[0]: row[1] for row in rows}
@@ -69,11 +80,12 @@ async def test_existing_sessions_get_random_sids_and_keep_their_refresh_tokens(
     async with migration_engine.connect() as conn:
         await conn.run_sync(alembic_to("0002"))
         await conn.run_sync(_seed)
+        await conn.run_sync(_more_sessions)
         await conn.commit()
         await conn.run_sync(alembic_to("0003"))
         await conn.commit()
         sids = await conn.run_sync(_sids)
-        assert set(sids) == {1, 2}
+        assert set(sids) == set(range(1, 2103)) and len(set(sids.values())) == len(sids)
         assert all(re.fullmatch(r"[0-9a-f]{32}", sid) for sid in sids.values()), sids
         assert sids[1] != sids[2] and abs(int(sids[1], 16) - int(sids[2], 16)) > 2**64
         # Nothing was rebuilt: on SQLite a rebuilt `sessions` would have cascaded here.
@@ -93,7 +105,7 @@ async def test_existing_sessions_get_random_sids_and_keep_their_refresh_tokens(
         await conn.run_sync(alembic_to("head"))
         await conn.commit()
         again = await conn.run_sync(_sids)
-        assert set(again) == {1, 2} and again[1] != sids[1]  # new random ones
+        assert len(again) == len(sids) and again[1] != sids[1]  # new random ones
 
 
 async def test_old_tokens_are_refused_and_refresh_gives_the_new_sid(

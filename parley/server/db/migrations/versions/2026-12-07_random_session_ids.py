@@ -41,8 +41,8 @@ def upgrade() -> None:
         .values(sid=sa.bindparam("new_sid"))
     )
     for start in range(0, len(ids), 1000):
-        rows = [{"row_id": i, "new_sid": secrets.token_hex(SID_BYTES)} for i in ids[start:][:1000]]
-        bind.execute(fill, rows)
+        chunk = ids[start : start + 1000]
+        bind.execute(fill, [{"row_id": i, "new_sid": secrets.token_hex(SID_BYTES)} for i in chunk])
     if bind.dialect.name == "postgresql":
         op.alter_column("sessions", "sid", server_default=None)
     op.create_index(op.f("ix_sessions_sid"), "sessions", ["sid"], unique=True)
