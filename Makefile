@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 BASE_URL ?= http://127.0.0.1:8080
 SERVER_URL ?= http://127.0.0.1:5000
 BACKUP_DIR ?= backups
+ENV_FILE ?= deploy/.env
 COMPOSE := docker compose -f deploy/docker-compose.yml
 IMAGE ?= parley:latest
 # Docker targets stop with one line when there is no Docker engine to talk to.
@@ -62,18 +63,21 @@ clean: ## remove the virtualenv and caches (keeps ./data)
 
 # --- operations (docs/operations.md) ---------------------------------------------------
 
+env: ## deploy/.env from deploy/env.example with random secrets (ENV_FILE; never overwrites)
+	@$(PY) deploy/scripts/new_env.py deploy/env.example $(ENV_FILE)
+
 build: ## build the Docker image (IMAGE, default parley:latest; needs Docker)
 	$(NEED_DOCKER)
 	docker build -f deploy/Dockerfile -t $(IMAGE) .
 
 up: ## start the compose stack: nginx, 2 gateways, 2 servers, PostgreSQL, Redis, MinIO, monitoring
 	$(NEED_DOCKER)
-	@test -f deploy/.env || { echo "make up: create deploy/.env first (cp deploy/env.example deploy/.env, then set the secrets)"; exit 1; }
+	@test -f deploy/.env || { echo "make up: create deploy/.env first (make env writes one with random secrets)"; exit 1; }
 	$(COMPOSE) up -d
 
 up-build: ## rebuild the image, then start the compose stack
 	$(NEED_DOCKER)
-	@test -f deploy/.env || { echo "make up-build: create deploy/.env first (cp deploy/env.example deploy/.env)"; exit 1; }
+	@test -f deploy/.env || { echo "make up-build: create deploy/.env first (make env writes one with random secrets)"; exit 1; }
 	$(COMPOSE) up -d --build
 
 down: ## stop the compose stack (volumes kept)
@@ -102,11 +106,11 @@ dev-setup: $(STAMP) ## prepare a development machine: .venv, browsers for e2e te
 
 dev: $(STAMP) ## PostgreSQL, Redis and MinIO in Docker when available, then Parley natively on them
 	@if docker info >/dev/null 2>&1; then \
-		test -f deploy/.env || cp deploy/env.example deploy/.env; \
+		$(PY) deploy/scripts/new_env.py deploy/env.example deploy/.env >/dev/null; \
 		$(COMPOSE) up -d --wait postgres redis minio && \
 		set -a && . deploy/.env && set +a && \
 		DATABASE_URL=postgresql://$$POSTGRES_USER:$$POSTGRES_PASSWORD@127.0.0.1:$${POSTGRES_HOST_PORT:-5432}/$$POSTGRES_DB \
-		REDIS_URL=redis://127.0.0.1:$${REDIS_HOST_PORT:-6379}/0 \
+		REDIS_URL=redis://:$$REDIS_PASSWORD@127.0.0.1:$${REDIS_HOST_PORT:-6379}/0 \
 		S3_ENDPOINT=http://127.0.0.1:$${MINIO_HOST_PORT:-9000} S3_ACCESS_KEY=$$MINIO_ROOT_USER S3_SECRET_KEY=$$MINIO_ROOT_PASSWORD \
 		LOG_LEVEL=debug $(BIN)/parley serve; \
 	else \
@@ -140,6 +144,6 @@ clean-all: clean ## clean, plus ./data, ./backups and the compose stack's volume
 	rm -rf data backups
 	@if docker info >/dev/null 2>&1; then $(COMPOSE) down -v; else echo "(no Docker: compose volumes not touched)"; fi
 
-.PHONY: help install run server migrate test lint format bench clean build up up-build down \
+.PHONY: help install run server migrate test lint format bench clean env build up up-build down \
 	logs logs-app status dev-setup dev dev-app api-test health stats db-shell db-backup \
 	db-migrate clean-all

@@ -24,7 +24,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "gateway_latency.json"
-SECRET = "bench-secret-" + "b" * 40
+SECRET = "bench-secret-" + "0123456789abcdef" * 3
 MAX_REQUESTS = 20000
 
 
@@ -98,7 +98,7 @@ def _token() -> str:
     sys.path.insert(0, str(ROOT))
     from parley.security import make_access_token
 
-    return make_access_token(SECRET, user_id=1, session_id=1, ttl_seconds=3600)
+    return make_access_token(SECRET, user_id=1, session_id="0" * 32, ttl_seconds=3600)
 
 
 def main() -> int:

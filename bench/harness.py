@@ -27,7 +27,7 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-JWT_SECRET = "bench-secret-" + "s" * 48
+JWT_SECRET = "bench-secret-" + "0123456789abcdef" * 3
 PASSWORD = "bench password 1"
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -307,7 +307,7 @@ async def seed(database_url: str, *, users: int, groups: dict[str, int], pairs: 
     direct chats between consecutive users. Tokens are minted with the bench's JWT secret."""
     from sqlalchemy import insert
 
-    from parley.security import hash_password, make_access_token
+    from parley.security import hash_password, make_access_token, new_session_id
     from parley.server.db.models import Chat, Membership, Session, User
     from parley.server.db.session import make_engine, migrate
 
@@ -331,12 +331,12 @@ async def seed(database_url: str, *, users: int, groups: dict[str, int], pairs: 
             )
             user_ids = [row[0] for row in result]
             sessions = [
-                {"user_id": uid, "created_at": now, "expires_at": now + timedelta(days=1),
-                 "user_agent": "bench"}
+                {"sid": new_session_id(), "user_id": uid, "created_at": now,
+                 "expires_at": now + timedelta(days=1), "user_agent": "bench"}
                 for uid in user_ids
             ]  # fmt: skip
             result = await conn.execute(
-                insert(Session).returning(Session.id, sort_by_parameter_order=True), sessions
+                insert(Session).returning(Session.sid, sort_by_parameter_order=True), sessions
             )
             session_ids = [row[0] for row in result]
             chats: dict[str, list[int]] = {}

@@ -42,12 +42,12 @@ def real_ip(peer: str, x_real_ip: str | None, trusted: Iterable[str]) -> str:
     """The X-Real-IP that a local gateway (a loopback peer) or a proxy in `trusted`
     (PARLEY_TRUSTED_PROXIES entries) put there for the real client, else the peer."""
     forwarded = (x_real_ip or "").strip()
-    if forwarded and _is_proxy(peer, trusted):
+    if forwarded and is_proxy(peer, trusted):
         return forwarded[:64]
     return peer
 
 
-def _is_proxy(peer: str, trusted: Iterable[str]) -> bool:
+def is_proxy(peer: str, trusted: Iterable[str]) -> bool:
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:

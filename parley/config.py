@@ -45,6 +45,11 @@ METRICS_ALLOW = (
     "fc00::/7",
 )
 MIN_SECRET_BYTES = 32
+MIN_SECRET_DISTINCT = 12
+# Words of the placeholders example files ship ("REPLACE_WITH_…", "change-me"): a secret
+# holding one was copied from documentation, so anyone who read it can forge tokens.
+PLACEHOLDER_WORDS = ("replace", "change", "example")
+MAKE_SECRET = "make one with: openssl rand -hex 32"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -178,12 +183,23 @@ class Settings(BaseSettings):
 
     @field_validator("jwt_secret")
     @classmethod
-    def _long_secret(cls, value: str | None) -> str | None:
-        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
-            raise ValueError(
-                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
-                " (make one with: openssl rand -hex 32), or unset it to have one generated"
-            )
+    def _strong_secret(cls, value: str | None) -> str | None:
+        return None if value is None else check_jwt_secret(value)
+
+    @field_validator("db_password", "s3_secret_key")
+    @classmethod
+    def _real_password(cls, value: str | None) -> str | None:
+        return None if value is None else check_not_placeholder(value)
+
+    @field_validator("database_url", "redis_url")
+    @classmethod
+    def _real_url_password(cls, value: str | None) -> str | None:
+        try:
+            password = urlsplit(value).password if value else None
+        except ValueError:
+            return value  # not a URL: whoever uses it says so
+        if password:
+            check_not_placeholder(password, what="its password")
         return value
 
     @field_validator("metrics_allow")
@@ -287,6 +303,31 @@ def make_private_dir(path: Path) -> None:
         except FileExistsError:  # made meanwhile by another process (or a file: refused)
             if not directory.is_dir():
                 raise
+
+
+def check_jwt_secret(value: str) -> str:
+    """A signing key nobody could have read or guessed: long, varied, not a placeholder."""
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes ({MAKE_SECRET}),"
+            " or unset it to have one generated"
+        )
+    check_not_placeholder(value)
+    distinct = len(set(value))
+    if distinct < MIN_SECRET_DISTINCT:
+        raise ValueError(
+            f"only {distinct} distinct characters (at least {MIN_SECRET_DISTINCT} are needed):"
+            f" not a random secret; {MAKE_SECRET}"
+        )
+    return value
+
+
+def check_not_placeholder(value: str, *, what: str = "the value") -> str:
+    """Refuses a secret that holds a placeholder word (any case); the message never shows it."""
+    found = next((word for word in PLACEHOLDER_WORDS if word in value.lower()), None)
+    if found is not None:
+        raise ValueError(f"{what} is a placeholder (it contains {found!r}); {MAKE_SECRET}")
+    return value
 
 
 def write_private(path: Path, data: bytes) -> None:

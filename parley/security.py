@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ ALGORITHM = "HS256"
 ISSUER = "parley"
 LEEWAY_SECONDS = 30
 _REQUIRED_CLAIMS = ["sub", "sid", "exp", "iat", "iss"]
+SESSION_ID_BYTES = 16  # 128 bits: a session cannot be guessed, even by one who holds the key
+_SESSION_ID = re.compile(rf"[0-9a-f]{{{2 * SESSION_ID_BYTES}}}")
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 low-memory profile
 _DUMMY_HASH = _hasher.hash("parley-timing-equaliser")
@@ -28,7 +31,7 @@ class TokenError(Exception):
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: int
-    session_id: int
+    session_id: str  # the `sid` claim: a session's random id, never its row number
     expires_at: datetime
 
 
@@ -44,8 +47,13 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+def new_session_id() -> str:
+    """A login session's public id (the `sid` claim): random, never sequential."""
+    return secrets.token_hex(SESSION_ID_BYTES)
+
+
 def make_access_token(
-    key: str, *, user_id: int, session_id: int, ttl_seconds: int, now: datetime | None = None
+    key: str, *, user_id: int, session_id: str, ttl_seconds: int, now: datetime | None = None
 ) -> str:
     issued = now or datetime.now(UTC)
     claims = {
@@ -75,9 +83,14 @@ def decode_access_token(key: str, token: str) -> AccessClaims:
     if claims.get("typ", "access") != "access":
         raise TokenError("not an access token")
     try:
-        user_id, session_id = int(claims["sub"]), int(claims["sid"])
+        user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
         raise TokenError("malformed subject") from exc
+    session_id = claims["sid"]
+    # A token from before session ids were random (an integer) is refused: its client
+    # refreshes, and the refresh token, kept by the migration, gets a new one.
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+        raise TokenError("malformed session id")
     return AccessClaims(user_id, session_id, datetime.fromtimestamp(claims["exp"], UTC))
 
 

@@ -289,31 +289,34 @@ class LoginSessions:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self.sessions, self.clock = sessions, clock
-        self.live: dict[int, tuple[int, datetime]] = {}  # session → (user, expires_at)
-        self.of_user: dict[int, set[int]] = {}
+        # the token's sid → (user, the session's row id, expires_at)
+        self.live: dict[str, tuple[int, int, datetime]] = {}
+        self.of_user: dict[int, dict[int, str]] = {}  # user → {row id: sid}
         self.generation = 0
         self.misses = 0
 
-    async def check(self, *, user_id: int, session_id: int) -> None:
-        """Raises Unauthorized as `deps.load_principal` does: unknown, or ended."""
-        known = self.live.get(session_id)
+    async def check(self, *, user_id: int, sid: str) -> int:
+        """The session's row id; raises Unauthorized as `deps.load_principal` does: unknown,
+        or ended."""
+        known = self.live.get(sid)
         if known is None:
-            known = await self._load(user_id=user_id, session_id=session_id)
-        owner, expires_at = known
+            known = await self._load(user_id=user_id, sid=sid)
+        owner, session_id, expires_at = known
         if owner != user_id:
             raise errors.Unauthorized("Session not found")
         if expires_at <= self.clock():
             raise errors.Unauthorized("Session has ended")
+        return session_id
 
-    async def _load(self, *, user_id: int, session_id: int) -> tuple[int, datetime]:
+    async def _load(self, *, user_id: int, sid: str) -> tuple[int, int, datetime]:
         generation = self.generation
         self.misses += 1
         async with self.sessions() as session:
             row = (
                 await session.execute(
-                    select(LoginSession.revoked_at, LoginSession.expires_at)
+                    select(LoginSession.id, LoginSession.revoked_at, LoginSession.expires_at)
                     .join(User, User.id == LoginSession.user_id)
-                    .where(LoginSession.id == session_id, LoginSession.user_id == user_id)
+                    .where(LoginSession.sid == sid, LoginSession.user_id == user_id)
                 )
             ).first()
         if row is None:
@@ -323,20 +326,19 @@ class LoginSessions:
         if generation == self.generation:
             if len(self.live) > MAX_ENTRIES:
                 self.clear()
-            self.live[session_id] = (user_id, row.expires_at)
-            self.of_user.setdefault(user_id, set()).add(session_id)
-        return user_id, row.expires_at
+            self.live[sid] = (user_id, row.id, row.expires_at)
+            self.of_user.setdefault(user_id, {})[row.id] = sid
+        return user_id, row.id, row.expires_at
 
     def on_event(self, event: events.Event) -> None:
         match event:
             case events.SessionsEnded(user_id=user_id, session_ids=ids, keep=keep):
-                mine = self.of_user.get(user_id, set())
-                ended = set(mine) if ids is None else mine & set(ids)
+                mine = self.of_user.get(user_id, {})
+                ended = set(mine) if ids is None else set(mine) & set(ids)
                 if keep is not None:
                     ended.discard(keep)
                 for session_id in ended:
-                    self.live.pop(session_id, None)
-                mine -= ended
+                    self.live.pop(mine.pop(session_id), None)
                 if not mine:
                     self.of_user.pop(user_id, None)
             case events.Resync():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from parley import errors
-from parley.clientip import real_ip
+from parley.clientip import is_proxy, real_ip
 from parley.config import Settings
 from parley.credentials import UNSAFE_METHODS, TokenSource, find_credentials
 from parley.security import TokenError, origin_matches
@@ -29,6 +31,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_ID)]
 
 REFRESH_COOKIE = "parley_refresh"
+log = logging.getLogger("parley.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,34 @@ def client_ip(conn: HTTPConnection, settings: Settings) -> str:
     """The caller's address: the peer, or the X-Real-IP that a local gateway (or a proxy in
     PARLEY_TRUSTED_PROXIES) put there for the real client."""
     peer = conn.client.host if conn.client else "unknown"
-    return real_ip(peer, conn.headers.get("x-real-ip"), settings.trusted_proxies)
+    forwarded = conn.headers.get("x-real-ip")
+    if (forwarded or "x-forwarded-for" in conn.headers) and not is_proxy(
+        peer, settings.trusted_proxies
+    ):
+        _warn_untrusted_proxy(get_state(conn), peer)
+    return real_ip(peer, forwarded, settings.trusted_proxies)
+
+
+def _warn_untrusted_proxy(state: AppState, peer: str) -> None:
+    """Once per process: a proxy this server does not trust makes all its clients one
+    address, so one client's failed logins throttle everyone's."""
+    if state.warned_untrusted_proxy or not _is_address(peer):
+        return
+    state.warned_untrusted_proxy = True
+    log.warning(
+        "forwarded client address from %s ignored: the peer is not in PARLEY_TRUSTED_PROXIES,"
+        " so every client behind it counts as one address for per-IP limits (login"
+        " throttling included); add the gateways' network to PARLEY_TRUSTED_PROXIES",
+        peer,
+    )
+
+
+def _is_address(peer: str) -> bool:
+    try:
+        ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return True
 
 
 def read_token(conn: HTTPConnection, *, allow_query: bool = False) -> tuple[str | None, bool]:
@@ -112,26 +142,32 @@ async def authenticate(
 
 
 async def load_principal(
-    session: AsyncSession, *, user_id: int, session_id: int, now: datetime
+    session: AsyncSession, *, user_id: int, session_id: str, now: datetime
 ) -> Principal:
+    """`session_id` is the token's `sid`; the Principal carries the session's row id."""
     row = (
         await session.execute(
             select(
-                User, LoginSession.revoked_at, LoginSession.expires_at, Ban.user_id, Ban.expires_at
+                User,
+                LoginSession.id,
+                LoginSession.revoked_at,
+                LoginSession.expires_at,
+                Ban.user_id,
+                Ban.expires_at,
             )
             .join(LoginSession, LoginSession.user_id == User.id)
             .outerjoin(Ban, Ban.user_id == User.id)
-            .where(LoginSession.id == session_id, User.id == user_id)
+            .where(LoginSession.sid == session_id, User.id == user_id)
         )
     ).first()
     if row is None:
         raise errors.Unauthorized("Session not found")
-    user, revoked_at, expires_at, banned, ban_expires = row
+    user, row_id, revoked_at, expires_at, banned, ban_expires = row
     if revoked_at is not None or expires_at <= now:
         raise errors.Unauthorized("Session has ended")
     if banned is not None and (ban_expires is None or ban_expires > now):
         raise errors.UserBanned()
-    return Principal(user, session_id, False if banned is None else ban_expires)
+    return Principal(user, row_id, False if banned is None else ban_expires)
 
 
 async def current_principal(request: Request, session: SessionDep) -> Principal:
@@ -166,10 +202,10 @@ async def authenticate_caller(conn: HTTPConnection, state: AppState) -> Caller:
         raise errors.Unauthorized("Invalid or expired token") from exc
     if from_cookie and conn.scope["method"] in UNSAFE_METHODS:
         check_origin(conn, state.settings)
-    await state.logins.check(user_id=claims.user_id, session_id=claims.session_id)
+    session_id = await state.logins.check(user_id=claims.user_id, sid=claims.session_id)
     if await state.checks.banned(claims.user_id):
         raise errors.UserBanned()
-    return Caller(claims.user_id, claims.session_id)
+    return Caller(claims.user_id, session_id)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -31,8 +31,8 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 
 from parley import errors
-from parley.clock import Clock, as_clock
 from parley.clientip import Network, parse_networks
+from parley.clock import Clock, as_clock
 
 log = logging.getLogger("parley.outbound")
 

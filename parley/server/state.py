@@ -59,3 +59,4 @@ class AppState:
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
+    warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from argon2 import PasswordHasher, profiles
-from sqlalchemy import insert, update
+from sqlalchemy import Connection, insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley import security
 from parley.server.db.models import Chat, Message
+from parley.server.db.session import _alembic_config, make_engine
 from tests.conftest import Running, no_cookies
 from tests.factories import Account, make_group, make_user
 
@@ -62,3 +67,36 @@ async def crowded(live: Running) -> AsyncIterator[Crowded]:
         await session.execute(update(Chat).where(Chat.id == chat["id"]).values(last_seq=CROWD))
         await session.commit()
     yield Crowded(owner, member, chat, CROWD)
+
+
+@pytest.fixture
+async def migration_engine(database_url: str | None, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A fresh, empty database of the backend under test, for a migration's test."""
+    if database_url is None:
+        made = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+        yield made
+        await made.dispose()
+        return
+    from tests.conftest import PG_DSN, _create_database, _drop_database
+
+    name = "parley_m_" + os.urandom(4).hex()
+    await _create_database(name)
+    made = make_engine(
+        f"{PG_DSN.rsplit('/', 1)[0]}/{name}".replace("postgresql://", "postgresql+asyncpg://")
+    )
+    yield made
+    await made.dispose()
+    await _drop_database(name)
+
+
+def alembic_to(revision: str, *, down: bool = False) -> Callable[[Connection], None]:
+    """For `conn.run_sync`: upgrade (or downgrade) the connection's database to `revision`."""
+
+    def run(connection: Connection) -> None:
+        config = _alembic_config(connection)
+        if down:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
+
+    return run

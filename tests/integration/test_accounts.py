@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -262,7 +263,7 @@ async def test_bad_tokens_are_refused(client: httpx.AsyncClient, live: Running) 
         ),
         "HS512": jwt.encode(claims, key, algorithm="HS512"),
         "expired": make_access_token(
-            key, user_id=me.id, session_id=int(claims["sid"]), ttl_seconds=60, now=past
+            key, user_id=me.id, session_id=claims["sid"], ttl_seconds=60, now=past
         ),
         "no sid": jwt.encode(
             {k: v for k, v in claims.items() if k != "sid"}, key, algorithm="HS256"
@@ -280,6 +281,36 @@ async def test_bad_tokens_are_refused(client: httpx.AsyncClient, live: Running) 
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(f"{live.ws_base}/service/ws?token={tokens['alg none']}")
     assert refused.value.response.status_code == 401
+
+
+async def test_session_ids_are_random_128_bit(client: httpx.AsyncClient, live: Running) -> None:
+    """Logins back to back get unrelated sids; a token made with the key for a guessed sid
+    (a row number, or the next one) is refused."""
+    me = await make_user(client)
+    tokens = [me.access_token]
+    for _ in range(2):
+        login = await client.post(
+            "/service/api/login", json={"username": me.username, "password": PASSWORD}
+        )
+        assert login.status_code == 200
+        tokens.append(login.json()["access_token"])
+    sids = [jwt.decode(t, options={"verify_signature": False})["sid"] for t in tokens]
+    for sid in sids:
+        assert isinstance(sid, str) and len(sid) == 32 and int(sid, 16) >= 0, sid
+    values = sorted(int(sid, 16) for sid in sids)
+    assert len(set(values)) == 3
+    assert all(b - a > 2**64 for a, b in itertools.pairwise(values)), sids  # not 1 apart
+    key = live.state.jwt_key
+    for guess in ("1", format(values[0] + 1, "032x"), "0" * 32):
+        forged = make_access_token(key, user_id=me.id, session_id=guess, ttl_seconds=60)
+        answer = await client.get(
+            "/service/api/profile", headers={"Authorization": f"Bearer {forged}"}
+        )
+        assert answer.status_code == 401, guess
+    real = await client.get(
+        "/service/api/profile", headers={"Authorization": f"Bearer {tokens[2]}"}
+    )
+    assert real.status_code == 200
 
 
 async def test_cookie_auth_needs_matching_origin(client: httpx.AsyncClient, live: Running) -> None:

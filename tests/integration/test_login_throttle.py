@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from parley.server.app import create_app
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import PASSWORD, make_user, unique
 
@@ -96,3 +100,81 @@ async def test_a_success_gives_the_slot_back(http: httpx.AsyncClient) -> None:
     for _ in range(5):
         assert (await _login(http, owner.username, "wrong", "203.0.113.9")).status_code == 401
     assert (await _login(http, owner.username, "wrong", "203.0.113.9")).status_code == 429
+
+
+@contextlib.asynccontextmanager
+async def _in_process(
+    tmp_path: Path, peer: str, **overrides: object
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    """The server app in this process, its requests coming from `peer` (a gateway's address)."""
+    app = create_app(test_settings(tmp_path, **overrides))
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://server") as http,
+    ):
+        yield http, app
+
+
+async def _failed_logins(http: httpx.AsyncClient, ip: str, count: int) -> list[int]:
+    return [(await _login(http, unique(), "wrong-guess", ip)).status_code for _ in range(count)]
+
+
+def _proxy_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "PARLEY_TRUSTED_PROXIES" in r.getMessage()
+    ]
+
+
+async def test_behind_a_trusted_gateway_each_client_has_its_own_login_budget(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The compose stack's servers trust their gateways' network (172.28.3.0/24)."""
+    caplog.set_level(logging.WARNING, logger="parley")
+    async with _in_process(
+        tmp_path, "172.28.3.21", PARLEY_TRUSTED_PROXIES="172.28.3.0/24",
+        PARLEY_RATE_LOGIN_IP="3/minute",
+    ) as (http, _app):  # fmt: skip
+        owner = await make_user(http)
+        assert await _failed_logins(http, "198.51.100.1", 4) == [401, 401, 401, 429]
+        other = await _login(http, owner.username, PASSWORD, "198.51.100.2")
+        assert other.status_code == 200, other.text
+    assert _proxy_warnings(caplog) == []
+
+
+async def test_an_untrusted_gateway_is_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the trust every client is the gateway's address: one client's failures throttle
+    everyone. The server says so in its log, once, not on every request."""
+    caplog.set_level(logging.WARNING, logger="parley")
+    async with _in_process(tmp_path, "172.28.3.21", PARLEY_RATE_LOGIN_IP="3/minute") as (
+        http,
+        app,
+    ):
+        owner = await make_user(http)  # no forwarded headers: nothing to warn about
+        assert _proxy_warnings(caplog) == []
+        assert await _failed_logins(http, "198.51.100.1", 4) == [401, 401, 401, 429]
+        other = await _login(http, owner.username, PASSWORD, "198.51.100.2")
+        assert other.status_code == 429  # locked out by somebody else's guesses
+        forwarded_for = {"X-Forwarded-For": "198.51.100.3"}
+        for _ in range(3):
+            await http.post("/service/api/login", json={"username": "x", "password": "y"},
+                            headers=forwarded_for)  # fmt: skip
+        assert app.state.parley.warned_untrusted_proxy
+    warnings = _proxy_warnings(caplog)
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("forwarded client address from 172.28.3.21 ignored")
+
+
+async def test_forwarded_headers_from_loopback_are_trusted_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="parley")
+    async with _in_process(tmp_path, "127.0.0.1", PARLEY_RATE_LOGIN_IP="3/minute") as (http, _):
+        owner = await make_user(http)
+        assert await _failed_logins(http, "198.51.100.1", 4) == [401, 401, 401, 429]
+        assert (await _login(http, owner.username, PASSWORD, "198.51.100.2")).status_code == 200
+    assert _proxy_warnings(caplog) == []

@@ -138,7 +138,7 @@ async def test_two_processes_share_one_budget_in_redis(redis_url: str) -> None:
 
 def gateway_settings(redis_url: str | None, prefix: str = "parley-test:", **rates: str) -> Settings:
     return Settings(
-        JWT_SECRET="x" * 32,
+        JWT_SECRET="0123456789abcdef" * 2,
         REDIS_URL=redis_url,
         REDIS_HOST=None,
         PARLEY_REDIS_PREFIX=prefix,

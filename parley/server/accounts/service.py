@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.clock import Clock
-from parley.security import hash_password, hash_token, make_access_token, make_refresh_token
+from parley.security import (
+    hash_password,
+    hash_token,
+    make_access_token,
+    make_refresh_token,
+    new_session_id,
+)
 from parley.security import verify_password as _verify_password
 from parley.server.accounts.schemas import UserPublic
 from parley.server.chats.general import join_general
@@ -194,6 +200,7 @@ async def start_session(
 ) -> Tokens:
     now = issuer.clock()
     login_session = LoginSession(
+        sid=new_session_id(),
         user_id=user.id,
         created_at=now,
         expires_at=now + timedelta(seconds=issuer.refresh_ttl),
@@ -201,19 +208,25 @@ async def start_session(
     )
     session.add(login_session)
     await session.flush()
-    tokens = await _issue(session, issuer, user=user, session_id=login_session.id)
+    tokens = await _issue(session, issuer, user=user, login_session=login_session)
     await session.commit()
     return tokens
 
 
-async def _issue(session: AsyncSession, issuer: Issuer, *, user: User, session_id: int) -> Tokens:
+async def _issue(
+    session: AsyncSession, issuer: Issuer, *, user: User, login_session: LoginSession
+) -> Tokens:
     refresh = make_refresh_token()
-    session.add(RefreshToken(session_id=session_id, token_hash=hash_token(refresh)))
+    session.add(RefreshToken(session_id=login_session.id, token_hash=hash_token(refresh)))
     ttl = issuer.access_ttl
     access = make_access_token(
-        issuer.jwt_key, user_id=user.id, session_id=session_id, ttl_seconds=ttl, now=issuer.clock()
+        issuer.jwt_key,
+        user_id=user.id,
+        session_id=login_session.sid,
+        ttl_seconds=ttl,
+        now=issuer.clock(),
     )
-    return Tokens(user, access, refresh, ttl, session_id)
+    return Tokens(user, access, refresh, ttl, login_session.id)
 
 
 async def refresh(session: AsyncSession, issuer: Issuer, broker: Broker, *, token: str) -> Tokens:
@@ -245,7 +258,7 @@ async def refresh(session: AsyncSession, issuer: Issuer, broker: Broker, *, toke
     if await is_banned(session, user.id, now=now):
         await session.rollback()
         raise errors.UserBanned()
-    tokens = await _issue(session, issuer, user=user, session_id=login_session.id)
+    tokens = await _issue(session, issuer, user=user, login_session=login_session)
     await session.commit()
     return tokens
 

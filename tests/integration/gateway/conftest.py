@@ -27,7 +27,7 @@ from parley.gateway.app import Gateway, create_app
 from parley.gateway.process import make_server
 from parley.security import make_access_token
 
-JWT_SECRET = "gateway-test-secret-" + "x" * 32
+JWT_SECRET = "gateway-test-secret-" + "0123456789abcdef" * 2
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -37,7 +37,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def token_for(user_id: int, *, session_id: int = 1, ttl: int = 600) -> str:
+def token_for(user_id: int, *, session_id: str = "0" * 32, ttl: int = 600) -> str:
     return make_access_token(JWT_SECRET, user_id=user_id, session_id=session_id, ttl_seconds=ttl)
 
 

@@ -12,10 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from kubernetes.client import ApiClient
+from pydantic import ValidationError
 
 from parley.cli import make_parser
 from parley.clientip import is_trusted, parse_networks
@@ -23,6 +25,9 @@ from parley.config import Settings
 from parley.gateway.app import create_app as create_gateway
 from parley.server.app import create_app as create_server
 from tests.integration.ops.conftest import DEPLOY
+
+sys.path.insert(0, str(DEPLOY / "scripts"))
+import new_env
 
 K8S = DEPLOY / "k8s"
 COMPOSE = DEPLOY / "docker-compose.yml"
@@ -199,19 +204,43 @@ def test_every_environment_variable_is_a_setting() -> None:
         assert names <= known, (where, names - known)
 
 
+def substitute(value: object, secrets: dict[str, str] | None = None) -> str:
+    """A compose value as compose makes it: ${VAR:-default}, ${VAR:?error} from `secrets`."""
+    known = secrets or {}
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3)
+        if name in known:
+            return known[name]
+        if default is not None:
+            return default
+        raise KeyError(f"{name} is required and not set")
+
+    return re.sub(r"\$\{([A-Z_]+)(:-([^}]*)|:\?[^}]*)?\}", one, str(value))
+
+
+def env_example() -> dict[str, str]:
+    text = (DEPLOY / "env.example").read_text()
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, re.M))
+
+
+def filled_env() -> dict[str, str]:
+    """deploy/.env as `make env` writes it."""
+    text = new_env.fill((DEPLOY / "env.example").read_text())
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, re.M))
+
+
 def test_compose_settings_are_valid_for_the_code() -> None:
-    """The compose environment (secrets filled in) builds Settings without complaint."""
+    """The compose environment (secrets filled in by `make env`) builds Settings."""
+    dotenv = filled_env()
     for name, svc in parley_services().items():
-        env = {
-            key: re.sub(
-                r"\$\{[A-Z_]+(:-([^}]*)|:\?[^}]*)?\}", lambda m: m.group(2) or "x" * 40, str(value)
-            )
-            for key, value in svc["environment"].items()
-        }
+        env = {key: substitute(value, dotenv) for key, value in svc["environment"].items()}
         settings = Settings(**env)  # type: ignore[arg-type]
         assert settings.sqlalchemy_url.startswith("postgresql+asyncpg://"), name
-        assert settings.redis_dsn == "redis://redis:6379/0"
+        assert settings.redis_dsn == f"redis://:{dotenv['REDIS_PASSWORD']}@redis:6379/0"
         assert settings.s3_endpoint == "http://minio:9000"
+        assert settings.cookie_secure is True, name
+        assert settings.jwt_secret == dotenv["JWT_SECRET"]
 
 
 def test_default_ports_agree_everywhere() -> None:
@@ -264,7 +293,7 @@ def test_commands_and_flags_are_the_clis() -> None:
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], set[str]]:
     data = tmp_path_factory.mktemp("paths")
-    settings = Settings(PARLEY_DATA_DIR=data, JWT_SECRET="s" * 40)  # type: ignore[call-arg]
+    settings = Settings(PARLEY_DATA_DIR=data, JWT_SECRET="0123456789abcdef" * 3)  # type: ignore[call-arg]
     server_app = create_server(settings)
     server = set(server_app.openapi()["paths"]) | {
         getattr(r, "path", "") for r in server_app.routes
@@ -409,3 +438,116 @@ def test_image_and_pods_listen_on_every_interface(monkeypatch: pytest.MonkeyPatc
     assert env["PARLEY_SERVER_HOST"] == "0.0.0.0"
     for name in ("server1", "server2"):
         assert compose()["services"][name]["environment"]["PARLEY_SERVER_HOST"] == "0.0.0.0"
+
+
+# --- isolation: trusted proxies, Redis password, Secure cookies, secrets ------------------
+
+
+def test_servers_trust_exactly_their_gateways() -> None:
+    """Per-IP limits (login throttling) count real clients: the servers believe the address
+    the gateways pass on, and only from the network the gateways reach them on."""
+    services, networks = compose()["services"], compose()["networks"]
+    subnet = networks["gateways"]["ipam"]["config"][0]["subnet"]
+    assert subnet not in {n["ipam"]["config"][0]["subnet"] for k, n in networks.items()
+                          if k != "gateways" and "ipam" in (n or {})}  # fmt: skip
+    for name in ("server1", "server2"):
+        env = services[name]["environment"]
+        assert env["PARLEY_TRUSTED_PROXIES"] == subnet, name
+        assert "gateways" in services[name]["networks"], name
+    for name in ("gateway1", "gateway2"):
+        # The gateways share only `gateways` with the servers: their requests come from it.
+        shared = set(services[name]["networks"]) & set(services["server1"]["networks"])
+        assert shared == {"gateways"}, name
+    on_it = {name for name, svc in services.items() if "gateways" in svc.get("networks", [])}
+    assert on_it == {"gateway1", "gateway2", "server1", "server2", "redis", "prometheus"}
+    trusted = parse_networks([subnet])
+    assert is_trusted("172.28.3.21", trusted) and not is_trusted("172.28.2.21", trusted)
+
+
+def test_kubernetes_pods_trust_the_pod_network() -> None:
+    config = next(o for o in k8s_objects() if o["kind"] == "ConfigMap")
+    trusted = parse_networks(config["data"]["PARLEY_TRUSTED_PROXIES"].split(","))
+    assert trusted and is_trusted("10.244.1.7", trusted)  # a pod address of a common CIDR
+    assert "pod CIDR" in (K8S / "configmap.yaml").read_text()
+    for obj in k8s_objects():
+        pod = _pod_spec(obj)
+        if pod and obj["kind"] == "Deployment":
+            sources = pod["containers"][0]["envFrom"]
+            assert {"configMapRef": {"name": "parley-config"}} in sources, obj["metadata"]
+            assert {"secretRef": {"name": "parley-secrets"}} in sources, obj["metadata"]
+            names = {e["name"] for e in pod["containers"][0].get("env", [])}
+            assert "PARLEY_TRUSTED_PROXIES" not in names  # not overridden per Deployment
+
+
+def test_redis_requires_a_password_in_compose_and_kubernetes() -> None:
+    services = compose()["services"]
+    command = services["redis"]["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert password.startswith("${REDIS_PASSWORD:?"), password
+    assert services["redis"]["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+    assert services["redis-exporter"]["environment"]["REDIS_PASSWORD"].startswith(
+        "${REDIS_PASSWORD:?"
+    )
+    for name, svc in parley_services().items():
+        url = svc["environment"]["REDIS_URL"]
+        assert url.startswith("redis://:${REDIS_PASSWORD:?"), name
+        with pytest.raises(KeyError, match="REDIS_PASSWORD"):
+            substitute(url)  # compose refuses to start without it
+    objects = k8s_objects()
+    config = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert "REDIS_URL" not in config["data"]  # a URL with a password is a secret
+    secret = next(o for o in objects if o["kind"] == "Secret")
+    assert urlsplit(secret["stringData"]["REDIS_URL"]).password
+    systemd = (DEPLOY / "systemd" / "parley.env.example").read_text()
+    assert urlsplit(re.findall(r"^REDIS_URL=(.*)$", systemd, re.M)[0]).password
+
+
+def test_cookies_are_secure_wherever_tls_is_on() -> None:
+    for name, svc in parley_services().items():
+        value = substitute(svc["environment"]["PARLEY_COOKIE_SECURE"], {})
+        assert value == "true", name  # the default; .env may say false while trying HTTP
+    assert env_example()["PARLEY_COOKIE_SECURE"] == "true"
+    objects = k8s_objects()
+    assert next(o for o in objects if o["kind"] == "Ingress")["spec"]["tls"]
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    assert Settings(**config).cookie_secure is True  # type: ignore[arg-type]
+    systemd = (DEPLOY / "systemd" / "parley.env.example").read_text()
+    assert re.search(r"^PARLEY_COOKIE_SECURE=true$", systemd, re.M)
+    tls = (DEPLOY / "nginx" / "tls.conf").read_text()
+    assert "proxy_cookie_flags ~ secure;" in tls
+
+
+def _refused(key: str, value: str) -> str:
+    with pytest.raises(ValidationError) as refused:
+        Settings(**{key: value})  # type: ignore[arg-type]
+    return str(refused.value)
+
+
+def test_no_example_ships_a_secret_that_would_be_accepted() -> None:
+    """Every secret in the examples is empty (compose refuses to start) or a placeholder
+    Parley refuses (exit code 2): none can be copied into production by mistake."""
+    secret = next(o for o in k8s_objects() if o["kind"] == "Secret")
+    for key, value in secret["stringData"].items():
+        assert "REPLACE_WITH" in value, key
+        if key != "S3_ACCESS_KEY":  # an access key is a name, not a secret
+            assert "placeholder" in _refused(key, value), key
+    unit_env = (DEPLOY / "systemd" / "parley.env.example").read_text()
+    systemd = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", unit_env, re.M))
+    assert systemd["JWT_SECRET"] == ""
+    assert "at least 32 bytes" in _refused("JWT_SECRET", systemd["JWT_SECRET"])
+    for key in ("DATABASE_URL", "REDIS_URL"):
+        assert "placeholder" in _refused(key, systemd[key]), key
+    example = env_example()
+    secret_keys = [k for k in example if k.endswith(("SECRET", "PASSWORD"))]
+    assert set(secret_keys) == {"JWT_SECRET", "POSTGRES_PASSWORD", "REDIS_PASSWORD",
+                                "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}  # fmt: skip
+    text = COMPOSE.read_text()
+    for key in secret_keys:
+        assert example[key] == "", key
+        assert "${" + key + ":?" in text, key  # compose refuses an empty one
+    assert "openssl rand -hex 32" in (DEPLOY / "env.example").read_text()
+    filled = filled_env()
+    for key in secret_keys:
+        assert re.fullmatch(r"[0-9a-f]{64}", filled[key]), key
+    assert len({filled[k] for k in secret_keys}) == len(secret_keys)
+    Settings(JWT_SECRET=filled["JWT_SECRET"])  # type: ignore[call-arg]

@@ -203,8 +203,10 @@ def test_websocket_upgrade_is_relayed_both_ways(edge: Edge) -> None:
 def test_gateway_sees_the_callers_ip(edge: Edge) -> None:
     probe = uuid.uuid4().hex
     with client("127.0.0.7") as http:
+        # nginx logs no query string: its line is found by the User-Agent.
         answer = http.get(edge.base + f"/stats?probe={probe}",
-                          headers={"X-Forwarded-For": "198.51.100.66"})  # fmt: skip
+                          headers={"X-Forwarded-For": "198.51.100.66",
+                                   "User-Agent": f"ops-probe/{probe}"})  # fmt: skip
         assert answer.status_code == 200
     deadline = time.monotonic() + 5
     while True:
@@ -257,3 +259,86 @@ def test_tls_server_block_serves_https(edge: Edge) -> None:
         answer = http.get(edge.tls_base + "/health")
     assert answer.status_code == 200 and answer.json()["status"] == "ok"
     assert answer.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "cross-origin-resource-policy": "same-origin",
+}
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def _one_per_location(http: httpx.Client, base: str) -> dict[str, httpx.Response]:
+    """A request answered by each location of locations.conf (nginx's own answers too)."""
+    return {
+        "/": http.get(base + "/login"),
+        "/static/": http.get(base + "/static/js/app.js"),
+        "ws": http.get(base + "/ws"),  # no upgrade: the gateway refuses it
+        "auth": http.post(base + "/service/api/login", json={"username": "x", "password": "y"}),
+        "= /metrics": http.get(base + "/metrics"),
+        "/service/metrics": http.get(base + "/service/metrics"),
+    }
+
+
+def test_every_location_sends_the_security_headers_and_hsts_over_tls(edge: Edge) -> None:
+    assert edge.tls_base is not None
+    with httpx.Client(verify=False, timeout=10, trust_env=False) as https:
+        secure = _one_per_location(https, edge.tls_base)
+    with client("127.0.0.11") as http:
+        plain = _one_per_location(http, edge.base)
+    assert secure["/"].status_code == 200 and secure["/static/"].status_code == 200
+    assert secure["= /metrics"].status_code == 404 and secure["auth"].status_code == 401
+    for location, answer in [*secure.items(), *plain.items()]:
+        for name, value in SECURITY_HEADERS.items():
+            assert answer.headers.get_list(name) == [value], (location, name, answer.headers)
+    for location, answer in secure.items():
+        assert answer.headers.get_list("strict-transport-security") == [HSTS], location
+    for location, answer in plain.items():
+        assert "strict-transport-security" not in answer.headers, location  # HTTPS only
+
+
+def test_query_strings_never_reach_the_access_log(edge: Edge) -> None:
+    secret = "secret-" + uuid.uuid4().hex
+    probe = uuid.uuid4().hex
+    with client("127.0.0.12") as http:
+        http.get(edge.base + f"/login?token={secret}&probe={probe}")
+        http.get(edge.base + f"/ws?token={secret}")
+        http.get(edge.base + f"/service/ws?token={secret}")
+        http.get(edge.base + f"/static/{probe}.js?token={secret}")
+    deadline = time.monotonic() + 5
+    while f"/static/{probe}.js" not in edge.access_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = edge.access_log.read_text()
+    assert f'"GET /static/{probe}.js HTTP/1.1" 404' in log, log[-2000:]
+    assert '"GET /login HTTP/1.1" 200' in log and '"GET /ws HTTP/1.1"' in log
+    assert secret not in log and probe not in log.replace(f"/static/{probe}.js", "")
+    assert "?" not in "".join(line for line in log.splitlines() if "127.0.0.12 " in line)
+
+
+def test_cookies_are_secure_over_tls(edge: Edge) -> None:
+    """The gateway under test runs without PARLEY_COOKIE_SECURE: nginx's TLS server adds it."""
+    name = "ck_" + uuid.uuid4().hex[:10]
+    account = {"username": name, "email": f"{name}@example.org", "password": "pw-" + name}
+    assert edge.tls_base is not None
+    with httpx.Client(verify=False, timeout=10, trust_env=False) as https:
+        reg = https.post(edge.tls_base + "/service/api/register", json=account)
+    assert reg.status_code == 201, reg.text
+    cookies = reg.headers.get_list("set-cookie")
+    assert cookies and all("; Secure" in c or c.endswith("Secure") for c in cookies), cookies
+    with client("127.0.0.13") as http:
+        plain = http.post(edge.base + "/service/api/login",
+                          json={"username": name, "password": account["password"]})  # fmt: skip
+    assert plain.status_code == 200
+    assert not any("secure" in c.lower() for c in plain.headers.get_list("set-cookie"))
+
+
+def test_log_format_names_no_query_string() -> None:
+    conf = (NGINX_DIR / "nginx.conf").read_text()
+    log_format = conf.split("log_format parley", 1)[1].split(";", 1)[0]
+    assert "$uri" in log_format
+    for variable in ("$request ", '$request"', "$request_uri", "$args", "$query_string",
+                     "$arg_", "$http_referer"):  # fmt: skip
+        assert variable not in log_format, variable
