@@ -162,4 +162,6 @@ def connect_subscriber(url: str, *, name: str) -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    return Redis.from_url(url, client_name=name, retry=Retry(NoBackoff(), 0))
+    client = Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+    client.connection_pool.connection_kwargs["client_name"] = name  # over the URL's, if any
+    return client

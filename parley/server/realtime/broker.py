@@ -92,10 +92,12 @@ class RedisBroker:
         self._answered = 0.0  # when the last PONG came (the clock's monotonic time)
         self.resync_due = False  # a publish was lost: every process must Resync
         self.resubscribed = 0
+        self.subscribed = False  # listening now (False during the pause after a loss)
 
     async def start(self, handler: Handler) -> None:
         self._handler = handler
         pubsub = await self._subscribe()
+        self.subscribed = True
         self._task = asyncio.create_task(self._run(pubsub, handler), name="redis-broker")
 
     async def _subscribe(self) -> Any:
@@ -120,8 +122,10 @@ class RedisBroker:
                 raise
             except Exception as exc:
                 log.warning("broker subscription lost (%s); subscribing again", exc)
+            self.subscribed = False
             await _drop(pubsub)
             pubsub = await self._resubscribe()
+            self.subscribed = True
             # Events published while nothing listened are lost: what was built on them
             # (caches, the sockets' subscriptions) is checked afresh.
             with contextlib.suppress(Exception):
