@@ -344,31 +344,36 @@ async def _group_of_two(pair: Pair) -> tuple[Account, Account, int, int]:
 
 
 async def test_a_removal_lost_by_a_dropped_subscription_still_silences_the_socket(
-    pair: Pair,
+    tmp_path: Path, pg_url: str, redis_user: tuple[str, str]
 ) -> None:
-    """A's subscription is killed; the member is removed through B meanwhile, so A never
-    hears of it. Once subscribed again, A re-checks its sockets: the member's socket there
-    receives nothing more of the chat, and A refuses the member's sends."""
-    owner, member, chat, kept = await _group_of_two(pair)
-    ws = await connect(pair.a.ws_base, member)
+    """A's subscription is killed, and Redis refuses A new connections (its ACL user is off)
+    while the member is removed through B: A never hears of it. Once subscribed again, A
+    re-checks its sockets: the member's socket there receives nothing more of the chat,
+    and A refuses the member's sends."""
+    url, name = redis_user
     admin = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        assert (await _ws_send(ws, chat, "cached"))["type"] == "message"  # A's cache has it
-        await kill_client(admin, f"parley-events-{pair.a.state.hub.process}")
-        removed = await pair.http_b.delete(
-            f"/service/api/chats/{chat}/members/{member.id}", headers=owner.headers
-        )
-        assert removed.status_code == 204
-        assert await _marker_heard(pair, ws, owner, kept, chat) == []
-        await _send(pair.http_b, owner, chat, "after the removal")
-        marker = (await _send(pair.http_b, owner, kept, "marker")).json()
-        assert await heard_before(ws, marker["id"], chat) == []
-        refused = await _ws_send(ws, chat, "still here?")
-        assert refused["type"] == "error" and refused["code"] in {"chat_not_found", "not_member"}
-        assert pair.a.state.broker.resubscribed == 1
-    finally:
-        await admin.aclose()
-        await ws.close()
+    async with _servers(tmp_path, pg_url, REDIS_URL=url) as pair:
+        owner, member, chat, kept = await _group_of_two(pair)
+        ws = await connect(pair.a.ws_base, member)
+        try:
+            assert (await _ws_send(ws, chat, "cached"))["type"] == "message"  # A's cache too
+            await admin.execute_command("ACL", "SETUSER", name, "off")
+            await kill_client(admin, f"parley-events-{pair.a.state.hub.process}")
+            removed = await pair.http_b.delete(
+                f"/service/api/chats/{chat}/members/{member.id}", headers=owner.headers
+            )
+            assert removed.status_code == 204
+            await admin.execute_command("ACL", "SETUSER", name, "on")
+            assert await _marker_heard(pair, ws, owner, kept, chat) == []
+            await _send(pair.http_b, owner, chat, "after the removal")
+            marker = (await _send(pair.http_b, owner, kept, "marker")).json()
+            assert await heard_before(ws, marker["id"], chat) == []
+            refused = await _ws_send(ws, chat, "still here?")
+            assert refused["type"] == "error"
+            assert refused["code"] in {"chat_not_found", "not_member"}
+        finally:
+            await admin.aclose()
+            await ws.close()
 
 
 @pytest.fixture
