@@ -25,8 +25,8 @@ import websockets
 from parley.server.accounts.service import promote_user
 from tests.conftest import (
     REDIS_URL,
-    kill_client,
     Running,
+    kill_client,
     need,
     no_cookies,
     start_server,
