@@ -483,6 +483,8 @@ class Hub:
                 log.warning("could not re-read the sockets' views after a Resync", exc_info=True)
                 self._give_up("server restarting")
                 return
+        if self._held is None:  # given up meanwhile (too much held): its sockets closed
+            return
         for user_id, conns in tuple(self.by_user.items()):
             view = views.get(user_id)
             if view is not None:  # else it joined after the read, with a view read later
@@ -492,6 +494,7 @@ class Hub:
         for event in held:
             self._dispatch(event)
         self.rechecks += 1
+        log.info("re-checked %d users' sockets after a resync", len(views))
 
     def _give_up(self, reason: str) -> None:
         """Without fresh views no socket may go on hearing: all close with 1012, and their
