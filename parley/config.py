@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # With Redis: a process whose heartbeat is this many seconds old is gone (SIGKILL, a
     # lost host), and the others take its users offline (docs/operations.md).
     presence_process_ttl: float = Field(15.0, ge=0.5, alias="PARLEY_PRESENCE_PROCESS_TTL")
+    # With Redis: seconds between PINGs on the event subscription; one unanswered by the
+    # next means a dead link: subscribe again, then resync (docs/operations.md).
+    broker_keepalive: float = Field(5.0, gt=0, le=5, alias="PARLEY_BROKER_KEEPALIVE")
     send_queue: int = Field(2000, alias="PARLEY_SEND_QUEUE")
     access_ttl: int = Field(900, alias="PARLEY_ACCESS_TTL")
     refresh_ttl: int = Field(30 * 24 * 3600, alias="PARLEY_REFRESH_TTL")

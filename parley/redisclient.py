@@ -1,6 +1,6 @@
-"""The one way Parley opens a Redis client (server and gateway alike); `Lane`: one
-connection of it held for commands sent one after another; `Grouped`: calls made while
-one is in flight, sent together."""
+"""The one way Parley opens a Redis client (server and gateway alike; `connect_subscriber`
+for a pub/sub connection); `Lane`: one connection of it held for commands sent one after
+another; `Grouped`: calls made while one is in flight, sent together."""
 
 from __future__ import annotations
 
@@ -152,3 +152,16 @@ class Lane:
     async def _renew(self, conn: Any) -> None:
         await conn.disconnect()
         await conn.connect()
+
+
+def connect_subscriber(url: str, *, name: str) -> Any:
+    """A client for one pub/sub connection, named `name` (as `CLIENT LIST` shows it), without
+    redis-py's retries: those reconnect and subscribe again silently, so the events published
+    meanwhile would be lost unnoticed. Its owner reconnects itself, knowing what it missed."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    client = Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+    client.connection_pool.connection_kwargs["client_name"] = name  # over the URL's, if any
+    return client

@@ -44,6 +44,14 @@ def need(service: str, reason: str) -> None:
     pytest.skip(f"{service} not available: {reason}")
 
 
+async def kill_client(admin: Any, name: str) -> None:
+    """`CLIENT KILL`s the one Redis connection named `name` (CLIENT LIST finds it): only the
+    connection under test, never another process's."""
+    found = [c for c in await admin.client_list() if c["name"] == name]
+    assert len(found) == 1, f"{len(found)} Redis clients named {name}"
+    await admin.execute_command("CLIENT", "KILL", "ID", found[0]["id"])
+
+
 async def need_redis() -> str:
     """REDIS_URL once the test Redis answers a PING; else `need` skips or fails."""
     client = aioredis.Redis.from_url(REDIS_URL)

@@ -110,3 +110,26 @@ async def no_frame(ws: Any, kind: str, wait: float = 0.5) -> None:
                 assert frame["type"] != kind, f"unexpected {kind} frame: {frame}"
     except TimeoutError:
         return
+
+
+def is_of_chat(frame: dict[str, Any], chat_id: int) -> bool:
+    """The frame tells something of the chat (its `chat_removed` notice aside)."""
+    if frame["type"] == "chat_removed":
+        return False
+    message, chat = frame.get("message") or {}, frame.get("chat") or {}
+    return chat_id in (frame.get("chat_id"), message.get("chat_id"), chat.get("id"))
+
+
+async def heard_before(ws: Any, message_id: int, chat_id: int) -> list[dict[str, Any]]:
+    """The frames of `chat_id` a socket receives before the message `message_id`: silence
+    proven by order (a socket gets events in the order they were published), not a wait."""
+    import asyncio
+
+    heard: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "message" and frame["message"]["id"] == message_id:
+                return heard
+            if is_of_chat(frame, chat_id):
+                heard.append(frame)

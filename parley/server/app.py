@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
 from types import FrameType
 from typing import Any, cast
@@ -48,6 +48,7 @@ from parley.server.realtime import protocol
 from parley.server.realtime.broker import make_broker
 from parley.server.realtime.hub import Hub
 from parley.server.realtime.presence import Presence
+from parley.server.realtime.views import SocketView, read_views
 from parley.server.realtime.ws import websocket_endpoint
 from parley.server.state import AppState
 from parley.server.storage import make_storage
@@ -68,11 +69,13 @@ def make_state(
     redis = settings.redis_dsn
     the_clock = as_clock(clock)
     sessions = make_sessionmaker(engine)
-    broker = make_broker(redis, prefix=settings.redis_prefix, clock=the_clock)
-    hub = Hub(
-        presence_timeout=settings.presence_timeout,
-        monotonic=the_clock.monotonic,
-        process=uuid.uuid4().hex[:12],
+    process = uuid.uuid4().hex[:12]
+    broker = make_broker(
+        redis,
+        prefix=settings.redis_prefix,
+        clock=the_clock,
+        process=process,
+        keepalive=settings.broker_keepalive,
     )
     # Collaborators open sessions through the state, so swapping its engine (tests of an
     # outage) reaches them too.
@@ -81,6 +84,17 @@ def make_state(
     # What only reads (caches, presence audiences): on SQLite a deferred BEGIN, so it never
     # queues behind the writer for the write lock (nor makes the writer wait behind it).
     state_reads = cast(async_sessionmaker[AsyncSession], lambda: state.reads())
+
+    async def sockets_views(user_ids: Collection[int]) -> dict[int, SocketView]:
+        async with state_reads() as session:
+            return await read_views(session, user_ids, now=the_clock())
+
+    hub = Hub(
+        presence_timeout=settings.presence_timeout,
+        monotonic=the_clock.monotonic,
+        process=process,
+        read_views=sockets_views,
+    )
     presence = Presence(
         hub=hub,
         broker=broker,
@@ -169,6 +183,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(*workers, return_exceptions=True)
         await state.writer.close()
         await state.presence.close()
+        await state.hub.close()
         await state.broker.close()
         await state.storage.close()
         await state.outbound.aclose()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from parley import errors
 from parley.server.realtime import events
@@ -142,40 +144,119 @@ async def test_redis_broker_reaches_every_process() -> None:
 
 
 async def test_the_redis_broker_goes_on_after_redis_closes_its_connections() -> None:
-    """A Redis blip (its connections killed): the subscriber pauses on the clock, hands
-    a Resync to the handler (events may have been missed), subscribes again and goes on
-    receiving; a publish fails at most once."""
+    """A Redis blip (its connections killed): the subscriber pauses on the clock, subscribes
+    again, hands a Resync to the handler (events may have been missed) and goes on
+    receiving; a publish never fails (the lane reconnects)."""
     problem = await redis_problem()
     if problem:
         need("Redis", problem)
     name, clock = prefix().rstrip(":"), FakeClock()
     url = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + f"client_name={name}"
-    broker = RedisBroker(url, channel=name + ":events", clock=clock)
+    broker = RedisBroker(url, channel=name + ":events", clock=clock, process=name)
     received = await started(broker)
     admin = aioredis.Redis.from_url(REDIS_URL)
     try:
         await broker.publish({"t": "users", "user_ids": [1], "frame": "before"})
         await until(lambda: len(received) == 1)
         for client in await admin.client_list():
-            if client["name"] == name:  # only this broker's: the subscriber and the lane
+            # only this broker's: the lane (named by the URL) and the subscriber (its own)
+            if client["name"] in {name, f"parley-events-{name}"}:
                 await admin.client_kill_filter(_id=client["id"])
-        await until(lambda: clock.pending == 1)  # the pause after a failed receive
+        await until(lambda: not broker.subscribed)  # the pause after a lost subscription
         await clock.advance(RECONNECT_PAUSE)
         await until(lambda: len(received) == 2)
         assert isinstance(received[1], events.Resync)
-        failures = 0
-        async with asyncio.timeout(5):
-            while len(received) == 2:  # until subscribed again
-                try:
-                    await broker.publish({"t": "users", "user_ids": [1], "frame": "after"})
-                except redis.exceptions.ConnectionError:
-                    failures += 1
-                await asyncio.sleep(0.02)
-        assert failures <= 1
+        assert broker.subscribed and broker.resubscribed == 1
+        await broker.publish({"t": "users", "user_ids": [1], "frame": "after"})
+        await until(lambda: len(received) == 3)
         assert received[2] == {"t": "users", "user_ids": [1], "frame": "after"}
+        assert not broker.resync_due  # nothing was lost by a publish
     finally:
         await admin.aclose()
         await broker.close()
+
+
+class SilentProxy:
+    """A TCP relay to Redis whose links can go silent: bytes stop flowing both ways and
+    nothing is closed, as on a dead network path (not a restart, which Redis announces)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = urlsplit(url)
+        self._server: asyncio.Server | None = None
+        self._links: list[dict[str, bool]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        """The URL to reach Redis through the relay."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return urlunsplit(self._url._replace(netloc=f"127.0.0.1:{port}"))
+
+    def silence(self) -> None:
+        """Every link open now goes silent (links opened later relay)."""
+        for link in self._links:
+            link["silent"] = True
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(
+            self._url.hostname, self._url.port or 6379
+        )
+        link = {"silent": False}
+        self._links.append(link)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink, link))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pump(
+        source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: dict[str, bool]
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if not link["silent"]:  # silent: swallowed, the peer never hears
+                    sink.write(data)
+                    await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in tuple(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def test_the_keepalive_notices_a_silent_subscription_within_two_intervals() -> None:
+    """The subscription's link goes silent (nothing closes it): the PING that gets no
+    answer tells within two keepalive intervals (10 s at the default of 5), and the broker
+    subscribes again and hands a Resync to the hub, then receives again."""
+    problem = await redis_problem()
+    if problem:
+        need("Redis", problem)
+    proxy, channel, keepalive = SilentProxy(REDIS_URL), prefix() + "events", 0.4
+    broker = RedisBroker(await proxy.start(), channel=channel, keepalive=keepalive)
+    received = await started(broker)
+    publisher = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        proxy.silence()
+        silenced = time.monotonic()
+        await until(lambda: not broker.subscribed)
+        noticed = time.monotonic() - silenced
+        assert noticed <= 2 * keepalive + 0.3, noticed
+        await until(lambda: broker.resubscribed == 1 and len(received) == 1)
+        assert isinstance(received[0], events.Resync)
+        event = {"t": "users", "user_ids": [1], "frame": "after"}
+        await publisher.publish(channel, orjson.dumps(event))
+        await until(lambda: len(received) == 2)
+        assert received[1] == event
+    finally:
+        await publisher.aclose()
+        await broker.close()
+        await proxy.close()
 
 
 async def until(condition: Callable[[], bool]) -> None:

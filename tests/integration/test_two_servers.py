@@ -8,21 +8,25 @@ only the database and Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import websockets
 
 from parley.server.accounts.service import promote_user
 from tests.conftest import (
     REDIS_URL,
     Running,
+    kill_client,
     need,
     no_cookies,
     start_server,
@@ -32,6 +36,8 @@ from tests.conftest import (
 from tests.factories import (
     Account,
     connect,
+    heard_before,
+    is_of_chat,
     make_direct,
     make_group,
     make_user,
@@ -51,8 +57,9 @@ class Pair:
     http_b: httpx.AsyncClient
 
 
-@pytest.fixture
-async def pair(tmp_path: Path, pg_url: str) -> AsyncIterator[Pair]:
+@contextlib.asynccontextmanager
+async def _servers(tmp_path: Path, pg_url: str, **a_only: object) -> AsyncIterator[Pair]:
+    """Two servers on one database and one Redis (`a_only`: settings of A alone)."""
     problem = await redis_problem()
     if problem:
         need("Redis", problem)
@@ -62,7 +69,7 @@ async def pair(tmp_path: Path, pg_url: str) -> AsyncIterator[Pair]:
         "PARLEY_REDIS_PREFIX": f"parley-test-{uuid.uuid4().hex[:8]}:",
         "JWT_SECRET": "two-servers-" + uuid.uuid4().hex * 2,
     }
-    a, server_a, task_a = await start_server(test_settings(tmp_path / "a", **shared))
+    a, server_a, task_a = await start_server(test_settings(tmp_path / "a", **shared | a_only))
     b, server_b, task_b = await start_server(test_settings(tmp_path / "b", **shared))
     try:
         async with (
@@ -73,6 +80,12 @@ async def pair(tmp_path: Path, pg_url: str) -> AsyncIterator[Pair]:
     finally:
         await stop_server(server_a, task_a)
         await stop_server(server_b, task_b)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, pg_url: str) -> AsyncIterator[Pair]:
+    async with _servers(tmp_path, pg_url) as servers:
+        yield servers
 
 
 async def _send(http: httpx.AsyncClient, who: Account, chat_id: int, text: str) -> httpx.Response:
@@ -320,3 +333,134 @@ async def test_logout_and_ban_through_b_refuse_the_next_page_on_a(pair: Pair) ->
     await asyncio.sleep(PROPAGATION)
     ended = await _page(pair.http_a, admin, chat["id"])
     assert ended.status_code == 401 and ended.json()["code"] == "unauthorized"
+
+
+# --- a removed member hears nothing more, whatever the broker lost ----------------------
+
+
+async def _marker_heard(pair: Pair, ws: Any, owner: Account, kept: int, chat: int) -> list[Any]:
+    """Markers posted through B in `kept` until one reaches `ws` (whose process may be
+    subscribing again); the frames of `chat` the socket got meanwhile."""
+    heard: list[Any] = []
+    markers: set[int] = set()
+    async with asyncio.timeout(15):
+        while True:
+            markers.add((await _send(pair.http_b, owner, kept, "marker")).json()["id"])
+            try:
+                async with asyncio.timeout(1):
+                    while True:
+                        frame = json.loads(await ws.recv())
+                        if frame["type"] == "message" and frame["message"]["id"] in markers:
+                            return heard
+                        if is_of_chat(frame, chat):
+                            heard.append(frame)
+            except TimeoutError:
+                continue  # lost while the process was not listening: another one
+
+
+async def _group_of_two(pair: Pair) -> tuple[Account, Account, int, int]:
+    """An owner, a member, the chat the member will lose and one it keeps."""
+    owner, member = await make_user(pair.http_a), await make_user(pair.http_a)
+    chat = await make_group(pair.http_a, owner, member)
+    kept = await make_group(pair.http_a, owner, member, title="Kept")
+    return owner, member, chat["id"], kept["id"]
+
+
+async def test_a_removal_lost_by_a_dropped_subscription_still_silences_the_socket(
+    tmp_path: Path, pg_url: str, redis_user: tuple[str, str]
+) -> None:
+    """A's subscription is killed, and Redis refuses A new connections (its ACL user is off)
+    while the member is removed through B: A never hears of it. Once subscribed again, A
+    re-checks its sockets: the member's socket there receives nothing more of the chat,
+    and A refuses the member's sends."""
+    url, name = redis_user
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    async with _servers(tmp_path, pg_url, REDIS_URL=url) as pair:
+        owner, member, chat, kept = await _group_of_two(pair)
+        ws = await connect(pair.a.ws_base, member)
+        try:
+            assert (await _ws_send(ws, chat, "cached"))["type"] == "message"  # A's cache too
+            await admin.execute_command("ACL", "SETUSER", name, "off")
+            await kill_client(admin, f"parley-events-{pair.a.state.hub.process}")
+            removed = await pair.http_b.delete(
+                f"/service/api/chats/{chat}/members/{member.id}", headers=owner.headers
+            )
+            assert removed.status_code == 204
+            await admin.execute_command("ACL", "SETUSER", name, "on")
+            assert await _marker_heard(pair, ws, owner, kept, chat) == []
+            await _send(pair.http_b, owner, chat, "after the removal")
+            marker = (await _send(pair.http_b, owner, kept, "marker")).json()
+            assert await heard_before(ws, marker["id"], chat) == []
+            refused = await _ws_send(ws, chat, "still here?")
+            assert refused["type"] == "error"
+            assert refused["code"] in {"chat_not_found", "not_member"}
+        finally:
+            await admin.aclose()
+            await ws.close()
+
+
+@pytest.fixture
+async def redis_user() -> AsyncIterator[tuple[str, str]]:
+    """A Redis ACL user of this test alone (deleted after): a URL for it, and its name."""
+    name, password = f"parley-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await admin.execute_command("ACL", "SETUSER", name, "on", f">{password}", "~*", "&*")
+        await admin.execute_command("ACL", "SETUSER", name, "+@all")
+    except Exception as exc:
+        await admin.aclose()
+        need("Redis ACL users", str(exc))
+    url = urlsplit(REDIS_URL)
+    netloc = f"{name}:{password}@{url.hostname}:{url.port or 6379}"
+    try:
+        yield urlunsplit(url._replace(netloc=netloc)), name
+    finally:
+        await admin.execute_command("ACL", "DELUSER", name)
+        await admin.aclose()
+
+
+async def test_a_removal_whose_publish_fails_still_silences_the_member(
+    tmp_path: Path, pg_url: str, redis_user: tuple[str, str]
+) -> None:
+    """Redis refuses A's publishes (its ACL user loses PUBLISH) while the member is removed
+    through A: A answers, its own socket of the member hears nothing more and A refuses the
+    member's sends; once Redis takes A's publishes again every process resyncs, so B's
+    socket of the member hears nothing more either, and B refuses its sends too."""
+    url, name = redis_user
+    settings = {"REDIS_URL": url, "PARLEY_BROKER_KEEPALIVE": 0.3}
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    async with _servers(tmp_path, pg_url, **settings) as pair:
+        owner, member, chat, kept = await _group_of_two(pair)
+        ws_a, ws_b = await connect(pair.a.ws_base, member), await connect(pair.b.ws_base, member)
+        try:
+            assert (await _send(pair.http_a, member, chat, "cached")).status_code == 201
+            assert await _marker_heard(pair, ws_a, owner, kept, chat) != []  # "cached"
+            assert await _marker_heard(pair, ws_b, owner, kept, chat) != []
+            await admin.execute_command("ACL", "SETUSER", name, "-publish")
+            removed = await pair.http_a.delete(
+                f"/service/api/chats/{chat}/members/{member.id}", headers=owner.headers
+            )
+            assert removed.status_code == 204, removed.text
+            assert pair.a.state.broker.resync_due
+            assert (await _send(pair.http_a, owner, chat, "unpublished")).status_code == 201
+            marker = (await _send(pair.http_a, owner, kept, "unpublished marker")).json()
+            assert await heard_before(ws_a, marker["id"], chat) == []  # delivered on A alone
+            refused = await _send(pair.http_a, member, chat, "still here?")
+            assert refused.status_code in (403, 404), refused.text
+            await admin.execute_command("ACL", "SETUSER", name, "+publish")
+            await _until(lambda: pair.b.state.hub.rechecks >= 1)  # A's Resync reached B
+            assert not pair.a.state.broker.resync_due
+            await _send(pair.http_b, owner, chat, "after the resync")
+            assert await _marker_heard(pair, ws_b, owner, kept, chat) == []
+            refused = await _send(pair.http_b, member, chat, "and here?")
+            assert refused.status_code in (403, 404), refused.text
+        finally:
+            await admin.aclose()
+            await ws_a.close()
+            await ws_b.close()
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.02)

@@ -70,3 +70,12 @@ def test_invalid_configuration_fails_at_start_naming_the_key(tmp_path: Path) -> 
     )
     assert result.returncode == 2
     assert "PORT" in result.stderr and "Invalid configuration" in result.stderr
+
+
+def test_the_broker_keepalive_keeps_a_dead_subscription_noticed_within_10_s() -> None:
+    """Noticed within two intervals: past 5 s the promise of 10 s would not hold."""
+    assert Settings().broker_keepalive == 5  # type: ignore[call-arg]
+    assert Settings(PARLEY_BROKER_KEEPALIVE=0.3).broker_keepalive == 0.3  # type: ignore[call-arg]
+    for wrong in (0, 6):
+        with pytest.raises(ValueError, match="PARLEY_BROKER_KEEPALIVE"):
+            Settings(PARLEY_BROKER_KEEPALIVE=wrong)  # type: ignore[call-arg]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
+from parley.server.realtime.events import Resync
 from parley.server.realtime.hub import Close, Connection, Hub, drain
+from parley.server.realtime.views import SocketView
 
 
 def conn(user_id: int, *chats: int, session_id: int = 0, queue_size: int = 8) -> Connection:
@@ -262,3 +265,95 @@ async def test_the_writer_sends_a_burst_in_one_wakeup() -> None:
     d.queue.put_nowait(Close(1000))
     assert await drain(d, send_text, send_many) == Close(1000)
     assert batches == [[f"f{n}" for n in range(5)]] and sent == []
+
+
+class Views:
+    """The database's answer to a recheck, given by the test when it wants (`answer`)."""
+
+    def __init__(self) -> None:
+        self.asked: list[set[int]] = []
+        self._answers: asyncio.Queue[dict[int, SocketView] | Exception] = asyncio.Queue()
+
+    async def __call__(self, user_ids: Collection[int]) -> dict[int, SocketView]:
+        self.asked.append(set(user_ids))
+        answer = await self._answers.get()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def answer(self, views: dict[int, SocketView] | Exception) -> None:
+        self._answers.put_nowait(views)
+
+    async def reading(self, count: int) -> None:
+        """Until the hub has started its `count`th read."""
+        async with asyncio.timeout(5):
+            while len(self.asked) < count:
+                await asyncio.sleep(0)
+
+
+async def _settled(hub: Hub, rechecks: int) -> None:
+    async with asyncio.timeout(5):
+        while hub.rechecks < rechecks:
+            await asyncio.sleep(0)
+
+
+async def test_a_resync_rechecks_every_socket_then_replays_what_came_meanwhile() -> None:
+    views = Views()
+    removed, kept, other = conn(1, 10, 20), conn(2, 10), conn(3, 10)
+    hub = Hub(read_views=views)
+    for c in (removed, kept, other):
+        await hub.register(c)
+    await hub.handle(Resync())  # events were lost: user 1 left chat 10, user 3 was banned
+    await hub.handle({"t": "chat", "chat_id": 10, "frame": "held"})
+    await hub.handle({"t": "membership", "chat_id": 20, "user_ids": [2], "joined": True})
+    assert queued(removed) == queued(kept) == []  # held back until the views are applied
+    await views.reading(1)
+    assert views.asked == [{1, 2, 3}]
+    views.answer(
+        {
+            1: SocketView(chats=frozenset({20}), sessions=frozenset({100})),
+            2: SocketView(chats=frozenset({10}), sessions=frozenset({200})),
+            3: SocketView(chats=frozenset({10}), sessions=frozenset({300}), banned=True),
+        }
+    )
+    await _settled(hub, 1)
+    assert queued(removed) == [] and queued(kept) == ["held"]
+    assert queued(other) == [Close(4003, "banned")]
+    assert removed.chats == {20} and kept.chats == {10, 20}  # the held join, replayed
+    assert removed not in hub.by_chat[10]
+    await hub.handle({"t": "chat", "chat_id": 10, "frame": "next"})
+    assert queued(removed) == [] and queued(kept) == ["next"]
+
+
+async def test_a_second_resync_during_a_recheck_reads_again_and_drops_what_was_held() -> None:
+    views = Views()
+    a = conn(1, 10)
+    hub = Hub(read_views=views)
+    await hub.register(a)
+    await hub.handle(Resync())
+    await views.reading(1)
+    await hub.handle({"t": "membership", "chat_id": 30, "user_ids": [1], "joined": True})
+    await hub.handle(Resync())  # lost again: the join above may have been undone meanwhile
+    await hub.handle({"t": "chat", "chat_id": 10, "frame": "after"})
+    views.answer({1: SocketView(chats=frozenset({10}), sessions=frozenset({100}))})
+    views.answer({1: SocketView(chats=frozenset({10}), sessions=frozenset({100}))})
+    await _settled(hub, 1)
+    assert len(views.asked) == 2
+    assert a.chats == {10} and queued(a) == ["after"]
+
+
+async def test_a_recheck_the_database_cannot_answer_closes_every_socket_with_1012() -> None:
+    views = Views()
+    a, b = conn(1, 10), conn(2, 10)
+    hub = Hub(read_views=views)
+    for c in (a, b):
+        await hub.register(c)
+    await hub.handle(Resync())
+    await hub.handle({"t": "chat", "chat_id": 10, "frame": "held"})
+    views.answer(OSError("database down"))
+    async with asyncio.timeout(5):
+        while not (a.closing and b.closing):
+            await asyncio.sleep(0)
+    assert queued(a) == queued(b) == [Close(1012, "server restarting")]
+    await hub.handle({"t": "chat", "chat_id": 10, "frame": "later"})  # no longer held
+    assert hub.rechecks == 0

@@ -16,14 +16,14 @@ from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import BlocksChanged, SessionsEnded, Unbanned
 
 
-def _live(column: InstrumentedAttribute[datetime | None], now: datetime) -> ColumnElement[bool]:
+def in_force(column: InstrumentedAttribute[datetime | None], now: datetime) -> ColumnElement[bool]:
     return or_(column.is_(None), column > now)
 
 
 async def blocked_ids(session: AsyncSession, user_id: int, *, now: datetime) -> list[int]:
     """The users this user blocks at `now` (whose messages it no longer sees in groups)."""
     rows = await session.execute(
-        select(Block.blocked_id).where(Block.blocker_id == user_id, _live(Block.expires_at, now))
+        select(Block.blocked_id).where(Block.blocker_id == user_id, in_force(Block.expires_at, now))
     )
     return list(rows.scalars())
 
@@ -35,7 +35,7 @@ async def is_blocked_either(session: AsyncSession, a: int, b: int, *, now: datet
                 (Block.blocker_id == a) & (Block.blocked_id == b),
                 (Block.blocker_id == b) & (Block.blocked_id == a),
             ),
-            _live(Block.expires_at, now),
+            in_force(Block.expires_at, now),
         )
     )
     return rows.first() is not None
@@ -54,7 +54,7 @@ async def check_can_add(
             .where(
                 Block.blocked_id == user_id,
                 Block.blocker_id.in_(targets),
-                _live(Block.expires_at, now),
+                in_force(Block.expires_at, now),
             )
             .limit(1)
         )
@@ -103,7 +103,7 @@ async def unblock_user(
 async def list_blocks(session: AsyncSession, *, user_id: int, now: datetime) -> list[Block]:
     rows = await session.execute(
         select(Block)
-        .where(Block.blocker_id == user_id, _live(Block.expires_at, now))
+        .where(Block.blocker_id == user_id, in_force(Block.expires_at, now))
         .order_by(Block.created_at)
     )
     return list(rows.scalars())
@@ -156,7 +156,7 @@ async def unban_user(session: AsyncSession, broker: Broker | None = None, *, use
 
 async def list_bans(session: AsyncSession, *, now: datetime) -> list[Ban]:
     rows = await session.execute(
-        select(Ban).where(_live(Ban.expires_at, now)).order_by(Ban.created_at)
+        select(Ban).where(in_force(Ban.expires_at, now)).order_by(Ban.created_at)
     )
     return list(rows.scalars())
 

@@ -31,7 +31,8 @@ from parley.server.messages import service as messages
 from parley.server.messages.writer import Result
 from parley.server.realtime import frames, protocol
 from parley.server.realtime.events import ChatFrame
-from parley.server.realtime.hub import Close, Connection, cancel, drain
+from parley.server.realtime.hub import CLOSE_TRY_AGAIN, Close, Connection, cancel, drain
+from parley.server.realtime.views import read_views
 from parley.wsserver import FRAMES_EXTENSION, text_frame
 
 log = logging.getLogger("parley.ws")
@@ -39,6 +40,7 @@ HEARTBEAT_INTERVAL = 30
 CLOSE_TOO_BIG = 1009
 CLOSE_GRACE = 2.0  # seconds a closing socket's writer may take to send what it has
 MAX_UNACKED = 64  # sends of one socket waiting for their commit; past it, reading waits
+MAX_REREADS = 5  # views a joining socket reads while events keep changing them; then 1013
 
 
 @dataclass(slots=True)
@@ -92,6 +94,7 @@ class SocketConnection(Connection):
 async def websocket_endpoint(ws: WebSocket) -> None:
     state = get_state(ws)
     try:
+        generation = state.hub.generation  # before the handshake reads what the socket hears
         principal, chats, blocked = await _handshake(ws, state)
         state.hub.slots.take(
             principal.id,
@@ -105,7 +108,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     try:
         conn = await _open(ws, state, principal, chats, blocked)
         del principal  # its User row is not kept for as long as the socket is open
-        await _serve(ws, state, conn)
+        await _serve(ws, state, conn, generation)
     finally:
         state.hub.slots.release(user_id)
 
@@ -135,15 +138,10 @@ async def _open(
     return conn
 
 
-async def _serve(ws: WebSocket, state: AppState, conn: SocketConnection) -> None:
+async def _serve(ws: WebSocket, state: AppState, conn: SocketConnection, generation: int) -> None:
     ctx = Context(state, conn.user_id, conn)
     try:
-        try:
-            # The connection is present from now on (online); indexes first: a presence
-            # failure is harmless.
-            await state.hub.register(conn)
-        except Exception:
-            log.warning("presence failed while a socket registered", exc_info=True)
+        await _join(state, conn, generation)
         await _read_loop(ws, ctx)
     finally:
         ctx.gone = True
@@ -153,6 +151,35 @@ async def _serve(ws: WebSocket, state: AppState, conn: SocketConnection) -> None
             log.warning("presence failed while a socket unregistered", exc_info=True)
         finally:
             await cancel(conn.writer)
+
+
+async def _join(state: AppState, conn: SocketConnection, generation: int) -> None:
+    """Indexes the socket in the hub with what it may hear. When events that change it
+    (a removal, a block, a ban...) passed since `generation`, taken before the handshake
+    read it, the socket missed them: its view is read again, until none passes during a
+    read (then 1013: try again). Nothing awaits between the last comparison and the
+    indexing, so every later event reaches the indexed socket."""
+    hub = state.hub
+    for _ in range(MAX_REREADS):
+        if hub.generation == generation:
+            try:
+                # Present from now on (online); `register` indexes before its first await,
+                # so a presence failure is harmless.
+                await hub.register(conn)
+            except Exception:
+                log.warning("presence failed while a socket registered", exc_info=True)
+            return
+        generation = hub.generation
+        try:
+            async with state.reads() as session:
+                views = await read_views(session, [conn.user_id], now=state.clock())
+        except Exception:
+            log.warning("could not re-read a joining socket's view", exc_info=True)
+            break
+        hub.apply_view(conn, views[conn.user_id])
+        if conn.closing:
+            return
+    conn.close(CLOSE_TRY_AGAIN, "try again")
 
 
 async def _handshake(
