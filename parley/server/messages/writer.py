@@ -12,9 +12,11 @@ on SQLite three to six (the batch as one JSON parameter each), none per message,
 the connection's thread in one hand-off.
 
 Only after the commit are the waiting senders answered and the `message` events published
-(the sender's copy, carrying its client_id, is the acknowledgement). A failed batch
-answers every sender in it with the error (the caller turns it into `unavailable`) and
-acknowledges nothing. A send that cannot enter the queue within `admit_timeout` seconds
+(the sender's copy, carrying its client_id, is the acknowledgement). A batch that fails
+because the database is unreachable (`is_unreachable`) answers every sender in it with the
+error (the caller turns it into `unavailable`) and acknowledges nothing; one that fails
+for another reason stored nothing, and its sends are tried again one by one, so only the
+send that caused it fails. A send that cannot enter the queue within `admit_timeout` seconds
 is refused with Overloaded; a draft whose socket closed meanwhile is dropped unprocessed.
 """
 
@@ -36,6 +38,7 @@ from typing import Any, cast
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import errors
@@ -68,6 +71,10 @@ class MissingChats(Exception):
         self.chat_ids = chat_ids
         self.stored = stored
         self.results = results
+
+
+class Unpublished(Exception):
+    """A batch was stored, but its events could not be published: not to be stored again."""
 
 
 @dataclass(eq=False, slots=True)
@@ -172,11 +179,36 @@ class Writer:
                     if not d.future.done():
                         d.future.set_exception(errors.Unavailable())
                 raise
-            except Exception as exc:  # the database failed: nothing of the batch is acked
+            except Unpublished as exc:  # stored: trying again would store them twice
+                log.warning("a batch's events were not published: %r", exc.__cause__)
+                _fail(drafts, errors.Unavailable())
+            except Exception as exc:  # nothing of the batch was stored
                 log.warning("a batch of %d sends failed: %s", len(drafts), type(exc).__name__)
-                for d in drafts:
-                    if not d.future.done():
-                        d.future.set_exception(exc)
+                if len(drafts) > 1 and not is_unreachable(exc):
+                    await self._write_each(drafts)
+                else:
+                    _fail(drafts, exc)
+
+    async def _write_each(self, drafts: list[Draft]) -> None:
+        """After a batch failed for a reason other than an unreachable database (a value
+        the database refused, a statement too large): each send alone, so that only the
+        send that caused it fails."""
+        for n, d in enumerate(drafts):
+            if d.future.done():
+                continue
+            try:
+                await self._write([d])
+            except asyncio.CancelledError:
+                _fail(drafts[n:], errors.Unavailable())
+                raise
+            except Unpublished:
+                _fail([d], errors.Unavailable())
+            except Exception as exc:
+                if is_unreachable(exc):  # the rest would wait for it in turn: they fail now
+                    _fail(drafts[n:], exc)
+                    return
+                log.warning("a send failed alone: %s", type(exc).__name__)
+                _fail([d], exc)
 
     async def _write(self, drafts: list[Draft]) -> None:
         plain = [d for d in drafts if not d.attachment_ids]
@@ -278,8 +310,11 @@ class Writer:
         except MissingChats:
             draft.future.set_exception(errors.NotFound("No such chat", code="chat_not_found"))
             return
-        except errors.ParleyError as exc:
-            draft.future.set_exception(exc)
+        except Exception as exc:  # this send's own failure: the batch's others go on
+            if is_unreachable(exc):
+                raise
+            log.warning("a send with attachments failed: %s", type(exc).__name__)
+            _fail([draft], exc)
             return
         await self._deliver([draft], [(public, is_new)])
 
@@ -290,7 +325,10 @@ class Writer:
             if is_new
         ]
         if published:
-            await self.broker.publish_many(published)
+            try:
+                await self.broker.publish_many(published)
+            except Exception as exc:
+                raise Unpublished() from exc
         for d, result in zip(drafts, results, strict=True):
             if not d.future.done():
                 d.future.set_result(result)
@@ -765,6 +803,45 @@ def _new_public(
         reactions=[],
         mentions=mentions,
     )
+
+
+def _fail(drafts: Sequence[Draft], exc: BaseException) -> None:
+    """Answers the drafts not answered yet with the error: ours, or the database's (the
+    transports answer `unavailable` for it); anything else is a fault, logged here, and
+    answered as `unavailable` too."""
+    if not isinstance(exc, (errors.ParleyError, DBAPIError, OSError, TimeoutError)):
+        log.error("storing a send failed", exc_info=exc)
+        exc = errors.Unavailable("The message could not be stored")
+    for d in drafts:
+        if not d.future.done():
+            d.future.set_exception(exc)
+
+
+# SQLSTATE classes and codes of a database that cannot answer now, whatever was sent:
+# connection (08), resources (53), operator intervention (57: shutdown, cancelled by a
+# timeout), system (58), lock not available.
+_UNREACHABLE_STATES = ("08", "53", "57", "58", "55P03")
+_UNREACHABLE_SQLITE = ("database is locked", "busy", "unable to open", "disk i/o", "readonly")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The database could not be reached or could not answer (connection, lock, timeout):
+    trying each send of a batch alone would only fail the same way, one by one."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (OSError, TimeoutError, PoolTimeout)):
+        return True
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if isinstance(orig, (OSError, TimeoutError)):
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        message = str(orig).lower()
+        return any(words in message for words in _UNREACHABLE_SQLITE)
+    if any(c.__name__ == "ConnectionDoesNotExistError" for c in type(orig).__mro__):
+        return True
+    return str(getattr(orig, "sqlstate", None) or "").startswith(_UNREACHABLE_STATES)
 
 
 def _is_race(exc: Exception) -> bool:
