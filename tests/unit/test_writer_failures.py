@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from parley import errors
-from parley.server.messages.writer import is_unreachable
+from parley.server.db.session import is_unreachable
 
 
 def _wrapped(orig: Exception, kind: type[DBAPIError] = OperationalError) -> DBAPIError:

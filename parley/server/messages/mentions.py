@@ -23,6 +23,7 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Select, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,7 @@ LOOKUP_KEYS = 5000  # (chat, username) pairs per lookup statement; a batch takes
 _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 _TOKEN = re.compile(r"(?<![^\W_])@([A-Za-z0-9_.\-]+)")
 _TRAILING = "._-"
+S = TypeVar("S", bound="Send")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,44 @@ def _lookup_params(
             "keys": [key for _, key in pairs],
         }
     return {"everyone": json.dumps(everyone), "pairs": json.dumps(pairs)}
+
+
+class Send(Protocol):
+    """What resolving a new message's mentions needs of its send (`@all` needs the role)."""
+
+    @property
+    def chat_id(self) -> int: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def chat_type(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
+
+
+async def mentions_by_send(session: AsyncSession, sends: Sequence[S]) -> dict[S, list[int]]:
+    """Who each send of a batch mentions (those naming someone only): one lookup for the
+    whole batch, only when some text names someone (a resend's lookup is wasted, and
+    harmless)."""
+    named = {
+        s: n
+        for s in sends
+        if "@" in s.content and (n := parse_mentions(s.content, chat_type=s.chat_type, role=s.role))
+    }
+    if not named:
+        return {}
+    per_chat: dict[int, Named] = {}
+    for s, n in named.items():
+        seen = per_chat.get(s.chat_id, Named())
+        per_chat[s.chat_id] = Named(seen.tokens + n.tokens, seen.everyone or n.everyone)
+    members = await members_named(session, per_chat)
+    return {
+        s: ids
+        for s, n in named.items()
+        if (ids := resolve_mentions(n, members.get(s.chat_id, {}), sender_id=s.user_id))
+    }
 
 
 async def replace_mentions(

@@ -25,6 +25,7 @@ from parley.server.deps import (
     get_state,
 )
 from parley.server.messages import attachments, history, search, service
+from parley.server.messages.public import attachment_public
 from parley.server.messages.schemas import (
     AttachmentPublic,
     MessageCreate,
@@ -197,7 +198,7 @@ async def upload_attachment(
         max_bytes=limit,
         now=state.clock(),
     )
-    return service.attachment_public(attachment)
+    return attachment_public(attachment)
 
 
 @router.get("/attachments/{attachment_id}", response_class=StreamingResponse)
