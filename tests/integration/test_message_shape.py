@@ -34,7 +34,7 @@ async def _rest(
         "history": next(m for m in history.json() if m["id"] == message_id),
         "get": one.json(),
     }
-    search = (await http.get("/service/api/search", params={"q": "zebra"}, headers=ann.headers))
+    search = await http.get("/service/api/search", params={"q": "zebra"}, headers=ann.headers)
     mentions = await http.get("/service/api/mentions", headers=bob.headers)
     for name, page in (("search", search.json()), ("mentions", mentions.json())):
         rows = page["results"] if isinstance(page, dict) else page
