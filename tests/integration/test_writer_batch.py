@@ -449,3 +449,35 @@ async def test_a_send_the_database_refuses_fails_alone_and_the_batch_is_stored_o
         ).all()
         assert sorted(stored) == [(1, "first"), (2, "third"), (3, "fourth")]
         assert await session.scalar(select(Chat.last_seq).where(Chat.id == chat)) == 3
+
+
+async def test_a_failing_send_with_attachments_fails_alone(
+    client: httpx.AsyncClient, live: Running, counted: Counted
+) -> None:
+    """A send with attachments is its own transaction; its failure (here a reply to a
+    message that does not exist, refused by the database) used to fail every plain send
+    of its batch too. Now only it fails, and the others are stored once."""
+    ann, bob = await make_user(client), await make_user(client)
+    chat = (await make_group(client, ann, bob))["id"]
+    bad = _draft(bob, chat, "with a file", client_id="bad")
+    bad.reply_to, bad.attachment_ids = 10**12, (10**12,)
+    writer = counted.writer()
+    try:
+        futures = [
+            await writer.submit(_draft(ann, chat, "plain 1", client_id="p-1")),
+            await writer.submit(bad),
+            await writer.submit(_draft(ann, chat, "plain 2")),
+        ]
+        plain1, refused, plain2 = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True), 20
+        )
+    finally:
+        await writer.close()
+    assert isinstance(refused, Exception), refused
+    assert not isinstance(plain1, BaseException) and not isinstance(plain2, BaseException)
+    assert [(m.seq, m.content) for m, _ in (plain1, plain2)] == [(1, "plain 1"), (2, "plain 2")]
+    async with live.state.sessions() as session:
+        stored = (
+            await session.execute(select(Message.content).where(Message.chat_id == chat))
+        ).scalars()
+        assert sorted(stored) == ["plain 1", "plain 2"]

@@ -320,11 +320,8 @@ def is_unreachable(exc: BaseException) -> bool:
     return str(getattr(orig, "sqlstate", None) or "").startswith(_UNREACHABLE_STATES)
 
 
-def is_race(exc: Exception) -> bool:
-    """A duplicate client_id stored by another process, or a PostgreSQL deadlock."""
-    if isinstance(exc, IntegrityError):
-        return True
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
-        getattr(exc, "orig", None), "pgcode", None
-    )
-    return code in {"40P01", "40001"}
+def is_race(exc: BaseException) -> bool:
+    """Lost a race that trying again resolves: a unique key stored meanwhile by another
+    process (a duplicate client_id), a PostgreSQL deadlock or serialization failure. Not
+    any other integrity error (a foreign key): that one fails the same way again."""
+    return conflict_reason(getattr(exc, "orig", None)) in {"unique", "deadlock", "serialization"}
