@@ -22,7 +22,6 @@ from parley.clientip import client_ip, is_trusted, parse_networks
 from parley.clock import Clock
 from parley.config import Settings
 from parley.credentials import find_credentials
-from parley.gateway._private import route_path
 from parley.gateway.answers import error_response, refuse_handshake, send_error
 from parley.gateway.auth import TOKEN_SOURCES, check_token, is_cross_site, is_public
 from parley.gateway.balancer import UpstreamPool
@@ -33,6 +32,7 @@ from parley.gateway.pages import PAGES, WebClient
 from parley.gateway.proxy import HttpProxy
 from parley.gateway.ratelimit import Decision, RateLimits
 from parley.gateway.wsproxy import WebSocketRelay
+from parley.private_api import route_path
 from parley.security import AccessTokens, TokenError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"

@@ -15,7 +15,6 @@ from starlette.websockets import WebSocket
 from uvicorn.protocols.utils import ClientDisconnected
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from parley.gateway._private import raw_channel
 from parley.gateway.answers import error_body, json_response, refuse_handshake
 from parley.gateway.balancer import Upstream, UpstreamPool
 from parley.gateway.forwarding import DROP_REQUEST, Forwarding, forwarding_headers, strip_token
@@ -27,6 +26,7 @@ from parley.gateway.relay import (
     UpstreamProtocol,
     open_upstream,
 )
+from parley.private_api import raw_channel
 
 _WS_HANDSHAKE = frozenset(
     {"host", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"}

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -27,6 +26,7 @@ from parley import __version__, errors, redisclient
 from parley.bodies import BodyLimitMiddleware
 from parley.clock import Clock, as_clock
 from parley.config import Settings
+from parley.private_api import defer_signal, route_path
 from parley.security import AccessTokens
 from parley.server import compat, problems
 from parley.server.accounts.avatars import DataUrls
@@ -305,10 +305,15 @@ class SocketFastPath:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.paths = frozenset(WS_PATHS)
+        # The paths the app's own WebSocket routes declare for this endpoint (none with
+        # path parameters): the fast path serves exactly those.
+        routes = [r for r in app.routes if getattr(r, "endpoint", None) is websocket_endpoint]
+        if not routes or any(r.param_convertors for r in routes):  # type: ignore[attr-defined]
+            raise TypeError("SocketFastPath needs the app's WebSocket routes, without parameters")
+        self.paths = frozenset(r.path for r in routes)  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or get_route_path(scope) not in self.paths:
+        if scope["type"] != "websocket" or route_path(scope) not in self.paths:
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app
@@ -386,7 +391,7 @@ class ParleyServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.parley.draining = True
-        self._captured_signals.append(sig)  # uvicorn re-raises it once stopped, as usual
+        defer_signal(self, sig)  # uvicorn re-raises it once stopped, as usual
         self._drain_until = self.parley.clock.monotonic() + drain
 
     async def on_tick(self, counter: int) -> bool:

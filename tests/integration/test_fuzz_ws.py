@@ -88,6 +88,7 @@ async def server(database_url: str | None, tmp_path: Path) -> AsyncIterator[Runn
     overrides: dict[str, object] = {
         "PARLEY_RATE_FRAMES": frames,
         "PARLEY_RATE_TYPING": "1000/second",
+        "PARLEY_RATE_SEND": "1000/second",
     }
     if database_url:
         overrides["DATABASE_URL"] = database_url
@@ -250,3 +251,52 @@ async def test_reaction_flood_keeps_the_cap_and_the_other_members(server: Runnin
 
 def _frame_names() -> list[str]:
     return [name.removeprefix("frame:") for name in frame_rates()]
+
+
+def _mention_flood(n: int) -> str:
+    """Fifty distinct `@` names ending in thirty dots: about 1,500 usernames each may be."""
+    return " ".join(f"@f{n}n{t:02d}" + "." * 30 for t in range(50))
+
+
+async def _acks(ws: Any, client_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The answer (its `message` or error frame) to each of our sends, by client_id."""
+    answers: dict[str, dict[str, Any]] = {}
+    async with asyncio.timeout(30):
+        while len(answers) < len(client_ids):
+            frame = json.loads(await ws.recv())
+            key = frame.get("message", {}).get("client_id") or frame.get("ref")
+            if frame["type"] in {"message", "error"} and key in client_ids:
+                answers[key] = frame
+    return answers
+
+
+async def test_mention_flood_fails_no_one_elses_sends(server: Running) -> None:
+    """Mention floods sent at once beside an ordinary sender's messages, so that they share
+    the writer's batches: every send of both is acknowledged, and stored once."""
+    async with httpx.AsyncClient(base_url=server.base, cookies=no_cookies()) as http:
+        flooder, ordinary = await make_user(http), await make_user(http)
+        chat = (await make_group(http, flooder, ordinary))["id"]
+    floods = {f"flood-{n}": _mention_flood(n) for n in range(20)}
+    plain = {f"plain-{n}": f"hello @{flooder.username}. number {n}" for n in range(20)}
+    wf, wo = await _open(server, flooder), await _open(server, ordinary)
+    try:
+
+        async def send_all(ws: Any, texts: dict[str, str]) -> None:
+            for client_id, content in texts.items():
+                frame = {"type": "send", "chat_id": chat, "content": content}
+                await ws.send(json.dumps({**frame, "client_id": client_id, "ref": client_id}))
+
+        await asyncio.gather(send_all(wf, floods), send_all(wo, plain))
+        flood_acks, plain_acks = await asyncio.gather(_acks(wf, set(floods)), _acks(wo, set(plain)))
+    finally:
+        await wf.close()
+        await wo.close()
+    assert {k: a["type"] for k, a in plain_acks.items()} == dict.fromkeys(plain, "message")
+    assert {k: a["type"] for k, a in flood_acks.items()} == dict.fromkeys(floods, "message")
+    assert all(a["message"]["mentions"] == [flooder.id] for a in plain_acks.values())
+    async with httpx.AsyncClient(base_url=server.base, cookies=no_cookies()) as http:
+        page = await http.get(
+            f"/service/api/chats/{chat}/messages", params={"limit": 100}, headers=ordinary.headers
+        )
+    stored = [m["client_id"] for m in page.json()]
+    assert sorted(stored) == sorted([*floods, *plain])

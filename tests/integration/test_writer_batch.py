@@ -79,6 +79,8 @@ class Counted:
         dbapi_conn._connection.add_query_logger(self._on_asyncpg)
 
     def _on_asyncpg(self, logged: Any) -> None:
+        if "typeinfo_tree" in logged.query or "set_config('jit'" in logged.query:
+            return  # asyncpg learning an array type, once per connection: not the batch's
         self._on_statement(None, None, logged.query)
 
     def _on_statement(self, _conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
@@ -368,3 +370,114 @@ async def test_the_writer_keeps_one_connection_across_batches(
     assert len(checkins) == 1
     async with live.state.sessions() as session:
         assert await session.scalar(select(Chat.last_seq).where(Chat.id == chat)) == 8
+
+
+def _flood(n: int) -> str:
+    """Fifty distinct `@` tokens ending in punctuation: each may be any of 30 usernames
+    (`x00..`, `x00...`...), so about 1,500 candidate names in one message."""
+    return " ".join(f"@m{n}t{t:02d}" + "." * 30 for t in range(50))
+
+
+async def test_a_mention_flood_beside_ordinary_sends_fails_nobody(
+    client: httpx.AsyncClient, live: Running, counted: Counted
+) -> None:
+    """Ten mention floods in one batch used to make a `(chat, name) IN (...)` list the
+    database refused, failing every send of the batch. Now the names are bounded and go
+    in one array parameter: the floods are stored (naming nobody) and so is everyone
+    else's send, once."""
+    ann, bob, cid = [await make_user(client) for _ in range(3)]
+    chat = (await make_group(client, ann, bob, cid))["id"]
+    other = (await make_group(client, bob, cid))["id"]
+    writer = counted.writer()
+    try:
+        drafts = [_draft(ann, chat, _flood(n), client_id=f"f-{n}") for n in range(10)]
+        drafts.insert(3, _draft(bob, chat, f"hi @{cid.username}.", client_id="b-1"))
+        drafts.append(_draft(cid, other, "ordinary", client_id="c-1"))
+        results = await _batch(writer, drafts)
+    finally:
+        await writer.close()
+    assert all(is_new for _, is_new in results)
+    by_client = {m.client_id: m for m, _ in results}
+    assert by_client["b-1"].mentions == [cid.id]
+    assert by_client["c-1"].content == "ordinary" and by_client["c-1"].seq == 1
+    assert all(by_client[f"f-{n}"].mentions == [] for n in range(10))
+    async with live.state.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Message.client_id).where(Message.chat_id.in_([chat, other]))
+            )
+        ).scalars()
+        assert sorted(rows) == sorted(["b-1", "c-1", *(f"f-{n}" for n in range(10))])
+
+
+async def test_a_send_the_database_refuses_fails_alone_and_the_batch_is_stored_once(
+    client: httpx.AsyncClient, live: Running, counted: Counted
+) -> None:
+    """A draft naming a message that does not exist as its reply (as if it vanished
+    between the check and the write) breaks a foreign key: the batch fails, is tried
+    again send by send, and only that send gets the error; the others are stored once."""
+    ann, bob = await make_user(client), await make_user(client)
+    chat = (await make_group(client, ann, bob))["id"]
+    writer = counted.writer()
+    bad = _draft(bob, chat, "a reply to nothing", client_id="bad")
+    bad.reply_to = 10**12
+    try:
+        drafts = [
+            _draft(ann, chat, "first", client_id="a-1"),
+            bad,
+            _draft(ann, chat, "third"),  # no client_id: a second store would duplicate it
+            _draft(bob, chat, "fourth", client_id="b-4"),
+        ]
+        futures = [await writer.submit(d) for d in drafts]
+        answers = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 20)
+    finally:
+        await writer.close()
+    first, refused, third, fourth = answers
+    assert isinstance(refused, Exception), refused
+    assert not isinstance(first, BaseException) and not isinstance(third, BaseException)
+    assert not isinstance(fourth, BaseException)
+    assert [(m.content, new) for m, new in (first, third, fourth)] == [
+        ("first", True),
+        ("third", True),
+        ("fourth", True),
+    ]
+    async with live.state.sessions() as session:
+        stored = (
+            await session.execute(
+                select(Message.seq, Message.content).where(Message.chat_id == chat)
+            )
+        ).all()
+        assert sorted(stored) == [(1, "first"), (2, "third"), (3, "fourth")]
+        assert await session.scalar(select(Chat.last_seq).where(Chat.id == chat)) == 3
+
+
+async def test_a_failing_send_with_attachments_fails_alone(
+    client: httpx.AsyncClient, live: Running, counted: Counted
+) -> None:
+    """A send with attachments is its own transaction; its failure (here a reply to a
+    message that does not exist, refused by the database) used to fail every plain send
+    of its batch too. Now only it fails, and the others are stored once."""
+    ann, bob = await make_user(client), await make_user(client)
+    chat = (await make_group(client, ann, bob))["id"]
+    bad = _draft(bob, chat, "with a file", client_id="bad")
+    bad.reply_to, bad.attachment_ids = 10**12, (10**12,)
+    writer = counted.writer()
+    try:
+        futures = [
+            await writer.submit(_draft(ann, chat, "plain 1", client_id="p-1")),
+            await writer.submit(bad),
+            await writer.submit(_draft(ann, chat, "plain 2")),
+        ]
+        plain1, refused, plain2 = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True), 20
+        )
+    finally:
+        await writer.close()
+    assert isinstance(refused, Exception), refused
+    assert not isinstance(plain1, BaseException) and not isinstance(plain2, BaseException)
+    assert [(m.seq, m.content) for m, _ in (plain1, plain2)] == [(1, "plain 1"), (2, "plain 2")]
+    async with live.state.sessions() as session:
+        stored = (
+            await session.execute(select(Message.content).where(Message.chat_id == chat))
+        ).scalars()
+        assert sorted(stored) == ["plain 1", "plain 2"]

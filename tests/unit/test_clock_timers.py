@@ -104,7 +104,7 @@ async def test_a_stuck_writer_is_forced_closed_when_the_clock_says(
 
     clock = FakeClock()
     ws = StuckSocket()
-    monkeypatch.setattr(ws_module, "_abort", lambda sock: setattr(sock, "aborted", True))
+    monkeypatch.setattr(ws_module, "abort_transport", lambda sock: setattr(sock, "aborted", True))
     principal = SimpleNamespace(id=1, session_id=1)
     conn = SocketConnection(ws, None, principal, 4, set(), frozenset(), clock)  # type: ignore[arg-type]
     conn.push('{"t":"x"}')  # no direct writes: queued, and the writer task starts

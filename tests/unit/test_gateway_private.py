@@ -1,4 +1,4 @@
-"""The gateway's uses of dependencies' private APIs (parley/gateway/_private.py) still hold:
+"""The gateway's uses of dependencies' private APIs (parley/private_api.py) still hold:
 an upgrade of Starlette or uvicorn that moves one fails here, naming it."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from starlette.types import Message
 from starlette.websockets import WebSocket
 from uvicorn.server import ServerState
 
-from parley.gateway._private import UVICORN_PROTOCOL_STATE, raw_channel, route_path
 from parley.gateway.relay import RelayedClient
+from parley.private_api import UVICORN_PROTOCOL_STATE, raw_channel, route_path
 
 
 def test_route_path_is_starlettes_path_without_the_root_path() -> None:

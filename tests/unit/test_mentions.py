@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from parley.server.messages.mentions import MAX_NAMES, Named, parse_mentions, resolve_mentions
+from parley.server.messages.mentions import (
+    MAX_KEYS,
+    MAX_NAMES,
+    Named,
+    parse_mentions,
+    resolve_mentions,
+)
 
 MEMBERS = {"bob": 2, "bob.": 3, "carol": 4, "all": 5, "me_": 1}
 
@@ -57,6 +63,21 @@ def test_in_a_direct_chat_all_is_a_name() -> None:
 
 def test_names_are_bounded() -> None:
     text = " ".join(f"@user{n:03}" for n in range(MAX_NAMES + 10))
+    assert len(named(text).tokens) == MAX_NAMES
+
+
+def test_spellings_looked_up_are_bounded_per_message() -> None:
+    """Fifty names ending in thirty dots would be 1,500 usernames to look up: the first
+    names whose spellings fit MAX_KEYS count, the rest do not."""
+    text = " ".join(f"@u{n:02}" + "." * 30 for n in range(MAX_NAMES))
+    found = named(text)
+    assert len(found.keys) <= MAX_KEYS
+    assert [candidates[-1] for candidates in found.tokens] == ["u00", "u01", "u02"]
+    assert named("@bob. " + text).tokens[0] == ("bob.", "bob")  # the first names win
+
+
+def test_ordinary_names_never_reach_the_spelling_bound() -> None:
+    text = " ".join(f"@user{n:03}." for n in range(MAX_NAMES))
     assert len(named(text).tokens) == MAX_NAMES
 
 

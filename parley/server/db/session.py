@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import re
+import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -18,7 +19,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, ExceptionContext
-from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -291,3 +293,37 @@ async def ping(engine: AsyncEngine, clock: Clock, seconds: float = 2.0) -> None:
     """Raises when the database does not answer a trivial query within `seconds`."""
     async with clock.timeout(seconds), engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+# SQLSTATE classes and codes of a database that cannot answer now, whatever was sent:
+# connection (08), resources (53), operator intervention (57: shutdown, cancelled by a
+# timeout), system (58), lock not available.
+_UNREACHABLE_STATES = ("08", "53", "57", "58", "55P03")
+_UNREACHABLE_SQLITE = ("database is locked", "busy", "unable to open", "disk i/o", "readonly")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The database could not be reached or could not answer (connection, lock, timeout):
+    trying each send of a batch alone would only fail the same way, one by one."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (OSError, TimeoutError, PoolTimeout)):
+        return True
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if isinstance(orig, (OSError, TimeoutError)):
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        message = str(orig).lower()
+        return any(words in message for words in _UNREACHABLE_SQLITE)
+    if any(c.__name__ == "ConnectionDoesNotExistError" for c in type(orig).__mro__):
+        return True
+    return str(getattr(orig, "sqlstate", None) or "").startswith(_UNREACHABLE_STATES)
+
+
+def is_race(exc: BaseException) -> bool:
+    """Lost a race that trying again resolves: a unique key stored meanwhile by another
+    process (a duplicate client_id), a PostgreSQL deadlock or serialization failure. Not
+    any other integrity error (a foreign key): that one fails the same way again."""
+    return conflict_reason(getattr(exc, "orig", None)) in {"unique", "deadlock", "serialization"}

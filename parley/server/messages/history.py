@@ -34,6 +34,7 @@ from parley.server.db.models import (
     User,
     UTCDateTime,
 )
+from parley.server.messages.public import attachment_fields, row_fields, sender_fields
 from parley.server.realtime import events, frames
 
 MAX_BYTES = 32 * 1024 * 1024  # of pages per process; past it the memory starts afresh
@@ -240,44 +241,17 @@ async def _decorate(session: AsyncSession, rows: list[Any]) -> list[dict[str, An
             if kind == 0:
                 reactions[message_id].setdefault(text, []).append(number)
             elif kind == 1:
-                attachments[message_id].append(
-                    {
-                        "id": number,
-                        "filename": text,
-                        "content_type": text2,
-                        "size": size,
-                        "url": f"/service/api/attachments/{number}",
-                    }
-                )
+                attachments[message_id].append(attachment_fields(number, text, text2, size))
             else:
                 mentions[message_id].append(number)
     return [
-        {
-            "id": r.id,
-            "chat_id": r.chat_id,
-            "seq": r.seq,
-            "sender": (
-                {"id": r.sender_id, "username": r.username, "display_name": r.display_name}
-                if r.sender_id and r.username is not None
-                else None
-            ),
-            "content": "" if r.deleted_at else r.content,
-            "created_at": r.created_at,
-            "edited_at": r.edited_at,
-            "deleted": r.deleted_at is not None,
-            "client_id": r.client_id,
-            "reply_to": r.reply_to_id,
-            "attachments": [] if r.deleted_at else attachments.get(r.id, []),
-            "reactions": (
-                []
-                if r.deleted_at
-                else [
-                    {"emoji": emoji, "count": len(users), "user_ids": users}
-                    for emoji, users in reactions.get(r.id, {}).items()
-                ]
-            ),
-            "mentions": mentions.get(r.id, []),
-        }
+        row_fields(
+            r,
+            sender=sender_fields(r.sender_id, r.username, r.display_name),
+            attachments=attachments.get(r.id, ()),
+            reactions=reactions.get(r.id, {}),
+            mentions=mentions.get(r.id, ()),
+        )
         for r in rows
     ]
 

@@ -8,27 +8,37 @@ The rules (docs/api.md, "Mentions"):
 - nothing inside inline code or a fenced code block is a mention;
 - in a group or channel `@all` names every member when its sender is the chat's owner or an
   admin, and nobody when anyone else writes it; in a direct chat `all` is an ordinary name;
-- only members are mentioned, and never the sender; the first MAX_NAMES distinct names count.
+- only members are mentioned, and never the sender; the first MAX_NAMES distinct names count,
+  and no more than MAX_KEYS spellings of them (`@bob..` may be `bob..`, `bob.` or `bob`).
+
+The members are looked up with the names in one array parameter (PostgreSQL) or one JSON
+parameter (SQLite), LOOKUP_KEYS names per statement at most: never one statement, or one
+bound parameter, per name, so no batch of texts makes a statement the database refuses.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, tuple_
+from sqlalchemy import Select, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.server.db.models import Chat, Membership, Message, MessageMention, User
+from parley.server.db.models import Chat, Membership, Message, MessageMention
 
 EVERYONE = "all"
 MANAGERS = frozenset({"owner", "admin"})
-MAX_NAMES = 50
+MAX_NAMES = 50  # distinct `@` tokens per message
+MAX_KEYS = 100  # usernames those tokens may be, per message (trailing `._-` multiply them)
+LOOKUP_KEYS = 5000  # (chat, username) pairs per lookup statement; a batch takes several
 _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 _TOKEN = re.compile(r"(?<![^\W_])@([A-Za-z0-9_.\-]+)")
 _TRAILING = "._-"
+S = TypeVar("S", bound="Send")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +63,17 @@ def parse_mentions(content: str, *, chat_type: str, role: str | None) -> Named:
         return Named()
     tokens: dict[str, tuple[str, ...]] = {}
     everyone = False
+    budget = MAX_KEYS
     for match in _TOKEN.finditer(_CODE.sub(" ", content)):
         raw = match.group(1).lower()
         if chat_type != "direct" and raw.rstrip(_TRAILING) == EVERYONE:
             everyone = everyone or role in MANAGERS
         elif raw not in tokens and len(tokens) < MAX_NAMES and (candidates := _candidates(raw)):
+            if len(candidates) > budget:
+                budget = 0  # later names do not count either: the first ones win
+                continue
             tokens[raw] = candidates
+            budget -= len(candidates)
     return Named(tuple(tokens.values()), everyone)
 
 
@@ -93,8 +108,8 @@ async def store_mentions(
     named = parse_mentions(message.content, chat_type=chat_type, role=role)
     if not named or message.sender_id is None:
         return []
-    members = await _members(session, message.chat_id, None if named.everyone else named.keys)
-    ids = resolve_mentions(named, members, sender_id=message.sender_id)
+    members = await members_named(session, {message.chat_id: named})
+    ids = resolve_mentions(named, members.get(message.chat_id, {}), sender_id=message.sender_id)
     seq = message.seq
     if ids:
         await session.execute(
@@ -107,36 +122,100 @@ async def store_mentions(
     return ids
 
 
-_MEMBERS_NAMED = (  # built once: the batch's values go in expanding parameters
-    select(Membership.chat_id, User.username_key, User.id)
-    .join(User, User.id == Membership.user_id)
-    .where(
-        or_(
-            Membership.chat_id.in_(bindparam("everyone", expanding=True)),
-            tuple_(Membership.chat_id, User.username_key).in_(bindparam("pairs", expanding=True)),
-        )
-    )
-)
+# Per dialect, one statement: the members of the `everyone` chats, then those of the
+# (chat, username key) pairs, each list in one parameter whatever its length.
+_MEMBERS_NAMED = {
+    "postgresql": text(
+        """SELECT m.chat_id, u.username_key, u.id FROM memberships m
+JOIN users u ON u.id = m.user_id WHERE m.chat_id = ANY(CAST(:everyone AS bigint[]))
+UNION ALL
+SELECT m.chat_id, u.username_key, u.id
+FROM unnest(CAST(:chats AS bigint[]), CAST(:keys AS text[])) AS w(chat_id, username_key)
+JOIN users u ON u.username_key = w.username_key
+JOIN memberships m ON m.chat_id = w.chat_id AND m.user_id = u.id"""
+    ),
+    "sqlite": text(
+        """SELECT m.chat_id, u.username_key, u.id FROM memberships m
+JOIN users u ON u.id = m.user_id WHERE m.chat_id IN (SELECT value FROM json_each(:everyone))
+UNION ALL
+SELECT m.chat_id, u.username_key, u.id FROM json_each(:pairs) j
+JOIN users u ON u.username_key = json_extract(j.value, '$[1]')
+JOIN memberships m ON m.chat_id = json_extract(j.value, '$[0]') AND m.user_id = u.id"""
+    ),
+}
 
 
 async def members_named(
     session: AsyncSession, wanted: Mapping[int, Named]
 ) -> dict[int, dict[str, int]]:
-    """For a batch of new messages (chat id -> what one of them names, merged per chat): each
-    chat's members by username key, all of them where `everyone`, else those named. One
-    query, for `resolve_mentions` to pick from."""
+    """For new or edited messages (chat id -> what they name, merged per chat): each chat's
+    members by username key, all of them where `everyone`, else those named. One query per
+    LOOKUP_KEYS names, for `resolve_mentions` to pick from."""
     everyone = [chat_id for chat_id, named in wanted.items() if named.everyone]
     pairs = [
         (chat_id, key)
         for chat_id, named in wanted.items()
         if not named.everyone
-        for key in named.keys
+        for key in sorted(named.keys)
     ]
-    rows = await session.execute(_MEMBERS_NAMED, {"everyone": everyone, "pairs": pairs})
+    dialect = (await session.connection()).dialect.name
     found: dict[int, dict[str, int]] = defaultdict(dict)
-    for chat_id, key, user_id in rows:
-        found[chat_id][key] = user_id
+    for start in range(0, max(len(pairs), 1), LOOKUP_KEYS):
+        chunk = pairs[start : start + LOOKUP_KEYS]
+        params = _lookup_params(dialect, everyone if start == 0 else [], chunk)
+        for chat_id, key, user_id in await session.execute(_MEMBERS_NAMED[dialect], params):
+            found[chat_id][key] = user_id
     return found
+
+
+def _lookup_params(
+    dialect: str, everyone: list[int], pairs: list[tuple[int, str]]
+) -> dict[str, object]:
+    if dialect == "postgresql":
+        return {
+            "everyone": everyone,
+            "chats": [chat_id for chat_id, _ in pairs],
+            "keys": [key for _, key in pairs],
+        }
+    return {"everyone": json.dumps(everyone), "pairs": json.dumps(pairs)}
+
+
+class Send(Protocol):
+    """What resolving a new message's mentions needs of its send (`@all` needs the role)."""
+
+    @property
+    def chat_id(self) -> int: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def chat_type(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
+
+
+async def mentions_by_send(session: AsyncSession, sends: Sequence[S]) -> dict[S, list[int]]:
+    """Who each send of a batch mentions (those naming someone only): one lookup for the
+    whole batch, only when some text names someone (a resend's lookup is wasted, and
+    harmless)."""
+    named = {
+        s: n
+        for s in sends
+        if "@" in s.content and (n := parse_mentions(s.content, chat_type=s.chat_type, role=s.role))
+    }
+    if not named:
+        return {}
+    per_chat: dict[int, Named] = {}
+    for s, n in named.items():
+        seen = per_chat.get(s.chat_id, Named())
+        per_chat[s.chat_id] = Named(seen.tokens + n.tokens, seen.everyone or n.everyone)
+    members = await members_named(session, per_chat)
+    return {
+        s: ids
+        for s, n in named.items()
+        if (ids := resolve_mentions(n, members.get(s.chat_id, {}), sender_id=s.user_id))
+    }
 
 
 async def replace_mentions(
@@ -149,18 +228,6 @@ async def replace_mentions(
 
 async def clear_mentions(session: AsyncSession, message_id: int) -> None:
     await session.execute(delete(MessageMention).where(MessageMention.message_id == message_id))
-
-
-async def _members(session: AsyncSession, chat_id: int, keys: set[str] | None) -> dict[str, int]:
-    """The chat's members by username key: all of them, or only those with these keys."""
-    query = (
-        select(User.username_key, User.id)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.chat_id == chat_id)
-    )
-    if keys is not None:
-        query = query.where(User.username_key.in_(keys))
-    return dict((await session.execute(query)).tuples().all())
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
 
+import annotated_types
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic.fields import FieldInfo
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley.server.accounts.routes import UPLOAD_BODY
-from parley.server.accounts.schemas import MAX_ID
 from parley.server.deps import (
     CallerDep,
     CurrentUser,
@@ -25,6 +29,7 @@ from parley.server.deps import (
     get_state,
 )
 from parley.server.messages import attachments, history, search, service
+from parley.server.messages.public import attachment_public
 from parley.server.messages.schemas import (
     AttachmentPublic,
     MessageCreate,
@@ -199,7 +204,7 @@ async def upload_attachment(
         max_bytes=limit,
         now=state.clock(),
     )
-    return service.attachment_public(attachment)
+    return attachment_public(attachment)
 
 
 @router.get("/attachments/{attachment_id}", response_class=StreamingResponse)
@@ -239,9 +244,6 @@ async def search_messages(
 
 # --- the history page's fast path -----------------------------------------------------------
 
-_HISTORY_PREFIX = "/service/api/chats/"
-_HISTORY_SUFFIX = "/messages"
-_PAGING = frozenset({"limit", "before", "after", "offset", "around"})
 _JSON = (b"content-type", b"application/json")
 
 
@@ -259,18 +261,21 @@ class HistoryFastPath:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._route: object | None = None
+        self._route = next(
+            r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is list_messages
+        )
+        self._declared = Declared.of(self._route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            args = _plain_history_request(scope)
+            args = self._declared.parse(scope)
             if args is not None:
                 try:
-                    body = await self._page(scope, *args)
+                    body = await self._page(scope, args)
                 except Exception:  # the app answers it (an error, in its usual shape)
                     body = None
                 if body is not None:
-                    scope["route"] = self._history_route(scope)
+                    scope["route"] = self._route
                     length = str(len(body)).encode()
                     headers = [(b"content-length", length), _JSON]
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -278,7 +283,7 @@ class HistoryFastPath:
                     return
         await self.app(scope, receive, send)
 
-    async def _page(self, scope: Scope, chat_id: int, paging: dict[str, int]) -> bytes:
+    async def _page(self, scope: Scope, args: dict[str, Any]) -> bytes:
         conn = HTTPConnection(scope)
         state = get_state(conn)
         me = await authenticate_caller(conn, state)
@@ -287,46 +292,81 @@ class HistoryFastPath:
             state.checks,
             state.reads,
             user_id=me.id,
-            chat_id=chat_id,
-            limit=min(paging.get("limit", 50), MAX_PAGE),
-            before=paging.get("before"),
-            after=paging.get("after"),
-            offset=paging.get("offset", 0),
-            around=paging.get("around"),
+            chat_id=args["chat_id"],
+            limit=min(args["limit"], MAX_PAGE),
+            before=args["before"],
+            after=args["after"],
+            offset=args["offset"],
+            around=args["around"],
         )
 
-    def _history_route(self, scope: Scope) -> object | None:
-        if self._route is None:
-            self._route = next(
-                r for r in router.routes if getattr(r, "endpoint", None) is list_messages
-            )
-        return self._route
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A route's integer parameters as its own declaration states them (the path pattern,
+    each parameter's bounds and default), for a fast path to accept exactly the plain
+    requests the route would accept, and nothing else: no second parser to keep in step."""
 
-def _plain_history_request(scope: Scope) -> tuple[int, dict[str, int]] | None:
-    path: str = scope["path"]
-    if not (path.startswith(_HISTORY_PREFIX) and path.endswith(_HISTORY_SUFFIX)):
-        return None
-    chat_id = _number(path[len(_HISTORY_PREFIX) : -len(_HISTORY_SUFFIX)], low=1)
-    if chat_id is None:
-        return None
-    for name, _value in scope["headers"]:
-        if name in (b"content-length", b"transfer-encoding"):
-            return None  # a body: the app's body guard sees it
-    paging: dict[str, int] = {}
-    query: bytes = scope["query_string"]
-    for pair in query.split(b"&") if query else ():
-        raw_name, sep, raw_value = pair.partition(b"=")
-        name = raw_name.decode("latin-1")
-        number = _number(raw_value.decode("latin-1"), low=1 if name == "limit" else 0)
-        if not sep or name not in _PAGING or name in paging or number is None:
+    path: re.Pattern[str]
+    bounds: dict[str, tuple[int, int]]  # path and query parameters: (lowest, highest)
+    defaults: dict[str, int | None]  # the query parameters'
+
+    @classmethod
+    def of(cls, route: APIRoute) -> Declared:
+        """Raises TypeError for a parameter that is not a bounded integer (the route
+        changed: the fast path no longer knows how to read it)."""
+        fields = [*route.dependant.path_params, *route.dependant.query_params]
+        bounds = {f.alias: _int_bounds(f.alias, f.field_info) for f in fields}
+        defaults = {f.alias: f.field_info.default for f in route.dependant.query_params}
+        return cls(route.path_regex, bounds, defaults)
+
+    def parse(self, scope: Scope) -> dict[str, Any] | None:
+        """The arguments of a plain request (no body; each query parameter declared, given
+        once, in decimal, in range), or None: the app answers it as usual."""
+        match = self.path.match(scope["path"])
+        if match is None:
             return None
-        paging[name] = number
-    return chat_id, paging
+        for name, _value in scope["headers"]:
+            if name in (b"content-length", b"transfer-encoding"):
+                return None  # a body: the app's body guard sees it
+        args: dict[str, Any] = {}
+        for name, text in match.groupdict().items():
+            number = self._number(name, text)
+            if number is None:
+                return None
+            args[name] = number
+        query: bytes = scope["query_string"]
+        for pair in query.split(b"&") if query else ():
+            raw_name, sep, raw_value = pair.partition(b"=")
+            name = raw_name.decode("latin-1")
+            if not sep or name not in self.defaults or name in args:
+                return None
+            number = self._number(name, raw_value.decode("latin-1"))
+            if number is None:
+                return None
+            args[name] = number
+        return {**self.defaults, **args}
+
+    def _number(self, name: str, text: str) -> int | None:
+        if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
+            return None
+        value = int(text)
+        low, high = self.bounds[name]
+        return value if low <= value <= high else None
 
 
-def _number(text: str, *, low: int) -> int | None:
-    if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
-        return None
-    value = int(text)
-    return value if low <= value <= MAX_ID else None
+def _int_bounds(name: str, info: FieldInfo) -> tuple[int, int]:
+    low: int | None = None
+    high: int | None = None
+    for rule in info.metadata:
+        if isinstance(rule, annotated_types.Gt):
+            low = int(rule.gt) + 1  # type: ignore[call-overload]
+        elif isinstance(rule, annotated_types.Ge):
+            low = int(rule.ge)  # type: ignore[call-overload]
+        elif isinstance(rule, annotated_types.Le):
+            high = int(rule.le)  # type: ignore[call-overload]
+        elif isinstance(rule, annotated_types.Lt):
+            high = int(rule.lt) - 1  # type: ignore[call-overload]
+    if low is None or high is None or low < 0 or info.annotation not in (int, int | None):
+        raise TypeError(f"{name}: the fast path reads only bounded, non-negative integers")
+    return low, high

@@ -35,11 +35,8 @@ from parley.server.messages.mentions import (
     mentions_of,
     replace_mentions,
 )
-from parley.server.messages.schemas import (
-    AttachmentPublic,
-    MessagePublic,
-    ReactionPublic,
-)
+from parley.server.messages.public import as_public, attachment_public, row_fields
+from parley.server.messages.schemas import AttachmentPublic, MessagePublic
 from parley.server.messages.writer import Draft, Result, Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.service import blocked_ids
@@ -89,20 +86,14 @@ async def messages_public(
     attachments_of = await _attachments(session, ids) if attachments else {}
     mentioned = await mentions_of(session, messages)
     return [
-        MessagePublic(
-            id=m.id,
-            chat_id=m.chat_id,
-            seq=m.seq,
-            sender=senders.get(m.sender_id) if m.sender_id else None,
-            content="" if m.deleted_at else m.content,
-            created_at=m.created_at,
-            edited_at=m.edited_at,
-            deleted=m.deleted_at is not None,
-            client_id=m.client_id,
-            reply_to=m.reply_to_id,
-            attachments=[] if m.deleted_at else attachments_of.get(m.id, []),
-            reactions=[] if m.deleted_at else reactions_of.get(m.id, []),
-            mentions=mentioned.get(m.id, []),
+        as_public(
+            row_fields(
+                m,
+                sender=senders.get(m.sender_id) if m.sender_id else None,
+                attachments=attachments_of.get(m.id, ()),
+                reactions=reactions_of.get(m.id, {}),
+                mentions=mentioned.get(m.id, ()),
+            )
         )
         for m in messages
     ]
@@ -127,7 +118,8 @@ async def _senders(
 
 async def _reactions(
     session: AsyncSession, ids: list[int] | Select[int]
-) -> dict[int, list[ReactionPublic]]:
+) -> dict[int, dict[str, list[int]]]:
+    """Per message, each emoji's users, in the order they reacted."""
     rows = await session.execute(
         select(Reaction.message_id, Reaction.emoji, Reaction.user_id)
         .where(Reaction.message_id.in_(ids))
@@ -136,10 +128,7 @@ async def _reactions(
     grouped: dict[int, dict[str, list[int]]] = defaultdict(dict)
     for message_id, emoji, user_id in rows:
         grouped[message_id].setdefault(emoji, []).append(user_id)
-    return {
-        message_id: [ReactionPublic(emoji=e, count=len(u), user_ids=u) for e, u in by_emoji.items()]
-        for message_id, by_emoji in grouped.items()
-    }
+    return grouped
 
 
 async def _attachments(
@@ -152,16 +141,6 @@ async def _attachments(
     for a in rows.scalars():
         grouped[a.message_id or 0].append(attachment_public(a))
     return grouped
-
-
-def attachment_public(a: Attachment) -> AttachmentPublic:
-    return AttachmentPublic(
-        id=a.id,
-        filename=a.filename,
-        content_type=a.content_type,
-        size=a.size,
-        url=f"/service/api/attachments/{a.id}",
-    )
 
 
 async def _visible(

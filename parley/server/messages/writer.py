@@ -9,12 +9,15 @@ the write lock (SQLite), which keeps seq gap-free; the messages, their mentions 
 senders' read markers are written; then COMMIT. On PostgreSQL that is one statement
 (data-modifying CTEs over arrays of the batch), two when a text names someone with `@`;
 on SQLite three to six (the batch as one JSON parameter each), none per message, run in
-the connection's thread in one hand-off.
+the connection's thread in one hand-off: that SQL, and the driver calls that run it, are
+in `db/batch.py`; this module turns their rows into public messages (`public.py`).
 
 Only after the commit are the waiting senders answered and the `message` events published
-(the sender's copy, carrying its client_id, is the acknowledgement). A failed batch
-answers every sender in it with the error (the caller turns it into `unavailable`) and
-acknowledges nothing. A send that cannot enter the queue within `admit_timeout` seconds
+(the sender's copy, carrying its client_id, is the acknowledgement). A batch that fails
+because the database is unreachable (`is_unreachable`) answers every sender in it with the
+error (the caller turns it into `unavailable`) and acknowledges nothing; one that fails
+for another reason stored nothing, and its sends are tried again one by one, so only the
+send that caused it fails. A send that cannot enter the queue within `admit_timeout` seconds
 is refused with Overloaded; a draft whose socket closed meanwhile is dropped unprocessed.
 """
 
@@ -22,29 +25,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
-import sqlite3
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from parley import errors
 from parley.clock import Clock
 from parley.server.accounts.schemas import SenderPublic
-from parley.server.db.models import Attachment, UTCDateTime
-from parley.server.db.session import fetch_on_driver
-from parley.server.messages.mentions import Named, members_named, parse_mentions, resolve_mentions
-from parley.server.messages.schemas import MessagePublic, ReactionPublic
+from parley.server.db import batch
+from parley.server.db.models import Attachment
+from parley.server.db.session import is_race, is_unreachable
+from parley.server.messages.mentions import mentions_by_send
+from parley.server.messages.public import (
+    as_public,
+    attachment_fields,
+    attachment_public,
+    public_fields,
+    sender_fields,
+)
+from parley.server.messages.schemas import MessagePublic
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ChatFrame
@@ -69,6 +74,10 @@ class MissingChats(Exception):
         self.chat_ids = chat_ids
         self.stored = stored
         self.results = results
+
+
+class Unpublished(Exception):
+    """A batch was stored, but its events could not be published: not to be stored again."""
 
 
 @dataclass(eq=False, slots=True)
@@ -173,11 +182,36 @@ class Writer:
                     if not d.future.done():
                         d.future.set_exception(errors.Unavailable())
                 raise
-            except Exception as exc:  # the database failed: nothing of the batch is acked
+            except Unpublished as exc:  # stored: trying again would store them twice
+                log.warning("a batch's events were not published: %r", exc.__cause__)
+                _fail(drafts, errors.Unavailable())
+            except Exception as exc:  # nothing of the batch was stored
                 log.warning("a batch of %d sends failed: %s", len(drafts), type(exc).__name__)
-                for d in drafts:
-                    if not d.future.done():
-                        d.future.set_exception(exc)
+                if len(drafts) > 1 and not is_unreachable(exc):
+                    await self._write_each(drafts)
+                else:
+                    _fail(drafts, exc)
+
+    async def _write_each(self, drafts: list[Draft]) -> None:
+        """After a batch failed for a reason other than an unreachable database (a value
+        the database refused, a statement too large): each send alone, so that only the
+        send that caused it fails."""
+        for n, d in enumerate(drafts):
+            if d.future.done():
+                continue
+            try:
+                await self._write([d])
+            except asyncio.CancelledError:
+                _fail(drafts[n:], errors.Unavailable())
+                raise
+            except Unpublished:
+                _fail([d], errors.Unavailable())
+            except Exception as exc:
+                if is_unreachable(exc):  # the rest would wait for it in turn: they fail now
+                    _fail(drafts[n:], exc)
+                    return
+                log.warning("a send failed alone: %s", type(exc).__name__)
+                _fail([d], exc)
 
     async def _write(self, drafts: list[Draft]) -> None:
         plain = [d for d in drafts if not d.attachment_ids]
@@ -200,7 +234,7 @@ class Writer:
                     results = exc.results
                     break
             except (IntegrityError, DBAPIError) as exc:
-                if attempt == RETRIES - 1 or not _is_race(exc):
+                if attempt == RETRIES - 1 or not is_race(exc):
                     raise
         else:
             raise errors.Unavailable("The message could not be stored")
@@ -220,7 +254,7 @@ class Writer:
         mentions: dict[Draft, list[int]] = {}
         if any("@" in d.content for d in unique):
             async with self.sessions() as session:
-                mentions = await _resolve_mentions(session, unique)
+                mentions = await mentions_by_send(session, unique)
         try:
             stored = await self._store_on_own(engine, unique, mentions, now)
         except MissingChats as exc:
@@ -257,8 +291,10 @@ class Writer:
             self._conn = conn
         try:
             if sqlite:
-                return await _store_sqlite(conn, drafts, mentions, now, transaction=True)
-            return await _store_postgresql(conn, drafts, mentions, now, on_driver=True)
+                stored = await batch.store_sqlite(conn, drafts, mentions, now, transaction=True)
+            else:
+                stored = await batch.store_postgresql(conn, drafts, mentions, now, on_driver=True)
+            return _results(drafts, stored, mentions, now, committed=not sqlite)
         except MissingChats:  # nothing failed: the connection is fine
             raise
         except BaseException:
@@ -279,8 +315,11 @@ class Writer:
         except MissingChats:
             draft.future.set_exception(errors.NotFound("No such chat", code="chat_not_found"))
             return
-        except errors.ParleyError as exc:
-            draft.future.set_exception(exc)
+        except Exception as exc:  # this send's own failure: the batch's others go on
+            if is_unreachable(exc):
+                raise
+            log.warning("a send with attachments failed: %s", type(exc).__name__)
+            _fail([draft], exc)
             return
         await self._deliver([draft], [(public, is_new)])
 
@@ -294,7 +333,10 @@ class Writer:
             if is_new
         ]
         if published:
-            await self.broker.publish_many(published)
+            try:
+                await self.broker.publish_many(published)
+            except Exception as exc:
+                raise Unpublished() from exc
         for d, result in zip(drafts, results, strict=True):
             if d.future.done():
                 continue
@@ -318,18 +360,37 @@ async def store_batch(
     draft whose (sender, client_id) is stored already, or came earlier in the batch, gets
     that message back and stores nothing.
 
-    PostgreSQL: one statement (`_PG_BATCH`), after one more only when some text names a
+    PostgreSQL: one statement (`db/batch.py`), after one more only when some text names a
     member with `@`. SQLite (the writer owns the connection, nobody waits on it): three
     statements, up to six with mentions and resends, none per message. Raises
     MissingChats (the caller rolls back) when a chat of a new message is gone."""
     unique, first = _unique(drafts)
-    mentions = await _resolve_mentions(session, unique)
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        stored = await _store_postgresql(conn, unique, mentions, now)
-    else:
-        stored = await _store_sqlite(conn, unique, mentions, now)
-    return _in_order(drafts, stored, first)
+    mentions = await mentions_by_send(session, unique)
+    stored = await batch.store(await session.connection(), unique, mentions, now)
+    return _in_order(drafts, _results(unique, stored, mentions, now, committed=False), first)
+
+
+def _results(
+    drafts: Sequence[Draft],
+    stored: batch.Stored,
+    mentions: dict[Draft, list[int]],
+    now: datetime,
+    *,
+    committed: bool,
+) -> dict[Draft, Result]:
+    """Each draft's message, from what the batch stored. Raises MissingChats for drafts
+    whose chat is gone (with the others' results when those are `committed` already)."""
+    placed, resent = stored
+    results: dict[Draft, Result] = {}
+    for n, (message_id, seq) in placed.items():
+        d = drafts[n]
+        results[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
+    for n, row in resent.items():
+        results[drafts[n]] = (_resent_public(drafts[n], row), False)
+    missing = {d.chat_id for d in drafts if d not in results}
+    if missing:  # those chats were deleted meanwhile: their sends fail alone
+        raise MissingChats(missing, results if committed else None)
+    return results
 
 
 Firsts = dict[tuple[int, str], Draft]
@@ -359,375 +420,6 @@ def _in_order(drafts: Sequence[Draft], stored: dict[Draft, Result], first: First
     return results
 
 
-async def _resolve_mentions(
-    session: AsyncSession, drafts: Sequence[Draft]
-) -> dict[Draft, list[int]]:
-    """Who each draft mentions: one query for the whole batch, only when some text names
-    someone (a resend's lookup is wasted, and harmless)."""
-    named = {
-        d: n
-        for d in drafts
-        if "@" in d.content and (n := parse_mentions(d.content, chat_type=d.chat_type, role=d.role))
-    }
-    if not named:
-        return {}
-    per_chat: dict[int, Named] = {}
-    for d, n in named.items():
-        seen = per_chat.get(d.chat_id, Named())
-        per_chat[d.chat_id] = Named(seen.tokens + n.tokens, seen.everyone or n.everyone)
-    members = await members_named(session, per_chat)
-    return {
-        d: ids
-        for d, n in named.items()
-        if (ids := resolve_mentions(n, members.get(d.chat_id, {}), sender_id=d.user_id))
-    }
-
-
-# One statement for the whole batch on PostgreSQL. Every CTE sees the snapshot the statement
-# started with, and no row is modified twice:
-# - `resent`: drafts whose (sender, client_id) is stored already; they insert nothing;
-# - `locked`: the chats of the new messages, row-locked in id order (writers of several
-#   processes take them in one order: no deadlock); a chat deleted meanwhile is missing;
-# - `bumped`: each chat's last_seq moved by its count of new messages, RETURNING the new
-#   value (under the lock, the newest committed one); `numbered` numbers the messages from
-#   it in batch order (row_number per chat): seq stays gap-free;
-# - `inserted`, `marked` (the senders' read markers: the last seq each wrote) and `mentioned`;
-# - the result: per draft its position (`ord`), id and seq, and a resend's stored message.
-# A (sender, client_id) committed by another process after the snapshot makes the INSERT
-# fail on the unique constraint: the writer rolls back and tries again, and `resent` then
-# finds it.
-_PG_BATCH = text(
-    """WITH input AS (
-    SELECT * FROM unnest(
-        CAST(:ord AS int[]), CAST(:chat_id AS bigint[]), CAST(:sender_id AS bigint[]),
-        CAST(:content AS text[]), CAST(:client_id AS text[]), CAST(:reply_to AS bigint[])
-    ) AS t(ord, chat_id, sender_id, content, client_id, reply_to_id)
-), resent AS (
-    SELECT i.ord, m.id FROM input i
-    JOIN messages m ON m.sender_id = i.sender_id AND m.client_id = i.client_id
-), fresh AS (
-    SELECT i.*, row_number() OVER (PARTITION BY i.chat_id ORDER BY i.ord) AS n,
-        count(*) OVER (PARTITION BY i.chat_id) AS total
-    FROM input i WHERE i.ord NOT IN (SELECT ord FROM resent)
-), locked AS MATERIALIZED (
-    SELECT c.id FROM chats c WHERE c.id IN (SELECT chat_id FROM fresh) ORDER BY c.id FOR UPDATE
-), bumped AS (
-    UPDATE chats c SET last_seq = c.last_seq + k.total, last_activity_at = :now
-    FROM (SELECT chat_id, count(*) AS total FROM fresh GROUP BY chat_id) k
-    WHERE c.id = k.chat_id AND c.id IN (SELECT id FROM locked)
-    RETURNING c.id, c.last_seq
-), numbered AS (
-    SELECT f.*, b.last_seq - f.total + f.n AS seq FROM fresh f JOIN bumped b ON b.id = f.chat_id
-), inserted AS (
-    INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
-    SELECT chat_id, seq, sender_id, content, client_id, reply_to_id, :now
-    FROM numbered ORDER BY ord
-    RETURNING id, chat_id, seq
-), marked AS (
-    UPDATE memberships ms SET last_read_seq = r.seq
-    FROM (SELECT chat_id, sender_id, max(seq) AS seq FROM numbered GROUP BY 1, 2) r
-    WHERE ms.chat_id = r.chat_id AND ms.user_id = r.sender_id
-), mentioned AS (
-    INSERT INTO message_mentions (message_id, user_id, chat_id, seq)
-    SELECT i.id, mn.user_id, i.chat_id, i.seq
-    FROM unnest(CAST(:mention_ord AS int[]), CAST(:mention_user AS bigint[])) AS mn(ord, user_id)
-    JOIN numbered n ON n.ord = mn.ord
-    JOIN inserted i ON i.chat_id = n.chat_id AND i.seq = n.seq
-)
-SELECT n.ord, i.id, i.chat_id, i.seq, NULL AS content, NULL AS created_at,
-    NULL AS edited_at, NULL AS deleted_at, NULL AS reply_to_id, NULL AS username,
-    NULL AS display_name, NULL AS mentions, NULL AS reactions, NULL AS attachments
-FROM numbered n JOIN inserted i ON i.chat_id = n.chat_id AND i.seq = n.seq
-UNION ALL
-SELECT r.ord, m.id, m.chat_id, m.seq, m.content, m.created_at, m.edited_at, m.deleted_at,
-    m.reply_to_id, u.username, u.display_name,
-    ARRAY(SELECT x.user_id FROM message_mentions x WHERE x.message_id = m.id ORDER BY x.user_id),
-    (SELECT json_agg(json_build_array(x.emoji, x.user_id) ORDER BY x.created_at, x.user_id)
-        FROM reactions x WHERE x.message_id = m.id),
-    (SELECT json_agg(json_build_array(a.id, a.filename, a.content_type, a.size) ORDER BY a.id)
-        FROM attachments a WHERE a.message_id = m.id)
-FROM resent r JOIN messages m ON m.id = r.id LEFT JOIN users u ON u.id = m.sender_id
-"""
-).columns(created_at=UTCDateTime(), edited_at=UTCDateTime(), deleted_at=UTCDateTime())
-
-
-async def _store_postgresql(
-    conn: AsyncConnection,
-    drafts: Sequence[Draft],
-    mentions: dict[Draft, list[int]],
-    now: datetime,
-    *,
-    on_driver: bool = False,
-) -> dict[Draft, Result]:
-    """`on_driver`: the connection is in autocommit (the writer's own), and the statement
-    runs on asyncpg itself (`fetch_on_driver`); else through SQLAlchemy, in the session's
-    transaction."""
-    mention_ord = [n for n, d in enumerate(drafts) for _ in mentions.get(d, ())]
-    mention_user = [uid for d in drafts for uid in mentions.get(d, ())]
-    params = {
-        "ord": list(range(len(drafts))),
-        "chat_id": [d.chat_id for d in drafts],
-        "sender_id": [d.user_id for d in drafts],
-        "content": [d.content for d in drafts],
-        "client_id": [d.client_id for d in drafts],
-        "reply_to": [d.reply_to for d in drafts],
-        "now": now,
-        "mention_ord": mention_ord,
-        "mention_user": mention_user,
-    }
-    rows: Sequence[Any]
-    if on_driver:
-        to_time = _result_time(conn.dialect)
-        rows = [_record_row(record, to_time) for record in
-                await fetch_on_driver(conn, _PG_BATCH, params)]  # fmt: skip
-    else:
-        rows = (await conn.execute(_PG_BATCH, params)).all()
-    stored: dict[Draft, Result] = {}
-    for row in rows:
-        d = drafts[row.ord]
-        if row.content is None:  # new
-            stored[d] = (_new_public(d, row.id, row.seq, now, mentions.get(d, [])), True)
-        else:
-            stored[d] = (_resent_public(d, row), False)
-    missing = {d.chat_id for d in drafts if d not in stored}
-    if missing:  # those chats were deleted meanwhile: their sends fail alone
-        raise MissingChats(missing, stored)
-    return stored
-
-
-def _record_row(record: Any, to_time: Callable[[Any], datetime | None]) -> SimpleNamespace:
-    """An asyncpg record of `_PG_BATCH` as SQLAlchemy's row would read (times in UTC)."""
-    row = SimpleNamespace(**dict(record.items()))
-    if row.content is not None:  # a resend's stored message
-        for key in ("created_at", "edited_at", "deleted_at"):
-            setattr(row, key, to_time(getattr(row, key)))
-    return row
-
-
-def _resent_public(d: Draft, row: Any) -> MessagePublic:
-    """A resend's stored message as `messages_public` shows it, from a row of `_PG_BATCH`
-    or `_SQLITE_RESENT`."""
-    from parley.server.messages.service import attachment_public
-
-    deleted = row.deleted_at is not None
-    by_emoji: dict[str, list[int]] = {}
-    for emoji, user_id in _json(row.reactions):
-        by_emoji.setdefault(emoji, []).append(user_id)
-    attachments = [
-        attachment_public(Attachment(id=i, filename=f, content_type=t, size=s))
-        for i, f, t, s in _json(row.attachments)
-    ]
-    return MessagePublic(
-        id=row.id,
-        chat_id=row.chat_id,  # its own chat: a client_id reused elsewhere is refused on it
-        seq=row.seq,
-        sender=SenderPublic(id=d.user_id, username=row.username, display_name=row.display_name),
-        content="" if deleted else row.content,
-        created_at=row.created_at,
-        edited_at=row.edited_at,
-        deleted=deleted,
-        client_id=d.client_id,
-        reply_to=row.reply_to_id,
-        attachments=[] if deleted else attachments,
-        reactions=[]
-        if deleted
-        else [ReactionPublic(emoji=e, count=len(u), user_ids=u) for e, u in by_emoji.items()],
-        mentions=[] if deleted or "@" not in row.content else _json(row.mentions),
-    )
-
-
-def _json(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return cast(list[Any], json.loads(value) if isinstance(value, str) else value)
-
-
-# SQLite: the batch travels as one JSON parameter per statement (json_each), so a statement's
-# text is the same for every batch size (sqlite3 keeps it prepared). They run straight on
-# the sqlite3 connection, in its thread (`_sqlite_batch`), not through SQLAlchemy.
-_SQLITE_RESENT = """
-SELECT json_extract(j.value, '$[0]') AS ord, m.id, m.chat_id, m.seq, m.content, m.created_at,
-    m.edited_at, m.deleted_at, m.reply_to_id, u.username, u.display_name,
-    (SELECT json_group_array(x.user_id) FROM (SELECT user_id FROM message_mentions
-        WHERE message_id = m.id ORDER BY user_id) x) AS mentions,
-    (SELECT json_group_array(json_array(x.emoji, x.user_id)) FROM (SELECT emoji, user_id
-        FROM reactions WHERE message_id = m.id ORDER BY created_at, user_id) x) AS reactions,
-    (SELECT json_group_array(json_array(x.id, x.filename, x.content_type, x.size))
-        FROM (SELECT id, filename, content_type, size FROM attachments
-        WHERE message_id = m.id ORDER BY id) x) AS attachments
-FROM json_each(:keys) j
-JOIN messages m ON m.sender_id = json_extract(j.value, '$[1]')
-    AND m.client_id = json_extract(j.value, '$[2]')
-LEFT JOIN users u ON u.id = m.sender_id
-"""
-# The INSERT comes first: it numbers the batch's new messages from each chat's last_seq (the
-# write lock is held: nobody else moves it) and leaves out resends and deleted chats; then
-# the chats' last_seq moves by what was inserted.
-_SQLITE_INSERT = """
-INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
-SELECT f.chat_id, c.last_seq + f.n, f.sender_id, f.content, f.client_id, f.reply_to_id, :now
-FROM (
-    SELECT i.*, row_number() OVER (PARTITION BY i.chat_id ORDER BY i.ord) AS n
-    FROM (
-        SELECT j.key AS ord, json_extract(j.value, '$[0]') AS chat_id,
-            json_extract(j.value, '$[1]') AS sender_id, json_extract(j.value, '$[2]') AS content,
-            json_extract(j.value, '$[3]') AS client_id,
-            json_extract(j.value, '$[4]') AS reply_to_id
-        FROM json_each(:rows) j
-    ) i
-    WHERE NOT EXISTS (
-        SELECT 1 FROM messages m WHERE m.sender_id = i.sender_id AND m.client_id = i.client_id
-    )
-) f
-JOIN chats c ON c.id = f.chat_id
-ORDER BY f.ord
-RETURNING id, chat_id, seq, sender_id, client_id
-"""
-_SQLITE_BUMP = """
-UPDATE chats SET last_seq = last_seq + json_extract(j.value, '$[1]'), last_activity_at = :now
-FROM json_each(:counts) j WHERE chats.id = json_extract(j.value, '$[0]')
-"""
-_SQLITE_MENTIONS = """
-INSERT INTO message_mentions (message_id, user_id, chat_id, seq)
-SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
-    json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]')
-FROM json_each(:rows) j
-"""
-_SQLITE_READ = """
-UPDATE memberships SET last_read_seq = json_extract(j.value, '$[2]')
-FROM json_each(:marks) j
-WHERE memberships.chat_id = json_extract(j.value, '$[0]')
-    AND memberships.user_id = json_extract(j.value, '$[1]')
-"""
-
-
-async def _store_sqlite(
-    conn: AsyncConnection,
-    drafts: Sequence[Draft],
-    mentions: dict[Draft, list[int]],
-    now: datetime,
-    *,
-    transaction: bool = False,
-) -> dict[Draft, Result]:
-    """The batch's statements run in the connection's own thread in one hand-off (not one,
-    or three, per statement): inside the transaction the session began, or (`transaction`)
-    in their own, BEGIN IMMEDIATE to COMMIT, in that same hand-off."""
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection  # aiosqlite's Connection: owns a thread and sqlite3
-    dialect = conn.dialect
-    stamp = _bind_time(dialect)(now)
-    run = _sqlite_transaction if transaction else _sqlite_batch
-    try:
-        placed, resent = await driver._execute(run, driver._conn, drafts, mentions, stamp)
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError("message batch", None, exc) from exc
-    except sqlite3.Error as exc:  # as SQLAlchemy would raise it: the writer's handling applies
-        raise OperationalError("message batch", None, exc) from exc
-    stored: dict[Draft, Result] = {}
-    for n, (message_id, seq) in placed.items():
-        d = drafts[n]
-        stored[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
-    if resent:
-        to_time = _result_time(dialect)
-        for n, row in resent:
-            fields = dict(zip(_RESENT_FIELDS, row, strict=True))
-            for key in ("created_at", "edited_at", "deleted_at"):
-                fields[key] = to_time(fields[key])
-            stored[drafts[n]] = (_resent_public(drafts[n], SimpleNamespace(**fields)), False)
-    missing = {d.chat_id for d in drafts if d not in stored}
-    if missing:  # those chats were deleted meanwhile: their sends fail alone
-        raise MissingChats(missing)  # rolled back by the caller: the others go again
-    return stored
-
-
-_RESENT_FIELDS = (
-    "ord", "id", "chat_id", "seq", "content", "created_at", "edited_at", "deleted_at",
-    "reply_to_id", "username", "display_name", "mentions", "reactions", "attachments",
-)  # fmt: skip
-
-
-def _sqlite_transaction(
-    db: sqlite3.Connection,
-    drafts: Sequence[Draft],
-    mentions: dict[Draft, list[int]],
-    stamp: Any,
-) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
-    """`_sqlite_batch` in a transaction of its own (the write lock taken up front)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = placed, resent = _sqlite_batch(db, drafts, mentions, stamp)
-        if len(placed) + len(resent) < len(drafts):  # a chat is gone: MissingChats follows,
-            db.execute("ROLLBACK")  # and the writer stores the others again without it
-        else:
-            db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return result
-
-
-def _sqlite_batch(
-    db: sqlite3.Connection,
-    drafts: Sequence[Draft],
-    mentions: dict[Draft, list[int]],
-    stamp: Any,
-) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
-    """In the connection's thread, under the write lock: the batch's statements. Returns
-    per new draft (by position) its message id and seq, and the stored rows of resends."""
-    rows = [[d.chat_id, d.user_id, d.content, d.client_id, d.reply_to] for d in drafts]
-    inserted = db.execute(_SQLITE_INSERT, {"rows": json.dumps(rows), "now": stamp})
-    new_rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # chat: (seq, id)
-    new_keys: set[tuple[int, str]] = set()
-    for message_id, chat_id, seq, sender_id, client_id in inserted.fetchall():
-        new_rows[chat_id].append((seq, message_id))
-        if client_id is not None:
-            new_keys.add((sender_id, client_id))
-    # Which drafts those are: per chat, the inserted ones in batch order got rising seqs.
-    fresh: dict[int, list[int]] = defaultdict(list)
-    rest: list[int] = []
-    for n, d in enumerate(drafts):
-        if d.chat_id in new_rows and (d.client_id is None or (d.user_id, d.client_id) in new_keys):
-            fresh[d.chat_id].append(n)
-        else:  # a resend, or its chat is gone
-            rest.append(n)
-    placed: dict[int, tuple[int, int]] = {}
-    named: list[list[int]] = []
-    read_to: dict[tuple[int, int], int] = {}
-    for chat_id, positions in fresh.items():
-        for n, (seq, message_id) in zip(positions, sorted(new_rows[chat_id]), strict=True):
-            d = drafts[n]
-            placed[n] = (message_id, seq)
-            named.extend([message_id, uid, chat_id, seq] for uid in mentions.get(d, ()))
-            read_to[(chat_id, d.user_id)] = seq  # seqs grow: the last one is the highest
-    if new_rows:
-        counts = [[chat_id, len(r)] for chat_id, r in new_rows.items()]
-        db.execute(_SQLITE_BUMP, {"counts": json.dumps(counts), "now": stamp})
-        if named:
-            db.execute(_SQLITE_MENTIONS, {"rows": json.dumps(named)})
-        marks = [[c, u, s] for (c, u), s in read_to.items()]
-        db.execute(_SQLITE_READ, {"marks": json.dumps(marks)})
-    keys = [[n, drafts[n].user_id, drafts[n].client_id] for n in rest if drafts[n].client_id]
-    resent: list[tuple[int, tuple[Any, ...]]] = []
-    if keys:  # rare (a client retrying): the stored messages as history shows them
-        for row in db.execute(_SQLITE_RESENT, {"keys": json.dumps(keys)}).fetchall():
-            resent.append((row[0], tuple(row)))
-    return placed, resent
-
-
-@functools.cache
-def _bind_time(dialect: Dialect) -> Callable[[datetime], Any]:
-    """How UTCDateTime binds a time on this dialect (SQLite: its text form)."""
-    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    return (lambda value: value) if process is None else process
-
-
-@functools.cache
-def _result_time(dialect: Dialect) -> Callable[[Any], datetime | None]:
-    process = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
-    return (lambda value: value) if process is None else process
-
-
 async def _link_attachments(session: AsyncSession, message: MessagePublic, draft: Draft) -> None:
     ids = set(draft.attachment_ids)
     result = await session.execute(
@@ -749,8 +441,6 @@ async def _link_attachments(session: AsyncSession, message: MessagePublic, draft
 
 
 async def _attached(session: AsyncSession, message_id: int) -> list[Any]:
-    from parley.server.messages.service import attachment_public
-
     rows = await session.execute(
         select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
     )
@@ -760,7 +450,7 @@ async def _attached(session: AsyncSession, message_id: int) -> list[Any]:
 def _new_public(
     d: Draft, message_id: int, seq: int, now: datetime, mentions: list[int]
 ) -> MessagePublic:
-    return MessagePublic(
+    fields = public_fields(
         id=message_id,
         chat_id=d.chat_id,
         seq=seq,
@@ -768,20 +458,44 @@ def _new_public(
         content=d.content,
         created_at=now,
         edited_at=None,
-        deleted=False,
+        deleted_at=None,
         client_id=d.client_id,
         reply_to=d.reply_to,
-        attachments=[],
-        reactions=[],
         mentions=mentions,
     )
+    return as_public(fields)
 
 
-def _is_race(exc: Exception) -> bool:
-    """A duplicate client_id stored by another process, or a PostgreSQL deadlock."""
-    if isinstance(exc, IntegrityError):
-        return True
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
-        getattr(exc, "orig", None), "pgcode", None
+def _resent_public(d: Draft, row: batch.StoredRow) -> MessagePublic:
+    """A resend's stored message, as `messages_public` shows it, in its own chat."""
+    reactions: dict[str, list[int]] = {}
+    for emoji, user_id in row.reactions:
+        reactions.setdefault(emoji, []).append(user_id)
+    fields = public_fields(
+        id=row.id,
+        chat_id=row.chat_id,
+        seq=row.seq,
+        sender=sender_fields(d.user_id, row.username, row.display_name),
+        content=row.content,
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        deleted_at=row.deleted_at,
+        client_id=d.client_id,
+        reply_to=row.reply_to_id,
+        attachments=[attachment_fields(*a) for a in row.attachments],
+        reactions=reactions,
+        mentions=row.mentions if "@" in row.content else (),
     )
-    return code in {"40P01", "40001"}
+    return as_public(fields)
+
+
+def _fail(drafts: Sequence[Draft], exc: BaseException) -> None:
+    """Answers the drafts not answered yet with the error: ours, or the database's (the
+    transports answer `unavailable` for it); anything else is a fault, logged here, and
+    answered as `unavailable` too."""
+    if not isinstance(exc, (errors.ParleyError, DBAPIError, OSError, TimeoutError)):
+        log.error("storing a send failed", exc_info=exc)
+        exc = errors.Unavailable("The message could not be stored")
+    for d in drafts:
+        if not d.future.done():
+            d.future.set_exception(exc)

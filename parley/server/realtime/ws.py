@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import errors
 from parley.clock import Clock
+from parley.private_api import abort_transport
 from parley.server import problems
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.accounts.service import user_public
@@ -294,7 +295,7 @@ def _force_close(conn: SocketConnection, close: Close) -> None:
             async with conn.clock.timeout(CLOSE_GRACE):
                 await ws.close(close.code, close.reason)
         except Exception:  # its buffers are full: the close frame cannot go out either
-            _abort(ws)
+            abort_transport(ws)
 
     task = asyncio.create_task(close_now())
     _closing.add(task)
@@ -302,15 +303,6 @@ def _force_close(conn: SocketConnection, close: Close) -> None:
 
 
 _closing: set[asyncio.Task[None]] = set()
-
-
-def _abort(ws: WebSocket) -> None:
-    """Drops the TCP connection under a socket whose peer stopped reading."""
-    for channel in (ws._receive, ws._send):  # uvicorn's protocol object, unwrapped
-        transport = getattr(getattr(channel, "__self__", None), "transport", None)
-        if transport is not None:
-            transport.abort()
-            return
 
 
 async def _read_loop(ws: WebSocket, ctx: Context) -> None:

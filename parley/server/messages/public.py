@@ -1,0 +1,142 @@
+"""The public shape of a message: one builder from a stored message (and its decorations)
+to what every path shows (history, send, resend, sync, search, mentions).
+
+`public_fields` holds the rules (a deleted message shows no content, attachments,
+reactions or mentions) and returns the JSON shape, in `MessagePublic`'s field order:
+history pages encode it as it is (orjson), the other paths validate it into a
+`MessagePublic`. Both give the same bytes (tests compare them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from parley.server.accounts.schemas import SenderPublic
+from parley.server.messages.schemas import AttachmentPublic, MessagePublic
+
+Sender = SenderPublic | Mapping[str, Any] | None
+Reactions = Mapping[str, Sequence[int]]  # emoji -> user ids, both in the order shown
+
+
+class StoredMessage(Protocol):
+    """A message's row: the ORM object, a result row or a record read as one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def chat_id(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def edited_at(self) -> datetime | None: ...
+    @property
+    def deleted_at(self) -> datetime | None: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def reply_to_id(self) -> int | None: ...
+
+
+_NO_REACTIONS: Reactions = {}
+
+
+def public_fields(
+    *,
+    id: int,
+    chat_id: int,
+    seq: int,
+    sender: Sender,
+    content: str,
+    created_at: datetime,
+    edited_at: datetime | None,
+    deleted_at: datetime | None,
+    client_id: str | None,
+    reply_to: int | None,
+    attachments: Sequence[Any] = (),
+    reactions: Reactions = _NO_REACTIONS,
+    mentions: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The one place the public message is made: `MessagePublic`'s fields, in order."""
+    deleted = deleted_at is not None
+    return {
+        "id": id,
+        "chat_id": chat_id,
+        "seq": seq,
+        "sender": sender,
+        "content": "" if deleted else content,
+        "created_at": created_at,
+        "edited_at": edited_at,
+        "deleted": deleted,
+        "client_id": client_id,
+        "reply_to": reply_to,
+        "attachments": [] if deleted else list(attachments),
+        "reactions": []
+        if deleted
+        else [
+            {"emoji": emoji, "count": len(users), "user_ids": list(users)}
+            for emoji, users in reactions.items()
+        ],
+        "mentions": [] if deleted else list(mentions),
+    }
+
+
+def row_fields(
+    row: StoredMessage,
+    *,
+    sender: Sender,
+    attachments: Sequence[Any] = (),
+    reactions: Reactions = _NO_REACTIONS,
+    mentions: Sequence[int] = (),
+) -> dict[str, Any]:
+    """`public_fields` of a stored message's row."""
+    return public_fields(
+        id=row.id,
+        chat_id=row.chat_id,
+        seq=row.seq,
+        sender=sender,
+        content=row.content,
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        deleted_at=row.deleted_at,
+        client_id=row.client_id,
+        reply_to=row.reply_to_id,
+        attachments=attachments,
+        reactions=reactions,
+        mentions=mentions,
+    )
+
+
+def as_public(fields: Mapping[str, Any]) -> MessagePublic:
+    return MessagePublic.model_validate(fields)
+
+
+def sender_fields(
+    sender_id: int | None, username: str | None, display_name: str | None
+) -> dict[str, Any] | None:
+    """The sender as a row of the message joined to its user shows it (none when gone)."""
+    if not sender_id or username is None:
+        return None
+    return {"id": sender_id, "username": username, "display_name": display_name}
+
+
+def attachment_fields(id: int, filename: str, content_type: str, size: int) -> dict[str, Any]:
+    return {
+        "id": id,
+        "filename": filename,
+        "content_type": content_type,
+        "size": size,
+        "url": f"/service/api/attachments/{id}",
+    }
+
+
+def attachment_public(a: Any) -> AttachmentPublic:
+    """An `Attachment` row as the API shows it."""
+    return AttachmentPublic.model_validate(
+        attachment_fields(a.id, a.filename, a.content_type, a.size)
+    )
