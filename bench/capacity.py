@@ -465,6 +465,12 @@ class Deployment:
         return out
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every process, every core)."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
 def _usage(procs: dict[str, list[psutil.Process]]) -> dict[str, dict[str, float]]:
     out = {}
     for role, members in procs.items():
@@ -570,10 +576,11 @@ async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
                       enumerate(gens)})  # fmt: skip
         metrics0 = await deployment.server_metrics()
         db0 = await deployment.db_stats()
-        use0, wall0 = _usage(procs), time.monotonic()
+        use0, wall0, machine0 = _usage(procs), time.monotonic(), _machine_busy()
         say(f"N={n}: steady phase {cfg.steady_s:g} s (+{cfg.drain_s:g} s drain)")
         windows = await _ask(conns, "window", (cfg.steady_s, cfg.drain_s))
         wall = time.monotonic() - wall0
+        machine = (_machine_busy() - machine0) / wall
         procs.update({k: v for k, v in (await deployment.processes()).items()
                       if k.startswith("postgres")})  # fmt: skip
         use1 = _usage(procs)
@@ -582,6 +589,14 @@ async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
         last_seq = await _last_seqs(url)
         result = _summarise(cfg, n, pop, ramps, windows, use0, use1, wall)
         result["seed_s"] = round(seed_s, 1)
+        # the machine's busy cores meanwhile, ours and everyone else's: a shared machine's
+        # latencies carry the others' load (docs/capacity.md)
+        ours = sum(u["cores"] for u in result["processes"].values())
+        result["machine"] = {
+            "busy_cores": round(machine, 2),
+            "others_cores": round(max(0.0, machine - ours), 2),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
         result["server_metrics"] = _metrics_delta(metrics0, metrics1, wall)
         result["database"] = _db_delta(db0, db1)
         result["consistency"] = _behind(windows, last_seq)
@@ -798,6 +813,8 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += ["", "| N | process | cores (steady) | RSS MiB |", "|---|---|---|---|"]
     for s in report["steps"]:
+        m = s["machine"]
+        lines.append(f"| {s['people']} | (the rest of the machine) | {m['others_cores']} | |")
         for role, u in s["processes"].items():
             lines.append(f"| {s['people']} | {role} | {u['cores']} | {u['rss_mib']} |")
     for s in report["steps"]:

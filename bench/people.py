@@ -529,6 +529,7 @@ class Generator:
         """The steady phase: every active person acts for `seconds`; then `drain` seconds
         for what is still on its way. Returns this process's figures."""
         self.lag = Hist()
+        self.stats.events.clear()  # the window's (the ramp's presence burst is not steady)
         self.stats.window = True
         cpu0, wall0 = time.process_time(), time.perf_counter()
         watcher = asyncio.ensure_future(self.watch_lag())
