@@ -82,6 +82,7 @@ class Config:
     history_per_chat: int = 30
     storm: bool = False
     storm_timeout_s: float = 120.0
+    all_steps: bool = False  # keep stepping after a failed step (CPU and memory at every N)
     connect: list[str] = field(default_factory=list)
     database_url: str | None = None
     workers: int = 2
@@ -871,7 +872,7 @@ async def run(cfg: Config, quiet: bool) -> dict[str, Any]:
         result = await run_step(step_cfg, n, say)
         steps.append(result)
         say(f"N={n}: {'pass' if result['passed'] else 'FAIL: ' + '; '.join(result['why'])}")
-        if not result["passed"]:
+        if not result["passed"] and not cfg.all_steps:
             break
     return {
         "kind": "loadtest",
@@ -920,6 +921,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="gateways already running (http://host:port, comma-separated): "
                              "measure them; needs --database-url and JWT_SECRET")  # fmt: skip
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--all-steps",
+        action="store_true",
+        help="run every N even after one failed (CPU and memory at each; a noisy machine)",
+    )
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -929,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
         settle_s=args.settle, pace=args.pace, generators=args.generators,
         history_per_chat=args.history, storm=args.storm,
         connect=[u.rstrip("/") for u in args.connect.split(",") if u],
-        database_url=args.database_url, workers=args.workers,
+        database_url=args.database_url, workers=args.workers, all_steps=args.all_steps,
     )  # fmt: skip
     import uvloop
 
