@@ -82,6 +82,7 @@ class Config:
     history_per_chat: int = 30
     storm: bool = False
     storm_timeout_s: float = 120.0
+    quiet_limit_s: float = 90.0
     all_steps: bool = False  # keep stepping after a failed step (CPU and memory at every N)
     connect: list[str] = field(default_factory=list)
     database_url: str | None = None
@@ -466,6 +467,24 @@ class Deployment:
         return out
 
 
+async def _quiet(procs: dict[str, list[psutil.Process]], limit: float) -> float | None:
+    """Waits until the deployment's processes use under a third of a core for 2 s in a row
+    (the ramp's presence announcements done): the steady phase measures the steady state.
+    Returns the seconds it took, or None when `limit` passed first."""
+    members = [p for role, ps in procs.items() if not role.startswith("redis") for p in ps]
+    started = time.monotonic()
+    calm = 0.0
+    before = _usage({"all": members})["all"]["cpu_s"]
+    while time.monotonic() - started < limit:
+        await asyncio.sleep(0.5)
+        now = _usage({"all": members})["all"]["cpu_s"]
+        calm = calm + 0.5 if now - before < 0.5 / 3 else 0.0
+        before = now
+        if calm >= 2.0:
+            return round(time.monotonic() - started, 1)
+    return None
+
+
 def _machine_busy() -> float:
     """CPU seconds the whole machine has been busy (every process, every core)."""
     t = psutil.cpu_times()
@@ -573,6 +592,8 @@ async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
             ramps.append(value)
         await asyncio.sleep(cfg.settle_s)
         procs = await deployment.processes()
+        say(f"N={n}: waiting for the ramp's work to end (presence announcements)")
+        result_quiet = await _quiet(procs, limit=cfg.quiet_limit_s)
         procs.update({f"generator-{i + 1}": [psutil.Process(p.pid)] for i, (p, _c) in
                       enumerate(gens)})  # fmt: skip
         metrics0 = await deployment.server_metrics()
@@ -590,6 +611,7 @@ async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
         last_seq = await _last_seqs(url)
         result = _summarise(cfg, n, pop, ramps, windows, use0, use1, wall)
         result["seed_s"] = round(seed_s, 1)
+        result["ramp"]["quiet_after_s"] = result_quiet
         # the machine's busy cores meanwhile, ours and everyone else's: a shared machine's
         # latencies carry the others' load (docs/capacity.md)
         ours = sum(u["cores"] for u in result["processes"].values())

@@ -289,7 +289,7 @@ class Person(WSListener):  # type: ignore[misc]
             try:
                 await self.connect()
             except Exception as exc:
-                self.gen.stats.events[f"reconnect_failed_{type(exc).__name__}"] += 1
+                self.gen.stats.events[f"reconnect_failed_{_why(exc)}"] += 1
                 continue
             await self.sync("resync")
             self.back_at = time.time()
@@ -467,7 +467,7 @@ class Generator:
                 try:
                     await person.connect()
                 except Exception as exc:
-                    failures[type(exc).__name__ + ":" + str(exc)[:60]] += 1
+                    failures[_why(exc)] += 1
                     return
                 handshake.add(time.perf_counter() - t)
 
@@ -594,6 +594,15 @@ class Generator:
             task.cancel()
         if self.http_client is not None:
             await self.http_client.aclose()
+
+
+def _why(exc: Exception) -> str:
+    """An exception as a short key: a refused handshake by its HTTP status."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status", None)
+    if status is not None:
+        return f"http_{int(status)}"
+    return type(exc).__name__
 
 
 def _small_png() -> bytes:
