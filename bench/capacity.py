@@ -83,6 +83,10 @@ class Config:
     storm: bool = False
     storm_timeout_s: float = 120.0
     quiet_limit_s: float = 90.0
+    plan: Path | None = None  # a population written by --plan-out (several machines)
+    plan_out: Path | None = None
+    share: tuple[int, int] = (0, 1)  # this machine's share: (index, machines)
+    start_at: float | None = None  # the shared clock's start (epoch seconds)
     all_steps: bool = False  # keep stepping after a failed step (CPU and memory at every N)
     connect: list[str] = field(default_factory=list)
     database_url: str | None = None
@@ -199,7 +203,7 @@ async def seed_population(database_url: str, n: int, cfg: Config, secret: str) -
                     row["direct_key"] = f"{a}:{b}"
                 rows.append(row)
             # two random draws may pair the same people twice: one chat per pair
-            keep: dict[str, int] = {}
+            keep: dict[Any, int] = {}
             chosen = []
             for row, plan in zip(rows, planned, strict=True):
                 key = row.get("direct_key")
@@ -247,6 +251,48 @@ async def seed_population(database_url: str, n: int, cfg: Config, secret: str) -
         for i, (u, s) in enumerate(zip(user_ids, session_ids, strict=True))
     ]  # fmt: skip
     return Population(population, chat_members, kinds)
+
+
+def save_plan(path: Path, pop: Population) -> None:
+    path.write_text(json.dumps({
+        "people": pop.people, "chats": pop.chats, "kinds": pop.kinds,
+    }))  # fmt: skip
+
+
+def load_plan(path: Path) -> Population:
+    raw = json.loads(path.read_text())
+    people_ = [(u, t, a, {int(c): s for c, s in chats.items()}) for u, t, a, chats in raw["people"]]
+    chats = {int(c): m for c, m in raw["chats"].items()}
+    return Population(people_, chats, Counter(raw["kinds"]))
+
+
+async def merge(cfg: Config, parts: list[Path]) -> dict[str, Any]:
+    """One step's report from the raw shares of several machines (`--share i/n`)."""
+    if cfg.plan is None:
+        raise SystemExit("--merge needs --plan (the population the shares ran)")
+    pop = load_plan(cfg.plan)
+    ramps: list[dict[str, Any]] = []
+    windows: list[dict[str, Any]] = []
+    walls: list[float] = []
+    generators: dict[str, Any] = {}
+    for path in parts:
+        part = json.loads(path.read_text())
+        ramps += part["ramps"]
+        walls.append(part["wall"])
+        for w in part["windows"]:
+            w["seen"] = {int(u): {int(c): s for c, s in seen.items()}
+                         for u, seen in w["seen"].items()}  # fmt: skip
+            w["hists"] = {k: {int(b): c for b, c in h.items()} for k, h in w["hists"].items()}
+            windows.append(w)
+        index = part["share"][0]
+        generators.update({f"machine-{index + 1} {k}": v for k, v in part["generators"].items()})
+    wall = max(walls)
+    result = _summarise(cfg, len(pop.people), pop, ramps, windows, {}, {}, wall)
+    if cfg.database_url:
+        url = cfg.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        result["consistency"] = _behind(windows, await _last_seqs(url))
+    result["generator_processes"] = generators
+    return result
 
 
 # The deployment under test
@@ -491,7 +537,7 @@ def _machine_busy() -> float:
     return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
-def _usage(procs: dict[str, list[psutil.Process]]) -> dict[str, dict[str, float]]:
+def _usage(procs: dict[str, list[psutil.Process]]) -> dict[str, dict[str, Any]]:
     out = {}
     for role, members in procs.items():
         cpu = rss = 0.0
@@ -559,25 +605,35 @@ def generator_count(cfg: Config, n: int) -> int:
 
 async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
     deployment = Deployment(cfg)
-    gens: list[tuple[multiprocessing.Process, Any]] = []
+    gens: list[tuple[Any, Any]] = []
     started = time.monotonic()
     try:
-        url = await deployment.prepare()
-        say(f"N={n}: seeding")
         t = time.monotonic()
-        pop = await seed_population(url, n, cfg, deployment.secret)
+        if cfg.plan:  # one share of a run from several machines: seeded already
+            pop, url = load_plan(cfg.plan), None
+            n = len(pop.people)
+        else:
+            url = await deployment.prepare()
+            say(f"N={n}: seeding")
+            pop = await seed_population(url, n, cfg, deployment.secret)
         seed_s = time.monotonic() - t
+        if cfg.plan_out:
+            save_plan(cfg.plan_out, pop)
+            return {"people": n, "plan": str(cfg.plan_out), "seed_s": round(seed_s, 1)}
         say(f"N={n}: starting {deployment.kind} ({len(pop.chats)} chats)")
         await deployment.start()
-        g = generator_count(cfg, n)
-        ctx = multiprocessing.get_context("spawn")
+        mine, machines = cfg.share
         shuffled = list(pop.people)
         random.Random(cfg.seed).shuffle(shuffled)
+        shuffled = shuffled[mine::machines]
+        g = generator_count(cfg, len(shuffled))
+        ctx = multiprocessing.get_context("spawn")
         for i in range(g):
             share = Share(
-                index=i, ws_urls=deployment.ws_urls, http_urls=deployment.http_urls,
-                people=shuffled[i::g], ramp_per_s=cfg.ramp_per_s / g, pace=cfg.pace,
-                mix=dict(MIX),
+                index=mine * 1000 + i, ws_urls=deployment.ws_urls,
+                http_urls=deployment.http_urls, people=shuffled[i::g],
+                ramp_per_s=cfg.ramp_per_s / g / machines, pace=cfg.pace, mix=dict(MIX),
+                start_at=cfg.start_at,
             )  # fmt: skip
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=people.worker_main, args=(child, share), daemon=True)
@@ -590,10 +646,15 @@ async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
         for c in conns:
             _kind, value = await loop.run_in_executor(None, c.recv)
             ramps.append(value)
-        await asyncio.sleep(cfg.settle_s)
         procs = await deployment.processes()
-        say(f"N={n}: waiting for the ramp's work to end (presence announcements)")
-        result_quiet = await _quiet(procs, limit=cfg.quiet_limit_s)
+        if cfg.start_at is None:
+            await asyncio.sleep(cfg.settle_s)
+            say(f"N={n}: waiting for the ramp's work to end (presence announcements)")
+            result_quiet = await _quiet(procs, limit=cfg.quiet_limit_s)
+        else:  # several machines: the steady phase starts on the shared clock
+            result_quiet = None
+            window_at = cfg.start_at + n / cfg.ramp_per_s + cfg.settle_s
+            await asyncio.sleep(max(0.0, window_at - time.time()))
         procs.update({f"generator-{i + 1}": [psutil.Process(p.pid)] for i, (p, _c) in
                       enumerate(gens)})  # fmt: skip
         metrics0 = await deployment.server_metrics()
@@ -602,13 +663,23 @@ async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
         say(f"N={n}: steady phase {cfg.steady_s:g} s (+{cfg.drain_s:g} s drain)")
         windows = await _ask(conns, "window", (cfg.steady_s, cfg.drain_s))
         wall = time.monotonic() - wall0
+        if cfg.share[1] > 1:  # raw figures: `--merge` sums the shares of every machine
+            await _ask_stop(conns)
+            use = _usage(procs)
+            return {
+                "share": list(cfg.share),
+                "ramps": ramps,
+                "windows": windows,
+                "wall": wall,
+                "generators": {k: v for k, v in use.items() if k.startswith("generator")},
+            }
         machine = (_machine_busy() - machine0) / wall
         procs.update({k: v for k, v in (await deployment.processes()).items()
                       if k.startswith("postgres")})  # fmt: skip
         use1 = _usage(procs)
         metrics1 = await deployment.server_metrics()
         db1 = await deployment.db_stats()
-        last_seq = await _last_seqs(url)
+        last_seq = await _last_seqs(url) if url else {}
         result = _summarise(cfg, n, pop, ramps, windows, use0, use1, wall)
         result["seed_s"] = round(seed_s, 1)
         result["ramp"]["quiet_after_s"] = result_quiet
@@ -626,7 +697,7 @@ async def run_step(cfg: Config, n: int, say: Any) -> dict[str, Any]:
         if result["consistency"]["behind"] != 0:
             result["why"].append(f"{result['consistency']['behind']} person-chats behind")
             result["passed"] = False
-        if cfg.storm:
+        if cfg.storm and url:
             say(f"N={n}: reconnect storm (restarting {deployment.kind})")
             result["storm"] = await _storm(cfg, deployment, conns, url)
         await _ask_stop(conns)
@@ -757,7 +828,7 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
         "parley_cores": round(cores, 3),
         "parley_rss_mib": round(app_rss, 1),
         "people_per_core_used": round(n / cores) if cores > 0 else None,
-        "mb_per_thousand_people": round(app_rss / (n / 1000), 1),
+        "mb_per_thousand_people": round(app_rss / (n / 1000), 1) if app_rss else None,
         "generator": [
             {
                 k: w[k]
@@ -836,8 +907,9 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += ["", "| N | process | cores (steady) | RSS MiB |", "|---|---|---|---|"]
     for s in report["steps"]:
-        m = s["machine"]
-        lines.append(f"| {s['people']} | (the rest of the machine) | {m['others_cores']} | |")
+        if "machine" in s:
+            others = s["machine"]["others_cores"]
+            lines.append(f"| {s['people']} | (the rest of the machine) | {others} | |")
         for role, u in s["processes"].items():
             lines.append(f"| {s['people']} | {role} | {u['cores']} | {u['rss_mib']} |")
     for s in report["steps"]:
@@ -948,6 +1020,31 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run every N even after one failed (CPU and memory at each; a noisy machine)",
     )
+    parser.add_argument(
+        "--plan-out",
+        type=Path,
+        default=None,
+        help="several machines: seed (one N), write the population, stop",
+    )
+    parser.add_argument(
+        "--plan", type=Path, default=None, help="several machines: the population --plan-out wrote"
+    )
+    parser.add_argument(
+        "--share", default="1/1", help="several machines: this one runs share I of M people (I/M)"
+    )
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=None,
+        help="several machines: the shared start, epoch seconds",
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="several machines: merge the shares' outputs into one report",
+    )
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -958,9 +1055,13 @@ def main(argv: list[str] | None = None) -> int:
         history_per_chat=args.history, storm=args.storm,
         connect=[u.rstrip("/") for u in args.connect.split(",") if u],
         database_url=args.database_url, workers=args.workers, all_steps=args.all_steps,
+        plan=args.plan, plan_out=args.plan_out, start_at=args.start_at,
+        share=(int(args.share.split("/")[0]) - 1, int(args.share.split("/")[1])),
     )  # fmt: skip
     import uvloop
 
+    if args.plan_out or cfg.share[1] > 1 or args.merge is not None:
+        return _several_machines(cfg, args)
     try:
         report = uvloop.run(run(cfg, args.quiet))
     except KeyboardInterrupt:
@@ -975,6 +1076,31 @@ def main(argv: list[str] | None = None) -> int:
     print(render(report))
     print(f"\n{report['elapsed_s']} s; load average at the end {report['load_average_1m_at_end']} "
           f"on {report['cpus']} CPUs; written to {out}")  # fmt: skip
+    return 0
+
+
+def _several_machines(cfg: Config, args: argparse.Namespace) -> int:
+    """--plan-out (seed once), --share I/M (one machine's people), --merge (the report)."""
+    import uvloop
+
+    if args.merge is not None:
+        step = uvloop.run(merge(cfg, args.merge))
+        report = {
+            "kind": "loadtest", "deployment": "connect", "steps": [step],
+            "summary": summarise([step]), "config": asdict(cfg), "cpus": os.cpu_count(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2), "elapsed_s": 0,
+        }  # fmt: skip
+        text = render(report)
+    else:
+        if not cfg.connect:
+            raise SystemExit("--plan-out and --share need --connect (the gateways)")
+        n = cfg.steps[0]
+        report = uvloop.run(run_step(cfg, n, lambda t: print(t, file=sys.stderr)))
+        text = f"written: {args.output}"
+    if args.output is None:
+        raise SystemExit("--output is required with --plan-out, --share and --merge")
+    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(text)
     return 0
 
 

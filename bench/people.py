@@ -105,6 +105,7 @@ class Share:
     mix: dict[str, float] = field(default_factory=dict)  # action -> per active person per min
     lag_bound_ms: float = 50.0
     cpu_bound: float = 0.85
+    start_at: float | None = None  # epoch seconds: the ramp starts then (several machines)
 
 
 class Stats:
@@ -121,7 +122,7 @@ class Stats:
             self.hists.setdefault(action, Hist()).add(seconds)
 
 
-class Person(WSListener):  # type: ignore[misc]
+class Person(WSListener):
     def __init__(self, gen: Generator, user: int, token: str, active: bool,
                  chats: dict[int, int]) -> None:  # fmt: skip
         super().__init__()
@@ -155,7 +156,7 @@ class Person(WSListener):  # type: ignore[misc]
         elif frame.msg_type == WSMsgType.CLOSE:
             code = frame.get_close_code()
             if not self.leaving:
-                self.gen.stats.events[f"closed_by_server_{int(code)}"] += 1
+                self.gen.stats.events[f"closed_by_server_{getattr(code, 'value', code)}"] += 1
             with contextlib.suppress(Exception):
                 transport.send_close(WSCloseCode.OK)
             transport.disconnect()
@@ -454,6 +455,8 @@ class Generator:
 
     async def ramp(self) -> dict[str, Any]:
         """Opens every socket at the share's rate; returns how it went."""
+        if self.share.start_at is not None:
+            await asyncio.sleep(max(0.0, self.share.start_at - time.time()))
         started = time.perf_counter()
         gate = asyncio.Semaphore(256)
         failures: Counter[str] = Counter()
