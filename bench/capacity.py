@@ -737,7 +737,10 @@ def _behind(shares: list[dict[str, Any]], last_seq: dict[int, int]) -> dict[str,
     """Person-chats whose last seen seq is short of the chat's: messages someone lost."""
     behind = checked = 0
     for share in shares:
-        for _user, seen in share["seen"].items():
+        absent = set(share.get("absent", ()))
+        for user, seen in share["seen"].items():
+            if user in absent:
+                continue
             for chat, seq in seen.items():
                 checked += 1
                 if seq < last_seq.get(int(chat), 0):
@@ -771,9 +774,11 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
         events.update(w["events"])
         sent.update(w["sent"])
         received.update(w["received"])
-    members = pop.chats
-    expected = sum(len(members[int(chat)]) - 1 for chat in sent.values())
-    got = sum(min(received.get(k, 0), len(members[int(c)]) - 1) for k, c in sent.items())
+    # people whose socket never opened (the step fails for it) are not expected to receive
+    absent = {u for w in windows for u in w.get("absent", ())}
+    receivers = {c: len(set(m) - absent) - 1 for c, m in pop.chats.items()}
+    expected = sum(receivers[int(chat)] for chat in sent.values())
+    got = sum(min(received.get(k, 0), receivers[int(c)]) for k, c in sent.items())
     ramp_fail: Counter[str] = Counter()
     for r in ramps:
         ramp_fail.update(r["failures"])

@@ -144,6 +144,7 @@ class Person(WSListener):
         self.back_at: float | None = None  # after a close it did not ask for: synced again
         self.attempts = 0
         self.syncing = False
+        self.ever = False  # opened a socket at least once
 
     # frames
 
@@ -211,6 +212,7 @@ class Person(WSListener):
             self.resolve(("ping", None))
         elif kind == "hello":
             self.connected = True
+            self.ever = True
             if self.ready is not None and not self.ready.done():
                 self.ready.set_result(None)
         elif kind == "error":
@@ -564,6 +566,7 @@ class Generator:
             "saturated": cpu > self.share.cpu_bound or lag99 > self.share.lag_bound_ms,
             "rss_mib": round(_rss_mib(), 1),
             "seen": {p.user: p.seen for p in self.people},
+            "absent": [p.user for p in self.people if not p.ever],
         }
 
     async def storm(self, timeout: float) -> dict[str, Any]:
