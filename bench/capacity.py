@@ -856,12 +856,18 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
 
 
 async def _storm(cfg: Config, deployment: Deployment, conns: list[Any], url: str) -> dict[str, Any]:
+    for c in conns:  # the generators watch from before the restart
+        c.send(("storm", cfg.storm_timeout_s + 90))
     began = time.time()
     await deployment.stop_processes()
     stopped = time.time()
     await deployment.start()
     healthy = time.time()
-    answers = await _ask(conns, "storm", cfg.storm_timeout_s)
+    loop = asyncio.get_running_loop()
+    answers = []
+    for c in conns:
+        _kind, value = await loop.run_in_executor(None, c.recv)
+        answers.append(value)
     last_seq = await _last_seqs(url)
     closed = sum(a["closed"] for a in answers)
     back = sum(a["back"] for a in answers)

@@ -135,7 +135,7 @@ class Person(WSListener):
         self.recent: dict[int, list[int]] = {c: [] for c in chats}  # message ids, for reactions
         self.transport: WSTransport | None = None
         self.ready: asyncio.Future[None] | None = None
-        self.pending: dict[tuple[str, Any], tuple[str, float, asyncio.Future[None]]] = {}
+        self.pending: dict[tuple[str, Any], tuple[str, float, asyncio.Future[bool]]] = {}
         self.last_own: int | None = None
         self.reacted: set[tuple[int, str]] = set()
         self.leaving = False  # a close it asked for (a network change, the end)
@@ -223,7 +223,7 @@ class Person(WSListener):
                     action, _t, fut = self.pending.pop(key)
                     stats.errors[f"{action}:{code}"] += 1
                     if not fut.done():
-                        fut.set_result(None)
+                        fut.set_result(False)
                     return
             stats.errors[f"frame:{code}"] += 1
         else:
@@ -231,8 +231,8 @@ class Person(WSListener):
 
     # requests with an answer
 
-    def expect(self, key: tuple[str, Any], action: str) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def expect(self, key: tuple[str, Any], action: str) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.pending[key] = (action, time.perf_counter(), fut)
         return fut
 
@@ -243,15 +243,17 @@ class Person(WSListener):
         action, started, fut = entry
         self.gen.stats.time(action, time.perf_counter() - started)
         if not fut.done():
-            fut.set_result(None)
+            fut.set_result(True)
 
-    async def answered(self, key: tuple[str, Any], fut: asyncio.Future[None]) -> None:
+    async def answered(self, key: tuple[str, Any], fut: asyncio.Future[bool]) -> bool:
+        """Waits for the answer: True when it came, False for an error frame or a timeout."""
         try:
-            await asyncio.wait_for(asyncio.shield(fut), TIMEOUT)
+            return await asyncio.wait_for(asyncio.shield(fut), TIMEOUT)
         except TimeoutError:
             entry = self.pending.pop(key, None)
             if entry is not None:
                 self.gen.stats.errors[f"{entry[0]}:timeout"] += 1
+            return False
 
     def send(self, frame: dict[str, Any]) -> bool:
         if self.transport is None or not self.connected:
@@ -272,15 +274,16 @@ class Person(WSListener):
         )  # fmt: skip
         await asyncio.wait_for(self.ready, 30)
 
-    async def sync(self, action: str) -> None:
+    async def sync(self, action: str) -> bool:
         key = ("sync", None)
         fut = self.expect(key, action)
         self.syncing = True
         if self.send({"type": "sync", "chats": {str(c): s for c, s in self.seen.items()}}):
-            await self.answered(key, fut)
+            done = await self.answered(key, fut)
             self.syncing = False
-        else:
-            self.pending.pop(key, None)
+            return done
+        self.pending.pop(key, None)
+        return False
 
     async def come_back(self) -> None:
         """After a close it did not ask for: the web client's backoff, then sync."""
@@ -294,9 +297,17 @@ class Person(WSListener):
             except Exception as exc:
                 self.gen.stats.events[f"reconnect_failed_{_why(exc)}"] += 1
                 continue
-            await self.sync("resync")
-            self.back_at = time.time()
-            return
+            for tries in range(5):  # a failed sync is asked again, as a client would
+                if await self.sync("resync"):
+                    self.back_at = time.time()
+                    if self.active and self.gen.storming and self.seen:
+                        # back: it writes, and whoever is still away must get it by sync
+                        self.gen.spawn(self.send_message(random.choice(list(self.seen)),
+                                                         typing=False))  # fmt: skip
+                    return
+                await asyncio.sleep(0.5 * 2**tries)
+            self.leave()  # never synced: try the whole way again
+            self.leaving = False
 
     def leave(self) -> None:
         self.leaving = True
@@ -425,6 +436,7 @@ class Generator:
         self.people = [Person(self, u, t, a, c) for u, t, a, c in share.people]
         self.stats = Stats()
         self.stopping = False
+        self.storming = False
         self.counter = iter(range(1 << 62))
         self.tasks: set[asyncio.Task[Any]] = set()
         self.image = _small_png()
@@ -570,12 +582,17 @@ class Generator:
         }
 
     async def storm(self, timeout: float) -> dict[str, Any]:
-        """Waits until everyone whose socket the server closed is back and synced."""
+        """Waits until everyone whose socket the server closed is back and synced; the
+        active ones write a message once back, which those still away must get by sync."""
+        self.storming = True
+        for p in self.people:
+            p.closed_at = p.back_at = None
         deadline = time.perf_counter() + timeout
-        await asyncio.sleep(0.5)
         while time.perf_counter() < deadline:
             closed = [p for p in self.people if p.closed_at is not None]
-            if closed and all(p.back_at is not None for p in closed):
+            if len(closed) == sum(p.ever for p in self.people) and all(
+                p.back_at is not None for p in closed
+            ):
                 break
             await asyncio.sleep(0.1)
         closed = [p for p in self.people if p.closed_at is not None]

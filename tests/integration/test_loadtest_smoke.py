@@ -62,3 +62,24 @@ def test_loadtest_tiny_run_measures_every_action(tmp_path: Path) -> None:
     assert report["summary"]["largest_n"] == (30 if step["passed"] else None)
     assert "| 30 | 15 |" in result.stdout
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+def test_loadtest_storm_brings_everyone_back_with_nothing_lost(tmp_path: Path) -> None:
+    """--storm: the deployment restarts under 20 connected people; every one reconnects
+    with the web client's backoff and syncs, the active ones write once back, and at the
+    end everyone has seen every chat up to the database's last message."""
+    out = tmp_path / "storm.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.capacity", "--people", "20", "--active", "0.5",
+         "--pace", "40", "--steady", "1", "--drain", "1", "--settle", "0.5", "--storm",
+         "--quiet", "--output", str(out)],
+        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    storm = json.loads(out.read_text())["steps"][0]["storm"]
+    assert storm["clients"] == 20 and storm["back_and_synced"] == 20, storm
+    assert storm["restart_s"] > 0 and storm["all_back_after_healthy_s"] is not None
+    assert storm["all_back_after_restart_began_s"] >= storm["all_back_after_healthy_s"]
+    assert storm["consistency"]["person_chats"] > 0 and storm["consistency"]["behind"] == 0
+    assert storm["passed"] is True
+    assert "reconnect storm, 20 clients: 20 back and synced" in result.stdout
