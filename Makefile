@@ -58,6 +58,9 @@ format: $(STAMP) ## format the code
 bench: $(STAMP) ## load benchmark: prints a table, writes bench/results/*.json
 	@$(BIN)/python -m bench
 
+loadtest: $(STAMP) ## capacity: N simulated people through the gateway, stepping N (docs/capacity.md)
+	@$(BIN)/python -m bench.capacity $(LOADTEST_ARGS)
+
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
@@ -144,6 +147,6 @@ clean-all: clean ## clean, plus ./data, ./backups and the compose stack's volume
 	rm -rf data backups
 	@if docker info >/dev/null 2>&1; then $(COMPOSE) down -v; else echo "(no Docker: compose volumes not touched)"; fi
 
-.PHONY: help install run server migrate test lint format bench clean env build up up-build down \
+.PHONY: help install run server migrate test lint format bench loadtest clean env build up up-build down \
 	logs logs-app status dev-setup dev dev-app api-test health stats db-shell db-backup \
 	db-migrate clean-all
