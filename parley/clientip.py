@@ -34,8 +34,8 @@ def client_ip(peer: str | None, forwarded_for: str | None, networks: list[Networ
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop, networks):
-            return hop if _is_ip(hop) else peer
-    return hops[0] if hops and _is_ip(hops[0]) else peer
+            return hop if is_ip(hop) else peer
+    return hops[0] if hops and is_ip(hops[0]) else peer
 
 
 def real_ip(peer: str, x_real_ip: str | None, trusted: Iterable[str]) -> str:
@@ -56,7 +56,7 @@ def is_proxy(peer: str, trusted: Iterable[str]) -> bool:
     return address.is_loopback or any(address in network for network in networks)
 
 
-def _is_ip(value: str) -> bool:
+def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:

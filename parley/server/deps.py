@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from parley import errors
-from parley.clientip import is_proxy, real_ip
+from parley.clientip import is_ip, is_proxy, real_ip
 from parley.config import Settings
 from parley.credentials import UNSAFE_METHODS, TokenSource, find_credentials
 from parley.security import TokenError, origin_matches
@@ -84,7 +83,7 @@ def client_ip(conn: HTTPConnection, settings: Settings) -> str:
 def _warn_untrusted_proxy(state: AppState, peer: str) -> None:
     """Once per process: a proxy this server does not trust makes all its clients one
     address, so one client's failed logins throttle everyone's."""
-    if state.warned_untrusted_proxy or not _is_address(peer):
+    if state.warned_untrusted_proxy or not is_ip(peer):
         return
     state.warned_untrusted_proxy = True
     log.warning(
@@ -93,14 +92,6 @@ def _warn_untrusted_proxy(state: AppState, peer: str) -> None:
         " throttling included); add the gateways' network to PARLEY_TRUSTED_PROXIES",
         peer,
     )
-
-
-def _is_address(peer: str) -> bool:
-    try:
-        ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return True
 
 
 def read_token(conn: HTTPConnection, *, allow_query: bool = False) -> tuple[str | None, bool]:
