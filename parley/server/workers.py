@@ -21,7 +21,8 @@ from parley.server.db.models import Session as LoginSession
 from parley.server.messages.attachments import delete_orphans
 from parley.server.moderation.service import lift_expired
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.hub import CLOSE_BANNED, CLOSE_SESSION_ENDED, Hub
+from parley.server.realtime.connection import CLOSE_BANNED, CLOSE_SESSION_ENDED
+from parley.server.realtime.hub import Hub
 from parley.server.state import AppState
 from parley.server.storage import Storage
 

@@ -43,11 +43,11 @@ def test_a_websocket_error_frame_says_what_rest_would() -> None:
     over a socket and 409 `conflict` over REST)."""
     from types import SimpleNamespace
 
-    from parley.server.realtime.ws import _error_frame
+    from parley.server.realtime.handlers import error_frame
 
     state = SimpleNamespace(metrics=None)
     for exc, _status, code in STATEMENT_FAILURES:
-        frame = json.loads(_error_frame(state, exc, "ref-1"))  # type: ignore[arg-type]
+        frame = json.loads(error_frame(state, exc, "ref-1"))  # type: ignore[arg-type]
         assert frame == {
             "type": "error",
             "code": code,

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley.server.db.models import Base, Chat, Membership, User
 from parley.server.db.session import make_engine, make_sessionmaker
-from parley.server.realtime.hub import Connection, Hub
+from parley.server.realtime.connection import Connection
+from parley.server.realtime.hub import Hub
 from parley.server.realtime.presence import Presence
 from tests.conftest import REDIS_URL, need
 from tests.fake_clock import FakeClock

@@ -28,10 +28,12 @@ ALLOWED: dict[tuple[str, str], str] = {
         "a send's duration for the message_time histogram: measured, not a timer"
     ),
     ("realtime/hub.py", "time.monotonic"): (
-        "defaults only (Connection.last_active, Hub(monotonic=...)): the app passes the "
-        "clock's monotonic and register() stamps last_active from it"
+        "a default only (Hub(monotonic=...)): the app passes the clock's monotonic"
     ),
-    ("realtime/hub.py", "asyncio.wait(timeout=)"): (
+    ("realtime/connection.py", "time.monotonic"): (
+        "a default only (Connection.last_active): register() stamps it from the clock"
+    ),
+    ("realtime/connection.py", "asyncio.wait(timeout=)"): (
         "Connection.send's wait for room in a full queue (SEND_WAIT): the Connection has no "
         "clock yet; left to the delivery-path work that owns it"
     ),

@@ -16,8 +16,9 @@ from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from parley.server.realtime.connection import Close, Connection, drain
 from parley.server.realtime.events import ChatFrame
-from parley.server.realtime.hub import Close, Connection, Hub, drain
+from parley.server.realtime.hub import Hub
 from parley.wsserver import text_frame
 
 

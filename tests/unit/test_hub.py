@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 
+from parley.server.realtime.connection import Close, Connection, drain
 from parley.server.realtime.events import Resync
-from parley.server.realtime.hub import Close, Connection, Hub, drain
+from parley.server.realtime.hub import Hub
 from parley.server.realtime.views import SocketView
 
 

@@ -23,6 +23,7 @@ COMPOSITION = {
     "compat.py",
     "problems.py",
     "realtime/ws.py",
+    "realtime/handlers.py",
     "accounts/routes.py",
     "chats/routes.py",
     "messages/routes.py",

@@ -19,8 +19,9 @@ from parley import errors
 from parley.server.db.models import Base, Chat, Membership, User
 from parley.server.db.session import make_engine, make_sessionmaker
 from parley.server.messages.writer import Draft, Writer
+from parley.server.realtime.connection import Connection
 from parley.server.realtime.events import UsersFrame
-from parley.server.realtime.hub import Connection, Hub
+from parley.server.realtime.hub import Hub
 from parley.server.realtime.presence import Presence
 from parley.server.workers import run_every
 from tests.fake_clock import FakeClock, settle

@@ -107,7 +107,7 @@ def test_errors_echo_the_client_id_else_the_message_id(data: Any, ref: Any) -> N
 
 
 def test_every_frame_type_has_a_model_a_budget_and_a_handler() -> None:
-    from parley.server.realtime import ws
+    from parley.server.realtime import handlers as ws
 
     assert set(protocol.FRAMES) == set(ws.HANDLERS)
     assert set(protocol.FRAMES) >= {"send", "edit", "react", "unreact", "sync", "ping"}
