@@ -324,9 +324,8 @@ class Writer:
         await self._deliver([draft], [(public, is_new)])
 
     async def _deliver(self, drafts: Sequence[Draft], results: Sequence[Result]) -> None:
-        """Publishes the new messages, then answers each sender. A resend whose stored
-        message is in another chat (its client_id reused there) gets Conflict, nothing of
-        that message."""
+        """Publishes the new messages, then answers each sender (Conflict for a resend whose
+        client_id is a message of another chat: nothing of that message)."""
         published = [
             ChatFrame.of(public.chat_id, frames.NewMessage(public), sender_id=d.user_id)
             for d, (public, is_new) in zip(drafts, results, strict=True)
@@ -340,12 +339,10 @@ class Writer:
         for d, result in zip(drafts, results, strict=True):
             if d.future.done():
                 continue
-            if result[0].chat_id != d.chat_id:
-                d.future.set_exception(
-                    errors.Conflict("This client_id belongs to a message of another chat")
-                )
-            else:
+            if result[0].chat_id == d.chat_id:
                 d.future.set_result(result)
+            else:
+                d.future.set_exception(errors.Conflict("This client_id is another chat's"))
         self.batches += 1
         self.stored += len(published)
         if self.on_stored is not None:
