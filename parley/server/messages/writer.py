@@ -55,6 +55,7 @@ from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ChatFrame
 
 log = logging.getLogger("parley.writer")
+_REUSED = "This client_id belongs to a message of another chat"
 Result = tuple[MessagePublic, bool]
 RETRIES = 3  # a batch that lost a race (duplicate client_id, deadlock) is tried again
 
@@ -342,7 +343,7 @@ class Writer:
             if result[0].chat_id == d.chat_id:
                 d.future.set_result(result)
             else:
-                d.future.set_exception(errors.Conflict("This client_id is another chat's"))
+                d.future.set_exception(errors.Conflict(_REUSED))
         self.batches += 1
         self.stored += len(published)
         if self.on_stored is not None:
