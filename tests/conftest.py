@@ -25,10 +25,22 @@ import uvicorn
 
 from parley.config import Settings
 from parley.server.app import create_app, uvicorn_config
+from tests.waiting import EventLog, capture_events
 
 CI = os.environ.get("CI") == "true"
 PG_DSN = os.environ.get("PARLEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+# The slower tier (docs/testing.md): whole directories of it, besides the modules that say
+# `pytestmark = pytest.mark.live` themselves.
+LIVE_DIRS = ("integration/ops/", "e2e/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(f"tests/{d}" in item.path.as_posix() for d in LIVE_DIRS):
+            item.add_marker(pytest.mark.live)
 
 
 def free_port() -> int:
@@ -168,6 +180,13 @@ async def live(
     running, server, task = await start_server(test_settings(data_dir, **overrides))
     yield running
     await stop_server(server, task)
+
+
+@pytest.fixture
+def published(live: Running) -> Iterator[EventLog]:
+    """The events the live server's hub receives during the test (tests/waiting.py)."""
+    with capture_events(live) as log:
+        yield log
 
 
 @pytest.fixture
