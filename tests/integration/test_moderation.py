@@ -27,6 +27,7 @@ from tests.factories import (
     send,
     unique,
 )
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +57,6 @@ async def login(http: httpx.AsyncClient, who: Account) -> httpx.Response:
     return await http.post(
         "/service/api/login", json={"username": who.username, "password": PASSWORD}
     )
-
-
-async def eventually(check: Any, seconds: float = 3.0) -> None:
-    """Polls `check` (an async callable returning bool) every 0.1 s until it is true."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 # --- blocks ---------------------------------------------------------------------------------
