@@ -25,7 +25,7 @@ import uvicorn
 
 from parley.config import Settings
 from parley.server.app import create_app, uvicorn_config
-from tests.waiting import EventLog, capture_events
+from tests.waiting import EventLog, capture_events, eventually
 
 CI = os.environ.get("CI") == "true"
 PG_DSN = os.environ.get("PARLEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -156,12 +156,14 @@ async def start_server(settings: Settings) -> tuple[Running, uvicorn.Server, asy
     server = uvicorn.Server(uvicorn_config(app, settings, port=port))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
+
+    def started() -> bool:
         if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
+            task.result()  # the server failed to start: its error, at once
+            pytest.fail("the server stopped before it started")
+        return bool(server.started)
+
+    await eventually(started, 10, what="the server to start")
     return Running(f"http://127.0.0.1:{port}", settings, app), server, task
 
 
