@@ -193,6 +193,19 @@ def published(live: Running) -> Iterator[EventLog]:
 
 @pytest.fixture
 async def client(live: Running) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP to the live server in-process (ASGI): the app itself, no socket or HTTP parser.
+    Sockets, WebSockets and uvicorn's own behaviour go through `socket_client` or
+    `live.base` / `live.ws_base` instead (docs/testing.md)."""
+    transport = httpx.ASGITransport(app=live.app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url=live.base, timeout=20, cookies=no_cookies()
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def socket_client(live: Running) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP to the live server over a real socket (uvicorn's parsing, limits and headers)."""
     async with httpx.AsyncClient(base_url=live.base, timeout=20, cookies=no_cookies()) as http:
         yield http
 
