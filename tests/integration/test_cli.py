@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from parley.server.db.session import make_engine, migrate
 from tests.factories import make_direct, make_user
 from tests.waiting import eventually
+
+pytestmark = pytest.mark.live  # starts Parley as processes (docs/testing.md)
 
 
 def parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

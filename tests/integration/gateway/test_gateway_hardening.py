@@ -49,6 +49,7 @@ def test_upstream_flag_takes_a_comma_separated_list_and_repeats(tmp_path: Any) -
         (None, "http://[::1:5001", "is not a valid URL"),
     ],
 )
+@pytest.mark.live
 def test_malformed_upstream_stops_the_gateway_at_start_with_code_2(
     tmp_path: Any, flag: str | None, env: str | None, shown: str
 ) -> None:
@@ -81,6 +82,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(20)
 
 
+@pytest.mark.live
 async def test_socket_limit_per_user_is_a_429_through_the_gateway(
     small_server: str, make_gateway: Any
 ) -> None:
