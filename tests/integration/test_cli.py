@@ -164,7 +164,8 @@ async def test_serve_two_workers_share_messages_and_stop_together(
         async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as http:
 
             async def healthy() -> bool:
-                assert process.poll() is None, log.read_text()
+                if process.poll() is not None:  # not an assert: that would mean "not yet"
+                    pytest.fail(log.read_text())
                 try:
                     return (await http.get("/health")).status_code == 200
                 except httpx.HTTPError:
