@@ -46,6 +46,9 @@ test: $(STAMP) ## run the whole test suite (web client units, SQLite and Postgre
 	@echo "==> browser tests (Playwright on Debian's chromium)"
 	@$(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
 
+test-fast: $(STAMP) ## the fast tier only: unit and in-process integration tests (docs/testing.md)
+	@$(BIN)/python -m pytest -q -m "not live" tests/unit tests/integration $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff and mypy
 	@$(BIN)/ruff check parley tests bench
 	@$(BIN)/ruff format --check parley tests bench
@@ -147,6 +150,6 @@ clean-all: clean ## clean, plus ./data, ./backups and the compose stack's volume
 	rm -rf data backups
 	@if docker info >/dev/null 2>&1; then $(COMPOSE) down -v; else echo "(no Docker: compose volumes not touched)"; fi
 
-.PHONY: help install run server migrate test lint format bench loadtest clean env build up up-build down \
+.PHONY: help install run server migrate test test-fast lint format bench loadtest clean env build up up-build down \
 	logs logs-app status dev-setup dev dev-app api-test health stats db-shell db-backup \
 	db-migrate clean-all

@@ -25,10 +25,22 @@ import uvicorn
 
 from parley.config import Settings
 from parley.server.app import create_app, uvicorn_config
+from tests.waiting import EventLog, capture_events, eventually
 
 CI = os.environ.get("CI") == "true"
 PG_DSN = os.environ.get("PARLEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+# The slower tier (docs/testing.md): whole directories of it, besides the modules that say
+# `pytestmark = pytest.mark.live` themselves.
+LIVE_DIRS = ("integration/ops/", "e2e/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(f"tests/{d}" in item.path.as_posix() for d in LIVE_DIRS):
+            item.add_marker(pytest.mark.live)
 
 
 def free_port() -> int:
@@ -152,12 +164,14 @@ async def start_server(settings: Settings) -> tuple[Running, uvicorn.Server, asy
     server = uvicorn.Server(uvicorn_config(app, settings, port=port))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
+
+    def started() -> bool:
         if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
+            task.result()  # the server failed to start: its error, at once
+            pytest.fail("the server stopped before it started")
+        return bool(server.started)
+
+    await eventually(started, 10, what="the server to start")
     return Running(f"http://127.0.0.1:{port}", settings, app), server, task
 
 
@@ -179,7 +193,27 @@ async def live(
 
 
 @pytest.fixture
+def published(live: Running) -> Iterator[EventLog]:
+    """The events the live server's hub receives during the test (tests/waiting.py)."""
+    with capture_events(live) as log:
+        yield log
+
+
+@pytest.fixture
 async def client(live: Running) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP to the live server in-process (ASGI): the app itself, no socket or HTTP parser.
+    Sockets, WebSockets and uvicorn's own behaviour go through `socket_client` or
+    `live.base` / `live.ws_base` instead (docs/testing.md)."""
+    transport = httpx.ASGITransport(app=live.app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url=live.base, timeout=20, cookies=no_cookies()
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def socket_client(live: Running) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP to the live server over a real socket (uvicorn's parsing, limits and headers)."""
     async with httpx.AsyncClient(base_url=live.base, timeout=20, cookies=no_cookies()) as http:
         yield http
 

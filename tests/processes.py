@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 
 import httpx
+import pytest
+
+from tests.waiting import eventually_sync
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     """Waits until `url` answers 200, failing at once if `process` exits meanwhile."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process exited with {process.returncode}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"process exited with {process.returncode}")
         try:
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
-                return
+            return httpx.get(url, timeout=1, trust_env=False).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
+            return False
+
+    eventually_sync(answers, timeout, interval=0.1, what=f"{url} to answer")
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> int:

@@ -24,6 +24,7 @@ from parley.server.realtime.broker import (
 from parley.server.throttle import Throttle
 from tests.conftest import REDIS_URL, need
 from tests.fake_clock import FakeClock
+from tests.waiting import assert_nothing_within, eventually
 
 
 async def redis_problem() -> str | None:
@@ -73,10 +74,8 @@ async def test_broker_delivers_each_event_once_in_order(redis_url: str | None) -
     received = await started(broker)
     for n in range(20):
         await broker.publish({"t": "chat", "chat_id": 7, "n": n, "frame": f"frame {n}"})
-    async with asyncio.timeout(5):
-        while len(received) < 20:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(received) >= 20, what="20 events")
+    await assert_nothing_within(0.1, lambda: len(received) > 20, what="a 21st event")
     assert [e["n"] for e in received] == list(range(20))
     assert received[3] == {"t": "chat", "chat_id": 7, "n": 3, "frame": "frame 3"}
     await broker.close()
@@ -98,10 +97,8 @@ async def test_a_batch_published_at_once_arrives_whole_and_in_order(
         [{"t": "chat", "chat_id": 7, "n": n, "frame": f"frame {n}"} for n in range(50)]
     )
     await broker.publish_many([{"t": "chat", "chat_id": 8, "n": 50, "frame": "alone"}])
-    async with asyncio.timeout(5):
-        while len(received) < 52:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(received) >= 52, what="52 events")
+    await assert_nothing_within(0.1, lambda: len(received) > 52, what="a 53rd event")
     assert [e["n"] for e in received] == list(range(-1, 51))
     assert received[10] == {"t": "chat", "chat_id": 7, "n": 9, "frame": "frame 9"}
     if isinstance(broker, RedisBroker):
@@ -133,11 +130,15 @@ async def test_redis_broker_reaches_every_process() -> None:
 
     await first.start(on_first)
     await second.start(on_second)
-    await asyncio.sleep(0.1)
+    admin = aioredis.Redis.from_url(REDIS_URL)
+
+    async def both_subscribed() -> bool:
+        return dict(await admin.pubsub_numsub(channel)).get(channel.encode()) == 2
+
+    await eventually(both_subscribed, what="both brokers subscribed")
+    await admin.aclose()
     await first.publish({"t": "users", "user_ids": [1], "frame": "x"})
-    async with asyncio.timeout(5):
-        while not (got["first"] and got["second"]):
-            await asyncio.sleep(0.01)
+    await eventually(lambda: got["first"] and got["second"], what="the event in both")
     assert got["first"] == got["second"] == [{"t": "users", "user_ids": [1], "frame": "x"}]
     await first.close()
     await second.close()
@@ -260,9 +261,7 @@ async def test_the_keepalive_notices_a_silent_subscription_within_two_intervals(
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.01)
+    await eventually(condition)
 
 
 async def test_throttle_counts_per_key_and_says_when_to_retry(redis_url: str | None) -> None:

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.live  # runs the benchmark as processes (docs/testing.md)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from parley.server.db.session import make_engine, migrate
 from tests.factories import make_direct, make_user
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.live  # starts Parley as processes (docs/testing.md)
 
 
 def parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -158,14 +162,16 @@ async def test_serve_two_workers_share_messages_and_stop_together(
     base = f"http://127.0.0.1:{gateway_port}"
     try:
         async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as http:
-            for _ in range(600):
-                assert process.poll() is None, log.read_text()
+
+            async def healthy() -> bool:
+                if process.poll() is not None:  # not an assert: that would mean "not yet"
+                    pytest.fail(log.read_text())
                 try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
+                    return (await http.get("/health")).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+                    return False
+
+            await eventually(healthy, 60, interval=0.1, what="/health to answer 200")
             health = (await http.get("/health")).json()
             assert [u["status"] for u in health["checks"]["upstreams"]] == ["ok", "ok"]
             alice = await make_user(http)

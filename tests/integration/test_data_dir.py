@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
 from tests.conftest import start_server, stop_server, test_settings
@@ -63,6 +64,7 @@ async def test_data_dir_and_its_files_are_private(tmp_path: Path) -> None:
     assert open_dirs == {}
 
 
+@pytest.mark.live
 def test_a_short_jwt_secret_is_refused_at_start(tmp_path: Path) -> None:
     for command in (["migrate"], ["server"], ["gateway"]):
         result = subprocess.run(

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select
 from parley.server.db.models import Chat, Membership
 from tests.conftest import Running
 from tests.factories import Account, make_user, send, unique
+from tests.waiting import eventually, let_time_pass
 
 CHATS = 300
 
@@ -103,7 +104,7 @@ async def test_an_unread_chat_list_does_not_hold_the_database(
             sent = await send(client, other, general, "still writing")
         assert sent["content"] == "still writing"
         if live.settings.database_url:
-            await asyncio.sleep(1.2)
+            await let_time_pass(1.2, "a transaction left open would be idle for over 1 s")
             assert await _idle_in_transaction(live.settings.database_url) == 0
     finally:
         task.cancel()
@@ -138,9 +139,14 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_erro
         admin = await asyncpg.connect(pg_url)
         try:
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", first) is True
+
+            async def gone() -> bool:  # its socket closed; the pool's connection hears it
+                query = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1"
+                return await admin.fetchval(query, first) == 0
+
+            await eventually(gone, what=f"backend {first} gone")
         finally:
             await admin.close()
-        await asyncio.sleep(0.2)  # the close reaches the pooled connection's protocol
         async with engine.connect() as conn:
             second = await conn.scalar(text("SELECT pg_backend_pid()"))
             assert await conn.scalar(text("SELECT 1 + 1")) == 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 from parley.server.app import create_app, uvicorn_config
 from tests.conftest import free_port, test_settings
 from tests.factories import unique
+from tests.waiting import eventually_sync
 
 FUZZ_PG = os.environ.get("PARLEY_FUZZ_PG") == "1"
 # Operations that would end the fuzzing user's own session.
@@ -46,11 +46,9 @@ def _serve(settings: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(uvicorn_config(create_app(settings), settings, port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
+    eventually_sync(lambda: server.started or not thread.is_alive(), 20, what="the server")
+    if not server.started:
+        raise RuntimeError("server did not start")
     return f"http://127.0.0.1:{port}", server, thread
 
 

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import connect, make_direct, make_group, make_user, recv_type, send
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -97,9 +98,7 @@ async def test_the_writer_exists_only_for_the_client_that_falls_behind(tmp_path:
                 await send(http, talker, group["id"], f"{sent} {big}")
                 sent += 1
             assert slow_conn.closing and slow_conn.writer is not None
-            async with asyncio.timeout(15):
-                while len(got) < sent:
-                    await asyncio.sleep(0.02)
+            await eventually(lambda: len(got) >= sent, 15, what="every message read")
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
             assert fast_conn.writer is None and fast_conn._queue is None

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ import websockets
 
 from tests.conftest import CI, Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import connect, make_user, send
+from tests.waiting import eventually
 
 SERVER_METRICS = [
     "app_request_total",
@@ -141,8 +143,14 @@ async def test_handshake_beyond_max_connections_gets_503(tmp_path: Path) -> None
         assert refused.value.response.status_code == 503
         assert json.loads(refused.value.response.body)["code"] == "unavailable"
         await first.close()
-        await asyncio.sleep(0.2)
-        third = await connect(running.ws_base, me)  # a freed slot is usable again
+
+        async def third_connects() -> Any:
+            try:
+                return await connect(running.ws_base, me)
+            except websockets.InvalidStatus:
+                return None
+
+        third = await eventually(third_connects, what="a freed slot usable again")
         await third.close()
         await second.close()
     finally:

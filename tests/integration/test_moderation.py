@@ -10,10 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sqlalchemy import select
 
 from parley.server.accounts.service import promote_user
-from parley.server.db.models import Ban, Block
+from parley.server.realtime import events
 from tests.conftest import Running, no_cookies
 from tests.factories import (
     PASSWORD,
@@ -27,6 +26,7 @@ from tests.factories import (
     send,
     unique,
 )
+from tests.waiting import EventLog, eventually
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,6 @@ async def login(http: httpx.AsyncClient, who: Account) -> httpx.Response:
     return await http.post(
         "/service/api/login", json={"username": who.username, "password": PASSWORD}
     )
-
-
-async def eventually(check: Any, seconds: float = 3.0) -> None:
-    """Polls `check` (an async callable returning bool) every 0.1 s until it is true."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 # --- blocks ---------------------------------------------------------------------------------
@@ -151,7 +143,7 @@ async def test_group_block_hides_live_and_history(client: httpx.AsyncClient, liv
 
 
 async def test_timed_block_is_lifted_by_the_worker(
-    client: httpx.AsyncClient, live: Running
+    client: httpx.AsyncClient, live: Running, published: EventLog
 ) -> None:
     a, b = await make_user(client), await make_user(client)
     group = await make_group(client, a, b)
@@ -160,13 +152,8 @@ async def test_timed_block_is_lifted_by_the_worker(
         assert (await block(client, a, b, duration_seconds=2)).status_code == 201
         await send(client, b, group["id"], "while blocked")
         await no_frame(ws, "message", wait=0.2)
-
-        async def row_gone() -> bool:
-            async with live.state.sessions() as session:
-                rows = await session.execute(select(Block).where(Block.blocker_id == a.id))
-                return rows.first() is None
-
-        await eventually(row_gone, 4.0)
+        # The worker deletes the row, then publishes a's blocks (none now) to every hub.
+        await published.wait_for(events.BlocksChanged, 4.0, user_id=a.id, blocked=[])
         # The worker also told a's open socket: b's messages reach it live again.
         await send(client, b, group["id"], "after expiry")
         assert (await recv_type(ws, "message", timeout=2))["message"]["content"] == "after expiry"
@@ -247,10 +234,8 @@ async def test_timed_ban_is_lifted_by_the_worker(
     # 2 s, not 1: a login (argon2) on a loaded machine can take a good part of a second.
     assert (await login(client, target)).status_code == 403
 
-    async def row_gone() -> bool:
-        async with live.state.sessions() as session:
-            return await session.get(Ban, target.id) is None
+    async def logs_in() -> bool:
+        return (await login(client, target)).status_code == 200
 
-    await eventually(row_gone, 4.0)
-    assert (await login(client, target)).status_code == 200
+    await eventually(logs_in, 4.0, interval=0.2, what="the ban lifted")
     assert (await client.get("/service/api/profile", headers=target.headers)).status_code == 200

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import connect, make_direct, make_group, make_user, no_frame, recv_type
+from tests.waiting import eventually
 
 
 async def test_presence_online_offline_to_chat_partners_only(
@@ -211,10 +212,12 @@ async def test_presence_failures_never_leak_a_connection_slot(
         await recv_type(ws, "pong")
         assert hub.connection_count == before + 1
         await ws.close()
-        async with asyncio.timeout(5):
-            while hub.connection_count != before or any(
-                t.get_name() == f"ws-writer-{me.id}" for t in asyncio.all_tasks()
-            ):
-                await asyncio.sleep(0.05)
+        await eventually(
+            lambda: (
+                hub.connection_count == before
+                and not any(t.get_name() == f"ws-writer-{me.id}" for t in asyncio.all_tasks())
+            ),
+            what="the socket and its writer task gone",
+        )
     finally:
         hub.on_presence = original

@@ -36,6 +36,8 @@ from tests.factories import Account, connect, make_direct, make_user, no_frame, 
 from tests.integration.test_backends import redis_problem
 from tests.processes import stop_process, wait_http
 
+pytestmark = pytest.mark.live  # starts Parley as processes (docs/testing.md)
+
 TTL = 1.0  # PARLEY_PRESENCE_PROCESS_TTL for every process here
 BOUND = TTL + TTL / 3 + 1.0  # expiry + one heartbeat of the others + the coalescing second
 

@@ -4,7 +4,6 @@ again (its users online again). Nothing here runs a server: two hubs share one b
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from tests.conftest import REDIS_URL, need
 from tests.fake_clock import FakeClock
 from tests.integration.test_backends import redis_problem
 from tests.unit.test_presence_clock import ALICE, BOB, RecordingBroker
+from tests.waiting import eventually
 
 TTL = 0.5
 
@@ -99,6 +99,16 @@ async def two(tmp_path: Path) -> AsyncIterator[Two]:
     await engine.dispose()
 
 
+async def _expired(two: Two) -> None:
+    """Waits until both processes' alive keys expired in Redis (neither was renewed)."""
+    keys = [f"{two.prefix}presence-alive:{process}" for process in ("p", "r")]
+
+    async def gone() -> bool:
+        return not await two.redis.exists(*keys)
+
+    await eventually(gone, what=f"{keys} to expire")
+
+
 async def test_a_stalled_process_is_reaped_then_comes_back(two: Two) -> None:
     p, r = two.p, two.r
     await p.hub.register(Connection(ALICE, 100, 8))
@@ -109,7 +119,7 @@ async def test_a_stalled_process_is_reaped_then_comes_back(two: Two) -> None:
     await r.settle()
     assert r.hub.is_online(ALICE) and two.broker.presence_frames() == [(BOB, "online")]
 
-    await asyncio.sleep(TTL * 1.5)  # p does not beat: its key expires in Redis
+    await _expired(two)  # p does not beat: its key expires in Redis (and r's)
     await r.heartbeat()
     await r.settle()
     assert not r.hub.is_online(ALICE)  # r forgot p's users
@@ -135,7 +145,7 @@ async def test_a_process_starting_later_ignores_a_dead_process_set(two: Two) -> 
     await two.r.hub.register(Connection(BOB, 200, 8))
     await two.p.settle()
     await two.r.settle()
-    await asyncio.sleep(TTL * 1.5)  # p stops beating (as if killed); r's key is renewed
+    await _expired(two)  # p stops beating (as if killed); r's key is renewed
     await two.redis.set(f"{two.prefix}presence-alive:r", 1, px=10_000)
     late = Presence(
         hub=Hub(process="late"), broker=two.broker, sessions=two.p.sessions,

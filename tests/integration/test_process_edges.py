@@ -21,6 +21,8 @@ from parley.server.app import uvicorn_config
 from tests.conftest import free_port
 from tests.processes import stop_process, wait_http
 
+pytestmark = pytest.mark.live  # starts Parley as processes (docs/testing.md)
+
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "REDIS_", "DB_"))}

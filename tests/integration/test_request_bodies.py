@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import Account, make_group, make_user
+from tests.waiting import let_time_pass
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -25,7 +26,7 @@ async def raw_request(
     try:
         writer.write(("\r\n".join([*head, "Host: x", "", ""])).encode())
         for part in parts:
-            await asyncio.sleep(pause)
+            await let_time_pass(pause, "a slow client")
             writer.write(part)
             await writer.drain()
         top = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode().lower()

@@ -27,6 +27,7 @@ from parley.server.messages.writer import Draft, Writer
 from parley.server.realtime.broker import InProcessBroker
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import Account, connect, make_direct, make_group, make_user, recv_type
+from tests.waiting import eventually, let_time_pass
 
 SENDERS = 6
 EACH = 25
@@ -158,10 +159,10 @@ async def _chat_row_locked_then_killed(pg_url: str, chat_id: int, go: asyncio.Ev
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                     " AND query LIKE '%UPDATE chats%' AND datname = current_database()"
                 ):
-                    await asyncio.sleep(0.1)  # let more sends queue behind the blocked batch
+                    await let_time_pass(0.1, "more sends queue behind the blocked batch")
                     await killer.execute("SELECT pg_terminate_backend($1)", row["pid"])
                     killed += 1
-                await asyncio.sleep(0.02)
+                await let_time_pass(0.02, "a fixed 3 s window: look for waiters again")
     finally:
         await locker.close()
         await killer.close()
@@ -187,7 +188,7 @@ async def _sqlite_locked(path: Path, go: asyncio.Event, seconds: float) -> None:
         # in a thread: a write of the server (same event loop) in flight can finish meanwhile
         await asyncio.to_thread(db.execute, "BEGIN IMMEDIATE")
         go.set()
-        await asyncio.sleep(seconds)
+        await let_time_pass(seconds, "the database is locked this long")
         db.execute("ROLLBACK")
     finally:
         db.close()
@@ -272,7 +273,7 @@ async def _row_locked(pg_url: str, chat_id: int, go: asyncio.Event, seconds: flo
         async with locker.transaction():
             await locker.execute("SELECT id FROM chats WHERE id = $1 FOR UPDATE", chat_id)
             go.set()
-            await asyncio.sleep(seconds)
+            await let_time_pass(seconds, "the row is locked this long")
     finally:
         await locker.close()
 
@@ -367,7 +368,7 @@ async def test_sync_to_a_client_that_stops_reading_does_not_hold_the_database(
             slow = await _never_reading_socket(
                 running.base, a, {"type": "sync", "chats": {str(chat["id"]): 0}}
             )
-            await asyncio.sleep(1.0)  # the server is stuck sending to a client that does not read
+            await let_time_pass(1.0, "the server gets stuck sending to a client that does not read")
             started = asyncio.get_running_loop().time()
             sent = await http.post(
                 f"/service/api/chats/{chat['id']}/messages",
@@ -377,9 +378,9 @@ async def test_sync_to_a_client_that_stops_reading_does_not_hold_the_database(
             assert sent.status_code == 201 and sent.json()["seq"] == 501
             assert asyncio.get_running_loop().time() - started < 3
             # The stuck sync ends: the socket is closed with 1013 once its wait is over.
-            async with asyncio.timeout(30):
-                while state.hub.connections_of(a.id):
-                    await asyncio.sleep(0.1)
+            await eventually(
+                lambda: not state.hub.connections_of(a.id), 30, what="the stuck socket closed"
+            )
             slow.close()
     finally:
         await stop_server(server, task)

@@ -12,6 +12,7 @@ import websockets
 
 from tests.conftest import Running
 from tests.factories import Account, connect, make_user
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -48,10 +49,9 @@ async def test_one_account_cannot_open_more_than_its_sockets_even_all_at_once(
         assert json.loads(await asyncio.wait_for(opened[0].recv(), 5))["type"] == "pong"
         # A closed socket gives its slot back.
         await opened.pop().close()
-        for _ in range(50):
-            if live.state.hub.slots.by_user.get(me.id) == limit - 1:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: live.state.hub.slots.by_user.get(me.id) == limit - 1, what="a slot back"
+        )
         again = await connect(live.ws_base, me)
         opened.append(again)
         refusal = await _try_connect(live, me)
@@ -59,8 +59,4 @@ async def test_one_account_cannot_open_more_than_its_sockets_even_all_at_once(
         assert refusal.response.status_code == 429
     finally:
         await asyncio.gather(*(ws.close() for ws in opened))
-    for _ in range(50):
-        if me.id not in live.state.hub.slots.by_user:
-            break
-        await asyncio.sleep(0.05)
-    assert me.id not in live.state.hub.slots.by_user
+    await eventually(lambda: me.id not in live.state.hub.slots.by_user, what="every slot back")

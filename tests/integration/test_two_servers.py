@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 import websockets
 
 from parley.server.accounts.service import promote_user
+from parley.server.realtime import events
 from tests.conftest import (
     REDIS_URL,
     Running,
@@ -45,8 +46,7 @@ from tests.factories import (
     recv_type,
 )
 from tests.integration.test_backends import redis_problem, until
-
-PROPAGATION = 0.3  # seconds for an event to reach the other process through Redis
+from tests.waiting import EventLog, capture_events, eventually, let_time_pass
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Pair:
     b: Running
     http_a: httpx.AsyncClient
     http_b: httpx.AsyncClient
+    events_a: EventLog  # what A's hub received (through Redis): A has acted on these
 
 
 @contextlib.asynccontextmanager
@@ -76,7 +77,8 @@ async def _servers(tmp_path: Path, pg_url: str, **a_only: object) -> AsyncIterat
             httpx.AsyncClient(base_url=a.base, cookies=no_cookies(), timeout=20) as http_a,
             httpx.AsyncClient(base_url=b.base, cookies=no_cookies(), timeout=20) as http_b,
         ):
-            yield Pair(a, b, http_a, http_b)
+            with capture_events(a) as events_a:
+                yield Pair(a, b, http_a, http_b, events_a)
     finally:
         await stop_server(server_a, task_a)
         await stop_server(server_b, task_b)
@@ -120,7 +122,7 @@ async def test_membership_change_through_b_takes_effect_on_a(pair: Pair) -> None
             f"/service/api/chats/{chat['id']}/members/{member.id}", headers=owner.headers
         )
         assert removed.status_code == 204
-        await asyncio.sleep(PROPAGATION)
+        await pair.events_a.wait_for(events.MembershipChanged, chat_id=chat["id"], joined=False)
         refused = await _ws_send(ws, chat["id"], "after removal")
         assert refused["type"] == "error" and refused["code"] in {"chat_not_found", "not_member"}
         rest = await _send(pair.http_a, member, chat["id"], "after removal")
@@ -132,7 +134,9 @@ async def test_membership_change_through_b_takes_effect_on_a(pair: Pair) -> None
             headers=owner.headers,
         )
         assert added.status_code in (200, 201, 204), added.text
-        await asyncio.sleep(PROPAGATION)
+        await pair.events_a.wait_for(
+            events.MembershipChanged, chat_id=chat["id"], user_ids=[member.id], joined=True
+        )
         assert (await _send(pair.http_a, member, chat["id"], "back")).status_code == 201
     finally:
         await ws.close()
@@ -149,7 +153,7 @@ async def test_role_change_through_b_reaches_a_cache(pair: Pair) -> None:
         headers=owner.headers,
     )
     assert changed.status_code == 200, changed.text
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.RolesChanged, chat_id=chat["id"])
     assert member.id not in pair.a.state.checks.members.get(chat["id"], {})
     assert (await _send(pair.http_a, member, chat["id"], "as admin")).status_code == 201
     assert pair.a.state.checks.members[chat["id"]][member.id].role == "admin"
@@ -186,13 +190,13 @@ async def test_block_through_b_stops_the_next_send_on_a(pair: Pair) -> None:
         "/service/api/block", json={"user_id": x.id}, headers=y.headers
     )
     assert blocked.status_code == 201
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.BlocksChanged, user_id=y.id, blocked=[x.id])
     refused = await _send(pair.http_a, x, direct["id"], "still there?")
     assert refused.status_code == 403 and refused.json()["code"] == "blocked"
     assert (
         await pair.http_b.delete(f"/service/api/block/{x.id}", headers=y.headers)
     ).status_code == 204
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.BlocksChanged, user_id=y.id, blocked=[])
     assert (await _send(pair.http_a, x, direct["id"], "friends again")).status_code == 201
 
 
@@ -219,7 +223,7 @@ async def test_ban_through_b_closes_a_socket_and_stops_its_sends(pair: Pair) -> 
     assert refused.status_code == 403 and refused.json()["code"] == "user_banned"
     lifted = await pair.http_b.delete(f"/service/api/admin/bans/{user.id}", headers=admin.headers)
     assert lifted.status_code == 204
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.Unbanned, user_id=user.id)
     assert user.id not in pair.a.state.checks.bans
     assert (await _send(pair.http_a, user, chat["id"], "welcome back")).status_code == 201
 
@@ -233,7 +237,7 @@ async def test_profile_change_through_b_shows_in_a_next_message(pair: Pair) -> N
         "/service/api/profile", json={"display_name": "New Name"}, headers=member.headers
     )
     assert renamed.status_code == 200
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.ProfileChanged, user_id=member.id)
     second = (await _send(pair.http_a, member, chat["id"], "two")).json()
     assert second["sender"]["display_name"] == "New Name"
 
@@ -246,11 +250,16 @@ async def test_presence_is_right_across_processes(pair: Pair) -> None:
         on_a = await connect(pair.a.ws_base, p)  # p comes online on A
         online = await recv_type(watcher, "presence")
         assert online["user_id"] == p.id and online["status"] == "online"
-        await asyncio.sleep(PROPAGATION)
-        seen = (await pair.http_b.get(f"/service/api/users/{p.id}", headers=friend.headers)).json()
-        assert seen["online"] is True  # B knows, though p has no socket on B
+
+        async def seen_on_b() -> Any:
+            return (
+                await pair.http_b.get(f"/service/api/users/{p.id}", headers=friend.headers)
+            ).json()["online"]
+
+        # B knows, though p has no socket on B
+        await eventually(seen_on_b, what=f"B to see user {p.id} online")
         on_b = await connect(pair.b.ws_base, p)
-        await asyncio.sleep(1.2)  # past the one-second coalescing window
+        await let_time_pass(1.2, "past the one-second coalescing window")
         await on_a.close()  # still online on B: nobody is told p went offline
         await no_frame(watcher, "presence", wait=1.5)
         assert (await pair.http_a.get(f"/service/api/users/{p.id}", headers=friend.headers)).json()[
@@ -259,10 +268,12 @@ async def test_presence_is_right_across_processes(pair: Pair) -> None:
         await on_b.close()
         offline = await recv_type(watcher, "presence", timeout=5)
         assert offline["user_id"] == p.id and offline["status"] == "offline"
-        await asyncio.sleep(PROPAGATION)
-        assert (await pair.http_a.get(f"/service/api/users/{p.id}", headers=friend.headers)).json()[
-            "online"
-        ] is False
+
+        async def offline_on_a() -> bool:
+            seen = await pair.http_a.get(f"/service/api/users/{p.id}", headers=friend.headers)
+            return seen.json()["online"] is False
+
+        await eventually(offline_on_a, what=f"A to see user {p.id} offline")
     finally:
         await watcher.close()
 
@@ -271,8 +282,8 @@ async def test_a_process_started_later_learns_who_is_online(pair: Pair, tmp_path
     p, friend = await make_user(pair.http_a), await make_user(pair.http_a)
     await make_direct(pair.http_a, p, friend)
     ws = await connect(pair.a.ws_base, p)
-    try:
-        await asyncio.sleep(PROPAGATION)
+    try:  # A shared p's presence in Redis before publishing it
+        await pair.events_a.wait_for(events.PresenceChanged, user_id=p.id, online=True)
         settings = pair.a.settings.model_copy(update={"data_dir": tmp_path / "c"})
         c, server_c, task_c = await start_server(settings)
         try:
@@ -302,14 +313,19 @@ async def test_history_page_changed_through_b_is_fresh_on_a(pair: Pair) -> None:
     )
     assert edited.status_code == 200
     assert (await _send(pair.http_b, member, chat["id"], "two")).status_code == 201
-    await asyncio.sleep(PROPAGATION)
-    page = (await _page(pair.http_a, member, chat["id"])).json()
-    assert [m["content"] for m in page] == ["uno", "two"]
+
+    async def fresh_on_a() -> list[str]:
+        page = (await _page(pair.http_a, member, chat["id"])).json()
+        contents = [m["content"] for m in page]
+        assert contents == ["uno", "two"]
+        return contents
+
+    await eventually(fresh_on_a, what="A's page to show the edit and the new message")
     renamed = await pair.http_b.patch(
         "/service/api/profile", json={"display_name": "Owner B"}, headers=owner.headers
     )
     assert renamed.status_code == 200
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.ProfileChanged, user_id=owner.id)
     page = (await _page(pair.http_a, member, chat["id"])).json()
     assert page[0]["sender"]["display_name"] == "Owner B"
 
@@ -325,12 +341,12 @@ async def test_logout_and_ban_through_b_refuse_the_next_page_on_a(pair: Pair) ->
         "/service/api/admin/bans", json={"user_id": user.id}, headers=admin.headers
     )
     assert banned.status_code == 201
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.SessionsEnded, user_id=user.id, banned=True)
     refused = await _page(pair.http_a, user, chat["id"])
     assert refused.status_code == 403 and refused.json()["code"] == "user_banned"
     out = await pair.http_b.post("/service/api/logout", headers=admin.headers)
     assert out.status_code == 204
-    await asyncio.sleep(PROPAGATION)
+    await pair.events_a.wait_for(events.SessionsEnded, user_id=admin.id)
     ended = await _page(pair.http_a, admin, chat["id"])
     assert ended.status_code == 401 and ended.json()["code"] == "unauthorized"
 

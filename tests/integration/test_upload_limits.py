@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ import httpx
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import make_group, make_user, send
 from tests.integration.test_files import stored_files, upload
+from tests.waiting import eventually
 
 
 @asynccontextmanager
@@ -61,10 +61,11 @@ async def test_uploads_never_attached_are_deleted_by_the_worker(
         assert (await http.get(lost["url"], headers=me.headers)).status_code == 200
         files = stored_files(live, "attachments")
         assert len(files) == 2
-        for _ in range(50):
-            await asyncio.sleep(0.2)
-            if len(stored_files(live, "attachments")) == 1:
-                break
+        await eventually(
+            lambda: len(stored_files(live, "attachments")) == 1,
+            10,
+            what="the worker to delete the file never attached",
+        )
         assert (await http.get(lost["url"], headers=me.headers)).status_code == 404
         served = await http.get(kept["url"], headers=me.headers)
         assert served.status_code == 200 and served.content == b"kept file"

@@ -34,6 +34,7 @@ from parley.server.messages.writer import Draft, Result, Writer
 from parley.server.realtime.broker import InProcessBroker
 from tests.conftest import Running
 from tests.factories import Account, make_group, make_user
+from tests.waiting import eventually, let_time_pass
 
 
 class Counted:
@@ -239,15 +240,17 @@ async def _hold_chat(
 async def _waiting_batches(database_url: str, count: int) -> None:
     conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        async with asyncio.timeout(10):
-            while (
+
+        async def waiting() -> bool:
+            return bool(
                 await conn.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                     " AND query LIKE 'WITH input%' AND datname = current_database()"
                 )
-                < count
-            ):
-                await asyncio.sleep(0.02)
+                >= count
+            )
+
+        await eventually(waiting, 10, what=f"{count} batches waiting on the lock")
     finally:
         await conn.close()
 
@@ -282,8 +285,8 @@ async def test_the_same_client_id_from_two_processes_is_stored_once(
         ]
         if database_url is not None:
             await _waiting_batches(database_url, 2)
-        else:
-            await asyncio.sleep(0.3)
+        else:  # nothing shows a waiting SQLite batch; the outcome is right either way
+            await let_time_pass(0.3, "both batches reach SQLite's write lock")
         done.set()
         first, second = await asyncio.gather(*pending)
     finally:

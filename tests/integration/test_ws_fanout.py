@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import connect, make_group, make_user, send
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -109,9 +110,7 @@ async def test_a_reader_that_stops_is_closed_1013_while_the_others_get_everythin
                 content = f"after {len(sent)}"
                 await send(http, talker, group["id"], content)
                 sent.append(content)
-            async with asyncio.timeout(15):
-                while len(got) < len(sent):
-                    await asyncio.sleep(0.02)
+            await eventually(lambda: len(got) >= len(sent), 15, what="every message read")
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
             assert got == sent

@@ -17,12 +17,11 @@ from parley.server.realtime.broker import RECONNECT_PAUSE, RedisBroker
 from parley.server.realtime.ws import CLOSE_GRACE, SocketConnection
 from tests.conftest import REDIS_URL, kill_client, need_redis
 from tests.fake_clock import FakeClock, settle
+from tests.waiting import eventually
 
 
 async def _until(condition: Any) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.01)
+    await eventually(condition)
 
 
 async def test_the_broker_pauses_on_the_clock_after_losing_its_subscription() -> None:

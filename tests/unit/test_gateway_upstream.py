@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from parley.gateway.upstream import Broken, ReadTimeout, UpstreamClient
+from tests.waiting import eventually, let_time_pass
 
 HEAD = b"GET /x HTTP/1.1\r\nhost: test\r\n\r\n"
 
@@ -110,7 +111,7 @@ async def test_a_streamed_body_is_sent_chunked() -> None:
 
 async def test_silence_is_a_read_timeout_and_garbage_is_broken() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(2)
+        await let_time_pass(2, "a silent upstream")
         writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -142,11 +143,7 @@ async def test_an_idle_connection_the_server_closes_leaves_the_pool() -> None:
         assert await _get(client, port) == (200, b"ok")
         assert client._idle_count == 1
         writers[0].close()  # the server's keep-alive timeout
-        for _ in range(50):
-            if client._idle_count == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert client._idle_count == 0
+        await eventually(lambda: client._idle_count == 0, what="the idle connection dropped")
         assert await _get(client, port) == (200, b"ok")
         assert client.opened == 2
         await client.close()

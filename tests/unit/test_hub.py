@@ -9,6 +9,7 @@ from parley.server.realtime.connection import Close, Connection, drain
 from parley.server.realtime.events import Resync
 from parley.server.realtime.hub import Hub
 from parley.server.realtime.views import SocketView
+from tests.waiting import assert_nothing_within
 
 
 def conn(user_id: int, *chats: int, session_id: int = 0, queue_size: int = 8) -> Connection:
@@ -231,8 +232,7 @@ async def test_a_failed_writer_wakes_every_waiting_sender() -> None:
     c = conn(1, queue_size=1)
     c.push("fills the queue")
     waiters = [asyncio.create_task(c.send(f"reply {n}")) for n in range(3)]
-    await asyncio.sleep(0.01)
-    assert not any(w.done() for w in waiters)
+    await assert_nothing_within(0.01, lambda: any(w.done() for w in waiters), what="no reply")
     c.abort()  # what the writer does when the socket fails under it
     await asyncio.wait_for(asyncio.gather(*waiters), 1)
     await c.send("after")  # returns at once: the connection is closing

@@ -15,6 +15,7 @@ import redis.exceptions
 
 from parley import redisclient
 from tests.conftest import REDIS_URL, need_redis
+from tests.waiting import eventually
 
 
 async def test_more_concurrent_calls_than_connections_all_succeed() -> None:
@@ -71,10 +72,21 @@ async def test_concurrent_callers_each_get_their_own_reply(client: Any, key: str
         await client.delete(*[f"{key}:{n}" for n in range(50)])
 
 
+async def _sent_blpop(client: Any, connection: int) -> None:
+    """Waits until Redis ran a BLPOP on the lane's connection (it blocks there)."""
+
+    async def blocked() -> bool:
+        (info,) = await client.client_list(client_id=[connection])
+        return bool(info["cmd"] == "blpop")
+
+    await eventually(blocked, what=f"a BLPOP on connection {connection}")
+
+
 async def test_a_call_cancelled_while_waiting_is_not_sent(client: Any, key: str) -> None:
     lane = redisclient.Lane(client)
+    connection = await lane.call("CLIENT", "ID")
     in_flight = asyncio.create_task(lane.call("BLPOP", key, 0.2))
-    await asyncio.sleep(0.05)
+    await _sent_blpop(client, connection)
     cancelled = asyncio.create_task(lane.call("SET", f"{key}:never", 1))
     kept = asyncio.create_task(lane.call("SET", f"{key}:kept", 1))
     await asyncio.sleep(0)
@@ -106,7 +118,7 @@ async def test_a_call_cancelled_midway_does_not_hand_its_reply_to_the_next(
     lane = redisclient.Lane(client)
     connection = await lane.call("CLIENT", "ID")
     waiting = asyncio.create_task(lane.call("BLPOP", key, 2))
-    await asyncio.sleep(0.05)  # sent, its reply not read
+    await _sent_blpop(client, connection)  # sent, its reply not read
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -135,7 +147,7 @@ async def test_a_connection_killed_during_a_call_fails_that_call_only(
     connection = await lane.call("CLIENT", "ID")
     waiting = asyncio.create_task(lane.call("BLPOP", key, 2))
     queued = asyncio.create_task(lane.call("ECHO", "queued"))
-    await asyncio.sleep(0.05)
+    await _sent_blpop(client, connection)
     await client.client_kill_filter(_id=connection)
     with pytest.raises(redis.exceptions.ConnectionError):
         await waiting

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from parley.config import Settings
 from parley.gateway.app import Gateway, create_app
 from parley.gateway.process import make_server
 from parley.security import make_access_token
+from tests.waiting import eventually_sync, let_time_pass
 
 JWT_SECRET = "gateway-test-secret-" + "0123456789abcdef" * 2
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -91,7 +90,7 @@ def make_upstream_app(upstream: Upstream) -> Starlette:
 
     async def slow(request: Request) -> Response:
         upstream.seen.append({"path": "/service/slow", "headers": _headers(request)})
-        await asyncio.sleep(float(request.query_params.get("s", "2")))
+        await let_time_pass(float(request.query_params.get("s", "2")), "a slow upstream")
         return JSONResponse({"slow": True})
 
     async def big(request: Request) -> Response:
@@ -114,7 +113,7 @@ def make_upstream_app(upstream: Upstream) -> Starlette:
         )
         slow = websocket.query_params.get("slow")
         if slow:  # a busy server: the handshake is answered late
-            await asyncio.sleep(float(slow))
+            await let_time_pass(float(slow), "the handshake is answered late")
         deny = websocket.query_params.get("deny")
         if deny:
             await websocket.send_denial_response(
@@ -174,11 +173,10 @@ class ThreadServer:
 
     def start(self) -> ThreadServer:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
+        alive = self.thread.is_alive
+        eventually_sync(lambda: self.server.started or not alive(), 10, what="the server")
+        if not self.server.started:
+            raise RuntimeError("server did not start")
         return self
 
     def stop(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import shutil
@@ -13,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
+
+from tests.waiting import eventually
 
 from .conftest import (
     RunningGateway,
@@ -260,11 +261,11 @@ async def test_access_log_is_one_json_line_without_token(
                 f"/service/api/profile?token={token}&mark={marker}",
                 headers={"X-Request-ID": marker},
             )
-        for _ in range(200):  # the gateway thread logs once the response has gone out
-            lines = [r.getMessage() for r in caplog.records if marker in r.getMessage()]
-            if lines:
-                break
-            await asyncio.sleep(0.01)
+        # the gateway thread logs once the response has gone out
+        lines = await eventually(
+            lambda: [r.getMessage() for r in caplog.records if marker in r.getMessage()],
+            what="the access log line",
+        )
     assert len(lines) == 1
     entry = json.loads(lines[0])
     assert entry["request_id"] == marker

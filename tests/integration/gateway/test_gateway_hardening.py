@@ -18,6 +18,7 @@ import websockets
 from parley.cli import build_settings, make_parser
 from parley.gateway.app import create_app
 from tests.processes import wait_http
+from tests.waiting import eventually, let_time_pass
 
 from .conftest import JWT_SECRET, RunningGateway, bearer, free_port, token_for
 
@@ -48,6 +49,7 @@ def test_upstream_flag_takes_a_comma_separated_list_and_repeats(tmp_path: Any) -
         (None, "http://[::1:5001", "is not a valid URL"),
     ],
 )
+@pytest.mark.live
 def test_malformed_upstream_stops_the_gateway_at_start_with_code_2(
     tmp_path: Any, flag: str | None, env: str | None, shown: str
 ) -> None:
@@ -80,6 +82,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(20)
 
 
+@pytest.mark.live
 async def test_socket_limit_per_user_is_a_429_through_the_gateway(
     small_server: str, make_gateway: Any
 ) -> None:
@@ -107,8 +110,14 @@ async def test_socket_limit_per_user_is_a_429_through_the_gateway(
     finally:
         await first.close()
         await second.close()
-    await asyncio.sleep(0.3)
-    third = await websockets.connect(url, proxy=None)  # the slots came back
+
+    async def third_connects() -> Any:
+        try:
+            return await websockets.connect(url, proxy=None)
+        except websockets.InvalidStatus:
+            return None
+
+    third = await eventually(third_connects, what="the slots back")
     assert json.loads(await asyncio.wait_for(third.recv(), 5))["type"] == "hello"
     await third.close()
 
@@ -121,7 +130,7 @@ async def _raw(url: str, head: str, *parts: bytes, pause: float = 0.0) -> tuple[
     try:
         writer.write(head.replace("\n", "\r\n").encode() + b"\r\n")
         for part in parts:
-            await asyncio.sleep(pause)
+            await let_time_pass(pause, "a slow client")
             writer.write(part)
             await writer.drain()
         head_bytes = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -229,10 +238,7 @@ async def test_concurrent_requests_per_client_ip_are_capped(
             asyncio.create_task(http.get("/service/slow?s=1.5", headers=bearer(3)))
             for _ in range(3)
         ]
-        for _ in range(100):
-            if front.app.inflight.get("127.0.0.1") == 3:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: front.app.inflight.get("127.0.0.1") == 3, what="3 in flight")
         refused = await http.get("/service/api/one-more", headers=bearer(3))
         assert refused.status_code == 429
         assert refused.json() == {
@@ -241,10 +247,8 @@ async def test_concurrent_requests_per_client_ip_are_capped(
         }
         assert refused.headers["retry-after"] == "1"
         assert [r.status_code for r in await asyncio.gather(*slow)] == [200, 200, 200]
-        for _ in range(100):  # the count drops once each handler has returned
-            if not front.app.inflight:
-                break
-            await asyncio.sleep(0.02)
+        # the count drops once each handler has returned
+        await eventually(lambda: not front.app.inflight, what="nothing in flight")
         assert front.app.inflight == {}
         assert (await http.get("/service/api/one-more", headers=bearer(3))).status_code == 200
 
@@ -254,8 +258,11 @@ async def test_a_full_connection_pool_never_marks_the_upstream_down(
 ) -> None:
     front = make_gateway([upstream.url], connect_timeout=0.3, max_upstream_connections=1)
     async with httpx.AsyncClient(base_url=front.url, trust_env=False, timeout=10) as http:
+        before = upstream.paths().count("/service/slow")
         slow = asyncio.create_task(http.get("/service/slow?s=1.5", headers=bearer(3)))
-        await asyncio.sleep(0.3)
+        await eventually(
+            lambda: upstream.paths().count("/service/slow") > before, what="the slow request"
+        )
         busy = await http.get("/service/api/pool", headers=bearer(3))
         assert busy.status_code == 503
         assert busy.json()["code"] == "unavailable"

@@ -9,6 +9,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from tests.waiting import eventually, let_time_pass
+
 from .conftest import RunningGateway, Upstream, token_for
 
 
@@ -61,16 +63,12 @@ async def test_client_that_stops_reading_is_closed_1013(
         (relay,) = set(gateway.app.websockets._relays) - relays_before
         assert relay.writer is None  # no writer task until frames have to wait
         await ws.send("flood:20000:2000")  # 40 MB: far more than any buffer on the way
-        await asyncio.sleep(2)  # not reading
+        await let_time_pass(2, "the client does not read")
         frames, code = await _drain_until_closed(ws)
     assert code == 1013
     assert 0 < frames < 20000
     assert relay.writer is not None
-    for _ in range(100):
-        if len(upstream.ws_closes) > closes_before:
-            break
-        await asyncio.sleep(0.05)
-    assert len(upstream.ws_closes) > closes_before
+    await eventually(lambda: len(upstream.ws_closes) > closes_before, what="the upstream closed")
 
 
 async def test_client_that_reads_slowly_but_keeps_up_is_not_closed(

@@ -22,10 +22,13 @@ from tests.processes import stop_process, wait_http
 
 from .conftest import JWT_SECRET, RunningGateway, free_port
 
-pytestmark = pytest.mark.skipif(
-    not (Path(__file__).parents[3] / "parley" / "server" / "app.py").exists(),
-    reason="parley.server.app is not there yet",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (Path(__file__).parents[3] / "parley" / "server" / "app.py").exists(),
+        reason="parley.server.app is not there yet",
+    ),
+    pytest.mark.live,  # starts Parley as processes (docs/testing.md)
+]
 
 
 def _env(**extra: str) -> dict[str, str]:

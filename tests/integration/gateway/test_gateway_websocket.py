@@ -11,6 +11,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.waiting import eventually
+
 from .conftest import RunningGateway, Upstream, token_for
 
 
@@ -97,11 +99,7 @@ async def test_client_close_code_reaches_upstream(
     async with connect(f"{gateway.ws_url}/ws?token={token_for(2)}") as ws:
         await ws.recv()
         await ws.close(4321)
-    for _ in range(100):
-        if upstream.ws_closes and upstream.ws_closes[-1] == 4321:
-            break
-        await asyncio.sleep(0.02)
-    assert upstream.ws_closes[-1] == 4321
+    await eventually(lambda: upstream.ws_closes[-1:] == [4321], what="the close code upstream")
 
 
 async def test_oversized_client_message_closes_1009(gateway: RunningGateway) -> None:
@@ -139,8 +137,5 @@ async def test_gateway_shutdown_closes_with_1001(make_upstream: Any, make_gatewa
         stopping = asyncio.get_running_loop().run_in_executor(None, running.runner.stop)
         assert await closed_code(ws) == 1001
         await stopping
-    for _ in range(100):
-        if up.ws_closes:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: up.ws_closes, what="the upstream closed")
     assert up.ws_closes == [1001]

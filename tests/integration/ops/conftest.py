@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import CI, free_port
+from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -69,19 +69,19 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Proc
 
 
 def wait_http(url: str, proc: Proc, timeout: float = 60, status: int = 200) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc.process.poll() is not None:
-            raise AssertionError(f"{proc.process.args} exited:\n{proc.output()[-3000:]}")
+            pytest.fail(f"{proc.process.args} exited:\n{proc.output()[-3000:]}")
         try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == status:
-                return
+            return httpx.get(url, timeout=2, trust_env=False).status_code == status
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(
-        f"{url} did not answer {status} within {timeout}s:\n{proc.output()[-3000:]}"
-    )
+            return False
+
+    try:
+        eventually_sync(answers, timeout, interval=0.2, what=f"{url} to answer {status}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{proc.output()[-3000:]}") from None
 
 
 def parley_env(data_dir: Path, **extra: str) -> dict[str, str]:

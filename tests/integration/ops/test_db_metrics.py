@@ -27,6 +27,7 @@ from parley.server.db.session import (
 )
 from tests.conftest import PG_DSN, Running, no_cookies, postgres_available
 from tests.factories import make_group, make_user
+from tests.waiting import eventually
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -121,10 +122,7 @@ async def test_pool_in_use_and_waiting(engine: AsyncEngine) -> None:
     try:
         assert pool_usage(engine) == (limit, 0)
         waiter = asyncio.create_task(engine.connect().__aenter__())
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if pool_usage(engine)[1] == 1:
-                break
+        await eventually(lambda: pool_usage(engine)[1] == 1, what="one waiter")
         assert pool_usage(engine) == (limit, 1)
         await holders.pop().close()
         extra = await asyncio.wait_for(waiter, 5)

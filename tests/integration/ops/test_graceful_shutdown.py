@@ -24,6 +24,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import free_port
 from tests.integration.ops.conftest import parley_env, register, spawn, wait_http
+from tests.waiting import eventually_sync, let_time_pass_sync
 
 DRAIN = 1.5
 TIMEOUT = 8.0
@@ -37,7 +38,7 @@ def slow_multipart(boundary: str, seconds: float) -> Iterator[bytes]:
     ).encode()
     steps = 10
     for i in range(steps):
-        time.sleep(seconds / steps)
+        let_time_pass_sync(seconds / steps, "the body trickles in")
         yield f"line {i}\n".encode()
     yield f"\r\n--{boundary}--\r\n".encode()
 
@@ -80,13 +81,16 @@ def test_sigterm_drains_closes_sockets_with_1012_and_finishes_requests(tmp_path:
 
         uploader = threading.Thread(target=upload_slowly)
         uploader.start()
-        time.sleep(0.3)  # the upload is under way
+        let_time_pass_sync(0.3, "the server takes the upload in (nothing shows it)")
         signalled = time.monotonic()
         proc.process.send_signal(signal.SIGTERM)
 
         # 1. Readiness false first, while the server still answers.
-        time.sleep(0.2)
-        health = httpx.get(base + "/health", timeout=5, trust_env=False)
+        health = eventually_sync(
+            lambda: httpx.get(base + "/health", timeout=5, trust_env=False),
+            what="/health to say draining",
+            interval=0.02,
+        )
         assert health.status_code == 503
         assert health.json()["status"] == "draining"
 
@@ -140,7 +144,7 @@ def test_shutdown_timeout_bounds_a_stuck_request(tmp_path: Path) -> None:
                 )
 
         threading.Thread(target=upload_forever, daemon=True).start()
-        time.sleep(0.5)
+        let_time_pass_sync(0.5, "the server takes the upload in (nothing shows it)")
         signalled = time.monotonic()
         proc.process.send_signal(signal.SIGTERM)
         proc.process.wait(10)

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import free_port
 from tests.integration.ops.conftest import DEPLOY, ROOT, Proc, need_tool, start_serve
+from tests.waiting import eventually_sync, let_time_pass_sync
 
 NGINX_DIR = DEPLOY / "nginx"
 
@@ -107,16 +107,16 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, (tmp / "edge" / "error.log").read_text()
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                pytest.fail((tmp / "edge" / "error.log").read_text())
             try:
-                if httpx.get(base + "/health", timeout=2, trust_env=False).status_code == 200:
-                    break
+                return httpx.get(base + "/health", timeout=2, trust_env=False).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "nginx did not come up"
-            time.sleep(0.2)
+                return False
+
+        eventually_sync(up, 20, interval=0.2, what="nginx to come up")
         yield Edge(base, f"https://127.0.0.1:{tls_port}", gateway, tmp / "edge" / "access.log")
     finally:
         proc.terminate()
@@ -193,7 +193,7 @@ def test_websocket_upgrade_is_relayed_both_ways(edge: Edge) -> None:
     ws_url = edge.base.replace("http://", "ws://") + "/ws"
     with connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
-        time.sleep(1.5)  # idle longer than nothing: the socket must stay open through nginx
+        let_time_pass_sync(1.5, "idle: the socket must stay open through nginx")
         ws.send(json.dumps({"type": "ping"}))
         assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
     with pytest.raises(Exception, match="401"):
@@ -208,24 +208,19 @@ def test_gateway_sees_the_callers_ip(edge: Edge) -> None:
                           headers={"X-Forwarded-For": "198.51.100.66",
                                    "User-Agent": f"ops-probe/{probe}"})  # fmt: skip
         assert answer.status_code == 200
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [
+    lines = eventually_sync(
+        lambda: [
             json.loads(line)
             for line in edge.gateway.output().splitlines()
             if probe in line and line.startswith("{")
-        ]
-        if lines or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert lines, edge.gateway.output()[-2000:]
+        ],
+        what="the gateway's log line",
+    )
     # nginx appends the peer to X-Forwarded-For; the gateway trusts nginx (127.0.0.1) and
     # takes the nearest untrusted hop: the caller, not the spoofed value, not nginx.
     assert lines[0]["client_ip"] == "127.0.0.7"
     # nginx writes its access-log line after the response has gone out: wait for it.
-    deadline = time.monotonic() + 5
-    while probe not in edge.access_log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually_sync(lambda: probe in edge.access_log.read_text(), what="nginx's access log")
     logged = [line for line in edge.access_log.read_text().splitlines() if probe in line]
     assert logged and logged[0].startswith("127.0.0.7 "), edge.access_log.read_text()[-2000:]
 
@@ -308,10 +303,12 @@ def test_query_strings_never_reach_the_access_log(edge: Edge) -> None:
         http.get(edge.base + f"/ws?token={secret}")
         http.get(edge.base + f"/service/ws?token={secret}")
         http.get(edge.base + f"/static/{probe}.js?token={secret}")
-    deadline = time.monotonic() + 5
-    while f"/static/{probe}.js" not in edge.access_log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    log = edge.access_log.read_text()
+
+    def logged() -> str:
+        text = edge.access_log.read_text()
+        return text if f"/static/{probe}.js" in text else ""
+
+    log = eventually_sync(logged, what="nginx to log the request")
     assert f'"GET /static/{probe}.js HTTP/1.1" 404' in log, log[-2000:]
     assert '"GET /login HTTP/1.1" 200' in log and '"GET /ws HTTP/1.1"' in log
     assert secret not in log and probe not in log.replace(f"/static/{probe}.js", "")

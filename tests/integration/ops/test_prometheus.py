@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import free_port
 from tests.integration.ops.conftest import DEPLOY, Proc, need_tool, spawn, start_serve, wait_http
+from tests.waiting import eventually_sync, let_time_pass_sync
 
 PROM_DIR = DEPLOY / "prometheus"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
@@ -194,12 +195,11 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Promethe
 
 
 def wait_for(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
+    """`check`'s value once truthy; its last (falsy) value after `timeout` seconds."""
+    try:
+        return eventually_sync(check, timeout, interval=0.5)
+    except AssertionError:
+        return check()
 
 
 def make_traffic(parley: Proc) -> None:
@@ -236,7 +236,7 @@ def make_traffic(parley: Proc) -> None:
             statuses = [http.get("/stats").status_code for _ in range(15)]
             assert 429 in statuses, statuses
             http.get("/service/api/search", headers=auth, params={"q": "message"})
-            time.sleep(4)  # a few scrapes while the socket is open
+            let_time_pass_sync(4, "a few scrapes while the socket is open")
 
 
 def test_prometheus_scrapes_parley_and_counts_messages(
@@ -268,19 +268,20 @@ def test_every_grafana_panel_query_evaluates(scraped: tuple[Prometheus, Proc]) -
     assert len(queries) > 40
     # rate() needs two scrapes that both hold a series: a series born late (the first
     # WebSocket handshake) can be empty for one more scrape interval, so look again.
-    deadline = time.monotonic() + 30
-    while True:
+
+    def no_panel_empty() -> bool:
         empty = []
         for board, panel, expr in queries:
             promql = grafana_to_promql(expr)
             answer = prom.query(promql)
-            assert answer["status"] == "success", (board, panel, promql, answer)
+            if answer["status"] != "success":
+                pytest.fail(str((board, panel, promql, answer)))
             if not is_exporter_query(expr) and not answer["data"]["result"]:
                 empty.append((board, panel, promql))
-        if not empty or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert not empty, empty
+        assert not empty, empty
+        return True
+
+    eventually_sync(no_panel_empty, 30, interval=1, what="every panel with data")
 
 
 def test_dashboards_use_only_exposed_metrics(scraped: tuple[Prometheus, Proc]) -> None:
