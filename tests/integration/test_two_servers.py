@@ -464,7 +464,7 @@ async def test_a_removal_whose_publish_fails_still_silences_the_member(
             refused = await _send(pair.http_a, member, chat, "still here?")
             assert refused.status_code in (403, 404), refused.text
             await admin.execute_command("ACL", "SETUSER", name, "+publish")
-            await _until(lambda: pair.b.state.hub.rechecks >= 1)  # A's Resync reached B
+            await eventually(lambda: pair.b.state.hub.rechecks >= 1, 10, what="A's Resync at B")
             assert not pair.a.state.broker.resync_due
             await _send(pair.http_b, owner, chat, "after the resync")
             assert await _marker_heard(pair, ws_b, owner, kept, chat) == []
@@ -474,9 +474,3 @@ async def test_a_removal_whose_publish_fails_still_silences_the_member(
             await admin.aclose()
             await ws_a.close()
             await ws_b.close()
-
-
-async def _until(condition: Any) -> None:
-    async with asyncio.timeout(10):
-        while not condition():
-            await asyncio.sleep(0.02)
