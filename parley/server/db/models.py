@@ -170,6 +170,9 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    # The stems of its words and file names (parley/server/messages/terms.py), indexed by
+    # FTS5 `messages_fts` on SQLite and the generated `search_vector` on PostgreSQL.
+    search_text: Mapped[str] = mapped_column(Text, default="")
 
 
 class MessageMention(Base):

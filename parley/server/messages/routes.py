@@ -28,10 +28,11 @@ from parley.server.deps import (
     authenticate_caller,
     get_state,
 )
-from parley.server.messages import attachments, history, search, service
+from parley.server.messages import attachments, files, history, search, service
 from parley.server.messages.public import attachment_public
 from parley.server.messages.schemas import (
     AttachmentPublic,
+    ChatFilePublic,
     MessageCreate,
     MessagePublic,
     MessageUpdate,
@@ -222,6 +223,20 @@ async def download_attachment(
     )
 
 
+@router.get("/chats/{chat_id}/files")
+async def chat_files(
+    chat_id: IdPath,
+    me: CurrentUser,
+    session: SessionDep,
+    before: OptionalId = None,
+    limit: Limit = 50,
+) -> list[ChatFilePublic]:
+    """The attachments of the chat's messages, newest first (`before`: an attachment id)."""
+    return await files.chat_files(
+        session, user_id=me.id, chat_id=chat_id, before=before, limit=limit
+    )
+
+
 @router.get("/search")
 async def search_messages(
     me: CurrentUser,
@@ -229,14 +244,17 @@ async def search_messages(
     state: StateDep,
     q: Annotated[Plain, Query(min_length=1, max_length=200)],
     chat_id: OptionalId = None,
+    before: OptionalId = None,
     limit: Limit = 20,
 ) -> list[MessagePublic]:
-    """Messages of the caller's chats only, best match first, then newest."""
+    """Messages of the caller's chats only, newest first (`before`: a message id); the
+    query's words and operators as parley/server/messages/search.py reads them."""
     return await search.search_messages(
         session,
         user_id=me.id,
         q=q,
         chat_id=chat_id,
+        before=before,
         limit=min(limit, search.MAX_RESULTS),
         now=state.clock(),
     )

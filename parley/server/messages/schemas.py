@@ -62,3 +62,13 @@ class MessagePublic(BaseModel):
     attachments: list[AttachmentPublic]
     reactions: list[ReactionPublic]
     mentions: list[int]
+
+
+class ChatFilePublic(BaseModel):
+    """An attachment of a chat's message, for the chat's files list."""
+
+    attachment: AttachmentPublic
+    message_id: int
+    seq: int
+    sender: SenderPublic | None
+    created_at: datetime
