@@ -120,7 +120,9 @@ async def test_has_file_image_link_and_file_names(client: httpx.AsyncClient) -> 
     me = await make_user(client)
     chat = await make_group(client, me)
     tag = unique("has")
-    doc = await upload(client, me, chat["id"], "Quarterly_Reports.pdf", b"%PDF-1.4 x", "application/pdf")
+    doc = await upload(
+        client, me, chat["id"], "Quarterly_Reports.pdf", b"%PDF-1.4 x", "application/pdf"
+    )
     pic = await upload(client, me, chat["id"], "holiday.png", png(), "image/png")
     await send(client, me, chat["id"], f"{tag} the numbers", attachment_ids=[doc])
     await send(client, me, chat["id"], f"{tag} a picture", attachment_ids=[pic])
@@ -128,7 +130,9 @@ async def test_has_file_image_link_and_file_names(client: httpx.AsyncClient) -> 
     await send(client, me, chat["id"], f"{tag} plain words")
     assert await search(client, me, f"{tag} has:file") == [f"{tag} a picture", f"{tag} the numbers"]
     assert await search(client, me, f"{tag} has:image") == [f"{tag} a picture"]
-    assert await search(client, me, f"{tag} has:link") == [f"{tag} see https://example.invalid/page"]
+    assert await search(client, me, f"{tag} has:link") == [
+        f"{tag} see https://example.invalid/page"
+    ]
     assert await search(client, me, f"{tag} has:file has:image") == [f"{tag} a picture"]
     # attachments' names are searched, by their stems too ("report" finds "Reports")
     assert await search(client, me, f"{tag} quarterly report") == [f"{tag} the numbers"]
@@ -234,7 +238,11 @@ async def test_chat_files_newest_first_members_only(client: httpx.AsyncClient) -
     assert top["attachment"]["filename"] == "three.txt"
     assert top["attachment"]["url"] == f"/service/api/attachments/{third}"
     assert top["message_id"] == m2["id"] and top["seq"] == m2["seq"]
-    assert top["sender"] == {"id": b.id, "username": b.username, "display_name": b.user["display_name"]}
+    assert top["sender"] == {
+        "id": b.id,
+        "username": b.username,
+        "display_name": b.user["display_name"],
+    }
     assert top["created_at"] == m2["created_at"]
     assert listed[2]["message_id"] == m1["id"] and listed[2]["sender"]["id"] == a.id
 

@@ -168,7 +168,7 @@ async def search_messages(
 
 async def _scope(
     session: AsyncSession, *, user_id: int, chat_id: int | None, now: datetime
-) -> Select[tuple[Message]]:
+) -> Select[Message]:
     query = (
         select(Message)
         .join(Membership, (Membership.chat_id == Message.chat_id) & (Membership.user_id == user_id))
@@ -190,9 +190,7 @@ async def _scope(
 def _filters(q: Query, *, user_id: int) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
     if q.senders:
-        found.append(
-            Message.sender_id.in_(select(User.id).where(User.username_key.in_(q.senders)))
-        )
+        found.append(Message.sender_id.in_(select(User.id).where(User.username_key.in_(q.senders))))
     if q.chats:
         found.append(Message.chat_id.in_(q.chats))
     if "file" in q.has:
@@ -261,7 +259,7 @@ def tsquery(phrases: list[list[str]], *, prefix: bool = False, join: str = " & "
     return join.join(part + ")" for part in parts)
 
 
-def _match_sqlite(query: Select[tuple[Message]], q: Query) -> Select[tuple[Message]]:
+def _match_sqlite(query: Select[Message], q: Query) -> Select[Message]:
     if q.terms:
         query = query.join(_fts, _fts.c.rowid == Message.id).where(
             text("messages_fts MATCH :match").bindparams(match=fts5_query(q.terms, prefix=q.prefix))
@@ -276,7 +274,7 @@ def _match_sqlite(query: Select[tuple[Message]], q: Query) -> Select[tuple[Messa
     return query
 
 
-def _match_postgres(query: Select[tuple[Message]], q: Query) -> Select[tuple[Message]]:
+def _match_postgres(query: Select[Message], q: Query) -> Select[Message]:
     if q.terms:
         tsq = func.to_tsquery(literal_column("'simple'"), tsquery(q.terms, prefix=q.prefix))
         query = query.where(_search_vector.op("@@")(tsq))

@@ -31,7 +31,8 @@ def words(text: str) -> list[str]:
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A folded word's stem."""
-    return (_RUSSIAN if _CYRILLIC.search(word) else _ENGLISH).stemWord(word)
+    stemmed: str = (_RUSSIAN if _CYRILLIC.search(word) else _ENGLISH).stemWord(word)
+    return stemmed
 
 
 def stems(text: str) -> list[str]:

@@ -447,7 +447,9 @@ async def _link_attachments(session: AsyncSession, message: MessagePublic, draft
 async def search_text_of(session: AsyncSession, message: Message) -> str:
     """The stems a stored message is searched by: its content's and its files' names'."""
     names = await session.execute(
-        select(Attachment.filename).where(Attachment.message_id == message.id).order_by(Attachment.id)
+        select(Attachment.filename)
+        .where(Attachment.message_id == message.id)
+        .order_by(Attachment.id)
     )
     return terms.search_text(message.content, names.scalars())
 

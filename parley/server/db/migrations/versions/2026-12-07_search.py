@@ -92,10 +92,7 @@ def _fill() -> None:
             _MESSAGES.update()
             .where(_MESSAGES.c.id == sa.bindparam("message_id"))
             .values(search_text=sa.bindparam("text")),
-            [
-                {"message_id": r.id, "text": terms.search_text(r.content, names[r.id])}
-                for r in rows
-            ],
+            [{"message_id": r.id, "text": terms.search_text(r.content, names[r.id])} for r in rows],
         )
         after = ids[-1]
 
