@@ -39,6 +39,7 @@ from parley.server.messages.schemas import (
     ReactionCreate,
     ReadMark,
 )
+from parley.server.previews import service as previews
 from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
@@ -141,6 +142,22 @@ async def delete_message(
 ) -> Response:
     await service.delete_message(
         session, state.broker, user_id=me.id, message_id=message_id, now=state.clock()
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/messages/{message_id}/preview", status_code=204)
+async def remove_preview(
+    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    """The author removes the message's link preview."""
+    await previews.remove_preview(
+        session,
+        state.broker,
+        state.storage,
+        user_id=me.id,
+        message_id=message_id,
+        now=state.clock(),
     )
     return Response(status_code=204)
 

@@ -40,6 +40,7 @@ from parley.server.messages.schemas import AttachmentPublic, MessagePublic
 from parley.server.messages.writer import Draft, Result, Writer, search_text_of
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.service import blocked_ids
+from parley.server.previews.stored import previews_of
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ChatFrame
@@ -85,6 +86,7 @@ async def messages_public(
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
     mentioned = await mentions_of(session, messages)
+    previews = await previews_of(session, ids) if attachments else {}
     return [
         as_public(
             row_fields(
@@ -93,6 +95,7 @@ async def messages_public(
                 attachments=attachments_of.get(m.id, ()),
                 reactions=reactions_of.get(m.id, {}),
                 mentions=mentioned.get(m.id, ()),
+                preview=previews.get(m.id),
             )
         )
         for m in messages

@@ -128,6 +128,9 @@ class Writer:
         self.queue: asyncio.Queue[Draft] = asyncio.Queue(max_pending)
         self.max_batch, self.admit_timeout = max_batch, admit_timeout
         self.on_stored = on_stored
+        # Told of each batch's new messages once their senders have their answers (link
+        # previews: parley/server/previews/service.py).
+        self.on_delivered: Callable[[Sequence[MessagePublic]], None] | None = None
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
         self._task: asyncio.Task[None] | None = None
@@ -351,6 +354,8 @@ class Writer:
         self.stored += len(published)
         if self.on_stored is not None:
             self.on_stored(len(published))
+        if self.on_delivered is not None:
+            self.on_delivered([public for public, is_new in results if is_new])
 
 
 async def store_batch(

@@ -8,6 +8,8 @@ Every message gets `search_text`, the Snowball stems of its words and of its att
 file names (parley/server/messages/terms.py), written in chunks of 1,000 rows; a deleted
 message gets none. SQLite's FTS5 table `messages_fts` is rebuilt over it (its triggers
 follow `search_text`), PostgreSQL's generated `search_vector` is computed from it.
+Link previews: `link_previews` (what a URL's page said, fetched at most once a day) and
+`message_previews` (a message's preview, its image an attachment row).
 """
 
 from collections import defaultdict
@@ -24,6 +26,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CHUNK = 1000
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _MESSAGES = sa.table(
     "messages",
     sa.column("id", sa.BigInteger()),
@@ -54,9 +57,12 @@ def upgrade() -> None:
         _create_fts("search_text")
     else:
         _search_vector("coalesce(search_text, '')")
+    _create_previews()
 
 
 def downgrade() -> None:
+    op.drop_table("message_previews")
+    op.drop_table("link_previews")
     if op.get_bind().dialect.name == "sqlite":
         _drop_fts()
         op.execute("ALTER TABLE messages DROP COLUMN search_text")  # no table rebuild
@@ -132,3 +138,38 @@ def _search_vector(source: str) -> None:
         f"GENERATED ALWAYS AS (to_tsvector('simple', {source})) STORED"
     )
     op.execute("CREATE INDEX ix_messages_search_vector ON messages USING GIN (search_vector)")
+
+
+def _create_previews() -> None:
+    op.create_table(
+        "link_previews",
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("title", sa.Text(), nullable=True),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("site_name", sa.Text(), nullable=True),
+        sa.Column("image_key", sa.String(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("url", name=op.f("pk_link_previews")),
+    )
+    op.create_table(
+        "message_previews",
+        sa.Column("message_id", ID, nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("title", sa.Text(), nullable=True),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("site_name", sa.Text(), nullable=True),
+        sa.Column("image_id", ID, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_message_previews_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["image_id"],
+            ["attachments.id"],
+            name=op.f("fk_message_previews_image_id_attachments"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("message_id", name=op.f("pk_message_previews")),
+    )
