@@ -210,6 +210,7 @@ async def test_refused_without_the_allow_list(live: Running, client: httpx.Async
             async with live.state.sessions() as session:
                 row = await session.get(LinkPreview, url)
                 return row is not None and row
+
         row = await until(attempted)
         assert row.title is None and row.image_key is None
         assert site.connections == 0 and site.paths == []
