@@ -127,7 +127,8 @@ def test_preview_search_and_files(
         assert card.get_by_test_id("message-preview-remove").count() == 0
         wait_until(
             page,
-            "[...document.querySelectorAll('.msg-preview-image img')].some(i => i.complete && i.naturalWidth > 0)",
+            "[...document.querySelectorAll('.msg-preview-image img')]"
+            ".some(i => i.complete && i.naturalWidth > 0)",
         )
 
         # Ann's own link: her card has the remove button, and it goes
