@@ -100,8 +100,8 @@ class LinkPreviews:
         async with self.sessions() as session:
             page, image_key = await self._page(session, url)
             message = await session.get(Message, message_id)
-            nothing = page is None or (page.empty and image_key is None)
-            if nothing or message is None or message.deleted_at is not None:
+            empty = page is None or (page.empty and image_key is None)
+            if page is None or message is None or message.deleted_at is not None or empty:
                 await session.commit()  # the cache row
                 return
             if await session.get(MessagePreview, message_id) is not None:
