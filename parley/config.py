@@ -159,6 +159,8 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
     shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
     shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
+    # Link previews: the server fetches the first URL of a new message (on | off).
+    link_previews: bool = Field(True, alias="PARLEY_LINK_PREVIEWS")
 
     @field_validator(
         "upstreams",

@@ -44,6 +44,7 @@ from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.routes import router as moderation_router
 from parley.server.outbound import Outbound
+from parley.server.previews.service import LinkPreviews
 from parley.server.realtime import protocol
 from parley.server.realtime.broker import make_broker
 from parley.server.realtime.hub import Hub
@@ -152,6 +153,15 @@ def make_state(
         avatar_urls=DataUrls(storage),
         started=the_clock.monotonic(),
     )
+    if settings.link_previews:
+        state.previews = LinkPreviews(
+            sessions=state_sessions,
+            outbound=state.outbound,
+            storage=storage,
+            broker=broker,
+            clock=the_clock,
+        )
+        state.writer.on_delivered = state.previews.offer
     return state
 
 
@@ -171,6 +181,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.broker.start(state.hub.handle)
     await state.presence.start()
     state.writer.start()
+    if state.previews is not None:
+        state.previews.start()
     workers = start_workers(state)
     log.info("server ready (database: %s)", state.engine.dialect.name)
     try:
@@ -182,6 +194,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         await state.writer.close()
+        if state.previews is not None:
+            await state.previews.stop()
         await state.presence.close()
         await state.hub.close()
         await state.broker.close()

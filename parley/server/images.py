@@ -104,6 +104,25 @@ async def make_thumbnail_data_url(data: bytes, size: int = 64) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+async def make_preview_image(data: bytes, *, size: int = 1024) -> bytes:
+    """A link preview's image as WebP, at most `size` px on its longer side, no metadata;
+    UnsupportedMedia when `data` is not an image."""
+    return await run_image_work(_fitted, data, size)
+
+
+def _fitted(data: bytes, size: int) -> bytes:
+    with _decoded(data) as image:
+        try:
+            fitted = _plain_mode(ImageOps.exif_transpose(image))
+            fitted.thumbnail((size, size), Image.Resampling.LANCZOS)
+        except Exception as exc:  # a broken EXIF block or an odd mode
+            raise errors.UnsupportedMedia(_NOT_AN_IMAGE) from exc
+    clean = Image.frombytes(fitted.mode, fitted.size, fitted.tobytes())
+    out = io.BytesIO()
+    clean.save(out, "WEBP", quality=85, method=4)
+    return out.getvalue()
+
+
 @contextlib.contextmanager
 def _decoded(data: bytes, max_pixels: int = MAX_PIXELS) -> Iterator[Image.Image]:
     """An allowed image, fully decoded; else UnsupportedMedia (ImageTooLarge)."""

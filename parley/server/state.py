@@ -23,6 +23,7 @@ from parley.server.messages.history import HistoryPages
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.outbound import Outbound
+from parley.server.previews.service import LinkPreviews
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.hub import Hub
 from parley.server.realtime.presence import Presence
@@ -60,3 +61,4 @@ class AppState:
     metrics: ServerMetrics | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
     warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once
+    previews: LinkPreviews | None = None  # PARLEY_LINK_PREVIEWS on (previews/service.py)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.server.db.models import UTCDateTime
 from parley.server.db.session import fetch_on_driver
+from parley.server.messages import terms
 
 T = TypeVar("T")
 
@@ -102,8 +103,9 @@ _PG_BATCH = text(
     """WITH input AS (
     SELECT * FROM unnest(
         CAST(:ord AS int[]), CAST(:chat_id AS bigint[]), CAST(:sender_id AS bigint[]),
-        CAST(:content AS text[]), CAST(:client_id AS text[]), CAST(:reply_to AS bigint[])
-    ) AS t(ord, chat_id, sender_id, content, client_id, reply_to_id)
+        CAST(:content AS text[]), CAST(:client_id AS text[]), CAST(:reply_to AS bigint[]),
+        CAST(:search_text AS text[])
+    ) AS t(ord, chat_id, sender_id, content, client_id, reply_to_id, search_text)
 ), resent AS (
     SELECT i.ord, m.id FROM input i
     JOIN messages m ON m.sender_id = i.sender_id AND m.client_id = i.client_id
@@ -121,8 +123,9 @@ _PG_BATCH = text(
 ), numbered AS (
     SELECT f.*, b.last_seq - f.total + f.n AS seq FROM fresh f JOIN bumped b ON b.id = f.chat_id
 ), inserted AS (
-    INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
-    SELECT chat_id, seq, sender_id, content, client_id, reply_to_id, :now
+    INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at,
+        search_text)
+    SELECT chat_id, seq, sender_id, content, client_id, reply_to_id, :now, search_text
     FROM numbered ORDER BY ord
     RETURNING id, chat_id, seq
 ), marked AS (
@@ -173,6 +176,7 @@ async def store_postgresql(
         "content": [r.content for r in rows],
         "client_id": [r.client_id for r in rows],
         "reply_to": [r.reply_to for r in rows],
+        "search_text": [terms.search_text(r.content) for r in rows],
         "now": now,
         "mention_ord": mention_ord,
         "mention_user": mention_user,
@@ -252,15 +256,18 @@ LEFT JOIN users u ON u.id = m.sender_id
 # write lock is held: nobody else moves it) and leaves out resends and deleted chats; then
 # the chats' last_seq moves by what was inserted.
 _SQLITE_INSERT = """
-INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at)
-SELECT f.chat_id, c.last_seq + f.n, f.sender_id, f.content, f.client_id, f.reply_to_id, :now
+INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to_id, created_at,
+    search_text)
+SELECT f.chat_id, c.last_seq + f.n, f.sender_id, f.content, f.client_id, f.reply_to_id, :now,
+    f.search_text
 FROM (
     SELECT i.*, row_number() OVER (PARTITION BY i.chat_id ORDER BY i.ord) AS n
     FROM (
         SELECT j.key AS ord, json_extract(j.value, '$[0]') AS chat_id,
             json_extract(j.value, '$[1]') AS sender_id, json_extract(j.value, '$[2]') AS content,
             json_extract(j.value, '$[3]') AS client_id,
-            json_extract(j.value, '$[4]') AS reply_to_id
+            json_extract(j.value, '$[4]') AS reply_to_id,
+            json_extract(j.value, '$[5]') AS search_text
         FROM json_each(:rows) j
     ) i
     WHERE NOT EXISTS (
@@ -305,7 +312,8 @@ async def store_sqlite(
     stamp = _bind_time(dialect)(now)
     run = _sqlite_transaction if transaction else _sqlite_batch
     try:
-        placed, found = await run_in_sqlite_thread(conn, run, rows, mentions, stamp)
+        texts = [terms.search_text(r.content) for r in rows]  # here: the stemmer's thread
+        placed, found = await run_in_sqlite_thread(conn, run, rows, texts, mentions, stamp)
     except sqlite3.IntegrityError as exc:
         raise IntegrityError("message batch", None, exc) from exc
     except sqlite3.Error as exc:  # as SQLAlchemy would raise it: the writer's handling applies
@@ -340,13 +348,14 @@ _RESENT_FIELDS = (
 def _sqlite_transaction(
     db: sqlite3.Connection,
     drafts: Sequence[NewMessage],
+    texts: Sequence[str],
     mentions: Mentions,
     stamp: Any,
 ) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
     """`_sqlite_batch` in a transaction of its own (the write lock taken up front)."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        result = placed, resent = _sqlite_batch(db, drafts, mentions, stamp)
+        result = placed, resent = _sqlite_batch(db, drafts, texts, mentions, stamp)
         if len(placed) + len(resent) < len(drafts):  # a chat is gone: the writer fails it,
             db.execute("ROLLBACK")  # and the writer stores the others again without it
         else:
@@ -361,12 +370,16 @@ def _sqlite_transaction(
 def _sqlite_batch(
     db: sqlite3.Connection,
     drafts: Sequence[NewMessage],
+    texts: Sequence[str],
     mentions: Mentions,
     stamp: Any,
 ) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
     """In the connection's thread, under the write lock: the batch's statements. Returns
     per new draft (by position) its message id and seq, and the stored rows of resends."""
-    rows = [[d.chat_id, d.user_id, d.content, d.client_id, d.reply_to] for d in drafts]
+    rows = [
+        [d.chat_id, d.user_id, d.content, d.client_id, d.reply_to, t]
+        for d, t in zip(drafts, texts, strict=True)
+    ]
     inserted = db.execute(_SQLITE_INSERT, {"rows": json.dumps(rows), "now": stamp})
     new_rows: dict[int, list[tuple[int, int]]] = defaultdict(list)  # chat: (seq, id)
     new_keys: set[tuple[int, str]] = set()

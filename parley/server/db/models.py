@@ -170,6 +170,9 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    # The stems of its words and file names (parley/server/messages/terms.py), indexed by
+    # FTS5 `messages_fts` on SQLite and the generated `search_vector` on PostgreSQL.
+    search_text: Mapped[str] = mapped_column(Text, default="")
 
 
 class MessageMention(Base):
@@ -248,3 +251,33 @@ class Ban(Base):
     reason: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class LinkPreview(Base):
+    """What a URL's page said when last fetched (link previews: one fetch per URL per
+    24 h); `image_key` the stored re-encoded image, if any."""
+
+    __tablename__ = "link_previews"
+
+    url: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    fetched_at: Mapped[datetime]
+    title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    site_name: Mapped[str | None] = mapped_column(Text)
+    image_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class MessagePreview(Base):
+    """A message's link preview; its image is an attachment row of the chat (not listed
+    among the message's attachments)."""
+
+    __tablename__ = "message_previews"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str] = mapped_column(String(2048))
+    title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    site_name: Mapped[str | None] = mapped_column(Text)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("attachments.id", ondelete="SET NULL"))

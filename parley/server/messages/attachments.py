@@ -11,13 +11,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server import images
 from parley.server.chats.access import access_member, get_membership
-from parley.server.db.models import Attachment
+from parley.server.db.models import Attachment, MessagePreview
 from parley.server.messages.service import access_message
 from parley.server.storage import Storage, new_key
 from parley.server.uploads import FilePart
@@ -121,7 +121,11 @@ async def delete_orphans(
             .where(
                 Attachment.id.in_(
                     select(Attachment.id)
-                    .where(Attachment.message_id.is_(None), Attachment.created_at < older_than)
+                    .where(
+                        Attachment.message_id.is_(None),
+                        Attachment.created_at < older_than,
+                        ~exists().where(MessagePreview.image_id == Attachment.id),
+                    )
                     .limit(batch)
                 )
             )
@@ -153,12 +157,15 @@ async def _may_see(
 ) -> bool:
     if await get_membership(session, attachment.chat_id, user_id) is None:
         return False
-    if attachment.message_id is None:
-        return attachment.uploader_id == user_id
-    try:
-        message = await access_message(
-            session, user_id=user_id, message_id=attachment.message_id, now=now
+    message_id = attachment.message_id
+    if message_id is None:  # an upload not sent yet, or a link preview's image
+        message_id = await session.scalar(
+            select(MessagePreview.message_id).where(MessagePreview.image_id == attachment.id)
         )
+        if message_id is None:
+            return attachment.uploader_id == user_id
+    try:
+        message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
     except errors.NotFound:
         return False
     return message.deleted_at is None

@@ -35,6 +35,7 @@ from parley.server.db.models import (
     UTCDateTime,
 )
 from parley.server.messages.public import attachment_fields, row_fields, sender_fields
+from parley.server.previews.stored import previews_of
 from parley.server.realtime import events, frames
 
 MAX_BYTES = 32 * 1024 * 1024  # of pages per process; past it the memory starts afresh
@@ -233,6 +234,7 @@ async def _decorate(session: AsyncSession, rows: list[Any]) -> list[dict[str, An
     reactions: dict[int, dict[str, list[int]]] = defaultdict(dict)
     attachments: dict[int, list[dict[str, Any]]] = defaultdict(list)
     mentions: dict[int, list[int]] = defaultdict(list)
+    previews = await previews_of(session, live) if live else {}
     if live:
         found = sorted(
             (await session.execute(_decorations(live, named))).all(), key=_decoration_order
@@ -251,6 +253,7 @@ async def _decorate(session: AsyncSession, rows: list[Any]) -> list[dict[str, An
             attachments=attachments.get(r.id, ()),
             reactions=reactions.get(r.id, {}),
             mentions=mentions.get(r.id, ()),
+            preview=previews.get(r.id),
         )
         for r in rows
     ]

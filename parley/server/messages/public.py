@@ -61,6 +61,7 @@ def public_fields(
     attachments: Sequence[Any] = (),
     reactions: Reactions = _NO_REACTIONS,
     mentions: Sequence[int] = (),
+    preview: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one place the public message is made: `MessagePublic`'s fields, in order."""
     deleted = deleted_at is not None
@@ -83,6 +84,7 @@ def public_fields(
             for emoji, users in reactions.items()
         ],
         "mentions": [] if deleted else list(mentions),
+        "preview": None if deleted else preview,
     }
 
 
@@ -93,6 +95,7 @@ def row_fields(
     attachments: Sequence[Any] = (),
     reactions: Reactions = _NO_REACTIONS,
     mentions: Sequence[int] = (),
+    preview: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`public_fields` of a stored message's row."""
     return public_fields(
@@ -109,6 +112,7 @@ def row_fields(
         attachments=attachments,
         reactions=reactions,
         mentions=mentions,
+        preview=preview,
     )
 
 

@@ -28,16 +28,18 @@ from parley.server.deps import (
     authenticate_caller,
     get_state,
 )
-from parley.server.messages import attachments, history, search, service
+from parley.server.messages import attachments, files, history, search, service
 from parley.server.messages.public import attachment_public
 from parley.server.messages.schemas import (
     AttachmentPublic,
+    ChatFilePublic,
     MessageCreate,
     MessagePublic,
     MessageUpdate,
     ReactionCreate,
     ReadMark,
 )
+from parley.server.previews import service as previews
 from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
@@ -144,6 +146,22 @@ async def delete_message(
     return Response(status_code=204)
 
 
+@router.delete("/messages/{message_id}/preview", status_code=204)
+async def remove_preview(
+    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    """The author removes the message's link preview."""
+    await previews.remove_preview(
+        session,
+        state.broker,
+        state.storage,
+        user_id=me.id,
+        message_id=message_id,
+        now=state.clock(),
+    )
+    return Response(status_code=204)
+
+
 @router.post("/messages/{message_id}/reactions")
 async def add_reaction(
     message_id: IdPath, body: ReactionCreate, me: CurrentUser, session: SessionDep, state: StateDep
@@ -222,6 +240,20 @@ async def download_attachment(
     )
 
 
+@router.get("/chats/{chat_id}/files")
+async def chat_files(
+    chat_id: IdPath,
+    me: CurrentUser,
+    session: SessionDep,
+    before: OptionalId = None,
+    limit: Limit = 50,
+) -> list[ChatFilePublic]:
+    """The attachments of the chat's messages, newest first (`before`: an attachment id)."""
+    return await files.chat_files(
+        session, user_id=me.id, chat_id=chat_id, before=before, limit=limit
+    )
+
+
 @router.get("/search")
 async def search_messages(
     me: CurrentUser,
@@ -229,14 +261,17 @@ async def search_messages(
     state: StateDep,
     q: Annotated[Plain, Query(min_length=1, max_length=200)],
     chat_id: OptionalId = None,
+    before: OptionalId = None,
     limit: Limit = 20,
 ) -> list[MessagePublic]:
-    """Messages of the caller's chats only, best match first, then newest."""
+    """Messages of the caller's chats only, newest first (`before`: a message id); the
+    query's words and operators as parley/server/messages/search.py reads them."""
     return await search.search_messages(
         session,
         user_id=me.id,
         q=q,
         chat_id=chat_id,
+        before=before,
         limit=min(limit, search.MAX_RESULTS),
         now=state.clock(),
     )

@@ -48,6 +48,16 @@ class ReactionPublic(BaseModel):
     user_ids: list[int]
 
 
+class PreviewPublic(BaseModel):
+    """A link preview: what the page of the message's first URL says about itself."""
+
+    url: str
+    title: str | None
+    description: str | None
+    site_name: str | None
+    image: AttachmentPublic | None
+
+
 class MessagePublic(BaseModel):
     id: int
     chat_id: int
@@ -62,3 +72,14 @@ class MessagePublic(BaseModel):
     attachments: list[AttachmentPublic]
     reactions: list[ReactionPublic]
     mentions: list[int]
+    preview: PreviewPublic | None = None
+
+
+class ChatFilePublic(BaseModel):
+    """An attachment of a chat's message, for the chat's files list."""
+
+    attachment: AttachmentPublic
+    message_id: int
+    seq: int
+    sender: SenderPublic | None
+    created_at: datetime

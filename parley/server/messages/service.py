@@ -37,9 +37,10 @@ from parley.server.messages.mentions import (
 )
 from parley.server.messages.public import as_public, attachment_public, row_fields
 from parley.server.messages.schemas import AttachmentPublic, MessagePublic
-from parley.server.messages.writer import Draft, Result, Writer
+from parley.server.messages.writer import Draft, Result, Writer, search_text_of
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.service import blocked_ids
+from parley.server.previews.stored import previews_of
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ChatFrame
@@ -85,6 +86,7 @@ async def messages_public(
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
     mentioned = await mentions_of(session, messages)
+    previews = await previews_of(session, ids) if attachments else {}
     return [
         as_public(
             row_fields(
@@ -93,6 +95,7 @@ async def messages_public(
                 attachments=attachments_of.get(m.id, ()),
                 reactions=reactions_of.get(m.id, {}),
                 mentions=mentioned.get(m.id, ()),
+                preview=previews.get(m.id),
             )
         )
         for m in messages
@@ -347,6 +350,7 @@ async def edit_message(
     if message.content == content:  # changes nothing: nothing written, nothing told
         return await message_public(session, message)
     message.content, message.edited_at = content, now
+    message.search_text = await search_text_of(session, message)
     await _update_mentions(session, message, editor_id=user_id)
     await session.commit()
     public = await message_public(session, message)
@@ -379,7 +383,7 @@ async def delete_message(
         _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
         if membership.role not in {"owner", "admin"}:
             raise errors.Forbidden("You cannot delete this message", code="not_author")
-    message.content, message.deleted_at = "", now
+    message.content, message.deleted_at, message.search_text = "", now, ""
     await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
     await clear_mentions(session, message.id)
     await session.commit()

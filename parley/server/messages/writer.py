@@ -39,8 +39,9 @@ from parley import errors
 from parley.clock import Clock
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.db import batch
-from parley.server.db.models import Attachment
+from parley.server.db.models import Attachment, Message
 from parley.server.db.session import is_race, is_unreachable
+from parley.server.messages import terms
 from parley.server.messages.mentions import mentions_by_send
 from parley.server.messages.public import (
     as_public,
@@ -128,6 +129,9 @@ class Writer:
         self.queue: asyncio.Queue[Draft] = asyncio.Queue(max_pending)
         self.max_batch, self.admit_timeout = max_batch, admit_timeout
         self.on_stored = on_stored
+        # Told of each batch's new messages once their senders have their answers (link
+        # previews: parley/server/previews/service.py).
+        self.on_delivered: Callable[[Sequence[MessagePublic]], None] | None = None
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
         self._task: asyncio.Task[None] | None = None
@@ -348,6 +352,8 @@ class Writer:
         self.stored += len(published)
         if self.on_stored is not None:
             self.on_stored(len(published))
+        if self.on_delivered is not None:
+            self.on_delivered([public for public, is_new in results if is_new])
 
 
 async def store_batch(
@@ -436,6 +442,19 @@ async def _link_attachments(session: AsyncSession, message: MessagePublic, draft
             "attachment_ids must be your own unsent uploads to this chat",
             code="validation_error",
         )
+    stored = await session.get(Message, message.id)
+    if stored is not None:  # its file names are searched too
+        stored.search_text = await search_text_of(session, stored)
+
+
+async def search_text_of(session: AsyncSession, message: Message) -> str:
+    """The stems a stored message is searched by: its content's and its files' names'."""
+    names = await session.execute(
+        select(Attachment.filename)
+        .where(Attachment.message_id == message.id)
+        .order_by(Attachment.id)
+    )
+    return terms.search_text(message.content, names.scalars())
 
 
 async def _attached(session: AsyncSession, message_id: int) -> list[Any]:

@@ -320,6 +320,15 @@ export const searchUsers = (q) => api.get('/users', { q, limit: 20 });
 export const searchChannels = (q) => api.get('/chats/public', { q });
 export const searchMessages = (q, chatId) => api.get('/search', { q, chat_id: chatId, limit: 50 });
 
+// ---- link previews and a chat's files ----------------------------------------------------
+
+export async function removePreview(msg) {
+  await api.del(`/messages/${msg.id}/preview`);
+  store.updateMessage({ ...msg, preview: null });
+}
+
+export const chatFiles = (chatId, before, limit) => api.get(`/chats/${chatId}/files`, { before, limit });
+
 /** Messages that mention me, newest first (`before`: a message id, for the next page). */
 export const loadMentions = (before) => api.get('/mentions', { before, limit: 30 });
 

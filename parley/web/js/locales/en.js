@@ -323,4 +323,11 @@ export default {
   'viewer.open': 'Open the original',
   'viewer.count': '{n} of {total}',
   'a11y.messages': 'Messages',
+  // search operators, link previews, a chat's files
+  'search.operators': 'Try "exact phrase", -word, from:name, in:chat, has:file, has:image, has:link, mentions:me, before:2026-01-31, after:2026-01-01',
+  'preview.remove': 'Remove the preview',
+  'files.tab': 'Files',
+  'files.none': 'No files in this chat yet',
+  'files.more': 'Show more',
+  'files.unknownSender': 'Deleted account',
 };

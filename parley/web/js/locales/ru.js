@@ -323,4 +323,11 @@ export default {
   'viewer.open': 'Открыть оригинал',
   'viewer.count': '{n} из {total}',
   'a11y.messages': 'Сообщения',
+  // search operators, link previews, a chat's files
+  'search.operators': 'Можно искать "точную фразу", исключать -слово, а также from:имя, in:чат, has:file, has:image, has:link, mentions:me, before:2026-01-31, after:2026-01-01',
+  'preview.remove': 'Убрать превью ссылки',
+  'files.tab': 'Файлы',
+  'files.none': 'В этом чате пока нет файлов',
+  'files.more': 'Показать ещё',
+  'files.unknownSender': 'Удалённый аккаунт',
 };

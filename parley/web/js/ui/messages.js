@@ -11,6 +11,7 @@ import { mountMessageKeys } from './a11y.js';
 import { userAvatar } from './avatar.js';
 import { openEmojiPicker } from './emoji.js';
 import { attempt, toast } from './toast.js';
+import { previewEl } from './preview.js';
 import { openViewer } from './viewer.js';
 
 const { state } = store;
@@ -129,7 +130,7 @@ function isGrouped(prev, msg) {
 function messageItem(msg, grouped) {
   const quoted = msg.reply_to ? state.byId.get(msg.reply_to) : null;
   const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped, msg.mentions,
-    quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length,
+    quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length, msg.preview,
     state.users.get(msg.sender.id)?.avatar_url]);
   return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
 }
@@ -197,6 +198,7 @@ function messageEl(msg, grouped, quoted) {
     msg.reply_to ? quoteEl(msg.reply_to, quoted) : null,
     contentEl(msg),
     msg.deleted ? null : attachmentsEl(msg.attachments || []),
+    msg.deleted ? null : previewEl(msg, mine),
     msg.deleted ? null : reactionsEl(msg)));
   if (!msg.deleted) el.append(actionsEl(msg, mine));
   return el;
