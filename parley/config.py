@@ -8,7 +8,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
@@ -160,6 +160,19 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
     shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
 
+    # Reach: registration modes, e-mail (docs/operations.md, "E-mail" and "Registration").
+    # The mode here is the default; an admin's PATCH /service/api/admin/settings overrides it.
+    registration: Literal["open", "invite", "closed"] = Field("open", alias="PARLEY_REGISTRATION")
+    public_url: str | None = Field(None, alias="PARLEY_PUBLIC_URL")  # where links in e-mails lead
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")  # unset: e-mail is off
+    smtp_port: int | None = Field(None, ge=1, le=65535, alias="SMTP_PORT")
+    smtp_user: str | None = Field(None, alias="SMTP_USER")
+    smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
+    smtp_from: str = Field("Parley <parley@localhost>", alias="SMTP_FROM")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field("starttls", alias="SMTP_TLS")
+    rate_forgot: str = Field("3/hour", alias="PARLEY_RATE_FORGOT")  # per address
+    rate_forgot_ip: str = Field("10/hour", alias="PARLEY_RATE_FORGOT_IP")  # per client IP
+
     @field_validator(
         "upstreams",
         "trusted_proxies",
@@ -284,6 +297,18 @@ class Settings(BaseSettings):
                 os.link(tmp, path)
             tmp.unlink()
         return path.read_text().strip()
+
+    @property
+    def public_base(self) -> str:
+        """The site's address for links sent out (e-mails, invites): PARLEY_PUBLIC_URL, else
+        the gateway on this machine."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{url_host(connect_host(self.host))}:{self.gateway_port}"
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     def make_data_dir(self) -> Path:
         """The data directory, created private (0700) when missing."""

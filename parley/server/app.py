@@ -37,6 +37,10 @@ from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.email.mailer import make_mailer
+from parley.server.email.routes import router as email_router
+from parley.server.instance.routes import router as instance_router
+from parley.server.invites.routes import router as invites_router
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
@@ -126,6 +130,8 @@ def make_state(
                 "typing": settings.rate_typing,
                 "login": settings.rate_login,
                 "login_ip": settings.rate_login_ip,
+                "forgot": settings.rate_forgot,
+                "forgot_ip": settings.rate_forgot_ip,
                 **protocol.frame_rates(settings.rate_frames),
             },
             redis_url=redis,
@@ -151,6 +157,14 @@ def make_state(
         issuer=Issuer(jwt_key, settings.access_ttl, settings.refresh_ttl, the_clock),
         avatar_urls=DataUrls(storage),
         started=the_clock.monotonic(),
+        mailer=make_mailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            sender=settings.smtp_from,
+            tls=settings.smtp_tls,
+        ),
     )
     return state
 
@@ -187,6 +201,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.broker.close()
         await state.storage.close()
         await state.outbound.aclose()
+        await state.mailer.aclose()
         await state.engine.dispose()
 
 
@@ -211,6 +226,9 @@ def create_app(
         messages_router,
         moderation_router,
         compat.router,
+        instance_router,
+        invites_router,
+        email_router,
     ):
         app.include_router(router)
     for path in WS_PATHS:

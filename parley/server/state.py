@@ -19,6 +19,7 @@ from parley.security import AccessTokens
 from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.service import Issuer
 from parley.server.cache import LoginSessions, SendChecks
+from parley.server.email.mailer import Mailer
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -60,3 +61,4 @@ class AppState:
     metrics: ServerMetrics | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
     warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once
+    mailer: Mailer = field(default_factory=Mailer)  # e-mail (email/mailer.py); off without SMTP
