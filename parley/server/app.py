@@ -447,3 +447,18 @@ async def promote_user(settings: Settings, username: str) -> bool:
             return await _promote(session, username=username)
     finally:
         await engine.dispose()
+
+
+async def password_reset_link(settings: Settings, username: str) -> str | None:
+    """A one-time password reset link for `username` (`parley reset-password`), or None."""
+    from parley.server.email.service import reset_link
+
+    await migrate_database(settings)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await reset_link(
+                session, username=username, base=settings.public_base, now=as_clock(None)()
+            )
+    finally:
+        await engine.dispose()

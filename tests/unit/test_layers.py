@@ -27,6 +27,9 @@ COMPOSITION = {
     "chats/routes.py",
     "messages/routes.py",
     "moderation/routes.py",
+    "email/routes.py",
+    "instance/routes.py",
+    "invites/routes.py",
 }
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [
@@ -43,6 +46,10 @@ SERVICES = [
     "parley.server.storage",
     "parley.server.images",
     "parley.server.cache",
+    "parley.server.email.service",
+    "parley.server.email.mailer",
+    "parley.server.instance.settings",
+    "parley.server.invites.service",
 ]
 
 

@@ -87,7 +87,7 @@ class Mailer:
                 username=config.user or None,
                 password=config.password or None,
                 use_tls=config.tls == "tls",
-                start_tls=True if config.tls == "starttls" else False,
+                start_tls=config.tls == "starttls",
                 timeout=TIMEOUT,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
