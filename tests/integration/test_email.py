@@ -210,7 +210,7 @@ async def forgot(http: httpx.AsyncClient, address: str) -> httpx.Response:
 async def test_forgot_answers_the_same_for_unknown_addresses(
     http: httpx.AsyncClient, inbox: Inbox
 ) -> None:
-    me, address = await register(http)
+    _, address = await register(http)
     unknown = f"nobody-{unique()}@example.com"
     known_answer, unknown_answer = await forgot(http, address), await forgot(http, unknown)
     assert known_answer.status_code == unknown_answer.status_code == 202
