@@ -9,6 +9,7 @@ import { dateFormat, t } from '../i18n.js';
 import * as store from '../state.js';
 import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
+import { inviteLinkSection } from './invites.js';
 import { attempt, toast } from './toast.js';
 
 const { state } = store;
@@ -24,7 +25,7 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
   const dialog = modal({
     title: t(`chatinfo.title.${chat.type}`),
     testid: 'chat-info-dialog',
-    body: [head, edit, chat.type === 'direct' ? null : h('h3', { class: 'section-label' }, t('chatinfo.members')), members, footer],
+    body: [head, edit, chat.type === 'direct' ? null : h('h3', { class: 'section-label' }, t('chatinfo.members')), members, inviteLinkSection(chat), footer],
   });
   let editing = false;
   let shown = '';
