@@ -172,6 +172,12 @@ class Settings(BaseSettings):
     smtp_tls: Literal["starttls", "tls", "none"] = Field("starttls", alias="SMTP_TLS")
     rate_forgot: str = Field("3/hour", alias="PARLEY_RATE_FORGOT")  # per address
     rate_forgot_ip: str = Field("10/hour", alias="PARLEY_RATE_FORGOT_IP")  # per client IP
+    # Web Push (docs/operations.md, "Web Push"): the VAPID key (base64url raw or DER;
+    # unset: generated once in the data dir), the idle window, whether content is shown.
+    vapid_private_key: str | None = Field(None, alias="PARLEY_VAPID_PRIVATE_KEY")
+    push_idle_seconds: float = Field(60.0, ge=0, alias="PARLEY_PUSH_IDLE_SECONDS")
+    push_content: Literal["on", "off"] = Field("on", alias="PARLEY_PUSH_CONTENT")
+    push_queue: int = Field(1000, ge=1, alias="PARLEY_PUSH_QUEUE")
 
     @field_validator(
         "upstreams",

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
+from email.utils import parseaddr
 from types import FrameType
 from typing import Any, cast
 
@@ -48,6 +49,9 @@ from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.routes import router as moderation_router
 from parley.server.outbound import Outbound
+from parley.server.push.keys import load_vapid
+from parley.server.push.routes import router as push_router
+from parley.server.push.sender import Pusher
 from parley.server.realtime import protocol
 from parley.server.realtime.broker import make_broker
 from parley.server.realtime.hub import Hub
@@ -185,6 +189,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.broker.start(state.hub.handle)
     await state.presence.start()
     state.writer.start()
+    if state.pusher is not None:
+        state.pusher.start()
     workers = start_workers(state)
     log.info("server ready (database: %s)", state.engine.dialect.name)
     try:
@@ -196,6 +202,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         await state.writer.close()
+        if state.pusher is not None:
+            await state.pusher.close()
         await state.presence.close()
         await state.hub.close()
         await state.broker.close()
@@ -220,6 +228,8 @@ def create_app(
         lambda: state.hub.connection_count, state.started, state.clock.monotonic
     )
     metrics.bind_database(state.engine)
+    state.pusher = _make_pusher(state, metrics)
+    state.writer.on_new = state.pusher.on_new
     for router in (
         accounts_router,
         chats_router,
@@ -229,6 +239,7 @@ def create_app(
         instance_router,
         invites_router,
         email_router,
+        push_router,
     ):
         app.include_router(router)
     for path in WS_PATHS:
@@ -245,6 +256,29 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _make_pusher(state: AppState, metrics: ServerMetrics) -> Pusher:
+    settings, hub = state.settings, state.hub
+
+    def is_active(user_id: int, seconds: float) -> bool:
+        since = hub.monotonic() - seconds
+        return any(conn.last_active > since for conn in hub.connections_of(user_id))
+
+    base = settings.public_base
+    sender = parseaddr(settings.smtp_from)[1] or "parley@localhost"
+    return Pusher(
+        state.sessions,
+        state.outbound,
+        load_vapid(settings.vapid_private_key, settings.data_dir),
+        state.clock,
+        subject=base if base.startswith("https://") else f"mailto:{sender}",
+        idle_seconds=settings.push_idle_seconds,
+        show_content=settings.push_content == "on",
+        is_active=is_active,
+        max_queue=settings.push_queue,
+        registry=metrics.registry,
+    )
 
 
 def _may_read_metrics(request: Request, settings: Settings) -> bool:

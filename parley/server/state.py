@@ -30,6 +30,7 @@ from parley.server.realtime.presence import Presence
 from parley.server.throttle import Throttle
 
 if TYPE_CHECKING:
+    from parley.server.push.sender import Pusher
     from parley.server.storage import Storage
 
 
@@ -62,3 +63,4 @@ class AppState:
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
     warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once
     mailer: Mailer = field(default_factory=Mailer)  # e-mail (email/mailer.py); off without SMTP
+    pusher: Pusher | None = None  # Web Push (push/sender.py), made with the metrics

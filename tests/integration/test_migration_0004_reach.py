@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.conftest import alembic_to
 
-REACH_TABLES = {"instance_settings", "invites", "email_tokens"}
+REACH_TABLES = {"instance_settings", "invites", "email_tokens", "push_subscriptions"}
 
 
 def _seed(conn: Connection) -> None:

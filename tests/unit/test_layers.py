@@ -30,6 +30,7 @@ COMPOSITION = {
     "email/routes.py",
     "instance/routes.py",
     "invites/routes.py",
+    "push/routes.py",
 }
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [
@@ -50,6 +51,9 @@ SERVICES = [
     "parley.server.email.mailer",
     "parley.server.instance.settings",
     "parley.server.invites.service",
+    "parley.server.push.service",
+    "parley.server.push.sender",
+    "parley.server.push.keys",
 ]
 
 

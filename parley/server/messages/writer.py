@@ -109,6 +109,7 @@ class Writer:
         admit_timeout: float = 1.0,
         on_stored: Callable[[int], None] | None = None,
         engine: Callable[[], AsyncEngine] | None = None,
+        on_new: Callable[[list[MessagePublic]], None] | None = None,
     ) -> None:
         """`engine`: the engine behind `sessions`, when `sessions` is not a plain
         sessionmaker (the application's follows its state); read once per batch, so a
@@ -118,6 +119,7 @@ class Writer:
         self.queue: asyncio.Queue[Draft] = asyncio.Queue(max_pending)
         self.max_batch, self.admit_timeout = max_batch, admit_timeout
         self.on_stored = on_stored
+        self.on_new = on_new  # the new messages once published (Web Push); must not block
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
         self._task: asyncio.Task[None] | None = None
@@ -308,6 +310,8 @@ class Writer:
         self.stored += len(published)
         if self.on_stored is not None:
             self.on_stored(len(published))
+        if self.on_new is not None and published:
+            self.on_new([public for public, is_new in results if is_new])
 
 
 async def store_batch(

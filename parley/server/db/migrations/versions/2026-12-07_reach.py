@@ -1,4 +1,4 @@
-"""reach: instance settings, invitations, e-mail verification and password-reset tokens
+"""reach: instance settings, invitations, e-mail tokens, Web Push subscriptions
 
 Revision ID: 0004_reach
 Revises: 0003
@@ -77,9 +77,32 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_email_tokens_token_hash")),
     )
     op.create_index(op.f("ix_email_tokens_user_id"), "email_tokens", ["user_id"], unique=False)
+    op.create_table(
+        "push_subscriptions",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("user_id", ID, nullable=False),
+        sa.Column("endpoint", sa.String(length=2048), nullable=False),
+        sa.Column("endpoint_key", sa.String(length=64), nullable=False),
+        sa.Column("p256dh", sa.String(length=128), nullable=False),
+        sa.Column("auth", sa.String(length=64), nullable=False),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_push_subscriptions_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_push_subscriptions")),
+        sa.UniqueConstraint("endpoint_key", name=op.f("uq_push_subscriptions_endpoint_key")),
+    )
+    op.create_index(
+        op.f("ix_push_subscriptions_user_id"), "push_subscriptions", ["user_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_push_subscriptions_user_id"), table_name="push_subscriptions")
+    op.drop_table("push_subscriptions")
     op.drop_index(op.f("ix_email_tokens_user_id"), table_name="email_tokens")
     op.drop_table("email_tokens")
     op.drop_index(op.f("ix_invites_chat_id"), table_name="invites")
