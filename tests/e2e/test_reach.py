@@ -222,3 +222,38 @@ def test_an_admin_invitation_in_invite_only_mode(
         newcomer.wait_for_url("**/chat*")
     finally:
         admin_api.http.patch("/service/api/admin/settings", json={"registration": "open"})
+
+
+def test_settings_show_the_address_unconfirmed_until_the_mailed_link(
+    page_at: Callable[..., Any], reach_url: str, inbox: Inbox
+) -> None:
+    page = page_at()
+    name = f"mailer_{int(time.time() * 1000) % 10**8}"
+    address = f"{name}@example.com"
+    page.goto("/register")
+    page.get_by_test_id("register-username").fill(name)
+    page.get_by_test_id("register-email").fill(address)
+    page.get_by_test_id("register-password").fill(PASSWORD)
+    page.get_by_test_id("register-submit").click()
+    page.wait_for_url("**/chat*")
+    page.get_by_test_id("settings-button").click()
+    state = page.get_by_test_id("email-state")
+    state.wait_for()
+    assert "not confirmed" in state.inner_text() and address in state.inner_text()
+    assert page.get_by_test_id("push-enable").is_visible()
+    shot(page, "reach-settings-email")
+    page.get_by_test_id("email-resend").click()
+    second = inbox.wait(address, 2)[1]
+    confirm = page_at()
+    confirm.goto(link_in(second, "/verify-email"))
+    result = confirm.get_by_test_id("verify-result")
+    confirm.wait_for_function(
+        "el => el.textContent.includes('confirmed')", arg=result.element_handle()
+    )
+    page.reload()
+    page.get_by_test_id("settings-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=email-state]')?.textContent"
+        ".includes(' is confirmed')"
+    )
+    assert page.errors == [] and confirm.errors == []

@@ -9,6 +9,7 @@ import * as store from '../state.js';
 import { formatUntil } from './chatinfo.js';
 import { modal } from './dialogs.js';
 import { adminInvitesDialog } from './invites.js';
+import { reachSettingsSection } from './push.js';
 import { userAvatar } from './avatar.js';
 import { attempt, toast } from './toast.js';
 
@@ -29,7 +30,7 @@ export function settingsDialog({ tab = 'password' } = {}) {
   const invites = state.me?.is_admin ? h('button', {
     type: 'button', class: 'btn btn-small', testid: 'open-admin-invites', onclick: () => adminInvitesDialog(),
   }, t('reach.admin.open')) : null;
-  const dialog = modal({ title: t('settings.title'), testid: 'settings-dialog', body: [tabBar, body, invites] });
+  const dialog = modal({ title: t('settings.title'), testid: 'settings-dialog', body: [tabBar, body, reachSettingsSection(), invites] });
   let offs = [];
   const show = (name) => {
     offs.forEach((off) => off());
