@@ -104,7 +104,11 @@ async def audience(
 ) -> tuple[Chat | None, dict[int, list[PushSubscription]]]:
     """Who should hear of a new message, with their subscriptions: in a direct chat the
     other member, elsewhere the members it mentions; never the sender, never someone who
-    blocks the sender, nobody who muted the chat unless mentioned."""
+    blocks the sender, nobody who muted the chat unless mentioned. Where nobody has
+    subscribed at all, one read of the (empty) subscriptions and nothing else."""
+    anyone = await session.execute(select(PushSubscription.id).limit(1))
+    if anyone.first() is None:
+        return None, {}
     chat = await session.get(Chat, chat_id)
     if chat is None:
         return None, {}
