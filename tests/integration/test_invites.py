@@ -274,3 +274,24 @@ async def test_links_refused_for_direct_chats_admin_codes_and_banned_users(
     assert denied.status_code == 403 and denied.json()["code"] == "user_banned"
     members = await client.get(f"/service/api/chats/{group['id']}/members", headers=owner.headers)
     assert banned.id not in [m["user"]["id"] for m in members.json()]
+
+
+async def test_the_mode_and_invites_hold_on_every_server(pg_url: str, tmp_path: Any) -> None:
+    """Two servers on one PostgreSQL and one Redis: an admin's PATCH on one is what the
+    other follows, and an invite made on one is used up on the other."""
+    from tests.integration.test_two_servers import _servers
+
+    async with _servers(tmp_path, pg_url) as pair:
+        admin = await make_user(pair.http_a)
+        async with pair.a.state.sessions() as session:
+            assert await promote_user(session, username=admin.username)
+        changed = await pair.http_a.patch(
+            "/service/api/admin/settings", json={"registration": "invite"}, headers=admin.headers
+        )
+        assert changed.status_code == 200
+        refused = await register(pair.http_b)
+        assert refused.status_code == 403 and refused.json()["code"] == "invite_required"
+        invite = await admin_invite(pair.http_b, admin, max_uses=1)
+        assert (await register(pair.http_a, invite=invite["code"])).status_code == 201
+        spent = await register(pair.http_b, invite=invite["code"])
+        assert spent.status_code == 410 and spent.json()["code"] == "invite_invalid"
