@@ -1,4 +1,4 @@
-"""The `parley` command: serve, server, gateway, migrate, users promote."""
+"""The `parley` command: serve, server, gateway, migrate, users promote, reset-password."""
 
 from __future__ import annotations
 
@@ -93,6 +93,18 @@ def _cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.server.app import password_reset_link
+
+    link = asyncio.run(password_reset_link(settings, args.username))
+    if link is None:
+        print(f"No user named {args.username!r}.", file=sys.stderr)
+        return 1
+    print(f"A one-time link to reset the password of {args.username} (valid for an hour):")
+    print(link)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley chat service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +131,12 @@ def make_parser() -> argparse.ArgumentParser:
     promote.add_argument("username")
     _add_common(promote)
     promote.set_defaults(func=_cmd_promote)
+    reset = sub.add_parser(
+        "reset-password", help="print a one-time password reset link (no e-mail needed)"
+    )
+    reset.add_argument("username")
+    _add_common(reset)
+    reset.set_defaults(func=_cmd_reset_password)
     return parser
 
 

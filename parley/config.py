@@ -8,7 +8,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
@@ -162,6 +162,25 @@ class Settings(BaseSettings):
     # Link previews: the server fetches the first URL of a new message (on | off).
     link_previews: bool = Field(True, alias="PARLEY_LINK_PREVIEWS")
 
+    # Reach: registration modes, e-mail (docs/operations.md, "E-mail" and "Registration").
+    # The mode here is the default; an admin's PATCH /service/api/admin/settings overrides it.
+    registration: Literal["open", "invite", "closed"] = Field("open", alias="PARLEY_REGISTRATION")
+    public_url: str | None = Field(None, alias="PARLEY_PUBLIC_URL")  # where links in e-mails lead
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")  # unset: e-mail is off
+    smtp_port: int | None = Field(None, ge=1, le=65535, alias="SMTP_PORT")
+    smtp_user: str | None = Field(None, alias="SMTP_USER")
+    smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
+    smtp_from: str = Field("Parley <parley@localhost>", alias="SMTP_FROM")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field("starttls", alias="SMTP_TLS")
+    rate_forgot: str = Field("3/hour", alias="PARLEY_RATE_FORGOT")  # per address
+    rate_forgot_ip: str = Field("10/hour", alias="PARLEY_RATE_FORGOT_IP")  # per client IP
+    # Web Push (docs/operations.md, "Web Push"): the VAPID key (base64url raw or DER;
+    # unset: generated once in the data dir), the idle window, whether content is shown.
+    vapid_private_key: str | None = Field(None, alias="PARLEY_VAPID_PRIVATE_KEY")
+    push_idle_seconds: float = Field(60.0, ge=0, alias="PARLEY_PUSH_IDLE_SECONDS")
+    push_content: Literal["on", "off"] = Field("on", alias="PARLEY_PUSH_CONTENT")
+    push_queue: int = Field(1000, ge=1, alias="PARLEY_PUSH_QUEUE")
+
     @field_validator(
         "upstreams",
         "trusted_proxies",
@@ -286,6 +305,18 @@ class Settings(BaseSettings):
                 os.link(tmp, path)
             tmp.unlink()
         return path.read_text().strip()
+
+    @property
+    def public_base(self) -> str:
+        """The site's address for links sent out (e-mails, invites): PARLEY_PUBLIC_URL, else
+        the gateway on this machine."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{url_host(connect_host(self.host))}:{self.gateway_port}"
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     def make_data_dir(self) -> Path:
         """The data directory, created private (0700) when missing."""

@@ -28,7 +28,7 @@ from parley.gateway.balancer import UpstreamPool
 from parley.gateway.exchange import Exchange, record, request_id, route_template, wrap_send
 from parley.gateway.forwarding import Forwarding
 from parley.gateway.metrics import GatewayMetrics
-from parley.gateway.pages import PAGES, WebClient
+from parley.gateway.pages import PAGE_PREFIXES, PAGES, WebClient
 from parley.gateway.proxy import HttpProxy
 from parley.gateway.ratelimit import Decision, RateLimits
 from parley.gateway.wsproxy import WebSocketRelay
@@ -85,6 +85,10 @@ class Gateway:
     def _routes(self) -> list[Route | Mount | WebSocketRoute]:
         methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         pages = [Route(path, self.web.page, methods=["GET", "HEAD"]) for path in PAGES]
+        pages += [
+            Route(prefix + "{value}", self.web.page, methods=["GET", "HEAD"])
+            for prefix in PAGE_PREFIXES
+        ]
         proxy = _Asgi(self._proxy)
         return [
             *pages,

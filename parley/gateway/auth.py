@@ -20,9 +20,17 @@ _PUBLIC_PATHS = frozenset(
         "/service/api/register",
         "/service/api/login",
         "/service/api/refresh",
+        "/service/api/email/verify",
+        "/service/api/password/forgot",
+        "/service/api/password/reset",
+        "/reset-password",
+        "/verify-email",
     }
 )
 _PUBLIC_POSTS = frozenset({"/api/v1/users", "/api/v1/users/"})
+# Invitations: the preview (`GET /service/api/invites/{code}`) and the page `/invite/{code}`
+# are public; accepting (`…/accept`) needs a token.
+_PUBLIC_PREFIXES = ("/service/api/invites/", "/invite/")
 
 TOKEN_SOURCES: tuple[TokenSource, ...] = ("header", "cookie", "query")
 """Where the gateway looks for the access token, in this order (`find_credentials`)."""
@@ -32,6 +40,9 @@ def is_public(method: str, path: str) -> bool:
     """The public routes of API.md; every other route needs a valid access token."""
     if path in _PUBLIC_PATHS or path.startswith("/static/"):
         return True
+    if method in ("GET", "HEAD") and path.startswith(_PUBLIC_PREFIXES):
+        rest = path.split("/")[-1]
+        return bool(rest) and path.count("/") == (4 if path.startswith("/service/") else 2)
     return method == "POST" and path in _PUBLIC_POSTS
 
 

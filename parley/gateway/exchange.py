@@ -17,7 +17,7 @@ from starlette.types import Message, Scope, Send
 
 from parley.gateway.forwarding import strip_token
 from parley.gateway.metrics import GatewayMetrics
-from parley.gateway.pages import CSP, PAGES
+from parley.gateway.pages import CSP, PAGE_PREFIXES, PAGES
 
 access_logger = logging.getLogger("parley.gateway.access")
 
@@ -38,7 +38,11 @@ def route_template(scope: Scope) -> str:
         return "/ws" if path in ("/ws", "/service/ws") else "other"
     if path in PAGES or path in ("/metrics", "/health", "/stats"):
         return path
-    for prefix, template in (("/static/", "/static/*"), ("/service/", "/service/*")):
+    for prefix, template in (
+        ("/static/", "/static/*"),
+        ("/service/", "/service/*"),
+        *((prefix, prefix + "*") for prefix in PAGE_PREFIXES),
+    ):
         if path.startswith(prefix):
             return template
     if path == "/api/v1" or path.startswith("/api/v1/"):

@@ -25,7 +25,11 @@ PAGES = {
     "/chat": "chat.html",
     "/login": "login.html",
     "/register": "register.html",
+    "/reset-password": "reset.html",
+    "/verify-email": "reset.html",
 }
+# Pages whose path carries a value: `/invite/{code}` (the client reads it from the URL).
+PAGE_PREFIXES = {"/invite/": "invite.html"}
 _PAGE_CACHE = b"no-cache"
 _STATIC_CACHE = b"public, max-age=300"
 _HASHED_CACHE = b"public, max-age=31536000, immutable"
@@ -39,12 +43,16 @@ class WebClient:
         self.assets = Assets(static_dir)
         self.pages = {
             name: self.assets.render_page(name)
-            for name in set(PAGES.values())
+            for name in set(PAGES.values()) | set(PAGE_PREFIXES.values())
             if (static_dir / name).is_file()
         }
 
     async def page(self, request: Request) -> Response:
-        page = self.pages.get(PAGES[request.url.path])
+        path = request.url.path
+        name = PAGES.get(path) or next(
+            (page for prefix, page in PAGE_PREFIXES.items() if path.startswith(prefix)), ""
+        )
+        page = self.pages.get(name)
         if page is None:
             return error_response(404, "Not found", "not_found")
         return _page_response(page, request.headers.get("if-none-match"))

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
+from email.utils import parseaddr
 from types import FrameType
 from typing import Any, cast
 
@@ -37,6 +38,10 @@ from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.email.mailer import make_mailer
+from parley.server.email.routes import router as email_router
+from parley.server.instance.routes import router as instance_router
+from parley.server.invites.routes import router as invites_router
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
@@ -45,6 +50,9 @@ from parley.server.metrics import ServerMetrics
 from parley.server.moderation.routes import router as moderation_router
 from parley.server.outbound import Outbound
 from parley.server.previews.service import LinkPreviews
+from parley.server.push.keys import load_vapid
+from parley.server.push.routes import router as push_router
+from parley.server.push.sender import Pusher
 from parley.server.realtime import protocol
 from parley.server.realtime.broker import make_broker
 from parley.server.realtime.hub import Hub
@@ -127,6 +135,8 @@ def make_state(
                 "typing": settings.rate_typing,
                 "login": settings.rate_login,
                 "login_ip": settings.rate_login_ip,
+                "forgot": settings.rate_forgot,
+                "forgot_ip": settings.rate_forgot_ip,
                 **protocol.frame_rates(settings.rate_frames),
             },
             redis_url=redis,
@@ -152,6 +162,14 @@ def make_state(
         issuer=Issuer(jwt_key, settings.access_ttl, settings.refresh_ttl, the_clock),
         avatar_urls=DataUrls(storage),
         started=the_clock.monotonic(),
+        mailer=make_mailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            sender=settings.smtp_from,
+            tls=settings.smtp_tls,
+        ),
     )
     if settings.link_previews:
         state.previews = LinkPreviews(
@@ -161,7 +179,7 @@ def make_state(
             broker=broker,
             clock=the_clock,
         )
-        state.writer.on_delivered = state.previews.offer
+        state.writer.on_new.append(state.previews.offer)
     return state
 
 
@@ -183,6 +201,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.writer.start()
     if state.previews is not None:
         state.previews.start()
+    if state.pusher is not None:
+        state.pusher.start()
     workers = start_workers(state)
     log.info("server ready (database: %s)", state.engine.dialect.name)
     try:
@@ -196,11 +216,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.writer.close()
         if state.previews is not None:
             await state.previews.stop()
+        if state.pusher is not None:
+            await state.pusher.close()
         await state.presence.close()
         await state.hub.close()
         await state.broker.close()
         await state.storage.close()
         await state.outbound.aclose()
+        await state.mailer.aclose()
         await state.engine.dispose()
 
 
@@ -219,12 +242,18 @@ def create_app(
         lambda: state.hub.connection_count, state.started, state.clock.monotonic
     )
     metrics.bind_database(state.engine)
+    state.pusher = _make_pusher(state, metrics)
+    state.writer.on_new.append(state.pusher.on_new)
     for router in (
         accounts_router,
         chats_router,
         messages_router,
         moderation_router,
         compat.router,
+        instance_router,
+        invites_router,
+        email_router,
+        push_router,
     ):
         app.include_router(router)
     for path in WS_PATHS:
@@ -241,6 +270,29 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _make_pusher(state: AppState, metrics: ServerMetrics) -> Pusher:
+    settings, hub = state.settings, state.hub
+
+    def is_active(user_id: int, seconds: float) -> bool:
+        since = hub.monotonic() - seconds
+        return any(conn.last_active > since for conn in hub.connections_of(user_id))
+
+    base = settings.public_base
+    sender = parseaddr(settings.smtp_from)[1] or "parley@localhost"
+    return Pusher(
+        state.sessions,
+        state.outbound,
+        load_vapid(settings.vapid_private_key, settings.data_dir),
+        state.clock,
+        subject=base if base.startswith("https://") else f"mailto:{sender}",
+        idle_seconds=settings.push_idle_seconds,
+        show_content=settings.push_content == "on",
+        is_active=is_active,
+        max_queue=settings.push_queue,
+        registry=metrics.registry,
+    )
 
 
 def _may_read_metrics(request: Request, settings: Settings) -> bool:
@@ -446,5 +498,20 @@ async def promote_user(settings: Settings, username: str) -> bool:
     try:
         async with make_sessionmaker(engine)() as session:
             return await _promote(session, username=username)
+    finally:
+        await engine.dispose()
+
+
+async def password_reset_link(settings: Settings, username: str) -> str | None:
+    """A one-time password reset link for `username` (`parley reset-password`), or None."""
+    from parley.server.email.service import reset_link
+
+    await migrate_database(settings)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await reset_link(
+                session, username=username, base=settings.public_base, now=as_clock(None)()
+            )
     finally:
         await engine.dispose()

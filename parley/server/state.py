@@ -19,6 +19,7 @@ from parley.security import AccessTokens
 from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.service import Issuer
 from parley.server.cache import LoginSessions, SendChecks
+from parley.server.email.mailer import Mailer
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -30,6 +31,7 @@ from parley.server.realtime.presence import Presence
 from parley.server.throttle import Throttle
 
 if TYPE_CHECKING:
+    from parley.server.push.sender import Pusher
     from parley.server.storage import Storage
 
 
@@ -62,3 +64,5 @@ class AppState:
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
     warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once
     previews: LinkPreviews | None = None  # PARLEY_LINK_PREVIEWS on (previews/service.py)
+    mailer: Mailer = field(default_factory=Mailer)  # e-mail (email/mailer.py); off without SMTP
+    pusher: Pusher | None = None  # Web Push (push/sender.py), made with the metrics

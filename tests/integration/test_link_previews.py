@@ -225,5 +225,5 @@ def test_link_previews_can_be_turned_off(tmp_path: Path) -> None:
     assert Settings(PARLEY_LINK_PREVIEWS="off", PARLEY_DATA_DIR=tmp_path).link_previews is False  # type: ignore[call-arg]
     on = create_app(test_settings(tmp_path / "on"))
     off = create_app(test_settings(tmp_path / "off", PARLEY_LINK_PREVIEWS="off"))
-    assert on.state.parley.previews is not None and on.state.parley.writer.on_delivered
-    assert off.state.parley.previews is None and off.state.parley.writer.on_delivered is None
+    assert on.state.parley.previews is not None and on.state.parley.writer.on_new
+    assert off.state.parley.previews is None and off.state.parley.writer.on_new == []

@@ -28,6 +28,10 @@ COMPOSITION = {
     "chats/routes.py",
     "messages/routes.py",
     "moderation/routes.py",
+    "email/routes.py",
+    "instance/routes.py",
+    "invites/routes.py",
+    "push/routes.py",
 }
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [
@@ -44,6 +48,13 @@ SERVICES = [
     "parley.server.storage",
     "parley.server.images",
     "parley.server.cache",
+    "parley.server.email.service",
+    "parley.server.email.mailer",
+    "parley.server.instance.settings",
+    "parley.server.invites.service",
+    "parley.server.push.service",
+    "parley.server.push.sender",
+    "parley.server.push.keys",
 ]
 
 

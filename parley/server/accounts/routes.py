@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.credentials import ACCESS_COOKIE
@@ -20,6 +21,7 @@ from parley.server.accounts.schemas import (
     TokenPair,
     UserPublic,
 )
+from parley.server.db.models import User
 from parley.server.deps import (
     REFRESH_COOKIE,
     AppState,
@@ -32,6 +34,10 @@ from parley.server.deps import (
     check_origin,
     client_ip,
 )
+from parley.server.email import service as email
+from parley.server.email import templates
+from parley.server.instance import settings as instance
+from parley.server.invites import service as invites
 from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
@@ -78,12 +84,39 @@ def _clear_cookies(response: Response) -> None:
 async def register(
     body: Register, request: Request, response: Response, session: SessionDep, state: StateDep
 ) -> TokenPair:
+    now = state.clock()
+    mode = await instance.read(session, state.settings, "registration")
+    invite = await invites.check_registration(session, mode=mode, code=body.invite, now=now)
+    await session.commit()  # no transaction held across the password's hashing
+
+    async def use_invite(session: AsyncSession, _user: User) -> None:
+        if invite is not None:
+            await invites.use_for_registration(session, invite, now=now)
+
     user = await service.create_user(
         session,
         username=body.username,
         email=str(body.email),
         password=body.password,
         display_name=body.display_name,
+        on_created=use_invite,
+    )
+    if invite is not None:
+        await invites.join_invited_chats(
+            session,
+            state.broker,
+            user_id=user.id,
+            invite=invite,
+            max_chats=state.settings.max_chats_per_user,
+            now=now,
+        )
+    await email.send_verification(
+        session,
+        state.mailer,
+        user=user,
+        base=state.settings.public_base,
+        language=templates.language_of(request.headers.get("accept-language")),
+        now=now,
     )
     agent = request.headers.get("user-agent", "")
     tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent)
@@ -160,8 +193,9 @@ async def get_profile(me: CurrentUser, state: StateDep) -> UserPublic:
 
 @router.patch("/profile")
 async def update_profile(
-    body: ProfileUpdate, me: CurrentUser, session: SessionDep, state: StateDep
+    body: ProfileUpdate, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> UserPublic:
+    old_email = me.user.email_key
     user = await service.update_profile(
         session,
         state.broker,
@@ -170,6 +204,15 @@ async def update_profile(
         bio=body.bio,
         email=str(body.email) if body.email else None,
     )
+    if user.email_key != old_email:
+        await email.send_verification(
+            session,
+            state.mailer,
+            user=user,
+            base=state.settings.public_base,
+            language=templates.language_of(request.headers.get("accept-language")),
+            now=state.clock(),
+        )
     return service.user_public(user, own=True, online=state.hub.is_online(me.id))
 
 

@@ -37,6 +37,7 @@ class Register(Strict):
     email: EmailStr
     password: Password
     display_name: Name | None = None
+    invite: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class Login(Strict):
@@ -71,13 +72,14 @@ class UserPublic(BaseModel):
     created_at: datetime
     email: str | None = Field(default=None)
     avatar_data_url: str | None = Field(default=None)
+    email_verified: bool | None = Field(default=None)
 
     @model_serializer(mode="wrap")
     def _drop_private(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # `email` is only for the owner and `avatar_data_url` only on the single-user route
         # (null there when there is no avatar): each appears only where it was set.
         data: dict[str, Any] = handler(self)
-        for key in ("email", "avatar_data_url"):
+        for key in ("email", "avatar_data_url", "email_verified"):
             if key not in self.model_fields_set:
                 data.pop(key, None)
         return data

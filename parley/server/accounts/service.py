@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +23,7 @@ from parley.security import (
 from parley.security import verify_password as _verify_password
 from parley.server.accounts.schemas import UserPublic
 from parley.server.chats.general import join_general
-from parley.server.db.models import Ban, RefreshToken, User
+from parley.server.db.models import Ban, EmailToken, RefreshToken, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.db.unit import publish_on_commit
 from parley.server.realtime.broker import Broker
@@ -82,6 +82,7 @@ def user_public(user: User, *, online: bool = False, own: bool = False) -> UserP
     )
     if own:
         public.email = user.email
+        public.email_verified = user.email_verified_at is not None
     return public
 
 
@@ -112,8 +113,10 @@ async def create_user(
     email: str,
     password: str,
     display_name: str | None = None,
+    on_created: Callable[[AsyncSession, User], Awaitable[None]] | None = None,
 ) -> User:
-    """Creates the user and joins it to `general`; commits. 409 on a taken name or email."""
+    """Creates the user and joins it to `general`; commits. 409 on a taken name or email.
+    `on_created` runs in the same transaction, once the user has its id (an invite's use)."""
     # Hashed before any query: argon2 takes a while, and no transaction (on SQLite, the
     # write lock) may be held meanwhile.
     password_hash = await asyncio.to_thread(hash_password, password)
@@ -135,6 +138,8 @@ async def create_user(
         await session.rollback()
         await _check_free(session, username=username, email=email)
         raise errors.Conflict("Username or email already taken") from exc
+    if on_created is not None:
+        await on_created(session, user)
     await join_general(session, user.id)
     await session.commit()
     return user
@@ -303,6 +308,15 @@ async def change_password(
         raise errors.Forbidden("Current password is wrong", code="invalid_credentials")
     new_hash = await asyncio.to_thread(hash_password, new_password)
     user.password_hash = new_hash
+    await session.execute(  # a reset link sent before the change no longer works
+        update(EmailToken)
+        .where(
+            EmailToken.user_id == user.id,
+            EmailToken.purpose == "reset",
+            EmailToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
     await session.flush()
     await revoke_sessions(session, broker, user_id=user.id, keep=session_id, now=now)
 
@@ -327,6 +341,7 @@ async def update_profile(
         if clash.first() is not None:
             raise errors.Conflict("This email is already registered", code="email_taken")
         user.email, user.email_key = email, email.lower()
+        user.email_verified_at = None  # the new address is confirmed by its own link
     await session.commit()
     return user
 

@@ -209,12 +209,20 @@ async def join_chat(
     chat_id: int,
     max_chats: int,
     now: datetime,
+    invited: bool = False,
 ) -> tuple[Chat, Membership]:
-    """Public channels only; joining twice is harmless; TooManyChats past `max_chats`."""
-    chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
+    """Public channels only, or any group or channel when `invited` (an invite was checked);
+    joining twice is harmless; TooManyChats past `max_chats`."""
+    if invited:
+        chat = await session.get(Chat, chat_id)
+        if chat is None or chat.type == "direct":
+            raise errors.NotFound("No such chat", code="chat_not_found")
+        membership = await session.get(Membership, (chat_id, user_id))
+    else:
+        chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
     if membership is not None:
         return chat, membership
-    if not chat.is_public:
+    if not chat.is_public and not invited:
         raise errors.NotFound("No such chat", code="chat_not_found")
     await check_room(session, [user_id], max_chats=max_chats)
     membership = Membership(chat_id=chat_id, user_id=user_id, role="member")

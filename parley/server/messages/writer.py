@@ -129,9 +129,9 @@ class Writer:
         self.queue: asyncio.Queue[Draft] = asyncio.Queue(max_pending)
         self.max_batch, self.admit_timeout = max_batch, admit_timeout
         self.on_stored = on_stored
-        # Told of each batch's new messages once their senders have their answers (link
-        # previews: parley/server/previews/service.py).
-        self.on_delivered: Callable[[Sequence[MessagePublic]], None] | None = None
+        # Told of each batch's new messages once their senders have their answers, in
+        # order (link previews, Web Push); each must return at once (queue, never await).
+        self.on_new: list[Callable[[Sequence[MessagePublic]], None]] = []
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
         self._task: asyncio.Task[None] | None = None
@@ -352,8 +352,9 @@ class Writer:
         self.stored += len(published)
         if self.on_stored is not None:
             self.on_stored(len(published))
-        if self.on_delivered is not None:
-            self.on_delivered([public for public, is_new in results if is_new])
+        new = [public for public, is_new in results if is_new]
+        for listener in self.on_new if new else ():
+            listener(new)
 
 
 async def store_batch(

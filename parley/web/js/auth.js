@@ -1,6 +1,7 @@
 // Sign-in and registration pages: submit the form, show the server's errors by the field.
 
 import { ApiError, hasSessionHint, rememberSession, request } from './api.js';
+import { safeNext } from './recovery.js';
 import { errorText, LANGUAGES, locale, onLocaleChange, setLocale, t, translateDom } from './i18n.js';
 
 translateDom();
@@ -8,6 +9,10 @@ onLocaleChange(() => translateDom());
 mountLanguageSelect();
 
 const form = document.getElementById('auth-form');
+// Reach: `?invite=CODE` (an admin's invitation) is sent with the registration; `?next=/path`
+// (an invitation page) is where a successful sign-in leads.
+const params = new URLSearchParams(location.search);
+const nextPath = safeNext(params.get('next'));
 const mode = form.dataset.mode; // "login" | "register"
 const FIELDS = mode === 'login' ? ['username', 'password'] : ['username', 'email', 'display_name', 'password'];
 const formError = form.querySelector('.form-error');
@@ -57,6 +62,7 @@ function payload() {
     data[name] = name === 'password' ? value : value.trim();
   }
   if (mode === 'register' && !data.display_name) delete data.display_name;
+  if (mode === 'register' && params.get('invite')) data.invite = params.get('invite'); // reach
   return data;
 }
 
@@ -87,7 +93,7 @@ form.addEventListener('submit', async (event) => {
     rememberSession();
     // A new account starts in #general with a short welcome (see app.js).
     if (mode === 'register') sessionStorage.setItem('parley.welcome', '1');
-    location.replace('/chat');
+    location.replace(nextPath || '/chat');
   } catch (error) {
     showServerError(error);
     submit.disabled = false;
@@ -103,7 +109,7 @@ form.addEventListener('input', (event) => {
 // Already signed in: skip the form. Only the hint left by a sign-in is checked, so a
 // signed-out visitor's page makes no request that fails (no 401 in the console); if the
 // session has ended meanwhile, the chat page clears the hint and comes back here.
-if (hasSessionHint()) location.replace('/chat');
+if (hasSessionHint()) location.replace(nextPath || '/chat');
 
 function mountLanguageSelect() {
   const select = document.getElementById('lang-select');

@@ -10,6 +10,7 @@ import * as store from '../state.js';
 import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
 import { infoTabs } from './files.js';
+import { inviteLinkSection } from './invites.js';
 import { attempt, toast } from './toast.js';
 
 const { state } = store;
@@ -25,7 +26,7 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
   const dialog = modal({
     title: t(`chatinfo.title.${chat.type}`),
     testid: 'chat-info-dialog',
-    body: [head, edit, ...infoTabs(chat, members), footer],
+    body: [head, edit, ...infoTabs(chat, members), inviteLinkSection(chat), footer],
   });
   let editing = false;
   let shown = '';

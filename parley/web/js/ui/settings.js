@@ -8,6 +8,8 @@ import { t } from '../i18n.js';
 import * as store from '../state.js';
 import { formatUntil } from './chatinfo.js';
 import { modal } from './dialogs.js';
+import { adminInvitesDialog } from './invites.js';
+import { reachSettingsSection } from './push.js';
 import { userAvatar } from './avatar.js';
 import { attempt, toast } from './toast.js';
 
@@ -24,7 +26,11 @@ export function settingsDialog({ tab = 'password' } = {}) {
   const tabs = ['password', 'blocked', ...(state.me?.is_admin ? ['bans'] : [])];
   const body = h('div', { class: 'tab-panel', role: 'tabpanel', id: 'settings-panel' });
   const tabBar = h('div', { class: 'tabs', role: 'tablist', 'aria-label': t('settings.title') });
-  const dialog = modal({ title: t('settings.title'), testid: 'settings-dialog', body: [tabBar, body] });
+  // reach: the admins' way to invitations and the registration mode (ui/invites.js)
+  const invites = state.me?.is_admin ? h('button', {
+    type: 'button', class: 'btn btn-small', testid: 'open-admin-invites', onclick: () => adminInvitesDialog(),
+  }, t('reach.admin.open')) : null;
+  const dialog = modal({ title: t('settings.title'), testid: 'settings-dialog', body: [tabBar, body, reachSettingsSection(), invites] });
   let offs = [];
   const show = (name) => {
     offs.forEach((off) => off());
@@ -119,7 +125,7 @@ function blockedPane(keep) {
       h('span', { class: 'pick-text' },
         h('span', { class: 'pick-title' }, displayName(users[i])),
         h('span', { class: 'pick-sub', testid: 'blocked-until' }, b.expires_at ? t('block.until', { time: formatUntil(b.expires_at) }) : t('block.forever'))),
-      h('button', { class: 'btn btn-small', testid: `unblock-${b.user_id}`, onclick: () => attempt(() => actions.unblockUser(b.user_id)) }, t('block.unblock')))));
+      h('button', { class: 'btn btn-smallall', testid: `unblock-${b.user_id}`, onclick: () => attempt(() => actions.unblockUser(b.user_id)) }, t('block.unblock')))));
   };
   keep(store.on('blocks', render));
   actions.loadBlocks().catch(() => render());
@@ -151,7 +157,7 @@ function banRow(ban, user, refresh) {
     h('span', { class: 'pick-text' },
       h('span', { class: 'pick-title' }, displayName(user), user.username ? h('span', { class: 'pick-sub-inline' }, ` @${user.username}`) : null),
       h('span', { class: 'pick-sub' }, ban.reason ? `${until} · ${ban.reason}` : until)),
-    h('button', { class: 'btn btn-small', testid: `ban-lift-${ban.user_id}`, onclick: () => attempt(async () => {
+    h('button', { class: 'btn btn-smallall', testid: `ban-lift-${ban.user_id}`, onclick: () => attempt(async () => {
       await actions.liftBan(ban.user_id);
       toast(t('bans.lifted', { name: displayName(user) }));
       await refresh();

@@ -1,0 +1,150 @@
+"""HTTP routes for admin invites, chat invite links and their public preview."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Response
+
+from parley.server.chats import views
+from parley.server.chats.schemas import ChatPublic
+from parley.server.db.models import Invite
+from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep
+from parley.server.email import service as email
+from parley.server.instance.routes import require_admin
+from parley.server.invites import service
+from parley.server.invites.schemas import (
+    AdminInviteCreate,
+    AdminInvitePublic,
+    ChatLinkCreate,
+    ChatLinkPublic,
+    InviteChat,
+    InvitePreview,
+)
+
+router = APIRouter(prefix="/service/api", tags=["invites"])
+Code = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+def _admin_invite(invite: Invite, base: str) -> AdminInvitePublic:
+    return AdminInvitePublic(
+        code=invite.code,
+        url=service.invite_url(base, invite.code),
+        expires_at=invite.expires_at,
+        uses_left=invite.uses_left,
+        email=invite.email,
+        chat_ids=service.chat_ids_of(invite),
+        created_at=invite.created_at,
+    )
+
+
+def _chat_link(invite: Invite, base: str) -> ChatLinkPublic:
+    return ChatLinkPublic(
+        code=invite.code,
+        url=service.invite_url(base, invite.code),
+        expires_at=invite.expires_at,
+        uses_left=invite.uses_left,
+    )
+
+
+@router.post("/admin/invites", status_code=201)
+async def create_admin_invite(
+    body: AdminInviteCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> AdminInvitePublic:
+    require_admin(me)
+    invite = await service.create_admin_invite(
+        session,
+        admin_id=me.id,
+        email=str(body.email) if body.email else None,
+        max_uses=body.max_uses,
+        expires_in_seconds=body.expires_in_seconds,
+        chat_ids=body.chat_ids,
+        now=state.clock(),
+    )
+    public = _admin_invite(invite, state.settings.public_base)
+    if invite.email and state.mailer.enabled:
+        email.send_invite(
+            state.mailer, to=invite.email, url=public.url, inviter=me.user.display_name
+        )
+    return public
+
+
+@router.get("/admin/invites")
+async def list_admin_invites(
+    me: CurrentUser, session: SessionDep, state: StateDep
+) -> list[AdminInvitePublic]:
+    require_admin(me)
+    invites = await service.list_admin_invites(session)
+    return [_admin_invite(i, state.settings.public_base) for i in invites]
+
+
+@router.delete("/admin/invites/{code}", status_code=204)
+async def delete_admin_invite(code: Code, me: CurrentUser, session: SessionDep) -> Response:
+    require_admin(me)
+    await service.delete_admin_invite(session, code=code)
+    return Response(status_code=204)
+
+
+@router.get("/chats/{chat_id}/invite_link")
+async def get_chat_link(
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> ChatLinkPublic:
+    invite = await service.current_chat_link(
+        session, user_id=me.id, chat_id=chat_id, now=state.clock()
+    )
+    return _chat_link(invite, state.settings.public_base)
+
+
+@router.post("/chats/{chat_id}/invite_link", status_code=201)
+async def create_chat_link(
+    chat_id: IdPath,
+    me: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    body: Annotated[ChatLinkCreate | None, Body()] = None,
+) -> ChatLinkPublic:
+    options = body or ChatLinkCreate()
+    invite = await service.create_chat_link(
+        session,
+        user_id=me.id,
+        chat_id=chat_id,
+        expires_in_seconds=options.expires_in_seconds,
+        max_uses=options.max_uses,
+        now=state.clock(),
+    )
+    return _chat_link(invite, state.settings.public_base)
+
+
+@router.delete("/chats/{chat_id}/invite_link", status_code=204)
+async def revoke_chat_link(
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await service.revoke_chat_link(session, user_id=me.id, chat_id=chat_id, now=state.clock())
+    return Response(status_code=204)
+
+
+@router.get("/invites/{code}")
+async def preview_invite(code: Code, session: SessionDep, state: StateDep) -> InvitePreview:
+    """Public: what the invitation leads to, for a person who is not signed in."""
+    found = await service.preview(session, code=code, now=state.clock())
+    chat = None
+    if found.chat is not None:
+        chat = InviteChat(
+            title=found.chat.title, type=found.chat.type, member_count=found.member_count
+        )
+    return InvitePreview(chat=chat, valid=found.valid)
+
+
+@router.post("/invites/{code}/accept")
+async def accept_invite(
+    code: Code, me: CurrentUser, session: SessionDep, state: StateDep
+) -> ChatPublic:
+    chat, membership = await service.accept(
+        session,
+        state.broker,
+        user_id=me.id,
+        code=code,
+        max_chats=state.settings.max_chats_per_user,
+        now=state.clock(),
+    )
+    return await views.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())

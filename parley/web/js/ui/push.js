@@ -1,0 +1,77 @@
+// Settings: browser notifications by Web Push (asked only when the person clicks) and the
+// e-mail address's confirmation state with a "send again".
+
+import { api } from '../api.js';
+import { h } from '../dom.js';
+import { t } from '../i18n.js';
+import * as store from '../state.js';
+import { attempt, toast } from './toast.js';
+
+const { state } = store;
+const WORKER = '/static/sw.js';
+
+export const pushSupported = () => 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+
+function keyBytes(base64url) {
+  const text = atob(base64url.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (base64url.length % 4)) % 4));
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
+}
+
+async function currentSubscription() {
+  const registration = await navigator.serviceWorker.getRegistration(WORKER);
+  return registration ? registration.pushManager.getSubscription() : null;
+}
+
+/** Asks permission (this must run from a click), subscribes, tells the server. */
+export async function enablePush() {
+  if ((await Notification.requestPermission()) !== 'granted') throw new Error(t('reach.push.denied'));
+  const registration = await navigator.serviceWorker.register(WORKER);
+  await navigator.serviceWorker.ready;
+  const { public_key: key } = await api.get('/push/key');
+  const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
+  const { endpoint, keys } = subscription.toJSON();
+  await api.post('/push/subscriptions', { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } });
+}
+
+export async function disablePush() {
+  const subscription = await currentSubscription();
+  if (!subscription) return;
+  const mine = await api.get('/push/subscriptions');
+  const row = mine.find((s) => s.endpoint === subscription.endpoint);
+  if (row) await api.del(`/push/subscriptions/${row.id}`);
+  await subscription.unsubscribe();
+}
+
+/** The settings' "Notifications" and "E-mail" block. */
+export function reachSettingsSection() {
+  const box = h('div', { class: 'reach-settings', testid: 'reach-settings' });
+  const pushRow = h('div', { class: 'reach-row' });
+  const mailRow = h('div', { class: 'reach-row' });
+  box.append(h('h3', { class: 'section-label' }, t('reach.push.title')), pushRow,
+    h('h3', { class: 'section-label' }, t('reach.email.title')), mailRow);
+  const renderPush = async () => {
+    if (!pushSupported()) {
+      pushRow.replaceChildren(h('p', { class: 'info-sub' }, t('reach.push.unsupported')));
+      return;
+    }
+    const on = Boolean(await currentSubscription().catch(() => null));
+    pushRow.replaceChildren(h('p', { class: 'info-sub', testid: 'push-state' }, t(on ? 'reach.push.on' : 'reach.push.off')),
+      h('button', {
+        type: 'button', class: 'btn btn-small', testid: on ? 'push-disable' : 'push-enable',
+        onclick: () => attempt(async () => { await (on ? disablePush() : enablePush()); await renderPush(); }),
+      }, t(on ? 'reach.push.disable' : 'reach.push.enable')));
+  };
+  const renderMail = () => {
+    const me = state.me || {};
+    const verified = Boolean(me.email_verified);
+    mailRow.replaceChildren(h('p', { class: 'info-sub', testid: 'email-state' },
+      t(verified ? 'reach.email.verified' : 'reach.email.unverified', { email: me.email || '' })),
+    verified ? null : h('button', {
+      type: 'button', class: 'btn btn-small', testid: 'email-resend',
+      onclick: () => attempt(async () => { await api.post('/email/verify/resend'); toast(t('reach.email.sent')); }),
+    }, t('reach.email.resend')));
+  };
+  renderPush();
+  renderMail();
+  return box;
+}
