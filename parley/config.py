@@ -8,7 +8,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
     shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
     shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
+    # trust: who must use two-factor sign-in, and how long messages are kept (0: forever)
+    require_2fa: Literal["none", "admins", "all"] = Field("none", alias="PARLEY_REQUIRE_2FA")
+    retention_days: float = Field(0.0, ge=0, le=36500, alias="PARLEY_RETENTION_DAYS")
 
     @field_validator(
         "upstreams",

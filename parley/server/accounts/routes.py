@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from parley import errors
 from parley.credentials import ACCESS_COOKIE
 from parley.server import images
-from parley.server.accounts import avatars, service
+from parley.server.accounts import avatars, service, twofactor
 from parley.server.accounts.schemas import (
     Login,
     PasswordChange,
@@ -33,6 +33,7 @@ from parley.server.deps import (
     client_ip,
 )
 from parley.server.text import Plain
+from parley.server.trust.schemas import LoginSecondStep, MfaRequired
 from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["accounts"])
@@ -93,13 +94,38 @@ async def register(
 @router.post("/login")
 async def login(
     body: Login, request: Request, response: Response, session: SessionDep, state: StateDep
-) -> TokenPair:
+) -> TokenPair | MfaRequired:
+    """With two-factor sign-in on, a right password answers `mfa_required` and no tokens."""
     tokens = await service.login(
         session,
         state.issuer,
         state.throttle,
         username=body.username,
         password=body.password,
+        client_ip=client_ip(request, state.settings),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    if isinstance(tokens, service.Challenge):
+        return MfaRequired(mfa_token=tokens.mfa_token, expires_in=tokens.expires_in)
+    return _answer(state, response, tokens)
+
+
+@router.post("/login/2fa")
+async def login_second_step(
+    body: LoginSecondStep,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    state: StateDep,
+) -> TokenPair:
+    """The code (or a recovery code) after `mfa_required`: each works once."""
+    tokens = await twofactor.complete_login(
+        session,
+        state.issuer,
+        state.throttle,
+        mfa_token=body.mfa_token,
+        code=body.code,
+        recovery_code=body.recovery_code,
         client_ip=client_ip(request, state.settings),
         user_agent=request.headers.get("user-agent", ""),
     )
@@ -121,7 +147,8 @@ async def refresh(
             check_origin(request, state.settings)
     if not token:
         raise errors.Unauthorized("No refresh token")
-    tokens = await service.refresh(session, state.issuer, state.broker, token=token)
+    ip = client_ip(request, state.settings)
+    tokens = await service.refresh(session, state.issuer, state.broker, token=token, ip=ip)
     return _answer(state, response, tokens)
 
 
