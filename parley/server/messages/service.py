@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -416,6 +416,18 @@ async def erase_message(session: AsyncSession, message: Message, *, now: datetim
     message.content, message.deleted_at = "", now
     await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
     await clear_mentions(session, message.id)
+
+
+async def erase_messages(session: AsyncSession, ids: Sequence[int], *, now: datetime) -> None:
+    """`erase_message` for many at once (retention). No commit."""
+    await session.execute(
+        update(Message)
+        .where(Message.id.in_(ids))
+        .values(content="", deleted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
+    await session.execute(delete(MessageMention).where(MessageMention.message_id.in_(ids)))
 
 
 async def react(
