@@ -27,6 +27,8 @@ COMPOSITION = {
     "chats/routes.py",
     "messages/routes.py",
     "moderation/routes.py",
+    "admin/routes.py",
+    "trust/routes.py",
 }
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [
@@ -43,6 +45,12 @@ SERVICES = [
     "parley.server.storage",
     "parley.server.images",
     "parley.server.cache",
+    "parley.server.audit",
+    "parley.server.admin.service",
+    "parley.server.admin.reports",
+    "parley.server.accounts.twofactor",
+    "parley.server.trust.sessions",
+    "parley.server.messages.retention",
 ]
 
 
