@@ -304,6 +304,7 @@ async def test_sessions_list_marks_current_and_reads_device(http: httpx.AsyncCli
     assert mine.status_code == 200
     rows = mine.json()
     assert len(rows) == 2
+    assert all(r["ip"] == "127.0.0.1" for r in rows)  # registration's session too
     assert [r["current"] for r in rows].count(True) == 1
     browser = next(r for r in rows if r["user_agent"] == firefox)
     assert browser["device"] == "Firefox on Linux" and browser["current"] is False

@@ -87,7 +87,10 @@ async def register(
         display_name=body.display_name,
     )
     agent = request.headers.get("user-agent", "")
-    tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent)
+    ip = client_ip(request, state.settings)
+    tokens = await service.start_session(
+        session, state.issuer, user=user, user_agent=agent, ip=ip
+    )
     return _answer(state, response, tokens)
 
 

@@ -10,6 +10,7 @@ import { formatUntil } from './chatinfo.js';
 import { modal } from './dialogs.js';
 import { userAvatar } from './avatar.js';
 import { attempt, toast } from './toast.js';
+import { auditPane, reportsPane, securityPane, usersPane } from './trust.js';
 
 const { state } = store;
 const BAN_DURATIONS = [
@@ -21,7 +22,8 @@ const BAN_DURATIONS = [
 ];
 
 export function settingsDialog({ tab = 'password' } = {}) {
-  const tabs = ['password', 'blocked', ...(state.me?.is_admin ? ['bans'] : [])];
+  const admin = state.me?.is_admin ? ['bans', 'users', 'reports', 'audit'] : [];
+  const tabs = ['password', 'security', 'blocked', ...admin];
   const body = h('div', { class: 'tab-panel', role: 'tabpanel', id: 'settings-panel' });
   const tabBar = h('div', { class: 'tabs', role: 'tablist', 'aria-label': t('settings.title') });
   const dialog = modal({ title: t('settings.title'), testid: 'settings-dialog', body: [tabBar, body] });
@@ -35,7 +37,16 @@ export function settingsDialog({ tab = 'password' } = {}) {
       b.tabIndex = selected ? 0 : -1;
     }
     body.setAttribute('aria-labelledby', `settings-tab-${name}`);
-    const pane = name === 'password' ? passwordPane() : name === 'blocked' ? blockedPane((off) => offs.push(off)) : bansPane();
+    const panes = {
+      password: passwordPane,
+      blocked: () => blockedPane((off) => offs.push(off)),
+      bans: bansPane,
+      security: securityPane,
+      users: usersPane,
+      reports: reportsPane,
+      audit: auditPane,
+    };
+    const pane = panes[name]();
     body.replaceChildren(pane);
   };
   tabBar.append(...tabs.map((name) => h('button', {
