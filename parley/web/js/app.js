@@ -179,6 +179,9 @@ function bindChrome() {
   }));
   $('#mentions-button').addEventListener('click', showMentions);
   $('#settings-button').addEventListener('click', () => settingsDialog());
+  window.addEventListener('parley:2fa-required', () => {
+    if (!document.querySelector('[data-testid="settings-dialog"]')) settingsDialog({ tab: 'security' });
+  });
   $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
