@@ -88,9 +88,7 @@ async def register(
     )
     agent = request.headers.get("user-agent", "")
     ip = client_ip(request, state.settings)
-    tokens = await service.start_session(
-        session, state.issuer, user=user, user_agent=agent, ip=ip
-    )
+    tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent, ip=ip)
     return _answer(state, response, tokens)
 
 
