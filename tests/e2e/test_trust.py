@@ -159,3 +159,25 @@ def test_security_and_admin_area_in_russian(register: Any, data_dir: Path) -> No
     page.get_by_test_id("settings-tab-reports").click()
     assert re.search("Открытые жалобы", dialog.inner_text())
     shot(page, "admin-reports-ru")
+
+
+def test_chat_retention_in_chat_details(register: Any) -> None:
+    owner: User = register("keeper")
+    page = owner.page
+    chat = api(page, "POST", "/chats", {"type": "group", "title": "Short memory"})["body"]
+    page.reload()
+    connected(page)
+    page.get_by_test_id(f"chat-item-{chat['id']}").click()
+    page.get_by_test_id("chat-info-button").click()
+    select = page.get_by_test_id("chat-edit-retention")
+    assert select.input_value() == ""  # follows the server's setting
+    select.select_option("30")
+    page.get_by_test_id("chat-edit-save").click()
+    deadline = 50
+    while api(page, "GET", f"/chats/{chat['id']}")["body"]["retention_days"] != 30 and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    assert api(page, "GET", f"/chats/{chat['id']}")["body"]["retention_days"] == 30
+    shot(page, "chat-retention")
+    audit_free = api(page, "GET", "/admin/audit")
+    assert audit_free["status"] == 403  # the owner is no admin: the entry is for admins

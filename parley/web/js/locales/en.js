@@ -401,4 +401,8 @@ export default {
   'report.submit': 'Send report',
   'report.sent': 'Report sent to the admins.',
   'report.already': 'You have already reported this message.',
+  'retention.label': 'Keep messages',
+  'retention.inherit': 'As the server is set',
+  'retention.forever': 'Forever',
+  'retention.days': { one: '{count} day', other: '{count} days' },
 };

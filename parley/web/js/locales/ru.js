@@ -401,4 +401,8 @@ export default {
   'report.submit': 'Отправить жалобу',
   'report.sent': 'Жалоба отправлена администраторам.',
   'report.already': 'Вы уже пожаловались на это сообщение.',
+  'retention.label': 'Хранить сообщения',
+  'retention.inherit': 'Как настроено на сервере',
+  'retention.forever': 'Всегда',
+  'retention.days': { one: '{count} день', few: '{count} дня', many: '{count} дней', other: '{count} дня' },
 };
