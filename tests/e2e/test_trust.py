@@ -158,6 +158,7 @@ def test_security_and_admin_area_in_russian(register: Any, data_dir: Path) -> No
     assert page.get_by_test_id("settings-tab-audit").inner_text() == "Журнал действий"
     page.get_by_test_id("settings-tab-reports").click()
     assert re.search("Открытые жалобы", dialog.inner_text())
+    page.get_by_test_id("reports-list").locator("*").first.wait_for()
     shot(page, "admin-reports-ru")
 
 
@@ -169,6 +170,9 @@ def test_chat_retention_in_chat_details(register: Any) -> None:
     connected(page)
     page.get_by_test_id(f"chat-item-{chat['id']}").click()
     page.get_by_test_id("chat-info-button").click()
+    head = page.get_by_test_id("chat-info-head")
+    head.wait_for()
+    assert "null" not in head.inner_text()  # no description: nothing shown
     select = page.get_by_test_id("chat-edit-retention")
     assert select.input_value() == ""  # follows the server's setting
     select.select_option("30")
