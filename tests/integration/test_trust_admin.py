@@ -152,13 +152,19 @@ async def test_two_factor_reset(client: httpx.AsyncClient, admin: Account) -> No
         "/service/api/2fa/enable", json={"code": pyotp.TOTP(secret).now()}, headers=user.headers
     )
     assert enable.status_code == 200
-    assert (await login(client, user)).json()["mfa_required"] is True
+    pending = (await login(client, user)).json()
+    assert pending["mfa_required"] is True
     reset = await client.post(
         f"/service/api/admin/users/{user.id}/2fa/reset", headers=admin.headers
     )
     assert reset.status_code == 200 and reset.json()["two_factor"] is False
     assert "access_token" in (await login(client, user)).json()
     assert (await entry(client, admin, "user.2fa_reset", user.id))["details"] == {"was_on": True}
+    stale = await client.post(
+        "/service/api/login/2fa",
+        json={"mfa_token": pending["mfa_token"], "recovery_code": "aaaaa-bbbbb"},
+    )
+    assert stale.status_code == 401 and stale.json()["code"] == "unauthorized"
 
 
 # --- reports ----------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from parley.security import TokenError, decode_mfa_token, hash_token
 from parley.server.accounts.service import (
     Issuer,
     Tokens,
-    access_user,
     check_may_sign_in,
+    get_user,
     login_slot,
     start_session,
     verify_password,
@@ -119,8 +119,8 @@ async def complete_login(
     slot = login_slot(f"user:{user_id}", client_ip)
     await throttle.check("login_ip", client_ip, detail=LOGIN_DETAIL)
     await throttle.hit("login", slot, detail=LOGIN_DETAIL)
-    user = await access_user(session, user_id)
-    if not user.totp_enabled:
+    user = await get_user(session, user_id)
+    if user is None or not user.totp_enabled:  # deleted, or its 2FA reset meanwhile
         raise errors.Unauthorized("The sign-in step expired; sign in again")
     if code is not None:
         passed = await use_code(session, user, code, now=now)
