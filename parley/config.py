@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     push_idle_seconds: float = Field(60.0, ge=0, alias="PARLEY_PUSH_IDLE_SECONDS")
     push_content: Literal["on", "off"] = Field("on", alias="PARLEY_PUSH_CONTENT")
     push_queue: int = Field(1000, ge=1, alias="PARLEY_PUSH_QUEUE")
+    # trust: who must use two-factor sign-in, and how long messages are kept (0: forever)
+    require_2fa: Literal["none", "admins", "all"] = Field("none", alias="PARLEY_REQUIRE_2FA")
+    retention_days: float = Field(0.0, ge=0, le=36500, alias="PARLEY_RETENTION_DAYS")
 
     @field_validator(
         "upstreams",

@@ -125,3 +125,21 @@ class Overloaded(ParleyError):
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class UserDeactivated(Forbidden):
+    code = "user_deactivated"
+    detail = "This account is deactivated"
+
+
+class TwoFactorRequired(Forbidden):
+    """PARLEY_REQUIRE_2FA puts the caller in scope and it has no second factor yet."""
+
+    code = "2fa_required"
+    detail = "Set up two-factor sign-in first"
+
+
+class InvalidCode(ParleyError):
+    status = 401
+    code = "invalid_code"
+    detail = "Wrong or already used code"

@@ -141,3 +141,43 @@ class AccessTokens:
             self._known.clear()
         self._known[token] = (claims, claims.expires_at.timestamp())
         return claims
+
+
+MFA_TTL_SECONDS = 300
+
+
+def make_mfa_token(key: str, *, user_id: int, now: datetime) -> str:
+    """The proof of a right password that the second step of a two-factor login presents;
+    never an access token (`typ`), valid MFA_TTL_SECONDS on the server's clock."""
+    claims = {
+        "sub": str(user_id),
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=MFA_TTL_SECONDS)).timestamp()),
+        "iss": ISSUER,
+        "typ": "mfa",
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def decode_mfa_token(key: str, token: str, *, now: datetime) -> int:
+    """The user id of a valid mfa token; raises TokenError. Expiry is checked against
+    `now` (the server's clock), not the machine's."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["sub", "exp", "iat", "iss", "typ"], "verify_exp": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenError(str(exc)) from exc
+    if claims.get("typ") != "mfa":
+        raise TokenError("not an mfa token")
+    if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
+        raise TokenError("Signature has expired")
+    try:
+        return int(claims["sub"])
+    except (TypeError, ValueError) as exc:
+        raise TokenError("malformed subject") from exc

@@ -19,6 +19,7 @@ _PUBLIC_PATHS = frozenset(
         "/favicon.ico",
         "/service/api/register",
         "/service/api/login",
+        "/service/api/login/2fa",
         "/service/api/refresh",
         "/service/api/email/verify",
         "/service/api/password/forgot",

@@ -34,6 +34,7 @@ from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.routes import router as accounts_router
 from parley.server.accounts.service import Issuer
 from parley.server.accounts.service import promote_user as _promote
+from parley.server.admin.routes import router as admin_router
 from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
@@ -62,6 +63,7 @@ from parley.server.realtime.ws import websocket_endpoint
 from parley.server.state import AppState
 from parley.server.storage import make_storage
 from parley.server.throttle import Throttle
+from parley.server.trust.routes import router as trust_router
 from parley.server.workers import start_workers
 from parley.wsserver import SansIOWebSocket, freeze_startup_heap
 
@@ -254,6 +256,8 @@ def create_app(
         invites_router,
         email_router,
         push_router,
+        trust_router,
+        admin_router,
     ):
         app.include_router(router)
     for path in WS_PATHS:

@@ -127,9 +127,32 @@ async def authenticate(
         raise errors.Unauthorized("Invalid or expired token") from exc
     if from_cookie and unsafe:
         check_origin(conn, state.settings)
-    return await load_principal(
+    principal = await load_principal(
         session, user_id=claims.user_id, session_id=claims.session_id, now=state.clock()
     )
+    check_two_factor(state.settings, principal.user, conn.url.path)
+    return principal
+
+
+# What a user that PARLEY_REQUIRE_2FA puts in scope may do before it has a second factor.
+TWO_FACTOR_SETUP_PATHS = frozenset(
+    {
+        "/service/api/2fa/setup",
+        "/service/api/2fa/enable",
+        "/service/api/profile",
+        "/service/api/logout",
+    }
+)
+
+
+def check_two_factor(settings: Settings, user: User, path: str) -> None:
+    """403 `2fa_required` for a user in PARLEY_REQUIRE_2FA's scope without two-factor
+    sign-in, except on the routes that set it up."""
+    scope = settings.require_2fa
+    if scope == "none" or user.totp_enabled or (scope == "admins" and not user.is_admin):
+        return
+    if path not in TWO_FACTOR_SETUP_PATHS:
+        raise errors.TwoFactorRequired()
 
 
 async def load_principal(
@@ -193,6 +216,10 @@ async def authenticate_caller(conn: HTTPConnection, state: AppState) -> Caller:
         raise errors.Unauthorized("Invalid or expired token") from exc
     if from_cookie and conn.scope["method"] in UNSAFE_METHODS:
         check_origin(conn, state.settings)
+    if state.settings.require_2fa != "none":  # needs the user's row: the full check
+        async with state.reads() as session:
+            principal = await authenticate(conn, session, unsafe=False)
+        return Caller(principal.id, principal.session_id)
     session_id = await state.logins.check(user_id=claims.user_id, sid=claims.session_id)
     if await state.checks.banned(claims.user_id):
         raise errors.UserBanned()

@@ -19,6 +19,7 @@ from parley.clock import Clock
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
 from parley.server.messages.attachments import delete_orphans
+from parley.server.messages.retention import enforce_retention
 from parley.server.moderation.service import lift_expired
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.connection import CLOSE_BANNED, CLOSE_SESSION_ENDED
@@ -88,6 +89,16 @@ async def sweep_orphan_uploads(
         return await delete_orphans(session, storage, older_than=older_than)
 
 
+async def sweep_retention(
+    sessions: Sessions, storage: Storage, broker: Broker, clock: Clock, *, default_days: float
+) -> int:
+    """Erases messages past their chat's retention (PARLEY_RETENTION_DAYS by default)."""
+    async with sessions() as session:
+        return await enforce_retention(
+            session, storage, broker, default_days=default_days, now=clock()
+        )
+
+
 def start_workers(state: AppState) -> list[asyncio.Task[None]]:
     settings, clock, hub = state.settings, state.clock, state.hub
     presence_every = max(0.2, min(5.0, settings.presence_timeout / 4))
@@ -114,6 +125,17 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
             "upload sweep",
         ),
         loop(presence_every, hub.sweep_presence, "presence sweep"),
+        loop(
+            settings.worker_interval,
+            lambda: sweep_retention(
+                state.sessions,
+                state.storage,
+                state.broker,
+                clock,
+                default_days=settings.retention_days,
+            ),
+            "retention sweep",
+        ),
     ]
     if state.presence.shared:
         tasks.append(

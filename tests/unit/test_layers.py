@@ -32,6 +32,8 @@ COMPOSITION = {
     "instance/routes.py",
     "invites/routes.py",
     "push/routes.py",
+    "admin/routes.py",
+    "trust/routes.py",
 }
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [
@@ -55,6 +57,12 @@ SERVICES = [
     "parley.server.push.service",
     "parley.server.push.sender",
     "parley.server.push.keys",
+    "parley.server.audit",
+    "parley.server.admin.service",
+    "parley.server.admin.reports",
+    "parley.server.accounts.twofactor",
+    "parley.server.trust.sessions",
+    "parley.server.messages.retention",
 ]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import errors
 from parley.credentials import ACCESS_COOKIE
 from parley.server import images
-from parley.server.accounts import avatars, service
+from parley.server.accounts import avatars, service, twofactor
 from parley.server.accounts.schemas import (
     Login,
     PasswordChange,
@@ -39,6 +39,7 @@ from parley.server.email import templates
 from parley.server.instance import settings as instance
 from parley.server.invites import service as invites
 from parley.server.text import Plain
+from parley.server.trust.schemas import LoginSecondStep, MfaRequired
 from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["accounts"])
@@ -119,20 +120,46 @@ async def register(
         now=now,
     )
     agent = request.headers.get("user-agent", "")
-    tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent)
+    ip = client_ip(request, state.settings)
+    tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent, ip=ip)
     return _answer(state, response, tokens)
 
 
 @router.post("/login")
 async def login(
     body: Login, request: Request, response: Response, session: SessionDep, state: StateDep
-) -> TokenPair:
+) -> TokenPair | MfaRequired:
+    """With two-factor sign-in on, a right password answers `mfa_required` and no tokens."""
     tokens = await service.login(
         session,
         state.issuer,
         state.throttle,
         username=body.username,
         password=body.password,
+        client_ip=client_ip(request, state.settings),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    if isinstance(tokens, service.Challenge):
+        return MfaRequired(mfa_token=tokens.mfa_token, expires_in=tokens.expires_in)
+    return _answer(state, response, tokens)
+
+
+@router.post("/login/2fa")
+async def login_second_step(
+    body: LoginSecondStep,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    state: StateDep,
+) -> TokenPair:
+    """The code (or a recovery code) after `mfa_required`: each works once."""
+    tokens = await twofactor.complete_login(
+        session,
+        state.issuer,
+        state.throttle,
+        mfa_token=body.mfa_token,
+        code=body.code,
+        recovery_code=body.recovery_code,
         client_ip=client_ip(request, state.settings),
         user_agent=request.headers.get("user-agent", ""),
     )
@@ -154,7 +181,8 @@ async def refresh(
             check_origin(request, state.settings)
     if not token:
         raise errors.Unauthorized("No refresh token")
-    tokens = await service.refresh(session, state.issuer, state.broker, token=token)
+    ip = client_ip(request, state.settings)
+    tokens = await service.refresh(session, state.issuer, state.broker, token=token, ip=ip)
     return _answer(state, response, tokens)
 
 

@@ -73,13 +73,15 @@ class UserPublic(BaseModel):
     email: str | None = Field(default=None)
     avatar_data_url: str | None = Field(default=None)
     email_verified: bool | None = Field(default=None)
+    deactivated: bool = False  # trust: an admin deactivated the account
+    two_factor: bool | None = Field(default=None)  # trust: own profile and admins only
 
     @model_serializer(mode="wrap")
     def _drop_private(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # `email` is only for the owner and `avatar_data_url` only on the single-user route
         # (null there when there is no avatar): each appears only where it was set.
         data: dict[str, Any] = handler(self)
-        for key in ("email", "avatar_data_url", "email_verified"):
+        for key in ("email", "avatar_data_url", "email_verified", "two_factor"):
             if key not in self.model_fields_set:
                 data.pop(key, None)
         return data

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import errors
 from parley.clock import Clock
 from parley.security import (
+    MFA_TTL_SECONDS,
     hash_password,
     hash_token,
     make_access_token,
+    make_mfa_token,
     make_refresh_token,
     new_session_id,
 )
@@ -51,6 +53,15 @@ class Tokens:
     session_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A right password on an account with two-factor sign-in: the second step is owed
+    (`POST /login/2fa` with this token and a code)."""
+
+    mfa_token: str
+    expires_in: int
+
+
 async def verify_password(password_hash: str | None, password: str) -> bool:
     return await asyncio.to_thread(_verify_password, password_hash, password)
 
@@ -79,10 +90,12 @@ def user_public(user: User, *, online: bool = False, own: bool = False) -> UserP
         online=online,
         last_seen_at=user.last_seen_at,
         created_at=user.created_at,
+        deactivated=user.deactivated_at is not None,
     )
     if own:
         public.email = user.email
         public.email_verified = user.email_verified_at is not None
+        public.two_factor = user.totp_enabled
     return public
 
 
@@ -169,7 +182,7 @@ async def login(
     password: str,
     client_ip: str,
     user_agent: str = "",
-) -> Tokens:
+) -> Tokens | Challenge:
     """Same answers for an unknown name and a real account, under the limit and over it.
 
     Failures count per account (its username and email together) and client IP: a slot is
@@ -180,17 +193,33 @@ async def login(
     user = await get_user_by_login(session, username)
     await session.commit()  # end the read before the slow hash check: no lock held meanwhile
     account = f"user:{user.id}" if user else f"name:{username.strip().lower()}"
-    slot = f"{account}|{client_ip}"
+    slot = login_slot(account, client_ip)
     detail = "Too many failed logins, try again shortly"
     await throttle.check("login_ip", client_ip, detail=detail)
     await throttle.hit("login", slot, detail=detail)
     if not await verify_password(user.password_hash if user else None, password) or user is None:
         await throttle.allow("login_ip", client_ip)
         raise errors.InvalidCredentials()
-    await throttle.clear("login", slot)
-    if await is_banned(session, user.id, now=issuer.clock()):
+    now = issuer.clock()
+    if not user.totp_enabled:  # with a second factor the slot stays: each code tried counts
+        await throttle.clear("login", slot)
+    await check_may_sign_in(session, user, now=now)
+    if user.totp_enabled:
+        return Challenge(make_mfa_token(issuer.jwt_key, user_id=user.id, now=now), MFA_TTL_SECONDS)
+    return await start_session(session, issuer, user=user, user_agent=user_agent, ip=client_ip)
+
+
+def login_slot(account: str, client_ip: str) -> str:
+    """The failed-login window of an account from one address."""
+    return f"{account}|{client_ip}"
+
+
+async def check_may_sign_in(session: AsyncSession, user: User, *, now: datetime) -> None:
+    """Raises UserBanned or UserDeactivated (403) for a right password that may not sign in."""
+    if await is_banned(session, user.id, now=now):
         raise errors.UserBanned()
-    return await start_session(session, issuer, user=user, user_agent=user_agent)
+    if user.deactivated_at is not None:
+        raise errors.UserDeactivated()
 
 
 async def is_banned(session: AsyncSession, user_id: int, *, now: datetime) -> bool:
@@ -201,7 +230,7 @@ async def is_banned(session: AsyncSession, user_id: int, *, now: datetime) -> bo
 
 
 async def start_session(
-    session: AsyncSession, issuer: Issuer, *, user: User, user_agent: str = ""
+    session: AsyncSession, issuer: Issuer, *, user: User, user_agent: str = "", ip: str = ""
 ) -> Tokens:
     now = issuer.clock()
     login_session = LoginSession(
@@ -210,6 +239,8 @@ async def start_session(
         created_at=now,
         expires_at=now + timedelta(seconds=issuer.refresh_ttl),
         user_agent=user_agent[:200],
+        ip=ip[:64],
+        last_used_at=now,
     )
     session.add(login_session)
     await session.flush()
@@ -234,8 +265,11 @@ async def _issue(
     return Tokens(user, access, refresh, ttl, login_session.id)
 
 
-async def refresh(session: AsyncSession, issuer: Issuer, broker: Broker, *, token: str) -> Tokens:
-    """Rotates the refresh token. A spent token means theft: its whole session is revoked."""
+async def refresh(
+    session: AsyncSession, issuer: Issuer, broker: Broker, *, token: str, ip: str = ""
+) -> Tokens:
+    """Rotates the refresh token. A spent token means theft: its whole session is revoked.
+    The session's `last_used_at` and `ip` follow."""
     now = issuer.clock()
     row = (
         await session.execute(
@@ -263,6 +297,9 @@ async def refresh(session: AsyncSession, issuer: Issuer, broker: Broker, *, toke
     if await is_banned(session, user.id, now=now):
         await session.rollback()
         raise errors.UserBanned()
+    login_session.last_used_at = now
+    if ip:
+        login_session.ip = ip[:64]
     tokens = await _issue(session, issuer, user=user, login_session=login_session)
     await session.commit()
     return tokens

@@ -112,6 +112,7 @@ async def update_chat(
         chat_id=chat_id,
         title=body.title,
         description=body.description,
+        retention=(body.retention_days,) if "retention_days" in body.model_fields_set else None,
         now=state.clock(),
     )
     return await views.chat_public(session, chat, membership, viewer_id=me.id, now=state.clock())

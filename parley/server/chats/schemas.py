@@ -30,6 +30,8 @@ class GroupCreate(Strict):
 class ChatUpdate(Strict):
     title: Name | None = None
     description: Description | None = None
+    # trust: days messages are kept (0: forever; null: the server's setting)
+    retention_days: Annotated[float, Field(ge=0, le=36500, allow_inf_nan=False)] | None = None
 
 
 class MembersAdd(Strict):
@@ -72,6 +74,7 @@ class ChatPublic(BaseModel):
     peer: UserPublic | None
     mention_count: int
     muted_until: datetime | Literal["forever"] | None
+    retention_days: float | None = None  # trust: null inherits PARLEY_RETENTION_DAYS
 
 
 class MemberPublic(BaseModel):

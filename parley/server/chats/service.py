@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.service import access_user, user_public
+from parley.server.audit import audit
 from parley.server.chats import views
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
 from parley.server.chats.general import GENERAL
@@ -149,15 +150,21 @@ async def update_chat(
     chat_id: int,
     title: str | None,
     description: str | None,
+    retention: tuple[float | None] | None = None,
     now: datetime,
 ) -> tuple[Chat, Membership]:
+    """Owner/admin. `retention`: (days,) to set the chat's retention (audited), None to keep."""
     chat, membership = await access_manager(session, user_id=user_id, chat_id=chat_id)
-    if chat.type == "direct":
+    if chat.type == "direct" and (title is not None or description is not None):
         raise errors.ValidationFailed("A direct chat has no title", code="direct_chat")
     if title is not None:
         chat.title = title
     if description is not None:
         chat.description = description
+    if retention is not None and retention[0] != chat.retention_days:
+        details = {"from": chat.retention_days, "to": retention[0]}
+        chat.retention_days = retention[0]
+        await audit(session, user_id, "chat.retention", "chat", chat_id, details, at=now)
     await session.commit()
     await publish_chat_updated(session, broker, chat, now=now)
     return chat, membership
@@ -266,6 +273,8 @@ async def remove_member(
     heir = None
     if target.role == "owner":
         heir = await _hand_over_ownership(session, chat_id, leaving=target_id)
+        details = {"from": target_id, "to": heir}
+        await audit(session, user_id, "chat.owner", "chat", chat_id, details, at=now)
     await session.commit()
     await broker.publish(UsersFrame.of([target_id], frames.ChatRemoved(chat_id)))
     await broker.publish(MembershipChanged(chat_id, [target_id], joined=False))
@@ -314,7 +323,10 @@ async def set_role(
     if role == "owner" and target_id != user_id:
         mine.role = "admin"
         changed.append(user_id)
+    details = {"user_id": target_id, "from": target.role, "to": role}
     target.role = role
+    action = "chat.owner" if role == "owner" and target_id != user_id else "chat.role"
+    await audit(session, user_id, action, "chat", chat_id, details, at=now)
     await session.commit()
     await broker.publish(RolesChanged(chat_id, [target_id, user_id]))
     await publish_chat_updated(session, broker, chat, now=now)

@@ -84,6 +84,7 @@ async def chats_public(
                 peer=user_public(peer, online=online(peer.id)) if peer else None,
                 mention_count=mentions.get(chat.id, 0),
                 muted_until=muted_public(membership.muted_until if membership else None, now),
+                retention_days=chat.retention_days,
             )
         )
     return result

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -82,6 +83,14 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     email_verified_at: Mapped[datetime | None]  # None until the address's link is followed
 
+    # trust: an admin deactivated the account (cannot sign in; its messages stay)
+    deactivated_at: Mapped[datetime | None]
+    # trust: two-factor sign-in. The secret is set up first and only counts once enabled;
+    # the last time step used keeps a code from being accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    totp_last_step: Mapped[int | None]
+
 
 class Session(Base):
     """A login: one refresh-token chain. Revoking it ends its access tokens too."""
@@ -99,6 +108,9 @@ class Session(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     user_agent: Mapped[str] = mapped_column(String(200), default="")
+    # trust: shown in the sessions list (updated on login and refresh)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    last_used_at: Mapped[datetime | None]
 
 
 class RefreshToken(Base):
@@ -132,6 +144,8 @@ class Chat(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seq: Mapped[int] = mapped_column(default=0)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # trust: days its messages are kept (fractions allowed); None inherits the server's
+    retention_days: Mapped[float | None] = mapped_column(Float)
 
 
 class Membership(Base):
@@ -347,3 +361,54 @@ class PushSubscription(Base):
     p256dh: Mapped[str] = mapped_column(String(128))
     auth: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One administrative or moderating act, written in the act's own transaction.
+
+    Nothing deletes these rows: no foreign keys that could cascade, the actor's name kept.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_actor_id", "actor_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None]
+    actor_name: Mapped[str] = mapped_column(String(32), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[int | None]
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+
+
+class RecoveryCode(Base):
+    """A two-factor recovery code (its hash); each works once."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None]
+
+
+class Report(Base):
+    """A member's report of a message, for the admins' queue; one per message and reporter."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("message_id", "reporter_id"),
+        CheckConstraint("status IN ('open', 'resolved')", name="status"),
+        Index("ix_reports_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolution: Mapped[str | None] = mapped_column(String(32))

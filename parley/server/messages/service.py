@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.schemas import SenderPublic
+from parley.server.audit import audit
 from parley.server.cache import SendChecks
 from parley.server.chats.access import access_chat, access_member
 from parley.server.db.models import (
@@ -26,6 +27,7 @@ from parley.server.db.models import (
     Membership,
     Message,
     MessageMention,
+    MessagePreview,
     Reaction,
     User,
 )
@@ -383,13 +385,35 @@ async def delete_message(
         _, membership = await access_member(session, user_id=user_id, chat_id=message.chat_id)
         if membership.role not in {"owner", "admin"}:
             raise errors.Forbidden("You cannot delete this message", code="not_author")
-    message.content, message.deleted_at, message.search_text = "", now, ""
-    await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
-    await clear_mentions(session, message.id)
+        details = {"chat_id": message.chat_id, "sender_id": message.sender_id}
+        await audit(session, user_id, "message.delete", "message", message.id, details, at=now)
+    await erase_message(session, message, now=now)
     await session.commit()
     public = await message_public(session, message)
     await publish_update(broker, public)
     return public
+
+
+async def erase_message(session: AsyncSession, message: Message, *, now: datetime) -> None:
+    """Leaves a `deleted` placeholder (the seq stays): content, reactions and mentions go
+    (and with the content its search entry). No commit; no permission check."""
+    message.content, message.deleted_at, message.search_text = "", now, ""
+    await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+    await session.execute(delete(MessagePreview).where(MessagePreview.message_id == message.id))
+    await clear_mentions(session, message.id)
+
+
+async def erase_messages(session: AsyncSession, ids: Sequence[int], *, now: datetime) -> None:
+    """`erase_message` for many at once (retention). No commit."""
+    await session.execute(
+        update(Message)
+        .where(Message.id.in_(ids))
+        .values(content="", deleted_at=now, search_text="")
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
+    await session.execute(delete(MessagePreview).where(MessagePreview.message_id.in_(ids)))
+    await session.execute(delete(MessageMention).where(MessageMention.message_id.in_(ids)))
 
 
 async def react(

@@ -89,5 +89,7 @@ async def list_bans(me: CurrentUser, session: SessionDep, state: StateDep) -> li
 @router.delete("/admin/bans/{user_id}", status_code=204)
 async def unban(user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
     _require_admin(me)
-    await service.unban_user(session, state.broker, user_id=user_id)
+    await service.unban_user(
+        session, state.broker, user_id=user_id, admin_id=me.id, now=state.clock()
+    )
     return Response(status_code=204)

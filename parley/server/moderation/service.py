@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from parley import errors
+from parley.server.audit import audit
 from parley.server.db.models import Ban, Block, User
 from parley.server.db.unit import after_commit, publish_on_commit
 from parley.server.realtime.broker import Broker
@@ -140,15 +141,26 @@ async def ban_user(
         session.add(ban)
     ban.banned_by, ban.reason = admin_id, reason
     ban.expires_at = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    details = {"duration_seconds": duration_seconds, "reason": reason}
+    await audit(session, admin_id, "user.ban", "user", user_id, details, at=now)
     publish_on_commit(session, broker, SessionsEnded(user_id, None, banned=True))
     await session.commit()
     return ban
 
 
-async def unban_user(session: AsyncSession, broker: Broker | None = None, *, user_id: int) -> None:
+async def unban_user(
+    session: AsyncSession,
+    broker: Broker | None = None,
+    *,
+    user_id: int,
+    admin_id: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """`admin_id`: who lifts it (audited)."""
     result = await session.execute(delete(Ban).where(Ban.user_id == user_id))
     if not result.rowcount:  # type: ignore[attr-defined]
         raise errors.NotFound("This user is not banned", code="ban_not_found")
+    await audit(session, admin_id, "user.unban", "user", user_id, at=now)
     if broker is not None:
         publish_on_commit(session, broker, Unbanned(user_id))
     await session.commit()

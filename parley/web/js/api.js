@@ -121,6 +121,8 @@ export async function request(method, path, { json, form, query, auth = true, re
   if (!res.ok) {
     const error = await toError(res);
     if (error.code === 'user_banned' && auth) goToLogin();
+    // PARLEY_REQUIRE_2FA: the page offers the Security pane (app.js listens)
+    if (error.code === '2fa_required' && auth) window.dispatchEvent(new CustomEvent('parley:2fa-required'));
     throw error;
   }
   if (res.status === 204) return null;

@@ -13,6 +13,7 @@ import * as composer from './ui/composer.js';
 import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
 import { confirmDialog, newChatDialog } from './ui/dialogs.js';
 import { settingsDialog } from './ui/settings.js';
+import { reportDialog } from './ui/trust.js';
 import { renderHeader } from './ui/header.js';
 import { mentionsDialog } from './ui/mentions.js';
 import { muteMenu, profileMenu } from './ui/menu.js';
@@ -31,7 +32,7 @@ async function main() {
   hydrateIcons();
   await loadInitialState();
   mountSidebar({ onOpen: openChat, onOpenPerson: openPerson });
-  mountMessages({ onReply: composer.startReply, onEdit: composer.startEdit, onDelete: confirmDelete });
+  mountMessages({ onReply: composer.startReply, onEdit: composer.startEdit, onDelete: confirmDelete, onReport: reportDialog });
   composer.mountComposer({ onOpen: openChat });
   mountNotifications({ onOpen: openChat });
   bindChrome();
@@ -178,6 +179,9 @@ function bindChrome() {
   }));
   $('#mentions-button').addEventListener('click', showMentions);
   $('#settings-button').addEventListener('click', () => settingsDialog());
+  window.addEventListener('parley:2fa-required', () => {
+    if (!document.querySelector('[data-testid="settings-dialog"]')) settingsDialog({ tab: 'security' });
+  });
   $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));

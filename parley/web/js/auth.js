@@ -89,7 +89,11 @@ form.addEventListener('submit', async (event) => {
   submit.disabled = true;
   submit.classList.add('is-busy');
   try {
-    await request('POST', `/${mode}`, { json: payload(), auth: false });
+    const answer = await request('POST', `/${mode}`, { json: payload(), auth: false });
+    if (answer?.mfa_required) {
+      secondStep(answer.mfa_token);
+      return;
+    }
     rememberSession();
     // A new account starts in #general with a short welcome (see app.js).
     if (mode === 'register') sessionStorage.setItem('parley.welcome', '1');
@@ -122,4 +126,46 @@ function mountLanguageSelect() {
   }
   select.value = locale();
   select.addEventListener('change', () => setLocale(select.value));
+}
+
+// The second step of a two-factor sign-in: a code from the app, or a recovery code.
+function secondStep(mfaToken) {
+  const mfa = document.getElementById('mfa-form');
+  const code = mfa.elements.code;
+  const label = mfa.querySelector('[data-testid="mfa-label"]');
+  const toggle = mfa.querySelector('[data-testid="mfa-use-recovery"]');
+  const error = mfa.querySelector('.form-error');
+  const button = mfa.querySelector('button[type="submit"]');
+  let recovery = false;
+  form.hidden = true;
+  mfa.hidden = false;
+  code.focus();
+  toggle.addEventListener('click', () => {
+    recovery = !recovery;
+    label.textContent = t(recovery ? 'trust.login.recovery' : 'trust.login.code');
+    toggle.textContent = t(recovery ? 'trust.login.useCode' : 'trust.login.useRecovery');
+    code.inputMode = recovery ? 'text' : 'numeric';
+    code.value = '';
+    code.focus();
+  });
+  mfa.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const value = code.value.trim();
+    if (!value) return;
+    button.disabled = true;
+    try {
+      const json = { mfa_token: mfaToken, [recovery ? 'recovery_code' : 'code']: value };
+      await request('POST', '/login/2fa', { json, auth: false });
+      rememberSession();
+      location.replace('/chat');
+    } catch (e) {
+      error.textContent = e instanceof ApiError && e.code === 'invalid_code' ? t('trust.login.wrong') : errorText(e);
+      error.hidden = false;
+      code.select();
+      if (e instanceof ApiError && e.code === 'unauthorized') location.replace('/login');
+    } finally {
+      button.disabled = false;
+    }
+  });
 }

@@ -152,6 +152,7 @@ async def test_bad_token_is_refused_without_calling_the_server(
     ("method", "path"),
     [
         ("POST", "/service/api/login"),
+        ("POST", "/service/api/login/2fa"),  # the second step has no access token yet
         ("POST", "/service/api/register"),
         ("POST", "/service/api/refresh"),
         ("POST", "/api/v1/users"),

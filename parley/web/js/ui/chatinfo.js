@@ -71,7 +71,8 @@ function renderHead(head, chat) {
   head.replaceChildren(chatAvatar(chat, { size: 'avatar-lg' }),
     h('h3', { testid: 'chat-info-title' }, chatTitle(chat)),
     h('p', { class: 'info-sub' }, sub),
-    about ? h('p', { class: 'info-about', testid: 'chat-info-description' }, about) : null);
+    // replaceChildren writes a null as the text "null": leave the node out instead
+    ...(about ? [h('p', { class: 'info-about', testid: 'chat-info-description' }, about)] : []));
 }
 
 // ---- rename and describe ----------------------------------------------------------------
@@ -84,18 +85,21 @@ function renderEdit(box, chat, setEditing) {
   const title = h('input', { name: 'title', value: chat.title, maxlength: 64, required: true, testid: 'chat-edit-title' });
   const description = h('textarea', { name: 'description', maxlength: 500, testid: 'chat-edit-description' });
   description.value = chat.description || '';
+  const retention = retentionSelect(chat);
   const error = h('p', { class: 'field-error', role: 'alert', testid: 'chat-edit-error' });
   const form = h('form', { class: 'info-form', testid: 'chat-edit-form' },
     h('label', { class: 'field' }, h('span', null, t('chatinfo.name')), title),
     h('label', { class: 'field' }, h('span', null, t('chatinfo.description')), description),
+    h('label', { class: 'field' }, h('span', null, t('retention.label')), retention),
     error,
     h('div', { class: 'row-end' },
       h('button', { type: 'submit', class: 'btn btn-primary btn-small', testid: 'chat-edit-save' }, t('chatinfo.save'))));
-  for (const input of [title, description]) input.addEventListener('input', () => setEditing(true));
+  for (const input of [title, description, retention]) input.addEventListener('input', () => setEditing(true));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     error.textContent = '';
-    const fields = { title: title.value.trim(), description: description.value.trim() };
+    const fields = { title: title.value.trim(), description: description.value.trim(),
+      retention_days: retention.value === '' ? null : Number(retention.value) };
     if (!fields.title) { error.textContent = t('chatinfo.nameRequired'); return; }
     try {
       await actions.updateChat(chat.id, fields);
@@ -108,6 +112,19 @@ function renderEdit(box, chat, setEditing) {
     }
   });
   box.replaceChildren(form);
+}
+
+// trust: how long the chat keeps its messages (null follows the server's setting)
+const RETENTION_DAYS = [0, 1, 7, 30, 90, 365];
+
+function retentionSelect(chat) {
+  const days = chat.retention_days ?? null;
+  const known = days === null || RETENTION_DAYS.includes(days);
+  return h('select', { name: 'retention_days', testid: 'chat-edit-retention' },
+    h('option', { value: '', selected: days === null }, t('retention.inherit')),
+    RETENTION_DAYS.map((d) => h('option', { value: d, selected: days === d },
+      d === 0 ? t('retention.forever') : t('retention.days', { count: d }))),
+    known ? null : h('option', { value: days, selected: true }, t('retention.days', { count: days })));
 }
 
 // ---- members and roles ------------------------------------------------------------------

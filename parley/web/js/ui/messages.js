@@ -268,7 +268,8 @@ function actionsEl(msg, mine) {
     button('react', t('messages.react'), 'message-react', (e) => togglePicker(e, msg)),
     button('reply', t('messages.reply'), 'message-reply', () => callbacks.onReply(msg)),
     mine ? button('edit', t('messages.edit'), 'message-edit', () => callbacks.onEdit(msg)) : null,
-    mine || moderator ? button('delete', t('common.delete'), 'message-delete', () => callbacks.onDelete(msg), 'danger') : null);
+    mine || moderator ? button('delete', t('common.delete'), 'message-delete', () => callbacks.onDelete(msg), 'danger') : null,
+    mine || !callbacks.onReport ? null : button('flag', t('report.action'), 'message-report', () => callbacks.onReport(msg)));
 }
 
 function togglePicker(event, msg) {

@@ -12,6 +12,7 @@ import { adminInvitesDialog } from './invites.js';
 import { reachSettingsSection } from './push.js';
 import { userAvatar } from './avatar.js';
 import { attempt, toast } from './toast.js';
+import { auditPane, reportsPane, securityPane, usersPane } from './trust.js';
 
 const { state } = store;
 const BAN_DURATIONS = [
@@ -23,7 +24,8 @@ const BAN_DURATIONS = [
 ];
 
 export function settingsDialog({ tab = 'password' } = {}) {
-  const tabs = ['password', 'blocked', ...(state.me?.is_admin ? ['bans'] : [])];
+  const admin = state.me?.is_admin ? ['bans', 'users', 'reports', 'audit'] : [];
+  const tabs = ['password', 'security', 'blocked', ...admin];
   const body = h('div', { class: 'tab-panel', role: 'tabpanel', id: 'settings-panel' });
   const tabBar = h('div', { class: 'tabs', role: 'tablist', 'aria-label': t('settings.title') });
   // reach: the admins' way to invitations and the registration mode (ui/invites.js)
@@ -41,7 +43,16 @@ export function settingsDialog({ tab = 'password' } = {}) {
       b.tabIndex = selected ? 0 : -1;
     }
     body.setAttribute('aria-labelledby', `settings-tab-${name}`);
-    const pane = name === 'password' ? passwordPane() : name === 'blocked' ? blockedPane((off) => offs.push(off)) : bansPane();
+    const panes = {
+      password: passwordPane,
+      blocked: () => blockedPane((off) => offs.push(off)),
+      bans: bansPane,
+      security: securityPane,
+      users: usersPane,
+      reports: reportsPane,
+      audit: auditPane,
+    };
+    const pane = panes[name]();
     body.replaceChildren(pane);
   };
   tabBar.append(...tabs.map((name) => h('button', {
