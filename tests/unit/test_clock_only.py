@@ -30,6 +30,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("realtime/hub.py", "time.monotonic"): (
         "a default only (Hub(monotonic=...)): the app passes the clock's monotonic"
     ),
+    ("email/mailer.py", "asyncio.wait(timeout=)"): (
+        "at shutdown, a bounded wait for the e-mails still being sent: not a timer of the app"
+    ),
     ("realtime/connection.py", "time.monotonic"): (
         "a default only (Connection.last_active): register() stamps it from the clock"
     ),
