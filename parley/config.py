@@ -159,6 +159,8 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, alias="PARLEY_COOKIE_SECURE")
     shutdown_timeout: float = Field(20.0, gt=0, alias="PARLEY_SHUTDOWN_TIMEOUT")
     shutdown_drain: float = Field(0.0, ge=0, alias="PARLEY_SHUTDOWN_DRAIN")
+    # integrations: posts per incoming webhook (1 a second on average, bursts of 10)
+    rate_webhook: str = Field("10/10 seconds", alias="PARLEY_RATE_WEBHOOK")
 
     @field_validator(
         "upstreams",

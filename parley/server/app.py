@@ -37,9 +37,14 @@ from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.integrations.events import BotEvents
+from parley.server.integrations.routes import chat_router as integrations_chat_router
+from parley.server.integrations.routes import hooks_router as integrations_hooks_router
+from parley.server.integrations.routes import router as integrations_router
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
+from parley.server.messages.service import do_send
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.routes import router as moderation_router
@@ -126,6 +131,7 @@ def make_state(
                 "typing": settings.rate_typing,
                 "login": settings.rate_login,
                 "login_ip": settings.rate_login_ip,
+                "webhook": settings.rate_webhook,
                 **protocol.frame_rates(settings.rate_frames),
             },
             redis_url=redis,
@@ -152,6 +158,20 @@ def make_state(
         avatar_urls=DataUrls(storage),
         started=the_clock.monotonic(),
     )
+
+    async def post_reply(bot_id: int, chat_id: int, text: str) -> object:
+        return await do_send(
+            state.writer,
+            state.checks,
+            state.throttle,
+            user_id=bot_id,
+            chat_id=chat_id,
+            content=text,
+        )
+
+    state.bot_events = BotEvents(state_sessions, state.outbound, broker, the_clock, post_reply)
+    state.writer.listeners.append(state.bot_events.on_messages)
+    hub.listeners.append(state.bot_events.on_event)
     return state
 
 
@@ -171,6 +191,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.broker.start(state.hub.handle)
     await state.presence.start()
     state.writer.start()
+    if state.bot_events is not None:
+        state.bot_events.start()
     workers = start_workers(state)
     log.info("server ready (database: %s)", state.engine.dialect.name)
     try:
@@ -181,6 +203,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if state.bot_events is not None:
+            await state.bot_events.close()
         await state.writer.close()
         await state.presence.close()
         await state.hub.close()
@@ -211,6 +235,9 @@ def create_app(
         messages_router,
         moderation_router,
         compat.router,
+        integrations_router,
+        integrations_chat_router,
+        integrations_hooks_router,
     ):
         app.include_router(router)
     for path in WS_PATHS:

@@ -29,6 +29,7 @@ from parley.server.realtime.presence import Presence
 from parley.server.throttle import Throttle
 
 if TYPE_CHECKING:
+    from parley.server.integrations.events import BotEvents
     from parley.server.storage import Storage
 
 
@@ -60,3 +61,4 @@ class AppState:
     metrics: ServerMetrics | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
     warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once
+    bot_events: BotEvents | None = None  # integrations: events to bots' URLs

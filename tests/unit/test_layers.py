@@ -27,6 +27,7 @@ COMPOSITION = {
     "chats/routes.py",
     "messages/routes.py",
     "moderation/routes.py",
+    "integrations/routes.py",
 }
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [

@@ -71,6 +71,8 @@ class UserPublic(BaseModel):
     created_at: datetime
     email: str | None = Field(default=None)
     avatar_data_url: str | None = Field(default=None)
+    is_bot: bool = False  # integrations: a bot, or the sender of an incoming webhook
+    owner_id: int | None = None  # integrations: the bot's owner (null for people)
 
     @model_serializer(mode="wrap")
     def _drop_private(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

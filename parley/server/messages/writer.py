@@ -118,6 +118,8 @@ class Writer:
         self.queue: asyncio.Queue[Draft] = asyncio.Queue(max_pending)
         self.max_batch, self.admit_timeout = max_batch, admit_timeout
         self.on_stored = on_stored
+        # Told of every new message after it is published (bot events); must not block.
+        self.listeners: list[Callable[[list[MessagePublic]], None]] = []
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
         self._task: asyncio.Task[None] | None = None
@@ -295,6 +297,13 @@ class Writer:
         ]
         if published:
             await self.broker.publish_many(published)
+            if self.listeners:
+                new = [public for public, is_new in results if is_new]
+                for listener in self.listeners:
+                    try:
+                        listener(new)
+                    except Exception:
+                        log.warning("a message listener failed", exc_info=True)
         for d, result in zip(drafts, results, strict=True):
             if d.future.done():
                 continue
