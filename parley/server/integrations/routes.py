@@ -165,10 +165,10 @@ async def post_to_hook(
 ) -> PlainTextResponse:
     """Slack's shape: JSON `{text, username?, icon_url?}` or a form with `payload`."""
     hook = await webhooks.find_hook(session, token[:100])
-    await state.throttle.hit("webhook", hook.id, detail="Too many posts to this webhook")
     text, username = webhooks.parse_payload(
         await request.body(), request.headers.get("content-type", "")
     )
+    await state.throttle.hit("webhook", hook.id, detail="Too many posts to this webhook")
     sender = await webhooks.sender_for(session, state.broker, hook=hook, username=username)
     chat_id = hook.chat_id
     await session.close()  # no transaction held while the message is stored
