@@ -38,7 +38,11 @@ def route_template(scope: Scope) -> str:
         return "/ws" if path in ("/ws", "/service/ws") else "other"
     if path in PAGES or path in ("/metrics", "/health", "/stats"):
         return path
-    for prefix, template in (("/static/", "/static/*"), ("/service/", "/service/*")):
+    for prefix, template in (
+        ("/static/", "/static/*"),
+        ("/service/", "/service/*"),
+        ("/hooks/", "/hooks/*"),
+    ):
         if path.startswith(prefix):
             return template
     if path == "/api/v1" or path.startswith("/api/v1/"):
