@@ -22,12 +22,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Columns added in place (ALTER TABLE ADD COLUMN): no rebuild of `users`, whose
     # rebuild on SQLite would cascade deletes.
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("is_bot", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(sa.Column("owner_id", ID, nullable=True))
-        batch_op.create_index(batch_op.f("ix_users_owner_id"), ["owner_id"], unique=False)
+    # (not in batch mode, which may rebuild the table)
+    op.add_column(
+        "users", sa.Column("is_bot", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.add_column("users", sa.Column("owner_id", ID, nullable=True))
+    op.create_index(op.f("ix_users_owner_id"), "users", ["owner_id"], unique=False)
     op.create_table(
         "bots",
         sa.Column("user_id", ID, nullable=False),
@@ -106,7 +106,6 @@ def downgrade() -> None:
     op.drop_table("bot_deliveries")
     op.drop_index(op.f("ix_bots_owner_id"), table_name="bots")
     op.drop_table("bots")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_users_owner_id"))
-        batch_op.drop_column("owner_id")
-        batch_op.drop_column("is_bot")
+    op.drop_index(op.f("ix_users_owner_id"), table_name="users")
+    op.drop_column("users", "owner_id")  # SQLite 3.35+: ALTER TABLE DROP COLUMN, no rebuild
+    op.drop_column("users", "is_bot")
