@@ -13,6 +13,7 @@ import * as composer from './ui/composer.js';
 import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
 import { confirmDialog, newChatDialog } from './ui/dialogs.js';
 import { settingsDialog } from './ui/settings.js';
+import { botsDialog } from './ui/bots.js';
 import { renderHeader } from './ui/header.js';
 import { mentionsDialog } from './ui/mentions.js';
 import { muteMenu, profileMenu } from './ui/menu.js';
@@ -178,6 +179,7 @@ function bindChrome() {
   }));
   $('#mentions-button').addEventListener('click', showMentions);
   $('#settings-button').addEventListener('click', () => settingsDialog());
+  $('#bots-button').addEventListener('click', () => botsDialog());
   $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));

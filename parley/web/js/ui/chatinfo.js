@@ -10,6 +10,7 @@ import * as store from '../state.js';
 import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
 import { attempt, toast } from './toast.js';
+import { webhooksSection } from './webhooks.js';
 
 const { state } = store;
 const MANAGERS = ['owner', 'admin'];
@@ -24,7 +25,7 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
   const dialog = modal({
     title: t(`chatinfo.title.${chat.type}`),
     testid: 'chat-info-dialog',
-    body: [head, edit, chat.type === 'direct' ? null : h('h3', { class: 'section-label' }, t('chatinfo.members')), members, footer],
+    body: [head, edit, chat.type === 'direct' ? null : h('h3', { class: 'section-label' }, t('chatinfo.members')), members, webhooksSection(chat), footer],
   });
   let editing = false;
   let shown = '';
