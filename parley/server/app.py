@@ -38,7 +38,9 @@ from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
 from parley.server.integrations.events import BotEvents
+from parley.server.integrations.exports import ExportJobs
 from parley.server.integrations.routes import chat_router as integrations_chat_router
+from parley.server.integrations.routes import export_router as integrations_export_router
 from parley.server.integrations.routes import hooks_router as integrations_hooks_router
 from parley.server.integrations.routes import router as integrations_router
 from parley.server.messages.history import HistoryPages
@@ -172,6 +174,7 @@ def make_state(
     state.bot_events = BotEvents(state_sessions, state.outbound, broker, the_clock, post_reply)
     state.writer.listeners.append(state.bot_events.on_messages)
     hub.listeners.append(state.bot_events.on_event)
+    state.exports = ExportJobs()
     return state
 
 
@@ -205,6 +208,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(*workers, return_exceptions=True)
         if state.bot_events is not None:
             await state.bot_events.close()
+        if state.exports is not None:
+            await state.exports.close()
         await state.writer.close()
         await state.presence.close()
         await state.hub.close()
@@ -238,6 +243,7 @@ def create_app(
         integrations_router,
         integrations_chat_router,
         integrations_hooks_router,
+        integrations_export_router,
     ):
         app.include_router(router)
     for path in WS_PATHS:

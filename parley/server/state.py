@@ -30,6 +30,7 @@ from parley.server.throttle import Throttle
 
 if TYPE_CHECKING:
     from parley.server.integrations.events import BotEvents
+    from parley.server.integrations.exports import ExportJobs
     from parley.server.storage import Storage
 
 
@@ -62,3 +63,4 @@ class AppState:
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
     warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once
     bot_events: BotEvents | None = None  # integrations: events to bots' URLs
+    exports: ExportJobs | None = None  # integrations: ZIP exports being built

@@ -541,3 +541,93 @@ async def test_a_webhook_is_rate_limited(http: httpx.AsyncClient) -> None:
     assert (await http.post(second, json={"text": "other hook"})).status_code == 200
     contents = [m["content"] for m in await messages_of(http, owner, group["id"])]
     assert contents == ["n0", "n1", "n2", "other hook"]
+
+
+# --- exports --------------------------------------------------------------------------------
+
+
+async def _ready_zip(http: httpx.AsyncClient, who: Account, started: httpx.Response) -> Any:
+    import io
+    import zipfile
+
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "pending"
+    export_id = started.json()["id"]
+
+    async def ready() -> dict[str, Any] | None:
+        got = await http.get(f"/service/api/export/{export_id}", headers=who.headers)
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["status"] != "failed", body
+        return dict(body) if body["status"] == "ready" else None
+
+    body = await poll(ready, timeout=20)
+    download = await http.get(body["url"], headers=who.headers)
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/zip"
+    assert body["size"] == len(download.content)
+    return zipfile.ZipFile(io.BytesIO(download.content))
+
+
+async def test_my_export_holds_my_profile_chats_messages_and_files(
+    http: httpx.AsyncClient,
+) -> None:
+    me, peer = await make_user(http), await make_user(http)
+    group = await make_group(http, me, peer, title="Export group")
+    direct = (
+        await http.post(
+            "/service/api/chats", json={"type": "direct", "user_id": peer.id}, headers=me.headers
+        )
+    ).json()
+    upload = await http.post(
+        f"/service/api/chats/{group['id']}/attachments",
+        files={"file": ("notes.txt", b"file body", "text/plain")},
+        headers=me.headers,
+    )
+    assert upload.status_code == 201, upload.text
+    await send(http, me, group["id"], "mine in the group", attachment_ids=[upload.json()["id"]])
+    await send(http, peer, group["id"], "theirs in the group")
+    await send(http, peer, direct["id"], "theirs in our direct chat")
+    await send(http, me, direct["id"], "mine in our direct chat")
+
+    started = await http.post("/service/api/export", headers=me.headers)
+    again = await http.post("/service/api/export", headers=me.headers)
+    assert again.status_code in (202, 409)  # 409 while the first is pending
+    if again.status_code == 409:
+        assert again.json()["code"] == "export_in_progress"
+    archive = await _ready_zip(http, me, started)
+    names = set(archive.namelist())
+    profile = json.loads(archive.read("profile.json"))
+    assert profile["id"] == me.id and profile["email"] == f"{me.username}@example.com"
+    chats = {c["id"]: c for c in json.loads(archive.read("chats.json"))}
+    assert {group["id"], direct["id"]} <= set(chats)
+    in_group = json.loads(archive.read(f"messages/{group['id']}.json"))
+    assert [m["content"] for m in in_group] == ["mine in the group"]
+    [attachment] = in_group[0]["attachments"]
+    assert attachment["path"] in names and archive.read(attachment["path"]) == b"file body"
+    in_direct = json.loads(archive.read(f"messages/{direct['id']}.json"))
+    assert [m["content"] for m in in_direct] == [
+        "theirs in our direct chat",
+        "mine in our direct chat",
+    ]
+    other = await make_user(http)
+    hidden = await http.get(f"/service/api/export/{started.json()['id']}", headers=other.headers)
+    assert hidden.status_code == 404
+
+
+async def test_a_chat_export_is_for_its_managers_and_holds_every_message(
+    http: httpx.AsyncClient,
+) -> None:
+    owner, member = await make_user(http), await make_user(http)
+    group = await make_group(http, owner, member, title="Whole chat")
+    await send(http, owner, group["id"], "one")
+    await send(http, member, group["id"], "two")
+    refused = await http.post(f"/service/api/chats/{group['id']}/export", headers=member.headers)
+    assert refused.status_code == 403
+    started = await http.post(f"/service/api/chats/{group['id']}/export", headers=owner.headers)
+    archive = await _ready_zip(http, owner, started)
+    assert "profile.json" not in archive.namelist()
+    [chat] = json.loads(archive.read("chats.json"))
+    assert chat["id"] == group["id"] and chat["title"] == "Whole chat"
+    messages = json.loads(archive.read(f"messages/{group['id']}.json"))
+    assert [(m["seq"], m["content"]) for m in messages] == [(1, "one"), (2, "two")]

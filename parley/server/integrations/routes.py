@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep
-from parley.server.integrations import bots, commands, webhooks
+from parley.server.integrations import bots, commands, exports, webhooks
 from parley.server.integrations.events import BotEvents
 from parley.server.integrations.schemas import (
     BotCreate,
@@ -26,6 +26,7 @@ from parley.server.state import AppState
 router = APIRouter(prefix="/service/api/bots", tags=["integrations"])
 chat_router = APIRouter(prefix="/service/api/chats", tags=["integrations"])
 hooks_router = APIRouter(tags=["integrations"])
+export_router = APIRouter(prefix="/service/api/export", tags=["integrations"])
 
 
 def _events(state: AppState) -> BotEvents:
@@ -182,3 +183,52 @@ async def post_to_hook(
         content=text,
     )
     return PlainTextResponse("ok")
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+
+async def _start_export(
+    session: SessionDep, state: AppState, *, user_id: int, chat_id: int | None
+) -> JSONResponse:
+    row = await exports.start_export(session, user_id=user_id, chat_id=chat_id, now=state.clock())
+    assert state.exports is not None
+    state.exports.start(
+        exports.build_export(state.sessions, state.storage, export_id=row.id, now=state.clock())
+    )
+    return JSONResponse(exports.export_public(row), status_code=202)
+
+
+@export_router.post("", status_code=202)
+async def start_my_export(me: CurrentUser, session: SessionDep, state: StateDep) -> JSONResponse:
+    return await _start_export(session, state, user_id=me.id, chat_id=None)
+
+
+@chat_router.post("/{chat_id}/export", status_code=202)
+async def start_chat_export(
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    return await _start_export(session, state, user_id=me.id, chat_id=chat_id)
+
+
+@export_router.get("/{export_id}")
+async def export_status(
+    export_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    row = await exports.get_export(session, user_id=me.id, export_id=export_id, now=state.clock())
+    return JSONResponse(exports.export_public(row))
+
+
+@export_router.get("/{export_id}/download", response_class=StreamingResponse)
+async def export_download(
+    export_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> StreamingResponse:
+    row = await exports.get_export(session, user_id=me.id, export_id=export_id, now=state.clock())
+    if row.status != "ready" or row.storage_key is None:
+        raise exports.NotReady()
+    name = f"parley-export-{row.id}.zip"
+    return StreamingResponse(
+        await state.storage.open(row.storage_key),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

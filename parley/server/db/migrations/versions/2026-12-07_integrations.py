@@ -1,4 +1,4 @@
-"""integrations: bots, their event deliveries, incoming webhooks
+"""integrations: bots, their event deliveries, incoming webhooks, data exports
 
 Revision ID: 0004_integrations
 Revises: 0003
@@ -97,9 +97,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("token", name=op.f("uq_webhooks_token")),
     )
     op.create_index(op.f("ix_webhooks_chat_id"), "webhooks", ["chat_id"], unique=False)
+    op.create_table(
+        "exports",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("user_id", ID, nullable=False),
+        sa.Column("chat_id", ID, nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("storage_key", sa.String(length=200), nullable=True),
+        sa.Column("size", ID, nullable=True),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.Column("expires_at", TIME, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["chat_id"], ["chats.id"], name=op.f("fk_exports_chat_id_chats"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_exports_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_exports")),
+    )
+    op.create_index(op.f("ix_exports_user_id"), "exports", ["user_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_exports_user_id"), table_name="exports")
+    op.drop_table("exports")
     op.drop_index(op.f("ix_webhooks_chat_id"), table_name="webhooks")
     op.drop_table("webhooks")
     op.drop_index("ix_bot_deliveries_bot_id_id", table_name="bot_deliveries")
