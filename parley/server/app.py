@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
@@ -37,6 +38,7 @@ from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
+from parley.server.integrations import instance
 from parley.server.integrations.events import BotEvents
 from parley.server.integrations.exports import ExportJobs
 from parley.server.integrations.routes import chat_router as integrations_chat_router
@@ -461,4 +463,30 @@ async def promote_user(settings: Settings, username: str) -> bool:
         async with make_sessionmaker(engine)() as session:
             return await _promote(session, username=username)
     finally:
+        await engine.dispose()
+
+
+async def export_instance(
+    settings: Settings, out: Path, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, int]:
+    """`parley export --out FILE`: the whole instance, migrated first."""
+    await migrate_database(settings)
+    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
+    try:
+        return await instance.export_instance(engine, storage, out, progress)
+    finally:
+        await storage.close()
+        await engine.dispose()
+
+
+async def import_instance(
+    settings: Settings, source: Path, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, int]:
+    """`parley import FILE`: adds what this instance does not have yet."""
+    await migrate_database(settings)
+    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
+    try:
+        return await instance.import_instance(engine, storage, source, progress)
+    finally:
+        await storage.close()
         await engine.dispose()
