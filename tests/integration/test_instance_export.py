@@ -23,7 +23,7 @@ from tests.conftest import (
     stop_server,
     test_settings,
 )
-from tests.factories import PASSWORD, make_group, make_user, send
+from tests.factories import PASSWORD, Account, make_group, make_user, send
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -107,8 +107,9 @@ async def test_an_instance_moves_from_sqlite_to_postgresql_and_twice_adds_nothin
                 body = await http.get(attachment["url"], headers=headers)
                 assert body.content == b"the plan"
                 # new rows get new ids: the sequences moved past the imported ones
-                await send(http, type(alice)(alice.id, alice.username, login.json()["access_token"], ""),
-                           group["id"], "after the move")  # fmt: skip
+                again = Account(alice.id, alice.username, login.json()["access_token"], "")
+                later = await send(http, again, group["id"], "after the move")
+                assert later["seq"] == 3 and later["id"] > after[-1]["id"]
                 new = await make_user(http)
                 assert new.id > bob.id
         finally:
