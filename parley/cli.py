@@ -112,6 +112,14 @@ def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_slack(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.server.app import import_slack
+
+    added = asyncio.run(import_slack(settings, Path(args.file), _progress))
+    print("\nImported " + ", ".join(f"{n} {what}" for what, n in added.items()))
+    return 0
+
+
 def _progress(what: str, done: int, total: int) -> None:
     """A progress bar on stderr: `tables [#####.....] 5/10`."""
     width = 30
@@ -157,6 +165,10 @@ def make_parser() -> argparse.ArgumentParser:
     load.add_argument("file", help="a ZIP file written by `parley export`")
     _add_common(load)
     load.set_defaults(func=_cmd_import)
+    slack = sub.add_parser("import-slack", help="import a Slack workspace export (idempotent)")
+    slack.add_argument("file", help="the ZIP of Slack's workspace export")
+    _add_common(slack)
+    slack.set_defaults(func=_cmd_import_slack)
     return parser
 
 

@@ -38,7 +38,7 @@ from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
 from parley.server.chats.routes import router as chats_router
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
-from parley.server.integrations import instance
+from parley.server.integrations import instance, slack
 from parley.server.integrations.events import BotEvents
 from parley.server.integrations.exports import ExportJobs
 from parley.server.integrations.routes import chat_router as integrations_chat_router
@@ -487,6 +487,20 @@ async def import_instance(
     engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
     try:
         return await instance.import_instance(engine, storage, source, progress)
+    finally:
+        await storage.close()
+        await engine.dispose()
+
+
+async def import_slack(
+    settings: Settings, source: Path, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, int]:
+    """`parley import-slack EXPORT.zip`: users, channels, messages, reactions, files."""
+    await migrate_database(settings)
+    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await slack.import_slack(session, storage, source, progress)
     finally:
         await storage.close()
         await engine.dispose()
