@@ -29,18 +29,27 @@ CHANNELS = [
     {"id": "C01GENERAL", "name": "engineering", "created": 1600000000, "creator": "U01ALICE",
      "members": ["U01ALICE", "U02BOB"], "purpose": {"value": "Builds and bugs"}},
 ]  # fmt: skip
+
+
+def _msg(user: str, text: str, ts: str, **extra: object) -> dict[str, object]:
+    return {"type": "message", "user": user, "text": text, "ts": ts, **extra}
+
+
 DAY1 = [
-    {"type": "message", "subtype": "channel_join", "user": "U02BOB", "text": "<@U02BOB> has joined the channel", "ts": "1600000100.000100"},
-    {"type": "message", "user": "U01ALICE", "text": "Hi <@U02BOB>, see <#C01GENERAL|engineering>", "ts": "1600000200.000200",
-     "thread_ts": "1600000200.000200", "reply_count": 1,
-     "reactions": [{"name": "+1", "users": ["U02BOB"], "count": 1}, {"name": "custom_party", "users": ["U02BOB"], "count": 1}]},
-    {"type": "message", "user": "U02BOB", "text": "Thanks &amp; hello", "ts": "1600000300.000300", "thread_ts": "1600000200.000200",
-     "parent_user_id": "U01ALICE"},
+    _msg("U02BOB", "<@U02BOB> has joined the channel", "1600000100.000100",
+         subtype="channel_join"),
+    _msg("U01ALICE", "Hi <@U02BOB>, see <#C01GENERAL|engineering>", "1600000200.000200",
+         thread_ts="1600000200.000200", reply_count=1,
+         reactions=[{"name": "+1", "users": ["U02BOB"], "count": 1},
+                    {"name": "custom_party", "users": ["U02BOB"], "count": 1}]),
+    _msg("U02BOB", "Thanks &amp; hello", "1600000300.000300", thread_ts="1600000200.000200",
+         parent_user_id="U01ALICE"),
 ]  # fmt: skip
 DAY2 = [
-    {"type": "message", "user": "U02BOB", "text": "the log", "ts": "1600090000.000100",
-     "files": [{"id": "F01LOG", "name": "build.log", "mimetype": "text/plain"}]},
-    {"type": "message", "subtype": "channel_leave", "user": "U02BOB", "text": "<@U02BOB> has left the channel", "ts": "1600090100.000100"},
+    _msg("U02BOB", "the log", "1600090000.000100",
+         files=[{"id": "F01LOG", "name": "build.log", "mimetype": "text/plain"}]),
+    _msg("U02BOB", "<@U02BOB> has left the channel", "1600090100.000100",
+         subtype="channel_leave"),
 ]  # fmt: skip
 
 
@@ -68,7 +77,8 @@ def _import(archive: Path, data_dir: Path, env: dict[str, str]) -> subprocess.Co
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "DB_"))}
     clean.pop("DATABASE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "parley.cli", "import-slack", str(archive), "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "parley.cli", "import-slack", str(archive),
+         "--data-dir", str(data_dir)],
         env={**clean, **env, "LOG_LEVEL": "warning"},
         capture_output=True,
         text=True,
@@ -111,7 +121,7 @@ async def test_a_slack_export_imports_once(target: dict[str, str], tmp_path: Pat
             rows = await session.execute(
                 select(Membership.user_id, Membership.role).where(Membership.chat_id == chat.id)
             )
-            roles = {user_id: role for user_id, role in rows.tuples()}
+            roles = dict(list(rows.tuples()))
             assert roles == {alice.id: "owner", bob.id: "member"}
             messages = list(
                 (
