@@ -132,3 +132,17 @@ def test_slash_lists_commands_with_descriptions_and_runs_them(register: Any, bas
     composer.press("Enter")
     page.locator(".msg", has_text="¯\\_(ツ)_/¯").wait_for()
     assert page.locator(".msg", has_text="/shrug").count() == 0
+
+
+def test_my_export_downloads_a_zip(register: Any) -> None:
+    import io
+    import zipfile
+
+    me = register("exporter")
+    page = me.page
+    page.get_by_test_id("bots-button").click()
+    with page.expect_download(timeout=30000) as download:
+        page.get_by_test_id("export-mine").click()
+    path = download.value.path()
+    with zipfile.ZipFile(io.BytesIO(open(path, "rb").read())) as archive:
+        assert {"profile.json", "chats.json"} <= set(archive.namelist())

@@ -436,3 +436,5 @@ export const createWebhook = (chatId, name) => api.post(`/chats/${chatId}/webhoo
 export const deleteWebhook = (chatId, hookId) => api.del(`/chats/${chatId}/webhooks/${hookId}`);
 export const listCommands = (chatId) => api.get(`/chats/${chatId}/commands`);
 export const runCommand = (chatId, command, text) => api.post(`/chats/${chatId}/commands`, { command, text });
+export const startExport = (chatId = null) => api.post(chatId ? `/chats/${chatId}/export` : '/export');
+export const exportStatus = (exportId) => api.get(`/export/${exportId}`);

@@ -378,4 +378,12 @@ export default {
   'commands.invited': '{name} added',
   'commands.noSuchUser': 'No user named {name}',
   'commands.unavailable': '{command} is not available here',
+  'exports.button': 'Export as ZIP',
+  'exports.preparing': 'Preparing…',
+  'exports.download': 'Download the ZIP',
+  'exports.failed': 'The export failed. Try again.',
+  'exports.busy': 'An export is already being prepared.',
+  'exports.mine': 'Your data',
+  'exports.mineHint': 'Your profile, your messages and files, and your direct chats.',
+  'exports.chat': 'Export this chat',
 };

@@ -378,4 +378,12 @@ export default {
   'commands.invited': '{name} добавлен(а) в чат',
   'commands.noSuchUser': 'Нет пользователя {name}',
   'commands.unavailable': 'Команда {command} здесь недоступна',
+  'exports.button': 'Выгрузить в ZIP',
+  'exports.preparing': 'Готовится…',
+  'exports.download': 'Скачать ZIP',
+  'exports.failed': 'Не удалось выгрузить данные. Попробуйте ещё раз.',
+  'exports.busy': 'Выгрузка уже готовится.',
+  'exports.mine': 'Ваши данные',
+  'exports.mineHint': 'Профиль, ваши сообщения и файлы, личные переписки.',
+  'exports.chat': 'Выгрузить этот чат',
 };

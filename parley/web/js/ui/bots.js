@@ -6,12 +6,15 @@ import { h } from '../dom.js';
 import { dateFormat, t } from '../i18n.js';
 import { userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
+import { exportButton } from './exports.js';
 import { toast } from './toast.js';
 
 export function botsDialog() {
   const list = h('div', { class: 'bots-list', testid: 'bots-list' });
   const secrets = h('div', { class: 'bot-secrets', testid: 'bot-secrets', hidden: true });
-  const dialog = modal({ title: t('bots.title'), testid: 'bots-dialog', body: [createForm(), secrets, list] });
+  const mine = h('div', { class: 'my-export' }, h('h3', { class: 'section-label' }, t('exports.mine')),
+    h('p', { class: 'field-hint' }, t('exports.mineHint')), exportButton({ testid: 'export-mine' }));
+  const dialog = modal({ title: t('bots.title'), testid: 'bots-dialog', body: [createForm(), secrets, list, mine] });
 
   async function reload() {
     try {

@@ -6,6 +6,7 @@ import { h } from '../dom.js';
 import { t } from '../i18n.js';
 import { copy } from './bots.js';
 import { confirmDialog } from './dialogs.js';
+import { exportButton } from './exports.js';
 import { toast } from './toast.js';
 
 export function webhooksSection(chat) {
@@ -40,5 +41,6 @@ export function webhooksSection(chat) {
   reload();
   return h('div', { class: 'webhooks', testid: 'webhooks-section' },
     h('h3', { class: 'section-label' }, t('webhooks.title')),
-    h('p', { class: 'field-hint' }, t('webhooks.intro')), list, form);
+    h('p', { class: 'field-hint' }, t('webhooks.intro')), list, form,
+    h('h3', { class: 'section-label' }, t('exports.chat')), exportButton({ chatId: chat.id, testid: 'export-chat' }));
 }
