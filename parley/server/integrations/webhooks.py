@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,8 @@ from parley.server.integrations.schemas import WebhookPublic
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import MembershipChanged
 from parley.server.text import check_content, check_name
+
+MAX_NAMED_SENDERS = 20  # per hook: past it, other names post as the hook itself
 
 
 class BadPayload(errors.ParleyError):
@@ -169,6 +171,11 @@ async def sender_for(
     found = await session.scalar(select(User.id).where(User.username_key == key))
     if found is not None:
         return int(found)
+    named = await session.scalar(
+        select(func.count()).select_from(User).where(User.username_key.like(f"hook{hook.id}-%"))
+    )
+    if (named or 0) >= MAX_NAMED_SENDERS:  # whoever holds the URL cannot make users at will
+        return hook.bot_id
     try:
         user = await _sender(
             session,
