@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -105,6 +106,43 @@ def _cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.server.app import export_instance
+
+    counts = asyncio.run(export_instance(settings, Path(args.out), _progress))
+    print(f"\nExported {counts.get('messages', 0)} messages, {counts.get('users', 0)} users"
+          f" to {args.out}")  # fmt: skip
+    return 0
+
+
+def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.server.app import import_instance
+
+    added = asyncio.run(import_instance(settings, Path(args.file), _progress))
+    print(f"\nImported {added.get('messages', 0)} new messages,"
+          f" {added.get('users', 0)} new users")  # fmt: skip
+    return 0
+
+
+def _cmd_import_slack(settings: Settings, args: argparse.Namespace) -> int:
+    from parley.server.app import import_slack
+
+    added = asyncio.run(import_slack(settings, Path(args.file), _progress))
+    print("\nImported " + ", ".join(f"{n} {what}" for what, n in added.items()))
+    return 0
+
+
+def _progress(what: str, done: int, total: int) -> None:
+    """A progress bar on stderr: `tables [#####.....] 5/10`."""
+    width = 30
+    filled = width * done // max(total, 1)
+    bar = "#" * filled + "." * (width - filled)
+    sys.stderr.write(f"\r{what:>6} [{bar}] {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley chat service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +175,18 @@ def make_parser() -> argparse.ArgumentParser:
     reset.add_argument("username")
     _add_common(reset)
     reset.set_defaults(func=_cmd_reset_password)
+    export = sub.add_parser("export", help="write the whole instance to a ZIP file")
+    export.add_argument("--out", required=True, help="the ZIP file to write")
+    _add_common(export)
+    export.set_defaults(func=_cmd_export)
+    load = sub.add_parser("import", help="add an instance's ZIP export (idempotent)")
+    load.add_argument("file", help="a ZIP file written by `parley export`")
+    _add_common(load)
+    load.set_defaults(func=_cmd_import)
+    slack = sub.add_parser("import-slack", help="import a Slack workspace export (idempotent)")
+    slack.add_argument("file", help="the ZIP of Slack's workspace export")
+    _add_common(slack)
+    slack.set_defaults(func=_cmd_import_slack)
     return parser
 
 

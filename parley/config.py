@@ -183,6 +183,8 @@ class Settings(BaseSettings):
     # trust: who must use two-factor sign-in, and how long messages are kept (0: forever)
     require_2fa: Literal["none", "admins", "all"] = Field("none", alias="PARLEY_REQUIRE_2FA")
     retention_days: float = Field(0.0, ge=0, le=36500, alias="PARLEY_RETENTION_DAYS")
+    # integrations: posts per incoming webhook (1 a second on average, bursts of 10)
+    rate_webhook: str = Field("10/10 seconds", alias="PARLEY_RATE_WEBHOOK")
 
     @field_validator(
         "upstreams",

@@ -100,6 +100,7 @@ class Gateway:
             Route("/service/{path:path}", proxy, methods=methods),
             Route("/api/v1", proxy, methods=methods),
             Route("/api/v1/{path:path}", proxy, methods=methods),
+            Route("/hooks/{path:path}", proxy, methods=["POST"]),  # incoming webhooks
         ]
 
     @contextlib.asynccontextmanager

@@ -44,7 +44,8 @@ def is_public(method: str, path: str) -> bool:
     if method in ("GET", "HEAD") and path.startswith(_PUBLIC_PREFIXES):
         rest = path.split("/")[-1]
         return bool(rest) and path.count("/") == (4 if path.startswith("/service/") else 2)
-    return method == "POST" and path in _PUBLIC_POSTS
+    # incoming webhooks: the token in the path is the credential (the server checks it)
+    return method == "POST" and (path in _PUBLIC_POSTS or path.startswith("/hooks/"))
 
 
 def check_token(tokens: AccessTokens, credentials: Credentials | None) -> AccessClaims:

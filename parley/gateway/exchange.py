@@ -42,6 +42,7 @@ def route_template(scope: Scope) -> str:
         ("/static/", "/static/*"),
         ("/service/", "/service/*"),
         *((prefix, prefix + "*") for prefix in PAGE_PREFIXES),
+        ("/hooks/", "/hooks/*"),
     ):
         if path.startswith(prefix):
             return template

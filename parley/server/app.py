@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
 from email.utils import parseaddr
+from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
@@ -42,10 +43,18 @@ from parley.server.db.session import make_engine, make_sessionmaker, migrate
 from parley.server.email.mailer import make_mailer
 from parley.server.email.routes import router as email_router
 from parley.server.instance.routes import router as instance_router
+from parley.server.integrations import instance, slack
+from parley.server.integrations.events import BotEvents
+from parley.server.integrations.exports import ExportJobs
+from parley.server.integrations.routes import chat_router as integrations_chat_router
+from parley.server.integrations.routes import export_router as integrations_export_router
+from parley.server.integrations.routes import hooks_router as integrations_hooks_router
+from parley.server.integrations.routes import router as integrations_router
 from parley.server.invites.routes import router as invites_router
 from parley.server.messages.history import HistoryPages
 from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
+from parley.server.messages.service import do_send
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.routes import router as moderation_router
@@ -139,6 +148,7 @@ def make_state(
                 "login_ip": settings.rate_login_ip,
                 "forgot": settings.rate_forgot,
                 "forgot_ip": settings.rate_forgot_ip,
+                "webhook": settings.rate_webhook,
                 **protocol.frame_rates(settings.rate_frames),
             },
             redis_url=redis,
@@ -182,6 +192,21 @@ def make_state(
             clock=the_clock,
         )
         state.writer.on_new.append(state.previews.offer)
+
+    async def post_reply(bot_id: int, chat_id: int, text: str) -> object:
+        return await do_send(
+            state.writer,
+            state.checks,
+            state.throttle,
+            user_id=bot_id,
+            chat_id=chat_id,
+            content=text,
+        )
+
+    state.bot_events = BotEvents(state_sessions, state.outbound, broker, the_clock, post_reply)
+    state.writer.on_new.append(state.bot_events.on_messages)
+    hub.listeners.append(state.bot_events.on_event)
+    state.exports = ExportJobs()
     return state
 
 
@@ -205,6 +230,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.previews.start()
     if state.pusher is not None:
         state.pusher.start()
+    if state.bot_events is not None:
+        state.bot_events.start()
     workers = start_workers(state)
     log.info("server ready (database: %s)", state.engine.dialect.name)
     try:
@@ -215,6 +242,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if state.bot_events is not None:
+            await state.bot_events.close()
+        if state.exports is not None:
+            await state.exports.close()
         await state.writer.close()
         if state.previews is not None:
             await state.previews.stop()
@@ -258,6 +289,10 @@ def create_app(
         push_router,
         trust_router,
         admin_router,
+        integrations_router,
+        integrations_chat_router,
+        integrations_hooks_router,
+        integrations_export_router,
     ):
         app.include_router(router)
     for path in WS_PATHS:
@@ -518,4 +553,44 @@ async def password_reset_link(settings: Settings, username: str) -> str | None:
                 session, username=username, base=settings.public_base, now=as_clock(None)()
             )
     finally:
+        await engine.dispose()
+
+
+async def export_instance(
+    settings: Settings, out: Path, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, int]:
+    """`parley export --out FILE`: the whole instance, migrated first."""
+    await migrate_database(settings)
+    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
+    try:
+        return await instance.export_instance(engine, storage, out, progress)
+    finally:
+        await storage.close()
+        await engine.dispose()
+
+
+async def import_instance(
+    settings: Settings, source: Path, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, int]:
+    """`parley import FILE`: adds what this instance does not have yet."""
+    await migrate_database(settings)
+    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
+    try:
+        return await instance.import_instance(engine, storage, source, progress)
+    finally:
+        await storage.close()
+        await engine.dispose()
+
+
+async def import_slack(
+    settings: Settings, source: Path, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, int]:
+    """`parley import-slack EXPORT.zip`: users, channels, messages, reactions, files."""
+    await migrate_database(settings)
+    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await slack.import_slack(session, storage, source, progress)
+    finally:
+        await storage.close()
         await engine.dispose()

@@ -31,6 +31,8 @@ from parley.server.realtime.presence import Presence
 from parley.server.throttle import Throttle
 
 if TYPE_CHECKING:
+    from parley.server.integrations.events import BotEvents
+    from parley.server.integrations.exports import ExportJobs
     from parley.server.push.sender import Pusher
     from parley.server.storage import Storage
 
@@ -66,3 +68,5 @@ class AppState:
     previews: LinkPreviews | None = None  # PARLEY_LINK_PREVIEWS on (previews/service.py)
     mailer: Mailer = field(default_factory=Mailer)  # e-mail (email/mailer.py); off without SMTP
     pusher: Pusher | None = None  # Web Push (push/sender.py), made with the metrics
+    bot_events: BotEvents | None = None  # integrations: events to bots' URLs
+    exports: ExportJobs | None = None  # integrations: ZIP exports being built

@@ -34,6 +34,7 @@ COMPOSITION = {
     "push/routes.py",
     "admin/routes.py",
     "trust/routes.py",
+    "integrations/routes.py",
 }
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [

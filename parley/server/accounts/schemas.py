@@ -75,6 +75,8 @@ class UserPublic(BaseModel):
     email_verified: bool | None = Field(default=None)
     deactivated: bool = False  # trust: an admin deactivated the account
     two_factor: bool | None = Field(default=None)  # trust: own profile and admins only
+    is_bot: bool = False  # integrations: a bot, or the sender of an incoming webhook
+    owner_id: int | None = None  # integrations: the bot's owner (null for people)
 
     @model_serializer(mode="wrap")
     def _drop_private(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -91,6 +91,8 @@ def user_public(user: User, *, online: bool = False, own: bool = False) -> UserP
         last_seen_at=user.last_seen_at,
         created_at=user.created_at,
         deactivated=user.deactivated_at is not None,
+        is_bot=bool(user.is_bot),
+        owner_id=user.owner_id,
     )
     if own:
         public.email = user.email
@@ -197,7 +199,11 @@ async def login(
     detail = "Too many failed logins, try again shortly"
     await throttle.check("login_ip", client_ip, detail=detail)
     await throttle.hit("login", slot, detail=detail)
-    if not await verify_password(user.password_hash if user else None, password) or user is None:
+    if (
+        not await verify_password(user.password_hash if user else None, password)
+        or user is None
+        or user.is_bot  # a bot has no password (its hash verifies nothing): never a login
+    ):
         await throttle.allow("login_ip", client_ip)
         raise errors.InvalidCredentials()
     now = issuer.clock()
@@ -400,7 +406,9 @@ async def list_users(session: AsyncSession, *, q: str, limit: int, offset: int) 
 
 async def promote_user(session: AsyncSession, *, username: str) -> bool:
     result = await session.execute(
-        update(User).where(User.username_key == username.lower()).values(is_admin=True)
+        update(User)
+        .where(User.username_key == username.lower(), User.is_bot.is_(False))
+        .values(is_admin=True)
     )
     await session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -130,7 +130,7 @@ class Writer:
         self.max_batch, self.admit_timeout = max_batch, admit_timeout
         self.on_stored = on_stored
         # Told of each batch's new messages once their senders have their answers, in
-        # order (link previews, Web Push); each must return at once (queue, never await).
+        # order (link previews, Web Push, bot events); each must return at once (queue).
         self.on_new: list[Callable[[Sequence[MessagePublic]], None]] = []
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
@@ -354,7 +354,10 @@ class Writer:
             self.on_stored(len(published))
         new = [public for public, is_new in results if is_new]
         for listener in self.on_new if new else ():
-            listener(new)
+            try:
+                listener(new)
+            except Exception:
+                log.warning("a listener of new messages failed", exc_info=True)
 
 
 async def store_batch(

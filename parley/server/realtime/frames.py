@@ -120,3 +120,13 @@ class Synced(ServerFrame):
 @dataclass(frozen=True, slots=True)
 class Pong(ServerFrame):
     kind = "pong"
+
+
+@dataclass(frozen=True, slots=True)
+class Ephemeral(ServerFrame):
+    """A bot's answer to a command that only the caller sees (integrations)."""
+
+    kind = "ephemeral"
+    chat_id: int
+    text: str
+    bot: UserPublic

@@ -431,3 +431,19 @@ export function banUser(userId, durationSeconds, reason) {
   if (reason) body.reason = reason;
   return api.post('/admin/bans', body);
 }
+
+// ---- integrations: bots, webhooks, commands -------------------------------------------------
+
+export const listBots = () => api.get('/bots');
+export const createBot = (username, displayName) => api.post('/bots', { username, display_name: displayName });
+export const updateBot = (botId, fields) => api.patch(`/bots/${botId}`, fields);
+export const rotateBotToken = (botId) => api.post(`/bots/${botId}/token`);
+export const deleteBot = (botId) => api.del(`/bots/${botId}`);
+export const botDeliveries = (botId) => api.get(`/bots/${botId}/deliveries`);
+export const listWebhooks = (chatId) => api.get(`/chats/${chatId}/webhooks`);
+export const createWebhook = (chatId, name) => api.post(`/chats/${chatId}/webhooks`, { name });
+export const deleteWebhook = (chatId, hookId) => api.del(`/chats/${chatId}/webhooks/${hookId}`);
+export const listCommands = (chatId) => api.get(`/chats/${chatId}/commands`);
+export const runCommand = (chatId, command, text) => api.post(`/chats/${chatId}/commands`, { command, text });
+export const startExport = (chatId = null) => api.post(chatId ? `/chats/${chatId}/export` : '/export');
+export const exportStatus = (exportId) => api.get(`/export/${exportId}`);

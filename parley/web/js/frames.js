@@ -21,6 +21,7 @@ export function makeFrameHandler(socket) {
     chat_removed: (f) => store.removeChat(f.chat_id),
     synced: onSynced,
     error: onError,
+    ephemeral: (f) => store.emit('ephemeral', f), // integrations: a bot's answer only I see
   };
   return (frame) => handlers[frame.type]?.(frame);
 }

@@ -12,6 +12,7 @@ import { confirmDialog, modal } from './dialogs.js';
 import { infoTabs } from './files.js';
 import { inviteLinkSection } from './invites.js';
 import { attempt, toast } from './toast.js';
+import { webhooksSection } from './webhooks.js';
 
 const { state } = store;
 const MANAGERS = ['owner', 'admin'];
@@ -26,7 +27,7 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
   const dialog = modal({
     title: t(`chatinfo.title.${chat.type}`),
     testid: 'chat-info-dialog',
-    body: [head, edit, ...infoTabs(chat, members), inviteLinkSection(chat), footer],
+    body: [head, edit, ...infoTabs(chat, members), inviteLinkSection(chat), webhooksSection(chat), footer],
   });
   let editing = false;
   let shown = '';

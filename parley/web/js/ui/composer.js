@@ -10,6 +10,7 @@ import * as store from '../state.js';
 import { openEmojiPicker } from './emoji.js';
 import { jumpToLatest, scrollToBottom } from './messages.js';
 import { mountMentionBox } from './mention-box.js';
+import { mountCommandBox, runComposerCommand } from './commands.js';
 import { toast } from './toast.js';
 
 const { state } = store;
@@ -22,6 +23,7 @@ const dropped = []; // entries whose preview URL is to be released
 let uploads = Promise.resolve();
 let openChat = async () => {};
 let mentionBox = null;
+let commandBox = null;
 const starting = new WeakMap(); // a virtual direct chat → the creation of the real one (its id)
 
 // Drafts per chat, kept in localStorage (per signed-in user) across switches and reloads.
@@ -45,6 +47,7 @@ export function mountComposer({ onOpen } = {}) {
     el[id.replace('composer-', '').replace(/-/g, '_')] = document.getElementById(id);
   }
   mentionBox = mountMentionBox(el.input, document.getElementById('mention-box'));
+  commandBox = mountCommandBox(el.input);
   el.input.addEventListener('keydown', onKeyDown);
   el.input.addEventListener('input', onInput);
   el.input.addEventListener('paste', onPaste);
@@ -143,7 +146,7 @@ function renderContext() {
 // ---- keys and typing --------------------------------------------------------------------
 
 function onKeyDown(event) {
-  if (mentionBox?.handleKey(event)) return;
+  if (mentionBox?.handleKey(event) || commandBox?.handleKey(event)) return;
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     submit();
@@ -163,6 +166,7 @@ function onInput() {
   autosize();
   updateSendButton();
   mentionBox?.update();
+  commandBox?.update();
   if (mode?.kind !== 'edit') saveDraft(state.activeChatId, el.input.value);
   // No typing notice for a conversation not created yet (its id is not the server's).
   if (el.input.value.trim() && mode?.kind !== 'edit' && state.activeChatId > 0) actions.sendTyping(state.activeChatId);
@@ -205,6 +209,20 @@ async function submit() {
     return;
   }
   mentionBox?.close();
+  commandBox?.close();
+  if (content.startsWith('/') && mode?.kind !== 'edit' && !files.length) {
+    const send = (text) => actions.sendMessage(chatId, text, { replyTo: mode?.msg.id || null });
+    el.input.value = '';
+    if (await runComposerCommand(chatId, content, send)) {
+      saveDraft(chatId, '');
+      mode = null;
+      renderContext();
+      autosize();
+      updateSendButton();
+      return;
+    }
+    el.input.value = content;
+  }
   if (mode?.kind === 'edit') {
     const { msg } = mode;
     if (!content) return;

@@ -1,0 +1,267 @@
+"""`parley import-slack EXPORT.zip`: a Slack workspace export into this instance.
+
+Slack's export is a ZIP of `users.json`, `channels.json` (public channels) and
+`groups.json` (private ones, when exported), and one folder per channel named after it
+holding a `YYYY-MM-DD.json` per day: messages `{type: "message", subtype?, user, text,
+ts, thread_ts?, reactions?: [{name, users}], files?: [{id, name, mimetype}]}`.
+
+- Users arrive without passwords (they set one through a reset link or an invite); one
+  whose email is already here is that person. Bots and deleted users arrive the same way.
+- Public channels become channels, private ones groups, each with its members.
+- Messages keep their original times and order (seq), `<@U…>` becomes `@username` and
+  `<#C…|name>` `#name`; joins, leaves and other notices (any `subtype` but `thread_broadcast`,
+  `bot_message`, `file_share`, `me_message`) are not imported as messages. A thread reply
+  becomes a reply to its thread's first message. Reactions whose name is known become
+  emoji; files present in the archive (`<channel>/files/<id>/<name>` or
+  `__uploads/<id>/<name>`) become attachments.
+- Running it again imports nothing twice: users are found by email, channels by their
+  Slack id (kept as the chat's slug), messages by their Slack timestamp (the client id).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.server.db.models import Attachment, Chat, Membership, Message, Reaction, User
+from parley.server.integrations.bots import NO_PASSWORD
+from parley.server.storage import Storage, new_key
+
+Progress = Callable[[str, int, int], None]
+KEPT_SUBTYPES = {None, "thread_broadcast", "bot_message", "file_share", "me_message"}
+EMOJI = {
+    "+1": "👍", "thumbsup": "👍", "-1": "👎", "thumbsdown": "👎", "heart": "❤️",
+    "smile": "😄", "slightly_smiling_face": "🙂", "joy": "😂", "laughing": "😆",
+    "tada": "🎉", "eyes": "👀", "fire": "🔥", "rocket": "🚀", "white_check_mark": "✅",
+    "heavy_check_mark": "✔️", "x": "❌", "pray": "🙏", "clap": "👏", "ok_hand": "👌",
+    "thinking_face": "🤔", "wave": "👋", "100": "💯", "raised_hands": "🙌", "muscle": "💪",
+    "cry": "😢", "sob": "😭", "warning": "⚠️", "star": "⭐", "sunglasses": "😎",
+}  # fmt: skip
+_USER_REF = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL_REF = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
+_LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]*))?>")
+
+
+def _username(raw: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:28] or "user"
+    base = base.ljust(3, "_")
+    name, n = base, 1
+    while name.lower() in taken:
+        n += 1
+        name = f"{base[:28]}_{n}"
+    return name
+
+
+def _time(ts: str) -> datetime:
+    return datetime.fromtimestamp(float(ts), UTC)
+
+
+def _text(text: str, users: dict[str, str], channels: dict[str, str]) -> str:
+    text = _USER_REF.sub(lambda m: "@" + users.get(m.group(1), m.group(1)), text)
+    text = _CHANNEL_REF.sub(
+        lambda m: "#" + (channels.get(m.group(1)) or m.group(2) or m.group(1)), text
+    )
+    text = _LINK.sub(lambda m: f"[{m.group(2)}]({m.group(1)})" if m.group(2) else m.group(1), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
+
+def _json(archive: zipfile.ZipFile, name: str) -> list[Any]:
+    try:
+        data = json.loads(archive.read(name))
+    except KeyError:
+        return []
+    return data if isinstance(data, list) else []
+
+
+async def import_slack(
+    session: AsyncSession, storage: Storage, source: Path, progress: Progress | None = None
+) -> dict[str, int]:
+    """Commits per channel; returns what was added."""
+    added = {"users": 0, "chats": 0, "messages": 0, "reactions": 0, "files": 0}
+    with zipfile.ZipFile(source) as archive:
+        names = set(archive.namelist())
+        slack_users = _json(archive, "users.json")
+        ids = await _import_users(session, slack_users, added)
+        usernames = {}
+        for sid, uid in ids.items():
+            user = await session.get(User, uid)
+            if user is not None:
+                usernames[sid] = user.username
+        channels = [(c, True) for c in _json(archive, "channels.json")]
+        channels += [(c, False) for c in _json(archive, "groups.json")]
+        channel_names = {c["id"]: c.get("name", c["id"]) for c, _ in channels}
+        for i, (channel, public) in enumerate(channels, 1):
+            await _import_channel(
+                session, storage, archive, names, channel, public, ids, usernames,
+                channel_names, added,
+            )  # fmt: skip
+            await session.commit()
+            if progress:
+                progress("chats", i, len(channels))
+    return added
+
+
+async def _import_users(
+    session: AsyncSession, slack_users: list[Any], added: dict[str, int]
+) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for entry in slack_users:
+        sid = entry.get("id")
+        if not sid:
+            continue
+        profile = entry.get("profile") or {}
+        email = (profile.get("email") or f"{sid.lower()}@slack.invalid").strip()
+        existing = await session.scalar(select(User.id).where(User.email_key == email.lower()))
+        if existing is not None:
+            ids[sid] = int(existing)
+            continue
+        taken = set((await session.execute(select(User.username_key))).scalars())
+        username = _username(entry.get("name") or sid, taken)
+        display = (profile.get("display_name") or profile.get("real_name") or username)[:64]
+        user = User(
+            username=username,
+            username_key=username.lower(),
+            email=email,
+            email_key=email.lower(),
+            password_hash=NO_PASSWORD,  # a reset link or an invite sets one
+            display_name=display.strip() or username,
+            bio="",
+            is_admin=False,
+            is_bot=bool(entry.get("is_bot")),
+        )
+        session.add(user)
+        await session.flush()
+        ids[sid] = user.id
+        added["users"] += 1
+    await session.commit()
+    return ids
+
+
+async def _import_channel(
+    session: AsyncSession,
+    storage: Storage,
+    archive: zipfile.ZipFile,
+    names: set[str],
+    channel: dict[str, Any],
+    public: bool,
+    ids: dict[str, int],
+    usernames: dict[str, str],
+    channel_names: dict[str, str],
+    added: dict[str, int],
+) -> None:
+    slug = f"slack-{channel['id']}"[:64]
+    chat = (await session.execute(select(Chat).where(Chat.slug == slug))).scalar_one_or_none()
+    if chat is None:
+        creator = ids.get(channel.get("creator", ""))
+        chat = Chat(
+            type="channel" if public else "group",
+            title=(channel.get("name") or channel["id"])[:64],
+            description=((channel.get("purpose") or {}).get("value") or "")[:500],
+            is_public=public,
+            slug=slug,
+            created_by=creator,
+            created_at=_time(str(channel.get("created", 0))),
+            last_seq=0,
+        )
+        session.add(chat)
+        await session.flush()
+        added["chats"] += 1
+    members = {ids[m] for m in channel.get("members") or [] if m in ids}
+    present = set(
+        (
+            await session.execute(select(Membership.user_id).where(Membership.chat_id == chat.id))
+        ).scalars()
+    )
+    creator = ids.get(channel.get("creator", ""))
+    for uid in sorted(members - present):
+        role = "owner" if uid == creator else "member"
+        session.add(Membership(chat_id=chat.id, user_id=uid, role=role))
+    folder = (channel.get("name") or channel["id"]) + "/"
+    days = sorted(n for n in names if n.startswith(folder) and n.endswith(".json"))
+    messages = [m for day in days for m in _json(archive, day)]
+    messages.sort(key=lambda m: float(m.get("ts", 0)))
+    done = set(
+        (
+            await session.execute(
+                select(Message.client_id, Message.id).where(
+                    Message.chat_id == chat.id, Message.client_id.like("slack:%")
+                )
+            )
+        ).all()
+    )
+    by_ts = {str(client_id).removeprefix("slack:"): mid for client_id, mid in done}
+    seq = int(await session.scalar(select(func.coalesce(func.max(Message.seq), 0)).where(
+        Message.chat_id == chat.id)) or 0)  # fmt: skip
+    for m in messages:
+        ts = str(m.get("ts", ""))
+        if m.get("type") != "message" or m.get("subtype") not in KEPT_SUBTYPES or not ts:
+            continue
+        if ts in by_ts:
+            continue
+        sender = ids.get(m.get("user", ""))
+        text = _text(m.get("text") or "", usernames, channel_names)
+        files = [f for f in m.get("files") or [] if _file_in(names, f, folder)]
+        if not text and not files:
+            continue
+        thread = str(m.get("thread_ts") or "")
+        seq += 1
+        message = Message(
+            chat_id=chat.id,
+            seq=seq,
+            sender_id=sender,
+            content=text[:4000] or ", ".join(f.get("name", "file") for f in files),
+            client_id=f"slack:{ts}",
+            reply_to_id=by_ts.get(thread) if thread and thread != ts else None,
+            created_at=_time(ts),
+        )
+        session.add(message)
+        await session.flush()
+        by_ts[ts] = message.id
+        added["messages"] += 1
+        for reaction in m.get("reactions") or []:
+            emoji = EMOJI.get(str(reaction.get("name", "")).split("::")[0])
+            for su in reaction.get("users") or [] if emoji else []:
+                if su in ids:
+                    session.add(Reaction(message_id=message.id, user_id=ids[su], emoji=emoji))
+                    added["reactions"] += 1
+        for f in files:
+            path = _file_in(names, f, folder)
+            assert path is not None
+            data = archive.read(path)
+            key = new_key("attachments", _time(ts))
+            await storage.save_bytes(key, data)
+            kind = f.get("mimetype") or mimetypes.guess_type(path)[0] or "application/octet-stream"
+            session.add(
+                Attachment(
+                    chat_id=chat.id,
+                    uploader_id=sender,
+                    message_id=message.id,
+                    filename=(f.get("name") or Path(path).name)[:255],
+                    content_type=kind[:100],
+                    size=len(data),
+                    is_image=kind.startswith("image/"),
+                    storage_key=key,
+                )
+            )
+            added["files"] += 1
+    if seq > chat.last_seq:
+        chat.last_seq = seq
+        chat.last_activity_at = max(chat.last_activity_at, _time(str(messages[-1]["ts"])))
+
+
+def _file_in(names: set[str], f: dict[str, Any], folder: str) -> str | None:
+    """Where the archive holds a message's file, if it does."""
+    fid, name = f.get("id", ""), f.get("name", "")
+    for path in (f"{folder}files/{fid}/{name}", f"__uploads/{fid}/{name}"):
+        if fid and name and path in names:
+            return path
+    return None
