@@ -65,7 +65,11 @@ _LIFESPAN_MARGIN = 2.0  # of PARLEY_SHUTDOWN_TIMEOUT, kept for closing the backe
 def make_state(
     settings: Settings, *, clock: Clock | Callable[[], datetime] | None = None
 ) -> AppState:
-    engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+    )
     redis = settings.redis_dsn
     the_clock = as_clock(clock)
     sessions = make_sessionmaker(engine)
