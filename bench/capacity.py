@@ -169,7 +169,7 @@ async def seed_population(database_url: str, n: int, cfg: Config, secret: str) -
         now = datetime.now(UTC)
         async with engine.begin() as conn:
             user_ids: list[int] = []
-            session_ids: list[int] = []
+            session_ids: list[str] = []
             for start in range(0, n, 5000):
                 names = [f"p{run}{i}" for i in range(start, min(n, start + 5000))]
                 rows = [
@@ -183,8 +183,8 @@ async def seed_population(database_url: str, n: int, cfg: Config, secret: str) -
                 )
                 ids = [r[0] for r in result]
                 user_ids += ids
-                result = await conn.execute(
-                    insert(Session).returning(Session.id, sort_by_parameter_order=True),
+                result = await conn.execute(  # a token names its session's random `sid`
+                    insert(Session).returning(Session.sid, sort_by_parameter_order=True),
                     [{"user_id": u, "created_at": now, "expires_at": now + timedelta(days=1),
                       "user_agent": "loadtest"} for u in ids],
                 )  # fmt: skip
