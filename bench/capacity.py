@@ -780,8 +780,10 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
     expected = sum(receivers[int(chat)] for chat in sent.values())
     got = sum(min(received.get(k, 0), receivers[int(c)]) for k, c in sent.items())
     ramp_fail: Counter[str] = Counter()
+    ramp_refused: Counter[str] = Counter()
     for r in ramps:
         ramp_fail.update(r["failures"])
+        ramp_refused.update(r.get("refused_then_retried", {}))
     processes = {
         role: {
             "cores": round((use1[role]["cpu_s"] - use0[role]["cpu_s"]) / wall, 3),
@@ -817,6 +819,7 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
             "seconds": max(r["seconds"] for r in ramps),
             "opened": sum(r["opened"] for r in ramps),
             "failures": dict(ramp_fail),
+            "refused_then_retried": dict(ramp_refused),
             "handshake_p99_ms": max((r["handshake"]["p99_ms"] or 0) for r in ramps),
         },
         "steady_s": round(wall, 1),

@@ -13,7 +13,7 @@ import websockets
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
+from tests.conftest import no_cookies, start_server, stop_server, test_settings
 from tests.factories import Account, connect, make_user, recv_type
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")

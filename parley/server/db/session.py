@@ -74,9 +74,7 @@ class CountingPool(AsyncAdaptedQueuePool):
 logging.getLogger(f"{CountingPool.__module__}.{CountingPool.__name__}").setLevel(logging.WARNING)
 
 
-def make_engine(
-    url: str, *, pool_size: int = 10, pool_timeout: float | None = None
-) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float | None = None) -> AsyncEngine:
     """`pool_timeout`: seconds a caller waits for a pooled connection (None: 30 on SQLite,
     10 on PostgreSQL); past it, SQLAlchemy's TimeoutError (503 `unavailable`)."""
     if url.startswith("sqlite"):
