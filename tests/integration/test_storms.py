@@ -62,7 +62,7 @@ async def test_a_storm_of_syncs_on_an_exhausted_pool_is_unavailable_never_intern
         sockets = [await connect(running.ws_base, who) for who in people]
         await running.state.presence.settle()  # the online announcements are written
         frame = json.dumps({"type": "sync", "chats": {str(general["id"]): 0}})
-        held = await hold_the_pool(running.state.engine)
+        held = await hold_the_pool(running.state.read_engine)  # the pool syncs read through
         try:
             await asyncio.gather(*(ws.send(frame) for ws in sockets))
             errors = await asyncio.gather(*(recv_type(ws, "error", 10) for ws in sockets))
@@ -93,7 +93,7 @@ async def test_handshakes_past_the_admission_bound_get_503_with_retry_after(
             first, second = await make_user(http), await make_user(http)
         slots = running.state.hub.slots
         await running.state.presence.settle()
-        held = await hold_the_pool(running.state.engine)
+        held = await hold_the_pool(running.state.read_engine)  # handshakes read through it
         try:
             opening = asyncio.create_task(connect(running.ws_base, first))
             await until(lambda: slots.opening == 1)
@@ -113,5 +113,34 @@ async def test_handshakes_past_the_admission_bound_get_503_with_retry_after(
         again = await connect(running.ws_base, second)  # admitted again: its hello
         await ws.close()
         await again.close()
+    finally:
+        await stop_server(server, task)
+
+
+async def test_on_sqlite_writers_holding_their_pool_do_not_stop_handshakes_or_syncs(
+    tmp_path: Path,
+) -> None:
+    """SQLite's read-only sessions have a pool of their own: with every connection of the
+    writers' pool held (writers queued for the write lock hold theirs), a socket still
+    opens and its sync is answered (before, the handshake waited for the shared pool and
+    was refused when it timed out)."""
+    running, server, task = await server_with(tmp_path, None, PARLEY_DB_POOL_TIMEOUT=0.5)
+    try:
+        state = running.state
+        assert state.read_engine is not state.engine
+        async with httpx.AsyncClient(base_url=running.base, cookies=no_cookies()) as http:
+            me = await make_user(http)
+            general = (await http.get("/service/api/chats", headers=me.headers)).json()[0]
+        await state.presence.settle()
+        held = await hold_the_pool(state.engine)
+        try:
+            assert held  # every connection the writers may use is taken
+            ws = await connect(running.ws_base, me)
+            await ws.send(json.dumps({"type": "sync", "chats": {str(general["id"]): 0}}))
+            synced = await recv_type(ws, "synced", 10)
+        finally:
+            await release(held)
+        assert synced == {"type": "synced"}
+        await ws.close()
     finally:
         await stop_server(server, task)
