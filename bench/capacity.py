@@ -169,7 +169,7 @@ async def seed_population(database_url: str, n: int, cfg: Config, secret: str) -
         now = datetime.now(UTC)
         async with engine.begin() as conn:
             user_ids: list[int] = []
-            session_ids: list[int] = []
+            session_ids: list[str] = []
             for start in range(0, n, 5000):
                 names = [f"p{run}{i}" for i in range(start, min(n, start + 5000))]
                 rows = [
@@ -183,8 +183,8 @@ async def seed_population(database_url: str, n: int, cfg: Config, secret: str) -
                 )
                 ids = [r[0] for r in result]
                 user_ids += ids
-                result = await conn.execute(
-                    insert(Session).returning(Session.id, sort_by_parameter_order=True),
+                result = await conn.execute(  # a token names its session's random `sid`
+                    insert(Session).returning(Session.sid, sort_by_parameter_order=True),
                     [{"user_id": u, "created_at": now, "expires_at": now + timedelta(days=1),
                       "user_agent": "loadtest"} for u in ids],
                 )  # fmt: skip
@@ -780,8 +780,10 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
     expected = sum(receivers[int(chat)] for chat in sent.values())
     got = sum(min(received.get(k, 0), receivers[int(c)]) for k, c in sent.items())
     ramp_fail: Counter[str] = Counter()
+    ramp_refused: Counter[str] = Counter()
     for r in ramps:
         ramp_fail.update(r["failures"])
+        ramp_refused.update(r.get("refused_then_retried", {}))
     processes = {
         role: {
             "cores": round((use1[role]["cpu_s"] - use0[role]["cpu_s"]) / wall, 3),
@@ -817,6 +819,7 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
             "seconds": max(r["seconds"] for r in ramps),
             "opened": sum(r["opened"] for r in ramps),
             "failures": dict(ramp_fail),
+            "refused_then_retried": dict(ramp_refused),
             "handshake_p99_ms": max((r["handshake"]["p99_ms"] or 0) for r in ramps),
         },
         "steady_s": round(wall, 1),

@@ -474,25 +474,37 @@ class Generator:
         started = time.perf_counter()
         gate = asyncio.Semaphore(256)
         failures: Counter[str] = Counter()
+        refused: Counter[str] = Counter()  # tries refused, then tried again
         handshake = Hist()
 
         async def one(i: int, person: Person) -> None:
             due = started + i / self.share.ramp_per_s
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            async with gate:
-                t = time.perf_counter()
-                try:
-                    await person.connect()
-                except Exception as exc:
-                    failures[_why(exc)] += 1
-                    return
-                handshake.add(time.perf_counter() - t)
+            t = time.perf_counter()  # a refused try counts in the handshake's time
+            for attempt in range(RAMP_TRIES):
+                async with gate:
+                    try:
+                        await person.connect()
+                    except Exception as exc:
+                        why = _why(exc)
+                        if why != "http_503" or attempt == RAMP_TRIES - 1:
+                            failures[why] += 1
+                            return
+                        refused[why] += 1
+                    else:
+                        handshake.add(time.perf_counter() - t)
+                        return
+                # refused before the upgrade (the server's admission, Retry-After: 1): the
+                # web client's backoff, at least the second it was told
+                base = min(30.0, 0.5 * 2**attempt)
+                await asyncio.sleep(max(1.0, base / 2 + random.random() * base / 2))
 
         await asyncio.gather(*(one(i, p) for i, p in enumerate(self.people)))
         self.spawn(self.pinger())
         return {
             "opened": sum(p.connected for p in self.people),
             "failures": dict(failures),
+            "refused_then_retried": dict(refused),
             "seconds": round(time.perf_counter() - started, 2),
             "handshake": handshake.summary(),
         }
@@ -617,6 +629,9 @@ class Generator:
             task.cancel()
         if self.http_client is not None:
             await self.http_client.aclose()
+
+
+RAMP_TRIES = 8  # a handshake refused with 503 is tried again, as the web client would
 
 
 def _why(exc: Exception) -> str:

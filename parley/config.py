@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     db_password: str = Field("", alias="DB_PASSWORD")
     db_name: str = Field("parley", alias="DB_NAME")
     db_pool_size: int = Field(10, alias="PARLEY_DB_POOL_SIZE")
+    # Seconds a request waits for a pooled database connection (None: 30 on SQLite, 10 on
+    # PostgreSQL); past it the request is answered 503 `unavailable`.
+    db_pool_timeout: float | None = Field(None, gt=0, alias="PARLEY_DB_POOL_TIMEOUT")
 
     redis_url: str | None = Field(None, alias="REDIS_URL")
     redis_host: str | None = Field(None, alias="REDIS_HOST")
@@ -103,6 +106,8 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
     log_level: str = Field("info", alias="LOG_LEVEL")
     max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
+    # WebSocket handshakes one server process serves at once; past it: 503 `overloaded`.
+    max_handshakes: int = Field(64, ge=1, alias="PARLEY_MAX_HANDSHAKES")
     max_chats_per_user: int = Field(5000, ge=1, alias="PARLEY_MAX_CHATS_PER_USER")
     max_sockets_per_user: int = Field(20, ge=1, alias="PARLEY_MAX_SOCKETS_PER_USER")
     max_reactions: int = Field(20, ge=1, alias="PARLEY_MAX_REACTIONS")  # distinct emoji per message

@@ -26,6 +26,11 @@ class GatewayServer(uvicorn.Server):
         self.gateway = gateway
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        # The listener first: a client told 1001 reconnects at once (the web client does);
+        # accepted here, its new socket would be relayed until uvicorn's graceful timeout
+        # cancelled it (one traceback per socket, the whole timeout spent).
+        for listener in self.servers:
+            listener.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.gateway.websockets.close_all(1001), timeout=5)
         await super().shutdown(sockets)

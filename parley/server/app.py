@@ -85,7 +85,17 @@ _LIFESPAN_MARGIN = 2.0  # of PARLEY_SHUTDOWN_TIMEOUT, kept for closing the backe
 def make_state(
     settings: Settings, *, clock: Clock | Callable[[], datetime] | None = None
 ) -> AppState:
-    engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+    )
+    # On SQLite, what only reads gets a pool of its own: writers waiting for the one write
+    # lock hold their pooled connections, never the ones a handshake, a sync or a history
+    # page reads through (WAL lets them read meanwhile).
+    read_engine = engine
+    if engine.dialect.name == "sqlite":
+        read_engine = make_engine(settings.sqlalchemy_url, pool_timeout=settings.db_pool_timeout)
     redis = settings.redis_dsn
     the_clock = as_clock(clock)
     sessions = make_sessionmaker(engine)
@@ -137,7 +147,8 @@ def make_state(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        reads=make_sessionmaker(engine, read_only=True),
+        reads=make_sessionmaker(read_engine, read_only=True),
+        read_engine=read_engine,
         broker=broker,
         hub=hub,
         throttle=Throttle(
@@ -258,6 +269,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.outbound.aclose()
         await state.mailer.aclose()
         await state.engine.dispose()
+        if state.read_engine is not None:
+            await state.read_engine.dispose()
 
 
 def create_app(
@@ -274,7 +287,7 @@ def create_app(
     state.metrics = metrics = ServerMetrics(
         lambda: state.hub.connection_count, state.started, state.clock.monotonic
     )
-    metrics.bind_database(state.engine)
+    metrics.bind_database(state.engine, state.read_engine)
     state.pusher = _make_pusher(state, metrics)
     state.writer.on_new.append(state.pusher.on_new)
     for router in (

@@ -85,13 +85,16 @@ class ServerMetrics:
         for reason in CONFLICT_REASONS:  # every series exists from the start, at 0
             self.db_retries.labels(reason)
 
-    def bind_database(self, engine: AsyncEngine) -> None:
-        """Query durations, conflicts and pool usage of `engine`."""
-        instrument(
-            engine,
-            on_query=lambda op, seconds: self.db_query_time.labels(op).observe(seconds),
-            on_conflict=lambda reason: self.db_retries.labels(reason).inc(),
-        )
+    def bind_database(self, engine: AsyncEngine, reads: AsyncEngine | None = None) -> None:
+        """Query durations, conflicts and pool usage of `engine` (and of `reads`, the
+        read-only sessions' engine when it has a pool of its own)."""
+        engines = [engine] if reads is None or reads is engine else [engine, reads]
+        for bound in engines:
+            instrument(
+                bound,
+                on_query=lambda op, seconds: self.db_query_time.labels(op).observe(seconds),
+                on_conflict=lambda reason: self.db_retries.labels(reason).inc(),
+            )
         for op in OPERATIONS:
             self.db_query_time.labels(op)
         in_use = Gauge(
@@ -99,13 +102,13 @@ class ServerMetrics:
             "Database connections checked out of this process's pool",
             registry=self.registry,
         )
-        in_use.set_function(lambda: float(pool_usage(engine)[0]))
+        in_use.set_function(lambda: float(sum(pool_usage(e)[0] for e in engines)))
         waiting = Gauge(
             "db_pool_connections_waiting",
             "Callers of this process waiting for a database connection from the pool",
             registry=self.registry,
         )
-        waiting.set_function(lambda: float(pool_usage(engine)[1]))
+        waiting.set_function(lambda: float(sum(pool_usage(e)[1] for e in engines)))
 
     def record_send(self, seconds: float, *, created: bool) -> None:
         self.message_time.observe(seconds)

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from parley import errors
@@ -22,8 +23,10 @@ from parley.server.metrics import ServerMetrics
 
 log = logging.getLogger("parley.errors")
 
-# Failures of a backend (database, Redis, the network under them): retry later.
-BACKEND_DOWN = (OperationalError, DBAPIError, OSError, TimeoutError, RedisError)
+# Failures of a backend (database, Redis, the network under them): retry later. A
+# pool's wait for a connection that timed out (SQLAlchemy's own TimeoutError, not the
+# builtin one) is an overloaded backend too, never a bug.
+BACKEND_DOWN = (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout, RedisError)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 

@@ -63,6 +63,8 @@ class AppState:
     outbound: Outbound = field(default_factory=Outbound)  # every call out (outbound.py)
     caches: dict[str, Any] = field(default_factory=dict)
     metrics: ServerMetrics | None = None
+    # The engine behind `reads`: on SQLite a pool of its own (app.py), else `engine`.
+    read_engine: AsyncEngine | None = None
     draining: bool = False  # SIGTERM received: /health answers 503 so traffic moves away
     warned_untrusted_proxy: bool = False  # deps.client_ip's warning, logged once
     previews: LinkPreviews | None = None  # PARLEY_LINK_PREVIEWS on (previews/service.py)

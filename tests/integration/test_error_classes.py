@@ -10,6 +10,7 @@ import httpx
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from parley import errors
 from parley.server import problems
@@ -23,6 +24,7 @@ STATEMENT_FAILURES = [
     (OperationalError("SELECT 1", {}, Exception("gone")), 503, "unavailable"),
     (RedisConnectionError("refused"), 503, "unavailable"),
     (TimeoutError(), 503, "unavailable"),
+    (PoolTimeout("QueuePool limit of size 5 overflow 10 reached"), 503, "unavailable"),
     (errors.NotMember(), 403, "not_member"),
     (errors.RateLimited(retry_after=7), 429, "rate_limited"),
     (KeyError("bug"), 500, "internal_error"),

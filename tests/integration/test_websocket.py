@@ -283,6 +283,25 @@ async def test_sync_of_a_chat_not_mine_sends_nothing(
     assert messages == [] and synced == {"type": "synced"}
 
 
+async def test_sync_of_more_chats_than_one_read_takes_sends_each_in_order(
+    live: Running, client: httpx.AsyncClient, crowded: Crowded
+) -> None:
+    """A sync reads its chats ten at a time on one connection: past ten, across the
+    boundary, and with a chat not mine among them, every chat's missed messages come in
+    the order asked, then one `synced`."""
+    me, peer = await make_user(client), await make_user(client)
+    groups = [await make_group(client, me, peer, title=f"g{i}") for i in range(12)]
+    sent = {g["id"]: await send(client, peer, g["id"], f"to {g['title']}") for g in groups}
+    asked = {str(g["id"]): 0 for g in groups[:5]}
+    asked[str(crowded.chat["id"])] = 0  # not mine: skipped, the others still come
+    asked.update({str(g["id"]): 0 for g in groups[5:]})
+    async with opened(live, me) as ws:
+        await send_json(ws, {"type": "sync", "chats": asked})
+        messages, synced = await until_synced(ws)
+    assert messages == [sent[g["id"]] for g in groups]
+    assert synced == {"type": "synced"}
+
+
 async def test_slow_consumer_is_closed_with_1013(tmp_path: Path) -> None:
     running, server, task = await start_server(test_settings(tmp_path, PARLEY_WS_SEND_QUEUE=4))
     try:

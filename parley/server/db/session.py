@@ -74,16 +74,23 @@ class CountingPool(AsyncAdaptedQueuePool):
 logging.getLogger(f"{CountingPool.__module__}.{CountingPool.__name__}").setLevel(logging.WARNING)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float | None = None) -> AsyncEngine:
+    """`pool_timeout`: seconds a caller waits for a pooled connection (None: 30 on SQLite,
+    10 on PostgreSQL); past it, SQLAlchemy's TimeoutError (503 `unavailable`)."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, poolclass=CountingPool)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            poolclass=CountingPool,
+            pool_timeout=30 if pool_timeout is None else pool_timeout,
+        )
         _tune_sqlite(engine)
         return engine
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_timeout=10,
+        pool_timeout=10 if pool_timeout is None else pool_timeout,
         poolclass=CountingPool,
     )
     event.listen(engine.sync_engine, "checkout", _closed_while_pooled)

@@ -22,6 +22,7 @@ from parley.server.realtime.connection import Connection
 from parley.server.realtime.events import ChatFrame
 
 MAX_UNACKED = 64  # sends of one socket waiting for their commit; past it, reading waits
+SYNC_CHATS_PER_READ = 10  # chats one sync reads per pooled connection (then sends them)
 
 
 @dataclass(slots=True)
@@ -193,28 +194,35 @@ async def _on_read(ctx: Context, f: protocol.Read, _raw: Any) -> None:
 async def _on_sync(ctx: Context, f: protocol.Sync, _raw: Any) -> None:
     """Every missed message as `message` frames, then `synced` (listing cut chats).
 
-    Chat by chat: the rows are loaded, the session is released, then they are sent, so a
-    client that stops reading never holds the database (its send waits are bounded).
+    `SYNC_CHATS_PER_READ` chats at a time: their rows are loaded on one pooled
+    connection, the session is released, then they are sent, so a client that stops
+    reading never holds the database (its send waits are bounded), and a reconnect storm
+    takes one connection per sync rather than one per chat.
     """
     truncated: list[int] = []
-    for chat_id, last_seen in f.chats.items():
+    chats = list(f.chats.items())
+    for start in range(0, len(chats), SYNC_CHATS_PER_READ):
         if not ctx.alive():
             return
-        try:
-            async with ctx.state.reads() as session:
-                missed, cut = await messages.missed_messages(
-                    session,
-                    user_id=ctx.user_id,
-                    chat_id=chat_id,
-                    after=last_seen,
-                    now=ctx.state.clock(),
-                )
-        except errors.ParleyError:
-            continue  # a chat the user left or never had: nothing to sync
-        for message in missed:
-            await ctx.conn.send(frames.NewMessage(message).encode())
-        if cut:
-            truncated.append(chat_id)
+        loaded: list[tuple[int, list[Any], bool]] = []
+        async with ctx.state.reads() as session:
+            for chat_id, last_seen in chats[start : start + SYNC_CHATS_PER_READ]:
+                try:
+                    missed, cut = await messages.missed_messages(
+                        session,
+                        user_id=ctx.user_id,
+                        chat_id=chat_id,
+                        after=last_seen,
+                        now=ctx.state.clock(),
+                    )
+                except errors.ParleyError:
+                    continue  # a chat the user left or never had: nothing to sync
+                loaded.append((chat_id, missed, cut))
+        for chat_id, missed, cut in loaded:
+            for message in missed:
+                await ctx.conn.send(frames.NewMessage(message).encode())
+            if cut:
+                truncated.append(chat_id)
     await ctx.conn.send(frames.Synced(truncated).encode())
 
 

@@ -75,10 +75,16 @@ class SocketConnection(Connection):
 
 async def websocket_endpoint(ws: WebSocket) -> None:
     state = get_state(ws)
+    slots = state.hub.slots
+    try:
+        slots.admit(state.settings.max_handshakes)  # refused at once past the bound
+    except errors.ParleyError as exc:
+        await _deny(ws, exc)
+        return
     try:
         generation = state.hub.generation  # before the handshake reads what the socket hears
         principal, chats, blocked = await _handshake(ws, state)
-        state.hub.slots.take(
+        slots.take(
             principal.id,
             per_user=state.settings.max_sockets_per_user,
             total=state.settings.max_connections,
@@ -86,13 +92,15 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
+    finally:
+        slots.admitted()  # what the handshake reads is read: the next one may start
     user_id = principal.id
     try:
         conn = await _open(ws, state, principal, chats, blocked)
         del principal  # its User row is not kept for as long as the socket is open
         await _serve(ws, state, conn, generation)
     finally:
-        state.hub.slots.release(user_id)
+        slots.release(user_id)
 
 
 async def _open(
@@ -229,8 +237,10 @@ _MY_CHATS = (
 
 
 async def _deny(ws: WebSocket, exc: errors.ParleyError) -> None:
-    """Refuses before the upgrade with a plain HTTP answer (401, 403, 429, 503)."""
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
+    """Refuses before the upgrade with a plain HTTP answer (401, 403, 429, 503), with
+    `Retry-After` when the refusal says when to come back (429, 503 `overloaded`)."""
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     body = JSONResponse(
         {"detail": exc.detail, "code": exc.code}, status_code=exc.status, headers=headers
     )

@@ -139,3 +139,40 @@ async def test_gateway_shutdown_closes_with_1001(make_upstream: Any, make_gatewa
         await stopping
     await eventually(lambda: up.ws_closes, what="the upstream closed")
     assert up.ws_closes == [1001]
+
+
+async def test_gateway_shutdown_refuses_the_reconnects_it_causes(
+    make_upstream: Any, make_gateway: Any
+) -> None:
+    """Clients told 1001 reconnect at once, as the web client does: the listener is closed
+    before the sockets are, so no attempt reaches the stopping gateway (they go to
+    another one), and the stop is prompt."""
+    up = make_upstream()
+    running: RunningGateway = make_gateway([up.url])
+    url = f"{running.ws_url}/ws?token={token_for(2)}"
+    sockets = [await connect(url) for _ in range(20)]
+    for ws in sockets:
+        await ws.recv()
+    refused: list[str] = []
+
+    async def reconnect_when_closed(ws: ClientConnection) -> int:
+        code = await closed_code(ws)
+        try:
+            again = await asyncio.wait_for(connect(url), 3)
+        except Exception as exc:  # what the attempt met is the assertion
+            refused.append(type(exc).__name__)
+        else:
+            refused.append("opened")
+            await again.close()
+        return code
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stopping = loop.run_in_executor(None, running.runner.stop)
+    codes = await asyncio.gather(*(reconnect_when_closed(ws) for ws in sockets))
+    await stopping
+    assert codes == [1001] * len(sockets)
+    # the listener was closed before any socket: never accepted (before, each attempt
+    # was accepted, then dropped or relayed until the graceful timeout)
+    assert refused == ["ConnectionRefusedError"] * len(sockets)
+    assert loop.time() - started < 5  # not the graceful timeout (10 s)
