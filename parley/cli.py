@@ -77,7 +77,7 @@ def _cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    from parley.server.app import migrate_database
+    from parley.server.operations import migrate_database
 
     asyncio.run(migrate_database(settings))
     print("Database is up to date.")
@@ -85,7 +85,7 @@ def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
-    from parley.server.app import promote_user
+    from parley.server.operations import promote_user
 
     if not asyncio.run(promote_user(settings, args.username)):
         print(f"No user named {args.username!r}.", file=sys.stderr)
@@ -95,7 +95,7 @@ def _cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
-    from parley.server.app import password_reset_link
+    from parley.server.operations import password_reset_link
 
     link = asyncio.run(password_reset_link(settings, args.username))
     if link is None:
@@ -107,7 +107,7 @@ def _cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from parley.server.app import export_instance
+    from parley.server.operations import export_instance
 
     counts = asyncio.run(export_instance(settings, Path(args.out), _progress))
     print(f"\nExported {counts.get('messages', 0)} messages, {counts.get('users', 0)} users"
@@ -116,7 +116,7 @@ def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from parley.server.app import import_instance
+    from parley.server.operations import import_instance
 
     added = asyncio.run(import_instance(settings, Path(args.file), _progress))
     print(f"\nImported {added.get('messages', 0)} new messages,"
@@ -125,7 +125,7 @@ def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_import_slack(settings: Settings, args: argparse.Namespace) -> int:
-    from parley.server.app import import_slack
+    from parley.server.operations import import_slack
 
     added = asyncio.run(import_slack(settings, Path(args.file), _progress))
     print("\nImported " + ", ".join(f"{n} {what}" for what, n in added.items()))

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
 from email.utils import parseaddr
-from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
@@ -21,20 +20,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.types import ASGIApp
 
 from parley import __version__, errors, redisclient
 from parley.bodies import BodyLimitMiddleware
 from parley.clock import Clock, as_clock
 from parley.config import Settings
-from parley.private_api import defer_signal, route_path
+from parley.private_api import defer_signal
 from parley.security import AccessTokens
 from parley.server import compat, problems
 from parley.server.accounts.avatars import DataUrls
 from parley.server.accounts.routes import router as accounts_router
 from parley.server.accounts.service import Issuer
-from parley.server.accounts.service import promote_user as _promote
 from parley.server.admin.routes import router as admin_router
 from parley.server.cache import LoginSessions, SendChecks
 from parley.server.chats.general import ensure_general
@@ -43,7 +40,6 @@ from parley.server.db.session import make_engine, make_sessionmaker, migrate
 from parley.server.email.mailer import make_mailer
 from parley.server.email.routes import router as email_router
 from parley.server.instance.routes import router as instance_router
-from parley.server.integrations import instance, slack
 from parley.server.integrations.events import BotEvents
 from parley.server.integrations.exports import ExportJobs
 from parley.server.integrations.routes import chat_router as integrations_chat_router
@@ -57,6 +53,7 @@ from parley.server.messages.routes import router as messages_router
 from parley.server.messages.service import do_send
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
+from parley.server.middleware import MetricsMiddleware, SocketFastPath
 from parley.server.moderation.routes import router as moderation_router
 from parley.server.outbound import Outbound
 from parley.server.previews.service import LinkPreviews
@@ -76,6 +73,7 @@ from parley.server.trust.routes import router as trust_router
 from parley.server.workers import start_workers
 from parley.wsserver import SansIOWebSocket, freeze_startup_heap
 
+WS_PATHS = ("/service/ws", "/ws")
 log = logging.getLogger("parley.server")
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVICE_RESTART = 1012  # a rollout: clients reconnect (to another replica) and sync
@@ -312,7 +310,7 @@ def create_app(
         app.add_api_websocket_route(path, websocket_endpoint)
     _add_error_handlers(app, metrics)
     app.add_middleware(HistoryFastPath)  # innermost: a plain history page skips the router
-    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before any read
 
     @app.get("/service/metrics", include_in_schema=False)
@@ -381,80 +379,6 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
         Exception,
     ):
         app.add_exception_handler(kind, answer)
-
-
-class _MetricsMiddleware:
-    """Counts requests by method, route template and status (never raw paths)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def wrapped(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, wrapped)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            self.metrics.app_requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.http_requests.labels(scope["method"], str(status)).inc()
-
-
-WS_PATHS = ("/service/ws", "/ws")
-
-
-class SocketFastPath:
-    """The WebSocket endpoint called straight from uvicorn, without FastAPI's middleware
-    stack, routing and dependency solving: each of those layers keeps a coroutine (and
-    FastAPI two exit stacks) alive for as long as the socket is open, about a third of
-    an idle socket's memory. None of them acts on a WebSocket (the body limit, metrics
-    and history fast path are HTTP only); an exception the endpoint raises still goes to
-    the app's exception handlers, as Starlette's ExceptionMiddleware would do."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        # The paths the app's own WebSocket routes declare for this endpoint (none with
-        # path parameters): the fast path serves exactly those.
-        routes = [r for r in app.routes if getattr(r, "endpoint", None) is websocket_endpoint]
-        if not routes or any(r.param_convertors for r in routes):  # type: ignore[attr-defined]
-            raise TypeError("SocketFastPath needs the app's WebSocket routes, without parameters")
-        self.paths = frozenset(r.path for r in routes)  # type: ignore[attr-defined]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or route_path(scope) not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        scope["app"] = self.app
-        ws = WebSocket(scope, receive, send)
-        try:
-            await websocket_endpoint(ws)
-        except Exception as exc:
-            handler = self._handler(exc)
-            if handler is None:
-                raise
-            response = await handler(ws, exc)
-            if response is not None:
-                await response(scope, receive, send)
-
-    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
-        """The handler Starlette's ExceptionMiddleware would pick (not the 500 ones)."""
-        handlers = self.app.exception_handlers
-        for cls in type(exc).__mro__:
-            if cls is Exception:
-                return None
-            if cls in handlers:
-                return handlers[cls]
-        return None
 
 
 def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
@@ -533,77 +457,3 @@ def run_server(settings: Settings) -> None:
     app = create_app(settings)
     freeze_startup_heap()
     ParleyServer(uvicorn_config(app, settings), app).run()
-
-
-async def migrate_database(settings: Settings) -> None:
-    engine = make_engine(settings.sqlalchemy_url)
-    try:
-        settings.make_data_dir()
-        await migrate(engine, settings.data_dir if engine.dialect.name == "sqlite" else None)
-    finally:
-        await engine.dispose()
-
-
-async def promote_user(settings: Settings, username: str) -> bool:
-    await migrate_database(settings)
-    engine = make_engine(settings.sqlalchemy_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            return await _promote(session, username=username)
-    finally:
-        await engine.dispose()
-
-
-async def password_reset_link(settings: Settings, username: str) -> str | None:
-    """A one-time password reset link for `username` (`parley reset-password`), or None."""
-    from parley.server.email.service import reset_link
-
-    await migrate_database(settings)
-    engine = make_engine(settings.sqlalchemy_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            return await reset_link(
-                session, username=username, base=settings.public_base, now=as_clock(None)()
-            )
-    finally:
-        await engine.dispose()
-
-
-async def export_instance(
-    settings: Settings, out: Path, progress: Callable[[str, int, int], None] | None = None
-) -> dict[str, int]:
-    """`parley export --out FILE`: the whole instance, migrated first."""
-    await migrate_database(settings)
-    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
-    try:
-        return await instance.export_instance(engine, storage, out, progress)
-    finally:
-        await storage.close()
-        await engine.dispose()
-
-
-async def import_instance(
-    settings: Settings, source: Path, progress: Callable[[str, int, int], None] | None = None
-) -> dict[str, int]:
-    """`parley import FILE`: adds what this instance does not have yet."""
-    await migrate_database(settings)
-    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
-    try:
-        return await instance.import_instance(engine, storage, source, progress)
-    finally:
-        await storage.close()
-        await engine.dispose()
-
-
-async def import_slack(
-    settings: Settings, source: Path, progress: Callable[[str, int, int], None] | None = None
-) -> dict[str, int]:
-    """`parley import-slack EXPORT.zip`: users, channels, messages, reactions, files."""
-    await migrate_database(settings)
-    engine, storage = make_engine(settings.sqlalchemy_url), make_storage(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            return await slack.import_slack(session, storage, source, progress)
-    finally:
-        await storage.close()
-        await engine.dispose()

@@ -22,6 +22,8 @@ COMPOSITION = {
     "workers.py",
     "compat.py",
     "problems.py",
+    "middleware.py",
+    "operations.py",
     "realtime/ws.py",
     "realtime/handlers.py",
     "accounts/routes.py",

@@ -39,7 +39,8 @@ from parley.server.messages.mentions import (
 )
 from parley.server.messages.public import as_public, attachment_public, row_fields
 from parley.server.messages.schemas import AttachmentPublic, MessagePublic
-from parley.server.messages.writer import Draft, Result, Writer, search_text_of
+from parley.server.messages.terms import search_text_of
+from parley.server.messages.writer import Draft, Result, Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.service import blocked_ids
 from parley.server.previews.stored import previews_of

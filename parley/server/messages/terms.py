@@ -16,6 +16,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import Stemmer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.server.db.models import Attachment, Message
 
 _WORD = re.compile(r"[^\W_]+")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
@@ -51,3 +55,13 @@ def _fold(word: str) -> str:
     if word.isascii():
         return word
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+async def search_text_of(session: AsyncSession, message: Message) -> str:
+    """The stems a stored message is searched by: its content's and its files' names'."""
+    names = await session.execute(
+        select(Attachment.filename)
+        .where(Attachment.message_id == message.id)
+        .order_by(Attachment.id)
+    )
+    return search_text(message.content, names.scalars())

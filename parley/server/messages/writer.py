@@ -448,17 +448,7 @@ async def _link_attachments(session: AsyncSession, message: MessagePublic, draft
         )
     stored = await session.get(Message, message.id)
     if stored is not None:  # its file names are searched too
-        stored.search_text = await search_text_of(session, stored)
-
-
-async def search_text_of(session: AsyncSession, message: Message) -> str:
-    """The stems a stored message is searched by: its content's and its files' names'."""
-    names = await session.execute(
-        select(Attachment.filename)
-        .where(Attachment.message_id == message.id)
-        .order_by(Attachment.id)
-    )
-    return terms.search_text(message.content, names.scalars())
+        stored.search_text = await terms.search_text_of(session, stored)
 
 
 async def _attached(session: AsyncSession, message_id: int) -> list[Any]:
