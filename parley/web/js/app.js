@@ -115,7 +115,10 @@ async function openChat(chatId, { around = null } = {}) {
   if (around != null && !hist.bySeq.has(around)) {
     await attempt(() => actions.loadAround(chatId, around));
   } else if (!hist.loaded && !hist.loading) {
-    await attempt(() => actions.loadLatest(chatId));
+    // Unread messages start further back than the newest page reaches: open at my read
+    // marker (the "new messages" divider goes there, and only what is shown gets read).
+    const unreadFrom = chat.unread_count > 0 ? actions.unreadStart(chat) : null;
+    await attempt(() => (unreadFrom != null ? actions.loadAround(chatId, unreadFrom) : actions.loadLatest(chatId)));
   }
   if (around != null) await revealMessage(chatId, around);
   else composer.focusComposer();

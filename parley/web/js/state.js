@@ -179,6 +179,22 @@ export function forgetHistory(chatId) {
   state.history.delete(chatId);
 }
 
+/** I blocked this user: outside direct chats their messages leave history and previews. */
+export function hideSender(userId) {
+  for (const chat of state.chats.values()) {
+    if (chat.type === 'direct') continue;
+    if (chat.last_message?.sender?.id === userId) delete chat.last_message;
+    const hist = state.history.get(chat.id);
+    if (!hist) continue;
+    let changed = false;
+    for (const [seq, msg] of hist.bySeq) {
+      if (msg.sender?.id === userId) { hist.bySeq.delete(seq); changed = true; }
+    }
+    if (changed) emit('messages', chat.id);
+  }
+  emit('chats');
+}
+
 /** A page of history is being fetched (true) or has been (false). */
 export function setHistoryLoading(chatId, loading) {
   historyOf(chatId).loading = loading;
@@ -232,6 +248,8 @@ export function rememberMessage(msg) {
 /** A message frame: update the chat's preview/unread and the loaded history. */
 export function receiveMessage(msg) {
   const chat = state.chats.get(msg.chat_id);
+  // Outside direct chats I do not see the messages of people I block (as the server).
+  if (chat && chat.type !== 'direct' && msg.sender && state.blocked.has(msg.sender.id)) return;
   if (chat) {
     const isNew = msg.seq > (chat.last_seq || 0);
     if (!chat.last_message || msg.seq >= chat.last_message.seq) chat.last_message = msg;
@@ -269,6 +287,10 @@ export function markChatRead(chatId, seq) {
   if (seq >= (chat.last_seq || 0)) {
     chat.unread_count = 0;
     chat.mention_count = 0;
+  } else {
+    // Read up to a message in the middle (a window opened at the read marker): what is
+    // left unread is at most what comes after it.
+    chat.unread_count = Math.min(chat.unread_count || 0, chat.last_seq - chat.read_seq);
   }
   emit('chats');
 }
