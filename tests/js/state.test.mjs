@@ -552,3 +552,18 @@ test('markChatRead in the middle leaves at most what comes after the marker unre
   store.markChatRead(1, 100);
   assert.equal(state.chats.get(1).unread_count, 0);
 });
+
+test('updateUser (user_updated) renews the known user, a direct chat\'s peer and me, not presence', async () => {
+  const { store, state, events } = await fresh();
+  store.setMe(user(1));
+  store.setChats([chat(5, { type: 'direct', peer: user(2, { online: true }) })]);
+  events.length = 0;
+  store.updateUser(user(2, { display_name: 'Bo', avatar_url: '/a?v=2', online: false }));
+  assert.equal(state.users.get(2).avatar_url, '/a?v=2');
+  assert.equal(state.chats.get(5).peer.avatar_url, '/a?v=2');
+  assert.equal(state.chats.get(5).title, 'Bo');
+  assert.equal(state.presence.get(2).online, true); // presence has its own frame
+  store.updateUser(user(1, { avatar_url: '/me?v=3' }));
+  assert.equal(state.me.avatar_url, '/me?v=3');
+  assert.deepEqual(events.map(([n]) => n), ['chats', 'messages', 'me', 'chats', 'messages']);
+});

@@ -11,6 +11,8 @@ from parley import errors
 from parley.credentials import ACCESS_COOKIE
 from parley.server import images
 from parley.server.accounts import avatars, service
+from parley.server.chats.general import ensure_general
+from parley.server.chats.service import publish_chat_updated
 from parley.server.accounts.schemas import (
     Login,
     PasswordChange,
@@ -85,6 +87,9 @@ async def register(
         password=body.password,
         display_name=body.display_name,
     )
+    # The new member is in `general`: its members see the count grow as it happens.
+    general = await ensure_general(session)
+    await publish_chat_updated(session, state.broker, general, now=state.clock())
     agent = request.headers.get("user-agent", "")
     tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent)
     return _answer(state, response, tokens)
@@ -169,6 +174,7 @@ async def update_profile(
         display_name=body.display_name,
         bio=body.bio,
         email=str(body.email) if body.email else None,
+        max_group=state.settings.presence_max_group,
     )
     return service.user_public(user, own=True, online=state.hub.is_online(me.id))
 
@@ -230,8 +236,10 @@ async def put_avatar(
         session,
         state.storage,
         state.avatar_urls,
+        state.broker,
         user_id=me.id,
         data=data,
+        max_group=state.settings.presence_max_group,
         max_bytes=limit,
         now=state.clock(),
     )
@@ -240,7 +248,14 @@ async def put_avatar(
 
 @router.delete("/profile/avatar", status_code=204)
 async def delete_avatar(me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
-    await avatars.delete_avatar(session, state.storage, state.avatar_urls, user_id=me.id)
+    await avatars.delete_avatar(
+        session,
+        state.storage,
+        state.avatar_urls,
+        state.broker,
+        user_id=me.id,
+        max_group=state.settings.presence_max_group,
+    )
     return Response(status_code=204)
 
 

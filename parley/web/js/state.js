@@ -135,6 +135,24 @@ export function rememberUser(user) {
   }
 }
 
+/** A `user_updated` frame: a name, bio or avatar changed (not presence: its own frame). */
+export function updateUser(user) {
+  const { online, last_seen_at: _seen, ...profile } = user;
+  rememberUser(profile);
+  for (const chat of state.chats.values()) {
+    if (chat.peer?.id === user.id) {
+      chat.peer = { ...chat.peer, ...profile };
+      if (chat.type === 'direct') chat.title = profile.display_name || chat.title;
+    }
+  }
+  if (state.me?.id === user.id) {
+    state.me = { ...state.me, ...profile };
+    emit('me');
+  }
+  emit('chats');
+  emit('messages'); // the open chat's avatars and names
+}
+
 export function setPresence(userId, online, lastSeenAt) {
   state.presence.set(userId, { online, last_seen_at: lastSeenAt });
   emit('presence', userId);
