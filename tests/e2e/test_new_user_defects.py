@@ -80,3 +80,52 @@ def test_a_reloaded_chat_opens_at_the_first_unread_with_the_divider_there(
         "() => document.querySelector('[data-testid=\"new-messages-divider\"]')"
         ".nextElementSibling.dataset.seq"
     ) == str(last_read + 61)
+
+
+def my_unread(page: Any) -> int:
+    chats = page.evaluate("fetch('/service/api/chats').then(r => r.json())")
+    return sum(c["unread_count"] for c in chats)
+
+
+def test_a_blocked_sender_is_neither_the_preview_nor_unread_nor_in_the_title(
+    register: Any, base_url: str
+) -> None:
+    me: User = register("blocker", display_name="Bea Blocker")
+    page = me.page
+    rude = api_user(base_url, "rude", display_name="Rude Rob")
+    kind = api_user(base_url, "kind", display_name="Kind Kim")
+    group = kind.group("Mixed company", [user_id(me), rude.id])
+    kind.send(group["id"], "from Kim")
+    rude.send(group["id"], "from Rob before")
+    direct = rude.direct(user_id(me))
+    item = page.get_by_test_id(f"chat-item-{group['id']}")
+    item.get_by_test_id("chat-item-preview").filter(has_text="from Rob before").wait_for()
+    assert item.get_by_test_id("unread-badge").inner_text() == "2"
+
+    # Block Rob from our direct chat: the dialog offers "until I unblock" first.
+    open_chat(page, direct["id"])
+    page.get_by_test_id("block-button").click()
+    assert page.get_by_test_id("block-duration-forever").is_checked()
+    shot(page, "defects-block-dialog")
+    page.get_by_test_id("block-confirm").click()
+    page.get_by_test_id("block-button").filter(has_text="Unblock").wait_for()
+    # At once, Rob's message leaves the group's preview and its unread count.
+    item.get_by_test_id("chat-item-preview").filter(has_text="from Kim").wait_for()
+    item.get_by_test_id("unread-badge").filter(has_text="1").wait_for()
+
+    # What Rob writes while I am away is not counted after a reload either.
+    page.goto("about:blank")
+    rude.send(group["id"], "hidden one")
+    rude.send(group["id"], "hidden two")
+    page.goto("/chat")
+    page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for()
+    item.get_by_test_id("chat-item-preview").filter(has_text="from Kim").wait_for()
+    assert item.get_by_test_id("unread-badge").inner_text() == "1"
+    total = my_unread(page)
+    wait_until(page, f"document.title === '({total}) Parley'")
+    # Live too: a new message from Rob changes nothing, one from Kim counts.
+    rude.send(group["id"], "hidden three")
+    kind.send(group["id"], "Kim again")
+    item.get_by_test_id("chat-item-preview").filter(has_text="Kim again").wait_for()
+    assert item.get_by_test_id("unread-badge").inner_text() == "2"
+    shot(page, "defects-blocked-preview")

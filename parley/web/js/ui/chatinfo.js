@@ -250,8 +250,9 @@ export function blockDialog(user) {
   return new Promise((resolve) => {
     let answer;
     const name = `block-duration-${user.id}`;
-    const options = actions.BLOCK_DURATIONS.map(({ key, seconds }, i) => h('label', { class: 'radio' },
-      h('input', { type: 'radio', name, value: key, checked: i === 0, testid: `block-duration-${key}`, dataset: { seconds: seconds ?? '' } }),
+    // "Until I unblock" is what blocking means; a time limit is the choice to make.
+    const options = actions.BLOCK_DURATIONS.map(({ key, seconds }) => h('label', { class: 'radio' },
+      h('input', { type: 'radio', name, value: key, checked: key === 'forever', testid: `block-duration-${key}`, dataset: { seconds: seconds ?? '' } }),
       h('span', null, t(`block.duration.${key}`))));
     const fieldset = h('fieldset', { class: 'radio-group' }, h('legend', null, t('block.howLong')), options);
     const ok = h('button', { class: 'btn btn-danger', testid: 'block-confirm', onclick: () => {
@@ -266,6 +267,6 @@ export function blockDialog(user) {
       footer: [h('button', { class: 'btn', testid: 'block-cancel', onclick: () => dialog.close() }, t('block.cancel')), ok],
     });
     dialog.addEventListener('close', () => resolve(answer));
-    fieldset.querySelector('input').focus();
+    fieldset.querySelector('input:checked').focus();
   });
 }
