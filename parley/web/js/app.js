@@ -181,7 +181,6 @@ function bindChrome() {
   }));
   $('#mentions-button').addEventListener('click', showMentions);
   $('#settings-button').addEventListener('click', () => settingsDialog());
-  $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
   $('#chat-search-button').addEventListener('click', () => searchDialog({ chatId: state.activeChatId, onReveal: reveal }));
