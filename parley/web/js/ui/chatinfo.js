@@ -7,7 +7,7 @@ import { h, icon } from '../dom.js';
 import { displayName, formatLastSeen } from '../format.js';
 import { dateFormat, t } from '../i18n.js';
 import * as store from '../state.js';
-import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
+import { chatAvatar, chatDescription, chatTitle, userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
 import { attempt, toast } from './toast.js';
 
@@ -65,7 +65,7 @@ function renderHead(head, chat) {
   } else {
     sub = t('chatinfo.memberCount', { count: chat.member_count ?? 0 });
   }
-  const about = peer ? peer.bio : chat.description;
+  const about = peer ? peer.bio : chatDescription(chat);
   head.replaceChildren(chatAvatar(chat, { size: 'avatar-lg' }),
     h('h3', { testid: 'chat-info-title' }, chatTitle(chat)),
     h('p', { class: 'info-sub' }, sub),
