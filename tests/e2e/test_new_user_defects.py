@@ -129,3 +129,71 @@ def test_a_blocked_sender_is_neither_the_preview_nor_unread_nor_in_the_title(
     item.get_by_test_id("chat-item-preview").filter(has_text="Kim again").wait_for()
     assert item.get_by_test_id("unread-badge").inner_text() == "2"
     shot(page, "defects-blocked-preview")
+
+
+# A 1×1 PNG for an avatar.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def general_of(page: Any) -> dict[str, Any]:
+    chats = page.evaluate("fetch('/service/api/chats').then(r => r.json())")
+    return next(c for c in chats if c["type"] == "channel" and c["title"] == "general")
+
+
+def test_member_counts_descriptions_and_avatars_reach_others_live(
+    register: Any, base_url: str
+) -> None:
+    alice: User = register("live_a", display_name="Alice Live")
+    bob: User = register("live_b", display_name="Bob Live", color_scheme="dark")
+    # #general's header counts a newcomer as it happens.
+    general = general_of(alice.page)
+    open_chat(alice.page, general["id"])
+    subtitle = alice.page.get_by_test_id("chat-subtitle")
+    subtitle.filter(has_text=f"{general['member_count']} members").wait_for()
+    api_user(base_url, "newcomer")
+    subtitle.filter(has_text=f"{general['member_count'] + 1} members").wait_for()
+
+    # A group made in the browser, with and without a description: Bob sees both right.
+    page = alice.page
+    for title, description in (("Friday plans", "Where we meet"), ("No words", "")):
+        page.get_by_test_id("new-chat-button").click()
+        page.get_by_test_id("new-chat-tab-group").click()
+        page.get_by_test_id("new-chat-title").fill(title)
+        if description:
+            page.get_by_test_id("new-chat-description").fill(description)
+        form = page.get_by_test_id("new-group-form")
+        form.get_by_test_id("user-picker-search").fill(bob.username)
+        form.get_by_test_id(f"user-picker-{user_id(bob)}").click()
+        page.get_by_test_id("new-chat-create").click()
+        page.get_by_test_id("chat-title").filter(has_text=title).wait_for()
+        item = bob.page.locator(".chat-item", has_text=title)
+        item.wait_for()
+        item.click()
+        bob.page.get_by_test_id("chat-info-button").click()
+        bob.page.get_by_test_id("chat-info-title").filter(has_text=title).wait_for()
+        info = bob.page.get_by_test_id("chat-info-dialog")
+        assert "null" not in info.inner_text()
+        if description:
+            assert bob.page.get_by_test_id("chat-info-description").inner_text() == description
+        else:
+            assert bob.page.get_by_test_id("chat-info-description").count() == 0
+        bob.page.keyboard.press("Escape")
+
+    # Alice's new photo reaches Bob's open chat without a reload.
+    page.get_by_test_id("composer-input").fill("a photo is coming")
+    page.get_by_test_id("composer-input").press("Enter")
+    message = bob.page.locator(".msg", has_text="a photo is coming")
+    message.wait_for()
+    assert message.locator(".avatar img").count() == 0
+    page.get_by_test_id("profile-button").click()
+    page.get_by_test_id("menu-profile").click()
+    # No photo yet: nothing to remove.
+    assert page.get_by_test_id("profile-avatar-remove").is_hidden()
+    page.get_by_test_id("profile-avatar-file").set_input_files(
+        {"name": "me.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    page.get_by_test_id("profile-avatar-remove").wait_for()
+    message.locator(f'.avatar img[src*="/users/{user_id(alice)}/avatar"]').wait_for()
+    shot(bob.page, "defects-live-avatar-dark")

@@ -69,7 +69,8 @@ function renderHead(head, chat) {
   head.replaceChildren(chatAvatar(chat, { size: 'avatar-lg' }),
     h('h3', { testid: 'chat-info-title' }, chatTitle(chat)),
     h('p', { class: 'info-sub' }, sub),
-    about ? h('p', { class: 'info-about', testid: 'chat-info-description' }, about) : null);
+    // (replaceChildren writes a null as the text "null": leave the paragraph out instead)
+    ...(about ? [h('p', { class: 'info-about', testid: 'chat-info-description' }, about)] : []));
 }
 
 // ---- rename and describe ----------------------------------------------------------------
