@@ -197,3 +197,163 @@ def test_member_counts_descriptions_and_avatars_reach_others_live(
     page.get_by_test_id("profile-avatar-remove").wait_for()
     message.locator(f'.avatar img[src*="/users/{user_id(alice)}/avatar"]').wait_for()
     shot(bob.page, "defects-live-avatar-dark")
+
+
+WORDS = {
+    "en": {"members": "members", "reply": "Reply to", "discard": "Discard",
+           "wrong": "Wrong username or password.", "taken": "This username is taken.",
+           "general": "Everyone’s channel", "reconnecting": "Reconnecting…"},
+    "ru": {"members": "участник", "reply": "Ответ для", "discard": "Не отправлять",
+           "wrong": "Неверное имя пользователя или пароль.",
+           "taken": "Это имя пользователя уже занято.", "general": "Канал для всех",
+           "reconnecting": "Соединение…"},
+}  # fmt: skip
+LOCALES = {"en": "en-US", "ru": "ru-RU"}
+
+
+def fits(page: Any, selector: str) -> bool:
+    result: bool = page.evaluate(
+        "s => { const e = document.querySelector(s); return e.scrollWidth <= e.clientWidth + 1; }",
+        selector,
+    )
+    return result
+
+
+@pytest.mark.parametrize(
+    ("lang", "theme"), [("en", "light"), ("en", "dark"), ("ru", "light"), ("ru", "dark")]
+)
+def test_the_new_user_screens_in_both_languages_and_themes(
+    register: Any, base_url: str, lang: str, theme: str
+) -> None:
+    words = WORDS[lang]
+    name = "Konstantin Wolff" if lang == "en" else "Константин Волков"
+    me: User = register("screens", display_name=name, locale=LOCALES[lang], color_scheme=theme)
+    page = me.page
+    page.set_viewport_size({"width": 1280, "height": 720})
+    # The sidebar head shows my whole name and status, even the longest status.
+    assert fits(page, "#me-name") and fits(page, "#connection-status")
+    shown = page.evaluate(
+        "t => { const l = document.querySelector('#connection-status .conn-label');"
+        " const was = l.textContent; l.textContent = t; return was; }",
+        words["reconnecting"],
+    )
+    assert fits(page, "#connection-status"), "the reconnecting label is cut"
+    page.evaluate(
+        "t => { document.querySelector('#connection-status .conn-label').textContent = t; }", shown
+    )
+
+    # #general's description is in my language.
+    general = general_of(page)
+    open_chat(page, general["id"])
+    page.get_by_test_id("chat-info-button").click()
+    assert page.get_by_test_id("chat-info-description").inner_text() == words["general"]
+    page.keyboard.press("Escape")
+
+    # Markdown lists, :shortcodes: as typed, times in my locale.
+    peer = api_user(base_url, "listener", display_name="Lou Listener")
+    chat = peer.direct(user_id(me))
+    peer.send(chat["id"], "hi")
+    open_chat(page, chat["id"])
+    box = page.get_by_test_id("composer-input")
+    box.fill("To buy:\n- milk\n- eggs\n1. first\n2. second")
+    box.press("Enter")
+    mine = page.get_by_test_id("message-2").get_by_test_id("message-content")
+    mine.locator("ul li").nth(1).wait_for()
+    assert mine.locator("ul li").all_inner_texts() == ["milk", "eggs"]
+    assert mine.locator("ol li").all_inner_texts() == ["first", "second"]
+    box.click()
+    page.keyboard.type("well done :tada: :+1:")
+    assert box.input_value() == "well done 🎉 👍"
+    box.fill("")
+    time_text = page.get_by_test_id("message-2").get_by_test_id("message-time").inner_text()
+    has_ampm = "AM" in time_text or "PM" in time_text
+    assert has_ampm == (lang == "en"), time_text
+
+    # Emoji search knows the common names.
+    page.get_by_test_id("composer-emoji").click()
+    search = page.get_by_test_id("emoji-search")
+    for query, emoji in (("tada", "🎉"), ("thumbsup", "👍"), ("+1", "👍")):
+        search.fill(query)
+        first = page.locator('[data-testid="emoji-results"] .emoji-btn').first
+        first.wait_for()
+        assert first.get_attribute("data-testid") == f"emoji-option-{emoji}", query
+    page.keyboard.press("Escape")
+
+    # Replying and a failed send speak proper Russian.
+    page.get_by_test_id("message-1").hover()
+    page.get_by_test_id("message-1").get_by_test_id("message-reply").click()
+    context = page.get_by_test_id("composer-context")
+    assert words["reply"] in context.inner_text()
+    page.get_by_test_id("composer-cancel").click()
+    shot(page, f"defects-screens-{lang}-{theme}")
+
+    # Signing out asks first; cancelling stays.
+    page.get_by_test_id("profile-button").click()
+    page.get_by_test_id("menu-logout").click()
+    page.get_by_test_id("confirm-dialog").wait_for()
+    shot(page, f"defects-sign-out-{lang}-{theme}")
+    page.get_by_test_id("confirm-cancel").click()
+    assert "/chat" in page.url
+    page.get_by_test_id("profile-button").click()
+    page.get_by_test_id("menu-logout").click()
+    page.get_by_test_id("confirm-ok").click()
+    page.wait_for_url("**/login")
+
+    # The server's errors in my language, by their code.
+    page.get_by_test_id("login-username").fill(me.username)
+    page.get_by_test_id("login-password").fill("not the password")
+    page.get_by_test_id("login-submit").click()
+    error = page.get_by_test_id("login-error")
+    error.filter(has_text=words["wrong"]).wait_for()
+    shot(page, f"defects-login-error-{lang}-{theme}")
+    page.goto("/register")
+    page.get_by_test_id("register-username").fill(me.username)
+    page.get_by_test_id("register-email").fill(f"other_{me.username}@example.com")
+    page.get_by_test_id("register-password").fill("correct horse battery")
+    page.get_by_test_id("register-submit").click()
+    page.get_by_text(words["taken"]).wait_for()
+
+
+def test_on_a_phone_the_contact_name_keeps_its_room(register: Any, base_url: str) -> None:
+    me: User = register("phone")
+    page = me.page
+    page.set_viewport_size({"width": 390, "height": 800})
+    peer = api_user(base_url, "longname", display_name="Maximilian Featherstonehaugh")
+    chat = peer.direct(user_id(me))
+    peer.send(chat["id"], "hello from far away")
+    if page.get_by_test_id("back-button").is_visible():
+        page.get_by_test_id("back-button").click()
+    page.get_by_test_id(f"chat-item-{chat['id']}").click()
+    title = page.get_by_test_id("chat-title")
+    title.filter(has_text="Maximilian").wait_for()
+    # No "Block" text button squeezes the name: blocking is in the chat's details.
+    assert page.get_by_test_id("block-button").is_hidden()
+    shot(page, "defects-phone-header")
+    width = page.evaluate(
+        "document.querySelector('[data-testid=\"chat-title\"]').getBoundingClientRect().width"
+    )
+    assert width > 170, width  # with the Block button it was about 100 px
+    shot(page, "defects-phone-header")
+    page.get_by_test_id("chat-info-button").click()
+    page.get_by_test_id("info-block-toggle").click()
+    assert page.get_by_test_id("block-duration-forever").is_checked()
+    page.get_by_test_id("block-confirm").click()
+    page.get_by_test_id("chat-subtitle").filter(has_text="blocked").wait_for()
+
+
+def test_a_changed_password_is_said_once_and_the_form_stays(register: Any) -> None:
+    me: User = register("passw")
+    page = me.page
+    page.get_by_test_id("settings-button").click()
+    page.get_by_test_id("settings-tab-password").click()
+    page.get_by_test_id("password-current").fill("correct horse battery")
+    page.get_by_test_id("password-new").fill("another horse battery")
+    page.get_by_test_id("password-confirm").fill("another horse battery")
+    page.get_by_test_id("password-submit").click()
+    page.get_by_test_id("password-changed").wait_for()
+    # (the old code showed a toast at the same moment as this line)
+    assert page.get_by_test_id("toast").count() == 0
+    for field in ("password-current", "password-new", "password-confirm"):
+        assert page.get_by_test_id(field).is_visible()
+        assert page.get_by_test_id(field).input_value() == ""
+    shot(page, "defects-password-changed")

@@ -59,9 +59,9 @@ export default {
   'auth.error.email': 'Введите правильный адрес email.',
 
   // sidebar
-  'conn.connecting': 'Подключение…',
+  'conn.connecting': 'Соединение…',
   'conn.connected': 'В сети',
-  'conn.reconnecting': 'Переподключение…',
+  'conn.reconnecting': 'Соединение…',
   'conn.offline': 'Нет сети',
   'menu.open': 'Профиль и настройки',
   'menu.profile': 'Профиль',
