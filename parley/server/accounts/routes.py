@@ -11,8 +11,6 @@ from parley import errors
 from parley.credentials import ACCESS_COOKIE
 from parley.server import images
 from parley.server.accounts import avatars, service
-from parley.server.chats.general import ensure_general
-from parley.server.chats.service import publish_chat_updated
 from parley.server.accounts.schemas import (
     Login,
     PasswordChange,
@@ -22,6 +20,8 @@ from parley.server.accounts.schemas import (
     TokenPair,
     UserPublic,
 )
+from parley.server.chats.general import ensure_general
+from parley.server.chats.service import publish_chat_updated
 from parley.server.deps import (
     REFRESH_COOKIE,
     AppState,

@@ -26,8 +26,8 @@ from parley.server.chats.general import join_general
 from parley.server.db.models import Ban, RefreshToken, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.db.unit import publish_on_commit
-from parley.server.realtime.broker import Broker
 from parley.server.realtime import frames
+from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import ProfileChanged, SessionsEnded, UsersFrame
 from parley.server.realtime.presence import presence_audiences
 from parley.server.throttle import Throttle

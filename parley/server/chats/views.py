@@ -21,7 +21,9 @@ from parley.server.moderation.service import blocked_ids
 # comparison whatever the kind of mute.
 FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 # Fields of the Chat shape that differ per viewer: left out of frames sent to the whole chat.
-PER_VIEWER = frozenset({"unread_count", "read_seq", "my_role", "peer", "mention_count", "muted_until"})
+PER_VIEWER = frozenset(
+    {"unread_count", "read_seq", "my_role", "peer", "mention_count", "muted_until"}
+)
 Online = Callable[[int], bool]
 MuteShown = datetime | Literal["forever"] | None
 ChatIds = list[int] | Select[int]
