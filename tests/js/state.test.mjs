@@ -567,3 +567,13 @@ test('updateUser (user_updated) renews the known user, a direct chat\'s peer and
   assert.equal(state.me.avatar_url, '/me?v=3');
   assert.deepEqual(events.map(([n]) => n), ['chats', 'messages', 'me', 'chats', 'messages']);
 });
+
+test('setChats keeps a direct chat shown before it exists (the server does not list it)', async () => {
+  const { store, state } = await fresh();
+  store.setMe(user(1));
+  const shown = store.virtualDirect(user(2));
+  store.setChats([chat(1), chat(3)]);
+  store.setChats([chat(1)]);
+  assert.ok(state.chats.has(shown.id));
+  assert.ok(!state.chats.has(3));
+});

@@ -62,7 +62,8 @@ export function upsertChat(chat) {
 
 export function setChats(list) {
   const ids = new Set(list.map((c) => c.id));
-  for (const id of [...state.chats.keys()]) if (!ids.has(id)) state.chats.delete(id);
+  // A direct chat shown before it exists (`virtual`) is not listed by the server: it stays.
+  for (const [id, chat] of [...state.chats]) if (!ids.has(id) && !chat.virtual) state.chats.delete(id);
   for (const chat of list) upsertChat(chat);
   emit('chats');
 }
