@@ -313,6 +313,7 @@ def test_sign_in_pages_make_no_failing_requests(new_page: Any, register: Any) ->
     me.page.wait_for_url("**/chat*")
     me.page.get_by_test_id("profile-button").click()
     me.page.get_by_test_id("menu-logout").click()
+    me.page.get_by_test_id("confirm-ok").click()  # signing out asks first
     me.page.wait_for_url("**/login")
     me.page.wait_for_timeout(500)
     assert me.page.url.endswith("/login")

@@ -97,6 +97,7 @@ def test_language_switch_is_remembered(register: Any) -> None:
     # The sign-in page of this browser speaks Russian too.
     page.get_by_test_id("profile-button").click()
     page.get_by_test_id("menu-logout").click()
+    page.get_by_test_id("confirm-ok").click()  # signing out asks first
     page.wait_for_url("**/login")
     page.get_by_test_id("login-submit").filter(has_text="Войти").wait_for()
     page.get_by_test_id("lang-select").select_option("en")

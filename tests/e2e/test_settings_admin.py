@@ -79,7 +79,9 @@ def test_password_change_shows_errors_then_other_sessions_sign_in_again(
     other.wait_for_url("**/login", timeout=20_000)
     # This one stays signed in; signing out and in again needs the new password.
     page.keyboard.press("Escape")
-    page.get_by_test_id("logout-button").click()
+    page.get_by_test_id("profile-button").click()
+    page.get_by_test_id("menu-logout").click()
+    page.get_by_test_id("confirm-ok").click()  # signing out asks first
     page.wait_for_url("**/login")
     sign_in(page, user.username, PASSWORD)
     page.get_by_test_id("login-error").wait_for()

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Running, no_cookies
-from tests.factories import Account, connect, make_group, make_user, recv_type, send
+from tests.factories import Account, connect, make_group, make_user, no_frame, recv_type, send
 
 MB = 1024 * 1024
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
@@ -342,3 +342,54 @@ async def test_avatar_over_16_megapixels_is_refused_with_image_too_large(
     assert answer.json()["code"] == "image_too_large"
     profile = await client.get("/service/api/profile", headers=me.headers)
     assert profile.json()["avatar_url"] is None
+
+
+async def test_a_new_avatar_and_name_reach_who_hears_my_presence(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    me, friend, stranger = [await make_user(client) for _ in range(3)]
+    await client.post(
+        "/service/api/chats", json={"type": "direct", "user_id": friend.id}, headers=me.headers
+    )
+    friend_ws = await connect(live.ws_base, friend)
+    stranger_ws = await connect(live.ws_base, stranger)  # shares only `general` with me
+    mine_ws = await connect(live.ws_base, me)
+    try:
+        answer = await put_avatar(client, me.headers, png((0, 255, 0)))
+        assert answer.status_code == 200, answer.text
+        for ws in (friend_ws, mine_ws):
+            frame = await recv_type(ws, "user_updated")
+            assert frame["user"]["id"] == me.id
+            assert frame["user"]["avatar_url"] == answer.json()["avatar_url"]
+            assert "email" not in frame["user"] or frame["user"]["email"] is None
+        renamed = await client.patch(
+            "/service/api/profile", json={"display_name": "New Name"}, headers=me.headers
+        )
+        assert renamed.status_code == 200
+        frame = await recv_type(friend_ws, "user_updated")
+        assert frame["user"]["display_name"] == "New Name"
+        removed = await client.delete("/service/api/profile/avatar", headers=me.headers)
+        assert removed.status_code == 204
+        frame = await recv_type(friend_ws, "user_updated")
+        assert frame["user"]["avatar_url"] is None
+        await no_frame(stranger_ws, "user_updated", wait=0.3)
+    finally:
+        for ws in (friend_ws, stranger_ws, mine_ws):
+            await ws.close()
+
+
+async def test_general_members_hear_the_member_count_grow(
+    client: httpx.AsyncClient, live: Running
+) -> None:
+    old = await make_user(client)
+    ws = await connect(live.ws_base, old)
+    try:
+        chats = (await client.get("/service/api/chats", headers=old.headers)).json()
+        general = next(c for c in chats if c["type"] == "channel" and c["title"] == "general")
+        await make_user(client)
+        frame = await recv_type(ws, "chat_updated")
+        assert frame["chat"]["id"] == general["id"]
+        assert frame["chat"]["member_count"] == general["member_count"] + 1
+        assert "unread_count" not in frame["chat"] and "read_seq" not in frame["chat"]
+    finally:
+        await ws.close()

@@ -142,6 +142,56 @@ async def test_group_block_hides_live_and_history(client: httpx.AsyncClient, liv
         await ws.close()
 
 
+async def test_chat_list_skips_blocked_senders_in_last_message_and_unread(
+    client: httpx.AsyncClient,
+) -> None:
+    a, b, c = [await make_user(client) for _ in range(3)]
+    group = await make_group(client, c, a, b)
+    channel = await make_group(client, c, a, b, type="channel", title="News")
+    direct = await make_direct(client, a, b)
+    await send(client, c, group["id"], "from c")
+    await send(client, b, channel["id"], "first from b")
+    await send(client, b, direct["id"], "direct from b")
+    assert (await block(client, a, b)).status_code == 201
+    await send(client, b, group["id"], "hidden one")
+    await send(client, b, group["id"], "hidden two")
+    await send(client, c, channel["id"], "visible in channel")
+    await send(client, b, channel["id"], "hidden in channel")
+
+    def by_id(body: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        return {chat["id"]: chat for chat in body}
+
+    mine = by_id((await client.get("/service/api/chats", headers=a.headers)).json())
+    # The group's two newest are b's: its last message is c's, and only c's is unread.
+    assert mine[group["id"]]["last_message"]["content"] == "from c"
+    assert mine[group["id"]]["unread_count"] == 1
+    assert mine[channel["id"]]["last_message"]["content"] == "visible in channel"
+    assert mine[channel["id"]]["unread_count"] == 1
+    # A direct chat still shows what was said before the block.
+    assert mine[direct["id"]]["last_message"]["content"] == "direct from b"
+    assert mine[direct["id"]]["unread_count"] == 1
+    one = (await client.get(f"/service/api/chats/{group['id']}", headers=a.headers)).json()
+    assert one["last_message"]["content"] == "from c" and one["unread_count"] == 1
+    # Others see everything.
+    theirs = by_id((await client.get("/service/api/chats", headers=c.headers)).json())
+    assert theirs[group["id"]]["last_message"]["content"] == "hidden two"
+    assert theirs[group["id"]]["unread_count"] == 2
+    # Once unblocked, b's messages count again.
+    await client.delete(f"/service/api/block/{b.id}", headers=a.headers)
+    again = by_id((await client.get("/service/api/chats", headers=a.headers)).json())
+    assert again[group["id"]]["last_message"]["content"] == "hidden two"
+    assert again[group["id"]]["unread_count"] == 3
+    # `read_seq` is my read marker, where a client opens the chat.
+    assert again[group["id"]]["read_seq"] == 0
+    first_seq = mine[group["id"]]["last_message"]["seq"]
+    read = await client.post(
+        f"/service/api/chats/{group['id']}/read", json={"seq": first_seq}, headers=a.headers
+    )
+    assert read.status_code == 204
+    moved = (await client.get(f"/service/api/chats/{group['id']}", headers=a.headers)).json()
+    assert moved["read_seq"] == first_seq and moved["unread_count"] == 2
+
+
 async def test_timed_block_is_lifted_by_the_worker(
     client: httpx.AsyncClient, live: Running, published: EventLog
 ) -> None:

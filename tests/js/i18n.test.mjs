@@ -97,3 +97,34 @@ test('plural entries have the forms their language uses, and the same placeholde
     for (const form of Object.values(ru[key])) assert.deepEqual(placeholders(form), placeholders(value.other), key);
   }
 });
+
+// ---- new-user defects: times in the browser's own locale, errors by code -------------------
+
+test('times: the browser\'s tag when it speaks the interface language, else the language', async () => {
+  const { dateFormat, timeLocale } = await import('../../parley/web/js/i18n.js');
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  const at = new Date(2024, 2, 5, 17, 5);
+  const time = () => dateFormat({ hour: '2-digit', minute: '2-digit' }).format(at).replace(/\s/g, ' ');
+  try {
+    Object.defineProperty(globalThis, 'navigator', { configurable: true, value: { languages: ['en-GB', 'en'] } });
+    assert.equal(timeLocale(), 'en-GB');
+    assert.equal(time(), '17:05');
+    Object.defineProperty(globalThis, 'navigator', { configurable: true, value: { languages: ['en-US'] } });
+    assert.equal(time(), '05:05 PM');
+    setLocale('ru'); // an English browser, a Russian interface: 24 hours
+    assert.equal(timeLocale(), 'ru');
+    assert.equal(time(), '17:05');
+  } finally {
+    if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+    else delete globalThis.navigator;
+  }
+});
+
+test('errorText: server errors read in Russian by their code, English keeps the detail', () => {
+  setLocale('ru');
+  assert.equal(errorText({ code: 'invalid_credentials', detail: 'Wrong username or password' }), 'Неверное имя пользователя или пароль.');
+  assert.equal(errorText({ code: 'username_taken', detail: 'This username is taken' }), 'Это имя пользователя уже занято.');
+  assert.equal(errorText({ code: 'something_new', detail: 'Server says no' }), 'Server says no');
+  setLocale('en');
+  assert.equal(errorText({ code: 'invalid_credentials', detail: 'Wrong username or password' }), 'Wrong username or password.');
+});

@@ -152,3 +152,21 @@ test('plainText drops markup characters for previews', () => {
   assert.equal(plainText('<b>stays</b>'), '<b>stays</b>');
   assert.equal(plainText(undefined), '');
 });
+
+test('lists: "- item" / "* item" make a bulleted list, "1. item" a numbered one', () => {
+  assert.equal(md('- milk\n- **eggs**'), '<ul class="md-list"><li>milk</li><li><strong>eggs</strong></li></ul>');
+  assert.equal(md('* one\n+ two'), '<ul class="md-list"><li>one</li><li>two</li></ul>');
+  assert.equal(md('1. first\n2. second'), '<ol class="md-list"><li>first</li><li>second</li></ol>');
+  assert.equal(md('3) third\n4) fourth'), '<ol class="md-list" start="3"><li>third</li><li>fourth</li></ol>');
+  // Text around a list stays paragraphs; a bullet list then a numbered list are two lists.
+  assert.equal(md('To buy:\n- milk\nThanks'), `${p('To buy:')}<ul class="md-list"><li>milk</li></ul>${p('Thanks')}`);
+  assert.equal(md('- a\n1. b'), '<ul class="md-list"><li>a</li></ul><ol class="md-list"><li>b</li></ol>');
+});
+
+test('lists: not a list without the space, and HTML in an item stays text', () => {
+  assert.equal(md('*italic* text'), p('<em>italic</em> text'));
+  assert.equal(md('-5 degrees'), p('-5 degrees'));
+  assert.equal(md('2024.was'), p('2024.was'));
+  assert.equal(md('- <b>x</b>'), '<ul class="md-list"><li>&lt;b&gt;x&lt;/b&gt;</li></ul>');
+  assert.equal(plainText('- milk\n- eggs'), '• milk\n• eggs');
+});

@@ -429,7 +429,8 @@ test('markChatRead: read_seq only moves forward; counters clear when the newest 
   const { store, state, events } = await withChat({ last_seq: 10, read_seq: 2, unread_count: 8, mention_count: 1 });
   store.markChatRead(1, 6);
   let c = state.chats.get(1);
-  assert.deepEqual([c.read_seq, c.unread_count, c.mention_count], [6, 8, 1]);
+  // Read up to 6 of 10: at most 4 are left unread.
+  assert.deepEqual([c.read_seq, c.unread_count, c.mention_count], [6, 4, 1]);
   store.markChatRead(1, 10);
   c = state.chats.get(1);
   assert.deepEqual([c.read_seq, c.unread_count, c.mention_count], [10, 0, 0]);
@@ -512,4 +513,67 @@ test('clearTyping removes a mark, emitting only when there was one', async () =>
   store.clearTyping(6, 2);
   assert.deepEqual(store.typingUsers(5), []);
   assert.deepEqual(events, [['typing', 5]]);
+});
+
+// ---- new-user defects: blocks and read markers ------------------------------------------
+
+test('receiveMessage ignores a blocked sender outside direct chats, not in a direct chat', async () => {
+  const { store, state } = await fresh();
+  store.setChats([chat(1, { last_seq: 1 }), chat(2, { type: 'direct', last_seq: 1 })]);
+  store.setBlocks([{ user_id: 2, expires_at: null }]);
+  store.receiveMessage(message(1, 2));
+  assert.equal(state.chats.get(1).unread_count, 0);
+  assert.equal(state.chats.get(1).last_message, undefined);
+  store.receiveMessage(message(2, 2));
+  assert.equal(state.chats.get(2).unread_count, 1);
+  assert.equal(state.chats.get(2).last_message.seq, 2);
+});
+
+test('hideSender drops the blocked sender from group previews and loaded history', async () => {
+  const { store, state, events } = await fresh();
+  store.setChats([chat(1, { last_seq: 2 }), chat(2, { type: 'direct', last_seq: 1 })]);
+  store.putPage(1, [message(1, 1, { sender: user(3) }), message(1, 2)], { hasMore: false });
+  store.receiveMessage(message(2, 1));
+  state.chats.get(1).last_message = message(1, 2);
+  events.length = 0;
+  store.hideSender(2);
+  assert.deepEqual([...state.history.get(1).bySeq.keys()], [1]);
+  assert.equal(state.chats.get(1).last_message, undefined);
+  assert.equal(state.chats.get(2).last_message.seq, 1); // a direct chat keeps it
+  assert.deepEqual(events, [['messages', 1], ['chats', undefined]]);
+});
+
+test('markChatRead in the middle leaves at most what comes after the marker unread', async () => {
+  const { store, state } = await fresh();
+  store.setChats([chat(1, { last_seq: 100, unread_count: 60, read_seq: 40 })]);
+  store.markChatRead(1, 70);
+  assert.equal(state.chats.get(1).read_seq, 70);
+  assert.equal(state.chats.get(1).unread_count, 30);
+  store.markChatRead(1, 100);
+  assert.equal(state.chats.get(1).unread_count, 0);
+});
+
+test('updateUser (user_updated) renews the known user, a direct chat\'s peer and me, not presence', async () => {
+  const { store, state, events } = await fresh();
+  store.setMe(user(1));
+  store.setChats([chat(5, { type: 'direct', peer: user(2, { online: true }) })]);
+  events.length = 0;
+  store.updateUser(user(2, { display_name: 'Bo', avatar_url: '/a?v=2', online: false }));
+  assert.equal(state.users.get(2).avatar_url, '/a?v=2');
+  assert.equal(state.chats.get(5).peer.avatar_url, '/a?v=2');
+  assert.equal(state.chats.get(5).title, 'Bo');
+  assert.equal(state.presence.get(2).online, true); // presence has its own frame
+  store.updateUser(user(1, { avatar_url: '/me?v=3' }));
+  assert.equal(state.me.avatar_url, '/me?v=3');
+  assert.deepEqual(events.map(([n]) => n), ['chats', 'messages', 'me', 'chats', 'messages']);
+});
+
+test('setChats keeps a direct chat shown before it exists (the server does not list it)', async () => {
+  const { store, state } = await fresh();
+  store.setMe(user(1));
+  const shown = store.virtualDirect(user(2));
+  store.setChats([chat(1), chat(3)]);
+  store.setChats([chat(1)]);
+  assert.ok(state.chats.has(shown.id));
+  assert.ok(!state.chats.has(3));
 });

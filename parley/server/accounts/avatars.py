@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server import images
-from parley.server.accounts.service import access_user
+from parley.server.accounts.service import access_user, announce_user
 from parley.server.db.models import User
+from parley.server.realtime.broker import Broker
 from parley.server.storage import Storage, new_key
 
 DATA_URL_CACHE_SIZE = 2048
@@ -55,11 +56,13 @@ async def set_avatar(
     session: AsyncSession,
     storage: Storage,
     data_urls: DataUrls,
+    broker: Broker,
     *,
     user_id: int,
     data: bytes,
     max_bytes: int,
     now: datetime,
+    max_group: int,
 ) -> User:
     """Decodes and re-encodes `data` (415 when it is not an image), stores it, commits,
     then deletes the previous file and forgets its cached data URL."""
@@ -69,6 +72,7 @@ async def set_avatar(
     try:
         user = await access_user(session, user_id)
         old, user.avatar_key = user.avatar_key, key
+        await announce_user(session, broker, user, max_group=max_group)
         await session.commit()
     except BaseException:
         with contextlib.suppress(Exception):
@@ -79,11 +83,19 @@ async def set_avatar(
 
 
 async def delete_avatar(
-    session: AsyncSession, storage: Storage, data_urls: DataUrls, *, user_id: int
+    session: AsyncSession,
+    storage: Storage,
+    data_urls: DataUrls,
+    broker: Broker,
+    *,
+    user_id: int,
+    max_group: int,
 ) -> None:
-    """Idempotent: no avatar is fine."""
+    """Idempotent: no avatar is fine (and then nobody is told)."""
     user = await access_user(session, user_id)
     old, user.avatar_key = user.avatar_key, None
+    if old is not None:
+        await announce_user(session, broker, user, max_group=max_group)
     await session.commit()
     await _forget(storage, data_urls, old)
 

@@ -21,6 +21,8 @@ from parley.server.accounts.schemas import (
     TokenPair,
     UserPublic,
 )
+from parley.server.chats.general import ensure_general
+from parley.server.chats.service import publish_chat_updated
 from parley.server.db.models import User
 from parley.server.deps import (
     REFRESH_COOKIE,
@@ -119,6 +121,9 @@ async def register(
         language=templates.language_of(request.headers.get("accept-language")),
         now=now,
     )
+    # The new member is in `general`: its members see the count grow as it happens.
+    general = await ensure_general(session)
+    await publish_chat_updated(session, state.broker, general, now=state.clock())
     agent = request.headers.get("user-agent", "")
     ip = client_ip(request, state.settings)
     tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent, ip=ip)
@@ -231,6 +236,7 @@ async def update_profile(
         display_name=body.display_name,
         bio=body.bio,
         email=str(body.email) if body.email else None,
+        max_group=state.settings.presence_max_group,
     )
     if user.email_key != old_email:
         await email.send_verification(
@@ -301,8 +307,10 @@ async def put_avatar(
         session,
         state.storage,
         state.avatar_urls,
+        state.broker,
         user_id=me.id,
         data=data,
+        max_group=state.settings.presence_max_group,
         max_bytes=limit,
         now=state.clock(),
     )
@@ -311,7 +319,14 @@ async def put_avatar(
 
 @router.delete("/profile/avatar", status_code=204)
 async def delete_avatar(me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
-    await avatars.delete_avatar(session, state.storage, state.avatar_urls, user_id=me.id)
+    await avatars.delete_avatar(
+        session,
+        state.storage,
+        state.avatar_urls,
+        state.broker,
+        user_id=me.id,
+        max_group=state.settings.presence_max_group,
+    )
     return Response(status_code=204)
 
 

@@ -28,8 +28,10 @@ from parley.server.chats.general import join_general
 from parley.server.db.models import Ban, EmailToken, RefreshToken, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.db.unit import publish_on_commit
+from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.events import ProfileChanged, SessionsEnded
+from parley.server.realtime.events import ProfileChanged, SessionsEnded, UsersFrame
+from parley.server.realtime.presence import presence_audiences
 from parley.server.throttle import Throttle
 
 
@@ -372,6 +374,7 @@ async def update_profile(
     display_name: str | None,
     bio: str | None,
     email: str | None,
+    max_group: int,
 ) -> User:
     if display_name is not None:
         user.display_name = display_name
@@ -385,8 +388,20 @@ async def update_profile(
             raise errors.Conflict("This email is already registered", code="email_taken")
         user.email, user.email_key = email, email.lower()
         user.email_verified_at = None  # the new address is confirmed by its own link
+    if display_name is not None or bio is not None:
+        await announce_user(session, broker, user, max_group=max_group)
     await session.commit()
     return user
+
+
+async def announce_user(
+    session: AsyncSession, broker: Broker, user: User, *, max_group: int
+) -> None:
+    """Once the change commits, `user_updated` (the public profile, no e-mail) reaches the
+    user's own sockets and those who hear its presence (direct chats, small groups)."""
+    audience = (await presence_audiences(session, [user.id], max_group=max_group)).get(user.id, [])
+    frame = frames.UserUpdated(user_public(user))
+    publish_on_commit(session, broker, UsersFrame.of([user.id, *audience], frame))
 
 
 async def list_users(session: AsyncSession, *, q: str, limit: int, offset: int) -> list[User]:

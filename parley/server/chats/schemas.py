@@ -69,6 +69,7 @@ class ChatPublic(BaseModel):
     member_count: int
     last_seq: int
     unread_count: int
+    read_seq: int
     last_message: MessagePublic | None
     my_role: Role | None
     peer: UserPublic | None

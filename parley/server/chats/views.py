@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.accounts.service import user_public
@@ -21,7 +21,9 @@ from parley.server.moderation.service import blocked_ids
 # comparison whatever the kind of mute.
 FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 # Fields of the Chat shape that differ per viewer: left out of frames sent to the whole chat.
-PER_VIEWER = frozenset({"unread_count", "my_role", "peer", "mention_count", "muted_until"})
+PER_VIEWER = frozenset(
+    {"unread_count", "read_seq", "my_role", "peer", "mention_count", "muted_until"}
+)
 Online = Callable[[int], bool]
 MuteShown = datetime | Literal["forever"] | None
 ChatIds = list[int] | Select[int]
@@ -59,10 +61,15 @@ async def chats_public(
         .group_by(Membership.chat_id)
     )
     counts: dict[int, int] = dict(count_rows.tuples().all())
-    last = await _last_messages(session, ids) if any(c.last_seq for c, _ in rows) else {}
+    # Outside direct chats the viewer does not see the messages of users it blocks: they
+    # are neither a chat's last message nor unread.
+    hidden = await blocked_ids(session, viewer_id, now=now)
+    has_messages = any(c.last_seq for c, _ in rows)
+    last = await _last_messages(session, ids, hidden) if has_messages else {}
+    unseen = await _hidden_unread(session, viewer_id, ids, hidden) if has_messages else {}
     has_direct = any(c.type == "direct" for c, _ in rows)
     peers = await _peers(session, ids, viewer_id) if has_direct else {}
-    mentions = await _mention_counts(session, rows, viewer_id, ids, now)
+    mentions = await _mention_counts(session, rows, viewer_id, ids, hidden)
     result = []
     for chat, membership in rows:
         peer = peers.get(chat.id)
@@ -78,7 +85,8 @@ async def chats_public(
                 created_at=chat.created_at,
                 member_count=counts.get(chat.id, 0),
                 last_seq=chat.last_seq,
-                unread_count=max(0, chat.last_seq - read),
+                unread_count=max(0, chat.last_seq - read - unseen.get(chat.id, 0)),
+                read_seq=read,
                 last_message=last.get(chat.id),
                 my_role=membership.role if membership else None,
                 peer=user_public(peer, online=online(peer.id)) if peer else None,
@@ -115,24 +123,68 @@ async def _mention_counts(
     rows: Sequence[tuple[Chat, Membership | None]],
     viewer_id: int,
     ids: ChatIds,
-    now: datetime,
+    hidden: list[int],
 ) -> dict[int, int]:
     # `ids` as a subquery is all the viewer's chats: all of them memberships already.
     mine = [c.id for c, m in rows if m is not None] if isinstance(ids, list) else ids
     if isinstance(mine, list) and not mine:
         return {}
-    hidden = await blocked_ids(session, viewer_id, now=now)
     return await unread_mention_counts(
         session, user_id=viewer_id, chat_ids=mine, hidden=sorted(hidden)
     )
 
 
-async def _last_messages(session: AsyncSession, chat_ids: ChatIds) -> dict[int, object]:
+async def _last_messages(
+    session: AsyncSession, chat_ids: ChatIds, hidden: list[int]
+) -> dict[int, object]:
+    """Each chat's newest message, passing over the messages of `hidden` senders outside
+    direct chats (each such chat then looks back for its newest visible one)."""
     latest = and_(Chat.id == Message.chat_id, Chat.last_seq == Message.seq, Chat.id.in_(chat_ids))
-    rows = await session.execute(select(Message).join(Chat, latest))
+    rows = list((await session.execute(select(Message, Chat.type).join(Chat, latest))).all())
+    shown = [m for m, kind in rows if kind == "direct" or m.sender_id not in hidden]
+    earlier = []
+    for message, _kind in [(m, k) for m, k in rows if k != "direct" and m.sender_id in hidden]:
+        visible = await session.scalar(
+            select(Message)
+            .where(
+                Message.chat_id == message.chat_id,
+                or_(Message.sender_id.is_(None), Message.sender_id.not_in(hidden)),
+            )
+            .order_by(Message.seq.desc())
+            .limit(1)
+        )
+        if visible is not None:
+            earlier.append(visible)
+    # The subquery may name a hidden last message too: its reactions are fetched and unused.
     message_ids = select(Message.id).join(Chat, latest)
-    public = await messages_public(session, list(rows.scalars()), ids_from=message_ids)
+    public = await messages_public(session, shown, ids_from=message_ids)
+    public += await messages_public(session, earlier)
     return {m.chat_id: m for m in public}
+
+
+async def _hidden_unread(
+    session: AsyncSession, viewer_id: int, chat_ids: ChatIds, hidden: list[int]
+) -> dict[int, int]:
+    """Per group or channel, the messages past the viewer's read marker from `hidden`
+    senders: taken off its unread count."""
+    if not hidden:
+        return {}
+    query = (
+        select(Message.chat_id, func.count())
+        .join(
+            Membership,
+            (Membership.chat_id == Message.chat_id) & (Membership.user_id == viewer_id),
+        )
+        .join(Chat, Chat.id == Message.chat_id)
+        .where(
+            Message.chat_id.in_(chat_ids),
+            Chat.type != "direct",
+            Message.sender_id.in_(hidden),
+            Message.seq > Membership.last_read_seq,
+        )
+        .group_by(Message.chat_id)
+    )
+    return dict((await session.execute(query)).tuples().all())
 
 
 async def _peers(session: AsyncSession, chat_ids: ChatIds, viewer_id: int) -> dict[int, User]:

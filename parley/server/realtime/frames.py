@@ -92,6 +92,15 @@ class ChatUpdated(ServerFrame):
 
 
 @dataclass(frozen=True, slots=True)
+class UserUpdated(ServerFrame):
+    """A user's public profile changed (name, bio, avatar): to itself and the users who hear
+    its presence."""
+
+    kind = "user_updated"
+    user: UserPublic
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRemoved(ServerFrame):
     kind = "chat_removed"
     chat_id: int

@@ -66,6 +66,16 @@ export async function loadAround(chatId, seq) {
   }
 }
 
+/**
+ * Where to open a chat with unread messages: its read marker (`read_seq`) when the newest
+ * page would not reach back to it, else null (the newest page shows the divider).
+ */
+export function unreadStart(chat) {
+  const read = chat.read_seq || 0;
+  if ((chat.last_seq || 0) - read < PAGE - 10) return null;
+  return Math.max(1, read);
+}
+
 /** After loadAround: the page just newer than what is shown. */
 export async function loadNewer(chatId) {
   const hist = store.historyOf(chatId);
@@ -413,11 +423,22 @@ export async function blockUser(userId, durationSeconds = null) {
   if (durationSeconds) body.duration_seconds = durationSeconds;
   await api.post('/block', body);
   await loadBlocks();
+  // Their messages leave my groups and channels: previews and unread counts come again
+  // from the server, which no longer counts them.
+  store.hideSender(userId);
+  await loadChats();
 }
 
 export async function unblockUser(userId) {
   await api.del(`/block/${userId}`);
   await loadBlocks();
+  // Their messages are back: groups and channels load their history again.
+  await loadChats();
+  for (const id of [...state.history.keys()]) {
+    if (state.chats.get(id)?.type !== 'direct') store.forgetHistory(id);
+  }
+  const active = state.chats.get(state.activeChatId);
+  if (active && active.type !== 'direct') await loadLatest(active.id);
 }
 
 // ---- bans (admins) -----------------------------------------------------------------------

@@ -117,7 +117,10 @@ async function openChat(chatId, { around = null } = {}) {
   if (around != null && !hist.bySeq.has(around)) {
     await attempt(() => actions.loadAround(chatId, around));
   } else if (!hist.loaded && !hist.loading) {
-    await attempt(() => actions.loadLatest(chatId));
+    // Unread messages start further back than the newest page reaches: open at my read
+    // marker (the "new messages" divider goes there, and only what is shown gets read).
+    const unreadFrom = chat.unread_count > 0 ? actions.unreadStart(chat) : null;
+    await attempt(() => (unreadFrom != null ? actions.loadAround(chatId, unreadFrom) : actions.loadLatest(chatId)));
   }
   if (around != null) await revealMessage(chatId, around);
   else composer.focusComposer();
@@ -184,7 +187,6 @@ function bindChrome() {
     if (!document.querySelector('[data-testid="settings-dialog"]')) settingsDialog({ tab: 'security' });
   });
   $('#bots-button').addEventListener('click', () => botsDialog());
-  $('#logout-button').addEventListener('click', () => actions.logout());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
   $('#chat-search-button').addEventListener('click', () => searchDialog({ chatId: state.activeChatId, onReveal: reveal }));

@@ -17,6 +17,7 @@ export function makeFrameHandler(socket) {
     typing: onTyping,
     read: onRead,
     presence: (f) => store.setPresence(f.user_id, f.status === 'online', f.last_seen_at),
+    user_updated: (f) => store.updateUser(f.user),
     chat_updated: (f) => { store.upsertChat(f.chat); store.emit('chat_updated', f.chat.id); },
     chat_removed: (f) => store.removeChat(f.chat_id),
     synced: onSynced,

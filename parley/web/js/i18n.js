@@ -76,7 +76,9 @@ export const has = (key) => key in CATALOGS[current] || key in CATALOGS.en;
 export function errorText(error) {
   if (!error) return t('error.generic');
   const key = `error.${error.code}`;
-  if (error.code && has(key)) return t(key, { seconds: error.retryAfter ?? '' });
+  // The current language's own text for the code: English falls back to the server's
+  // detail (already English, often more precise), never another language's text.
+  if (error.code && key in CATALOGS[current]) return t(key, { seconds: error.retryAfter ?? '' });
   return error.detail || error.message || t('error.generic');
 }
 
@@ -91,13 +93,27 @@ export function translateDom(root = document) {
   }
 }
 
+/**
+ * The locale dates and times are written in: the browser's own tag when it speaks the
+ * interface language (en-GB writes 17:05, en-US 5:05 PM), else the interface language
+ * (Russian writes 17:05).
+ */
+export function timeLocale() {
+  const nav = globalThis.navigator || {};
+  for (const tag of nav.languages || [nav.language].filter(Boolean)) {
+    if (String(tag).toLowerCase().split('-')[0] === current) return String(tag);
+  }
+  return current;
+}
+
 // Dates and times through Intl, in the interface language.
 const fmtCache = new Map();
 export function dateFormat(options) {
-  const id = `${current}|${JSON.stringify(options)}`;
+  const tag = timeLocale();
+  const id = `${tag}|${JSON.stringify(options)}`;
   let fmt = fmtCache.get(id);
   if (!fmt) {
-    fmt = new Intl.DateTimeFormat(current, options);
+    fmt = new Intl.DateTimeFormat(tag, options);
     fmtCache.set(id, fmt);
   }
   return fmt;

@@ -1,7 +1,8 @@
 // A small, safe Markdown subset for message content, built as DOM nodes (never HTML):
 //
 //   **bold** __bold__  *italic* _italic_  ~~strike~~  `code`  ```code block```
-//   > quote   [label](https://link)   bare https:// links   @mentions
+//   > quote   - item / * item   1. item   [label](https://link)   bare https:// links
+//   @mentions
 //
 // Everything else, raw HTML included, stays text. Links are http(s) only and open in a
 // new tab with rel="noopener noreferrer"; there are no images from URLs.
@@ -113,10 +114,36 @@ export function markdownTree(text, opts = {}) {
       out.push(node('blockquote', { class: 'md-quote' }, inline(quoted.join('\n'), opts)));
       continue;
     }
+    const item = listItem(line);
+    if (item) {
+      flush();
+      const items = [];
+      const start = item.number;
+      while (i < lines.length) {
+        const next = listItem(lines[i]);
+        if (!next || next.ordered !== item.ordered) break;
+        items.push(node('li', null, inline(next.text, opts)));
+        i += 1;
+      }
+      i -= 1;
+      const props = { class: 'md-list' };
+      if (item.ordered && start !== 1) props.start = String(start);
+      out.push(node(item.ordered ? 'ol' : 'ul', props, items));
+      continue;
+    }
     para.push(line);
   }
   flush();
   return out;
+}
+
+/** `- item`, `* item`, `+ item` or `1. item` / `1) item`: the item, else null. */
+function listItem(line) {
+  const bullet = line.match(/^\s*[-*+]\s+(\S.*)$/);
+  if (bullet) return { ordered: false, text: bullet[1] };
+  const numbered = line.match(/^\s*(\d{1,9})[.)]\s+(\S.*)$/);
+  if (numbered) return { ordered: true, number: Number(numbered[1]), text: numbered[2] };
+  return null;
 }
 
 /** The message as DOM nodes, ready to append. */
@@ -133,5 +160,6 @@ export function plainText(text) {
     .replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s()<>]+)\)/g, '$1')
     .replace(/(\*\*|__|~~|`)(?=\S)([\s\S]*?\S)\1/g, '$2')
     .replace(/\*(?=[^\s*])([\s\S]*?[^\s*])\*/g, '$1')
-    .replace(/^\s*> ?/gm, '');
+    .replace(/^\s*> ?/gm, '')
+    .replace(/^\s*[-*+]\s+(?=\S)/gm, '• ');
 }

@@ -62,7 +62,8 @@ export function upsertChat(chat) {
 
 export function setChats(list) {
   const ids = new Set(list.map((c) => c.id));
-  for (const id of [...state.chats.keys()]) if (!ids.has(id)) state.chats.delete(id);
+  // A direct chat shown before it exists (`virtual`) is not listed by the server: it stays.
+  for (const [id, chat] of [...state.chats]) if (!ids.has(id) && !chat.virtual) state.chats.delete(id);
   for (const chat of list) upsertChat(chat);
   emit('chats');
 }
@@ -135,6 +136,24 @@ export function rememberUser(user) {
   }
 }
 
+/** A `user_updated` frame: a name, bio or avatar changed (not presence: its own frame). */
+export function updateUser(user) {
+  const { online, last_seen_at: _seen, ...profile } = user;
+  rememberUser(profile);
+  for (const chat of state.chats.values()) {
+    if (chat.peer?.id === user.id) {
+      chat.peer = { ...chat.peer, ...profile };
+      if (chat.type === 'direct') chat.title = profile.display_name || chat.title;
+    }
+  }
+  if (state.me?.id === user.id) {
+    state.me = { ...state.me, ...profile };
+    emit('me');
+  }
+  emit('chats');
+  emit('messages'); // the open chat's avatars and names
+}
+
 export function setPresence(userId, online, lastSeenAt) {
   state.presence.set(userId, { online, last_seen_at: lastSeenAt });
   emit('presence', userId);
@@ -177,6 +196,22 @@ export function historyOf(chatId) {
 /** Drop what is loaded of a chat's history: the next look loads it afresh. */
 export function forgetHistory(chatId) {
   state.history.delete(chatId);
+}
+
+/** I blocked this user: outside direct chats their messages leave history and previews. */
+export function hideSender(userId) {
+  for (const chat of state.chats.values()) {
+    if (chat.type === 'direct') continue;
+    if (chat.last_message?.sender?.id === userId) delete chat.last_message;
+    const hist = state.history.get(chat.id);
+    if (!hist) continue;
+    let changed = false;
+    for (const [seq, msg] of hist.bySeq) {
+      if (msg.sender?.id === userId) { hist.bySeq.delete(seq); changed = true; }
+    }
+    if (changed) emit('messages', chat.id);
+  }
+  emit('chats');
 }
 
 /** A page of history is being fetched (true) or has been (false). */
@@ -232,6 +267,8 @@ export function rememberMessage(msg) {
 /** A message frame: update the chat's preview/unread and the loaded history. */
 export function receiveMessage(msg) {
   const chat = state.chats.get(msg.chat_id);
+  // Outside direct chats I do not see the messages of people I block (as the server).
+  if (chat && chat.type !== 'direct' && msg.sender && state.blocked.has(msg.sender.id)) return;
   if (chat) {
     const isNew = msg.seq > (chat.last_seq || 0);
     if (!chat.last_message || msg.seq >= chat.last_message.seq) chat.last_message = msg;
@@ -269,6 +306,10 @@ export function markChatRead(chatId, seq) {
   if (seq >= (chat.last_seq || 0)) {
     chat.unread_count = 0;
     chat.mention_count = 0;
+  } else {
+    // Read up to a message in the middle (a window opened at the read marker): what is
+    // left unread is at most what comes after it.
+    chat.unread_count = Math.min(chat.unread_count || 0, chat.last_seq - chat.read_seq);
   }
   emit('chats');
 }

@@ -33,3 +33,14 @@ export function chatTitle(chat) {
   if (chat.type === 'direct') return displayName(chat.peer) || chat.title || t('chat.type.direct');
   return chat.title || t('chat.untitled');
 }
+
+// The server's own words for `general` (its description on creation): shown translated.
+const GENERAL_DESCRIPTION = "Everyone's channel";
+
+/** A chat's description as shown: `general`'s built-in one in the interface language. */
+export function chatDescription(chat) {
+  if (chat.type === 'channel' && chat.title === 'general' && chat.description === GENERAL_DESCRIPTION) {
+    return t('general.description');
+  }
+  return chat.description || '';
+}

@@ -7,7 +7,7 @@ import { h, icon } from '../dom.js';
 import { displayName, formatLastSeen } from '../format.js';
 import { dateFormat, t } from '../i18n.js';
 import * as store from '../state.js';
-import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
+import { chatAvatar, chatDescription, chatTitle, userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
 import { infoTabs } from './files.js';
 import { inviteLinkSection } from './invites.js';
@@ -68,11 +68,11 @@ function renderHead(head, chat) {
   } else {
     sub = t('chatinfo.memberCount', { count: chat.member_count ?? 0 });
   }
-  const about = peer ? peer.bio : chat.description;
+  const about = peer ? peer.bio : chatDescription(chat);
   head.replaceChildren(chatAvatar(chat, { size: 'avatar-lg' }),
     h('h3', { testid: 'chat-info-title' }, chatTitle(chat)),
     h('p', { class: 'info-sub' }, sub),
-    // replaceChildren writes a null as the text "null": leave the node out instead
+    // (replaceChildren writes a null as the text "null": leave the paragraph out instead)
     ...(about ? [h('p', { class: 'info-about', testid: 'chat-info-description' }, about)] : []));
 }
 
@@ -270,8 +270,9 @@ export function blockDialog(user) {
   return new Promise((resolve) => {
     let answer;
     const name = `block-duration-${user.id}`;
-    const options = actions.BLOCK_DURATIONS.map(({ key, seconds }, i) => h('label', { class: 'radio' },
-      h('input', { type: 'radio', name, value: key, checked: i === 0, testid: `block-duration-${key}`, dataset: { seconds: seconds ?? '' } }),
+    // "Until I unblock" is what blocking means; a time limit is the choice to make.
+    const options = actions.BLOCK_DURATIONS.map(({ key, seconds }) => h('label', { class: 'radio' },
+      h('input', { type: 'radio', name, value: key, checked: key === 'forever', testid: `block-duration-${key}`, dataset: { seconds: seconds ?? '' } }),
       h('span', null, t(`block.duration.${key}`))));
     const fieldset = h('fieldset', { class: 'radio-group' }, h('legend', null, t('block.howLong')), options);
     const ok = h('button', { class: 'btn btn-danger', testid: 'block-confirm', onclick: () => {
@@ -286,6 +287,6 @@ export function blockDialog(user) {
       footer: [h('button', { class: 'btn', testid: 'block-cancel', onclick: () => dialog.close() }, t('block.cancel')), ok],
     });
     dialog.addEventListener('close', () => resolve(answer));
-    fieldset.querySelector('input').focus();
+    fieldset.querySelector('input:checked').focus();
   });
 }

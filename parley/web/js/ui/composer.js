@@ -2,6 +2,7 @@
 // (uploaded first, sent as attachment_ids), and the reply / edit modes.
 
 import * as actions from '../actions.js';
+import { expandShortcode } from '../emoji-shortcodes.js';
 import { h, icon } from '../dom.js';
 import { displayName } from '../format.js';
 import { errorText, t } from '../i18n.js';
@@ -162,7 +163,8 @@ function onKeyDown(event) {
   }
 }
 
-function onInput() {
+function onInput(event) {
+  if (event?.data === ':') expandTypedShortcode();
   autosize();
   updateSendButton();
   mentionBox?.update();
@@ -304,6 +306,16 @@ function addFiles(list) {
   renderFiles();
   updateSendButton();
   el.input.focus();
+}
+
+/** `:tada:` becomes 🎉 as its closing colon is typed. */
+function expandTypedShortcode() {
+  const { selectionStart: caret, selectionEnd, value } = el.input;
+  if (caret !== selectionEnd) return;
+  const expanded = expandShortcode(value, caret);
+  if (!expanded) return;
+  el.input.value = expanded.text;
+  el.input.setSelectionRange(expanded.caret, expanded.caret);
 }
 
 /** Puts `text` at the caret (replacing the selection), as if typed. */

@@ -50,6 +50,12 @@ export function confirmDialog({ title, text, confirm = t('common.ok'), danger = 
   });
 }
 
+/** Sign out, once the user confirms it. */
+export async function signOut() {
+  const sure = await confirmDialog({ title: t('logout.confirmTitle'), text: t('logout.confirmText'), confirm: t('menu.logout'), danger: true });
+  if (sure) await actions.logout();
+}
+
 function field(label, input, testid) {
   input.dataset.testid = testid;
   return h('label', { class: 'field' }, h('span', null, label), input, h('small', { class: 'field-error' }));
@@ -67,7 +73,12 @@ function showFieldError(form, error, names) {
 export function profileDialog() {
   const me = state.me;
   const avatarBox = h('span');
-  const renderAvatar = () => avatarBox.replaceChildren(userAvatar(state.me, { size: 'avatar-lg' }));
+  // "Remove" only when there is a photo to remove.
+  const remove = h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: 'profile-avatar-remove', onclick: () => attempt(async () => { await actions.removeAvatar(); renderAvatar(); }) }, t('common.remove'));
+  const renderAvatar = () => {
+    avatarBox.replaceChildren(userAvatar(state.me, { size: 'avatar-lg' }));
+    remove.hidden = !state.me.avatar_url;
+  };
   renderAvatar();
   const fileInput = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp,image/gif', hidden: true, testid: 'profile-avatar-file' });
   fileInput.addEventListener('change', () => attempt(async () => {
@@ -86,7 +97,7 @@ export function profileDialog() {
       h('div', { class: 'profile-avatar-actions' },
         h('strong', null, `@${me.username}`),
         h('button', { type: 'button', class: 'btn btn-small', testid: 'profile-avatar-upload', onclick: () => fileInput.click() }, t('profile.upload')),
-        h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: 'profile-avatar-remove', onclick: () => attempt(async () => { await actions.removeAvatar(); renderAvatar(); }) }, t('common.remove')),
+        remove,
         fileInput)),
     field(t('profile.displayName'), name, 'profile-display-name'),
     field(t('profile.bio'), bio, 'profile-bio'),
@@ -96,7 +107,7 @@ export function profileDialog() {
   form.id = 'profile-form-el';
   const dialog = modal({
     title: t('profile.title'), testid: 'profile-dialog', body: form,
-    footer: [h('button', { class: 'btn btn-danger', testid: 'profile-logout', onclick: () => actions.logout() }, t('menu.logout')),
+    footer: [h('button', { class: 'btn btn-danger', testid: 'profile-logout', onclick: () => { dialog.close(); signOut(); } }, t('menu.logout')),
       h('span', { class: 'spacer' }), h('button', { class: 'btn', onclick: () => dialog.close() }, t('common.cancel')), save],
   });
   form.addEventListener('submit', async (event) => {

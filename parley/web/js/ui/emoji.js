@@ -3,6 +3,7 @@
 // reactions and by the composer. The data (js/emoji-data.js) loads on first open.
 
 import { h } from '../dom.js';
+import { shortcodesOf } from '../emoji-shortcodes.js';
 import { locale, t } from '../i18n.js';
 
 const RECENT_KEY = 'parley.emoji.recent';
@@ -23,8 +24,9 @@ async function loadData() {
   const list = EMOJI.map(([cat, emoji, en, ru, tones]) => ({
     emoji, category: CATEGORIES[cat], tones: Boolean(tones),
     en: en.split('|')[0], ru: ru.split('|')[0],
-    names: [en.split('|')[0].toLowerCase(), ru.split('|')[0].toLowerCase()],
-    words: `${en} ${ru}`.replaceAll('|', ' ').toLowerCase(),
+    // The :shortcodes: (tada, +1, thumbsup) count as names: an exact one ranks first.
+    names: [en.split('|')[0].toLowerCase(), ru.split('|')[0].toLowerCase(), ...shortcodesOf(emoji)],
+    words: `${en} ${ru} ${shortcodesOf(emoji).join(' ')}`.replaceAll('|', ' ').toLowerCase(),
   }));
   data = { categories: CATEGORIES, list, byEmoji: new Map(list.map((e) => [e.emoji, e])) };
   return data;
@@ -100,7 +102,7 @@ export async function openEmojiPicker({ anchor, onPick, onClose, label = t('emoj
     rove();
   };
   const renderSearch = (q) => {
-    const query = q.toLowerCase();
+    const query = q.toLowerCase().replace(/^:|:$/g, ''); // `:tada:` as typed in a message
     const words = query.split(/\s+/).filter(Boolean);
     // Best first: the exact name, a name that starts with it, the words in a name, a tag.
     const rank = (e) => (e.names.includes(query) ? 0 : e.names.some((n) => n.startsWith(query)) ? 1

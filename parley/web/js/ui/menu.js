@@ -1,11 +1,10 @@
 // Small pop-up menus anchored to a button: the profile menu (profile, mentions,
 // notifications, language, sign out) and the mute durations of a chat.
 
-import * as actions from '../actions.js';
 import { h, icon } from '../dom.js';
 import { LANGUAGES, locale, setLocale, t } from '../i18n.js';
 import { askPermission, notificationPermission, notificationsSupported } from '../notify.js';
-import { profileDialog } from './dialogs.js';
+import { profileDialog, signOut } from './dialogs.js';
 import { toast } from './toast.js';
 
 let openMenu = null;
@@ -107,7 +106,7 @@ export function profileMenu(anchor, { onMentions }) {
   for (const { code, name } of LANGUAGES) {
     items.push({ label: name, testid: `menu-lang-${code}`, checked: locale() === code, onSelect: () => setLocale(code) });
   }
-  items.push({ separator: true }, { label: t('menu.logout'), icon: 'logout', testid: 'menu-logout', onSelect: () => actions.logout() });
+  items.push({ separator: true }, { label: t('menu.logout'), icon: 'logout', testid: 'menu-logout', onSelect: signOut });
   popupMenu(anchor, items, { testid: 'profile-menu', label: t('menu.open') });
 }
 

@@ -86,8 +86,11 @@ function passwordPane() {
   const next = input('new_password', 'password-new', 'new-password');
   const again = input('confirm', 'password-confirm', 'new-password');
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'password-submit' }, t('settings.password.submit'));
+  // Said once, in the pane; the form stays (emptied) for another change.
+  const done = h('p', { class: 'pane-done', role: 'status', testid: 'password-changed', hidden: true }, t('settings.password.changed'));
   const form = h('form', { testid: 'password-form', novalidate: true },
     h('p', { class: 'pane-intro' }, t('settings.password.intro')),
+    done,
     field(t('settings.password.current'), current),
     field(t('settings.password.new'), next, t('settings.password.hint')),
     field(t('settings.password.confirm'), again),
@@ -99,14 +102,14 @@ function passwordPane() {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     for (const el of [current, next, again]) setError(el, '');
+    done.hidden = true;
     if (!current.value) return setError(current, t('settings.password.required'));
     if (next.value !== again.value) return setError(again, t('settings.password.mismatch'));
     submit.disabled = true;
     try {
       await actions.changePassword(current.value, next.value);
       form.reset();
-      toast(t('settings.password.changed'));
-      form.replaceChildren(h('p', { class: 'pane-done', role: 'status', testid: 'password-changed' }, t('settings.password.changed')));
+      done.hidden = false;
     } catch (error) {
       if (error.code === 'invalid_credentials') setError(current, t('settings.password.wrong'));
       else if (error.code === 'rate_limited') setError(current, error.detail);

@@ -7,7 +7,7 @@ import { displayName, formatShort } from '../format.js';
 import { t } from '../i18n.js';
 import { plainText } from '../markdown.js';
 import * as store from '../state.js';
-import { chatAvatar, chatTitle, userAvatar } from './avatar.js';
+import { chatAvatar, chatDescription, chatTitle, userAvatar } from './avatar.js';
 import { attempt } from './toast.js';
 
 const { state } = store;
@@ -152,7 +152,7 @@ export function channelRow(chat, { onDone = resetSearch } = {}) {
     chatAvatar(chat, { size: 'avatar-sm' }),
     h('span', { class: 'pick-text' },
       h('span', { class: 'pick-title' }, chat.title),
-      h('span', { class: 'pick-sub' }, `${t('chat.members', { count: chat.member_count ?? 0 })}${chat.description ? ` · ${chat.description}` : ''}`)),
+      h('span', { class: 'pick-sub' }, `${t('chat.members', { count: chat.member_count ?? 0 })}${chatDescription(chat) ? ` · ${chatDescription(chat)}` : ''}`)),
     joined
       ? h('button', { class: 'btn btn-small', testid: `open-channel-${chat.id}`, onclick: () => open(false) }, t('sidebar.open'))
       : h('button', { class: 'btn btn-small btn-primary', testid: `join-channel-${chat.id}`, onclick: () => open(true) }, t('sidebar.join')));
