@@ -42,7 +42,7 @@ def test_sign_in_pages_pass_axe(new_page: Any, theme: str) -> None:
     page = new_page(color_scheme=theme)
     for path in ("/login", "/register"):
         page.goto(path)
-        page.locator("form").wait_for()
+        page.locator("form#auth-form").wait_for()
         assert axe_violations(page) == [], path
         # A wrong sign-in shows the error state: it must pass too.
     page.goto("/login")

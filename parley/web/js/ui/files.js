@@ -37,18 +37,19 @@ async function loadFiles(box, chatId, before = undefined) {
   try {
     page = await actions.chatFiles(chatId, before, PAGE);
   } catch (error) {
-    box.append(h('div', { class: 'list-empty' }, errorText(error)));
+    box.append(h('div', { class: 'list-empty', role: 'listitem' }, errorText(error)));
     return;
   }
   box.querySelector('.files-more')?.remove();
   if (!page.length && before === undefined) {
-    box.append(h('div', { class: 'list-empty', testid: 'chat-files-empty' }, t('files.none')));
+    box.append(h('div', { class: 'list-empty', role: 'listitem', testid: 'chat-files-empty' }, t('files.none')));
     return;
   }
   box.append(...page.map(fileRow));
   if (page.length === PAGE) {
     const last = page[page.length - 1].attachment.id;
-    box.append(h('button', { class: 'btn btn-ghost files-more', type: 'button', onclick: () => loadFiles(box, chatId, last) }, t('files.more')));
+    const more = h('button', { class: 'btn btn-ghost', type: 'button', onclick: () => loadFiles(box, chatId, last) }, t('files.more'));
+    box.append(h('div', { class: 'files-more', role: 'listitem' }, more));
   }
 }
 
