@@ -17,7 +17,8 @@ pytestmark = pytest.mark.browser
 def test_bots_dialog_creates_configures_rotates_and_deletes(register: Any, base_url: str) -> None:
     me = register("botowner")
     page = me.page
-    page.get_by_test_id("bots-button").click()
+    page.get_by_test_id("profile-button").click()  # bots live in the profile menu
+    page.get_by_test_id("menu-bots").click()
     dialog = page.get_by_test_id("bots-dialog")
     dialog.get_by_text("You have no bots yet.").wait_for()
     page.get_by_test_id("bot-username").fill(f"ci_{me.username[-6:]}")
@@ -140,7 +141,8 @@ def test_my_export_downloads_a_zip(register: Any) -> None:
 
     me = register("exporter")
     page = me.page
-    page.get_by_test_id("bots-button").click()
+    page.get_by_test_id("profile-button").click()  # bots live in the profile menu
+    page.get_by_test_id("menu-bots").click()
     with page.expect_download(timeout=30000) as download:
         page.get_by_test_id("export-mine").click()
     path = download.value.path()

@@ -14,7 +14,6 @@ import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
 import { confirmDialog, newChatDialog } from './ui/dialogs.js';
 import { settingsDialog } from './ui/settings.js';
 import { reportDialog } from './ui/trust.js';
-import { botsDialog } from './ui/bots.js';
 import { renderHeader } from './ui/header.js';
 import { mentionsDialog } from './ui/mentions.js';
 import { muteMenu, profileMenu } from './ui/menu.js';
@@ -186,7 +185,6 @@ function bindChrome() {
   window.addEventListener('parley:2fa-required', () => {
     if (!document.querySelector('[data-testid="settings-dialog"]')) settingsDialog({ tab: 'security' });
   });
-  $('#bots-button').addEventListener('click', () => botsDialog());
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
   $('#chat-search-button').addEventListener('click', () => searchDialog({ chatId: state.activeChatId, onReveal: reveal }));

@@ -4,6 +4,7 @@
 import { h, icon } from '../dom.js';
 import { LANGUAGES, locale, setLocale, t } from '../i18n.js';
 import { askPermission, notificationPermission, notificationsSupported } from '../notify.js';
+import { botsDialog } from './bots.js';
 import { profileDialog, signOut } from './dialogs.js';
 import { toast } from './toast.js';
 
@@ -91,6 +92,7 @@ export function profileMenu(anchor, { onMentions }) {
   const items = [
     { label: t('menu.profile'), icon: 'user', testid: 'menu-profile', onSelect: profileDialog },
     { label: t('menu.mentions'), icon: 'at', testid: 'menu-mentions', onSelect: onMentions },
+    { label: t('bots.title'), icon: 'bot', testid: 'menu-bots', onSelect: () => botsDialog() },
   ];
   if (notificationsSupported()) {
     items.push({
