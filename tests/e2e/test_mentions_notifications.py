@@ -173,6 +173,11 @@ def test_search_result_opens_the_message_in_place(register: Any, base_url: str) 
     for i in range(1, 81):
         eve.send(chat_id, f"hay {i}")
     page = me.page
+    # Read already (an unread chat would open at its first unread message, the needle).
+    read = page.request.post(
+        f"/service/api/chats/{chat_id}/read", data={"seq": 81}, headers={"Origin": base_url}
+    )
+    assert read.status == 204, read.text()
     open_chat(page, chat_id)
     page.get_by_test_id("message-81").wait_for()
     page.get_by_test_id("message-search-button").click()
