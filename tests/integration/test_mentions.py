@@ -292,12 +292,15 @@ async def test_chat_list_counts_mentions_in_one_query(
         if "message_mentions" in statement:
             statements.append(statement)
 
-    engine = live.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
+    # reads may run on the read-only engine (SQLite has a pool of its own for them)
+    engines = {live.state.engine.sync_engine, live.state.read_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
     try:
         chats = (await client.get(f"{API}/chats", headers=bob.headers)).json()
     finally:
-        event.remove(engine, "before_cursor_execute", seen)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
     assert sum(c["mention_count"] for c in chats) == 6
     # Six chats, two statements: the last messages' mentions (batched) and one grouped count.
     assert len(statements) == 2 and "GROUP BY" in statements[1]

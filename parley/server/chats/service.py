@@ -17,6 +17,7 @@ from parley.server.chats.access import access_chat, access_manager, access_membe
 from parley.server.chats.general import GENERAL
 from parley.server.chats.schemas import ChatSettings, MemberPublic
 from parley.server.db.models import Chat, Membership, User
+from parley.server.db.unit import after_commit, publish_on_commit
 from parley.server.moderation.service import check_can_add, is_blocked_either
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
@@ -74,8 +75,11 @@ async def create_direct(
         )
     mine = Membership(chat_id=chat.id, user_id=user_id, role="member")
     session.add_all([mine, Membership(chat_id=chat.id, user_id=peer_id, role="member")])
+    joined = [user_id, peer_id]
+    after_commit(
+        session, lambda: _announce_joined(session, broker, chat, joined, now=now, online=online)
+    )
     await session.commit()
-    await _announce_joined(session, broker, chat, [user_id, peer_id], now=now, online=online)
     return chat, mine, True
 
 
@@ -109,8 +113,9 @@ async def create_group(
     owner = Membership(chat_id=chat.id, user_id=user_id, role="owner")
     session.add(owner)
     session.add_all(Membership(chat_id=chat.id, user_id=uid, role="member") for uid in others)
+    joined = [user_id, *others]
+    after_commit(session, lambda: _announce_joined(session, broker, chat, joined, now=now))
     await session.commit()
-    await _announce_joined(session, broker, chat, [user_id, *others], now=now)
     return chat, owner
 
 
@@ -165,8 +170,8 @@ async def update_chat(
         details = {"from": chat.retention_days, "to": retention[0]}
         chat.retention_days = retention[0]
         await audit(session, user_id, "chat.retention", "chat", chat_id, details, at=now)
+    after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))
     await session.commit()
-    await publish_chat_updated(session, broker, chat, now=now)
     return chat, membership
 
 
@@ -179,9 +184,9 @@ async def delete_chat(session: AsyncSession, broker: Broker, *, user_id: int, ch
         raise errors.Forbidden("The general channel cannot be deleted", code="not_allowed")
     members = await member_ids(session, chat_id)
     await session.execute(delete(Chat).where(Chat.id == chat_id))
+    gone = UsersFrame.of(members, frames.ChatRemoved(chat_id))
+    publish_on_commit(session, broker, gone, ChatRemoved(chat_id))
     await session.commit()
-    await broker.publish(UsersFrame.of(members, frames.ChatRemoved(chat_id)))
-    await broker.publish(ChatRemoved(chat_id))
 
 
 async def add_members(
@@ -203,9 +208,9 @@ async def add_members(
     await check_can_add(session, user_id=user_id, target_ids=new, now=now)
     await check_room(session, new, max_chats=max_chats)
     session.add_all(Membership(chat_id=chat_id, user_id=uid, role="member") for uid in new)
-    await session.commit()
     if new:
-        await _announce_joined(session, broker, chat, new, now=now)
+        after_commit(session, lambda: _announce_joined(session, broker, chat, new, now=now))
+    await session.commit()
 
 
 async def join_chat(
@@ -238,8 +243,8 @@ async def join_chat(
             session.add(membership)
     except IntegrityError:  # joined concurrently: already a member
         return await access_member(session, user_id=user_id, chat_id=chat_id)
+    after_commit(session, lambda: _announce_joined(session, broker, chat, [user_id], now=now))
     await session.commit()
-    await _announce_joined(session, broker, chat, [user_id], now=now)
     return chat, membership
 
 
@@ -275,14 +280,15 @@ async def remove_member(
         heir = await _hand_over_ownership(session, chat_id, leaving=target_id)
         details = {"from": target_id, "to": heir}
         await audit(session, user_id, "chat.owner", "chat", chat_id, details, at=now)
-    await session.commit()
-    await broker.publish(UsersFrame.of([target_id], frames.ChatRemoved(chat_id)))
-    await broker.publish(MembershipChanged(chat_id, [target_id], joined=False))
+    gone = UsersFrame.of([target_id], frames.ChatRemoved(chat_id))
+    publish_on_commit(session, broker, gone, MembershipChanged(chat_id, [target_id], joined=False))
     if heir is not None:  # every process's caches learn its new role (`@all` works at once)
-        await broker.publish(RolesChanged(chat_id, [heir]))
-    await publish_chat_updated(session, broker, chat, now=now)
-    if heir is not None:
-        await _publish_own_views(session, broker, chat, [heir], now=now)  # its my_role changed
+        publish_on_commit(session, broker, RolesChanged(chat_id, [heir]))
+    after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))
+    if heir is not None:  # its my_role changed
+        heirs = [heir]
+        after_commit(session, lambda: _publish_own_views(session, broker, chat, heirs, now=now))
+    await session.commit()
 
 
 async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: int) -> int | None:
@@ -327,10 +333,11 @@ async def set_role(
     target.role = role
     action = "chat.owner" if role == "owner" and target_id != user_id else "chat.role"
     await audit(session, user_id, action, "chat", chat_id, details, at=now)
+    publish_on_commit(session, broker, RolesChanged(chat_id, [target_id, user_id]))
+    after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))
+    # their my_role changed
+    after_commit(session, lambda: _publish_own_views(session, broker, chat, changed, now=now))
     await session.commit()
-    await broker.publish(RolesChanged(chat_id, [target_id, user_id]))
-    await publish_chat_updated(session, broker, chat, now=now)
-    await _publish_own_views(session, broker, chat, changed, now=now)  # their my_role changed
     user = await access_user(session, target_id)
     return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)
 
@@ -407,9 +414,8 @@ async def update_settings(
         wanted = wanted.astimezone(UTC) if wanted > now else None
     if views.muted_public(wanted, now) != views.muted_public(membership.muted_until, now):
         membership.muted_until = wanted
+        after_commit(session, lambda: _publish_own_views(session, broker, chat, [user_id], now=now))
         await session.commit()
-        public = await views.chat_public(session, chat, membership, viewer_id=user_id, now=now)
-        await broker.publish(UsersFrame.of([user_id], frames.ChatUpdated(public)))
     return chat, membership
 
 

@@ -31,6 +31,7 @@ from parley.server.db.models import (
     Reaction,
     User,
 )
+from parley.server.db.unit import publish_on_commit
 from parley.server.messages.history import check_paging, load_page
 from parley.server.messages.mentions import (
     clear_mentions,
@@ -488,7 +489,7 @@ async def mark_read(
     if target <= membership.last_read_seq:
         return membership.last_read_seq
     membership.last_read_seq = target
-    await session.commit()
     read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
-    await broker.publish(ChatFrame.of(chat_id, read))
+    publish_on_commit(session, broker, ChatFrame.of(chat_id, read))
+    await session.commit()
     return target
