@@ -133,3 +133,17 @@ async def heard_before(ws: Any, message_id: int, chat_id: int) -> list[dict[str,
                 return heard
             if is_of_chat(frame, chat_id):
                 heard.append(frame)
+
+
+async def seed_users(http: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every user of `GET /api/v1/users`, page by page (the shared test database holds
+    more users than one page)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await http.get(
+            "/api/v1/users", params={"limit": 200, "offset": len(found)}, headers=headers
+        )
+        assert page.status_code == 200, page.text
+        found += page.json()
+        if len(page.json()) < 200:
+            return found

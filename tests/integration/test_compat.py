@@ -18,7 +18,7 @@ from tests.conftest import (
     stop_server,
     test_settings,
 )
-from tests.factories import PASSWORD, connect, make_group, make_user, recv_type, unique
+from tests.factories import PASSWORD, connect, make_group, make_user, recv_type, seed_users, unique
 
 
 async def test_seed_users_list_and_register(client: httpx.AsyncClient) -> None:
@@ -41,11 +41,8 @@ async def test_seed_users_list_and_register(client: httpx.AsyncClient) -> None:
     login = await client.post("/service/api/login", json={"username": name, "password": PASSWORD})
     assert login.status_code == 200
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    users = await client.get("/api/v1/users", params={"limit": 200}, headers=headers)
-    assert users.status_code == 200
-    assert {"id": created.json()["id"], "username": name, "email": f"{name}@example.com"} in (
-        users.json()
-    )
+    users = await seed_users(client, headers)
+    assert {"id": created.json()["id"], "username": name, "email": f"{name}@example.com"} in users
     assert (await client.get("/api/v1/users")).status_code == 401
 
 

@@ -289,9 +289,15 @@ async def test_the_mode_and_invites_hold_on_every_server(pg_url: str, tmp_path: 
             "/service/api/admin/settings", json={"registration": "invite"}, headers=admin.headers
         )
         assert changed.status_code == 200
-        refused = await register(pair.http_b)
-        assert refused.status_code == 403 and refused.json()["code"] == "invite_required"
-        invite = await admin_invite(pair.http_b, admin, max_uses=1)
-        assert (await register(pair.http_a, invite=invite["code"])).status_code == 201
-        spent = await register(pair.http_b, invite=invite["code"])
-        assert spent.status_code == 410 and spent.json()["code"] == "invite_invalid"
+        try:
+            refused = await register(pair.http_b)
+            assert refused.status_code == 403 and refused.json()["code"] == "invite_required"
+            invite = await admin_invite(pair.http_b, admin, max_uses=1)
+            assert (await register(pair.http_a, invite=invite["code"])).status_code == 201
+            spent = await register(pair.http_b, invite=invite["code"])
+            assert spent.status_code == 410 and spent.json()["code"] == "invite_invalid"
+        finally:  # the database is shared by the session's other PostgreSQL tests
+            reopened = await pair.http_a.patch(
+                "/service/api/admin/settings", json={"registration": "open"}, headers=admin.headers
+            )
+            assert reopened.status_code == 200

@@ -225,5 +225,11 @@ def test_link_previews_can_be_turned_off(tmp_path: Path) -> None:
     assert Settings(PARLEY_LINK_PREVIEWS="off", PARLEY_DATA_DIR=tmp_path).link_previews is False  # type: ignore[call-arg]
     on = create_app(test_settings(tmp_path / "on"))
     off = create_app(test_settings(tmp_path / "off", PARLEY_LINK_PREVIEWS="off"))
-    assert on.state.parley.previews is not None and on.state.parley.writer.on_new
-    assert off.state.parley.previews is None and off.state.parley.writer.on_new == []
+    on_state = on.state.parley
+    assert on_state.previews is not None and on_state.previews.offer in on_state.writer.on_new
+    off_state = off.state.parley
+    assert off_state.previews is None
+    owners = [
+        type(getattr(listener, "__self__", None)).__name__ for listener in off_state.writer.on_new
+    ]
+    assert "LinkPreviews" not in owners
