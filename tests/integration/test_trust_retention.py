@@ -19,7 +19,19 @@ from parley import errors
 from parley.clock import Clock
 from parley.server.db.models import Attachment
 from parley.server.workers import sweep_retention
-from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
+from tests.conftest import (
+    PG_DSN,
+    Running,
+    _create_database,
+    _drop_database,
+    need,
+    no_cookies,
+    postgres_available,
+    run_sync,
+    start_server,
+    stop_server,
+    test_settings,
+)
 from tests.factories import Account, make_group, make_user, send
 
 PNG = bytes.fromhex(
@@ -35,6 +47,22 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A database of this module's own: a server-wide retention sweep erases old messages
+    in every chat, so it must not run on the session's shared PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    problem = run_sync(postgres_available())
+    if problem:
+        need("PostgreSQL", problem)
+    name = "parley_retention_" + uuid.uuid4().hex[:10]
+    run_sync(_create_database(name))
+    yield f"{PG_DSN.rsplit('/', 1)[0]}/{name}"
+    run_sync(_drop_database(name))
 
 
 @pytest.fixture(scope="module", params=["directory", "s3"])
