@@ -104,7 +104,7 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
     presence_every = max(0.2, min(5.0, settings.presence_timeout / 4))
 
     def loop(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> asyncio.Task[None]:
-        return asyncio.create_task(run_every(clock, seconds, job, name))
+        return asyncio.create_task(run_every(clock, seconds, job, name), name=f"worker-{name}")
 
     tasks = [
         loop(

@@ -415,6 +415,9 @@ async def _never_reading_socket(
     return writer
 
 
+BACKGROUND = ("worker-", "bot-events")
+
+
 class _Statements:
     """Counts the statements the server's engine runs, by the tables they read."""
 
@@ -430,6 +433,9 @@ class _Statements:
         event.remove(self.engine, "before_cursor_execute", self._record)
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name().startswith(BACKGROUND):
+            return  # the worker's sweeps and the bot-event queue are not the send path
         self.seen.append(" ".join(statement.split()).lower())
 
     def reads_of(self, *tables: str) -> list[str]:
