@@ -232,6 +232,9 @@ def parley_env(data_dir: Path, database_url: str | None, redis: bool) -> dict[st
             "PARLEY_MAX_SOCKETS_PER_USER": "100000",
             "PARLEY_MAX_INFLIGHT_PER_IP": "100000",
             "MAX_CONNECTIONS": "100000",
+            # handshakes at once per process: the idle scenario opens 100 at a time, and a
+            # refusal (503, retry later) would be counted as a socket that never opened
+            "PARLEY_MAX_HANDSHAKES": "1000",
         }
     )
     if database_url:
