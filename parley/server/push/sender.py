@@ -98,13 +98,25 @@ class Pusher:
 
     async def _decide_loop(self) -> None:
         while True:
-            message = await self.messages.get()
+            batch = [await self.messages.get()]
+            while not self.messages.empty():  # everything queued meanwhile, decided together
+                batch.append(self.messages.get_nowait())
             try:
-                await self.decide(message)
+                async with self.sessions() as session:
+                    if not await service.anyone_subscribed(session):
+                        continue
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("push: deciding for message %s failed", message.id, exc_info=True)
+                log.warning("push: reading the subscriptions failed", exc_info=True)
+                continue
+            for message in batch:
+                try:
+                    await self.decide(message)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.warning("push: deciding for message %s failed", message.id, exc_info=True)
 
     async def decide(self, message: MessagePublic) -> None:
         sender = message.sender.id if message.sender else None

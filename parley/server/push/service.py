@@ -94,6 +94,13 @@ async def forget(session: AsyncSession, *, subscription_id: int) -> None:
     await session.commit()
 
 
+async def anyone_subscribed(session: AsyncSession) -> bool:
+    """Whether anybody has a push subscription (one read, asked once per batch of new
+    messages: where nobody has subscribed, messages cost nothing more)."""
+    anyone = await session.execute(select(PushSubscription.id).limit(1))
+    return anyone.first() is not None
+
+
 async def audience(
     session: AsyncSession,
     *,
@@ -104,11 +111,7 @@ async def audience(
 ) -> tuple[Chat | None, dict[int, list[PushSubscription]]]:
     """Who should hear of a new message, with their subscriptions: in a direct chat the
     other member, elsewhere the members it mentions; never the sender, never someone who
-    blocks the sender, nobody who muted the chat unless mentioned. Where nobody has
-    subscribed at all, one read of the (empty) subscriptions and nothing else."""
-    anyone = await session.execute(select(PushSubscription.id).limit(1))
-    if anyone.first() is None:
-        return None, {}
+    blocks the sender, nobody who muted the chat unless mentioned."""
     chat = await session.get(Chat, chat_id)
     if chat is None:
         return None, {}
