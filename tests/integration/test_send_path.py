@@ -415,7 +415,7 @@ async def _never_reading_socket(
     return writer
 
 
-BACKGROUND = ("worker-", "bot-events")
+BACKGROUND = ("worker-", "bot-events", "push-", "parley-link-previews")
 
 
 class _Statements:
@@ -435,7 +435,7 @@ class _Statements:
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
         task = asyncio.current_task()
         if task is not None and task.get_name().startswith(BACKGROUND):
-            return  # the worker's sweeps and the bot-event queue are not the send path
+            return  # sweeps, bot events, push and previews are not the send path
         self.seen.append(" ".join(statement.split()).lower())
 
     def reads_of(self, *tables: str) -> list[str]:
