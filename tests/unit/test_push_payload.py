@@ -54,3 +54,40 @@ def test_retry_waits_follow_retry_after_within_a_cap() -> None:
     assert _delay("3600", 0) == 60  # capped
     assert _delay(None, 0) == 1 and _delay(None, 2) == 4  # 1, 2, 4 s without a header
     assert _delay("Wed, 21 Oct 2026 07:28:00 GMT", 1) == 2
+
+
+async def test_whether_anybody_subscribed_is_read_at_most_every_few_seconds(
+    monkeypatch: Any,
+) -> None:
+    """Where nobody has subscribed, a stream of new messages asks the database once per
+    ANYONE_FRESH_SECONDS, not once per message; a subscription through this process is
+    known at once, one through another process within that time."""
+    from contextlib import asynccontextmanager
+
+    from parley.server.push import sender, service
+    from tests.fake_clock import FakeClock
+
+    clock, reads, stored = FakeClock(), [], [False]
+
+    async def anyone(_session: Any) -> bool:
+        reads.append(clock.monotonic())
+        return stored[0]
+
+    @asynccontextmanager
+    async def sessions() -> Any:
+        yield None
+
+    monkeypatch.setattr(service, "anyone_subscribed", anyone)
+    p = pusher(True)
+    p.sessions, p.clock = sessions, clock  # type: ignore[assignment]
+    assert [await p._anyone_subscribed() for _ in range(50)] == [False] * 50
+    assert len(reads) == 1
+    stored[0] = True  # subscribed through another process
+    await clock.advance(sender.ANYONE_FRESH_SECONDS - 1)
+    assert await p._anyone_subscribed() is False and len(reads) == 1
+    await clock.advance(1)
+    assert await p._anyone_subscribed() is True and len(reads) == 2
+    stored[0] = False
+    p._anyone = (False, clock.monotonic())
+    p.subscribed()  # through this process: no waiting, no read
+    assert await p._anyone_subscribed() is True and len(reads) == 2

@@ -76,6 +76,8 @@ async def subscribe(
         now=state.clock(),
     )
     public = SubscriptionPublic(id=row.id, endpoint=row.endpoint, created_at=row.created_at)
+    assert state.pusher is not None  # made with the app
+    state.pusher.subscribed()
     if created:
         return public
     return JSONResponse(public.model_dump(mode="json"), status_code=200)

@@ -34,6 +34,7 @@ TTL = 24 * 3600
 MAX_RETRIES = 3
 MAX_RETRY_AFTER = 60.0
 BODY_CHARS = 140
+ANYONE_FRESH_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,23 @@ class Pusher:
             "push_sent_total", "Web Push requests by outcome", ["outcome"], registry=registry
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._anyone: tuple[bool, float] | None = None  # (answer, monotonic time read)
+
+    def subscribed(self) -> None:
+        """Somebody subscribed through this process: push from now on, without asking."""
+        self._anyone = (True, self.clock.monotonic())
+
+    async def _anyone_subscribed(self) -> bool:
+        """Whether anybody has a subscription, read at most every ANYONE_FRESH_SECONDS:
+        where nobody has subscribed a new message costs no query at all. A first
+        subscription made through another process is seen within that time."""
+        now = self.clock.monotonic()
+        if self._anyone is not None and now - self._anyone[1] < ANYONE_FRESH_SECONDS:
+            return self._anyone[0]
+        async with self.sessions() as session:
+            anyone = await service.anyone_subscribed(session)
+        self._anyone = (anyone, now)
+        return anyone
 
     def start(self) -> None:
         if not self._tasks:
@@ -102,9 +120,8 @@ class Pusher:
             while not self.messages.empty():  # everything queued meanwhile, decided together
                 batch.append(self.messages.get_nowait())
             try:
-                async with self.sessions() as session:
-                    if not await service.anyone_subscribed(session):
-                        continue
+                if not await self._anyone_subscribed():
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception:

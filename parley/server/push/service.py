@@ -95,8 +95,8 @@ async def forget(session: AsyncSession, *, subscription_id: int) -> None:
 
 
 async def anyone_subscribed(session: AsyncSession) -> bool:
-    """Whether anybody has a push subscription (one read, asked once per batch of new
-    messages: where nobody has subscribed, messages cost nothing more)."""
+    """Whether anybody has a push subscription (asked at most every few seconds by the
+    pusher: where nobody has subscribed, new messages cost no query)."""
     anyone = await session.execute(select(PushSubscription.id).limit(1))
     return anyone.first() is not None
 
