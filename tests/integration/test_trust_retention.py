@@ -93,8 +93,9 @@ async def sweep(server: Running, *, days_later: float, default_days: float = 0) 
     """The worker's retention job, on a clock `days_later` days ahead of now."""
     later = datetime.now(UTC) + timedelta(days=days_later)
     state = server.state
+    settings = state.settings.model_copy(update={"retention_days": default_days})
     return await sweep_retention(
-        state.sessions, state.storage, state.broker, Clock(lambda: later), default_days=default_days
+        state.sessions, state.storage, state.broker, Clock(lambda: later), settings=settings
     )
 
 

@@ -404,6 +404,8 @@ export default {
   'trust.login.useRecovery': 'Use a recovery code',
   'trust.login.useCode': 'Use a code from the app',
   'trust.login.wrong': 'That code is wrong or was already used.',
+  'trust.gate.title': 'Turn on two-factor sign-in',
+  'trust.gate.intro': 'This server asks every account in its scope to sign in with a code from an authenticator app as well. Set it up to continue to your chats.',
   'trust.2fa.title': 'Two-factor sign-in',
   'trust.2fa.on': 'Two-factor sign-in is on: signing in asks for a code from your authenticator app.',
   'trust.2fa.off': 'Protect your account with a code from an authenticator app at every sign-in.',

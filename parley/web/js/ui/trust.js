@@ -24,17 +24,37 @@ export function securityPane() {
   return h('div', null, twoFactor, sessions);
 }
 
-async function renderTwoFactor(box) {
+/**
+ * PARLEY_REQUIRE_2FA: a user in scope without two-factor may only set it up, so the page
+ * shows just that (no chats, no socket) until it is on; then the chat loads (`onDone`).
+ */
+export function twoFactorGate({ onDone, onSignOut }) {
+  const box = h('section', { class: 'trust-section', testid: 'twofactor-section' });
+  const card = h('main', { class: 'auth-card twofactor-gate', testid: 'twofactor-gate' },
+    h('div', { class: 'auth-brand' }, h('img', { src: '/static/favicon.svg', alt: '', width: 40, height: 40 }), h('span', null, 'Parley')),
+    h('h1', null, t('trust.gate.title')),
+    h('p', { class: 'auth-sub', testid: 'twofactor-gate-intro' }, t('trust.gate.intro')),
+    box,
+    h('p', { class: 'auth-switch' }, h('button', { type: 'button', class: 'link-btn', testid: 'twofactor-gate-logout', onclick: onSignOut }, t('menu.logout'))));
+  renderTwoFactor(box, { onDone });
+  return card;
+}
+
+async function renderTwoFactor(box, { onDone } = {}) {
   let me = state.me || {};
   try { me = await api.get('/profile'); } catch { /* shown from what is known */ }
   const title = h('h3', { class: 'section-label' }, t('trust.2fa.title'));
+  if (me.two_factor && onDone) {
+    onDone();
+    return;
+  }
   if (me.two_factor) {
     box.replaceChildren(title, h('p', { class: 'pane-intro', testid: 'twofactor-on' }, t('trust.2fa.on')), disableForm(box));
     return;
   }
   const start = h('button', { type: 'button', class: 'btn btn-primary', testid: 'twofactor-setup', onclick: () => attempt(async () => {
     const setup = await api.post('/2fa/setup');
-    box.replaceChildren(title, enableForm(box, setup));
+    box.replaceChildren(title, enableForm(box, setup, onDone));
   }) }, t('trust.2fa.setup'));
   box.replaceChildren(title, h('p', { class: 'pane-intro', testid: 'twofactor-off' }, t('trust.2fa.off')), h('div', { class: 'row-end' }, start));
 }
@@ -43,7 +63,7 @@ function codeInput(testid) {
   return h('input', { name: 'code', testid, inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 32, required: true, class: 'input' });
 }
 
-function enableForm(box, setup) {
+function enableForm(box, setup, onDone) {
   const code = codeInput('twofactor-code');
   const error = h('p', { class: 'field-error', role: 'alert', testid: 'twofactor-error' });
   const form = h('form', { testid: 'twofactor-enable', novalidate: true },
@@ -63,7 +83,7 @@ function enableForm(box, setup) {
         h('p', { class: 'pane-done', role: 'status' }, t('trust.2fa.enabled')),
         h('p', { class: 'pane-intro' }, t('trust.2fa.saveCodes')),
         h('ol', { class: 'recovery-codes', testid: 'recovery-codes' }, codes.map((c) => h('li', null, h('code', null, c)))),
-        h('div', { class: 'row-end' }, h('button', { type: 'button', class: 'btn', testid: 'recovery-done', onclick: () => renderTwoFactor(box) }, t('trust.2fa.saved'))));
+        h('div', { class: 'row-end' }, h('button', { type: 'button', class: 'btn', testid: 'recovery-done', onclick: () => (onDone ? onDone() : renderTwoFactor(box)) }, t('trust.2fa.saved'))));
     } catch (e) {
       error.textContent = e.code === 'invalid_code' ? t('trust.2fa.wrongCode') : errorText(e);
     }
