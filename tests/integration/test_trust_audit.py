@@ -144,3 +144,19 @@ async def test_bot_token_rotation_is_audited(client: httpx.AsyncClient, admin: A
     [row] = await entries(client, admin, actor=owner.id, action="bot.token")
     assert (row["target_type"], row["target_id"]) == ("user", bot["id"])
     assert row["details"] == {"bot": bot["username"], "owner_id": owner.id}
+
+
+async def test_removing_a_member_is_audited_leaving_is_not(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    owner, member, other = [await make_user(client) for _ in range(3)]
+    chat = await make_group(client, owner, member, other)
+    path = f"/service/api/chats/{chat['id']}/members"
+    removed = await client.delete(f"{path}/{member.id}", headers=owner.headers)
+    assert removed.status_code == 204
+    left = await client.delete(f"{path}/{other.id}", headers=other.headers)
+    assert left.status_code == 204
+    [row] = await entries(client, admin, actor=owner.id, action="chat.remove_member")
+    assert (row["target_type"], row["target_id"]) == ("chat", chat["id"])
+    assert row["details"] == {"user_id": member.id, "role": "member"}
+    assert await entries(client, admin, actor=other.id, action="chat.remove_member") == []

@@ -231,7 +231,7 @@ function reportRow(report, refresh) {
 // ---- admin: audit log ----------------------------------------------------------------------
 
 const ACTIONS = ['user.ban', 'user.unban', 'user.deactivate', 'user.reactivate', 'user.admin', 'user.2fa_reset',
-  'report.resolve', 'message.delete', 'chat.role', 'chat.owner', 'chat.retention', 'chat.invite_link',
+  'report.resolve', 'message.delete', 'chat.role', 'chat.owner', 'chat.retention', 'chat.remove_member', 'chat.invite_link',
   'chat.invite_link_revoke', 'invite.create', 'invite.delete', 'settings.update', 'bot.token'];
 
 export function auditPane() {
