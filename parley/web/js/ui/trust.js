@@ -277,7 +277,7 @@ function auditRow(entry) {
   return h('div', { class: 'pick-item', role: 'listitem', testid: `audit-${entry.id}` },
     h('span', { class: 'pick-text' },
       h('span', { class: 'pick-title' }, h('code', { testid: 'audit-entry-action' }, entry.action), ' ',
-        t('admin.audit.line', { actor: entry.actor ? `@${entry.actor.username}` : t('admin.audit.system'), target: `${entry.target_type} #${entry.target_id ?? '—'}` })),
+        t('admin.audit.line', { actor: entry.actor ? `@${entry.actor.username}` : t('admin.audit.system'), target: entry.target_id == null ? entry.target_type : `${entry.target_type} #${entry.target_id}` })),
       h('span', { class: 'pick-sub' }, details ? `${when(entry.at)} · ${details}` : when(entry.at))));
 }
 
