@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -662,3 +663,22 @@ async def test_an_export_expires_after_7_days(http: httpx.AsyncClient, allowed: 
     again = await http.post("/service/api/export", headers=me.headers)
     assert again.status_code == 202  # a new one may be asked for
     await _ready_zip(http, me, again)
+
+
+async def test_a_large_attachment_is_streamed_into_the_export(
+    http: httpx.AsyncClient, allowed: Running
+) -> None:
+    """A file of several chunks (256 KiB each) goes into the ZIP whole, byte for byte."""
+    me = await make_user(http)
+    group = await make_group(http, me, title="Big files")
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    upload = await http.post(
+        f"/service/api/chats/{group['id']}/attachments",
+        files={"file": ("big.bin", body, "application/octet-stream")},
+        headers=me.headers,
+    )
+    assert upload.status_code == 201, upload.text
+    await send(http, me, group["id"], "the big one", attachment_ids=[upload.json()["id"]])
+    archive = await _ready_zip(http, me, await http.post("/service/api/export", headers=me.headers))
+    [message] = json.loads(archive.read(f"messages/{group['id']}.json"))
+    assert archive.read(message["attachments"][0]["path"]) == body
