@@ -12,15 +12,21 @@ from typing import Any
 import pyotp
 import pytest
 
-from tests.e2e.conftest import PASSWORD, _serve, shot
+from tests.e2e.conftest import PASSWORD, _serve, promote, shot
+from tests.e2e.test_settings_admin import api
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def base_url(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("parley-2fa")
+
+
+@pytest.fixture(scope="module")
+def base_url(chromium_path: Path, gated_dir: Path) -> Iterator[str]:
     """This module's pages talk to a `parley serve` that requires two-factor of everyone."""
-    with _serve(tmp_path_factory.mktemp("parley-2fa"), PARLEY_REQUIRE_2FA="all") as url:
+    with _serve(gated_dir, PARLEY_REQUIRE_2FA="all") as url:
         yield url
 
 
@@ -39,6 +45,16 @@ def _sockets(page: Any) -> list[str]:
     opened: list[str] = []
     page.on("websocket", lambda ws: opened.append(ws.url))
     return opened
+
+
+def _set_up(page: Any) -> None:
+    page.get_by_test_id("twofactor-setup").click()
+    secret = page.get_by_test_id("twofactor-secret").inner_text()
+    page.get_by_test_id("twofactor-code").fill(pyotp.TOTP(secret).now())
+    page.get_by_test_id("twofactor-enable-submit").click()
+    page.get_by_test_id("recovery-codes").locator("li").first.wait_for()
+    page.get_by_test_id("recovery-done").click()
+    page.locator('[data-testid="connection-status"][data-state="connected"]').wait_for()
 
 
 def test_the_setup_page_comes_first_then_the_chat(new_page: Any) -> None:
@@ -81,4 +97,24 @@ def test_the_setup_page_in_russian_and_signing_out(new_page: Any) -> None:
     page.get_by_test_id("twofactor-gate-logout").click()
     page.get_by_test_id("confirm-ok").click()
     page.wait_for_url("**/login*")
+    assert page.errors == []
+
+
+def test_losing_the_second_factor_mid_session_brings_the_setup_page_back(
+    new_page: Any, gated_dir: Path
+) -> None:
+    page = new_page()
+    username = _register(page)
+    page.get_by_test_id("twofactor-gate").wait_for()
+    _set_up(page)
+    promote(gated_dir, username)  # to reset its own second factor, as an admin would
+    me = api(page, "GET", "/profile")["body"]
+    reset = api(page, "POST", f"/admin/users/{me['id']}/2fa/reset")
+    assert reset["status"] == 200 and reset["body"]["two_factor"] is False
+    page.get_by_test_id("settings-button").click()  # its panes ask guarded routes
+    page.get_by_test_id("settings-tab-security").click()
+    page.get_by_test_id("twofactor-gate").wait_for()
+    page.get_by_test_id("twofactor-off").wait_for()
+    assert page.locator("#layout").is_hidden()
+    shot(page, "require-2fa-gate-again")
     assert page.errors == []

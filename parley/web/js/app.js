@@ -89,6 +89,9 @@ function showTwoFactorGate() {
 async function checkSession() {
   try {
     await actions.loadMe();
+    // PARLEY_REQUIRE_2FA refuses the handshake of a user without a second factor, but
+    // not /profile: ask a route it guards, whose 2fa_required answer reloads the page.
+    if (!state.me?.two_factor) await actions.loadBlocks();
   } catch (error) {
     if (error.status === 401) await refreshSession();
   }
@@ -197,9 +200,9 @@ function bindChrome() {
   }));
   $('#mentions-button').addEventListener('click', showMentions);
   $('#settings-button').addEventListener('click', () => settingsDialog());
-  window.addEventListener('parley:2fa-required', () => {
-    if (!document.querySelector('[data-testid="settings-dialog"]')) settingsDialog({ tab: 'security' });
-  });
+  // The second factor went away meanwhile (an admin reset it): start again, which shows
+  // the setup page (loadInitialState) instead of a chat whose requests all fail.
+  window.addEventListener('parley:2fa-required', () => location.reload(), { once: true });
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
   $('#chat-search-button').addEventListener('click', () => searchDialog({ chatId: state.activeChatId, onReveal: reveal }));
