@@ -71,8 +71,8 @@ async def write(
     settings: Settings,
     changes: Mapping[str, Any],
     *,
-    admin_id: int | None,
     now: datetime,
+    admin_id: int | None = None,
 ) -> dict[str, Any]:
     """Stores `changes` (declared names only; each checked) and audits what changed; commits;
     returns every setting."""
