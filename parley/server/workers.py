@@ -16,8 +16,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.clock import Clock
+from parley.config import Settings
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
+from parley.server.instance import settings as instance
+from parley.server.integrations.exports import delete_expired
 from parley.server.messages.attachments import delete_orphans
 from parley.server.messages.retention import enforce_retention
 from parley.server.moderation.service import lift_expired
@@ -90,13 +93,19 @@ async def sweep_orphan_uploads(
 
 
 async def sweep_retention(
-    sessions: Sessions, storage: Storage, broker: Broker, clock: Clock, *, default_days: float
+    sessions: Sessions, storage: Storage, broker: Broker, clock: Clock, *, settings: Settings
 ) -> int:
-    """Erases messages past their chat's retention (PARLEY_RETENTION_DAYS by default)."""
+    """Erases messages past their chat's retention, else the server-wide one (the admin's
+    setting, else PARLEY_RETENTION_DAYS), read on every run."""
     async with sessions() as session:
-        return await enforce_retention(
-            session, storage, broker, default_days=default_days, now=clock()
-        )
+        days = await instance.read(session, settings, "retention_days")
+        return await enforce_retention(session, storage, broker, default_days=days, now=clock())
+
+
+async def sweep_exports(sessions: Sessions, storage: Storage, clock: Clock) -> int:
+    """Deletes exports past their 7 days, row and file."""
+    async with sessions() as session:
+        return await delete_expired(session, storage, now=clock())
 
 
 def start_workers(state: AppState) -> list[asyncio.Task[None]]:
@@ -132,9 +141,14 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
                 state.storage,
                 state.broker,
                 clock,
-                default_days=settings.retention_days,
+                settings=settings,
             ),
             "retention sweep",
+        ),
+        loop(
+            settings.worker_interval,
+            lambda: sweep_exports(state.sessions, state.storage, clock),
+            "export sweep",
         ),
     ]
     if state.presence.shared:

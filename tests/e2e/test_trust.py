@@ -185,3 +185,36 @@ def test_chat_retention_in_chat_details(register: Any) -> None:
     shot(page, "chat-retention")
     audit_free = api(page, "GET", "/admin/audit")
     assert audit_free["status"] == 403  # the owner is no admin: the entry is for admins
+
+
+def test_server_retention_in_the_admin_area(register: Any, data_dir: Path) -> None:
+    admin: User = register("keeperofall")
+    promote(data_dir, admin.username)
+    page = admin.page
+    page.reload()
+    connected(page)
+    dialog = open_settings(page, "server")
+    inherit = dialog.get_by_test_id("server-retention-inherit")
+    days = dialog.get_by_test_id("server-retention-days")
+    dialog.get_by_test_id("server-retention-default").filter(has_text="keep forever").wait_for()
+    assert inherit.is_checked() and days.is_disabled()
+    inherit.uncheck()
+    days.fill("-3")
+    dialog.get_by_test_id("server-retention-save").click()
+    dialog.get_by_test_id("server-retention-error").filter(has_text="from 0 to 36500").wait_for()
+    days.fill("90")
+    dialog.get_by_test_id("server-retention-save").click()
+    page.get_by_test_id("toast").filter(has_text="Retention saved").wait_for()
+    assert api(page, "GET", "/admin/settings")["body"]["retention_days"] == 90
+    shot(page, "admin-server-retention")
+    page.get_by_test_id("settings-tab-audit").click()
+    page.get_by_test_id("audit-action").select_option("settings.update")
+    audit = page.get_by_test_id("audit-list")
+    audit.filter(has_text="retention_days: 0 → 90").wait_for()
+    shot(page, "admin-audit-settings")
+    page.get_by_test_id("settings-tab-server").click()
+    dialog.get_by_test_id("server-retention-inherit").check()
+    dialog.get_by_test_id("server-retention-save").click()
+    page.get_by_test_id("toast").filter(has_text="Retention saved").last.wait_for()
+    assert api(page, "GET", "/admin/settings")["body"]["retention_days"] is None
+    assert page.errors == []

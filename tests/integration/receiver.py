@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.waiting import eventually
+
 
 @dataclass
 class Received:
@@ -64,9 +66,7 @@ class Receiver:
             self.server.close()
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        async with asyncio.timeout(timeout):
-            while len(self.received) < count:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: len(self.received) >= count, timeout, what=f"{count} requests")
         return self.received
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -3,7 +3,6 @@ at once, then about 1 s, 10 s and 60 s later, then the delivery is dropped and l
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from parley.server.outbound import Outbound
 from parley.server.realtime.broker import make_broker
 from tests.fake_clock import FakeClock
 from tests.integration.receiver import Receiver, answer
+from tests.waiting import assert_nothing_within, eventually
 
 
 @pytest.fixture
@@ -30,10 +30,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def _count(receiver: Receiver, expected: int) -> None:
     """Waits (real time: the requests are real) until `expected` requests arrived, then a
     little more to see that no other follows."""
-    async with asyncio.timeout(5):
-        while len(receiver.received) < expected:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(receiver.received) >= expected, what=f"{expected} requests")
+    await assert_nothing_within(
+        0.2, lambda: len(receiver.received) > expected, what="no further request"
+    )
     assert len(receiver.received) == expected
 
 
@@ -74,13 +74,13 @@ async def test_failures_are_retried_after_1_10_and_60_seconds_then_dropped(
             await _count(receiver, total)
         await clock.advance(3600)
         await _count(receiver, 4)  # dropped: never tried again
-        async with asyncio.timeout(5):
-            while True:
-                async with sessions() as session:
-                    row = (await session.execute(select(BotDelivery))).scalar_one()
-                if row.status != "pending":
-                    break
-                await asyncio.sleep(0.02)
+
+        async def finished() -> BotDelivery | None:
+            async with sessions() as session:
+                row = (await session.execute(select(BotDelivery))).scalar_one()
+            return row if row.status != "pending" else None
+
+        row = await eventually(finished, what="the delivery's outcome")
         assert (row.status, row.attempts, row.response_status) == ("dropped", 4, 500)
         assert row.error == "HTTP 500" and row.kind == "command"
     finally:

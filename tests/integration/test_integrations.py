@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
+from parley import errors
+from parley.clock import Clock
+from parley.server.db.models import DataExport
+from parley.server.workers import sweep_exports
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import (
     PASSWORD,
@@ -26,6 +32,7 @@ from tests.factories import (
     unique,
 )
 from tests.integration.receiver import Receiver, answer
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +84,7 @@ async def make_bot(
 
 async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
     """The first truthy result of `check`, asked until the deadline."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await check()
-            if found:
-                return found
-            await asyncio.sleep(0.05)
+    return await eventually(check, timeout, interval=0.05)
 
 
 async def messages_of(http: httpx.AsyncClient, who: Account, chat_id: int) -> list[dict[str, Any]]:
@@ -631,3 +633,52 @@ async def test_a_chat_export_is_for_its_managers_and_holds_every_message(
     assert chat["id"] == group["id"] and chat["title"] == "Whole chat"
     messages = json.loads(archive.read(f"messages/{group['id']}.json"))
     assert [(m["seq"], m["content"]) for m in messages] == [(1, "one"), (2, "two")]
+
+
+async def test_an_export_expires_after_7_days(http: httpx.AsyncClient, allowed: Running) -> None:
+    """The worker's sweep on a clock moved forward: the row and the file go; then 404."""
+    me = await make_user(http)
+    await make_group(http, me, title="Soon gone")
+    started = await http.post("/service/api/export", headers=me.headers)
+    await _ready_zip(http, me, started)
+    export_id = started.json()["id"]
+    async with allowed.state.reads() as session:
+        row = await session.get(DataExport, export_id)
+        assert row is not None and row.storage_key is not None
+        key, expires_at = row.storage_key, row.expires_at
+    assert await allowed.state.storage.read_bytes(key)  # the ZIP, kept meanwhile
+    assert expires_at - datetime.now(UTC) > timedelta(days=6.9)
+    state = allowed.state
+    soon = Clock(lambda: expires_at - timedelta(seconds=1))
+    await sweep_exports(state.sessions, state.storage, soon)
+    kept = await http.get(f"/service/api/export/{export_id}", headers=me.headers)
+    assert kept.status_code == 200 and kept.json()["status"] == "ready"
+    later = Clock(lambda: expires_at + timedelta(seconds=1))
+    assert await sweep_exports(state.sessions, state.storage, later) >= 1
+    for path in (f"/service/api/export/{export_id}", f"/service/api/export/{export_id}/download"):
+        gone = await http.get(path, headers=me.headers)
+        assert gone.status_code == 404 and gone.json()["code"] == "export_not_found", path
+    with pytest.raises(errors.NotFound):
+        await state.storage.read_bytes(key)
+    again = await http.post("/service/api/export", headers=me.headers)
+    assert again.status_code == 202  # a new one may be asked for
+    await _ready_zip(http, me, again)
+
+
+async def test_a_large_attachment_is_streamed_into_the_export(
+    http: httpx.AsyncClient, allowed: Running
+) -> None:
+    """A file of several chunks (256 KiB each) goes into the ZIP whole, byte for byte."""
+    me = await make_user(http)
+    group = await make_group(http, me, title="Big files")
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    upload = await http.post(
+        f"/service/api/chats/{group['id']}/attachments",
+        files={"file": ("big.bin", body, "application/octet-stream")},
+        headers=me.headers,
+    )
+    assert upload.status_code == 201, upload.text
+    await send(http, me, group["id"], "the big one", attachment_ids=[upload.json()["id"]])
+    archive = await _ready_zip(http, me, await http.post("/service/api/export", headers=me.headers))
+    [message] = json.loads(archive.read(f"messages/{group['id']}.json"))
+    assert archive.read(message["attachments"][0]["path"]) == body

@@ -35,7 +35,7 @@ async def mode(live: Running, admin: Account) -> AsyncIterator[Any]:
                 "/service/api/admin/settings", json={"registration": value}, headers=admin.headers
             )
             assert answer.status_code == 200, answer.text
-            assert answer.json() == {"registration": value}
+            assert answer.json()["registration"] == value
 
         yield set_mode
         await set_mode("open")
@@ -58,7 +58,7 @@ async def test_settings_are_for_admins_and_kept_in_the_database(
 ) -> None:
     someone = await make_user(client)
     read = await client.get("/service/api/admin/settings", headers=admin.headers)
-    assert read.status_code == 200 and read.json() == {"registration": "open"}
+    assert read.status_code == 200 and read.json()["registration"] == "open"
     for method in ("get", "patch"):
         refused = await client.request(
             method,

@@ -5,9 +5,7 @@ as an attachment, cached a day, removable by the author."""
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from parley.server.db.models import LinkPreview
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import Account, connect, make_group, make_user, recv_type, send
 from tests.integration.test_outbound import Listener, ok
+from tests.waiting import eventually
 
 PAGE = b"""<!doctype html><html><head>
 <title>Plain title</title>
@@ -76,14 +75,7 @@ async def site() -> AsyncIterator[Listener]:
 
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+    return await eventually(check, timeout, interval=0.05)
 
 
 async def history(http: httpx.AsyncClient, who: Account, chat_id: int) -> list[dict[str, Any]]:

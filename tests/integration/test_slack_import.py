@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.db.models import Attachment, Chat, Membership, Message, Reaction, User
 from parley.server.db.session import make_engine, make_sessionmaker
@@ -24,6 +25,7 @@ USERS = [
     {"id": "U01ALICE", "name": "alice", "profile": {"real_name": "Alice Smith",
      "display_name": "alice", "email": f"alice-{uuid.uuid4().hex[:6]}@example.com"}},
     {"id": "U02BOB", "name": "bob.jones", "profile": {"real_name": "Bob Jones"}},
+    {"id": "U03CAROL", "name": "carol", "profile": {"real_name": "Carol"}},
 ]  # fmt: skip
 CHANNELS = [
     {"id": "C01GENERAL", "name": "engineering", "created": 1600000000, "creator": "U01ALICE",
@@ -53,10 +55,31 @@ DAY2 = [
 ]  # fmt: skip
 
 
+DMS = [
+    {"id": "D01AB", "created": 1600000000, "members": ["U01ALICE", "U02BOB"]},
+    {"id": "D02SELF", "created": 1600000000, "members": ["U03CAROL"]},  # a note to oneself
+]
+MPIMS = [
+    {"id": "G01TRIO", "name": "mpdm-alice--bob.jones--carol-1", "created": 1600000000,
+     "creator": "U03CAROL", "members": ["U01ALICE", "U02BOB", "U03CAROL"],
+     "purpose": {"value": "Group messaging"}},
+]  # fmt: skip
+DM_DAY = [
+    _msg("U01ALICE", "psst <@U02BOB>", "1600000400.000100"),
+    _msg("U02BOB", "yes?", "1600000500.000100"),
+]
+TRIO_DAY = [_msg("U03CAROL", "lunch, all three?", "1600000600.000100")]
+
+
 def _slack_zip(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("users.json", json.dumps(USERS))
         z.writestr("channels.json", json.dumps(CHANNELS))
+        z.writestr("dms.json", json.dumps(DMS))
+        z.writestr("mpims.json", json.dumps(MPIMS))
+        z.writestr("D01AB/2020-09-13.json", json.dumps(DM_DAY))
+        z.writestr("D02SELF/2020-09-13.json", json.dumps([_msg("U03CAROL", "me", "1600000700.1")]))
+        z.writestr("mpdm-alice--bob.jones--carol-1/2020-09-13.json", json.dumps(TRIO_DAY))
         z.writestr("engineering/2020-09-13.json", json.dumps(DAY1))
         z.writestr("engineering/2020-09-14.json", json.dumps(DAY2))
         z.writestr("__uploads/F01LOG/build.log", b"all green\n")
@@ -92,7 +115,7 @@ async def test_a_slack_export_imports_once(target: dict[str, str], tmp_path: Pat
     data_dir = tmp_path / "data"
     first = _import(archive, data_dir, target)
     assert first.returncode == 0, first.stderr
-    assert "Imported 2 users, 1 chats, 3 messages, 1 reactions, 1 files" in first.stdout
+    assert "Imported 3 users, 3 chats, 6 messages, 1 reactions, 1 files" in first.stdout
     assert "chats [" in first.stderr  # the progress bar
     second = _import(archive, data_dir, target)
     assert second.returncode == 0, second.stderr
@@ -142,5 +165,35 @@ async def test_a_slack_export_imports_once(target: dict[str, str], tmp_path: Pat
             [attachment] = list((await session.execute(select(Attachment))).scalars())
             assert attachment.message_id == messages[2].id
             assert (attachment.filename, attachment.size) == ("build.log", 10)
+            await _check_direct_messages(session, alice, bob, users["carol"])
     finally:
         await engine.dispose()
+
+
+async def _check_direct_messages(
+    session: AsyncSession, alice: User, bob: User, carol: User
+) -> None:
+    """The DM in the pair's direct chat, the group DM a private group; no DM with oneself."""
+    direct = (await session.execute(select(Chat).where(Chat.type == "direct"))).scalar_one()
+    assert direct.direct_key == f"{alice.id}:{bob.id}" and direct.last_seq == 2
+    said = await session.execute(
+        select(Message.seq, Message.sender_id, Message.content)
+        .where(Message.chat_id == direct.id)
+        .order_by(Message.seq)
+    )
+    assert [tuple(r) for r in said] == [(1, alice.id, "psst @bob.jones"), (2, bob.id, "yes?")]
+    trio = (await session.execute(select(Chat).where(Chat.slug == "slack-G01TRIO"))).scalar_one()
+    assert (trio.type, trio.is_public, trio.title) == ("group", False, "alice, bob.jones, carol")
+    assert trio.description == "Group messaging"
+    roles = await session.execute(
+        select(Membership.user_id, Membership.role).where(Membership.chat_id == trio.id)
+    )
+    assert dict(list(roles.tuples())) == {
+        alice.id: "member",
+        bob.id: "member",
+        carol.id: "owner",
+    }
+    [lunch] = (await session.execute(select(Message).where(Message.chat_id == trio.id))).scalars()
+    assert (lunch.sender_id, lunch.content) == (carol.id, "lunch, all three?")
+    alone = await session.execute(select(Message.id).where(Message.content == "me"))
+    assert alone.first() is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.conftest import no_cookies, start_server, stop_server, test_settings
 from tests.factories import Account, connect, make_user, recv_type
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -35,10 +37,8 @@ async def release(held: list[AsyncConnection]) -> None:
         await conn.close()
 
 
-async def until(condition: object, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
+async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    await eventually(condition, timeout)
 
 
 async def server_with(tmp_path: Path, database_url: str | None, **overrides: object):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from parley import errors
 from parley.clock import Clock
+from parley.server.accounts.service import promote_user
 from parley.server.db.models import Attachment
 from parley.server.workers import sweep_retention
 from tests.conftest import (
@@ -93,8 +94,9 @@ async def sweep(server: Running, *, days_later: float, default_days: float = 0) 
     """The worker's retention job, on a clock `days_later` days ahead of now."""
     later = datetime.now(UTC) + timedelta(days=days_later)
     state = server.state
+    settings = state.settings.model_copy(update={"retention_days": default_days})
     return await sweep_retention(
-        state.sessions, state.storage, state.broker, Clock(lambda: later), default_days=default_days
+        state.sessions, state.storage, state.broker, Clock(lambda: later), settings=settings
     )
 
 
@@ -205,3 +207,33 @@ def test_settings_reads_retention_and_two_factor_scope(tmp_path: Path) -> None:
     assert settings.retention_days == 0.5 and settings.require_2fa == "all"
     with pytest.raises(ValueError, match="PARLEY_REQUIRE_2FA"):
         test_settings(tmp_path, PARLEY_REQUIRE_2FA="sometimes")
+
+
+async def test_the_admins_server_wide_retention_overrides_the_environment(
+    http: httpx.AsyncClient, server: Running
+) -> None:
+    """PATCH /admin/settings {retention_days} is what the worker uses, until set back to null."""
+    admin, owner = await make_user(http), await make_user(http)
+    async with server.state.sessions() as session:
+        assert await promote_user(session, username=admin.username)
+    chat = await make_group(http, owner, admin)
+    said = await send(http, owner, chat["id"], "short-lived")
+    path = "/service/api/admin/settings"
+    try:
+        set_ = await http.patch(path, json={"retention_days": 7}, headers=admin.headers)
+        assert set_.status_code == 200, set_.text
+        assert set_.json()["retention_days"] == 7 and set_.json()["default_retention_days"] == 0
+        await sweep(server, days_later=6, default_days=0)
+        kept = await http.get(f"/service/api/messages/{said['id']}", headers=owner.headers)
+        assert kept.json()["content"] == "short-lived"
+        back = await http.patch(path, json={"retention_days": None}, headers=admin.headers)
+        assert back.json()["retention_days"] is None
+        await sweep(server, days_later=10, default_days=0)  # the environment's: keep forever
+        kept = await http.get(f"/service/api/messages/{said['id']}", headers=owner.headers)
+        assert kept.json()["content"] == "short-lived"
+        await http.patch(path, json={"retention_days": 7}, headers=admin.headers)
+        await sweep(server, days_later=8, default_days=0)
+        gone = await http.get(f"/service/api/messages/{said['id']}", headers=owner.headers)
+        assert gone.json()["deleted"] is True and gone.json()["content"] == ""
+    finally:
+        await http.patch(path, json={"retention_days": None}, headers=admin.headers)

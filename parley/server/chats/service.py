@@ -257,7 +257,8 @@ async def remove_member(
     target_id: int,
     now: datetime,
 ) -> None:
-    """Yourself: leave. Owner/admin: remove a member (an admin cannot remove the owner)."""
+    """Yourself: leave. Owner/admin: remove a member (an admin cannot remove the owner;
+    audited)."""
     chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct":
         raise errors.ValidationFailed(
@@ -275,6 +276,9 @@ async def remove_member(
     ):
         raise errors.Forbidden("You cannot remove this member", code="not_allowed")
     await session.delete(target)
+    if target_id != user_id:  # a moderating act (leaving is not)
+        details = {"user_id": target_id, "role": target.role}
+        await audit(session, user_id, "chat.remove_member", "chat", chat_id, details, at=now)
     heir = None
     if target.role == "owner":
         heir = await _hand_over_ownership(session, chat_id, leaving=target_id)

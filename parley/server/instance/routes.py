@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
+from parley.config import Settings
 from parley.server.accounts.schemas import Strict
 from parley.server.deps import CurrentUser, Principal, SessionDep, StateDep
 from parley.server.instance import settings as instance
@@ -16,12 +18,18 @@ router = APIRouter(prefix="/service/api/admin", tags=["admin"])
 Registration = Literal["open", "invite", "closed"]
 
 
+Days = Annotated[float, Field(ge=0, le=36500, strict=True)]  # strict: true is not 1 day
+
+
 class InstanceSettings(BaseModel):
     registration: Registration
+    retention_days: float | None  # the admin's override; None: the environment's applies
+    default_retention_days: float  # PARLEY_RETENTION_DAYS
 
 
 class InstanceSettingsUpdate(Strict):
     registration: Registration | None = None
+    retention_days: Days | None = None  # null: back to PARLEY_RETENTION_DAYS
 
 
 def require_admin(me: Principal) -> None:
@@ -32,7 +40,7 @@ def require_admin(me: Principal) -> None:
 @router.get("/settings")
 async def get_settings(me: CurrentUser, session: SessionDep, state: StateDep) -> InstanceSettings:
     require_admin(me)
-    return InstanceSettings(**await instance.read_all(session, state.settings))
+    return await _public(session, state.settings)
 
 
 @router.patch("/settings")
@@ -40,6 +48,17 @@ async def update_settings(
     body: InstanceSettingsUpdate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> InstanceSettings:
     require_admin(me)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    values = await instance.write(session, state.settings, changes, now=state.clock())
-    return InstanceSettings(**values)
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("registration", "") is None:
+        del changes["registration"]  # not nullable: null leaves it as it is
+    await instance.write(session, state.settings, changes, admin_id=me.id, now=state.clock())
+    return await _public(session, state.settings)
+
+
+async def _public(session: AsyncSession, settings: Settings) -> InstanceSettings:
+    values = await instance.read_all(session, settings)
+    return InstanceSettings(
+        registration=values["registration"],
+        retention_days=await instance.read_stored(session, "retention_days"),
+        default_retention_days=settings.retention_days,
+    )

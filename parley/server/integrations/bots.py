@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import errors
 from parley.security import make_access_token, new_session_id
 from parley.server.accounts.service import Issuer, revoke_sessions, user_public
+from parley.server.audit import audit
 from parley.server.db.models import Bot, BotDelivery, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.db.unit import publish_on_commit
@@ -217,8 +218,11 @@ async def rotate_token(
     bot.session_id, token = await _open_session(session, issuer, user)
     bot.signing_secret = secret = new_signing_secret()
     publish_on_commit(session, broker, ProfileChanged(user.id))
-    await revoke_sessions(  # commits the new session with the old one's end
-        session, broker, user_id=user.id, ids=[old] if old else [], now=issuer.clock()
+    now = issuer.clock()
+    details = {"bot": user.username, "owner_id": bot.owner_id}
+    await audit(session, caller.id, "bot.token", "user", user.id, details, at=now)
+    await revoke_sessions(  # commits the new session with the old one's end, and the entry
+        session, broker, user_id=user.id, ids=[old] if old else [], now=now
     )
     return BotCreated(bot=user_public(user), token=token, signing_secret=secret)
 

@@ -1,25 +1,28 @@
 """Exports as ZIP: a person's (`profile.json`, `chats.json`, `messages/<chat_id>.json`
 with their own messages in every chat and every message of their direct chats, `files/`
 with those messages' attachments) or a whole chat's (its managers'). Built in the
-background, one at a time per user, kept EXPIRY_DAYS days."""
+background in a temporary file of the data dir, one at a time per user, kept EXPIRY_DAYS days
+(then the worker deletes the row and the file: the export answers 404)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import re
+import tempfile
 import zipfile
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import errors
+from parley.config import make_private_dir
 from parley.server.accounts.service import user_public
 from parley.server.chats.access import access_manager
 from parley.server.db.models import Attachment, Chat, DataExport, Membership, Message, User
@@ -30,6 +33,7 @@ from parley.server.storage import Storage, new_key
 log = logging.getLogger("parley.exports")
 EXPIRY_DAYS = 7
 PAGE = 2000  # messages read at a time
+CHUNK = 256 * 1024
 
 
 class NotReady(errors.Conflict):
@@ -108,53 +112,34 @@ def _file_path(attachment_id: int, filename: str) -> str:
 
 
 async def build_export(
-    sessions: async_sessionmaker[AsyncSession], storage: Storage, *, export_id: int, now: datetime
+    sessions: async_sessionmaker[AsyncSession],
+    storage: Storage,
+    *,
+    export_id: int,
+    now: datetime,
+    scratch: Path,
 ) -> None:
-    """Builds the ZIP, stores it and marks the export ready (failed on any error)."""
+    """Builds the ZIP in a temporary file under `scratch` (the data dir: never the whole
+    archive in memory), stores it and marks the export ready (failed on any error)."""
     try:
-        async with sessions() as session:
-            row = await session.get(DataExport, export_id)
-            if row is None:
+        await asyncio.to_thread(make_private_dir, scratch)
+        file = await asyncio.to_thread(_scratch_file, scratch)
+        with file:
+            archive = zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED)
+            files = await _write_records(sessions, archive, export_id)
+            if files is None:
                 return
-            user = await session.get(User, row.user_id)
-            assert user is not None
-            files: dict[str, str] = {}  # path in the ZIP → storage key
-            parts: dict[str, bytes] = {}
-            if row.chat_id is None:
-                parts["profile.json"] = _dumps(user_public(user, own=True).model_dump(mode="json"))
-                chats = await _chats_of(session, user.id)
-            else:
-                chat = await session.get(Chat, row.chat_id)
-                chats = [] if chat is None else [(chat, None)]
-            parts["chats.json"] = _dumps(
-                [
-                    {
-                        "id": c.id,
-                        "type": c.type,
-                        "title": c.title,
-                        "description": c.description,
-                        "created_at": c.created_at.isoformat(),
-                        **({"my_role": role} if role else {}),
-                    }
-                    for c, role in chats
-                ]
-            )
-            for chat, _role in chats:
-                query = select(Message).where(Message.chat_id == chat.id).order_by(Message.seq)
-                if row.chat_id is None and chat.type != "direct":
-                    query = query.where(Message.sender_id == user.id)
-                messages = await _all(session, query)
-                parts[f"messages/{chat.id}.json"] = _dumps([_message_json(m) for m in messages])
-                for m in messages:
-                    for a in m.attachments:
-                        files[_file_path(a.id, a.filename)] = await _key(session, a.id)
-        data = await _zip(parts, files, storage)
-        key = new_key("exports", now)
-        await storage.save_bytes(key, data)
+            for path, key in files.items():
+                await _copy_file(archive, storage, path, key)
+            await asyncio.to_thread(archive.close)
+            size = file.tell()
+            file.seek(0)
+            key = new_key("exports", now)
+            await storage.save(key, _chunks(file), max_bytes=size)
         async with sessions() as session:
             row = await session.get(DataExport, export_id)
             if row is not None:
-                row.status, row.storage_key, row.size = "ready", key, len(data)
+                row.status, row.storage_key, row.size = "ready", key, size
                 await session.commit()
     except asyncio.CancelledError:
         raise
@@ -165,6 +150,50 @@ async def build_export(
             if row is not None:
                 row.status = "failed"
                 await session.commit()
+
+
+async def _write_records(
+    sessions: async_sessionmaker[AsyncSession], archive: zipfile.ZipFile, export_id: int
+) -> dict[str, str] | None:
+    """Writes the JSON files, a chat at a time; the attachments to add (path in the ZIP →
+    storage key), None when the export is gone."""
+    files: dict[str, str] = {}
+    async with sessions() as session:
+        row = await session.get(DataExport, export_id)
+        if row is None:
+            return None
+        user = await session.get(User, row.user_id)
+        assert user is not None
+        if row.chat_id is None:
+            profile = user_public(user, own=True).model_dump(mode="json")
+            await _write(archive, "profile.json", _dumps(profile))
+            chats = await _chats_of(session, user.id)
+        else:
+            chat = await session.get(Chat, row.chat_id)
+            chats = [] if chat is None else [(chat, None)]
+        await _write(archive, "chats.json", _dumps([_chat_json(c, r) for c, r in chats]))
+        for chat, _role in chats:
+            query = select(Message).where(Message.chat_id == chat.id).order_by(Message.seq)
+            if row.chat_id is None and chat.type != "direct":
+                query = query.where(Message.sender_id == user.id)
+            messages = await _all(session, query)
+            data = _dumps([_message_json(m) for m in messages])
+            await _write(archive, f"messages/{chat.id}.json", data)
+            for m in messages:
+                for a in m.attachments:
+                    files[_file_path(a.id, a.filename)] = await _key(session, a.id)
+    return files
+
+
+def _chat_json(chat: Chat, role: str | None) -> dict[str, Any]:
+    return {
+        "id": chat.id,
+        "type": chat.type,
+        "title": chat.title,
+        "description": chat.description,
+        "created_at": chat.created_at.isoformat(),
+        **({"my_role": role} if role else {}),
+    }
 
 
 async def _chats_of(session: AsyncSession, user_id: int) -> list[tuple[Chat, str | None]]:
@@ -195,22 +224,48 @@ async def _key(session: AsyncSession, attachment_id: int) -> str:
     return str(key)
 
 
-async def _zip(parts: dict[str, bytes], files: dict[str, str], storage: Storage) -> bytes:
-    contents = dict(parts)
-    for path, key in files.items():
-        try:
-            contents[path] = await storage.read_bytes(key)
-        except Exception:  # a file gone from the store: the export goes on without it
-            log.info("export: %s is missing from the store", key)
-    return await asyncio.to_thread(_write_zip, contents)
+async def _write(archive: zipfile.ZipFile, path: str, data: bytes) -> None:
+    await asyncio.to_thread(archive.writestr, path, data)
 
 
-def _write_zip(contents: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, data in contents.items():
-            archive.writestr(path, data)
-    return buffer.getvalue()
+async def _copy_file(archive: zipfile.ZipFile, storage: Storage, path: str, key: str) -> None:
+    """Streams one stored file into the archive, a chunk at a time."""
+    try:
+        chunks = await storage.open(key)
+    except Exception:  # a file gone from the store: the export goes on without it
+        log.info("export: %s is missing from the store", key)
+        return
+    target = await asyncio.to_thread(archive.open, path, "w", force_zip64=True)
+    try:
+        async for chunk in chunks:
+            await asyncio.to_thread(target.write, chunk)
+    finally:
+        await asyncio.to_thread(target.close)
+
+
+def _scratch_file(scratch: Path) -> IO[bytes]:
+    """Gone from the directory at once: nothing is left behind, even after a crash."""
+    return tempfile.TemporaryFile("w+b", dir=scratch)
+
+
+async def _chunks(file: IO[bytes]) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(file.read, CHUNK):
+        yield chunk
+
+
+async def delete_expired(session: AsyncSession, storage: Storage, *, now: datetime) -> int:
+    """Deletes the exports past `expires_at`: the row (committed), then its file. How many."""
+    rows = list(
+        (await session.execute(select(DataExport).where(DataExport.expires_at <= now))).scalars()
+    )
+    keys = [r.storage_key for r in rows if r.storage_key]
+    for row in rows:
+        await session.delete(row)
+    await session.commit()
+    for key in keys:
+        with contextlib.suppress(Exception):  # already gone: nothing left to free
+            await storage.delete(key)
+    return len(rows)
 
 
 def _dumps(value: Any) -> bytes:

@@ -194,7 +194,13 @@ async def _start_export(
     row = await exports.start_export(session, user_id=user_id, chat_id=chat_id, now=state.clock())
     assert state.exports is not None
     state.exports.start(
-        exports.build_export(state.sessions, state.storage, export_id=row.id, now=state.clock())
+        exports.build_export(
+            state.sessions,
+            state.storage,
+            export_id=row.id,
+            now=state.clock(),
+            scratch=state.settings.data_dir,
+        )
     )
     return JSONResponse(exports.export_public(row), status_code=202)
 

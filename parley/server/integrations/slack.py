@@ -8,6 +8,9 @@ ts, thread_ts?, reactions?: [{name, users}], files?: [{id, name, mimetype}]}`.
 - Users arrive without passwords (they set one through a reset link or an invite); one
   whose email is already here is that person. Bots and deleted users arrive the same way.
 - Public channels become channels, private ones groups, each with its members.
+- Direct messages (`dms.json`, a folder per DM named after its `D…` id) go into the pair's
+  direct chat (the existing one, else a new one); group DMs (`mpims.json`, a folder per
+  `mpdm-…` name) become private groups titled with their members' usernames.
 - Messages keep their original times and order (seq), `<@U…>` becomes `@username` and
   `<#C…|name>` `#name`; joins, leaves and other notices (any `subtype` but `thread_broadcast`,
   `bot_message`, `file_share`, `me_message`) are not imported as messages. A thread reply
@@ -15,7 +18,8 @@ ts, thread_ts?, reactions?: [{name, users}], files?: [{id, name, mimetype}]}`.
   emoji; files present in the archive (`<channel>/files/<id>/<name>` or
   `__uploads/<id>/<name>`) become attachments.
 - Running it again imports nothing twice: users are found by email, channels by their
-  Slack id (kept as the chat's slug), messages by their Slack timestamp (the client id).
+  Slack id (kept as the chat's slug; a DM by its pair), messages by their Slack timestamp
+  (the client id).
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import json
 import mimetypes
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +88,25 @@ def _json(archive: zipfile.ZipFile, name: str) -> list[Any]:
     return data if isinstance(data, list) else []
 
 
+@dataclass(slots=True)
+class _Import:
+    """What every conversation's import reads, and the counts it adds to."""
+
+    storage: Storage
+    archive: zipfile.ZipFile
+    names: set[str]
+    ids: dict[str, int]  # Slack user id → Parley user id
+    usernames: dict[str, str]  # Slack user id → Parley username
+    channel_names: dict[str, str]
+    added: dict[str, int]
+
+
 async def import_slack(
     session: AsyncSession, storage: Storage, source: Path, progress: Progress | None = None
 ) -> dict[str, int]:
-    """Commits per channel; returns what was added."""
+    """Commits per conversation; returns what was added."""
     added = {"users": 0, "chats": 0, "messages": 0, "reactions": 0, "files": 0}
     with zipfile.ZipFile(source) as archive:
-        names = set(archive.namelist())
         slack_users = _json(archive, "users.json")
         ids = await _import_users(session, slack_users, added)
         usernames = {}
@@ -99,14 +117,20 @@ async def import_slack(
         channels = [(c, True) for c in _json(archive, "channels.json")]
         channels += [(c, False) for c in _json(archive, "groups.json")]
         channel_names = {c["id"]: c.get("name", c["id"]) for c, _ in channels}
-        for i, (channel, public) in enumerate(channels, 1):
-            await _import_channel(
-                session, storage, archive, names, channel, public, ids, usernames,
-                channel_names, added,
-            )  # fmt: skip
+        job = _Import(storage, archive, set(archive.namelist()), ids, usernames,
+                      channel_names, added)  # fmt: skip
+        dms, mpims = _json(archive, "dms.json"), _json(archive, "mpims.json")
+        total = len(channels) + len(dms) + len(mpims)
+        steps: list[Callable[[], Awaitable[None]]] = [
+            partial(_import_channel, session, job, c, p) for c, p in channels
+        ]
+        steps += [partial(_import_dm, session, job, d) for d in dms]
+        steps += [partial(_import_mpim, session, job, g) for g in mpims]
+        for i, step in enumerate(steps, 1):
+            await step()
             await session.commit()
             if progress:
-                progress("chats", i, len(channels))
+                progress("chats", i, total)
     return added
 
 
@@ -147,21 +171,13 @@ async def _import_users(
 
 
 async def _import_channel(
-    session: AsyncSession,
-    storage: Storage,
-    archive: zipfile.ZipFile,
-    names: set[str],
-    channel: dict[str, Any],
-    public: bool,
-    ids: dict[str, int],
-    usernames: dict[str, str],
-    channel_names: dict[str, str],
-    added: dict[str, int],
+    session: AsyncSession, job: _Import, channel: dict[str, Any], public: bool
 ) -> None:
+    """A public channel, or a private one (a group), with its members and messages."""
     slug = f"slack-{channel['id']}"[:64]
     chat = (await session.execute(select(Chat).where(Chat.slug == slug))).scalar_one_or_none()
+    creator = job.ids.get(channel.get("creator", ""))
     if chat is None:
-        creator = ids.get(channel.get("creator", ""))
         chat = Chat(
             type="channel" if public else "group",
             title=(channel.get("name") or channel["id"])[:64],
@@ -174,18 +190,69 @@ async def _import_channel(
         )
         session.add(chat)
         await session.flush()
-        added["chats"] += 1
-    members = {ids[m] for m in channel.get("members") or [] if m in ids}
+        job.added["chats"] += 1
+    members = {job.ids[m] for m in channel.get("members") or [] if m in job.ids}
+    await _add_members(session, chat, members, owner=creator)
+    await _import_messages(session, job, chat, (channel.get("name") or channel["id"]) + "/")
+
+
+async def _import_dm(session: AsyncSession, job: _Import, dm: dict[str, Any]) -> None:
+    """A direct message (`dms.json`, its folder named after its id) into the pair's direct
+    chat, the one Parley already has or a new one. A DM with oneself is skipped."""
+    pair = sorted({job.ids[m] for m in dm.get("members") or [] if m in job.ids})
+    if len(pair) != 2 or not dm.get("id"):
+        return
+    key = f"{pair[0]}:{pair[1]}"
+    chat = (await session.execute(select(Chat).where(Chat.direct_key == key))).scalar_one_or_none()
+    if chat is None:
+        chat = Chat(type="direct", direct_key=key, created_by=pair[0], is_public=False,
+                    created_at=_time(str(dm.get("created", 0))), last_seq=0)  # fmt: skip
+        session.add(chat)
+        await session.flush()
+        job.added["chats"] += 1
+    await _add_members(session, chat, set(pair), owner=None)
+    await _import_messages(session, job, chat, f"{dm['id']}/")
+
+
+async def _import_mpim(session: AsyncSession, job: _Import, mpim: dict[str, Any]) -> None:
+    """A group DM (`mpims.json`, its folder named after its `mpdm-…` name) becomes a private
+    group titled with its members' names, found again by its Slack id."""
+    members = [job.ids[m] for m in mpim.get("members") or [] if m in job.ids]
+    if not mpim.get("id") or not members:
+        return
+    slug = f"slack-{mpim['id']}"[:64]
+    chat = (await session.execute(select(Chat).where(Chat.slug == slug))).scalar_one_or_none()
+    creator = job.ids.get(mpim.get("creator", ""))
+    if chat is None:
+        names = [job.usernames[m] for m in mpim.get("members") or [] if m in job.usernames]
+        chat = Chat(type="group", title=", ".join(names)[:64] or mpim["id"], is_public=False,
+                    description=((mpim.get("purpose") or {}).get("value") or "")[:500],
+                    slug=slug, created_by=creator,
+                    created_at=_time(str(mpim.get("created", 0))), last_seq=0)  # fmt: skip
+        session.add(chat)
+        await session.flush()
+        job.added["chats"] += 1
+    await _add_members(session, chat, set(members), owner=creator or members[0])
+    await _import_messages(session, job, chat, (mpim.get("name") or mpim["id"]) + "/")
+
+
+async def _add_members(
+    session: AsyncSession, chat: Chat, members: set[int], *, owner: int | None
+) -> None:
     present = set(
         (
             await session.execute(select(Membership.user_id).where(Membership.chat_id == chat.id))
         ).scalars()
     )
-    creator = ids.get(channel.get("creator", ""))
     for uid in sorted(members - present):
-        role = "owner" if uid == creator else "member"
+        role = "owner" if uid == owner else "member"
         session.add(Membership(chat_id=chat.id, user_id=uid, role=role))
-    folder = (channel.get("name") or channel["id"]) + "/"
+
+
+async def _import_messages(session: AsyncSession, job: _Import, chat: Chat, folder: str) -> None:
+    """The folder's days, in time order; each message once (its Slack ts is its client id)."""
+    archive, names, added, ids = job.archive, job.names, job.added, job.ids
+    storage, usernames, channel_names = job.storage, job.usernames, job.channel_names
     days = sorted(n for n in names if n.startswith(folder) and n.endswith(".json"))
     messages = [m for day in days for m in _json(archive, day)]
     messages.sort(key=lambda m: float(m.get("ts", 0)))

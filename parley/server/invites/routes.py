@@ -79,9 +79,11 @@ async def list_admin_invites(
 
 
 @router.delete("/admin/invites/{code}", status_code=204)
-async def delete_admin_invite(code: Code, me: CurrentUser, session: SessionDep) -> Response:
+async def delete_admin_invite(
+    code: Code, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
     require_admin(me)
-    await service.delete_admin_invite(session, code=code)
+    await service.delete_admin_invite(session, admin_id=me.id, code=code, now=state.clock())
     return Response(status_code=204)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
+from parley.server.audit import audit
 from parley.server.chats import service as chats
 from parley.server.chats.access import access_manager, access_member
 from parley.server.db.models import Chat, Invite, Membership
@@ -121,6 +122,9 @@ async def create_admin_invite(
         uses_left=max_uses,
     )
     session.add(invite)
+    await session.flush()
+    details = {"email": email, "max_uses": max_uses, "chat_ids": wanted}
+    await audit(session, admin_id, "invite.create", "invite", invite.id, details, at=now)
     await session.commit()
     return invite
 
@@ -134,10 +138,15 @@ async def list_admin_invites(session: AsyncSession) -> list[Invite]:
     return list(rows.scalars())
 
 
-async def delete_admin_invite(session: AsyncSession, *, code: str) -> None:
+async def delete_admin_invite(
+    session: AsyncSession, *, admin_id: int, code: str, now: datetime
+) -> None:
+    """Audited (the entry keeps the email and chats it was for); commits."""
     invite = await _find(session, code)
     if invite is None or invite.chat_id is not None:
         raise errors.NotFound("No such invite", code="invite_not_found")
+    details = {"email": invite.email, "chat_ids": chat_ids_of(invite)}
+    await audit(session, admin_id, "invite.delete", "invite", invite.id, details, at=now)
     await session.delete(invite)
     await session.commit()
 
@@ -236,6 +245,9 @@ async def create_chat_link(
         uses_left=max_uses,
     )
     session.add(invite)
+    await session.flush()
+    details = {"invite_id": invite.id, "expires_at": invite.expires_at, "max_uses": max_uses}
+    await audit(session, user_id, "chat.invite_link", "chat", chat_id, details, at=now)
     await session.commit()
     return invite
 
@@ -243,18 +255,22 @@ async def create_chat_link(
 async def revoke_chat_link(
     session: AsyncSession, *, user_id: int, chat_id: int, now: datetime
 ) -> None:
+    """Audited when a live link was revoked; commits."""
     await access_manager(session, user_id=user_id, chat_id=chat_id)
-    await _revoke_links(session, chat_id, now)
+    if await _revoke_links(session, chat_id, now):
+        await audit(session, user_id, "chat.invite_link_revoke", "chat", chat_id, at=now)
     await session.commit()
 
 
-async def _revoke_links(session: AsyncSession, chat_id: int, now: datetime) -> None:
-    await session.execute(
+async def _revoke_links(session: AsyncSession, chat_id: int, now: datetime) -> int:
+    """How many links were revoked."""
+    done = await session.execute(
         update(Invite)
         .where(Invite.chat_id == chat_id, Invite.revoked_at.is_(None))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
+    return int(done.rowcount)  # type: ignore[attr-defined]
 
 
 async def preview(session: AsyncSession, *, code: str, now: datetime) -> Preview:

@@ -11,9 +11,9 @@ import * as store from './state.js';
 import { userAvatar } from './ui/avatar.js';
 import * as composer from './ui/composer.js';
 import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
-import { confirmDialog, newChatDialog } from './ui/dialogs.js';
+import { confirmDialog, newChatDialog, signOut } from './ui/dialogs.js';
 import { settingsDialog } from './ui/settings.js';
-import { reportDialog } from './ui/trust.js';
+import { reportDialog, twoFactorGate } from './ui/trust.js';
 import { renderHeader } from './ui/header.js';
 import { mentionsDialog } from './ui/mentions.js';
 import { muteMenu, profileMenu } from './ui/menu.js';
@@ -30,7 +30,10 @@ const STATUS_KEYS = { connecting: 'conn.connecting', connected: 'conn.connected'
 async function main() {
   translateDom();
   hydrateIcons();
-  await loadInitialState();
+  if ((await loadInitialState()) === TWO_FACTOR_FIRST) {
+    showTwoFactorGate();
+    return;
+  }
   mountSidebar({ onOpen: openChat, onOpenPerson: openPerson });
   mountMessages({ onReply: composer.startReply, onEdit: composer.startEdit, onDelete: confirmDelete, onReport: reportDialog });
   composer.mountComposer({ onOpen: openChat });
@@ -55,25 +58,40 @@ async function main() {
   else welcomeIfNew();
 }
 
+const TWO_FACTOR_FIRST = 'two-factor-first';
+
 async function loadInitialState() {
   for (let attempt = 0; ; attempt += 1) {
     try {
       await actions.loadMe();
       await actions.loadChats();
       await actions.loadBlocks().catch(() => {});
-      return;
+      return null;
     } catch (error) {
       if (error.status === 401) return new Promise(() => {}); // on the way to /login
+      if (error.code === '2fa_required') return TWO_FACTOR_FIRST; // retrying cannot help
       toast(t('app.loadRetry', { error: errorText(error) }), { error: true });
       await new Promise((r) => setTimeout(r, Math.min(10000, 1000 * 2 ** attempt)));
     }
   }
 }
 
+/** PARLEY_REQUIRE_2FA and no second factor yet: only its setup, no chats and no socket;
+ * once it is on, the page starts again as usual. */
+function showTwoFactorGate() {
+  $('#layout').hidden = true;
+  document.body.classList.add('auth-page', 'needs-2fa');
+  document.body.append(twoFactorGate({ onDone: () => location.reload(), onSignOut: signOut }));
+  document.body.classList.remove('is-loading');
+}
+
 /** The handshake's 401 is invisible to scripts: ask the API, which refreshes or signs out. */
 async function checkSession() {
   try {
     await actions.loadMe();
+    // PARLEY_REQUIRE_2FA refuses the handshake of a user without a second factor, but
+    // not /profile: ask a route it guards, whose 2fa_required answer reloads the page.
+    if (!state.me?.two_factor) await actions.loadBlocks();
   } catch (error) {
     if (error.status === 401) await refreshSession();
   }
@@ -182,9 +200,9 @@ function bindChrome() {
   }));
   $('#mentions-button').addEventListener('click', showMentions);
   $('#settings-button').addEventListener('click', () => settingsDialog());
-  window.addEventListener('parley:2fa-required', () => {
-    if (!document.querySelector('[data-testid="settings-dialog"]')) settingsDialog({ tab: 'security' });
-  });
+  // The second factor went away meanwhile (an admin reset it): start again, which shows
+  // the setup page (loadInitialState) instead of a chat whose requests all fail.
+  window.addEventListener('parley:2fa-required', () => location.reload(), { once: true });
   $('#new-chat-button').addEventListener('click', () => newChatDialog({ onOpen: openChat }));
   $('#message-search-button').addEventListener('click', () => searchDialog({ onReveal: reveal }));
   $('#chat-search-button').addEventListener('click', () => searchDialog({ chatId: state.activeChatId, onReveal: reveal }));

@@ -12,7 +12,7 @@ import { adminInvitesDialog } from './invites.js';
 import { reachSettingsSection } from './push.js';
 import { userAvatar } from './avatar.js';
 import { attempt, toast } from './toast.js';
-import { auditPane, reportsPane, securityPane, usersPane } from './trust.js';
+import { auditPane, reportsPane, securityPane, serverPane, usersPane } from './trust.js';
 
 const { state } = store;
 const BAN_DURATIONS = [
@@ -24,7 +24,7 @@ const BAN_DURATIONS = [
 ];
 
 export function settingsDialog({ tab = 'password' } = {}) {
-  const admin = state.me?.is_admin ? ['bans', 'users', 'reports', 'audit'] : [];
+  const admin = state.me?.is_admin ? ['bans', 'users', 'reports', 'audit', 'server'] : [];
   const tabs = ['password', 'security', 'blocked', ...admin];
   const body = h('div', { class: 'tab-panel', role: 'tabpanel', id: 'settings-panel' });
   const tabBar = h('div', { class: 'tabs', role: 'tablist', 'aria-label': t('settings.title') });
@@ -51,6 +51,7 @@ export function settingsDialog({ tab = 'password' } = {}) {
       users: usersPane,
       reports: reportsPane,
       audit: auditPane,
+      server: serverPane,
     };
     const pane = panes[name]();
     body.replaceChildren(pane);

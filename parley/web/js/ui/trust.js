@@ -24,17 +24,37 @@ export function securityPane() {
   return h('div', null, twoFactor, sessions);
 }
 
-async function renderTwoFactor(box) {
+/**
+ * PARLEY_REQUIRE_2FA: a user in scope without two-factor may only set it up, so the page
+ * shows just that (no chats, no socket) until it is on; then the chat loads (`onDone`).
+ */
+export function twoFactorGate({ onDone, onSignOut }) {
+  const box = h('section', { class: 'trust-section', testid: 'twofactor-section' });
+  const card = h('main', { class: 'auth-card twofactor-gate', testid: 'twofactor-gate' },
+    h('div', { class: 'auth-brand' }, h('img', { src: '/static/favicon.svg', alt: '', width: 40, height: 40 }), h('span', null, 'Parley')),
+    h('h1', null, t('trust.gate.title')),
+    h('p', { class: 'auth-sub', testid: 'twofactor-gate-intro' }, t('trust.gate.intro')),
+    box,
+    h('p', { class: 'auth-switch' }, h('button', { type: 'button', class: 'link-btn', testid: 'twofactor-gate-logout', onclick: onSignOut }, t('menu.logout'))));
+  renderTwoFactor(box, { onDone });
+  return card;
+}
+
+async function renderTwoFactor(box, { onDone } = {}) {
   let me = state.me || {};
   try { me = await api.get('/profile'); } catch { /* shown from what is known */ }
   const title = h('h3', { class: 'section-label' }, t('trust.2fa.title'));
+  if (me.two_factor && onDone) {
+    onDone();
+    return;
+  }
   if (me.two_factor) {
     box.replaceChildren(title, h('p', { class: 'pane-intro', testid: 'twofactor-on' }, t('trust.2fa.on')), disableForm(box));
     return;
   }
   const start = h('button', { type: 'button', class: 'btn btn-primary', testid: 'twofactor-setup', onclick: () => attempt(async () => {
     const setup = await api.post('/2fa/setup');
-    box.replaceChildren(title, enableForm(box, setup));
+    box.replaceChildren(title, enableForm(box, setup, onDone));
   }) }, t('trust.2fa.setup'));
   box.replaceChildren(title, h('p', { class: 'pane-intro', testid: 'twofactor-off' }, t('trust.2fa.off')), h('div', { class: 'row-end' }, start));
 }
@@ -43,7 +63,7 @@ function codeInput(testid) {
   return h('input', { name: 'code', testid, inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 32, required: true, class: 'input' });
 }
 
-function enableForm(box, setup) {
+function enableForm(box, setup, onDone) {
   const code = codeInput('twofactor-code');
   const error = h('p', { class: 'field-error', role: 'alert', testid: 'twofactor-error' });
   const form = h('form', { testid: 'twofactor-enable', novalidate: true },
@@ -63,7 +83,7 @@ function enableForm(box, setup) {
         h('p', { class: 'pane-done', role: 'status' }, t('trust.2fa.enabled')),
         h('p', { class: 'pane-intro' }, t('trust.2fa.saveCodes')),
         h('ol', { class: 'recovery-codes', testid: 'recovery-codes' }, codes.map((c) => h('li', null, h('code', null, c)))),
-        h('div', { class: 'row-end' }, h('button', { type: 'button', class: 'btn', testid: 'recovery-done', onclick: () => renderTwoFactor(box) }, t('trust.2fa.saved'))));
+        h('div', { class: 'row-end' }, h('button', { type: 'button', class: 'btn', testid: 'recovery-done', onclick: () => (onDone ? onDone() : renderTwoFactor(box)) }, t('trust.2fa.saved'))));
     } catch (e) {
       error.textContent = e.code === 'invalid_code' ? t('trust.2fa.wrongCode') : errorText(e);
     }
@@ -211,7 +231,8 @@ function reportRow(report, refresh) {
 // ---- admin: audit log ----------------------------------------------------------------------
 
 const ACTIONS = ['user.ban', 'user.unban', 'user.deactivate', 'user.reactivate', 'user.admin', 'user.2fa_reset',
-  'report.resolve', 'message.delete', 'chat.role', 'chat.owner', 'chat.retention'];
+  'report.resolve', 'message.delete', 'chat.role', 'chat.owner', 'chat.retention', 'chat.remove_member', 'chat.invite_link',
+  'chat.invite_link_revoke', 'invite.create', 'invite.delete', 'settings.update', 'bot.token'];
 
 export function auditPane() {
   const action = h('select', { testid: 'audit-action', 'aria-label': t('admin.audit.action') },
@@ -244,13 +265,62 @@ export function auditPane() {
     list);
 }
 
+/** A detail's value: a change as "from → to", a list or an object as JSON. */
+function detailText(value) {
+  if (value && typeof value === 'object' && 'from' in value && 'to' in value) return `${detailText(value.from)} → ${detailText(value.to)}`;
+  if (value && typeof value === 'object') return JSON.stringify(value);
+  return String(value ?? '—');
+}
+
 function auditRow(entry) {
-  const details = Object.entries(entry.details || {}).map(([k, v]) => `${k}: ${v ?? '—'}`).join(', ');
+  const details = Object.entries(entry.details || {}).map(([k, v]) => `${k}: ${detailText(v)}`).join(', ');
   return h('div', { class: 'pick-item', role: 'listitem', testid: `audit-${entry.id}` },
     h('span', { class: 'pick-text' },
       h('span', { class: 'pick-title' }, h('code', { testid: 'audit-entry-action' }, entry.action), ' ',
-        t('admin.audit.line', { actor: entry.actor ? `@${entry.actor.username}` : t('admin.audit.system'), target: `${entry.target_type} #${entry.target_id ?? '—'}` })),
+        t('admin.audit.line', { actor: entry.actor ? `@${entry.actor.username}` : t('admin.audit.system'), target: entry.target_id == null ? entry.target_type : `${entry.target_type} #${entry.target_id}` })),
       h('span', { class: 'pick-sub' }, details ? `${when(entry.at)} · ${details}` : when(entry.at))));
+}
+
+// ---- admin: server settings ---------------------------------------------------------------
+
+/** Server-wide retention: the admin's number of days, or the environment's (PARLEY_RETENTION_DAYS). */
+export function serverPane() {
+  const inherit = h('input', { type: 'checkbox', testid: 'server-retention-inherit' });
+  const days = h('input', { class: 'input', type: 'number', min: '0', max: '36500', step: 'any', testid: 'server-retention-days', 'aria-label': t('admin.server.days') });
+  const hint = h('span', { class: 'pick-sub', testid: 'server-retention-default' });
+  const error = h('p', { class: 'field-error', role: 'alert', testid: 'server-retention-error' });
+  const save = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'server-retention-save' }, t('admin.server.save'));
+  const form = h('form', { testid: 'server-retention-form', novalidate: true },
+    h('h3', { class: 'section-label' }, t('admin.server.retention')),
+    h('p', { class: 'pane-intro' }, t('admin.server.intro')),
+    h('label', { class: 'radio' }, inherit, h('span', null, t('admin.server.inherit'), ' ', hint)),
+    h('label', { class: 'field' }, h('span', null, t('admin.server.days')), days),
+    error, h('div', { class: 'row-end' }, save));
+  const show = (settings) => {
+    const env = settings.default_retention_days;
+    hint.textContent = env > 0 ? t('admin.server.envDays', { days: env }) : t('admin.server.envForever');
+    inherit.checked = settings.retention_days == null;
+    days.value = String(settings.retention_days ?? env);
+    days.disabled = inherit.checked;
+  };
+  inherit.addEventListener('change', () => { days.disabled = inherit.checked; });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.textContent = '';
+    const value = Number(days.value);
+    if (!inherit.checked && (days.value.trim() === '' || !(value >= 0 && value <= 36500))) {
+      error.textContent = t('admin.server.invalid');
+      return;
+    }
+    try {
+      show(await api.patch('/admin/settings', { retention_days: inherit.checked ? null : value }));
+      toast(t('admin.server.saved'));
+    } catch (e) {
+      error.textContent = errorText(e);
+    }
+  });
+  api.get('/admin/settings').then(show, (e) => { error.textContent = errorText(e); });
+  return form;
 }
 
 // ---- the "Report" action of a message -------------------------------------------------------
