@@ -239,6 +239,17 @@ async def load_page(
     return await _decorate(session, rows)
 
 
+async def load_messages(session: AsyncSession, ids: list[int]) -> list[dict[str, Any]]:
+    """Messages by id (as pages show them, in id order): a thread root after a reply."""
+    query = (
+        select(*_PAGE_COLUMNS)
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(Message.id.in_(ids))
+        .order_by(Message.id)
+    )
+    return await _decorate(session, list((await session.execute(query)).all()))
+
+
 async def _decorate(session: AsyncSession, rows: list[Any]) -> list[dict[str, Any]]:
     live = [r.id for r in rows if r.deleted_at is None]
     named = [r.id for r in rows if r.deleted_at is None and "@" in r.content]

@@ -41,7 +41,7 @@ from parley.server.accounts.schemas import SenderPublic
 from parley.server.db import batch
 from parley.server.db.models import Attachment, Message
 from parley.server.db.session import is_race, is_unreachable
-from parley.server.messages import terms, thread_replies
+from parley.server.messages import history, terms, thread_replies
 from parley.server.messages.mentions import mentions_by_send
 from parley.server.messages.public import (
     as_public,
@@ -499,11 +499,8 @@ async def _thread_fields(session: AsyncSession, public: MessagePublic) -> None:
 
 async def _root_updated(session: AsyncSession, root: Message) -> ChatFrame:
     """The root's `message_updated`, with its new thread summary."""
-    # service imports this module (Draft, Writer): imported here, when first needed.
-    from parley.server.messages.service import message_public
-
-    await session.refresh(root)
-    public = await message_public(session, root)
+    [fields] = await history.load_messages(session, [root.id])
+    public = as_public(fields)
     return ChatFrame.of(root.chat_id, frames.MessageUpdated(public), sender_id=root.sender_id)
 
 
