@@ -255,3 +255,13 @@ async def test_chat_unread_counts_the_main_timeline_and_mentions_in_threads(
     [thread] = await followed(client, owner)  # owner was mentioned: follows it
     assert thread["unread_count"] == 3
     assert (await listed(client, bob, gid))["unread_count"] == 0  # the sender read its own
+
+
+async def test_search_is_thread(client: httpx.AsyncClient) -> None:
+    owner, bob = await make_user(client), await make_user(client)
+    group = await make_group(client, owner, bob)
+    root = await send(client, owner, group["id"], "kiwi root")
+    await send(client, owner, group["id"], "kiwi alone")
+    answer = await reply(client, bob, group["id"], root["id"], "kiwi answer")
+    found = await get(client, owner, "/search", q="kiwi is:thread")
+    assert sorted(m["id"] for m in found) == sorted([root["id"], answer["id"]])
