@@ -33,13 +33,25 @@ export function mountThreadPanel() {
   });
   alsoBox = h('input', { type: 'checkbox', testid: 'thread-also-in-chat' });
   const send_ = h('button', { class: 'send-btn', testid: 'thread-send', title: t('composer.send'), 'aria-label': t('composer.send'), onclick: send }, icon('send'));
+  const heading = h('strong', null, t('threads.title'));
+  const alsoLabel = h('span', null, t('threads.alsoInChat'));
   panel.append(
     h('header', { class: 'thread-panel-head' },
-      h('span', { class: 'thread-panel-title' }, h('strong', null, t('threads.title')), titleEl), close),
+      h('span', { class: 'thread-panel-title' }, heading, titleEl), close),
     list,
     h('div', { class: 'thread-composer' },
       h('div', { class: 'composer-row' }, input, send_),
-      h('label', { class: 'thread-also' }, alsoBox, h('span', null, t('threads.alsoInChat')))));
+      h('label', { class: 'thread-also' }, alsoBox, alsoLabel)));
+  onLocaleChange(() => {
+    heading.textContent = t('threads.title');
+    alsoLabel.textContent = t('threads.alsoInChat');
+    input.placeholder = t('threads.placeholder');
+    input.setAttribute('aria-label', t('threads.placeholder'));
+    for (const [el, key] of [[close, 'common.close'], [send_, 'composer.send']]) {
+      el.title = t(key);
+      el.setAttribute('aria-label', t(key));
+    }
+  });
   store.on('thread', (id) => { if (id === state.openThreadId) render(); });
   store.on('messages', (chatId) => { if (openRoot()?.chat_id === chatId) render(); });
   store.on('active', () => { if (openRoot() && openRoot().chat_id !== state.activeChatId) closeThread(); });
