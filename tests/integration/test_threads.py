@@ -104,6 +104,23 @@ async def test_bad_roots_are_refused(client: httpx.AsyncClient) -> None:
         assert problem["code"] == ("validation_error" if status == 422 else "message_not_found")
         assert problem["detail"]
     assert await get(client, bob, f"/chats/{group['id']}/messages") == []  # nothing stored
+    bogus = await client.get(url, params={"thread": "all"}, headers=bob.headers)
+    assert bogus.status_code == 422 and bogus.json()["code"] == "validation_error"
+
+
+async def test_a_bad_root_over_the_socket_is_an_error_frame(
+    live: Running, client: httpx.AsyncClient
+) -> None:
+    owner, bob = await make_user(client), await make_user(client)
+    group = await make_group(client, owner, bob)
+    ws = await connect(live.ws_base, bob)
+    try:
+        frame = {"type": "send", "chat_id": group["id"], "content": "x", "client_id": "bad-1"}
+        await ws.send(json.dumps({**frame, "thread_root_id": 10**12}))
+        error = await recv_type(ws, "error")
+        assert error["code"] == "validation_error" and error["ref"] == "bad-1"
+    finally:
+        await ws.close()
 
 
 async def test_websocket_send_in_thread_and_frames_to_members(
