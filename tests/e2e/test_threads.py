@@ -77,8 +77,8 @@ def test_reply_in_thread_and_the_count_under_the_root(register: Any) -> None:
     box.fill("see you then")
     box.press("Enter")
     bob.page.get_by_test_id("thread-reply-4").wait_for()
-    width = bob.page.get_by_test_id("thread-panel").evaluate("el => el.getBoundingClientRect().width")
-    assert width == 390
+    panel = bob.page.get_by_test_id("thread-panel")
+    assert panel.evaluate("el => el.getBoundingClientRect().width") == 390
     shot(bob.page, "thread-panel-phone")
     summary.get_by_text("3 replies").wait_for()
     assert not alice.page.errors and not bob.page.errors
