@@ -24,7 +24,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite and "thread_root_id" in _columns("messages"):
+        pass  # left by a downgrade (see there)
+    elif sqlite:
         op.execute(
             "ALTER TABLE messages ADD COLUMN thread_root_id INTEGER "
             "REFERENCES messages (id) ON DELETE CASCADE"
@@ -92,8 +95,15 @@ def downgrade() -> None:
     op.drop_index("ix_messages_thread_root_seq", table_name="messages")
     for column in ("thread_participants", "last_reply_at", "reply_count", "also_in_chat"):
         op.drop_column("messages", column)
-    if op.get_bind().dialect.name != "sqlite":
-        op.drop_constraint(
-            op.f("fk_messages_thread_root_id_messages"), "messages", type_="foreignkey"
-        )
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite cannot drop a column that has a foreign key without rebuilding `messages`
+        # (whose rebuild would cascade deletes): it stays, unused, all NULL, and the
+        # upgrade keeps it.
+        op.execute("UPDATE messages SET thread_root_id = NULL")
+        return
+    op.drop_constraint(op.f("fk_messages_thread_root_id_messages"), "messages", type_="foreignkey")
     op.drop_column("messages", "thread_root_id")
+
+
+def _columns(table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}
