@@ -282,3 +282,42 @@ async def test_search_is_thread(client: httpx.AsyncClient) -> None:
     answer = await reply(client, bob, group["id"], root["id"], "kiwi answer")
     found = await get(client, owner, "/search", q="kiwi is:thread")
     assert sorted(m["id"] for m in found) == sorted([root["id"], answer["id"]])
+
+
+async def test_five_participants_at_most_and_history_pages_follow_the_root(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await make_user(client)
+    others = [await make_user(client) for _ in range(6)]
+    group = await make_group(client, owner, *others)
+    gid = group["id"]
+    root = await send(client, owner, gid, "root")
+    url = f"/chats/{gid}/messages"
+    # pages served once are remembered: a reply must make them fresh (the root changed)
+    assert (await get(client, owner, url))[0]["thread"] is None
+    assert (await get(client, owner, url, thread="main"))[0]["thread"] is None
+    for who in others:
+        await reply(client, who, gid, root["id"], f"from {who.username}")
+    await reply(client, others[0], gid, root["id"], "again")
+    [shown] = await get(client, owner, url, thread="main")
+    assert shown["thread"]["reply_count"] == 7
+    expected = [others[0].id, others[5].id, others[4].id, others[3].id, others[2].id]
+    assert shown["thread"]["participant_ids"] == expected
+    assert (await get(client, owner, url))[0]["thread"] == shown["thread"]
+
+
+async def test_sync_replays_replies_with_their_thread(
+    live: Running, client: httpx.AsyncClient
+) -> None:
+    owner, bob = await make_user(client), await make_user(client)
+    group = await make_group(client, owner, bob)
+    root = await send(client, owner, group["id"], "root")
+    answer = await reply(client, bob, group["id"], root["id"], "missed")
+    ws = await connect(live.ws_base, owner)
+    try:
+        await ws.send(json.dumps({"type": "sync", "chats": {str(group["id"]): root["seq"]}}))
+        replayed = (await recv_type(ws, "message"))["message"]
+        assert replayed["id"] == answer["id"] and replayed["thread_root_id"] == root["id"]
+        await recv_type(ws, "synced")
+    finally:
+        await ws.close()

@@ -366,6 +366,8 @@ async def check_thread_root(
         # Its existence is told only to whoever may read it.
         await access_message(session, user_id=user_id, message_id=message_id, now=now)
         raise errors.ValidationFailed("thread_root_id must be a message of this chat")
+    if getattr(target, "kind", "message") == "notice":  # `kind`: another feature's column
+        raise errors.ValidationFailed("thread_root_id: a notice has no thread")
     root = (
         target
         if target.thread_root_id is None
