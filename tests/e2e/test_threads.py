@@ -55,10 +55,14 @@ def test_reply_in_thread_and_the_count_under_the_root(register: Any) -> None:
     assert "last reply" in summary.inner_text()
     assert root.locator(".thread-avatars .avatar").count() == 1  # one replier
     shot(bob.page, "thread-panel-desktop")
+    # Alice follows the thread (she wrote its root): the Threads button shows unread replies
+    dot = alice.page.get_by_test_id("threads-unread")
+    dot.wait_for()
     summary.click()
     alice_panel = alice.page.get_by_test_id("thread-panel")
     alice_panel.get_by_test_id("thread-reply-2").get_by_text("Friday works for me").wait_for()
     alice_panel.get_by_test_id("thread-reply-3").wait_for()
+    dot.wait_for(state="hidden")  # the panel showed the newest reply: the thread is read
     shot(alice.page, "thread-summary-and-panel")
 
     # The Threads view lists it for Alice (she wrote the root), read now.

@@ -364,7 +364,19 @@ const threadRead = new Map(); // root id → the seq last told to the server
 export function markThreadRead(rootId, seq) {
   if (!seq || (threadRead.get(rootId) || 0) >= seq) return;
   threadRead.set(rootId, seq);
-  api.post(`/messages/${rootId}/thread/read`, { seq }).catch(() => threadRead.delete(rootId));
+  api.post(`/messages/${rootId}/thread/read`, { seq }).then(refreshThreadsUnread, () => threadRead.delete(rootId));
+}
+
+let unreadTimer = 0;
+/** Recounts the unread replies of the threads I follow (soon, once for a burst of calls). */
+export function refreshThreadsUnread() {
+  clearTimeout(unreadTimer);
+  unreadTimer = setTimeout(async () => {
+    try {
+      const threads = await loadThreads();
+      store.setThreadsUnread(threads.reduce((n, entry) => n + entry.unread_count, 0));
+    } catch { /* the next reply or read tries again */ }
+  }, 300);
 }
 
 /** Mute a chat until a time, "forever", or null to unmute (per member, on the server). */

@@ -29,6 +29,7 @@ export const state = {
   activeChatId: null,
   threads: new Map(), // root id → {root, replies: Map<id, Message>, loaded} (threads opened)
   openThreadId: null, // the root whose thread panel is open
+  threadsUnread: 0, // unread replies in the threads I follow (the Threads button's badge)
   connection: 'connecting',
 };
 
@@ -350,6 +351,12 @@ function putReply(msg) {
 
 /** Thread replies, ascending. */
 export const repliesOf = (rootId) => [...(state.threads.get(rootId)?.replies.values() || [])].sort((a, b) => a.seq - b.seq);
+
+export function setThreadsUnread(count) {
+  if (state.threadsUnread === count) return;
+  state.threadsUnread = count;
+  emit('threads_unread', count);
+}
 
 export function setOpenThread(rootId) {
   state.openThreadId = rootId;

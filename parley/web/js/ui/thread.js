@@ -21,6 +21,7 @@ let alsoBox;
 let titleEl;
 
 export function mountThreadPanel() {
+  mountThreadsBadge();
   panel = $('#thread-panel');
   titleEl = h('span', { class: 'thread-panel-chat', testid: 'thread-panel-chat' });
   const close = h('button', { class: 'icon-btn', testid: 'thread-close', title: t('common.close'), 'aria-label': t('common.close'), onclick: closeThread }, icon('close'));
@@ -133,6 +134,20 @@ function markRead() {
 }
 
 // ---- the Threads view -----------------------------------------------------------------
+
+/** The Threads button's badge: whether a followed thread has unread replies. */
+function mountThreadsBadge() {
+  const button = $('#threads-button');
+  const badge = h('span', { class: 'threads-dot', testid: 'threads-unread', hidden: true });
+  button.append(badge);
+  store.on('threads_unread', (count) => {
+    badge.hidden = !count;
+    button.dataset.unread = String(count);
+  });
+  store.on('incoming', (msg) => { if (msg.thread_root_id) actions.refreshThreadsUnread(); });
+  store.on('thread_read', () => actions.refreshThreadsUnread());
+  actions.refreshThreadsUnread();
+}
 
 export function threadsDialog({ onOpen }) {
   const items = h('div', { class: 'pick-list thread-view-list', testid: 'threads-list' },
