@@ -266,6 +266,23 @@ async def test_groups_push_mentions_only_and_mute_blocks_and_activity_hold_back(
     assert devices[blocker.id].received == [] and devices[blocker.id].requests == 0
 
 
+async def test_a_reply_is_pushed_to_those_who_follow_its_thread(
+    http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    author, replier, other = [await make_user(http) for _ in range(3)]
+    devices = {a.id: await subscribe(http, receiver, a) for a in (author, replier, other)}
+    group = await make_group(http, author, replier, other, title="Team")
+    root = await send(http, author, group["id"], "a question")
+    first = await send(http, replier, group["id"], "an answer", thread_root_id=root["id"])
+    # the root's author follows the thread once it has a reply; the replier sent it
+    assert (await wait_for(devices[author.id], 1))[0]["message_id"] == first["id"]
+    second = await send(http, author, group["id"], "thanks", thread_root_id=root["id"])
+    assert (await wait_for(devices[replier.id], 1))[0]["message_id"] == second["id"]
+    marker = await send(http, author, group["id"], f"@{other.username} marker")
+    assert (await wait_for(devices[other.id], 1))[0]["message_id"] == marker["id"]
+    assert len(devices[author.id].received) == 1  # never its own reply
+
+
 async def test_410_deletes_and_429_is_retried(http: httpx.AsyncClient, receiver: Receiver) -> None:
     me, gone_user, busy_user = [await make_user(http) for _ in range(3)]
     gone = await subscribe(http, receiver, gone_user)

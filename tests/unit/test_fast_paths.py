@@ -22,7 +22,7 @@ def _history() -> Declared:
     route = next(
         r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is list_messages
     )
-    return Declared.of(route)
+    return Declared.of(route, app_only=("thread",))
 
 
 def test_history_arguments_follow_the_route() -> None:
@@ -44,6 +44,7 @@ def test_history_arguments_follow_the_route() -> None:
         ("/service/api/chats/7/messages", b"before=-1"),
         ("/service/api/chats/7/messages", b"after=9223372036854775808"),
         ("/service/api/chats/7/messages/x", b""),
+        ("/service/api/chats/7/messages", b"thread=main"),  # not an integer: the app's
     ]:
         assert declared.parse(_scope(path, query)) is None, (path, query)
     with_body = _scope("/service/api/chats/7/messages", headers=[(b"content-length", b"2")])

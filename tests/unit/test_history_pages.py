@@ -8,8 +8,8 @@ from typing import Any
 from parley.server.messages.history import HistoryPages, PageKey
 from parley.server.realtime import events, frames
 
-KEY: PageKey = (50, None, None, 0, None, ())
-HIDING: PageKey = (50, None, None, 0, None, (7,))
+KEY: PageKey = (50, None, None, 0, None, (), False)
+HIDING: PageKey = (50, None, None, 0, None, (7,), False)
 
 
 def _message(**fields: Any) -> Any:

@@ -13,8 +13,10 @@ from parley.server.accounts.service import user_public
 from parley.server.chats.access import access_chat
 from parley.server.chats.schemas import ChatPublic, MemberPublic
 from parley.server.db.models import Chat, Membership, Message, User
+from parley.server.messages.history import in_main_timeline
 from parley.server.messages.mentions import unread_mention_counts
 from parley.server.messages.service import messages_public
+from parley.server.messages.thread_replies import unread_thread_replies
 from parley.server.moderation.service import blocked_ids
 
 # "Muted forever" is stored as the last second datetime can hold, so "muted now" is one
@@ -67,6 +69,12 @@ async def chats_public(
     has_messages = any(c.last_seq for c, _ in rows)
     last = await _last_messages(session, ids, hidden) if has_messages else {}
     unseen = await _hidden_unread(session, viewer_id, ids, hidden) if has_messages else {}
+    # threads: replies not also in the chat are not the chat's unread either
+    in_threads = (
+        await unread_thread_replies(session, viewer_id=viewer_id, chat_ids=ids)
+        if has_messages
+        else {}
+    )
     has_direct = any(c.type == "direct" for c, _ in rows)
     peers = await _peers(session, ids, viewer_id) if has_direct else {}
     mentions = await _mention_counts(session, rows, viewer_id, ids, hidden)
@@ -85,7 +93,9 @@ async def chats_public(
                 created_at=chat.created_at,
                 member_count=counts.get(chat.id, 0),
                 last_seq=chat.last_seq,
-                unread_count=max(0, chat.last_seq - read - unseen.get(chat.id, 0)),
+                unread_count=max(
+                    0, chat.last_seq - read - unseen.get(chat.id, 0) - in_threads.get(chat.id, 0)
+                ),
                 read_seq=read,
                 last_message=last.get(chat.id),
                 my_role=membership.role if membership else None,
@@ -181,6 +191,7 @@ async def _hidden_unread(
             Chat.type != "direct",
             Message.sender_id.in_(hidden),
             Message.seq > Membership.last_read_seq,
+            in_main_timeline(),  # the others are counted off with the threads' replies
         )
         .group_by(Message.chat_id)
     )

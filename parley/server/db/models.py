@@ -176,6 +176,7 @@ class Message(Base):
         UniqueConstraint("chat_id", "seq"),
         UniqueConstraint("sender_id", "client_id"),
         Index("ix_messages_chat_created", "chat_id", "created_at"),
+        Index("ix_messages_thread_root_seq", "thread_root_id", "seq"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -193,6 +194,17 @@ class Message(Base):
     # The stems of its words and file names (parley/server/messages/terms.py), indexed by
     # FTS5 `messages_fts` on SQLite and the generated `search_vector` on PostgreSQL.
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # threads: a reply names its root (never a reply); `also_in_chat` shows it in the
+    # chat's main timeline too. A root keeps its thread's summary, so history reads it
+    # with the row: replies so far, the last one's time, the last repliers (ids, most
+    # recent first, comma-separated, at most 5).
+    thread_root_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    also_in_chat: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reply_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_reply_at: Mapped[datetime | None]
+    thread_participants: Mapped[str] = mapped_column(String(120), default="", server_default="")
 
 
 class MessageMention(Base):
@@ -216,6 +228,27 @@ class MessageMention(Base):
     )
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
     seq: Mapped[int]
+
+
+class ThreadFollow(Base):
+    """A user's place in a thread: whether it follows it and how far it has read.
+
+    `following` is None when the user made no choice (a row kept for its read marker):
+    the thread's author then follows it on a reply; False after an explicit unfollow.
+    """
+
+    __tablename__ = "thread_follows"
+    __table_args__ = (Index("ix_thread_follows_user", "user_id", "following"),)
+
+    root_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
+    following: Mapped[bool | None] = mapped_column(Boolean)
+    last_read_seq: Mapped[int] = mapped_column(default=0)
 
 
 class Attachment(Base):

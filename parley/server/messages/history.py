@@ -21,7 +21,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Integer, String, cast, literal, null, select, union_all
+from sqlalchemy import BigInteger, Integer, String, cast, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import errors
@@ -43,7 +43,7 @@ MAX_CHATS = 100_000  # chats with a generation counter; past it everything start
 # Chat frames that change no stored message: they leave the chat's pages in place.
 _UNCHANGING = frozenset({frames.Typing.kind, frames.Read.kind})
 
-PageKey = tuple[int, int | None, int | None, int, int | None, tuple[int, ...]]
+PageKey = tuple[int, int | None, int | None, int, int | None, tuple[int, ...], bool]
 Mark = tuple[int, int]
 
 
@@ -122,13 +122,15 @@ async def history_page(
     after: int | None = None,
     offset: int = 0,
     around: int | None = None,
+    main_only: bool = False,
 ) -> bytes:
-    """The JSON of `list_messages`' page, from memory when this page was served before."""
+    """The JSON of `list_messages`' page, from memory when this page was served before.
+    `main_only`: the chat's main timeline (no thread replies but `also_in_chat` ones)."""
     check_paging(before=before, after=after, offset=offset, around=around)
     member = await checks.reader(user_id=user_id, chat_id=chat_id)
     direct = member is not None and member.chat_type == "direct"
     hidden = () if direct else await checks.hidden(user_id)
-    key: PageKey = (limit, before, after, offset, around, hidden)
+    key: PageKey = (limit, before, after, offset, around, hidden, main_only)
     body = pages.get(chat_id, key)
     if body is not None:
         return body
@@ -143,6 +145,7 @@ async def history_page(
             after=after,
             offset=offset,
             around=around,
+            main_only=main_only,
         )
     body = encode_page(rows)
     pages.put(chat_id, key, body, mark)
@@ -172,17 +175,24 @@ _PAGE_COLUMNS = (
     Message.deleted_at,
     Message.client_id,
     Message.reply_to_id,
+    Message.thread_root_id,
+    Message.also_in_chat,
+    Message.reply_count,
+    Message.last_reply_at,
+    Message.thread_participants,
     User.username,
     User.display_name,
 )
 
 
-def _visible(chat_id: int, hidden: tuple[int, ...]) -> Any:
+def _visible(chat_id: int, hidden: tuple[int, ...], main_only: bool = False) -> Any:
     query = (
         select(*_PAGE_COLUMNS)
         .outerjoin(User, User.id == Message.sender_id)
         .where(Message.chat_id == chat_id)
     )
+    if main_only:
+        query = query.where(in_main_timeline())
     if hidden:
         query = query.where(Message.sender_id.not_in(hidden))
     return query
@@ -198,11 +208,12 @@ async def load_page(
     after: int | None = None,
     offset: int = 0,
     around: int | None = None,
+    main_only: bool = False,
 ) -> list[dict[str, Any]]:
     """A page in ascending seq as the public JSON shape (`MessagePublic`'s fields, in order):
     the newest `limit`, or just before/after/around a seq. Two queries: the messages with
     their senders, then their reactions, attachments and mentions together."""
-    query = _visible(chat_id, hidden)
+    query = _visible(chat_id, hidden, main_only)
     if around is not None:
         older = (
             await session.execute(
@@ -226,6 +237,17 @@ async def load_page(
         query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
         rows = list((await session.execute(query)).all())[::-1]
     return await _decorate(session, rows)
+
+
+async def load_messages(session: AsyncSession, ids: list[int]) -> list[dict[str, Any]]:
+    """Messages by id (as pages show them, in id order): a thread root after a reply."""
+    query = (
+        select(*_PAGE_COLUMNS)
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(Message.id.in_(ids))
+        .order_by(Message.id)
+    )
+    return await _decorate(session, list((await session.execute(query)).all()))
 
 
 async def _decorate(session: AsyncSession, rows: list[Any]) -> list[dict[str, Any]]:
@@ -257,6 +279,11 @@ async def _decorate(session: AsyncSession, rows: list[Any]) -> list[dict[str, An
         )
         for r in rows
     ]
+
+
+def in_main_timeline() -> Any:
+    """A message of the chat's main timeline: not a thread reply, or one also in the chat."""
+    return or_(Message.thread_root_id.is_(None), Message.also_in_chat)
 
 
 def _decoration_order(row: Any) -> tuple[Any, ...]:

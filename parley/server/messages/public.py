@@ -41,6 +41,16 @@ class StoredMessage(Protocol):
     def client_id(self) -> str | None: ...
     @property
     def reply_to_id(self) -> int | None: ...
+    @property
+    def thread_root_id(self) -> int | None: ...
+    @property
+    def also_in_chat(self) -> bool: ...
+    @property
+    def reply_count(self) -> int: ...
+    @property
+    def last_reply_at(self) -> datetime | None: ...
+    @property
+    def thread_participants(self) -> str: ...
 
 
 _NO_REACTIONS: Reactions = {}
@@ -62,6 +72,9 @@ def public_fields(
     reactions: Reactions = _NO_REACTIONS,
     mentions: Sequence[int] = (),
     preview: Mapping[str, Any] | None = None,
+    thread_root_id: int | None = None,
+    also_in_chat: bool = False,
+    thread: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one place the public message is made: `MessagePublic`'s fields, in order."""
     deleted = deleted_at is not None
@@ -85,6 +98,9 @@ def public_fields(
         ],
         "mentions": [] if deleted else list(mentions),
         "preview": None if deleted else preview,
+        "thread_root_id": thread_root_id,
+        "also_in_chat": also_in_chat,
+        "thread": thread,
     }
 
 
@@ -113,7 +129,27 @@ def row_fields(
         reactions=reactions,
         mentions=mentions,
         preview=preview,
+        thread_root_id=row.thread_root_id,
+        also_in_chat=row.also_in_chat,
+        thread=thread_fields(row.reply_count, row.last_reply_at, row.thread_participants),
     )
+
+
+def thread_fields(
+    reply_count: int, last_reply_at: datetime | None, participants: str
+) -> dict[str, Any] | None:
+    """A root's `thread` summary from its row's columns (None before its first reply)."""
+    if not reply_count or last_reply_at is None:
+        return None
+    return {
+        "reply_count": reply_count,
+        "last_reply_at": last_reply_at,
+        "participant_ids": participant_ids(participants),
+    }
+
+
+def participant_ids(stored: str) -> list[int]:
+    return [int(p) for p in stored.split(",") if p]
 
 
 def as_public(fields: Mapping[str, Any]) -> MessagePublic:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import annotated_types
 from fastapi import APIRouter, Query, Request, Response
@@ -28,16 +29,18 @@ from parley.server.deps import (
     authenticate_caller,
     get_state,
 )
-from parley.server.messages import attachments, files, history, search, service
+from parley.server.messages import attachments, files, history, search, service, threads
 from parley.server.messages.public import attachment_public
 from parley.server.messages.schemas import (
     AttachmentPublic,
     ChatFilePublic,
+    FollowedThread,
     MessageCreate,
     MessagePublic,
     MessageUpdate,
     ReactionCreate,
     ReadMark,
+    ThreadPage,
 )
 from parley.server.previews import service as previews
 from parley.server.text import Plain
@@ -45,6 +48,7 @@ from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["messages"])
 MAX_PAGE = 200
+ThreadFilter = Annotated[Literal["main"] | None, Query()]
 
 
 @router.get("/chats/{chat_id}/messages", response_model=list[MessagePublic])
@@ -57,9 +61,11 @@ async def list_messages(
     after: SeqQuery = None,
     offset: Offset = 0,
     around: SeqQuery = None,
+    thread: ThreadFilter = None,
 ) -> Response:
     """Ascending seq. `around=SEQ`: up to `limit` messages centred on SEQ (not with
-    before/after/offset: 422)."""
+    before/after/offset: 422). `thread=main`: the main timeline (no thread replies but
+    those also in the chat)."""
     body = await history.history_page(
         state.pages,
         state.checks,
@@ -71,6 +77,7 @@ async def list_messages(
         after=after,
         offset=offset,
         around=around,
+        main_only=thread == "main",
     )
     return Response(body, media_type="application/json")
 
@@ -106,6 +113,8 @@ async def send_message(
         client_id=body.client_id,
         reply_to=body.reply_to,
         attachment_ids=body.attachment_ids,
+        thread_root_id=body.thread_root_id,
+        also_in_chat=body.also_in_chat,
     )
     if created:
         return message
@@ -200,6 +209,72 @@ async def mark_read(
     chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await service.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
+    return Response(status_code=204)
+
+
+@router.get("/messages/{message_id}/thread")
+async def get_thread(
+    message_id: IdPath,
+    me: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    limit: Limit = 50,
+    after: SeqQuery = None,
+    before: SeqQuery = None,
+) -> ThreadPage:
+    """The root and a page of its replies, ascending (default: the newest `limit`)."""
+    return await threads.list_thread(
+        session,
+        user_id=me.id,
+        root_id=message_id,
+        limit=min(limit, MAX_PAGE),
+        after=after,
+        before=before,
+        now=state.clock(),
+    )
+
+
+@router.put("/messages/{message_id}/follow", status_code=204)
+async def follow_thread(
+    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await threads.follow_thread(
+        session, user_id=me.id, root_id=message_id, following=True, now=state.clock()
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/messages/{message_id}/follow", status_code=204)
+async def unfollow_thread(
+    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await threads.follow_thread(
+        session, user_id=me.id, root_id=message_id, following=False, now=state.clock()
+    )
+    return Response(status_code=204)
+
+
+@router.get("/threads")
+async def list_threads(
+    me: CurrentUser,
+    session: SessionDep,
+    limit: Limit = 50,
+    before: Annotated[datetime | None, Query()] = None,
+) -> list[FollowedThread]:
+    """Threads I follow, the most recent reply first. Paging: pass a page's last
+    `last_reply_at` as `before`."""
+    return await threads.list_threads(
+        session, user_id=me.id, limit=min(limit, MAX_PAGE), before=before
+    )
+
+
+@router.post("/messages/{message_id}/thread/read", status_code=204)
+async def mark_thread_read(
+    message_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await threads.mark_thread_read(
+        session, state.broker, user_id=me.id, root_id=message_id, seq=body.seq, now=state.clock()
+    )
     return Response(status_code=204)
 
 
@@ -299,7 +374,7 @@ class HistoryFastPath:
         self._route = next(
             r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is list_messages
         )
-        self._declared = Declared.of(self._route)
+        self._declared = Declared.of(self._route, app_only=("thread",))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -347,12 +422,14 @@ class Declared:
     defaults: dict[str, int | None]  # the query parameters'
 
     @classmethod
-    def of(cls, route: APIRoute) -> Declared:
+    def of(cls, route: APIRoute, app_only: tuple[str, ...] = ()) -> Declared:
         """Raises TypeError for a parameter that is not a bounded integer (the route
-        changed: the fast path no longer knows how to read it)."""
-        fields = [*route.dependant.path_params, *route.dependant.query_params]
+        changed: the fast path no longer knows how to read it), except those named in
+        `app_only`: a request that gives one of those is left to the app."""
+        query_params = [f for f in route.dependant.query_params if f.alias not in app_only]
+        fields = [*route.dependant.path_params, *query_params]
         bounds = {f.alias: _int_bounds(f.alias, f.field_info) for f in fields}
-        defaults = {f.alias: f.field_info.default for f in route.dependant.query_params}
+        defaults = {f.alias: f.field_info.default for f in query_params}
         return cls(route.path_regex, bounds, defaults)
 
     def parse(self, scope: Scope) -> dict[str, Any] | None:

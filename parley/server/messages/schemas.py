@@ -20,6 +20,8 @@ class MessageCreate(Strict):
     client_id: ClientId | None = None
     reply_to: Id | None = None
     attachment_ids: AttachmentIds = Field(default_factory=list)
+    thread_root_id: Id | None = None
+    also_in_chat: bool = False
 
 
 class MessageUpdate(Strict):
@@ -58,6 +60,14 @@ class PreviewPublic(BaseModel):
     image: AttachmentPublic | None
 
 
+class ThreadSummary(BaseModel):
+    """A root's thread: `participant_ids` are the last repliers, most recent first (5 at most)."""
+
+    reply_count: int
+    last_reply_at: datetime
+    participant_ids: list[int]
+
+
 class MessagePublic(BaseModel):
     id: int
     chat_id: int
@@ -73,6 +83,9 @@ class MessagePublic(BaseModel):
     reactions: list[ReactionPublic]
     mentions: list[int]
     preview: PreviewPublic | None = None
+    thread_root_id: int | None = None
+    also_in_chat: bool = False
+    thread: ThreadSummary | None = None
 
 
 class ChatFilePublic(BaseModel):
@@ -83,3 +96,16 @@ class ChatFilePublic(BaseModel):
     seq: int
     sender: SenderPublic | None
     created_at: datetime
+
+
+class ThreadPage(BaseModel):
+    """A thread's root and a page of its replies, ascending."""
+
+    root: MessagePublic
+    replies: list[MessagePublic]
+
+
+class FollowedThread(BaseModel):
+    root: MessagePublic
+    unread_count: int
+    last_reply_at: datetime | None

@@ -269,6 +269,8 @@ async def do_send(
     client_id: str | None = None,
     reply_to: int | None = None,
     attachment_ids: Sequence[int] = (),
+    thread_root_id: int | None = None,
+    also_in_chat: bool = False,
     metrics: ServerMetrics | None = None,
 ) -> tuple[MessagePublic, bool]:
     """The send path every transport shares: checks, then store (batched) and publish.
@@ -287,6 +289,8 @@ async def do_send(
         client_id=client_id,
         reply_to=reply_to,
         attachment_ids=attachment_ids,
+        thread_root_id=thread_root_id,
+        also_in_chat=also_in_chat,
     )
     message, created = await future
     if metrics is not None:
@@ -305,6 +309,8 @@ async def submit_send(
     client_id: str | None = None,
     reply_to: int | None = None,
     attachment_ids: Sequence[int] = (),
+    thread_root_id: int | None = None,
+    also_in_chat: bool = False,
     alive: Callable[[], bool] | None = None,
 ) -> asyncio.Future[Result]:
     """Checks a send (limits, membership, blocks, ban: from memory) and queues it for the
@@ -312,9 +318,18 @@ async def submit_send(
     Overloaded when the writer cannot take it within a second."""
     await throttle.hit("send", user_id)
     member = await checks.check_send(user_id=user_id, chat_id=chat_id)
-    if reply_to is not None:
+    if reply_to is not None or thread_root_id is not None:
         async with checks.sessions() as session:
-            await _check_reply(session, chat_id=chat_id, reply_to=reply_to)
+            if reply_to is not None:
+                await _check_reply(session, chat_id=chat_id, reply_to=reply_to)
+            if thread_root_id is not None:
+                thread_root_id = await check_thread_root(
+                    session,
+                    user_id=user_id,
+                    chat_id=chat_id,
+                    message_id=thread_root_id,
+                    now=writer.clock(),
+                )
     draft = Draft(
         user_id=user_id,
         chat_id=chat_id,
@@ -326,6 +341,8 @@ async def submit_send(
         chat_type=member.chat_type,
         role=member.role,
         alive=alive,
+        thread_root_id=thread_root_id,
+        also_in_chat=also_in_chat and thread_root_id is not None,
     )
     return await writer.submit(draft)
 
@@ -334,6 +351,31 @@ async def _check_reply(session: AsyncSession, *, chat_id: int, reply_to: int) ->
     target = await session.get(Message, reply_to)
     if target is None or target.chat_id != chat_id:
         raise errors.ValidationFailed("reply_to must be a message of the same chat")
+
+
+async def check_thread_root(
+    session: AsyncSession, *, user_id: int, chat_id: int, message_id: int, now: datetime
+) -> int:
+    """The root of the thread a reply to `message_id` goes to (a reply's root for a reply).
+    ValidationFailed for a missing message, a deleted root or one of another chat the
+    user may read; NotFound for a message the user may not see."""
+    target = await session.get(Message, message_id)
+    if target is None:
+        raise errors.ValidationFailed("thread_root_id must be a message of this chat")
+    if target.chat_id != chat_id:
+        # Its existence is told only to whoever may read it.
+        await access_message(session, user_id=user_id, message_id=message_id, now=now)
+        raise errors.ValidationFailed("thread_root_id must be a message of this chat")
+    if getattr(target, "kind", "message") == "notice":  # `kind`: another feature's column
+        raise errors.ValidationFailed("thread_root_id: a notice has no thread")
+    root = (
+        target
+        if target.thread_root_id is None
+        else await session.get(Message, target.thread_root_id)
+    )
+    if root is None or root.deleted_at is not None:
+        raise errors.ValidationFailed("thread_root_id: the thread's root was deleted")
+    return root.id
 
 
 async def edit_message(

@@ -41,7 +41,7 @@ from parley.server.accounts.schemas import SenderPublic
 from parley.server.db import batch
 from parley.server.db.models import Attachment, Message
 from parley.server.db.session import is_race, is_unreachable
-from parley.server.messages import terms
+from parley.server.messages import history, terms, thread_replies
 from parley.server.messages.mentions import mentions_by_send
 from parley.server.messages.public import (
     as_public,
@@ -96,6 +96,8 @@ class Draft:
     chat_type: str = "group"  # with `role`: what resolving mentions needs (`@all`)
     role: str | None = None
     alive: Callable[[], bool] | None = None  # False once the sender's socket closed
+    thread_root_id: int | None = None  # a reply in that thread (its root, checked)
+    also_in_chat: bool = False
     future: asyncio.Future[Result] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -219,9 +221,9 @@ class Writer:
                 _fail([d], exc)
 
     async def _write(self, drafts: list[Draft]) -> None:
-        plain = [d for d in drafts if not d.attachment_ids]
-        for single in (d for d in drafts if d.attachment_ids):
-            await self._write_with_attachments(single)
+        plain = [d for d in drafts if not d.attachment_ids and d.thread_root_id is None]
+        for single in (d for d in drafts if d.attachment_ids or d.thread_root_id is not None):
+            await self._write_alone(single)
         if not plain:
             return
         for attempt in range(RETRIES):
@@ -308,34 +310,52 @@ class Writer:
                 await conn.close()
             raise
 
-    async def _write_with_attachments(self, draft: Draft) -> None:
-        """A send with attachments is its own transaction: a bad attachment fails only it."""
+    async def _write_alone(self, draft: Draft) -> None:
+        """A send with attachments, or a thread reply, is its own transaction: a bad
+        attachment or a root gone fails only it. A reply also updates its root, whose
+        `message_updated` is published after the reply's `message`."""
+        extra: list[ChatFrame] = []
         try:
             async with self.sessions() as session:
-                [(public, is_new)] = await store_batch(session, [draft], now=self.clock())
+                now = self.clock()
+                [(public, is_new)] = await store_batch(session, [draft], now=now)
+                root = None
                 if is_new:
-                    await _link_attachments(session, public, draft)
+                    if draft.attachment_ids:
+                        await _link_attachments(session, public, draft)
+                    if draft.thread_root_id is not None:
+                        root = await _record_reply(session, public, draft, now)
                     await session.commit()
-                    public.attachments = await _attached(session, public.id)
+                    if draft.attachment_ids:
+                        public.attachments = await _attached(session, public.id)
+                if draft.thread_root_id is not None:
+                    await _thread_fields(session, public)
+                if root is not None:
+                    extra.append(await _root_updated(session, root))
         except MissingChats:
             draft.future.set_exception(errors.NotFound("No such chat", code="chat_not_found"))
             return
         except Exception as exc:  # this send's own failure: the batch's others go on
             if is_unreachable(exc):
                 raise
-            log.warning("a send with attachments failed: %s", type(exc).__name__)
+            log.warning("a send written alone failed: %s", type(exc).__name__)
             _fail([draft], exc)
             return
-        await self._deliver([draft], [(public, is_new)])
+        await self._deliver([draft], [(public, is_new)], extra)
 
-    async def _deliver(self, drafts: Sequence[Draft], results: Sequence[Result]) -> None:
-        """Publishes the new messages, then answers each sender (Conflict for a resend whose
-        client_id is a message of another chat: nothing of that message)."""
+    async def _deliver(
+        self, drafts: Sequence[Draft], results: Sequence[Result], extra: Sequence[ChatFrame] = ()
+    ) -> None:
+        """Publishes the new messages (then `extra`: a thread root's update), then answers
+        each sender (Conflict for a resend whose client_id is a message of another chat:
+        nothing of that message)."""
         published = [
             ChatFrame.of(public.chat_id, frames.NewMessage(public), sender_id=d.user_id)
             for d, (public, is_new) in zip(drafts, results, strict=True)
             if is_new
         ]
+        new_count = len(published)
+        published += extra
         if published:
             try:
                 await self.broker.publish_many(published)
@@ -349,9 +369,9 @@ class Writer:
             else:
                 d.future.set_exception(errors.Conflict(_REUSED))
         self.batches += 1
-        self.stored += len(published)
+        self.stored += new_count
         if self.on_stored is not None:
-            self.on_stored(len(published))
+            self.on_stored(new_count)
         new = [public for public, is_new in results if is_new]
         for listener in self.on_new if new else ():
             try:
@@ -449,6 +469,39 @@ async def _link_attachments(session: AsyncSession, message: MessagePublic, draft
     stored = await session.get(Message, message.id)
     if stored is not None:  # its file names are searched too
         stored.search_text = await terms.search_text_of(session, stored)
+
+
+async def _record_reply(
+    session: AsyncSession, public: MessagePublic, draft: Draft, now: datetime
+) -> Message:
+    assert draft.thread_root_id is not None
+    return await thread_replies.record_reply(
+        session,
+        reply_id=public.id,
+        seq=public.seq,
+        sender_id=draft.user_id,
+        root_id=draft.thread_root_id,
+        also_in_chat=draft.also_in_chat,
+        mentions=public.mentions,
+        now=now,
+    )
+
+
+async def _thread_fields(session: AsyncSession, public: MessagePublic) -> None:
+    """A reply's thread columns as stored (a resend's too: the stored message decides)."""
+    row = (
+        await session.execute(
+            select(Message.thread_root_id, Message.also_in_chat).where(Message.id == public.id)
+        )
+    ).one()
+    public.thread_root_id, public.also_in_chat = row.thread_root_id, row.also_in_chat
+
+
+async def _root_updated(session: AsyncSession, root: Message) -> ChatFrame:
+    """The root's `message_updated`, with its new thread summary."""
+    [fields] = await history.load_messages(session, [root.id])
+    public = as_public(fields)
+    return ChatFrame.of(root.chat_id, frames.MessageUpdated(public), sender_id=root.sender_id)
 
 
 async def _attached(session: AsyncSession, message_id: int) -> list[Any]:

@@ -144,6 +144,7 @@ class Pusher:
                 sender_id=sender,
                 mentioned=message.mentions,
                 now=self.clock(),
+                thread_root_id=message.thread_root_id,
             )
         if chat is None:
             return

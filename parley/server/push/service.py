@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
-from parley.server.db.models import Block, Chat, Membership, PushSubscription
+from parley.server.db.models import Block, Chat, Membership, PushSubscription, ThreadFollow
 from parley.server.moderation.service import in_force
 
 MAX_SUBSCRIPTIONS = 10
@@ -108,16 +108,21 @@ async def audience(
     sender_id: int | None,
     mentioned: Sequence[int],
     now: datetime,
+    thread_root_id: int | None = None,
 ) -> tuple[Chat | None, dict[int, list[PushSubscription]]]:
     """Who should hear of a new message, with their subscriptions: in a direct chat the
-    other member, elsewhere the members it mentions; never the sender, never someone who
-    blocks the sender, nobody who muted the chat unless mentioned."""
+    other member, elsewhere the members it mentions and, for a thread reply, those who
+    follow the thread; never the sender, never someone who blocks the sender, nobody who
+    muted the chat unless mentioned."""
     chat = await session.get(Chat, chat_id)
     if chat is None:
         return None, {}
     query = select(Membership.user_id, Membership.muted_until).where(Membership.chat_id == chat_id)
     if chat.type != "direct":
-        query = query.where(Membership.user_id.in_(list(mentioned) or [0]))
+        hearing = list(mentioned)
+        if thread_root_id is not None:
+            hearing += await _followers(session, thread_root_id)
+        query = query.where(Membership.user_id.in_(hearing or [0]))
     rows = (await session.execute(query)).all()
     members = {uid: muted for uid, muted in rows if uid != sender_id}
     wanted = [
@@ -144,3 +149,12 @@ async def audience(
         for row in found.scalars():
             subscriptions.setdefault(row.user_id, []).append(row)
     return chat, subscriptions
+
+
+async def _followers(session: AsyncSession, root_id: int) -> list[int]:
+    rows = await session.execute(
+        select(ThreadFollow.user_id).where(
+            ThreadFollow.root_id == root_id, ThreadFollow.following.is_(True)
+        )
+    )
+    return list(rows.scalars())

@@ -76,6 +76,15 @@ class Read(ServerFrame):
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadRead(ServerFrame):
+    """My read marker in a thread moved: to my sockets."""
+
+    kind = "thread_read"
+    root_id: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class Presence(ServerFrame):
     kind = "presence"
     user_id: int

@@ -103,6 +103,8 @@ async def _on_send(ctx: Context, f: protocol.Send, raw: Any) -> None:
         client_id=f.client_id,
         reply_to=f.reply_to,
         attachment_ids=f.attachment_ids,
+        thread_root_id=f.thread_root_id,
+        also_in_chat=f.also_in_chat,
         alive=ctx.alive,
     )
     ctx.unacked.add(future)

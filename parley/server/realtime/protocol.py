@@ -63,6 +63,8 @@ class Send(Frame):
     client_id: ClientId | None = None
     reply_to: Id | None = None
     attachment_ids: AttachmentIds = Field(default_factory=list)
+    thread_root_id: Id | None = None
+    also_in_chat: bool = False
 
 
 class Edit(Frame):

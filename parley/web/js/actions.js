@@ -4,7 +4,7 @@
 // state.js's mutations (never by writing `state` here). Pending sends are acknowledged by
 // their echoed client_id.
 
-import { api, forgetSession, rememberSession } from './api.js';
+import { api, forgetSession, rememberSession, request } from './api.js';
 import * as store from './state.js';
 
 const { state } = store;
@@ -130,13 +130,15 @@ export async function fetchMessage(id) {
 
 // ---- sending ---------------------------------------------------------------------------
 
-export function sendMessage(chatId, content, { replyTo = null, attachments = [] } = {}) {
+export function sendMessage(chatId, content, { replyTo = null, attachments = [], threadRootId = null, alsoInChat = false } = {}) {
   const item = {
     client_id: newClientId(),
     chat_id: chatId,
     content,
     reply_to: replyTo,
     attachments,
+    thread_root_id: threadRootId,
+    also_in_chat: Boolean(threadRootId && alsoInChat),
     status: 'pending',
     created_at: new Date().toISOString(),
   };
@@ -160,6 +162,8 @@ function sendBody(item) {
   const body = { content: item.content, client_id: item.client_id };
   if (item.reply_to) body.reply_to = item.reply_to;
   if (item.attachments.length) body.attachment_ids = item.attachments.map((a) => a.id);
+  if (item.thread_root_id) body.thread_root_id = item.thread_root_id;
+  if (item.also_in_chat) body.also_in_chat = true;
   return body;
 }
 
@@ -341,6 +345,39 @@ export const chatFiles = (chatId, before, limit) => api.get(`/chats/${chatId}/fi
 
 /** Messages that mention me, newest first (`before`: a message id, for the next page). */
 export const loadMentions = (before) => api.get('/mentions', { before, limit: 30 });
+
+// ---- threads ---------------------------------------------------------------------------
+
+/** A thread's root and its newest replies (up to 200). */
+export async function loadThread(rootId) {
+  const page = await api.get(`/messages/${rootId}/thread`, { limit: 200 });
+  store.putThread(page.root, page.replies);
+  return page;
+}
+
+/** The threads I follow, most recent reply first; `before`: a page's last `last_reply_at`. */
+export const loadThreads = (before) => api.get('/threads', { before, limit: 30 });
+
+export const followThread = (rootId, follow) => request(follow ? 'PUT' : 'DELETE', `/messages/${rootId}/follow`);
+
+const threadRead = new Map(); // root id → the seq last told to the server
+export function markThreadRead(rootId, seq) {
+  if (!seq || (threadRead.get(rootId) || 0) >= seq) return;
+  threadRead.set(rootId, seq);
+  api.post(`/messages/${rootId}/thread/read`, { seq }).then(refreshThreadsUnread, () => threadRead.delete(rootId));
+}
+
+let unreadTimer = 0;
+/** Recounts the unread replies of the threads I follow (soon, once for a burst of calls). */
+export function refreshThreadsUnread() {
+  clearTimeout(unreadTimer);
+  unreadTimer = setTimeout(async () => {
+    try {
+      const threads = await loadThreads();
+      store.setThreadsUnread(threads.reduce((n, entry) => n + entry.unread_count, 0));
+    } catch { /* the next reply or read tries again */ }
+  }, 300);
+}
 
 /** Mute a chat until a time, "forever", or null to unmute (per member, on the server). */
 export async function muteChat(chatId, mutedUntil) {

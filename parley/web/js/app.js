@@ -19,6 +19,7 @@ import { mentionsDialog } from './ui/mentions.js';
 import { muteMenu, profileMenu } from './ui/menu.js';
 import { mountMessages, revealMessage } from './ui/messages.js';
 import { searchDialog } from './ui/search.js';
+import { mountThreadPanel, openThread, threadsDialog } from './ui/thread.js';
 import { mountSidebar } from './ui/sidebar.js';
 import { quickSwitcher } from './ui/switcher.js';
 import { attempt, toast } from './ui/toast.js';
@@ -35,7 +36,8 @@ async function main() {
     return;
   }
   mountSidebar({ onOpen: openChat, onOpenPerson: openPerson });
-  mountMessages({ onReply: composer.startReply, onEdit: composer.startEdit, onDelete: confirmDelete, onReport: reportDialog });
+  mountMessages({ onReply: composer.startReply, onEdit: composer.startEdit, onDelete: confirmDelete, onReport: reportDialog, onThread: openThread });
+  mountThreadPanel();
   composer.mountComposer({ onOpen: openChat });
   mountNotifications({ onOpen: openChat });
   bindChrome();
@@ -199,6 +201,7 @@ function bindChrome() {
     onMentions: showMentions,
   }));
   $('#mentions-button').addEventListener('click', showMentions);
+  $('#threads-button').addEventListener('click', () => threadsDialog({ onOpen: openThreadOf }));
   $('#settings-button').addEventListener('click', () => settingsDialog());
   // The second factor went away meanwhile (an admin reset it): start again, which shows
   // the setup page (loadInitialState) instead of a chat whose requests all fail.
@@ -222,6 +225,12 @@ function bindChrome() {
     await actions.joinChannel(state.activeChatId);
     composer.refreshAvailability();
   }));
+}
+
+/** From the Threads view: the root's chat, then its thread beside it. */
+async function openThreadOf(root) {
+  await openChat(root.chat_id);
+  if (state.activeChatId === root.chat_id) openThread(root);
 }
 
 function showMentions() {

@@ -47,6 +47,15 @@ export function formatLastSeen(iso) {
   return t('presence.on', { date: shortDayFmt().format(new Date(iso)) });
 }
 
+/** "just now", "5 min ago", "3 h ago", else the short date: how long ago a thread's last reply was. */
+export function formatAgo(iso) {
+  const minutes = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 60000));
+  if (minutes < 1) return t('time.justNow');
+  if (minutes < 60) return t('time.minutesAgo', { count: minutes });
+  if (minutes < 24 * 60) return t('time.hoursAgo', { count: Math.floor(minutes / 60) });
+  return formatShort(iso);
+}
+
 export function formatSize(bytes) {
   const num = (n) => new Intl.NumberFormat(locale(), { maximumFractionDigits: 1 }).format(n);
   if (bytes < 1024) return t('size.bytes', { n: num(bytes) });

@@ -23,6 +23,7 @@ export function makeFrameHandler(socket) {
     synced: onSynced,
     error: onError,
     ephemeral: (f) => store.emit('ephemeral', f), // integrations: a bot's answer only I see
+    thread_read: (f) => store.emit('thread_read', f), // my read marker in a thread moved
   };
   return (frame) => handlers[frame.type]?.(frame);
 }

@@ -27,6 +27,9 @@ export const state = {
   blocked: new Set(), // user ids I blocked
   blockList: [], // my blocks as listed by GET /block ({user_id, expires_at})
   activeChatId: null,
+  threads: new Map(), // root id → {root, replies: Map<id, Message>, loaded} (threads opened)
+  openThreadId: null, // the root whose thread panel is open
+  threadsUnread: 0, // unread replies in the threads I follow (the Threads button's badge)
   connection: 'connecting',
 };
 
@@ -274,12 +277,14 @@ export function receiveMessage(msg) {
     if (!chat.last_message || msg.seq >= chat.last_message.seq) chat.last_message = msg;
     chat.last_seq = Math.max(chat.last_seq || 0, msg.seq);
     const mine = state.me && msg.sender.id === state.me.id;
-    if (isNew && !mine) chat.unread_count = (chat.unread_count || 0) + 1;
+    // A chat's unread count is its main timeline's: replies only in a thread count there.
+    if (isNew && !mine && !isThreadOnly(msg)) chat.unread_count = (chat.unread_count || 0) + 1;
     if (isNew && !mine && chat.type !== 'direct' && mentionsMe(msg)) chat.mention_count = (chat.mention_count || 0) + 1;
     emit('chats');
     if (isNew && !mine) emit('incoming', msg);
   }
   clearTyping(msg.chat_id, msg.sender.id);
+  if (msg.thread_root_id) putReply(msg);
   const hist = state.history.get(msg.chat_id);
   // While the first page is loading, keep the message too: the page may have been read
   // before it was stored, and dropping it here (with its pending copy) would lose it.
@@ -290,6 +295,10 @@ export function receiveMessage(msg) {
 export const mentionsMe = (msg) => Boolean(state.me && msg.mentions?.includes(state.me.id));
 
 export function updateMessage(msg) {
+  const thread = state.threads.get(msg.id);
+  if (thread) { thread.root = msg; emit('thread', msg.id); }
+  if (msg.thread_root_id && state.threads.get(msg.thread_root_id)?.replies.has(msg.id)) putReply(msg);
+  if (state.byId.has(msg.id)) state.byId.set(msg.id, msg);
   const hist = state.history.get(msg.chat_id);
   if (hist && hist.bySeq.has(msg.seq)) putMessages(msg.chat_id, [msg]);
   const chat = state.chats.get(msg.chat_id);
@@ -312,6 +321,46 @@ export function markChatRead(chatId, seq) {
     chat.unread_count = Math.min(chat.unread_count || 0, chat.last_seq - chat.read_seq);
   }
   emit('chats');
+}
+
+// ---- threads -------------------------------------------------------------------
+
+/** A thread reply that is not also shown in the chat's main timeline. */
+export const isThreadOnly = (msg) => Boolean(msg.thread_root_id) && !msg.also_in_chat;
+
+export function threadOf(rootId) {
+  if (!state.threads.has(rootId)) state.threads.set(rootId, { root: null, replies: new Map(), loaded: false });
+  return state.threads.get(rootId);
+}
+
+export function putThread(root, replies) {
+  const thread = threadOf(root.id);
+  thread.root = root;
+  for (const msg of replies) thread.replies.set(msg.id, msg);
+  thread.loaded = true;
+  emit('thread', root.id);
+}
+
+function putReply(msg) {
+  const thread = state.threads.get(msg.thread_root_id);
+  if (!thread) return;
+  thread.replies.set(msg.id, msg);
+  if (msg.client_id) state.pending.get(msg.chat_id)?.delete(msg.client_id);
+  emit('thread', msg.thread_root_id);
+}
+
+/** Thread replies, ascending. */
+export const repliesOf = (rootId) => [...(state.threads.get(rootId)?.replies.values() || [])].sort((a, b) => a.seq - b.seq);
+
+export function setThreadsUnread(count) {
+  if (state.threadsUnread === count) return;
+  state.threadsUnread = count;
+  emit('threads_unread', count);
+}
+
+export function setOpenThread(rootId) {
+  state.openThreadId = rootId;
+  emit('thread', rootId);
 }
 
 // ---- pending sends -------------------------------------------------------------

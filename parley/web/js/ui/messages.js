@@ -3,7 +3,7 @@
 
 import * as actions from '../actions.js';
 import { h, icon } from '../dom.js';
-import { dayKey, displayName, formatDay, formatFull, formatSize, formatTime, isImage } from '../format.js';
+import { dayKey, displayName, formatAgo, formatDay, formatFull, formatSize, formatTime, isImage } from '../format.js';
 import { errorText, onLocaleChange, t } from '../i18n.js';
 import { renderMarkdown } from '../markdown.js';
 import * as store from '../state.js';
@@ -94,8 +94,9 @@ function render() {
 
 function buildItems(chatId) {
   const hist = store.historyOf(chatId);
-  const messages = [...hist.bySeq.values()].sort((a, b) => a.seq - b.seq);
-  const pending = [...store.pendingOf(chatId).values()];
+  // The main timeline: thread replies show in their thread (and here only when also_in_chat).
+  const messages = [...hist.bySeq.values()].filter((m) => !store.isThreadOnly(m)).sort((a, b) => a.seq - b.seq);
+  const pending = [...store.pendingOf(chatId).values()].filter((m) => !store.isThreadOnly(m));
   const items = [];
   let prev = null;
   // Only where the last read message is loaded too (else the divider would be a guess).
@@ -131,7 +132,7 @@ function messageItem(msg, grouped) {
   const quoted = msg.reply_to ? state.byId.get(msg.reply_to) : null;
   const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped, msg.mentions,
     quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length, msg.preview,
-    state.users.get(msg.sender.id)?.avatar_url]);
+    state.users.get(msg.sender.id)?.avatar_url, msg.thread, msg.thread_root_id, msg.thread ? threadMinute() : 0]);
   return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
 }
 
@@ -199,9 +200,28 @@ function messageEl(msg, grouped, quoted) {
     contentEl(msg),
     msg.deleted ? null : attachmentsEl(msg.attachments || []),
     msg.deleted ? null : previewEl(msg, mine),
-    msg.deleted ? null : reactionsEl(msg)));
+    msg.deleted ? null : reactionsEl(msg),
+    msg.thread_root_id ? threadOriginEl(msg) : threadSummaryEl(msg, callbacks.onThread)));
   if (!msg.deleted) el.append(actionsEl(msg, mine));
   return el;
+}
+
+// The summaries' "5 min ago" is rebuilt once a minute (a new version of the element).
+const threadMinute = () => Math.floor(Date.now() / 60000);
+
+/** Under a root with replies: up to 5 repliers' avatars, "3 replies · last reply 5 min ago". */
+export function threadSummaryEl(msg, onOpen) {
+  if (!msg.thread || !onOpen) return null;
+  const { reply_count: count, last_reply_at: last, participant_ids: ids } = msg.thread;
+  return h('button', { class: 'thread-summary', testid: 'thread-summary', onclick: () => onOpen(msg) },
+    h('span', { class: 'thread-avatars' }, ids.slice(0, 5).map((id) => userAvatar(state.users.get(id) || { id, display_name: `#${id}` }, { size: 'avatar-xs' }))),
+    h('span', { class: 'thread-count', testid: 'thread-reply-count' }, t('threads.replies', { count })),
+    h('span', { class: 'thread-last' }, `· ${t('threads.lastReply', { ago: formatAgo(last) })}`));
+}
+
+/** On a reply also sent to the chat: which thread it answers. */
+function threadOriginEl(msg) {
+  return h('button', { class: 'thread-origin', testid: 'thread-origin', onclick: () => callbacks.onThread({ id: msg.thread_root_id, chat_id: msg.chat_id }) }, t('threads.repliedInThread'));
 }
 
 function contentEl(msg) {
@@ -267,6 +287,7 @@ function actionsEl(msg, mine) {
   return h('div', { class: 'msg-actions', testid: 'message-actions' },
     button('react', t('messages.react'), 'message-react', (e) => togglePicker(e, msg)),
     button('reply', t('messages.reply'), 'message-reply', () => callbacks.onReply(msg)),
+    callbacks.onThread ? button('thread', t('threads.replyInThread'), 'message-thread', () => callbacks.onThread(msg)) : null,
     mine ? button('edit', t('messages.edit'), 'message-edit', () => callbacks.onEdit(msg)) : null,
     mine || moderator ? button('delete', t('common.delete'), 'message-delete', () => callbacks.onDelete(msg), 'danger') : null,
     mine || !callbacks.onReport ? null : button('flag', t('report.action'), 'message-report', () => callbacks.onReport(msg)));
