@@ -172,6 +172,11 @@ _PAGE_COLUMNS = (
     Message.deleted_at,
     Message.client_id,
     Message.reply_to_id,
+    Message.kind,
+    Message.pinned_at,
+    Message.pinned_by,
+    Message.forwarded_from,
+    Message.notice,
     User.username,
     User.display_name,
 )

@@ -9,6 +9,7 @@ history pages encode it as it is (orjson), the other paths validate it into a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -62,6 +63,11 @@ def public_fields(
     reactions: Reactions = _NO_REACTIONS,
     mentions: Sequence[int] = (),
     preview: Mapping[str, Any] | None = None,
+    kind: str = "message",
+    pinned_at: datetime | None = None,
+    pinned_by: int | None = None,
+    forwarded_from: Mapping[str, Any] | None = None,
+    notice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one place the public message is made: `MessagePublic`'s fields, in order."""
     deleted = deleted_at is not None
@@ -85,6 +91,11 @@ def public_fields(
         ],
         "mentions": [] if deleted else list(mentions),
         "preview": None if deleted else preview,
+        "kind": kind,
+        "pinned_at": pinned_at,
+        "pinned_by": pinned_by if pinned_at is not None else None,
+        "forwarded_from": None if deleted else forwarded_from,
+        "notice": notice,
     }
 
 
@@ -113,7 +124,22 @@ def row_fields(
         reactions=reactions,
         mentions=mentions,
         preview=preview,
+        **extra_fields(row),
     )
+
+
+def extra_fields(row: Any) -> dict[str, Any]:
+    """Kind, pin, forwarding and notice of a stored row (the JSON columns decoded); the
+    defaults for a row read without those columns."""
+    forwarded = getattr(row, "forwarded_from", None)
+    notice = getattr(row, "notice", None)
+    return {
+        "kind": getattr(row, "kind", None) or "message",
+        "pinned_at": getattr(row, "pinned_at", None),
+        "pinned_by": getattr(row, "pinned_by", None),
+        "forwarded_from": json.loads(forwarded) if forwarded else None,
+        "notice": json.loads(notice) if notice else None,
+    }
 
 
 def as_public(fields: Mapping[str, Any]) -> MessagePublic:

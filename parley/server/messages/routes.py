@@ -28,14 +28,16 @@ from parley.server.deps import (
     authenticate_caller,
     get_state,
 )
-from parley.server.messages import attachments, files, history, search, service
+from parley.server.messages import attachments, files, forwarding, history, pins, search, service
 from parley.server.messages.public import attachment_public
 from parley.server.messages.schemas import (
     AttachmentPublic,
     ChatFilePublic,
+    ForwardCreate,
     MessageCreate,
     MessagePublic,
     MessageUpdate,
+    PinCreate,
     ReactionCreate,
     ReadMark,
 )
@@ -201,6 +203,75 @@ async def mark_read(
 ) -> Response:
     await service.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
     return Response(status_code=204)
+
+
+@router.post("/chats/{chat_id}/unread", status_code=204)
+async def mark_unread(
+    chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    """My read marker moves back to `seq` - 1 (never forward); my sockets get `read`."""
+    await service.mark_unread(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
+    return Response(status_code=204)
+
+
+@router.get("/chats/{chat_id}/pins")
+async def list_pins(
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> list[MessagePublic]:
+    """The chat's pinned messages, most recently pinned first (at most 50)."""
+    return await pins.list_pins(session, user_id=me.id, chat_id=chat_id, now=state.clock())
+
+
+@router.post("/chats/{chat_id}/pins")
+async def pin_message(
+    chat_id: IdPath, body: PinCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> MessagePublic:
+    """Members who may post (direct chats, groups); owners and admins (channels). 409
+    `too_many_pins` past 50."""
+    return await pins.pin_message(
+        session,
+        state.broker,
+        state.checks,
+        user_id=me.id,
+        chat_id=chat_id,
+        message_id=body.message_id,
+        now=state.clock(),
+    )
+
+
+@router.delete("/chats/{chat_id}/pins/{message_id}", status_code=204)
+async def unpin_message(
+    chat_id: IdPath, message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await pins.unpin_message(
+        session,
+        state.broker,
+        state.checks,
+        user_id=me.id,
+        chat_id=chat_id,
+        message_id=message_id,
+        now=state.clock(),
+    )
+    return Response(status_code=204)
+
+
+@router.post("/messages/{message_id}/forward", status_code=201)
+async def forward_message(
+    message_id: IdPath, body: ForwardCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> list[MessagePublic]:
+    """One copy per target chat, each after the `comment` when given; all or nothing."""
+    return await forwarding.forward_message(
+        session,
+        state.broker,
+        state.checks,
+        state.throttle,
+        state.storage,
+        user_id=me.id,
+        message_id=message_id,
+        chat_ids=body.chat_ids,
+        comment=body.comment,
+        now=state.clock(),
+    )
 
 
 @router.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)

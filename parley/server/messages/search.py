@@ -217,12 +217,13 @@ def _filters(q: Query, *, user_id: int) -> list[ColumnElement[bool]]:
     return found
 
 
-# TODO(search-is-pinned-is-thread): pins and threads are another feature's columns
-# (Message.pinned_at, Message.thread_root_id), not on this branch's main yet. These match
-# them as soon as they exist; without them no message is pinned or in a thread.
 def _pinned() -> ColumnElement[bool]:
-    pinned_at: Any = getattr(Message, "pinned_at", None)
-    return false() if pinned_at is None else pinned_at.is_not(None)
+    return Message.pinned_at.is_not(None)
+
+
+# TODO(search-is-pinned-is-thread): threads are another feature's column
+# (Message.thread_root_id), not on this branch's main yet. This matches it as soon as it
+# exists; without it no message is in a thread.
 
 
 def _in_thread() -> ColumnElement[bool]:
