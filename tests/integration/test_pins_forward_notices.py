@@ -23,6 +23,7 @@ from tests.factories import (
     send,
 )
 
+
 def png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (4, 3), (0, 128, 255)).save(out, "PNG")
@@ -96,7 +97,9 @@ async def test_pin_unpin_list_and_frames(
         assert notice["message"]["reply_to"] == first["id"]
         assert (await pin(client, a, chat["id"], second["id"])).status_code == 200
         await next_frames(ws, {"message", "message_updated"}, 2)
-        listed = (await client.get(f"/service/api/chats/{chat['id']}/pins", headers=a.headers)).json()
+        listed = (
+            await client.get(f"/service/api/chats/{chat['id']}/pins", headers=a.headers)
+        ).json()
         assert [m["id"] for m in listed] == [second["id"], first["id"]]  # latest pin first
         gone = await client.delete(
             f"/service/api/chats/{chat['id']}/pins/{second['id']}", headers=b.headers
@@ -175,7 +178,7 @@ async def forward(
 async def test_forward_with_comment_and_attachment(
     client: httpx.AsyncClient, live: Running, people: list[Account]
 ) -> None:
-    a, b, c, outsider = people
+    a, b, c, _ = people
     source_chat = await make_group(client, a, b)
     upload = await client.post(
         f"/service/api/chats/{source_chat['id']}/attachments",
