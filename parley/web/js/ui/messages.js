@@ -155,7 +155,7 @@ async function openMessageById(messageId) {
 }
 
 function isGrouped(prev, msg) {
-  if (!prev || msg.reply_to || prev.deleted || prev.kind === 'notice' || msg.forwarded_from) return false;
+  if (!prev || msg.reply_to || prev.deleted || prev.kind === 'notice' || msg.forwarded_from || msg.pinned_at) return false;
   const prevSender = prev.sender ? prev.sender.id : state.me.id;
   const sender = msg.sender ? msg.sender.id : state.me.id;
   if (prevSender !== sender || dayKey(prev.created_at) !== dayKey(msg.created_at)) return false;
