@@ -62,12 +62,15 @@ async def forward_message(
     )
     copied: list[str] = []
     try:
+        # The files first: no write lock (SQLite) or row lock is held while they are copied.
+        keys = {
+            chat_id: [await _copy(storage, a, copied, now) for a in files] for chat_id in targets
+        }
         stored: list[Message] = []
         for chat_id in targets:
             stored += await _forward_to(
                 session,
-                storage,
-                copied,
+                keys[chat_id],
                 user_id=user_id,
                 chat_id=chat_id,
                 source=source,
@@ -115,10 +118,16 @@ async def _origin(session: AsyncSession, source: Message) -> str:
     return origin.model_dump_json()
 
 
+async def _copy(storage: Storage, a: Attachment, copied: list[str], now: datetime) -> str:
+    key = new_key("attachments", now)
+    copied.append(key)
+    await storage.save(key, await storage.open(a.storage_key), max_bytes=a.size + 1)
+    return key
+
+
 async def _forward_to(
     session: AsyncSession,
-    storage: Storage,
-    copied: list[str],
+    keys: list[str],
     *,
     user_id: int,
     chat_id: int,
@@ -140,10 +149,7 @@ async def _forward_to(
         written.append(note)
     copy = await _insert(session, chat, user_id=user_id, content=source.content, now=now)
     copy.forwarded_from = origin
-    for a in files:
-        key = new_key("attachments", now)
-        await storage.save(key, await storage.open(a.storage_key), max_bytes=a.size + 1)
-        copied.append(key)
+    for a, key in zip(files, keys, strict=True):
         session.add(
             Attachment(
                 chat_id=chat_id,

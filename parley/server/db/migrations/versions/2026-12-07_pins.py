@@ -36,9 +36,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_messages_kind_chat_seq", table_name="messages")
     op.drop_index("ix_messages_chat_pinned", table_name="messages")
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("notice")
-        batch.drop_column("forwarded_from")
-        batch.drop_column("pinned_by")
-        batch.drop_column("pinned_at")
-        batch.drop_column("kind")
+    # SQLite 3.35+: ALTER TABLE DROP COLUMN, no rebuild (which would lose the FTS triggers)
+    for column in ("notice", "forwarded_from", "pinned_by", "pinned_at", "kind"):
+        op.drop_column("messages", column)
