@@ -419,3 +419,49 @@ async def test_notice_rules(client: httpx.AsyncClient, people: list[Account]) ->
     # a new message after the notices is unread as usual
     await send(client, a, chat["id"], "news")
     assert (await my_chat(client, b, chat["id"]))["unread_count"] == 1
+
+
+async def test_owner_leaving_hands_over_with_notices(
+    client: httpx.AsyncClient, people: list[Account]
+) -> None:
+    a, b, *_ = people
+    chat = await make_group(client, a, b)
+    left = await client.delete(f"/service/api/chats/{chat['id']}/members/{a.id}", headers=a.headers)
+    assert left.status_code == 204
+    told = notices(await history(client, b, chat["id"]))
+    assert [(n["action"], n["actor_id"], n["user_ids"]) for n in told] == [
+        ("left", a.id, [a.id]),
+        ("owner_changed", a.id, [b.id]),
+    ]
+
+
+async def test_notice_cannot_be_pinned_nor_replied_to_over_websocket(
+    client: httpx.AsyncClient, live: Running, people: list[Account]
+) -> None:
+    a, b, *_ = people
+    chat = await make_group(client, a, b)
+    await client.patch(f"/service/api/chats/{chat['id']}", json={"title": "N"}, headers=a.headers)
+    [notice] = [m for m in await history(client, a, chat["id"]) if m["kind"] == "notice"]
+    refused = await pin(client, a, chat["id"], notice["id"])
+    assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
+    ws = await connect(live.ws_base, b)
+    try:
+        frame = {"type": "send", "chat_id": chat["id"], "content": "re", "client_id": "re-notice"}
+        await ws.send(json.dumps(frame | {"reply_to": notice["id"]}))
+        error = await recv_type(ws, "error")
+        assert error["code"] == "validation_error" and error["ref"] == "re-notice"
+    finally:
+        await ws.close()
+
+
+async def test_deleting_a_pinned_message_unpins_it(client: httpx.AsyncClient) -> None:
+    a, b = await make_user(client), await make_user(client)  # a direct chat of their own
+    chat = await make_direct(client, a, b)
+    said = await send(client, a, chat["id"], "pinned then gone")
+    assert (await pin(client, b, chat["id"], said["id"])).status_code == 200
+    gone = await client.delete(f"/service/api/messages/{said['id']}", headers=a.headers)
+    assert gone.status_code == 204
+    listed = await client.get(f"/service/api/chats/{chat['id']}/pins", headers=a.headers)
+    assert listed.json() == []
+    again = await pin(client, a, chat["id"], said["id"])
+    assert again.status_code == 409 and again.json()["code"] == "message_deleted"
