@@ -416,6 +416,10 @@ async def test_notice_rules(client: httpx.AsyncClient, people: list[Account]) ->
     for refused in refusals:
         assert refused.status_code == 422, refused.text
         assert refused.json()["code"] == "validation_error" and refused.json()["detail"]
+    found = await client.get(
+        "/service/api/search", params={"q": f"from:{a.username} in:{chat['id']}"}, headers=b.headers
+    )
+    assert [m["id"] for m in found.json()] == [said["id"]]  # notices are not searched
     # a new message after the notices is unread as usual
     await send(client, a, chat["id"], "news")
     assert (await my_chat(client, b, chat["id"]))["unread_count"] == 1

@@ -146,8 +146,8 @@ async def search_messages(
     limit: int,
     now: datetime,
 ) -> list[MessagePublic]:
-    """Only chats the user is a member of; never deleted messages, nor (outside direct
-    chats) those of users it blocks. Newest first; `before`: older than that message."""
+    """Only chats the user is a member of; never deleted messages nor notices, nor (outside
+    direct chats) those of users it blocks. Newest first; `before`: older than that message."""
     if not q.strip():
         raise errors.ValidationFailed("q: must not be empty")
     parsed = parse(q)
@@ -156,7 +156,7 @@ async def search_messages(
     query = await _scope(session, user_id=user_id, chat_id=chat_id, now=now)
     if before is not None:
         query = query.where(Message.id < before)
-    query = query.where(*_filters(parsed, user_id=user_id))
+    query = query.where(Message.kind != "notice", *_filters(parsed, user_id=user_id))
     if session.get_bind().dialect.name == "sqlite":
         query = _match_sqlite(query, parsed)
     else:
