@@ -247,7 +247,8 @@ def test_group_and_public_channel(register: Any) -> None:
     leo.page.get_by_test_id("chat-title").filter(has_text=title).wait_for()
     leo.page.get_by_test_id("message-1").filter(has_text="welcome").wait_for()
     send(leo.page, "thanks!")
-    kim.page.get_by_test_id("message-2").filter(has_text="thanks!").wait_for()
+    # seq 2 is the notice of Leo's joining
+    kim.page.get_by_test_id("message-3").filter(has_text="thanks!").wait_for()
     kim.page.get_by_test_id("chat-subtitle").filter(has_text="2 members").wait_for()
 
     leo.page.get_by_test_id("message-search-button").click()

@@ -269,11 +269,14 @@ async def test_delete_by_author_or_chat_manager(client: httpx.AsyncClient) -> No
         response = await client.delete(f"{MESSAGES}/{message['id']}", headers=who.headers)
         assert response.status_code == 204
     stored = await history(client, other, group["id"])
+    # seq 1 is the notice of the admin's new role
     assert [(m["seq"], m["content"], m["deleted"]) for m in stored] == [
-        (1, "", True),
+        (1, "", False),
         (2, "", True),
         (3, "", True),
+        (4, "", True),
     ]
+    assert stored[0]["kind"] == "notice"
     edit = await client.patch(
         f"{MESSAGES}/{first['id']}", json={"content": "back"}, headers=author.headers
     )

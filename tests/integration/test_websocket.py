@@ -349,6 +349,8 @@ async def test_open_sockets_follow_membership_changes(
         )
         joined = (await recv_type(ws, "chat_updated"))["chat"]
         assert joined["id"] == group["id"] and joined["my_role"] == "member"
+        added = (await recv_type(ws, "message"))["message"]  # the notice of its addition
+        assert added["kind"] == "notice" and added["notice"]["user_ids"] == [newcomer.id]
         first = await send(client, owner, group["id"], "welcome")
         assert (await recv_type(ws, "message"))["message"] == first
         removed = await client.delete(

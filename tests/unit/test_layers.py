@@ -66,6 +66,9 @@ SERVICES = [
     "parley.server.accounts.twofactor",
     "parley.server.trust.sessions",
     "parley.server.messages.retention",
+    "parley.server.messages.notices",
+    "parley.server.messages.pins",
+    "parley.server.messages.forwarding",
 ]
 
 

@@ -18,6 +18,7 @@ from parley.server.chats.general import GENERAL
 from parley.server.chats.schemas import ChatSettings, MemberPublic
 from parley.server.db.models import Chat, Membership, User
 from parley.server.db.unit import after_commit, publish_on_commit
+from parley.server.messages.notices import add_notice
 from parley.server.moderation.service import check_can_add, is_blocked_either
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
@@ -162,10 +163,16 @@ async def update_chat(
     chat, membership = await access_manager(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct" and (title is not None or description is not None):
         raise errors.ValidationFailed("A direct chat has no title", code="direct_chat")
-    if title is not None:
+    if title is not None and title != chat.title:
         chat.title = title
-    if description is not None:
+        await add_notice(
+            session, broker, chat, actor_id=user_id, action="renamed", title=title, now=now
+        )
+    if description is not None and description != chat.description:
         chat.description = description
+        await add_notice(
+            session, broker, chat, actor_id=user_id, action="description_changed", now=now
+        )
     if retention is not None and retention[0] != chat.retention_days:
         details = {"from": chat.retention_days, "to": retention[0]}
         chat.retention_days = retention[0]
@@ -210,6 +217,9 @@ async def add_members(
     session.add_all(Membership(chat_id=chat_id, user_id=uid, role="member") for uid in new)
     if new:
         after_commit(session, lambda: _announce_joined(session, broker, chat, new, now=now))
+        await add_notice(
+            session, broker, chat, actor_id=user_id, action="added", user_ids=new, now=now
+        )
     await session.commit()
 
 
@@ -244,6 +254,9 @@ async def join_chat(
     except IntegrityError:  # joined concurrently: already a member
         return await access_member(session, user_id=user_id, chat_id=chat_id)
     after_commit(session, lambda: _announce_joined(session, broker, chat, [user_id], now=now))
+    await add_notice(
+        session, broker, chat, actor_id=user_id, action="joined", user_ids=[user_id], now=now
+    )
     await session.commit()
     return chat, membership
 
@@ -286,6 +299,27 @@ async def remove_member(
         await audit(session, user_id, "chat.owner", "chat", chat_id, details, at=now)
     gone = UsersFrame.of([target_id], frames.ChatRemoved(chat_id))
     publish_on_commit(session, broker, gone, MembershipChanged(chat_id, [target_id], joined=False))
+    action = "left" if target_id == user_id else "removed"
+    await add_notice(
+        session,
+        broker,
+        chat,
+        actor_id=user_id,
+        action=action,
+        user_ids=[target_id],
+        skip_user=target_id,  # it gets `chat_removed`, not the notice
+        now=now,
+    )
+    if heir is not None:
+        await add_notice(
+            session,
+            broker,
+            chat,
+            actor_id=user_id,
+            action="owner_changed",
+            user_ids=[heir],
+            now=now,
+        )
     if heir is not None:  # every process's caches learn its new role (`@all` works at once)
         publish_on_commit(session, broker, RolesChanged(chat_id, [heir]))
     after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))
@@ -334,6 +368,26 @@ async def set_role(
         mine.role = "admin"
         changed.append(user_id)
     details = {"user_id": target_id, "from": target.role, "to": role}
+    if role == "owner" and target_id != user_id:
+        await add_notice(
+            session,
+            broker,
+            chat,
+            actor_id=user_id,
+            action="owner_changed",
+            user_ids=[target_id],
+            now=now,
+        )
+    elif target.role != role:
+        await add_notice(
+            session,
+            broker,
+            chat,
+            actor_id=user_id,
+            action="role_changed",
+            user_ids=[target_id],
+            now=now,
+        )
     target.role = role
     action = "chat.owner" if role == "owner" and target_id != user_id else "chat.role"
     await audit(session, user_id, action, "chat", chat_id, details, at=now)

@@ -75,6 +75,7 @@ async def chats_public(
         if has_messages
         else {}
     )
+    notices = await _unread_notices(session, viewer_id, ids) if has_messages else {}
     has_direct = any(c.type == "direct" for c, _ in rows)
     peers = await _peers(session, ids, viewer_id) if has_direct else {}
     mentions = await _mention_counts(session, rows, viewer_id, ids, hidden)
@@ -94,7 +95,12 @@ async def chats_public(
                 member_count=counts.get(chat.id, 0),
                 last_seq=chat.last_seq,
                 unread_count=max(
-                    0, chat.last_seq - read - unseen.get(chat.id, 0) - in_threads.get(chat.id, 0)
+                    0,
+                    chat.last_seq
+                    - read
+                    - unseen.get(chat.id, 0)
+                    - in_threads.get(chat.id, 0)
+                    - notices.get(chat.id, 0),
                 ),
                 read_seq=read,
                 last_message=last.get(chat.id),
@@ -151,18 +157,13 @@ async def _last_messages(
     direct chats (each such chat then looks back for its newest visible one)."""
     latest = and_(Chat.id == Message.chat_id, Chat.last_seq == Message.seq, Chat.id.in_(chat_ids))
     rows = list((await session.execute(select(Message, Chat.type).join(Chat, latest))).all())
-    shown = [m for m, kind in rows if kind == "direct" or m.sender_id not in hidden]
+    shown = [m for m, kind in rows if _shown_last(m, kind, hidden)]
     earlier = []
-    for message, _kind in [(m, k) for m, k in rows if k != "direct" and m.sender_id in hidden]:
-        visible = await session.scalar(
-            select(Message)
-            .where(
-                Message.chat_id == message.chat_id,
-                or_(Message.sender_id.is_(None), Message.sender_id.not_in(hidden)),
-            )
-            .order_by(Message.seq.desc())
-            .limit(1)
-        )
+    for message, _kind in [(m, k) for m, k in rows if not _shown_last(m, k, hidden)]:
+        query = select(Message).where(Message.chat_id == message.chat_id, Message.kind != "notice")
+        if hidden:
+            query = query.where(or_(Message.sender_id.is_(None), Message.sender_id.not_in(hidden)))
+        visible = await session.scalar(query.order_by(Message.seq.desc()).limit(1))
         if visible is not None:
             earlier.append(visible)
     # The subquery may name a hidden last message too: its reactions are fetched and unused.
@@ -170,6 +171,33 @@ async def _last_messages(
     public = await messages_public(session, shown, ids_from=message_ids)
     public += await messages_public(session, earlier)
     return {m.chat_id: m for m in public}
+
+
+def _shown_last(message: Message, chat_type: str, hidden: list[int]) -> bool:
+    """A notice is never a chat's last message, nor one of a hidden sender."""
+    if message.kind == "notice":
+        return False
+    return chat_type == "direct" or message.sender_id not in hidden
+
+
+async def _unread_notices(
+    session: AsyncSession, viewer_id: int, chat_ids: ChatIds
+) -> dict[int, int]:
+    """Per chat, the notices past the viewer's read marker: never unread."""
+    query = (
+        select(Message.chat_id, func.count())
+        .join(
+            Membership,
+            (Membership.chat_id == Message.chat_id) & (Membership.user_id == viewer_id),
+        )
+        .where(
+            Message.kind == "notice",
+            Message.chat_id.in_(chat_ids),
+            Message.seq > Membership.last_read_seq,
+        )
+        .group_by(Message.chat_id)
+    )
+    return dict((await session.execute(query)).tuples().all())
 
 
 async def _hidden_unread(
@@ -190,6 +218,7 @@ async def _hidden_unread(
             Message.chat_id.in_(chat_ids),
             Chat.type != "direct",
             Message.sender_id.in_(hidden),
+            Message.kind != "notice",  # counted apart (`_unread_notices`)
             Message.seq > Membership.last_read_seq,
             in_main_timeline(),  # the others are counted off with the threads' replies
         )

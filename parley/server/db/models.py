@@ -177,6 +177,9 @@ class Message(Base):
         UniqueConstraint("sender_id", "client_id"),
         Index("ix_messages_chat_created", "chat_id", "created_at"),
         Index("ix_messages_thread_root_seq", "thread_root_id", "seq"),
+        Index("ix_messages_chat_pinned", "chat_id", "pinned_at"),
+        # a chat's notices past a read marker: taken off its unread count
+        Index("ix_messages_kind_chat_seq", "kind", "chat_id", "seq"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -205,6 +208,13 @@ class Message(Base):
     reply_count: Mapped[int] = mapped_column(default=0, server_default="0")
     last_reply_at: Mapped[datetime | None]
     thread_participants: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    # pins: "message", or "notice" (a change to a group or channel, `notice` its JSON)
+    kind: Mapped[str] = mapped_column(String(16), default="message", server_default="message")
+    pinned_at: Mapped[datetime | None]
+    pinned_by: Mapped[int | None]
+    # JSON {message_id, sender, created_at, chat_id?}: the source as it was when forwarded
+    forwarded_from: Mapped[str | None] = mapped_column(Text)
+    notice: Mapped[str | None] = mapped_column(Text)  # JSON {action, actor_id, user_ids, title}
 
 
 class MessageMention(Base):

@@ -180,6 +180,11 @@ _PAGE_COLUMNS = (
     Message.reply_count,
     Message.last_reply_at,
     Message.thread_participants,
+    Message.kind,
+    Message.pinned_at,
+    Message.pinned_by,
+    Message.forwarded_from,
+    Message.notice,
     User.username,
     User.display_name,
 )

@@ -9,6 +9,7 @@ history pages encode it as it is (orjson), the other paths validate it into a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -75,6 +76,11 @@ def public_fields(
     thread_root_id: int | None = None,
     also_in_chat: bool = False,
     thread: Mapping[str, Any] | None = None,
+    kind: str = "message",
+    pinned_at: datetime | None = None,
+    pinned_by: int | None = None,
+    forwarded_from: Mapping[str, Any] | None = None,
+    notice: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one place the public message is made: `MessagePublic`'s fields, in order."""
     deleted = deleted_at is not None
@@ -101,6 +107,11 @@ def public_fields(
         "thread_root_id": thread_root_id,
         "also_in_chat": also_in_chat,
         "thread": thread,
+        "kind": kind,
+        "pinned_at": pinned_at,
+        "pinned_by": pinned_by if pinned_at is not None else None,
+        "forwarded_from": None if deleted else forwarded_from,
+        "notice": notice,
     }
 
 
@@ -132,7 +143,22 @@ def row_fields(
         thread_root_id=row.thread_root_id,
         also_in_chat=row.also_in_chat,
         thread=thread_fields(row.reply_count, row.last_reply_at, row.thread_participants),
+        **extra_fields(row),
     )
+
+
+def extra_fields(row: Any) -> dict[str, Any]:
+    """Kind, pin, forwarding and notice of a stored row (the JSON columns decoded); the
+    defaults for a row read without those columns."""
+    forwarded = getattr(row, "forwarded_from", None)
+    notice = getattr(row, "notice", None)
+    return {
+        "kind": getattr(row, "kind", None) or "message",
+        "pinned_at": getattr(row, "pinned_at", None),
+        "pinned_by": getattr(row, "pinned_by", None),
+        "forwarded_from": json.loads(forwarded) if forwarded else None,
+        "notice": json.loads(notice) if notice else None,
+    }
 
 
 def thread_fields(

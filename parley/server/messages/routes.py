@@ -29,15 +29,26 @@ from parley.server.deps import (
     authenticate_caller,
     get_state,
 )
-from parley.server.messages import attachments, files, history, search, service, threads
+from parley.server.messages import (
+    attachments,
+    files,
+    forwarding,
+    history,
+    pins,
+    search,
+    service,
+    threads,
+)
 from parley.server.messages.public import attachment_public
 from parley.server.messages.schemas import (
     AttachmentPublic,
     ChatFilePublic,
     FollowedThread,
+    ForwardCreate,
     MessageCreate,
     MessagePublic,
     MessageUpdate,
+    PinCreate,
     ReactionCreate,
     ReadMark,
     ThreadPage,
@@ -234,12 +245,62 @@ async def get_thread(
     )
 
 
+@router.post("/chats/{chat_id}/unread", status_code=204)
+async def mark_unread(
+    chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    """My read marker moves back to `seq` - 1 (never forward); my sockets get `read`."""
+    await service.mark_unread(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
+    return Response(status_code=204)
+
+
+@router.get("/chats/{chat_id}/pins")
+async def list_pins(
+    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> list[MessagePublic]:
+    """The chat's pinned messages, most recently pinned first (at most 50)."""
+    return await pins.list_pins(session, user_id=me.id, chat_id=chat_id, now=state.clock())
+
+
+@router.post("/chats/{chat_id}/pins")
+async def pin_message(
+    chat_id: IdPath, body: PinCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> MessagePublic:
+    """Members who may post (direct chats, groups); owners and admins (channels). 409
+    `too_many_pins` past 50."""
+    return await pins.pin_message(
+        session,
+        state.broker,
+        state.checks,
+        user_id=me.id,
+        chat_id=chat_id,
+        message_id=body.message_id,
+        now=state.clock(),
+    )
+
+
 @router.put("/messages/{message_id}/follow", status_code=204)
 async def follow_thread(
     message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     await threads.follow_thread(
         session, user_id=me.id, root_id=message_id, following=True, now=state.clock()
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/chats/{chat_id}/pins/{message_id}", status_code=204)
+async def unpin_message(
+    chat_id: IdPath, message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    await pins.unpin_message(
+        session,
+        state.broker,
+        state.checks,
+        user_id=me.id,
+        chat_id=chat_id,
+        message_id=message_id,
+        now=state.clock(),
     )
     return Response(status_code=204)
 
@@ -276,6 +337,25 @@ async def mark_thread_read(
         session, state.broker, user_id=me.id, root_id=message_id, seq=body.seq, now=state.clock()
     )
     return Response(status_code=204)
+
+
+@router.post("/messages/{message_id}/forward", status_code=201)
+async def forward_message(
+    message_id: IdPath, body: ForwardCreate, me: CurrentUser, session: SessionDep, state: StateDep
+) -> list[MessagePublic]:
+    """One copy per target chat, each after the `comment` when given; all or nothing."""
+    return await forwarding.forward_message(
+        session,
+        state.broker,
+        state.checks,
+        state.throttle,
+        state.storage,
+        user_id=me.id,
+        message_id=message_id,
+        chat_ids=body.chat_ids,
+        comment=body.comment,
+        now=state.clock(),
+    )
 
 
 @router.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)

@@ -36,6 +36,15 @@ class ReadMark(Strict):
     seq: Seq
 
 
+class PinCreate(Strict):
+    message_id: Id
+
+
+class ForwardCreate(Strict):
+    chat_ids: Annotated[list[Id], Field(min_length=1, max_length=10)]
+    comment: Content | None = None
+
+
 class AttachmentPublic(BaseModel):
     id: int
     filename: str
@@ -68,6 +77,24 @@ class ThreadSummary(BaseModel):
     participant_ids: list[int]
 
 
+class ForwardedFrom(BaseModel):
+    """Where a forwarded message came from; `chat_id` only when that is a public channel."""
+
+    message_id: int
+    sender: SenderPublic | None
+    created_at: datetime
+    chat_id: int | None = None
+
+
+class NoticePublic(BaseModel):
+    """What a notice tells: `action` done by `actor_id` to `user_ids` (`title`: a new title)."""
+
+    action: str
+    actor_id: int | None
+    user_ids: list[int]
+    title: str | None = None
+
+
 class MessagePublic(BaseModel):
     id: int
     chat_id: int
@@ -86,6 +113,11 @@ class MessagePublic(BaseModel):
     thread_root_id: int | None = None
     also_in_chat: bool = False
     thread: ThreadSummary | None = None
+    kind: str = "message"
+    pinned_at: datetime | None = None
+    pinned_by: int | None = None
+    forwarded_from: ForwardedFrom | None = None
+    notice: NoticePublic | None = None
 
 
 class ChatFilePublic(BaseModel):

@@ -146,8 +146,8 @@ async def search_messages(
     limit: int,
     now: datetime,
 ) -> list[MessagePublic]:
-    """Only chats the user is a member of; never deleted messages, nor (outside direct
-    chats) those of users it blocks. Newest first; `before`: older than that message."""
+    """Only chats the user is a member of; never deleted messages nor notices, nor (outside
+    direct chats) those of users it blocks. Newest first; `before`: older than that message."""
     if not q.strip():
         raise errors.ValidationFailed("q: must not be empty")
     parsed = parse(q)
@@ -156,7 +156,7 @@ async def search_messages(
     query = await _scope(session, user_id=user_id, chat_id=chat_id, now=now)
     if before is not None:
         query = query.where(Message.id < before)
-    query = query.where(*_filters(parsed, user_id=user_id))
+    query = query.where(Message.kind != "notice", *_filters(parsed, user_id=user_id))
     if session.get_bind().dialect.name == "sqlite":
         query = _match_sqlite(query, parsed)
     else:
@@ -217,12 +217,13 @@ def _filters(q: Query, *, user_id: int) -> list[ColumnElement[bool]]:
     return found
 
 
-# TODO(search-is-pinned-is-thread): pins and threads are another feature's columns
-# (Message.pinned_at, Message.thread_root_id), not on this branch's main yet. These match
-# them as soon as they exist; without them no message is pinned or in a thread.
 def _pinned() -> ColumnElement[bool]:
-    pinned_at: Any = getattr(Message, "pinned_at", None)
-    return false() if pinned_at is None else pinned_at.is_not(None)
+    return Message.pinned_at.is_not(None)
+
+
+# TODO(search-is-pinned-is-thread): threads are another feature's column
+# (Message.thread_root_id), not on this branch's main yet. This matches it as soon as it
+# exists; without it no message is in a thread.
 
 
 def _in_thread() -> ColumnElement[bool]:

@@ -38,6 +38,7 @@ from parley.server.messages.mentions import (
     mentions_of,
     replace_mentions,
 )
+from parley.server.messages.notices import check_not_notice
 from parley.server.messages.public import as_public, attachment_public, row_fields
 from parley.server.messages.schemas import AttachmentPublic, MessagePublic
 from parley.server.messages.terms import search_text_of
@@ -47,7 +48,7 @@ from parley.server.moderation.service import blocked_ids
 from parley.server.previews.stored import previews_of
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.events import ChatFrame
+from parley.server.realtime.events import ChatFrame, UsersFrame
 from parley.server.throttle import Throttle
 
 SYNC_LIMIT = 500
@@ -351,6 +352,7 @@ async def _check_reply(session: AsyncSession, *, chat_id: int, reply_to: int) ->
     target = await session.get(Message, reply_to)
     if target is None or target.chat_id != chat_id:
         raise errors.ValidationFailed("reply_to must be a message of the same chat")
+    check_not_notice(target, "replied to")
 
 
 async def check_thread_root(
@@ -389,6 +391,7 @@ async def edit_message(
 ) -> MessagePublic:
     """Author only; a deleted message cannot be edited."""
     message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
+    check_not_notice(message, "edited")
     if message.sender_id != user_id:
         raise errors.Forbidden("Only the author can edit a message", code="not_author")
     if message.deleted_at is not None:
@@ -442,6 +445,7 @@ async def erase_message(session: AsyncSession, message: Message, *, now: datetim
     """Leaves a `deleted` placeholder (the seq stays): content, reactions and mentions go
     (and with the content its search entry). No commit; no permission check."""
     message.content, message.deleted_at, message.search_text = "", now, ""
+    message.pinned_at = message.pinned_by = None
     await session.execute(delete(Reaction).where(Reaction.message_id == message.id))
     await session.execute(delete(MessagePreview).where(MessagePreview.message_id == message.id))
     await clear_mentions(session, message.id)
@@ -452,7 +456,7 @@ async def erase_messages(session: AsyncSession, ids: Sequence[int], *, now: date
     await session.execute(
         update(Message)
         .where(Message.id.in_(ids))
-        .values(content="", deleted_at=now, search_text="")
+        .values(content="", deleted_at=now, search_text="", pinned_at=None, pinned_by=None)
         .execution_options(synchronize_session=False)
     )
     await session.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
@@ -479,6 +483,7 @@ async def react(
     emoji = check_emoji(emoji)
     message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
     await access_member(session, user_id=user_id, chat_id=message.chat_id)
+    check_not_notice(message, "reacted to")
     if message.deleted_at is not None:
         raise errors.Conflict("The message was deleted", code="message_deleted")
     key = and_(
@@ -533,5 +538,21 @@ async def mark_read(
     membership.last_read_seq = target
     read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
     publish_on_commit(session, broker, ChatFrame.of(chat_id, read))
+    await session.commit()
+    return target
+
+
+async def mark_unread(
+    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, seq: int
+) -> int:
+    """Moves the read marker back to just before `seq` (never forward: a marker already
+    there or earlier stays); the user's sockets get its `read` frame. The marker."""
+    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
+    target = max(0, min(seq, chat.last_seq + 1) - 1)
+    if target >= membership.last_read_seq:
+        return membership.last_read_seq
+    membership.last_read_seq = target
+    read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
+    publish_on_commit(session, broker, UsersFrame.of([user_id], read))
     await session.commit()
     return target

@@ -268,6 +268,7 @@ export function markRead(chatId) {
   const chat = state.chats.get(chatId);
   const seq = store.newestSeq(chatId);
   if (!chat || !seq || !isMember(chat)) return;
+  if (state.keptUnread === chatId) return; // marked unread: left so until opened again
   if (seq <= (chat.read_seq || 0) && !chat.unread_count) return;
   store.markChatRead(chatId, seq);
   if (!(socket && socket.send({ type: 'read', chat_id: chatId, seq }))) {
@@ -505,3 +506,40 @@ export const listCommands = (chatId) => api.get(`/chats/${chatId}/commands`);
 export const runCommand = (chatId, command, text) => api.post(`/chats/${chatId}/commands`, { command, text });
 export const startExport = (chatId = null) => api.post(chatId ? `/chats/${chatId}/export` : '/export');
 export const exportStatus = (exportId) => api.get(`/export/${exportId}`);
+
+// ---- pins, forwarding, mark as unread ---------------------------------------------------
+
+/** The chat's pinned messages (most recently pinned first), kept in the store. */
+export async function loadPins(chatId) {
+  const pins = await api.get(`/chats/${chatId}/pins`);
+  store.setPins(chatId, pins);
+  return pins;
+}
+
+export async function togglePin(msg) {
+  if (msg.pinned_at) {
+    await api.del(`/chats/${msg.chat_id}/pins/${msg.id}`);
+    store.updateMessage({ ...msg, pinned_at: null, pinned_by: null });
+  } else {
+    store.updateMessage(await api.post(`/chats/${msg.chat_id}/pins`, { message_id: msg.id }));
+  }
+}
+
+/** Sends a copy of `msg` to each chat (at most 10), after `comment` when given. */
+export async function forwardMessage(msg, chatIds, comment) {
+  const body = { chat_ids: chatIds };
+  if (comment && comment.trim()) body.comment = comment.trim();
+  const copies = await api.post(`/messages/${msg.id}/forward`, body);
+  for (const copy of copies) store.receiveMessage(copy);
+  return copies;
+}
+
+/** Marks `msg` and what follows it unread; reading stops until the chat is opened again. */
+export async function markUnread(msg) {
+  await api.post(`/chats/${msg.chat_id}/unread`, { seq: msg.seq });
+  store.keepUnread(msg.chat_id, msg.seq - 1);
+  await loadChat(msg.chat_id).catch(() => {});
+}
+
+/** The address of a message: opening it opens the chat at the message (members only). */
+export const messageLink = (msg) => `${location.origin}/chat?chat=${msg.chat_id}&message=${msg.id}`;

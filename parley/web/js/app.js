@@ -18,6 +18,7 @@ import { renderHeader } from './ui/header.js';
 import { mentionsDialog } from './ui/mentions.js';
 import { muteMenu, profileMenu } from './ui/menu.js';
 import { mountMessages, revealMessage } from './ui/messages.js';
+import { mountPinBar } from './ui/pinbar.js';
 import { searchDialog } from './ui/search.js';
 import { mountThreadPanel, openThread, threadsDialog } from './ui/thread.js';
 import { mountSidebar } from './ui/sidebar.js';
@@ -38,6 +39,7 @@ async function main() {
   mountSidebar({ onOpen: openChat, onOpenPerson: openPerson });
   mountMessages({ onReply: composer.startReply, onEdit: composer.startEdit, onDelete: confirmDelete, onReport: reportDialog, onThread: openThread });
   mountThreadPanel();
+  mountPinBar({ onReveal: reveal });
   composer.mountComposer({ onOpen: openChat });
   mountNotifications({ onOpen: openChat });
   bindChrome();
@@ -55,8 +57,10 @@ async function main() {
   actions.useSocket(socket);
   socket.start();
   document.body.classList.remove('is-loading');
+  const link = new URLSearchParams(location.search);
   const fromHash = Number(location.hash.slice(1));
-  if (fromHash > 0) openChat(fromHash);
+  if (Number(link.get('chat')) > 0) openLink(Number(link.get('chat')), Number(link.get('message')));
+  else if (fromHash > 0) openChat(fromHash);
   else welcomeIfNew();
 }
 
@@ -143,6 +147,20 @@ async function openChat(chatId, { around = null } = {}) {
   }
   if (around != null) await revealMessage(chatId, around);
   else composer.focusComposer();
+}
+
+/** A link to a message (`/chat?chat=ID&message=MESSAGE_ID`): the chat, at the message. */
+async function openLink(chatId, messageId) {
+  let seq = null;
+  if (messageId > 0) {
+    try {
+      const msg = await actions.fetchMessage(messageId);
+      if (msg.chat_id === chatId) seq = msg.seq;
+    } catch (error) {
+      toast(errorText(error), { error: true });
+    }
+  }
+  await openChat(chatId, { around: seq });
 }
 
 /** A person from search or the switcher: their direct chat, or one shown before it exists. */

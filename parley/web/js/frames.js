@@ -81,7 +81,15 @@ function onTyping(frame) {
 }
 
 function onRead(frame) {
-  if (state.me && frame.user_id === state.me.id) store.markChatRead(frame.chat_id, frame.seq);
+  if (!state.me || frame.user_id !== state.me.id) return;
+  const chat = state.chats.get(frame.chat_id);
+  if (chat && frame.seq < (chat.read_seq || 0)) {
+    // marked unread (in another tab): the server counts what is unread again
+    store.keepUnread(frame.chat_id, frame.seq);
+    actions.loadChat(frame.chat_id).catch(() => {});
+  } else {
+    store.markChatRead(frame.chat_id, frame.seq);
+  }
 }
 
 function onSynced(frame) {

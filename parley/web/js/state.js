@@ -31,6 +31,8 @@ export const state = {
   openThreadId: null, // the root whose thread panel is open
   threadsUnread: 0, // unread replies in the threads I follow (the Threads button's badge)
   connection: 'connecting',
+  pins: new Map(), // chat id → [Message], most recently pinned first
+  keptUnread: null, // the chat marked unread: not marked read again while it stays open
 };
 
 // ---- chats -----------------------------------------------------------------
@@ -124,6 +126,7 @@ export function discardVirtualDirect(id) {
 }
 
 export function setActiveChat(id) {
+  if (id !== state.activeChatId) state.keptUnread = null;
   state.activeChatId = id;
   emit('active', id);
   emit('chats');
@@ -272,18 +275,19 @@ export function receiveMessage(msg) {
   const chat = state.chats.get(msg.chat_id);
   // Outside direct chats I do not see the messages of people I block (as the server).
   if (chat && chat.type !== 'direct' && msg.sender && state.blocked.has(msg.sender.id)) return;
+  const notice = msg.kind === 'notice'; // never unread, never the last message
   if (chat) {
-    const isNew = msg.seq > (chat.last_seq || 0);
-    if (!chat.last_message || msg.seq >= chat.last_message.seq) chat.last_message = msg;
+    const isNew = msg.seq > (chat.last_seq || 0) && !notice;
+    if (!notice && (!chat.last_message || msg.seq >= chat.last_message.seq)) chat.last_message = msg;
     chat.last_seq = Math.max(chat.last_seq || 0, msg.seq);
-    const mine = state.me && msg.sender.id === state.me.id;
+    const mine = state.me && msg.sender && msg.sender.id === state.me.id;
     // A chat's unread count is its main timeline's: replies only in a thread count there.
     if (isNew && !mine && !isThreadOnly(msg)) chat.unread_count = (chat.unread_count || 0) + 1;
     if (isNew && !mine && chat.type !== 'direct' && mentionsMe(msg)) chat.mention_count = (chat.mention_count || 0) + 1;
     emit('chats');
     if (isNew && !mine) emit('incoming', msg);
   }
-  clearTyping(msg.chat_id, msg.sender.id);
+  if (msg.sender) clearTyping(msg.chat_id, msg.sender.id);
   if (msg.thread_root_id) putReply(msg);
   const hist = state.history.get(msg.chat_id);
   // While the first page is loading, keep the message too: the page may have been read
@@ -301,6 +305,7 @@ export function updateMessage(msg) {
   if (state.byId.has(msg.id)) state.byId.set(msg.id, msg);
   const hist = state.history.get(msg.chat_id);
   if (hist && hist.bySeq.has(msg.seq)) putMessages(msg.chat_id, [msg]);
+  notePin(msg);
   const chat = state.chats.get(msg.chat_id);
   if (chat && chat.last_message && chat.last_message.id === msg.id) {
     chat.last_message = msg;
@@ -361,6 +366,37 @@ export function setThreadsUnread(count) {
 export function setOpenThread(rootId) {
   state.openThreadId = rootId;
   emit('thread', rootId);
+}
+
+/** My read marker moved back (mark as unread, here or in another tab). */
+export function keepUnread(chatId, seq) {
+  const chat = state.chats.get(chatId);
+  if (chat) chat.read_seq = seq;
+  if (chatId === state.activeChatId) state.keptUnread = chatId;
+  emit('chats');
+}
+
+// ---- pins ----------------------------------------------------------------------
+
+export function setPins(chatId, pins) {
+  state.pins.set(chatId, pins);
+  emit('pins', chatId);
+}
+
+/** A message changed: it joins (first) or leaves its chat's pins as its pin says. */
+function notePin(msg) {
+  const pins = state.pins.get(msg.chat_id);
+  if (!pins) return;
+  const others = pins.filter((m) => m.id !== msg.id);
+  const was = others.length !== pins.length;
+  if (msg.pinned_at && !msg.deleted) {
+    state.pins.set(msg.chat_id, was ? pins.map((m) => (m.id === msg.id ? msg : m)) : [msg, ...pins]);
+  } else if (was) {
+    state.pins.set(msg.chat_id, others);
+  } else {
+    return;
+  }
+  emit('pins', msg.chat_id);
 }
 
 // ---- pending sends -------------------------------------------------------------

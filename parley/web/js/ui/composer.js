@@ -196,7 +196,7 @@ function updateSendButton() {
 function lastOwnMessage() {
   const hist = state.history.get(state.activeChatId);
   if (!hist) return null;
-  const mine = [...hist.bySeq.values()].filter((m) => m.sender.id === state.me.id && !m.deleted);
+  const mine = [...hist.bySeq.values()].filter((m) => m.sender?.id === state.me.id && !m.deleted && m.kind !== 'notice');
   return mine.sort((a, b) => b.seq - a.seq)[0] || null;
 }
 

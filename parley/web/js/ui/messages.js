@@ -11,6 +11,9 @@ import { mountMessageKeys } from './a11y.js';
 import { userAvatar } from './avatar.js';
 import { openEmojiPicker } from './emoji.js';
 import { attempt, toast } from './toast.js';
+import { forwardDialog } from './forward.js';
+import { popupMenu } from './menu.js';
+import { noticeRunEl } from './notices.js';
 import { previewEl } from './preview.js';
 import { openViewer } from './viewer.js';
 
@@ -30,6 +33,7 @@ let jumpCount;
 // The "new messages" divider goes after this seq (what was read when the chat opened).
 let dividerAfter = null;
 let positioned = false; // scrolled to the divider or a revealed message already
+const expandedRuns = new Set(); // first seqs of runs of notices shown in full
 
 export function mountMessages(cb) {
   callbacks = cb;
@@ -75,6 +79,7 @@ function render() {
   if (chatId !== shownChat) {
     shownChat = chatId;
     cache.clear();
+    expandedRuns.clear();
     stickToBottom = true;
     positioned = false;
     const chat = state.chats.get(chatId);
@@ -101,13 +106,23 @@ function buildItems(chatId) {
   let prev = null;
   // Only where the last read message is loaded too (else the divider would be a guess).
   let divider = dividerAfter != null && messages.length && messages[0].seq <= dividerAfter + 1;
+  let run = [];
   for (const msg of [...messages, ...pending]) {
+    if (msg.kind === 'notice') {
+      if (!run.length && (!prev || dayKey(prev.created_at) !== dayKey(msg.created_at))) {
+        items.push({ key: `d:${dayKey(msg.created_at)}`, version: formatDay(msg.created_at), build: () => daySeparator(msg.created_at) });
+      }
+      run.push(msg);
+      prev = msg;
+      continue;
+    }
+    if (run.length) { items.push(noticeItem(run)); run = []; }
     const day = dayKey(msg.created_at);
     if (!prev || dayKey(prev.created_at) !== day) {
       items.push({ key: `d:${day}`, version: formatDay(msg.created_at), build: () => daySeparator(msg.created_at) });
     }
     let startsGroup = false;
-    if (divider && msg.seq > dividerAfter && msg.sender && msg.sender.id !== state.me.id) {
+    if (divider && msg.seq > dividerAfter && msg.sender && msg.sender.id !== state.me.id && msg.kind !== 'notice') {
       divider = false;
       startsGroup = true; // the first unread message shows its sender
       items.push({ key: 'new', version: t('messages.newDivider'), build: () => h('div', { class: 'new-divider', testid: 'new-messages-divider', role: 'separator' }, h('span', null, t('messages.newDivider'))) });
@@ -117,11 +132,31 @@ function buildItems(chatId) {
     else items.push(pendingItem(msg, grouped));
     prev = msg;
   }
+  if (run.length) items.push(noticeItem(run));
   return items;
 }
 
+function noticeItem(run) {
+  const first = run[0].seq;
+  const expanded = expandedRuns.has(first);
+  const names = run.flatMap((m) => [m.sender?.id, ...(m.notice?.user_ids || [])]).map((id) => state.users.get(id)?.display_name);
+  const version = JSON.stringify([run.map((m) => [m.seq, m.notice]), expanded, names]);
+  const onToggle = () => {
+    if (expandedRuns.has(first)) expandedRuns.delete(first); else expandedRuns.add(first);
+    requestRender();
+  };
+  const onOpen = (messageId) => openMessageById(messageId);
+  return { key: `n:${first}`, version, build: () => noticeRunEl(run, { expanded, onToggle, onOpen }) };
+}
+
+async function openMessageById(messageId) {
+  const known = state.byId.get(messageId);
+  const msg = known || await actions.fetchMessage(messageId).catch(() => null);
+  if (msg) revealMessage(msg.chat_id, msg.seq);
+}
+
 function isGrouped(prev, msg) {
-  if (!prev || msg.reply_to || prev.deleted) return false;
+  if (!prev || msg.reply_to || prev.deleted || prev.kind === 'notice' || msg.forwarded_from || msg.pinned_at) return false;
   const prevSender = prev.sender ? prev.sender.id : state.me.id;
   const sender = msg.sender ? msg.sender.id : state.me.id;
   if (prevSender !== sender || dayKey(prev.created_at) !== dayKey(msg.created_at)) return false;
@@ -132,6 +167,7 @@ function messageItem(msg, grouped) {
   const quoted = msg.reply_to ? state.byId.get(msg.reply_to) : null;
   const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped, msg.mentions,
     quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length, msg.preview,
+    msg.pinned_at, msg.forwarded_from,
     state.users.get(msg.sender.id)?.avatar_url, msg.thread, msg.thread_root_id, msg.thread ? threadMinute() : 0]);
   return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
 }
@@ -194,8 +230,10 @@ function messageEl(msg, grouped, quoted) {
     h('div', { class: 'msg-gutter-time', title: formatFull(msg.created_at) }, formatTime(msg.created_at))),
   h('div', { class: 'msg-head' },
     h('span', { class: 'msg-sender', testid: 'message-sender' }, displayName(msg.sender)),
-    h('time', { class: 'msg-time', datetime: msg.created_at, title: formatFull(msg.created_at), testid: 'message-time' }, formatTime(msg.created_at))),
+    h('time', { class: 'msg-time', datetime: msg.created_at, title: formatFull(msg.created_at), testid: 'message-time' }, formatTime(msg.created_at)),
+    msg.pinned_at && !msg.deleted ? h('span', { class: 'msg-pinned', testid: 'message-pinned', title: t('pins.pinned') }, icon('pin')) : null),
   h('div', { class: 'msg-body' },
+    msg.forwarded_from && !msg.deleted ? forwardedEl(msg.forwarded_from) : null,
     msg.reply_to ? quoteEl(msg.reply_to, quoted) : null,
     contentEl(msg),
     msg.deleted ? null : attachmentsEl(msg.attachments || []),
@@ -233,6 +271,13 @@ function contentEl(msg) {
   if (edited && last && last.tagName === 'P') last.append(' ', edited);
   else if (edited) blocks.push(edited);
   return h('div', { class: 'msg-content md', testid: 'message-content' }, blocks);
+}
+
+function forwardedEl(from) {
+  const name = from.sender ? displayName(from.sender) : t('messages.unknownSender');
+  const text = t('messages.forwardedFrom', { name });
+  if (from.chat_id == null) return h('div', { class: 'msg-forwarded', testid: 'message-forwarded' }, text);
+  return h('a', { class: 'msg-forwarded', testid: 'message-forwarded', href: `/chat?chat=${from.chat_id}&message=${from.message_id}` }, text);
 }
 
 function quoteEl(replyId, quoted) {
@@ -290,7 +335,49 @@ function actionsEl(msg, mine) {
     callbacks.onThread ? button('thread', t('threads.replyInThread'), 'message-thread', () => callbacks.onThread(msg)) : null,
     mine ? button('edit', t('messages.edit'), 'message-edit', () => callbacks.onEdit(msg)) : null,
     mine || moderator ? button('delete', t('common.delete'), 'message-delete', () => callbacks.onDelete(msg), 'danger') : null,
-    mine || !callbacks.onReport ? null : button('flag', t('report.action'), 'message-report', () => callbacks.onReport(msg)));
+    mine || !callbacks.onReport ? null : button('flag', t('report.action'), 'message-report', () => callbacks.onReport(msg)),
+    button('more', t('messages.more'), 'message-more', (e) => moreMenu(e.currentTarget, msg, chat, moderator)));
+}
+
+/** Pin, Forward, Copy link, Mark as unread. */
+function moreMenu(anchor, msg, chat, moderator) {
+  const member = chat && actions.isMember(chat);
+  const mayPin = member && (chat.type !== 'channel' || moderator);
+  const items = [];
+  if (mayPin) {
+    items.push({
+      label: msg.pinned_at ? t('pins.unpin') : t('pins.pin'), icon: 'pin', testid: 'message-pin',
+      onSelect: () => attempt(() => actions.togglePin(msg)),
+    });
+  }
+  items.push(
+    { label: t('forward.action'), icon: 'forward', testid: 'message-forward', onSelect: () => forwardDialog(msg) },
+    { label: t('messages.copyLink'), icon: 'link', testid: 'message-copy-link', onSelect: () => copyLink(msg) },
+  );
+  if (member) {
+    items.push({
+      label: t('messages.markUnread'), icon: 'unread', testid: 'message-mark-unread',
+      onSelect: () => attempt(() => actions.markUnread(msg)),
+    });
+  }
+  const el = anchor.closest('.msg');
+  el?.classList.add('is-menu-open');
+  popupMenu(anchor, items, { testid: 'message-menu', label: t('messages.more') });
+  const menu = document.querySelector('[data-testid="message-menu"]');
+  const watch = new MutationObserver(() => {
+    if (!menu?.isConnected) { el?.classList.remove('is-menu-open'); watch.disconnect(); }
+  });
+  watch.observe(document.body, { childList: true });
+}
+
+async function copyLink(msg) {
+  const link = actions.messageLink(msg);
+  try {
+    await navigator.clipboard.writeText(link);
+    toast(t('messages.linkCopied'));
+  } catch {
+    window.prompt(t('messages.copyLink'), link); // no clipboard (insecure origin): shown to copy
+  }
 }
 
 function togglePicker(event, msg) {
