@@ -16,16 +16,21 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.clock import Clock
+from parley.server.accounts.service import end_expired_minds
+from parley.server.cache import SendChecks
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
 from parley.server.messages.attachments import delete_orphans
 from parley.server.messages.retention import enforce_retention
+from parley.server.messages.scheduled import send_due
+from parley.server.messages.writer import Writer
 from parley.server.moderation.service import lift_expired
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.connection import CLOSE_BANNED, CLOSE_SESSION_ENDED
 from parley.server.realtime.hub import Hub
 from parley.server.state import AppState
 from parley.server.storage import Storage
+from parley.server.throttle import Throttle
 
 log = logging.getLogger("parley.workers")
 Sessions = async_sessionmaker[AsyncSession]
@@ -99,6 +104,24 @@ async def sweep_retention(
         )
 
 
+async def sweep_minds(sessions: Sessions, broker: Broker, clock: Clock, *, max_group: int) -> int:
+    """Ends statuses and do-not-disturb periods whose time has come (`user_updated`)."""
+    async with sessions() as session:
+        return await end_expired_minds(session, broker, now=clock(), max_group=max_group)
+
+
+async def send_scheduled(
+    sessions: Sessions,
+    writer: Writer,
+    checks: SendChecks,
+    throttle: Throttle,
+    broker: Broker,
+    clock: Clock,
+) -> int:
+    """Sends the scheduled messages whose `send_at` has come."""
+    return await send_due(sessions, writer, checks, throttle, broker, now=clock())
+
+
 def start_workers(state: AppState) -> list[asyncio.Task[None]]:
     settings, clock, hub = state.settings, state.clock, state.hub
     presence_every = max(0.2, min(5.0, settings.presence_timeout / 4))
@@ -135,6 +158,20 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
                 default_days=settings.retention_days,
             ),
             "retention sweep",
+        ),
+        loop(
+            settings.worker_interval,
+            lambda: sweep_minds(
+                state.sessions, state.broker, clock, max_group=settings.presence_max_group
+            ),
+            "status sweep",
+        ),
+        loop(
+            settings.worker_interval,
+            lambda: send_scheduled(
+                state.sessions, state.writer, state.checks, state.throttle, state.broker, clock
+            ),
+            "scheduled messages",
         ),
     ]
     if state.presence.shared:
