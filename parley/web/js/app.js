@@ -8,7 +8,7 @@ import { errorText, onLocaleChange, t, translateDom } from './i18n.js';
 import { mountNotifications } from './notify.js';
 import { Socket } from './socket.js';
 import * as store from './state.js';
-import { userAvatar } from './ui/avatar.js';
+import { isDnd, statusBadge, userAvatar } from './ui/avatar.js';
 import * as composer from './ui/composer.js';
 import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
 import { confirmDialog, newChatDialog } from './ui/dialogs.js';
@@ -90,8 +90,10 @@ function showConnection(status) {
 
 function renderMe() {
   if (!state.me) return;
-  $('#me-avatar').replaceWith(Object.assign(userAvatar(state.me, { size: 'avatar-sm' }), { id: 'me-avatar' }));
-  $('#me-name').textContent = displayName(state.me);
+  const avatar = Object.assign(userAvatar(state.me, { size: 'avatar-sm' }), { id: 'me-avatar' });
+  if (isDnd(state.me)) avatar.append(h('span', { class: 'dnd-moon', testid: 'dnd-moon', title: t('mind.dnd.active') }, '🌙'));
+  $('#me-avatar').replaceWith(avatar);
+  $('#me-name').replaceChildren(displayName(state.me), statusBadge(state.me) || '');
 }
 
 // ---- opening chats ----------------------------------------------------------------------

@@ -81,6 +81,7 @@ function onTyping(frame) {
 
 function onRead(frame) {
   if (state.me && frame.user_id === state.me.id) store.markChatRead(frame.chat_id, frame.seq);
+  else store.noteReadMarker(frame.chat_id, frame.user_id, frame.seq); // "Seen by"
 }
 
 function onSynced(frame) {
