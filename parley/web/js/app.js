@@ -1,7 +1,7 @@
 // Entry point of the chat page: load who I am and my chats, mount the views, connect.
 
 import * as actions from './actions.js';
-import { $, h, hydrateIcons } from './dom.js';
+import { $, h, hydrateIcons, icon } from './dom.js';
 import { displayName } from './format.js';
 import { makeFrameHandler } from './frames.js';
 import { errorText, onLocaleChange, t, translateDom } from './i18n.js';
@@ -91,7 +91,7 @@ function showConnection(status) {
 function renderMe() {
   if (!state.me) return;
   const avatar = Object.assign(userAvatar(state.me, { size: 'avatar-sm' }), { id: 'me-avatar' });
-  if (isDnd(state.me)) avatar.append(h('span', { class: 'dnd-moon', testid: 'dnd-moon', title: t('mind.dnd.active') }, '🌙'));
+  if (isDnd(state.me)) avatar.append(h('span', { class: 'dnd-moon', testid: 'dnd-moon', title: t('mind.dnd.active') }, icon('moon')));
   $('#me-avatar').replaceWith(avatar);
   $('#me-name').replaceChildren(displayName(state.me), statusBadge(state.me) || '');
 }

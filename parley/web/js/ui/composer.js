@@ -150,7 +150,7 @@ function mountScheduling() {
 
 function showScheduledCount(count) {
   el.scheduled.hidden = !count;
-  el.scheduled.textContent = count ? `🕓 ${count}` : '';
+  el.scheduled.replaceChildren(...(count ? [icon('clock'), String(count)] : []));
 }
 
 async function refreshScheduled(chatId) {

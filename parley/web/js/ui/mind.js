@@ -118,7 +118,7 @@ export function readReceiptsSection() {
     await actions.setShareReadReceipts(box.checked);
     toast(box.checked ? t('mind.receipts.on') : t('mind.receipts.off'));
   }));
-  return h('section', { class: 'settings-section', testid: 'read-receipts-section' },
+  return h('section', { class: 'read-receipts', testid: 'read-receipts-section' },
     h('label', { class: 'check-row' }, box, h('span', null, t('mind.receipts.label'))),
     h('small', { class: 'field-hint' }, t('mind.receipts.hint')));
 }
