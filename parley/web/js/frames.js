@@ -68,6 +68,8 @@ async function onMessage(msg) {
     actions.fillGap(msg.chat_id, newest).catch(() => {});
   }
   store.receiveMessage(msg);
+  // presence of mind: one of my scheduled messages went out (the composer's count follows)
+  if (msg.client_id?.startsWith('scheduled-') && msg.sender?.id === state.me?.id) store.emit('scheduled', msg.chat_id);
 }
 
 function onTyping(frame) {
@@ -95,5 +97,7 @@ function onSynced(frame) {
 
 function onError(frame) {
   if (frame.ref && actions.failPending(frame.ref, frame.detail, frame.code)) return;
+  // a scheduled message dropped at its time names its id: the composer's count follows
+  if (typeof frame.ref === 'number') store.emit('scheduled', state.activeChatId);
   toast(errorText(frame), { error: true });
 }

@@ -148,6 +148,8 @@ function mountScheduling() {
   });
 }
 
+store.on('scheduled', (chatId) => { if (chatId === state.activeChatId) refreshScheduled(chatId); });
+
 function showScheduledCount(count) {
   el.scheduled.hidden = !count;
   el.scheduled.replaceChildren(...(count ? [icon('clock'), String(count)] : []));
