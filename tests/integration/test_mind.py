@@ -241,6 +241,20 @@ async def test_read_markers_show_others_who_share(client: httpx.AsyncClient) -> 
     ]
 
 
+async def test_a_reader_outside_a_public_channel_sees_no_read_markers(
+    client: httpx.AsyncClient,
+) -> None:
+    owner, member, outsider = [await make_user(client) for _ in range(3)]
+    channel = await make_group(client, owner, member, type="channel", title="Open")
+    await send(client, owner, channel["id"], "news")
+    await read(client, member, channel["id"], 1)
+    assert (await chat_of(client, owner, channel["id"]))["read_markers"] == [
+        {"user_id": member.id, "seq": 1}
+    ]
+    seen = await chat_of(client, outsider, channel["id"])
+    assert seen["my_role"] is None and seen["read_markers"] == []
+
+
 async def test_not_sharing_read_receipts_works_in_all_three_directions(
     client: httpx.AsyncClient, live: Running
 ) -> None:

@@ -146,7 +146,11 @@ async def chat_detail(
     public = await chat_public(
         session, chat, membership, viewer_id=viewer.id, now=now, online=online
     )
-    markers = await read_markers(session, chat, viewer=viewer, members=public.member_count)
+    markers = (
+        await read_markers(session, chat, viewer=viewer, members=public.member_count)
+        if membership is not None  # a reader of a public channel it has not joined: none
+        else []
+    )
     return ChatDetail(**dict(public), read_markers=markers)
 
 

@@ -93,7 +93,12 @@ async def list_mentions(
     )
 
 
-@router.post("/chats/{chat_id}/messages", status_code=201, response_model=MessagePublic)
+@router.post(
+    "/chats/{chat_id}/messages",
+    status_code=201,
+    response_model=MessagePublic,
+    responses={202: {"model": ScheduledPublic, "description": "Scheduled (`send_at`)"}},
+)
 async def send_message(
     chat_id: IdPath, body: MessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic | JSONResponse:
