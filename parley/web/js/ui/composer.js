@@ -30,22 +30,41 @@ const starting = new WeakMap(); // a virtual direct chat → the creation of the
 
 // Drafts per chat, kept on the server (the same on every device): shown at once in the
 // chat list, sent about a second after the typing stops (or at once when the chat changes).
+// Until the server has confirmed it, a draft is also in localStorage, so a reload that cuts
+// the request short loses nothing (it is sent again when the chat is left).
 const DRAFT_DELAY = 1000;
 const unsent = new Map(); // chat id → {text, timer}
+const localKey = (chatId) => `parley.draft.${state.me?.id}.${chatId}`;
+function localDraft(chatId) {
+  try { return localStorage.getItem(localKey(chatId)); } catch { return null; }
+}
+function keepLocal(chatId, text) {
+  try { localStorage.setItem(localKey(chatId), text); } catch { /* storage full or disabled */ }
+}
+/** Forgets the local copy (only if it is still `text`, when given: newer typing stays). */
+function dropLocal(chatId, text = null) {
+  try {
+    if (text === null || localStorage.getItem(localKey(chatId)) === text) localStorage.removeItem(localKey(chatId));
+  } catch { /* storage disabled */ }
+}
 function loadDraft(chatId) {
   if (unsent.has(chatId)) return unsent.get(chatId).text;
-  return state.chats.get(chatId)?.draft?.content || '';
+  return localDraft(chatId) ?? (state.chats.get(chatId)?.draft?.content || '');
 }
 function saveDraft(chatId, text, { now = false } = {}) {
   if (chatId == null || chatId < 0) return; // a conversation not started yet
   const chat = state.chats.get(chatId);
   const stored = chat?.draft?.content || '';
   clearTimeout(unsent.get(chatId)?.timer);
-  if (!unsent.has(chatId) && text === stored) return;
+  if (!unsent.has(chatId) && text === stored) {
+    dropLocal(chatId); // the server has this very text
+    return;
+  }
   if (chat && (text.trim() ? text : '') !== stored) store.setChatDraft(chatId, text);
+  keepLocal(chatId, text);
   const flush = () => {
     unsent.delete(chatId);
-    actions.putDraft(chatId, text.trim() ? text : '').catch(() => {});
+    actions.putDraft(chatId, text.trim() ? text : '').then(() => dropLocal(chatId, text), () => {});
   };
   if (now) flush();
   else unsent.set(chatId, { text, timer: setTimeout(flush, DRAFT_DELAY) });
