@@ -66,6 +66,7 @@ SERVICES = [
     "parley.server.accounts.twofactor",
     "parley.server.trust.sessions",
     "parley.server.messages.retention",
+    "parley.server.messages.scheduled",
 ]
 
 
