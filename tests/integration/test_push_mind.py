@@ -72,10 +72,11 @@ async def test_nothing_is_pushed_while_dnd(http: httpx.AsyncClient, receiver: Re
         "/service/api/profile", json={"dnd_until": until}, headers=resting.headers
     )
     assert on.json()["dnd_until"] is not None
-    quiet = await send(http, sender, group["id"], f"@{resting.username} even a mention")
     direct = await make_direct(http, sender, resting)
-    await send(http, sender, direct["id"], "and a direct message")
-    witnessed = await wait_for(witness_device, 1)  # the mention was decided meanwhile
+    await send(http, sender, direct["id"], "a direct message")
+    quiet = await send(http, sender, group["id"], f"@{resting.username} even a mention")
+    # messages are decided in order: once the witness has the mention, both were decided
+    witnessed = await wait_for(witness_device, 1)
     assert witnessed[0]["message_id"] == quiet["id"]
     off = await http.patch(
         "/service/api/profile", json={"dnd_until": None}, headers=resting.headers
