@@ -17,18 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.clock import Clock
 from parley.config import Settings
+from parley.server.accounts.service import end_expired_minds
+from parley.server.cache import SendChecks
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
 from parley.server.instance import settings as instance
 from parley.server.integrations.exports import delete_expired
 from parley.server.messages.attachments import delete_orphans
 from parley.server.messages.retention import enforce_retention
+from parley.server.messages.scheduled import send_due
+from parley.server.messages.writer import Writer
 from parley.server.moderation.service import lift_expired
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.connection import CLOSE_BANNED, CLOSE_SESSION_ENDED
 from parley.server.realtime.hub import Hub
 from parley.server.state import AppState
 from parley.server.storage import Storage
+from parley.server.throttle import Throttle
 
 log = logging.getLogger("parley.workers")
 Sessions = async_sessionmaker[AsyncSession]
@@ -108,6 +113,24 @@ async def sweep_exports(sessions: Sessions, storage: Storage, clock: Clock) -> i
         return await delete_expired(session, storage, now=clock())
 
 
+async def sweep_minds(sessions: Sessions, broker: Broker, clock: Clock, *, max_group: int) -> int:
+    """Ends statuses and do-not-disturb periods whose time has come (`user_updated`)."""
+    async with sessions() as session:
+        return await end_expired_minds(session, broker, now=clock(), max_group=max_group)
+
+
+async def send_scheduled(
+    sessions: Sessions,
+    writer: Writer,
+    checks: SendChecks,
+    throttle: Throttle,
+    broker: Broker,
+    clock: Clock,
+) -> int:
+    """Sends the scheduled messages whose `send_at` has come."""
+    return await send_due(sessions, writer, checks, throttle, broker, now=clock())
+
+
 def start_workers(state: AppState) -> list[asyncio.Task[None]]:
     settings, clock, hub = state.settings, state.clock, state.hub
     presence_every = max(0.2, min(5.0, settings.presence_timeout / 4))
@@ -149,6 +172,20 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
             settings.worker_interval,
             lambda: sweep_exports(state.sessions, state.storage, clock),
             "export sweep",
+        ),
+        loop(
+            settings.worker_interval,
+            lambda: sweep_minds(
+                state.sessions, state.broker, clock, max_group=settings.presence_max_group
+            ),
+            "status sweep",
+        ),
+        loop(
+            settings.worker_interval,
+            lambda: send_scheduled(
+                state.sessions, state.writer, state.checks, state.throttle, state.broker, clock
+            ),
+            "scheduled messages",
         ),
     ]
     if state.presence.shared:

@@ -242,6 +242,14 @@ async def test_groups_push_mentions_only_and_mute_blocks_and_activity_hold_back(
         "/service/api/block", json={"user_id": owner.id}, headers=blocker.headers
     )
     assert block.status_code == 201
+    # a group's default notify level is `all`: the reader chooses mentions only here
+    # (tests/integration/test_push_mind.py covers the levels themselves)
+    level = await http.patch(
+        f"/service/api/chats/{group['id']}/settings",
+        json={"notify": "mentions"},
+        headers=reader.headers,
+    )
+    assert level.json()["notify"] == "mentions"
     await send(http, owner, group["id"], "no mention: nobody hears")
     names = f"@{reader.username} @{muter.username} @{blocker.username}"
     mention = await send(http, owner, group["id"], f"{names} look")

@@ -577,3 +577,30 @@ test('setChats keeps a direct chat shown before it exists (the server does not l
   assert.ok(state.chats.has(shown.id));
   assert.ok(!state.chats.has(3));
 });
+
+// ---- presence of mind: read markers and drafts ------------------------------------------
+
+test('read markers are set from the chat, move forward only, and re-render the history', async () => {
+  const { store, state, events } = await fresh();
+  store.setReadMarkers(5, [{ user_id: 2, seq: 3 }, { user_id: 3, seq: 1 }]);
+  assert.deepEqual([...state.readMarkers.get(5)], [[2, 3], [3, 1]]);
+  store.noteReadMarker(5, 2, 2); // behind: ignored
+  store.noteReadMarker(5, 3, 4);
+  store.noteReadMarker(6, 9, 1); // a chat never loaded
+  assert.deepEqual([...state.readMarkers.get(5)], [[2, 3], [3, 4]]);
+  assert.deepEqual([...state.readMarkers.get(6)], [[9, 1]]);
+  assert.deepEqual(events, [['history', 5], ['history', 5], ['history', 6]]);
+});
+
+test('a draft typed here shows in the chat at once; blank text clears it', async () => {
+  const { store, state, names } = await fresh();
+  store.upsertChat(chat(1));
+  store.setChatDraft(1, 'half a thought\n');
+  assert.equal(state.chats.get(1).draft.content, 'half a thought\n');
+  assert.ok(state.chats.get(1).draft.updated_at);
+  store.setChatDraft(1, '   ');
+  assert.equal(state.chats.get(1).draft, null);
+  store.setChatDraft(99, 'no such chat');
+  assert.equal(state.chats.has(99), false);
+  assert.deepEqual(names(), ['chats', 'chats', 'chats']);
+});

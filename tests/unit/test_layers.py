@@ -69,6 +69,7 @@ SERVICES = [
     "parley.server.messages.notices",
     "parley.server.messages.pins",
     "parley.server.messages.forwarding",
+    "parley.server.messages.scheduled",
 ]
 
 

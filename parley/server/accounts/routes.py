@@ -237,6 +237,13 @@ async def update_profile(
         bio=body.bio,
         email=str(body.email) if body.email else None,
         max_group=state.settings.presence_max_group,
+        mind=service.MindUpdate(
+            fields=frozenset(body.model_fields_set),
+            status=body.status,
+            dnd_until=body.dnd_until,
+            share_read_receipts=body.share_read_receipts,
+            now=state.clock(),
+        ),
     )
     if user.email_key != old_email:
         await email.send_verification(

@@ -6,7 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -15,7 +18,9 @@ from pydantic import (
     model_serializer,
 )
 
-from parley.server.text import Description, Name, Plain
+from parley import errors
+from parley.server.messages.emoji import check_emoji
+from parley.server.text import Description, Name, Plain, check_status_text
 
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{3,32}$")
@@ -54,10 +59,48 @@ class PasswordChange(Strict):
     new_password: Password
 
 
+def _one_emoji(value: str) -> str:
+    try:
+        return check_emoji(value)
+    except errors.ValidationFailed as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _time_text(value: object) -> object:
+    """A time must be written as RFC 3339 text: a bare number is not a time here."""
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("must be null or an RFC 3339 time with its offset")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_time_text)]
+StatusEmoji = Annotated[str, StringConstraints(max_length=32), AfterValidator(_one_emoji)]
+StatusText = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_status_text)]
+
+
+class StatusSet(Strict):
+    """A status: an emoji, a text (≤ 100 characters) or both; `until` (a future time) ends
+    it by itself, null keeps it until changed."""
+
+    emoji: StatusEmoji | None = None
+    text: StatusText = ""
+    until: Time | None = None
+
+
 class ProfileUpdate(Strict):
     display_name: Name | None = None
     bio: Description | None = None
     email: EmailStr | None = None
+    # presence of mind: null clears; a field left out stays as it is
+    status: StatusSet | None = None
+    dnd_until: Time | None = None
+    share_read_receipts: bool | None = None
+
+
+class StatusPublic(BaseModel):
+    emoji: str | None
+    text: str
+    until: datetime | None
 
 
 class UserPublic(BaseModel):
@@ -77,13 +120,22 @@ class UserPublic(BaseModel):
     two_factor: bool | None = Field(default=None)  # trust: own profile and admins only
     is_bot: bool = False  # integrations: a bot, or the sender of an incoming webhook
     owner_id: int | None = None  # integrations: the bot's owner (null for people)
+    status: StatusPublic | None = None  # presence of mind
+    dnd_until: datetime | None = None  # presence of mind: do not disturb until then
+    share_read_receipts: bool | None = Field(default=None)  # own profile only
 
     @model_serializer(mode="wrap")
     def _drop_private(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # `email` is only for the owner and `avatar_data_url` only on the single-user route
         # (null there when there is no avatar): each appears only where it was set.
         data: dict[str, Any] = handler(self)
-        for key in ("email", "avatar_data_url", "email_verified", "two_factor"):
+        for key in (
+            "email",
+            "avatar_data_url",
+            "email_verified",
+            "two_factor",
+            "share_read_receipts",
+        ):
             if key not in self.model_fields_set:
                 data.pop(key, None)
         return data

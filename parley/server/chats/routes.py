@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 from parley.server.chats import service, views
 from parley.server.chats.access import access_chat
 from parley.server.chats.schemas import (
+    ChatDetail,
     ChatPublic,
     ChatSettings,
     ChatUpdate,
     DirectCreate,
+    DraftSet,
     GroupCreate,
     MemberPublic,
     MembersAdd,
@@ -94,10 +96,10 @@ async def list_public(
 @router.get("/{chat_id}")
 async def get_chat(
     chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> ChatPublic:
+) -> ChatDetail:
     chat, membership = await access_chat(session, user_id=me.id, chat_id=chat_id)
-    return await views.chat_public(
-        session, chat, membership, viewer_id=me.id, now=state.clock(), online=state.hub.is_online
+    return await views.chat_detail(
+        session, chat, membership, viewer=me.user, now=state.clock(), online=state.hub.is_online
     )
 
 
@@ -131,6 +133,19 @@ async def update_settings(
     return await views.chat_public(
         session, chat, membership, viewer_id=me.id, now=now, online=state.hub.is_online
     )
+
+
+@router.put("/{chat_id}/draft", status_code=204)
+async def put_draft(
+    chat_id: IdPath, body: DraftSet, me: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    """My unsent text for the chat (members only), the same on every device: empty clears
+    it; a change reaches my sockets as `chat_updated`."""
+    await service.set_draft(
+        session, state.broker, user_id=me.id, chat_id=chat_id, content=body.content,
+        now=state.clock(),
+    )  # fmt: skip
+    return Response(status_code=204)
 
 
 @router.delete("/{chat_id}", status_code=204)

@@ -9,9 +9,10 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from parley.server.accounts.schemas import Id, Strict, UserPublic
 from parley.server.messages.schemas import MessagePublic
-from parley.server.text import Description, Name
+from parley.server.text import Description, DraftText, Name
 
 Role = Literal["owner", "admin", "member"]
+Notify = Literal["all", "mentions", "none"]
 UserIds = Annotated[list[Id], Field(max_length=500)]
 
 
@@ -56,6 +57,24 @@ class ChatSettings(Strict):
     """My own settings for a chat. `muted_until`: null unmutes; a past time unmutes too."""
 
     muted_until: MutedUntil = None
+    # presence of mind: null goes back to the chat type's default
+    notify: Notify | None = None
+
+
+class DraftSet(Strict):
+    """The composer's unsent text (≤ 4000 characters; empty clears it)."""
+
+    content: DraftText
+
+
+class DraftPublic(BaseModel):
+    content: str
+    updated_at: datetime
+
+
+class ReadMarker(BaseModel):
+    user_id: int
+    seq: int
 
 
 class ChatPublic(BaseModel):
@@ -76,6 +95,15 @@ class ChatPublic(BaseModel):
     mention_count: int
     muted_until: datetime | Literal["forever"] | None
     retention_days: float | None = None  # trust: null inherits PARLEY_RETENTION_DAYS
+    notify: Notify = "all"  # presence of mind: for me (per viewer)
+    draft: DraftPublic | None = None  # presence of mind: mine (per viewer)
+
+
+class ChatDetail(ChatPublic):
+    """One chat (`GET /chats/{id}`): with the other members' read markers (chats of at most
+    100 members, and only between users who share read receipts)."""
+
+    read_markers: list[ReadMarker] = Field(default_factory=list)
 
 
 class MemberPublic(BaseModel):

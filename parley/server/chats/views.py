@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.accounts.service import user_public
 from parley.server.chats.access import access_chat
-from parley.server.chats.schemas import ChatPublic, MemberPublic
+from parley.server.chats.schemas import (
+    ChatDetail,
+    ChatPublic,
+    DraftPublic,
+    MemberPublic,
+    Notify,
+    ReadMarker,
+)
 from parley.server.db.models import Chat, Membership, Message, User
 from parley.server.messages.history import in_main_timeline
 from parley.server.messages.mentions import unread_mention_counts
@@ -24,8 +31,19 @@ from parley.server.moderation.service import blocked_ids
 FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 # Fields of the Chat shape that differ per viewer: left out of frames sent to the whole chat.
 PER_VIEWER = frozenset(
-    {"unread_count", "read_seq", "my_role", "peer", "mention_count", "muted_until"}
+    {
+        "unread_count",
+        "read_seq",
+        "my_role",
+        "peer",
+        "mention_count",
+        "muted_until",
+        "notify",
+        "draft",
+    }
 )
+# Read markers are shown in chats of at most this many members.
+READ_MARKERS_MAX_MEMBERS = 100
 Online = Callable[[int], bool]
 MuteShown = datetime | Literal["forever"] | None
 ChatIds = list[int] | Select[int]
@@ -109,9 +127,68 @@ async def chats_public(
                 mention_count=mentions.get(chat.id, 0),
                 muted_until=muted_public(membership.muted_until if membership else None, now),
                 retention_days=chat.retention_days,
+                notify=notify_of(chat, membership),
+                draft=draft_public(membership),
             )
         )
     return result
+
+
+def notify_of(chat: Chat, membership: Membership | None) -> Notify:
+    """The member's notification level: its own choice, else the chat type's default
+    (`mentions` in channels, `all` elsewhere)."""
+    chosen = membership.notify if membership else None
+    if chosen in ("all", "mentions", "none"):
+        return chosen  # type: ignore[return-value]
+    return "mentions" if chat.type == "channel" else "all"
+
+
+def draft_public(membership: Membership | None) -> DraftPublic | None:
+    if membership is None or not membership.draft or membership.draft_updated_at is None:
+        return None
+    return DraftPublic(content=membership.draft, updated_at=membership.draft_updated_at)
+
+
+async def chat_detail(
+    session: AsyncSession,
+    chat: Chat,
+    membership: Membership | None,
+    *,
+    viewer: User,
+    now: datetime,
+    online: Online = offline,
+) -> ChatDetail:
+    """The chat with the read markers the viewer may see."""
+    public = await chat_public(
+        session, chat, membership, viewer_id=viewer.id, now=now, online=online
+    )
+    markers = (
+        await read_markers(session, chat, viewer=viewer, members=public.member_count)
+        if membership is not None  # a reader of a public channel it has not joined: none
+        else []
+    )
+    return ChatDetail(**dict(public), read_markers=markers)
+
+
+async def read_markers(
+    session: AsyncSession, chat: Chat, *, viewer: User, members: int
+) -> list[ReadMarker]:
+    """The other members' read markers (past 0), of those who share read receipts; none in
+    chats above READ_MARKERS_MAX_MEMBERS members, none for a viewer who does not share."""
+    if members > READ_MARKERS_MAX_MEMBERS or viewer.share_read_receipts is False:
+        return []
+    rows = await session.execute(
+        select(Membership.user_id, Membership.last_read_seq)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.chat_id == chat.id,
+            Membership.user_id != viewer.id,
+            Membership.last_read_seq > 0,
+            User.share_read_receipts.is_not(False),
+        )
+        .order_by(Membership.user_id)
+    )
+    return [ReadMarker(user_id=uid, seq=seq) for uid, seq in rows.tuples()]
 
 
 async def chat_public(

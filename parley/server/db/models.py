@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -96,6 +97,14 @@ class User(Base):
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     owner_id: Mapped[int | None] = mapped_column(index=True)
 
+    # presence of mind: a status (emoji and/or text, ending at status_until or never),
+    # do-not-disturb until a time, and whether others see how far this user has read
+    status_emoji: Mapped[str | None] = mapped_column(String(32))
+    status_text: Mapped[str | None] = mapped_column(String(100))
+    status_until: Mapped[datetime | None] = mapped_column(index=True)
+    dnd_until: Mapped[datetime | None] = mapped_column(index=True)
+    share_read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
 
 class Session(Base):
     """A login: one refresh-token chain. Revoking it ends its access tokens too."""
@@ -168,6 +177,11 @@ class Membership(Base):
     last_read_seq: Mapped[int] = mapped_column(default=0)
     # Notifications off until then; FOREVER (year 9999) for "forever", None when not muted.
     muted_until: Mapped[datetime | None]
+    # presence of mind: "all" | "mentions" | "none"; None is the chat type's default
+    notify: Mapped[str | None] = mapped_column(String(16))
+    # presence of mind: the unsent text of the composer, the same on every device
+    draft: Mapped[str | None] = mapped_column(Text)
+    draft_updated_at: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -526,3 +540,20 @@ class DataExport(Base):
     size: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+# --- presence of mind: scheduled messages (migration 0005_mind) ----------------------------
+
+
+class ScheduledMessage(Base):
+    """A message its author wants sent later: seen by the author only until `send_at`,
+    then sent as an ordinary message (or dropped if the author can no longer post)."""
+
+    __tablename__ = "scheduled_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
+    content: Mapped[str] = mapped_column(Text)
+    send_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

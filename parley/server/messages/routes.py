@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from parley import errors
 from parley.server.accounts.routes import UPLOAD_BODY
 from parley.server.deps import (
     CallerDep,
@@ -35,6 +36,7 @@ from parley.server.messages import (
     forwarding,
     history,
     pins,
+    scheduled,
     search,
     service,
     threads,
@@ -51,6 +53,8 @@ from parley.server.messages.schemas import (
     PinCreate,
     ReactionCreate,
     ReadMark,
+    ScheduledPublic,
+    ScheduledUpdate,
     ThreadPage,
 )
 from parley.server.previews import service as previews
@@ -108,10 +112,18 @@ async def list_mentions(
     )
 
 
-@router.post("/chats/{chat_id}/messages", status_code=201, response_model=MessagePublic)
+@router.post(
+    "/chats/{chat_id}/messages",
+    status_code=201,
+    response_model=MessagePublic,
+    responses={202: {"model": ScheduledPublic, "description": "Scheduled (`send_at`)"}},
+)
 async def send_message(
     chat_id: IdPath, body: MessageCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic | JSONResponse:
+    """With `send_at`: kept until then (202, a scheduled message only its author sees)."""
+    if body.send_at is not None:
+        return await _schedule(chat_id, body, me.id, session, state)
     await session.close()  # hold no transaction (on SQLite: the write lock) while it is stored
     message, created = await service.do_send(
         state.writer,
@@ -562,3 +574,50 @@ def _int_bounds(name: str, info: FieldInfo) -> tuple[int, int]:
     if low is None or high is None or low < 0 or info.annotation not in (int, int | None):
         raise TypeError(f"{name}: the fast path reads only bounded, non-negative integers")
     return low, high
+
+
+# --- scheduled messages (presence of mind) -------------------------------------------------
+
+
+async def _schedule(
+    chat_id: int, body: MessageCreate, user_id: int, session: SessionDep, state: StateDep
+) -> JSONResponse:
+    assert body.send_at is not None
+    if body.attachment_ids or body.reply_to is not None or body.thread_root_id is not None:
+        raise errors.ValidationFailed("A scheduled message carries text only (no thread reply)")
+    row = await scheduled.schedule_message(
+        session, state.checks, user_id=user_id, chat_id=chat_id, content=body.content,
+        send_at=body.send_at, now=state.clock(),
+    )  # fmt: skip
+    public = scheduled.scheduled_public(row)
+    return JSONResponse(public.model_dump(mode="json"), status_code=202)
+
+
+@router.get("/scheduled")
+async def list_scheduled(
+    me: CurrentUser, session: SessionDep, chat_id: OptionalId = None
+) -> list[ScheduledPublic]:
+    """My scheduled messages, the soonest first (`chat_id`: of one chat)."""
+    rows = await scheduled.list_scheduled(session, user_id=me.id, chat_id=chat_id)
+    return [scheduled.scheduled_public(row) for row in rows]
+
+
+@router.patch("/scheduled/{scheduled_id}")
+async def update_scheduled(
+    scheduled_id: IdPath,
+    body: ScheduledUpdate,
+    me: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+) -> ScheduledPublic:
+    row = await scheduled.update_scheduled(
+        session, user_id=me.id, scheduled_id=scheduled_id, content=body.content,
+        send_at=body.send_at, now=state.clock(),
+    )  # fmt: skip
+    return scheduled.scheduled_public(row)
+
+
+@router.delete("/scheduled/{scheduled_id}", status_code=204)
+async def delete_scheduled(scheduled_id: IdPath, me: CurrentUser, session: SessionDep) -> Response:
+    await scheduled.delete_scheduled(session, user_id=me.id, scheduled_id=scheduled_id)
+    return Response(status_code=204)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from parley.server.accounts.schemas import Id, SenderPublic, Seq, Strict
+from parley.server.accounts.schemas import Id, SenderPublic, Seq, Strict, Time
 from parley.server.text import Content
 
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
@@ -22,6 +22,20 @@ class MessageCreate(Strict):
     attachment_ids: AttachmentIds = Field(default_factory=list)
     thread_root_id: Id | None = None
     also_in_chat: bool = False
+    # presence of mind: send later (a future time at most a year ahead) → 202 Scheduled
+    send_at: Time | None = None
+
+
+class ScheduledPublic(BaseModel):
+    id: int
+    chat_id: int
+    content: str
+    send_at: datetime
+
+
+class ScheduledUpdate(Strict):
+    content: Content | None = None
+    send_at: Time | None = None
 
 
 class MessageUpdate(Strict):

@@ -52,6 +52,7 @@ from parley.server.realtime.events import ChatFrame, UsersFrame
 from parley.server.throttle import Throttle
 
 SYNC_LIMIT = 500
+READ_FRAMES_MAX = 100  # read frames go to the sharing members only in chats this small
 
 
 async def publish_update(broker: Broker, message: MessagePublic) -> None:
@@ -537,7 +538,7 @@ async def mark_read(
         return membership.last_read_seq
     membership.last_read_seq = target
     read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
-    publish_on_commit(session, broker, ChatFrame.of(chat_id, read))
+    publish_on_commit(session, broker, await _read_event(session, chat_id, user_id, read))
     await session.commit()
     return target
 
@@ -556,3 +557,25 @@ async def mark_unread(
     publish_on_commit(session, broker, UsersFrame.of([user_id], read))
     await session.commit()
     return target
+
+
+async def _read_event(
+    session: AsyncSession, chat_id: int, user_id: int, read: frames.Read
+) -> ChatFrame | UsersFrame:
+    """Who hears a read marker move: the reader's own sockets always; the other members
+    only if the reader shares read receipts, and in chats of at most READ_FRAMES_MAX
+    members only those who share them too (larger chats get one frame for the chat)."""
+    reader = await session.get(User, user_id)
+    if reader is not None and reader.share_read_receipts is False:
+        return UsersFrame.of([user_id], read)
+    rows = await session.execute(
+        select(Membership.user_id, User.share_read_receipts)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.chat_id == chat_id)
+        .limit(READ_FRAMES_MAX + 1)
+    )
+    members = rows.tuples().all()
+    if len(members) > READ_FRAMES_MAX:
+        return ChatFrame.of(chat_id, read)
+    hearing = [uid for uid, shares in members if shares is not False or uid == user_id]
+    return UsersFrame.of(hearing, read)

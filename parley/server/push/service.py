@@ -6,12 +6,12 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
-from parley.server.db.models import Block, Chat, Membership, PushSubscription, ThreadFollow
+from parley.server.db.models import Block, Chat, Membership, PushSubscription, ThreadFollow, User
 from parley.server.moderation.service import in_force
 
 MAX_SUBSCRIPTIONS = 10
@@ -110,24 +110,19 @@ async def audience(
     now: datetime,
     thread_root_id: int | None = None,
 ) -> tuple[Chat | None, dict[int, list[PushSubscription]]]:
-    """Who should hear of a new message, with their subscriptions: in a direct chat the
-    other member, elsewhere the members it mentions and, for a thread reply, those who
-    follow the thread; never the sender, never someone who blocks the sender, nobody who
+    """Who should hear of a new message, with their subscriptions: each subscribed member
+    by its notify level (`all`: every message, the default in direct chats and groups;
+    `mentions`: messages that mention it, the default in channels; `none`: nothing, not even
+    mentions), and for a thread reply those who follow the thread (as if mentioned); never
+    the sender, nobody in do-not-disturb, never someone who blocks the sender, nobody who
     muted the chat unless mentioned."""
     chat = await session.get(Chat, chat_id)
     if chat is None:
         return None, {}
-    query = select(Membership.user_id, Membership.muted_until).where(Membership.chat_id == chat_id)
-    if chat.type != "direct":
-        hearing = list(mentioned)
-        if thread_root_id is not None:
-            hearing += await _followers(session, thread_root_id)
-        query = query.where(Membership.user_id.in_(hearing or [0]))
-    rows = (await session.execute(query)).all()
-    members = {uid: muted for uid, muted in rows if uid != sender_id}
-    wanted = [
-        uid for uid, muted in members.items() if muted is None or muted <= now or uid in mentioned
-    ]
+    named = list(mentioned)
+    if thread_root_id is not None:
+        named += await _followers(session, thread_root_id)
+    wanted = await _listeners(session, chat, sender_id=sender_id, mentioned=named, now=now)
     if sender_id is not None and wanted:
         blocking = set(
             (
@@ -158,3 +153,36 @@ async def _followers(session: AsyncSession, root_id: int) -> list[int]:
         )
     )
     return list(rows.scalars())
+
+
+async def _listeners(
+    session: AsyncSession,
+    chat: Chat,
+    *,
+    sender_id: int | None,
+    mentioned: Sequence[int],
+    now: datetime,
+) -> list[int]:
+    """The subscribed members the notify, mute and dnd rules let hear of a message."""
+    default = "mentions" if chat.type == "channel" else "all"
+    wants_all = Membership.notify == "all"
+    if default == "all":
+        wants_all = or_(wants_all, Membership.notify.is_(None))
+    rows = await session.execute(
+        select(Membership.user_id, Membership.notify, Membership.muted_until, User.dnd_until)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.chat_id == chat.id,
+            Membership.user_id.in_(select(PushSubscription.user_id)),
+            or_(wants_all, Membership.user_id.in_(list(mentioned) or [0])),
+        )
+    )
+    wanted = []
+    for uid, notify, muted, dnd in rows.tuples():
+        level, named = notify or default, uid in mentioned
+        if uid == sender_id or level == "none" or (dnd is not None and dnd > now):
+            continue
+        if (level == "mentions" or (muted is not None and muted > now)) and not named:
+            continue
+        wanted.append(uid)
+    return wanted

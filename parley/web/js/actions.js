@@ -393,6 +393,31 @@ export async function loadMe() {
   return me;
 }
 export const updateProfile = async (fields) => store.setMe(await api.patch('/profile', fields));
+
+// ---- presence of mind -----------------------------------------------------------------------
+
+/** My status ({emoji, text, until} or null), do-not-disturb (a time or null), receipts. */
+export const setStatus = (status) => updateProfile({ status });
+export const setDnd = (until) => updateProfile({ dnd_until: until });
+export const setShareReadReceipts = (share) => updateProfile({ share_read_receipts: share });
+
+/** My notification level for a chat: "all" | "mentions" | "none" (null: its default). */
+export async function setNotify(chatId, notify) {
+  return store.upsertChat(await api.patch(`/chats/${chatId}/settings`, { notify }));
+}
+
+export const putDraft = (chatId, content) => api.putJson(`/chats/${chatId}/draft`, { content });
+
+export async function loadReadMarkers(chatId) {
+  const chat = await api.get(`/chats/${chatId}`);
+  store.setReadMarkers(chatId, chat.read_markers || []);
+}
+
+export const scheduleMessage = (chatId, content, sendAt) =>
+  api.post(`/chats/${chatId}/messages`, { content, send_at: sendAt });
+export const listScheduled = (chatId) => api.get('/scheduled', { chat_id: chatId });
+export const updateScheduled = (id, fields) => api.patch(`/scheduled/${id}`, fields);
+export const deleteScheduled = (id) => api.del(`/scheduled/${id}`);
 export const removeAvatar = async () => { await api.del('/profile/avatar'); store.setMe({ avatar_url: null }); };
 
 export async function uploadAvatar(file) {

@@ -135,6 +135,7 @@ export const api = {
   post: (path, json) => request('POST', path, { json: json ?? {} }),
   patch: (path, json) => request('PATCH', path, { json }),
   put: (path, form) => request('PUT', path, { form }),
+  putJson: (path, json) => request('PUT', path, { json }),
   upload: (path, form) => request('POST', path, { form }),
   del: (path) => request('DELETE', path),
 };

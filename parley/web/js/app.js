@@ -1,14 +1,14 @@
 // Entry point of the chat page: load who I am and my chats, mount the views, connect.
 
 import * as actions from './actions.js';
-import { $, h, hydrateIcons } from './dom.js';
+import { $, h, hydrateIcons, icon } from './dom.js';
 import { displayName } from './format.js';
 import { makeFrameHandler } from './frames.js';
 import { errorText, onLocaleChange, t, translateDom } from './i18n.js';
 import { mountNotifications } from './notify.js';
 import { Socket } from './socket.js';
 import * as store from './state.js';
-import { userAvatar } from './ui/avatar.js';
+import { isDnd, statusBadge, userAvatar } from './ui/avatar.js';
 import * as composer from './ui/composer.js';
 import { blockDialog, chatInfoDialog } from './ui/chatinfo.js';
 import { confirmDialog, newChatDialog, signOut } from './ui/dialogs.js';
@@ -114,8 +114,10 @@ function showConnection(status) {
 
 function renderMe() {
   if (!state.me) return;
-  $('#me-avatar').replaceWith(Object.assign(userAvatar(state.me, { size: 'avatar-sm' }), { id: 'me-avatar' }));
-  $('#me-name').textContent = displayName(state.me);
+  const avatar = Object.assign(userAvatar(state.me, { size: 'avatar-sm' }), { id: 'me-avatar' });
+  if (isDnd(state.me)) avatar.append(h('span', { class: 'dnd-moon', testid: 'dnd-moon', title: t('mind.dnd.active') }, icon('moon')));
+  $('#me-avatar').replaceWith(avatar);
+  $('#me-name').replaceChildren(displayName(state.me), statusBadge(state.me) || '');
 }
 
 // ---- opening chats ----------------------------------------------------------------------

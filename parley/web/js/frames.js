@@ -69,6 +69,8 @@ async function onMessage(msg) {
     actions.fillGap(msg.chat_id, newest).catch(() => {});
   }
   store.receiveMessage(msg);
+  // presence of mind: one of my scheduled messages went out (the composer's count follows)
+  if (msg.client_id?.startsWith('scheduled-') && msg.sender?.id === state.me?.id) store.emit('scheduled', msg.chat_id);
 }
 
 function onTyping(frame) {
@@ -81,7 +83,10 @@ function onTyping(frame) {
 }
 
 function onRead(frame) {
-  if (!state.me || frame.user_id !== state.me.id) return;
+  if (!state.me || frame.user_id !== state.me.id) {
+    store.noteReadMarker(frame.chat_id, frame.user_id, frame.seq); // "Seen by"
+    return;
+  }
   const chat = state.chats.get(frame.chat_id);
   if (chat && frame.seq < (chat.read_seq || 0)) {
     // marked unread (in another tab): the server counts what is unread again
@@ -103,5 +108,7 @@ function onSynced(frame) {
 
 function onError(frame) {
   if (frame.ref && actions.failPending(frame.ref, frame.detail, frame.code)) return;
+  // a scheduled message dropped at its time names its id: the composer's count follows
+  if (typeof frame.ref === 'number') store.emit('scheduled', state.activeChatId);
   toast(errorText(frame), { error: true });
 }

@@ -47,7 +47,11 @@ export async function askPermission({ force = false } = {}) {
 export function shouldNotify(msg, chat) {
   if (!chat || !document.hidden) return false;
   if (Date.now() - new Date(msg.created_at).getTime() > STALE_MS) return false;
+  // presence of mind: nothing in do-not-disturb nor at the level "none"; "mentions": only those
+  const dnd = store.state.me?.dnd_until && new Date(store.state.me.dnd_until) > new Date();
+  if (dnd || chat.notify === 'none') return false;
   if (store.mentionsMe(msg)) return true; // mentions ring even in a muted chat
+  if (chat.notify === 'mentions') return false;
   return chat.type === 'direct' && !store.isMuted(chat);
 }
 

@@ -26,6 +26,7 @@ export const state = {
   typing: new Map(), // chat id → Map<user id, expires at (ms)>
   blocked: new Set(), // user ids I blocked
   blockList: [], // my blocks as listed by GET /block ({user_id, expires_at})
+  readMarkers: new Map(), // chat id → Map<user id, seq>: others' read markers ("Seen by")
   activeChatId: null,
   threads: new Map(), // root id → {root, replies: Map<id, Message>, loaded} (threads opened)
   openThreadId: null, // the root whose thread panel is open
@@ -457,4 +458,30 @@ export function typingUsers(chatId) {
   if (!map) return [];
   for (const [id, until] of map) if (until < now) map.delete(id);
   return [...map.keys()];
+}
+
+// ---- presence of mind: read markers and drafts ---------------------------------------
+
+/** Others' read markers of a chat, as GET /chats/{id} lists them. */
+export function setReadMarkers(chatId, markers) {
+  state.readMarkers.set(chatId, new Map(markers.map((m) => [m.user_id, m.seq])));
+  emit('history', chatId);
+}
+
+/** A `read` frame of another member: its marker moves forward. */
+export function noteReadMarker(chatId, userId, seq) {
+  if (!state.readMarkers.has(chatId)) state.readMarkers.set(chatId, new Map());
+  const markers = state.readMarkers.get(chatId);
+  if ((markers.get(userId) || 0) >= seq) return;
+  markers.set(userId, seq);
+  emit('history', chatId);
+}
+
+/** My draft of a chat as just typed (the server copy follows, debounced). */
+export function setChatDraft(chatId, content) {
+  const chat = state.chats.get(chatId);
+  if (!chat) return;
+  const draft = content.trim() ? { content, updated_at: new Date().toISOString() } : null;
+  state.chats.set(chatId, { ...chat, draft });
+  emit('chats');
 }

@@ -44,3 +44,18 @@ export function chatDescription(chat) {
   }
   return chat.description || '';
 }
+
+/** A user's status emoji beside its name (its text as the tooltip), or null. */
+export function statusBadge(user) {
+  const status = user?.status;
+  if (!status || (status.until && new Date(status.until) <= new Date())) return null;
+  const text = status.text || '';
+  return h('span', {
+    class: 'status-emoji', testid: 'status-emoji', title: text || null, 'aria-label': text || null,
+  }, status.emoji || '💬');
+}
+
+/** Whether a user is in do-not-disturb now. */
+export function isDnd(user) {
+  return Boolean(user?.dnd_until && new Date(user.dnd_until) > new Date());
+}

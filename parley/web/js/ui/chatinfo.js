@@ -7,7 +7,8 @@ import { h, icon } from '../dom.js';
 import { displayName, formatLastSeen } from '../format.js';
 import { dateFormat, t } from '../i18n.js';
 import * as store from '../state.js';
-import { chatAvatar, chatDescription, chatTitle, userAvatar } from './avatar.js';
+import { chatAvatar, chatDescription, chatTitle, statusBadge, userAvatar } from './avatar.js';
+import { notifySelect } from './mind.js';
 import { confirmDialog, modal } from './dialogs.js';
 import { infoTabs } from './files.js';
 import { inviteLinkSection } from './invites.js';
@@ -27,7 +28,7 @@ export function chatInfoDialog(chat, { onBlockToggle }) {
   const dialog = modal({
     title: t(`chatinfo.title.${chat.type}`),
     testid: 'chat-info-dialog',
-    body: [head, edit, ...infoTabs(chat, members), inviteLinkSection(chat), webhooksSection(chat), footer],
+    body: [head, edit, chat.my_role && !chat.virtual ? notifySelect(chat) : null, ...infoTabs(chat, members), inviteLinkSection(chat), webhooksSection(chat), footer],
   });
   let editing = false;
   let shown = '';
@@ -161,7 +162,7 @@ function memberRow(chat, member) {
   return h('div', { class: 'pick-item member-row', role: 'listitem', testid: `member-${user.id}`, dataset: { role } },
     userAvatar(user, { size: 'avatar-sm' }),
     h('span', { class: 'pick-text' },
-      h('span', { class: 'pick-title' }, displayName(user), me ? ` ${t('chatinfo.you')}` : ''),
+      h('span', { class: 'pick-title' }, displayName(user), statusBadge(user), me ? ` ${t('chatinfo.you')}` : ''),
       h('span', { class: 'pick-sub' }, `@${user.username}`)),
     showTag ? h('span', { class: 'role-tag', testid: 'member-role' }, t(`chatinfo.role.${role}`)) : null,
     controls);

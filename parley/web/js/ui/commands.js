@@ -148,7 +148,23 @@ async function builtin(chatId, command, text, send) {
       toast(t('commands.invited', { name: user.display_name }));
       return true;
     }
-    default: // /status, /dnd: not offered by this server yet
+    case '/status': // presence of mind: "/status text" sets it, "/status" alone clears it
+      await actions.setStatus(text ? { emoji: null, text, until: null } : null);
+      toast(text ? t('mind.status.saved') : t('mind.status.cleared'));
+      return true;
+    case '/dnd': { // "/dnd" for an hour, "/dnd 30" minutes, "/dnd off"
+      if (text.trim().toLowerCase() === 'off') {
+        await actions.setDnd(null);
+        toast(t('mind.dnd.offDone'));
+        return true;
+      }
+      const minutes = Number.parseInt(text, 10) > 0 ? Number.parseInt(text, 10) : 60;
+      const until = new Date(Date.now() + minutes * 60 * 1000);
+      await actions.setDnd(until.toISOString());
+      toast(t('mind.dnd.on', { time: until.toLocaleTimeString() }));
+      return true;
+    }
+    default:
       toast(t('commands.unavailable', { command }), { error: true });
       return true;
   }

@@ -12,6 +12,7 @@ import { openEmojiPicker } from './emoji.js';
 import { jumpToLatest, scrollToBottom } from './messages.js';
 import { mountMentionBox } from './mention-box.js';
 import { mountCommandBox, runComposerCommand } from './commands.js';
+import { scheduledDialog, sendLaterMenu } from './mind.js';
 import { toast } from './toast.js';
 
 const { state } = store;
@@ -27,18 +28,58 @@ let mentionBox = null;
 let commandBox = null;
 const starting = new WeakMap(); // a virtual direct chat → the creation of the real one (its id)
 
-// Drafts per chat, kept in localStorage (per signed-in user) across switches and reloads.
-const draftKey = (chatId) => `parley.draft.${state.me?.id}.${chatId}`;
-function loadDraft(chatId) {
-  try { return localStorage.getItem(draftKey(chatId)) || ''; } catch { return ''; }
+// Drafts per chat, kept on the server (the same on every device): shown at once in the
+// chat list, sent about a second after the typing stops (or at once when the chat changes).
+// Until the server has confirmed it, a draft is also in localStorage, so a reload that cuts
+// the request short loses nothing (it is sent again when the chat is left).
+const DRAFT_DELAY = 1000;
+const unsent = new Map(); // chat id → {text, timer}
+const localKey = (chatId) => `parley.draft.${state.me?.id}.${chatId}`;
+function localDraft(chatId) {
+  try { return localStorage.getItem(localKey(chatId)); } catch { return null; }
 }
-function saveDraft(chatId, text) {
-  if (chatId == null || chatId < 0) return; // a conversation not started yet
+function keepLocal(chatId, text) {
+  try { localStorage.setItem(localKey(chatId), text); } catch { /* storage full or disabled */ }
+}
+/** Forgets the local copy (only if it is still `text`, when given: newer typing stays). */
+function dropLocal(chatId, text = null) {
   try {
-    if (text.trim()) localStorage.setItem(draftKey(chatId), text);
-    else localStorage.removeItem(draftKey(chatId));
-  } catch { /* storage full or disabled */ }
+    if (text === null || localStorage.getItem(localKey(chatId)) === text) localStorage.removeItem(localKey(chatId));
+  } catch { /* storage disabled */ }
 }
+function loadDraft(chatId) {
+  if (unsent.has(chatId)) return unsent.get(chatId).text;
+  return localDraft(chatId) ?? (state.chats.get(chatId)?.draft?.content || '');
+}
+function saveDraft(chatId, text, { now = false } = {}) {
+  if (chatId == null || chatId < 0) return; // a conversation not started yet
+  const chat = state.chats.get(chatId);
+  const stored = chat?.draft?.content || '';
+  clearTimeout(unsent.get(chatId)?.timer);
+  if (!unsent.has(chatId) && text === stored) {
+    dropLocal(chatId); // the server has this very text
+    return;
+  }
+  if (chat && (text.trim() ? text : '') !== stored) store.setChatDraft(chatId, text);
+  keepLocal(chatId, text);
+  const flush = () => {
+    unsent.delete(chatId);
+    actions.putDraft(chatId, text.trim() ? text : '').then(() => dropLocal(chatId, text), () => {});
+  };
+  if (now) flush();
+  else unsent.set(chatId, { text, timer: setTimeout(flush, DRAFT_DELAY) });
+}
+/** Another device changed the draft of the open chat: show it unless I am typing here. */
+store.on('chat_updated', (chatId) => {
+  if (chatId !== state.activeChatId || unsent.has(chatId) || mode || !el.input) return;
+  if (document.activeElement === el.input && el.input.value) return;
+  const text = loadDraft(chatId);
+  if (text !== el.input.value) {
+    el.input.value = text;
+    autosize();
+    updateSendButton();
+  }
+});
 
 export function mountComposer({ onOpen } = {}) {
   if (onOpen) openChat = onOpen;
@@ -59,6 +100,7 @@ export function mountComposer({ onOpen } = {}) {
     el.file.value = '';
   });
   el.context_cancel.addEventListener('click', cancelMode);
+  mountScheduling();
   const emoji = document.getElementById('composer-emoji');
   emoji.title = t('emoji.insert');
   emoji.setAttribute('aria-label', t('emoji.insert'));
@@ -76,7 +118,7 @@ export function mountComposer({ onOpen } = {}) {
 /** Called when another chat opens: keep the draft of the old one, restore the new one's. */
 export function switchChat(previousId, chatId, { keepInput = false } = {}) {
   const typed = el.input.value;
-  if (previousId != null && mode?.kind !== 'edit' && !keepInput) saveDraft(previousId, typed);
+  if (previousId != null && mode?.kind !== 'edit' && !keepInput) saveDraft(previousId, typed, { now: true });
   mode = null;
   dropped.push(...files);
   files = [];
@@ -87,6 +129,56 @@ export function switchChat(previousId, chatId, { keepInput = false } = {}) {
   autosize();
   updateSendButton();
   refreshAvailability();
+  refreshScheduled(chatId);
+}
+
+// ---- scheduled messages (presence of mind) ---------------------------------------------------
+
+function mountScheduling() {
+  el.schedule = document.getElementById('composer-schedule');
+  el.scheduled = document.getElementById('composer-scheduled');
+  el.schedule.addEventListener('click', () => {
+    const chatId = state.activeChatId;
+    const content = el.input.value.trim();
+    if (chatId == null || chatId < 0) return;
+    if (!content || mode?.kind === 'edit') {
+      scheduledDialog(chatId, { onChange: showScheduledCount });
+      return;
+    }
+    sendLaterMenu(el.schedule, async (date) => {
+      try {
+        await actions.scheduleMessage(chatId, content, date.toISOString());
+      } catch (error) {
+        toast(errorText(error), { error: true });
+        return;
+      }
+      if (state.activeChatId === chatId) {
+        el.input.value = '';
+        autosize();
+        updateSendButton();
+      }
+      saveDraft(chatId, '', { now: true });
+      toast(t('mind.schedule.done'));
+      refreshScheduled(chatId);
+    });
+  });
+  el.scheduled.addEventListener('click', () => {
+    if (state.activeChatId > 0) scheduledDialog(state.activeChatId, { onChange: showScheduledCount });
+  });
+}
+
+store.on('scheduled', (chatId) => { if (chatId === state.activeChatId) refreshScheduled(chatId); });
+
+function showScheduledCount(count) {
+  el.scheduled.hidden = !count;
+  el.scheduled.replaceChildren(...(count ? [icon('clock'), String(count)] : []));
+}
+
+async function refreshScheduled(chatId) {
+  if (!el.scheduled) return;
+  if (chatId == null || chatId < 0) return showScheduledCount(0);
+  const rows = await actions.listScheduled(chatId).catch(() => []);
+  if (state.activeChatId === chatId) showScheduledCount(rows.length);
 }
 
 /** Blocked direct chats and unjoined channels cannot be written to. */
@@ -216,7 +308,7 @@ async function submit() {
     const send = (text) => actions.sendMessage(chatId, text, { replyTo: mode?.msg.id || null });
     el.input.value = '';
     if (await runComposerCommand(chatId, content, send)) {
-      saveDraft(chatId, '');
+      saveDraft(chatId, '', { now: true });
       mode = null;
       renderContext();
       autosize();
@@ -262,7 +354,7 @@ async function submit() {
   }
   actions.sendMessage(target, text, { replyTo, attachments });
   askPermission(); // once, from this user gesture: notifications for replies
-  saveDraft(target, '');
+  saveDraft(target, '', { now: true });
   mode = null;
   dropped.push(...files);
   files = [];

@@ -6,6 +6,7 @@ import { LANGUAGES, locale, setLocale, t } from '../i18n.js';
 import { askPermission, notificationPermission, notificationsSupported } from '../notify.js';
 import { botsDialog } from './bots.js';
 import { profileDialog, signOut } from './dialogs.js';
+import { mindMenuItems } from './mind.js';
 import { toast } from './toast.js';
 
 let openMenu = null;
@@ -91,6 +92,8 @@ export function profileMenu(anchor, { onMentions }) {
   const permission = notificationPermission();
   const items = [
     { label: t('menu.profile'), icon: 'user', testid: 'menu-profile', onSelect: profileDialog },
+    ...mindMenuItems(), // presence of mind: status, do not disturb
+    { separator: true },
     { label: t('menu.mentions'), icon: 'at', testid: 'menu-mentions', onSelect: onMentions },
     { label: t('bots.title'), icon: 'bot', testid: 'menu-bots', onSelect: () => botsDialog() },
   ];

@@ -8,7 +8,8 @@ import { errorText, onLocaleChange, t } from '../i18n.js';
 import { renderMarkdown } from '../markdown.js';
 import * as store from '../state.js';
 import { mountMessageKeys } from './a11y.js';
-import { userAvatar } from './avatar.js';
+import { statusBadge, userAvatar } from './avatar.js';
+import { seenBy } from './mind.js';
 import { openEmojiPicker } from './emoji.js';
 import { attempt, toast } from './toast.js';
 import { forwardDialog } from './forward.js';
@@ -84,6 +85,8 @@ function render() {
     positioned = false;
     const chat = state.chats.get(chatId);
     dividerAfter = chat && chat.unread_count > 0 ? chat.read_seq || 0 : null;
+    // presence of mind: others' read markers, for "Seen by" under my latest message
+    if (chatId != null && chatId > 0) actions.loadReadMarkers(chatId).catch(() => {});
   }
   if (chatId == null) return;
   const anchor = stickToBottom ? null : firstVisible();
@@ -133,6 +136,9 @@ function buildItems(chatId) {
     prev = msg;
   }
   if (run.length) items.push(noticeItem(run));
+  const mine = messages.filter((m) => m.sender?.id === state.me?.id && !m.deleted).at(-1);
+  const seen = mine && seenBy(chatId, mine);
+  if (seen) items.splice(items.findIndex((item) => item.key === `m:${mine.seq}`) + 1, 0, seen);
   return items;
 }
 
@@ -168,7 +174,7 @@ function messageItem(msg, grouped) {
   const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped, msg.mentions,
     quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length, msg.preview,
     msg.pinned_at, msg.forwarded_from,
-    state.users.get(msg.sender.id)?.avatar_url, msg.thread, msg.thread_root_id, msg.thread ? threadMinute() : 0]);
+    state.users.get(msg.sender.id)?.avatar_url, state.users.get(msg.sender.id)?.status, msg.thread, msg.thread_root_id, msg.thread ? threadMinute() : 0]);
   return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
 }
 
@@ -230,6 +236,7 @@ function messageEl(msg, grouped, quoted) {
     h('div', { class: 'msg-gutter-time', title: formatFull(msg.created_at) }, formatTime(msg.created_at))),
   h('div', { class: 'msg-head' },
     h('span', { class: 'msg-sender', testid: 'message-sender' }, displayName(msg.sender)),
+    statusBadge(state.users.get(msg.sender.id)),
     h('time', { class: 'msg-time', datetime: msg.created_at, title: formatFull(msg.created_at), testid: 'message-time' }, formatTime(msg.created_at)),
     msg.pinned_at && !msg.deleted ? h('span', { class: 'msg-pinned', testid: 'message-pinned', title: t('pins.pinned') }, icon('pin')) : null),
   h('div', { class: 'msg-body' },

@@ -10,6 +10,7 @@ import { formatUntil } from './chatinfo.js';
 import { modal } from './dialogs.js';
 import { adminInvitesDialog } from './invites.js';
 import { reachSettingsSection } from './push.js';
+import { readReceiptsSection } from './mind.js';
 import { userAvatar } from './avatar.js';
 import { attempt, toast } from './toast.js';
 import { auditPane, reportsPane, securityPane, serverPane, usersPane } from './trust.js';
@@ -32,7 +33,7 @@ export function settingsDialog({ tab = 'password' } = {}) {
   const invites = state.me?.is_admin ? h('button', {
     type: 'button', class: 'btn btn-small', testid: 'open-admin-invites', onclick: () => adminInvitesDialog(),
   }, t('reach.admin.open')) : null;
-  const dialog = modal({ title: t('settings.title'), testid: 'settings-dialog', body: [tabBar, body, reachSettingsSection(), invites] });
+  const dialog = modal({ title: t('settings.title'), testid: 'settings-dialog', body: [tabBar, body, readReceiptsSection(), reachSettingsSection(), invites] });
   let offs = [];
   const show = (name) => {
     offs.forEach((off) => off());

@@ -7,7 +7,7 @@ import { displayName, formatShort } from '../format.js';
 import { t } from '../i18n.js';
 import { plainText } from '../markdown.js';
 import * as store from '../state.js';
-import { chatAvatar, chatDescription, chatTitle, userAvatar } from './avatar.js';
+import { chatAvatar, chatDescription, chatTitle, statusBadge, userAvatar } from './avatar.js';
 import { attempt } from './toast.js';
 
 const { state } = store;
@@ -40,6 +40,11 @@ function renderList() {
 }
 
 function preview(chat) {
+  // presence of mind: my unsent text (kept on the server) outside the open chat
+  if (chat.draft?.content && chat.id !== state.activeChatId) {
+    return h('span', { class: 'draft-preview', testid: 'draft-label' },
+      h('span', { class: 'draft-label' }, `${t('mind.draft')}: `), plainText(chat.draft.content));
+  }
   const typers = store.typingUsers(chat.id);
   if (typers.length) {
     const text = chat.type === 'direct' ? t('sidebar.typing') : t('sidebar.typingName', { name: displayName(state.users.get(typers[0])) });
@@ -71,6 +76,7 @@ function chatItem(chat) {
   h('span', { class: 'chat-item-body' },
     h('span', { class: 'chat-item-row' },
       h('span', { class: 'chat-item-title', testid: 'chat-item-title' }, typeIcon, h('span', null, chatTitle(chat)),
+        chat.type === 'direct' ? statusBadge(state.users.get(chat.peer?.id) || chat.peer) : null,
         muted ? h('span', { class: 'muted-icon', testid: 'muted-icon', title: t('chat.muted') }, icon('bell-off')) : null),
       h('span', { class: 'chat-item-time' }, formatShort(store.activityOf(chat)))),
     h('span', { class: 'chat-item-row' },
