@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import User, shot
 from tests.e2e.support import api_user, open_chat, user_id, wait_until
+from tests.e2e.test_a11y import axe_violations
 
 CLIPBOARD = ["clipboard-read", "clipboard-write"]
 
@@ -102,6 +103,7 @@ def test_pins_forward_notices_and_links(
         page.get_by_test_id(f"message-{first['seq']}").get_by_test_id("message-pinned").count() == 1
     )
     shot(page, f"pin-bar-{lang}-{scheme}")
+    assert axe_violations(page) == [], "pinned bar and notices"
     page.get_by_test_id("pin-bar-button").click()  # to the latest pin, then on to the older
     wait_until(page, snippet_has("first words"))
     page.get_by_test_id("pin-bar-button").click()
@@ -114,6 +116,7 @@ def test_pins_forward_notices_and_links(
     dialog.get_by_test_id(f"forward-chat-{other['id']}").check()
     dialog.get_by_test_id("forward-comment").fill("have a look")
     shot(page, f"forward-dialog-{lang}-{scheme}")
+    assert axe_violations(page) == [], "forward dialog"
     dialog.get_by_test_id("forward-send").click()
     dialog.wait_for(state="detached")
     shown = bob.http.get(f"/service/api/chats/{other['id']}/messages").json()

@@ -280,6 +280,13 @@ async def test_a_reply_is_pushed_to_those_who_follow_its_thread(
     author, replier, other = [await make_user(http) for _ in range(3)]
     devices = {a.id: await subscribe(http, receiver, a) for a in (author, replier, other)}
     group = await make_group(http, author, replier, other, title="Team")
+    for account in (author, replier, other):  # a group's default is `all`: mentions only here
+        level = await http.patch(
+            f"/service/api/chats/{group['id']}/settings",
+            json={"notify": "mentions"},
+            headers=account.headers,
+        )
+        assert level.json()["notify"] == "mentions"
     root = await send(http, author, group["id"], "a question")
     first = await send(http, replier, group["id"], "an answer", thread_root_id=root["id"])
     # the root's author follows the thread once it has a reply; the replier sent it

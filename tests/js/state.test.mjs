@@ -604,3 +604,42 @@ test('a draft typed here shows in the chat at once; blank text clears it', async
   assert.equal(state.chats.has(99), false);
   assert.deepEqual(names(), ['chats', 'chats', 'chats']);
 });
+
+// ---- notices, pins, mark as unread ------------------------------------------------------
+
+test('a notice takes its seq but is never unread, never the last message, never incoming', async () => {
+  const { store, state, names } = await fresh();
+  store.setMe(user(1));
+  store.upsertChat(chat(7, { last_seq: 1, last_message: message(7, 1) }));
+  store.receiveMessage(message(7, 2, { kind: 'notice', content: '', notice: { action: 'joined', actor_id: 2, user_ids: [2], title: null } }));
+  const seen = state.chats.get(7);
+  assert.equal(seen.last_seq, 2);
+  assert.equal(seen.unread_count, 0);
+  assert.equal(seen.last_message.seq, 1);
+  assert.ok(!names().includes('incoming'));
+  store.receiveMessage(message(7, 3));
+  assert.equal(state.chats.get(7).unread_count, 1);
+});
+
+test('a message_updated moves a message into or out of its chat\'s pins, latest first', async () => {
+  const { store, state } = await fresh();
+  const older = message(7, 1, { pinned_at: '2024-03-01T10:00:00Z' });
+  store.setPins(7, [older]);
+  store.updateMessage(message(7, 2, { pinned_at: '2024-03-01T11:00:00Z' }));
+  assert.deepEqual(state.pins.get(7).map((m) => m.seq), [2, 1]);
+  store.updateMessage(message(7, 1, { pinned_at: null }));
+  assert.deepEqual(state.pins.get(7).map((m) => m.seq), [2]);
+  store.updateMessage(message(7, 2, { pinned_at: '2024-03-01T11:00:00Z', deleted: true }));
+  assert.deepEqual(state.pins.get(7), []);
+});
+
+test('marking the open chat unread keeps it unread until another chat is opened', async () => {
+  const { store, state } = await fresh();
+  store.upsertChat(chat(7, { last_seq: 5, read_seq: 5 }));
+  store.setActiveChat(7);
+  store.keepUnread(7, 2);
+  assert.equal(state.chats.get(7).read_seq, 2);
+  assert.equal(state.keptUnread, 7);
+  store.setActiveChat(8);
+  assert.equal(state.keptUnread, null);
+});
