@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from parley.clock import Clock
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
+from parley.server.email.digest import send_digests
 from parley.server.messages.attachments import delete_orphans
 from parley.server.messages.retention import enforce_retention
 from parley.server.moderation.service import lift_expired
@@ -137,6 +138,21 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
             "retention sweep",
         ),
     ]
+    if state.mailer.enabled:
+        tasks.append(
+            loop(
+                settings.worker_interval,
+                lambda: send_digests(
+                    state.sessions,
+                    state.mailer,
+                    now=clock(),
+                    delay=timedelta(minutes=settings.email_digest_minutes),
+                    base=settings.public_base,
+                    secret=settings.jwt_key(),
+                ),
+                "e-mail digests",
+            )
+        )
     if state.presence.shared:
         tasks.append(
             loop(state.presence.heartbeat_every, state.presence.heartbeat, "presence heartbeat")

@@ -237,6 +237,8 @@ async def update_profile(
         bio=body.bio,
         email=str(body.email) if body.email else None,
         max_group=state.settings.presence_max_group,
+        email_notifications=body.email_notifications,
+        language=body.language,
     )
     if user.email_key != old_email:
         await email.send_verification(

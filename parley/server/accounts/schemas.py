@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -58,6 +58,8 @@ class ProfileUpdate(Strict):
     display_name: Name | None = None
     bio: Description | None = None
     email: EmailStr | None = None
+    email_notifications: bool | None = None  # reach: missed-message e-mails
+    language: Literal["en", "ru"] | None = None  # reach: the language of e-mails
 
 
 class UserPublic(BaseModel):
@@ -73,6 +75,8 @@ class UserPublic(BaseModel):
     email: str | None = Field(default=None)
     avatar_data_url: str | None = Field(default=None)
     email_verified: bool | None = Field(default=None)
+    email_notifications: bool | None = Field(default=None)  # reach: own profile only
+    language: str | None = Field(default=None)  # reach: own profile only
     deactivated: bool = False  # trust: an admin deactivated the account
     two_factor: bool | None = Field(default=None)  # trust: own profile and admins only
     is_bot: bool = False  # integrations: a bot, or the sender of an incoming webhook
@@ -83,7 +87,14 @@ class UserPublic(BaseModel):
         # `email` is only for the owner and `avatar_data_url` only on the single-user route
         # (null there when there is no avatar): each appears only where it was set.
         data: dict[str, Any] = handler(self)
-        for key in ("email", "avatar_data_url", "email_verified", "two_factor"):
+        for key in (
+            "email",
+            "avatar_data_url",
+            "email_verified",
+            "two_factor",
+            "email_notifications",
+            "language",
+        ):
             if key not in self.model_fields_set:
                 data.pop(key, None)
         return data

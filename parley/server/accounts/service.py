@@ -99,6 +99,8 @@ def user_public(user: User, *, online: bool = False, own: bool = False) -> UserP
     if own:
         public.email = user.email
         public.email_verified = user.email_verified_at is not None
+        public.email_notifications = user.email_notifications
+        public.language = user.language
         public.two_factor = user.totp_enabled
     return public
 
@@ -375,7 +377,13 @@ async def update_profile(
     bio: str | None,
     email: str | None,
     max_group: int,
+    email_notifications: bool | None = None,
+    language: str | None = None,
 ) -> User:
+    if email_notifications is not None:
+        user.email_notifications = email_notifications
+    if language is not None:
+        user.language = language
     if display_name is not None:
         user.display_name = display_name
         # senders' names are cached by every process

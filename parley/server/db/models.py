@@ -20,6 +20,8 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -95,6 +97,14 @@ class User(Base):
     # integrations: a bot (or a webhook's sender) and, for a bot, the user who owns it
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     owner_id: Mapped[int | None] = mapped_column(index=True)
+
+    # reach: missed-message e-mail digests (parley/server/email/digest.py): whether they are
+    # wanted, the language they are written in, when the last one left, and the newest
+    # message already told of (or older than the digests: set to the newest on upgrade)
+    email_notifications: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    digest_sent_at: Mapped[datetime | None]
+    digest_after_id: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class Session(Base):
