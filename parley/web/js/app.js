@@ -22,6 +22,7 @@ import { searchDialog } from './ui/search.js';
 import { mountSidebar } from './ui/sidebar.js';
 import { quickSwitcher } from './ui/switcher.js';
 import { attempt, toast } from './ui/toast.js';
+import { registerWorker } from './ui/push.js';
 import { goToLogin, refreshSession } from './api.js';
 
 const { state } = store;
@@ -49,6 +50,8 @@ async function main() {
   const handle = makeFrameHandler(socket);
   actions.useSocket(socket);
   socket.start();
+  registerWorker();
+  actions.restoreOutbox();
   document.body.classList.remove('is-loading');
   const fromHash = Number(location.hash.slice(1));
   if (fromHash > 0) openChat(fromHash);

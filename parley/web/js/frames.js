@@ -68,6 +68,7 @@ async function onMessage(msg) {
     actions.fillGap(msg.chat_id, newest).catch(() => {});
   }
   store.receiveMessage(msg);
+  actions.delivered(msg);
 }
 
 function onTyping(frame) {

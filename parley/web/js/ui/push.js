@@ -17,6 +17,15 @@ function keyBytes(base64url) {
   return Uint8Array.from(text, (c) => c.charCodeAt(0));
 }
 
+/**
+ * The service worker (parley/web/sw.js) for the whole site: it keeps the app shell and the
+ * last chats viewed for offline use. Registering it asks nothing of the person.
+ */
+export function registerWorker() {
+  if (!('serviceWorker' in navigator)) return Promise.resolve(null);
+  return navigator.serviceWorker.register(WORKER, { scope: '/' }).catch(() => null);
+}
+
 async function currentSubscription() {
   const registration = await navigator.serviceWorker.getRegistration(WORKER);
   return registration ? registration.pushManager.getSubscription() : null;
@@ -25,7 +34,7 @@ async function currentSubscription() {
 /** Asks permission (this must run from a click), subscribes, tells the server. */
 export async function enablePush() {
   if ((await Notification.requestPermission()) !== 'granted') throw new Error(t('reach.push.denied'));
-  const registration = await navigator.serviceWorker.register(WORKER);
+  const registration = await navigator.serviceWorker.register(WORKER, { scope: '/' });
   await navigator.serviceWorker.ready;
   const { public_key: key } = await api.get('/push/key');
   const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
