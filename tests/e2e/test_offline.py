@@ -34,7 +34,9 @@ def wait_controlled(page: Any) -> None:
 
 
 def my_id(page: Any) -> int:
-    return int(page.evaluate("fetch('/service/api/profile').then((r) => r.json()).then((u) => u.id)"))
+    return int(
+        page.evaluate("fetch('/service/api/profile').then((r) => r.json()).then((u) => u.id)")
+    )
 
 
 def contents(peer: Any, chat_id: int) -> list[str]:
@@ -54,13 +56,19 @@ def test_offline_the_app_and_the_last_chat_open_and_sends_wait_in_the_outbox(
     wait_controlled(page)  # the worker took over the page (clients.claim)
     page.goto(f"/chat#{chat['id']}")  # only the fragment changes: not a new page load
     page.reload()  # the page and its data now come through the worker, which keeps them
-    expect(page.get_by_test_id("message-list").get_by_text("written before the network went away")).to_be_visible()
+    expect(
+        page.get_by_test_id("message-list").get_by_text("written before the network went away")
+    ).to_be_visible()
 
     page.context.set_offline(True)
     page.reload()
     expect(page.get_by_test_id("composer-input")).to_be_visible()
-    expect(page.get_by_test_id("message-list").get_by_text("written before the network went away")).to_be_visible()
-    expect(page.get_by_test_id("connection-status")).not_to_have_attribute("data-state", "connected")
+    expect(
+        page.get_by_test_id("message-list").get_by_text("written before the network went away")
+    ).to_be_visible()
+    expect(page.get_by_test_id("connection-status")).not_to_have_attribute(
+        "data-state", "connected"
+    )
     shot(page, "offline-reloaded")
 
     box = page.get_by_test_id("composer-input")
@@ -80,7 +88,9 @@ def test_offline_the_app_and_the_last_chat_open_and_sends_wait_in_the_outbox(
         "data-state", "connected", timeout=30_000
     )
     expect(page.locator('[data-testid^="message-pending-"]')).to_have_count(0, timeout=20_000)
-    expect(page.get_by_test_id("message-list").get_by_text("second written offline")).to_be_visible()
+    expect(
+        page.get_by_test_id("message-list").get_by_text("second written offline")
+    ).to_be_visible()
     shot(page, "offline-delivered")
     sent = contents(peer, chat["id"])
     assert sent.count("first written offline") == 1 and sent.count("second written offline") == 1
@@ -88,7 +98,9 @@ def test_offline_the_app_and_the_last_chat_open_and_sends_wait_in_the_outbox(
     # a reload now finds nothing left in the outbox: still exactly once each
     page.reload()
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
-    expect(page.get_by_test_id("message-list").get_by_text("second written offline")).to_be_visible()
+    expect(
+        page.get_by_test_id("message-list").get_by_text("second written offline")
+    ).to_be_visible()
     assert page.locator('[data-testid^="message-pending-"]').count() == 0
     assert contents(peer, chat["id"]).count("second written offline") == 1
 
@@ -134,7 +146,10 @@ ASK_COUNTER = """
 window.__permissionAsks = 0;
 if (window.Notification) {
   const ask = Notification.requestPermission.bind(Notification);
-  Notification.requestPermission = (...args) => { window.__permissionAsks += 1; return ask(...args); };
+  Notification.requestPermission = (...args) => {
+    window.__permissionAsks += 1;
+    return ask(...args);
+  };
 }
 """
 
@@ -152,14 +167,17 @@ def test_enable_notifications_asks_only_on_click(
     page.get_by_test_id("settings-button").click()
     enable = page.get_by_test_id("push-enable")
     expect(enable).to_be_visible()
-    assert page.evaluate("window.__permissionAsks") == 0  # loading and opening settings asked nothing
+    assert (
+        page.evaluate("window.__permissionAsks") == 0
+    )  # loading and opening settings asked nothing
     shot(page, "push-before-click")
     enable.click()
     # No push service is reachable from here: subscribing fails, and the person is told.
     expect(page.get_by_test_id("toast").first).to_be_visible()
     assert page.evaluate("window.__permissionAsks") == 1
     scope = page.evaluate(
-        "navigator.serviceWorker.getRegistration('/static/sw.js').then((r) => r && r.active && r.scope)"
+        "navigator.serviceWorker.getRegistration('/static/sw.js')"
+        ".then((r) => r && r.active && r.scope)"
     )
     assert scope == base_url.rstrip("/") + "/"
     shot(page, "push-after-click")
