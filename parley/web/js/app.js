@@ -56,6 +56,11 @@ async function main() {
   const fromHash = Number(location.hash.slice(1));
   if (fromHash > 0) openChat(fromHash);
   else welcomeIfNew();
+  // A link to a chat followed in this tab (a notification's, an e-mail's): open it.
+  window.addEventListener('hashchange', () => {
+    const chatId = Number(location.hash.slice(1));
+    if (chatId > 0 && chatId !== state.activeChatId) openChat(chatId);
+  });
 }
 
 async function loadInitialState() {
