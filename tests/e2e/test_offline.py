@@ -20,6 +20,12 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import CHROMIUM_ARGS, PASSWORD, User, shot
 from tests.e2e.support import api_user
+from tests.waiting import eventually_sync
+
+
+def assert_soon(check: Callable[[], bool]) -> None:
+    eventually_sync(check, what=getattr(check, "__doc__", None))
+
 
 # Resolves once the service worker controls the page (after its clients.claim()); a
 # promise, not a poll: the page's CSP forbids the eval that polling would need.
@@ -167,14 +173,21 @@ def test_enable_notifications_asks_only_on_click(
     page.get_by_test_id("settings-button").click()
     enable = page.get_by_test_id("push-enable")
     expect(enable).to_be_visible()
-    assert (
-        page.evaluate("window.__permissionAsks") == 0
-    )  # loading and opening settings asked nothing
+    # loading the app and opening the settings asked nothing
+    assert page.evaluate("window.__permissionAsks") == 0
     shot(page, "push-before-click")
     enable.click()
     # No push service is reachable from here: subscribing fails, and the person is told.
     expect(page.get_by_test_id("toast").first).to_be_visible()
     assert page.evaluate("window.__permissionAsks") == 1
+    # the e-mail digests' switch beside it: off, then the profile says so
+    digest = page.get_by_test_id("email-digest")
+    expect(digest).to_be_checked()
+    digest.uncheck()
+    expect(digest).not_to_be_checked()
+    profile = "fetch('/service/api/profile').then((r) => r.json())"
+    assert_soon(lambda: page.evaluate(profile)["email_notifications"] is False)
+    assert page.evaluate(profile)["language"] == "en"
     scope = page.evaluate(
         "navigator.serviceWorker.getRegistration('/static/sw.js')"
         ".then((r) => r && r.active && r.scope)"
@@ -184,3 +197,11 @@ def test_enable_notifications_asks_only_on_click(
     listed = page.evaluate("fetch('/service/api/push/subscriptions').then((r) => r.json())")
     assert listed == []
     assert page.evaluate("window.__permissionAsks") == 1
+
+
+def test_the_app_tells_the_server_its_language_for_e_mails(register: Callable[..., User]) -> None:
+    page = register("russe", locale="ru-RU").page
+    profile = "fetch('/service/api/profile').then((r) => r.json())"
+    assert_soon(lambda: page.evaluate(profile)["language"] == "ru")
+    page.get_by_test_id("settings-button").click()
+    expect(page.get_by_test_id("reach-settings")).to_contain_text("Присылать письмо")

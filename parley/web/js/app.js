@@ -4,7 +4,7 @@ import * as actions from './actions.js';
 import { $, h, hydrateIcons } from './dom.js';
 import { displayName } from './format.js';
 import { makeFrameHandler } from './frames.js';
-import { errorText, onLocaleChange, t, translateDom } from './i18n.js';
+import { errorText, locale, onLocaleChange, t, translateDom } from './i18n.js';
 import { mountNotifications } from './notify.js';
 import { Socket } from './socket.js';
 import * as store from './state.js';
@@ -52,6 +52,14 @@ async function main() {
   socket.start();
   registerWorker();
   actions.restoreOutbox();
+  // E-mails (digests) are written in the language the app is used in.
+  const syncLanguage = (code) => {
+    if (state.me && state.me.language && state.me.language !== code) {
+      actions.updateProfile({ language: code }).catch(() => {});
+    }
+  };
+  syncLanguage(locale());
+  onLocaleChange(syncLanguage);
   document.body.classList.remove('is-loading');
   const fromHash = Number(location.hash.slice(1));
   if (fromHash > 0) openChat(fromHash);

@@ -1,6 +1,7 @@
 // Settings: browser notifications by Web Push (asked only when the person clicks) and the
 // e-mail address's confirmation state with a "send again".
 
+import * as actions from '../actions.js';
 import { api } from '../api.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
@@ -73,12 +74,19 @@ export function reachSettingsSection() {
   const renderMail = () => {
     const me = state.me || {};
     const verified = Boolean(me.email_verified);
+    const digest = h('input', {
+      type: 'checkbox', testid: 'email-digest', checked: me.email_notifications !== false,
+      onchange: () => attempt(async () => {
+        await actions.updateProfile({ email_notifications: digest.checked });
+      }),
+    });
     mailRow.replaceChildren(h('p', { class: 'info-sub', testid: 'email-state' },
       t(verified ? 'reach.email.verified' : 'reach.email.unverified', { email: me.email || '' })),
     verified ? null : h('button', {
       type: 'button', class: 'btn btn-small', testid: 'email-resend',
       onclick: () => attempt(async () => { await api.post('/email/verify/resend'); toast(t('reach.email.sent')); }),
-    }, t('reach.email.resend')));
+    }, t('reach.email.resend')),
+    h('label', { class: 'reach-digest' }, digest, ' ', t('reach.email.digest')));
   };
   renderPush();
   renderMail();
