@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import CHROMIUM_ARGS, PASSWORD, User, shot
@@ -205,3 +206,13 @@ def test_the_app_tells_the_server_its_language_for_e_mails(register: Callable[..
     assert_soon(lambda: page.evaluate(profile)["language"] == "ru")
     page.get_by_test_id("settings-button").click()
     expect(page.get_by_test_id("reach-settings")).to_contain_text("Присылать письмо")
+
+
+def test_the_service_worker_may_control_the_whole_site(base_url: str) -> None:
+    """`/static/sw.js` is allowed scope `/` (it keeps the app shell for `/chat` offline)."""
+    answer = httpx.get(base_url + "/static/sw.js")
+    assert answer.status_code == 200
+    assert answer.headers["service-worker-allowed"] == "/"
+    assert "caches.open" in answer.text
+    other = httpx.get(base_url + "/static/js/app.js")
+    assert other.status_code == 200 and "service-worker-allowed" not in other.headers
