@@ -23,7 +23,7 @@ from sqlalchemy import update
 from parley.server.db.models import User
 from parley.server.email.digest import send_digests
 from tests.conftest import Running, free_port, no_cookies, start_server, stop_server, test_settings
-from tests.factories import Account, make_direct, make_group, make_user, send
+from tests.factories import PASSWORD, Account, make_direct, make_group, make_user, send, unique
 from tests.integration.test_email import PUBLIC, Inbox, html_of, text_of
 from tests.waiting import assert_nothing_within, eventually
 
@@ -243,6 +243,18 @@ async def test_russian_digest(http: httpx.AsyncClient, mailing: Running, inbox: 
     assert "Отписаться" in html_of(message)
     bad = await http.patch("/service/api/profile", json={"language": "de"}, headers=me.headers)
     assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+
+
+async def test_registering_keeps_the_browsers_language(http: httpx.AsyncClient) -> None:
+    name = unique()
+    answer = await http.post(
+        "/service/api/register",
+        json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
+        headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"},
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["user"]["language"] == "ru"
+    assert answer.json()["user"]["email_notifications"] is True
 
 
 async def test_one_click_unsubscribe(
