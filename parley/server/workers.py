@@ -139,9 +139,11 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
         ),
     ]
     if state.mailer.enabled:
+        # a tenth of the delay (at most a minute, at least a worker interval) is precise enough
+        digest_every = min(60.0, max(settings.worker_interval, settings.email_digest_minutes * 6))
         tasks.append(
             loop(
-                settings.worker_interval,
+                digest_every,
                 lambda: send_digests(
                     state.sessions,
                     state.mailer,
