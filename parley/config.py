@@ -177,6 +177,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
     smtp_from: str = Field("Parley <parley@localhost>", alias="SMTP_FROM")
     smtp_tls: Literal["starttls", "tls", "none"] = Field("starttls", alias="SMTP_TLS")
+    # missed direct messages and mentions are e-mailed once unread this long (fractions allowed)
+    email_digest_minutes: float = Field(15.0, gt=0, alias="PARLEY_EMAIL_DIGEST_MINUTES")
     rate_forgot: str = Field("3/hour", alias="PARLEY_RATE_FORGOT")  # per address
     rate_forgot_ip: str = Field("10/hour", alias="PARLEY_RATE_FORGOT_IP")  # per client IP
     # Web Push (docs/operations.md, "Web Push"): the VAPID key (base64url raw or DER;

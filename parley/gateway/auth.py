@@ -24,6 +24,7 @@ _PUBLIC_PATHS = frozenset(
         "/service/api/email/verify",
         "/service/api/password/forgot",
         "/service/api/password/reset",
+        "/service/api/email/unsubscribe",
         "/reset-password",
         "/verify-email",
     }

@@ -30,6 +30,7 @@ PAGES = {
 }
 # Pages whose path carries a value: `/invite/{code}` (the client reads it from the URL).
 PAGE_PREFIXES = {"/invite/": "invite.html"}
+SERVICE_WORKER = "sw.js"
 _PAGE_CACHE = b"no-cache"
 _STATIC_CACHE = b"public, max-age=300"
 _HASHED_CACHE = b"public, max-age=31536000, immutable"
@@ -77,6 +78,8 @@ class WebClient:
             return error_response(404, "Not found", "not_found")
         if response.status_code in (200, 304):
             response.headers["cache-control"] = cache.decode()
+            if path == SERVICE_WORKER:  # it controls the pages (/chat), not only /static/
+                response.headers["service-worker-allowed"] = "/"
         return response
 
 

@@ -21,6 +21,7 @@ from parley.server.accounts.service import end_expired_minds
 from parley.server.cache import SendChecks
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession
+from parley.server.email.digest import send_digests
 from parley.server.instance import settings as instance
 from parley.server.integrations.exports import delete_expired
 from parley.server.messages.attachments import delete_orphans
@@ -188,6 +189,23 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
             "scheduled messages",
         ),
     ]
+    if state.mailer.enabled:
+        # a tenth of the delay (at most a minute, at least a worker interval) is precise enough
+        digest_every = min(60.0, max(settings.worker_interval, settings.email_digest_minutes * 6))
+        tasks.append(
+            loop(
+                digest_every,
+                lambda: send_digests(
+                    state.sessions,
+                    state.mailer,
+                    now=clock(),
+                    delay=timedelta(minutes=settings.email_digest_minutes),
+                    base=settings.public_base,
+                    secret=settings.jwt_key(),
+                ),
+                "e-mail digests",
+            )
+        )
     if state.presence.shared:
         tasks.append(
             loop(state.presence.heartbeat_every, state.presence.heartbeat, "presence heartbeat")

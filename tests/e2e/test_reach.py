@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 
 from tests.e2e.conftest import PASSWORD, _free_port, _serve, promote, shot
 from tests.e2e.support import api_user
+from tests.waiting import eventually_sync
 
 NEW_PASSWORD = "a whole new password"
 
@@ -33,13 +34,11 @@ class Inbox:
         return "250 OK"
 
     def wait(self, address: str, count: int) -> list[EmailMessage]:
-        deadline = time.monotonic() + 10
-        while True:
-            found = [m for m in self.messages if m["To"] == address]
-            if len(found) >= count:
-                return found
-            assert time.monotonic() < deadline, f"no mail to {address}"
-            time.sleep(0.05)
+        def found() -> list[EmailMessage]:
+            mine = [m for m in self.messages if m["To"] == address]
+            return mine if len(mine) >= count else []
+
+        return eventually_sync(found, timeout=10, what=f"{count} mail(s) to {address}")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from parley.server.accounts.service import promote_user
 from parley.server.db.models import EmailToken
 from tests.conftest import Running, free_port, no_cookies, start_server, stop_server, test_settings
 from tests.factories import PASSWORD, Account, make_user, unique
+from tests.waiting import eventually
 
 PUBLIC = "https://chat.example.test"
 NEW_PASSWORD = "a brand new password"
@@ -50,11 +51,10 @@ class Inbox:
 
     async def wait(self, address: str, count: int = 1) -> list[EmailMessage]:
         """The messages to `address`, once there are `count` of them (5 s at most)."""
-        deadline = asyncio.get_running_loop().time() + 5
-        while len(self.to(address)) < count:
-            assert asyncio.get_running_loop().time() < deadline, f"no mail to {address}"
-            await asyncio.sleep(0.02)
-        return self.to(address)
+        return await eventually(
+            lambda: len(self.to(address)) >= count and self.to(address),
+            what=f"{count} mail(s) to {address}",
+        )
 
 
 def text_of(message: EmailMessage) -> str:

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
-from tests.factories import Account, connect, make_direct, make_group, make_user, send
+from tests.factories import Account, connect, make_direct, make_group, make_user, recv_type, send
+from tests.waiting import eventually
 
 
 def b64(data: bytes) -> str:
@@ -161,10 +162,9 @@ async def subscribe(
 
 
 async def wait_for(device: Device, count: int) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + 10
-    while len(device.received) < count:
-        assert asyncio.get_running_loop().time() < deadline, device.received
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: len(device.received) >= count, timeout=10, what=f"{count} push(es) to a device"
+    )
     return device.received
 
 
@@ -260,7 +260,7 @@ async def test_groups_push_mentions_only_and_mute_blocks_and_activity_hold_back(
     ws = await connect(pushing.ws_base, reader)
     try:
         await ws.send(json.dumps({"type": "ping"}))
-        await asyncio.sleep(0.2)
+        await recv_type(ws, "pong")  # the frame was handled: this socket is active now
         held = await send(http, owner, group["id"], f"{names} again")
         marker = await send(http, owner, group["id"], f"@{muter.username} marker")
         await wait_for(devices[muter.id], 3)
@@ -308,10 +308,12 @@ async def test_410_deletes_and_429_is_retried(http: httpx.AsyncClient, receiver:
     sent = await send(http, me, (await make_direct(http, me, busy_user))["id"], "to a busy one")
     [payload] = await wait_for(busy, 1)
     assert payload["message_id"] == sent["id"] and busy.requests == 3
-    deadline = asyncio.get_running_loop().time() + 5
-    while (await http.get("/service/api/push/subscriptions", headers=gone_user.headers)).json():
-        assert asyncio.get_running_loop().time() < deadline, "the 410 subscription stayed"
-        await asyncio.sleep(0.05)
+
+    async def gone_is_deleted() -> bool:
+        listed = await http.get("/service/api/push/subscriptions", headers=gone_user.headers)
+        return listed.json() == []
+
+    await eventually(gone_is_deleted, what="the 410 subscription deleted")
     assert gone.requests == 1
 
 

@@ -113,12 +113,15 @@ async def register(
             max_chats=state.settings.max_chats_per_user,
             now=now,
         )
+    # e-mails (the verification, later digests) in the language of the browser it came from
+    user.language = templates.language_of(request.headers.get("accept-language"))
+    await session.commit()
     await email.send_verification(
         session,
         state.mailer,
         user=user,
         base=state.settings.public_base,
-        language=templates.language_of(request.headers.get("accept-language")),
+        language=user.language,
         now=now,
     )
     # The new member is in `general`: its members see the count grow as it happens.
@@ -244,6 +247,8 @@ async def update_profile(
             share_read_receipts=body.share_read_receipts,
             now=state.clock(),
         ),
+        email_notifications=body.email_notifications,
+        language=body.language,
     )
     if user.email_key != old_email:
         await email.send_verification(

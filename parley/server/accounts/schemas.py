@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -95,6 +95,8 @@ class ProfileUpdate(Strict):
     status: StatusSet | None = None
     dnd_until: Time | None = None
     share_read_receipts: bool | None = None
+    email_notifications: bool | None = None  # reach: missed-message e-mails
+    language: Literal["en", "ru"] | None = None  # reach: the language of e-mails
 
 
 class StatusPublic(BaseModel):
@@ -116,6 +118,8 @@ class UserPublic(BaseModel):
     email: str | None = Field(default=None)
     avatar_data_url: str | None = Field(default=None)
     email_verified: bool | None = Field(default=None)
+    email_notifications: bool | None = Field(default=None)  # reach: own profile only
+    language: str | None = Field(default=None)  # reach: own profile only
     deactivated: bool = False  # trust: an admin deactivated the account
     two_factor: bool | None = Field(default=None)  # trust: own profile and admins only
     is_bot: bool = False  # integrations: a bot, or the sender of an incoming webhook
@@ -135,6 +139,8 @@ class UserPublic(BaseModel):
             "email_verified",
             "two_factor",
             "share_read_receipts",
+            "email_notifications",
+            "language",
         ):
             if key not in self.model_fields_set:
                 data.pop(key, None)

@@ -101,6 +101,8 @@ def user_public(user: User, *, online: bool = False, own: bool = False) -> UserP
     if own:
         public.email = user.email
         public.email_verified = user.email_verified_at is not None
+        public.email_notifications = user.email_notifications
+        public.language = user.language
         public.two_factor = user.totp_enabled
         public.share_read_receipts = user.share_read_receipts is not False
     return public
@@ -387,10 +389,16 @@ async def update_profile(
     email: str | None,
     max_group: int,
     mind: MindUpdate | None = None,
+    email_notifications: bool | None = None,
+    language: str | None = None,
 ) -> User:
     """Commits; a change others see (name, bio, status, dnd) then reaches the user's
     sockets and those who hear its presence as `user_updated`."""
     seen_by_others = mind is not None and set_mind(user, mind)
+    if email_notifications is not None:
+        user.email_notifications = email_notifications
+    if language is not None:
+        user.language = language
     if display_name is not None:
         user.display_name = display_name
         # senders' names are cached by every process

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -104,6 +105,13 @@ class User(Base):
     status_until: Mapped[datetime | None] = mapped_column(index=True)
     dnd_until: Mapped[datetime | None] = mapped_column(index=True)
     share_read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # reach: missed-message e-mail digests (parley/server/email/digest.py): whether they are
+    # wanted, the language they are written in, when the last one left, and the newest
+    # message already told of (or older than the digests: set to the newest on upgrade)
+    email_notifications: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    digest_sent_at: Mapped[datetime | None]
+    digest_after_id: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class Session(Base):

@@ -79,3 +79,68 @@ def write(kind: str, language: str, *, who: str, url: str) -> Written:
         "</body></html>"
     )
     return Written(subject, text, html)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChat:
+    """One chat in a missed-message digest: its name, its link and the messages missed
+    (sender's name, the start of the text); `total` counts them all, listed or not."""
+
+    title: str
+    url: str
+    lines: list[tuple[str, str]]
+    total: int
+
+
+_DIGEST: dict[str, dict[str, str]] = {
+    "en": {
+        "subject": "You have {n} unread messages on Parley",
+        "subject_one": "You have an unread message on Parley",
+        "lead": "Hello {who}, these messages are waiting for you:",
+        "more": "… and {n} more",
+        "open": "Open the chat",
+        "footer": "You get this e-mail because direct messages and mentions stayed unread."
+        " Turn these e-mails off in Parley's settings, or here:",
+        "unsubscribe": "Unsubscribe",
+    },
+    "ru": {
+        "subject": "Непрочитанных сообщений в Parley: {n}",
+        "subject_one": "У вас непрочитанное сообщение в Parley",
+        "lead": "Здравствуйте, {who}! Вас ждут сообщения:",
+        "more": "… и ещё {n}",
+        "open": "Открыть чат",
+        "footer": "Это письмо пришло, потому что личные сообщения и упоминания остались"
+        " непрочитанными. Отключить такие письма можно в настройках Parley или здесь:",
+        "unsubscribe": "Отписаться",
+    },
+}
+
+
+def write_digest(
+    language: str, *, who: str, chats: list[DigestChat], unsubscribe_url: str
+) -> Written:
+    """The missed-message e-mail: per chat, its messages and a link to it."""
+    words = _DIGEST[language if language in LANGUAGES else "en"]
+    total = sum(chat.total for chat in chats)
+    subject = words["subject_one"] if total == 1 else words["subject"].format(n=total)
+    text_parts = [words["lead"].format(who=who), ""]
+    html_parts = [f"<p>{escape(words['lead'].format(who=who))}</p>"]
+    for chat in chats:
+        text_parts.append(chat.title)
+        html_parts.append(f"<h3>{escape(chat.title)}</h3><ul>")
+        for sender, body in chat.lines:
+            text_parts.append(f"  {sender}: {body}")
+            html_parts.append(f"<li><b>{escape(sender)}</b>: {escape(body)}</li>")
+        if chat.total > len(chat.lines):
+            more = words["more"].format(n=chat.total - len(chat.lines))
+            text_parts.append(f"  {more}")
+            html_parts.append(f"<li>{escape(more)}</li>")
+        text_parts += [f"  {chat.url}", ""]
+        html_parts.append(f'</ul><p><a href="{escape(chat.url)}">{escape(words["open"])}</a></p>')
+    text_parts += ["--", words["footer"], unsubscribe_url, ""]
+    html_parts.append(
+        f"<hr><p><small>{escape(words['footer'])}"
+        f' <a href="{escape(unsubscribe_url)}">{escape(words["unsubscribe"])}</a></small></p>'
+    )
+    html = "<!doctype html><html><body>" + "".join(html_parts) + "</body></html>"
+    return Written(subject, "\n".join(text_parts), html)

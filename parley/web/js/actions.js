@@ -5,6 +5,7 @@
 // their echoed client_id.
 
 import { api, forgetSession, rememberSession, request } from './api.js';
+import * as outbox from './outbox.js';
 import * as store from './state.js';
 
 const { state } = store;
@@ -143,6 +144,7 @@ export function sendMessage(chatId, content, { replyTo = null, attachments = [],
     created_at: new Date().toISOString(),
   };
   store.putPending(item);
+  outbox.keep(item, state.me?.id);
   deliver(item);
   lastTyping.delete(chatId); // the receiver cleared our typing mark on this message
   return item;
@@ -156,6 +158,27 @@ export function retrySend(clientId) {
 export function discardSend(chatId, clientId) {
   settle(clientId);
   store.dropPending(chatId, clientId);
+  outbox.drop(clientId);
+}
+
+/** A message of mine came back (echo or HTTP answer): it leaves the outbox. */
+export function delivered(msg) {
+  if (msg.client_id && (!msg.sender || msg.sender.id === state.me?.id)) outbox.drop(msg.client_id);
+}
+
+/**
+ * At start: what was written but not acknowledged before the page closed (maybe offline)
+ * shows as pending again and is sent with its client_id (never doubled).
+ */
+export async function restoreOutbox() {
+  if (!state.me) return;
+  for (const row of await outbox.of(state.me.id)) {
+    if (store.findPending(row.client_id)) continue;
+    const item = { ...row, status: 'pending' };
+    delete item.user_id;
+    store.putPending(item);
+    deliver(item);
+  }
 }
 
 function sendBody(item) {
@@ -187,6 +210,7 @@ const isPending = (item) => store.findPending(item.client_id)?.status === 'pendi
 function deliver(item) {
   const delivery = deliveryOf(item.client_id);
   clearTimeout(delivery.timer);
+  delivery.queued = false;
   if (socket && socket.send({ type: 'send', chat_id: item.chat_id, ...sendBody(item) })) {
     // No echo in time: resend over HTTP with the same client_id (idempotent on the server).
     delivery.timer = setTimeout(() => {
@@ -203,7 +227,14 @@ async function deliverHttp(item) {
     const msg = await api.post(`/chats/${item.chat_id}/messages`, sendBody(item));
     settle(item.client_id);
     store.receiveMessage(msg);
+    delivered(msg);
   } catch (error) {
+    if (TRANSIENT.has(error.code)) {
+      // Out of reach (offline, server down): it stays pending in the outbox and goes out
+      // when the socket says hello again (retryTransientFailures).
+      deliveryOf(item.client_id).queued = true;
+      return;
+    }
     failPending(item.client_id, error.detail, error.code);
   }
 }
@@ -229,7 +260,8 @@ const TRANSIENT = new Set(['network_error', 'unavailable', 'http_502', 'http_503
 export function retryTransientFailures() {
   for (const items of state.pending.values()) {
     for (const item of items.values()) {
-      if (item.status === 'failed' && TRANSIENT.has(item.code)) retrySend(item.client_id);
+      const queued = item.status === 'pending' && deliveries.get(item.client_id)?.queued;
+      if (queued || (item.status === 'failed' && TRANSIENT.has(item.code))) retrySend(item.client_id);
     }
   }
 }
@@ -432,6 +464,8 @@ export const changePassword = (currentPassword, newPassword) =>
 export async function logout() {
   socket?.stop();
   forgetSession();
+  await outbox.clear();
+  navigator.serviceWorker?.controller?.postMessage({ type: 'forget-data' });
   try {
     await api.post('/logout');
   } finally {

@@ -4,7 +4,7 @@ import * as actions from './actions.js';
 import { $, h, hydrateIcons, icon } from './dom.js';
 import { displayName } from './format.js';
 import { makeFrameHandler } from './frames.js';
-import { errorText, onLocaleChange, t, translateDom } from './i18n.js';
+import { errorText, locale, onLocaleChange, t, translateDom } from './i18n.js';
 import { mountNotifications } from './notify.js';
 import { Socket } from './socket.js';
 import * as store from './state.js';
@@ -24,6 +24,7 @@ import { mountThreadPanel, openThread, threadsDialog } from './ui/thread.js';
 import { mountSidebar } from './ui/sidebar.js';
 import { quickSwitcher } from './ui/switcher.js';
 import { attempt, toast } from './ui/toast.js';
+import { registerWorker } from './ui/push.js';
 import { goToLogin, refreshSession } from './api.js';
 
 const { state } = store;
@@ -56,12 +57,27 @@ async function main() {
   const handle = makeFrameHandler(socket);
   actions.useSocket(socket);
   socket.start();
+  registerWorker();
+  actions.restoreOutbox();
+  // E-mails (digests) are written in the language the app is used in.
+  const syncLanguage = (code) => {
+    if (state.me && state.me.language && state.me.language !== code) {
+      actions.updateProfile({ language: code }).catch(() => {});
+    }
+  };
+  syncLanguage(locale());
+  onLocaleChange(syncLanguage);
   document.body.classList.remove('is-loading');
   const link = new URLSearchParams(location.search);
   const fromHash = Number(location.hash.slice(1));
   if (Number(link.get('chat')) > 0) openLink(Number(link.get('chat')), Number(link.get('message')));
   else if (fromHash > 0) openChat(fromHash);
   else welcomeIfNew();
+  // A link to a chat followed in this tab (a notification's, an e-mail's): open it.
+  window.addEventListener('hashchange', () => {
+    const chatId = Number(location.hash.slice(1));
+    if (chatId > 0 && chatId !== state.activeChatId) openChat(chatId);
+  });
 }
 
 const TWO_FACTOR_FIRST = 'two-factor-first';

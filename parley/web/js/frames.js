@@ -71,6 +71,7 @@ async function onMessage(msg) {
   store.receiveMessage(msg);
   // presence of mind: one of my scheduled messages went out (the composer's count follows)
   if (msg.client_id?.startsWith('scheduled-') && msg.sender?.id === state.me?.id) store.emit('scheduled', msg.chat_id);
+  actions.delivered(msg);
 }
 
 function onTyping(frame) {

@@ -16,6 +16,8 @@ from .conftest import RunningGateway, Upstream
         ("POST", "/service/api/password/forgot"),
         ("POST", "/service/api/password/reset"),
         ("POST", "/service/api/email/verify"),
+        ("POST", "/service/api/email/unsubscribe"),
+        ("GET", "/service/api/email/unsubscribe"),
     ],
 )
 def test_public_reach_routes_pass_without_a_token(

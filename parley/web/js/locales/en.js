@@ -400,6 +400,7 @@ export default {
   'reach.email.unverified': '{email} is not confirmed yet: follow the link we sent there.',
   'reach.email.resend': 'Send the link again',
   'reach.email.sent': 'A new link is on its way',
+  'reach.email.digest': 'E-mail me about direct messages and mentions I have not read for a while',
   'error.invite_invalid': 'This invitation has expired, been used up or been revoked.',
   'error.invite_required': 'Registration on this server needs an invitation.',
   'error.registration_closed': 'Registration on this server is closed.',

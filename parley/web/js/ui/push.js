@@ -1,6 +1,7 @@
 // Settings: browser notifications by Web Push (asked only when the person clicks) and the
 // e-mail address's confirmation state with a "send again".
 
+import * as actions from '../actions.js';
 import { api } from '../api.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
@@ -17,6 +18,15 @@ function keyBytes(base64url) {
   return Uint8Array.from(text, (c) => c.charCodeAt(0));
 }
 
+/**
+ * The service worker (parley/web/sw.js) for the whole site: it keeps the app shell and the
+ * last chats viewed for offline use. Registering it asks nothing of the person.
+ */
+export function registerWorker() {
+  if (!('serviceWorker' in navigator)) return Promise.resolve(null);
+  return navigator.serviceWorker.register(WORKER, { scope: '/' }).catch(() => null);
+}
+
 async function currentSubscription() {
   const registration = await navigator.serviceWorker.getRegistration(WORKER);
   return registration ? registration.pushManager.getSubscription() : null;
@@ -25,7 +35,7 @@ async function currentSubscription() {
 /** Asks permission (this must run from a click), subscribes, tells the server. */
 export async function enablePush() {
   if ((await Notification.requestPermission()) !== 'granted') throw new Error(t('reach.push.denied'));
-  const registration = await navigator.serviceWorker.register(WORKER);
+  const registration = await navigator.serviceWorker.register(WORKER, { scope: '/' });
   await navigator.serviceWorker.ready;
   const { public_key: key } = await api.get('/push/key');
   const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
@@ -64,12 +74,19 @@ export function reachSettingsSection() {
   const renderMail = () => {
     const me = state.me || {};
     const verified = Boolean(me.email_verified);
+    const digest = h('input', {
+      type: 'checkbox', testid: 'email-digest', checked: me.email_notifications !== false,
+      onchange: () => attempt(async () => {
+        await actions.updateProfile({ email_notifications: digest.checked });
+      }),
+    });
     mailRow.replaceChildren(h('p', { class: 'info-sub', testid: 'email-state' },
       t(verified ? 'reach.email.verified' : 'reach.email.unverified', { email: me.email || '' })),
     verified ? null : h('button', {
       type: 'button', class: 'btn btn-small', testid: 'email-resend',
       onclick: () => attempt(async () => { await api.post('/email/verify/resend'); toast(t('reach.email.sent')); }),
-    }, t('reach.email.resend')));
+    }, t('reach.email.resend')),
+    h('label', { class: 'reach-digest' }, digest, ' ', t('reach.email.digest')));
   };
   renderPush();
   renderMail();

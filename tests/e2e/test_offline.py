@@ -1,0 +1,218 @@
+"""The app offline and installable, and Web Push's permission in the browser.
+
+- The service worker keeps the app shell and the last chats viewed: offline, a reload still
+  shows the app and the chat. Messages written offline wait in the IndexedDB outbox, shown
+  pending, and are delivered once each (by their client_id) when the network returns.
+- Chromium's own installability check (CDP `Page.getInstallabilityErrors`) finds nothing
+  missing (manifest, icons, a service worker controlling start_url).
+- "Enable notifications" asks permission only when clicked. A real push subscription needs
+  the browser vendor's push service, which cannot be reached here: the test stops at the
+  permission and the service worker, and checks that the failure is shown, not hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import CHROMIUM_ARGS, PASSWORD, User, shot
+from tests.e2e.support import api_user
+from tests.waiting import eventually_sync
+
+
+def assert_soon(check: Callable[[], bool]) -> None:
+    eventually_sync(check, what=getattr(check, "__doc__", None))
+
+
+# Resolves once the service worker controls the page (after its clients.claim()); a
+# promise, not a poll: the page's CSP forbids the eval that polling would need.
+CONTROLLED = """new Promise((resolve) => {
+  if (navigator.serviceWorker.controller) resolve(true);
+  navigator.serviceWorker.addEventListener('controllerchange', () => resolve(true));
+})"""
+
+
+def wait_controlled(page: Any) -> None:
+    assert page.evaluate(CONTROLLED) is True
+
+
+def my_id(page: Any) -> int:
+    return int(
+        page.evaluate("fetch('/service/api/profile').then((r) => r.json()).then((u) => u.id)")
+    )
+
+
+def contents(peer: Any, chat_id: int) -> list[str]:
+    answer = peer.http.get(f"/service/api/chats/{chat_id}/messages", params={"limit": 50})
+    assert answer.status_code == 200, answer.text
+    return [m["content"] for m in answer.json()]
+
+
+def test_offline_the_app_and_the_last_chat_open_and_sends_wait_in_the_outbox(
+    register: Callable[..., User], base_url: str
+) -> None:
+    me = register("offline")
+    page = me.page
+    peer = api_user(base_url, "faraway", display_name="Far Away")
+    chat = peer.direct(my_id(page))
+    peer.send(chat["id"], "written before the network went away")
+    wait_controlled(page)  # the worker took over the page (clients.claim)
+    page.goto(f"/chat#{chat['id']}")  # only the fragment changes: not a new page load
+    page.reload()  # the page and its data now come through the worker, which keeps them
+    expect(
+        page.get_by_test_id("message-list").get_by_text("written before the network went away")
+    ).to_be_visible()
+
+    page.context.set_offline(True)
+    page.reload()
+    expect(page.get_by_test_id("composer-input")).to_be_visible()
+    expect(
+        page.get_by_test_id("message-list").get_by_text("written before the network went away")
+    ).to_be_visible()
+    expect(page.get_by_test_id("connection-status")).not_to_have_attribute(
+        "data-state", "connected"
+    )
+    shot(page, "offline-reloaded")
+
+    box = page.get_by_test_id("composer-input")
+    for text in ("first written offline", "second written offline"):
+        box.fill(text)
+        box.press("Enter")
+    pending = page.locator('[data-testid^="message-pending-"][data-status="pending"]')
+    expect(pending).to_have_count(2)
+    expect(pending.nth(0)).to_contain_text("first written offline")
+    expect(pending.nth(1)).to_contain_text("second written offline")
+    assert page.locator('[data-testid^="message-pending-"][data-status="failed"]').count() == 0
+    shot(page, "offline-pending")
+    assert "first written offline" not in contents(peer, chat["id"])
+
+    page.context.set_offline(False)
+    expect(page.get_by_test_id("connection-status")).to_have_attribute(
+        "data-state", "connected", timeout=30_000
+    )
+    expect(page.locator('[data-testid^="message-pending-"]')).to_have_count(0, timeout=20_000)
+    expect(
+        page.get_by_test_id("message-list").get_by_text("second written offline")
+    ).to_be_visible()
+    shot(page, "offline-delivered")
+    sent = contents(peer, chat["id"])
+    assert sent.count("first written offline") == 1 and sent.count("second written offline") == 1
+    assert sent.index("first written offline") < sent.index("second written offline")
+    # a reload now finds nothing left in the outbox: still exactly once each
+    page.reload()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+    expect(
+        page.get_by_test_id("message-list").get_by_text("second written offline")
+    ).to_be_visible()
+    assert page.locator('[data-testid^="message-pending-"]').count() == 0
+    assert contents(peer, chat["id"]).count("second written offline") == 1
+
+
+def test_the_app_passes_chromiums_installability_check(
+    browser: Any, chromium_path: Path, base_url: str, tmp_path: Path
+) -> None:
+    # A persistent profile: Playwright's ordinary contexts are incognito, where Chromium
+    # never offers to install an app ("in-incognito").
+    context = browser.browser_type.launch_persistent_context(
+        str(tmp_path / "profile"),
+        executable_path=str(chromium_path),
+        args=CHROMIUM_ARGS,
+        base_url=base_url,
+    )
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        someone = api_user(base_url, "install")
+        page.goto("/login")
+        page.get_by_test_id("login-username").fill(someone.username)
+        page.get_by_test_id("login-password").fill(PASSWORD)
+        page.get_by_test_id("login-submit").click()
+        page.wait_for_url("**/chat*")
+        check_installable(page)
+        shot(page, "installable")
+    finally:
+        context.close()
+
+
+def check_installable(page: Any) -> None:
+    wait_controlled(page)
+    manifest = page.evaluate(
+        "fetch(document.querySelector('link[rel=manifest]').href).then((r) => r.json())"
+    )
+    assert manifest["start_url"] == "/chat" and manifest["display"] == "standalone"
+    assert {"192x192", "512x512"} <= {icon["sizes"] for icon in manifest["icons"]}
+    cdp = page.context.new_cdp_session(page)
+    answer = cdp.send("Page.getInstallabilityErrors")
+    assert answer["installabilityErrors"] == [], answer
+
+
+ASK_COUNTER = """
+window.__permissionAsks = 0;
+if (window.Notification) {
+  const ask = Notification.requestPermission.bind(Notification);
+  Notification.requestPermission = (...args) => {
+    window.__permissionAsks += 1;
+    return ask(...args);
+  };
+}
+"""
+
+
+def test_enable_notifications_asks_only_on_click(
+    register: Callable[..., User], base_url: str
+) -> None:
+    me = register("pushy")
+    page = me.page
+    page.context.grant_permissions(["notifications"])
+    page.add_init_script(ASK_COUNTER)
+    page.reload()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+    wait_controlled(page)
+    page.get_by_test_id("settings-button").click()
+    enable = page.get_by_test_id("push-enable")
+    expect(enable).to_be_visible()
+    # loading the app and opening the settings asked nothing
+    assert page.evaluate("window.__permissionAsks") == 0
+    shot(page, "push-before-click")
+    enable.click()
+    # No push service is reachable from here: subscribing fails, and the person is told.
+    expect(page.get_by_test_id("toast").first).to_be_visible()
+    assert page.evaluate("window.__permissionAsks") == 1
+    # the e-mail digests' switch beside it: off, then the profile says so
+    digest = page.get_by_test_id("email-digest")
+    expect(digest).to_be_checked()
+    digest.uncheck()
+    expect(digest).not_to_be_checked()
+    profile = "fetch('/service/api/profile').then((r) => r.json())"
+    assert_soon(lambda: page.evaluate(profile)["email_notifications"] is False)
+    assert page.evaluate(profile)["language"] == "en"
+    scope = page.evaluate(
+        "navigator.serviceWorker.getRegistration('/static/sw.js')"
+        ".then((r) => r && r.active && r.scope)"
+    )
+    assert scope == base_url.rstrip("/") + "/"
+    shot(page, "push-after-click")
+    listed = page.evaluate("fetch('/service/api/push/subscriptions').then((r) => r.json())")
+    assert listed == []
+    assert page.evaluate("window.__permissionAsks") == 1
+
+
+def test_the_app_tells_the_server_its_language_for_e_mails(register: Callable[..., User]) -> None:
+    page = register("russe", locale="ru-RU").page
+    profile = "fetch('/service/api/profile').then((r) => r.json())"
+    assert_soon(lambda: page.evaluate(profile)["language"] == "ru")
+    page.get_by_test_id("settings-button").click()
+    expect(page.get_by_test_id("reach-settings")).to_contain_text("Присылать письмо")
+
+
+def test_the_service_worker_may_control_the_whole_site(base_url: str) -> None:
+    """`/static/sw.js` is allowed scope `/` (it keeps the app shell for `/chat` offline)."""
+    answer = httpx.get(base_url + "/static/sw.js")
+    assert answer.status_code == 200
+    assert answer.headers["service-worker-allowed"] == "/"
+    assert "caches.open" in answer.text
+    other = httpx.get(base_url + "/static/js/app.js")
+    assert other.status_code == 200 and "service-worker-allowed" not in other.headers
