@@ -46,6 +46,7 @@ SERVICES = [
     "parley.server.messages.service",
     "parley.server.messages.attachments",
     "parley.server.messages.writer",
+    "parley.server.messages.drafts",
     "parley.server.moderation.service",
     "parley.server.realtime.presence",
     "parley.server.realtime.hub",

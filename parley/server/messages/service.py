@@ -32,6 +32,7 @@ from parley.server.db.models import (
     User,
 )
 from parley.server.db.unit import publish_on_commit
+from parley.server.messages.drafts import Draft, Result
 from parley.server.messages.history import check_paging, load_page
 from parley.server.messages.mentions import (
     clear_mentions,
@@ -42,7 +43,7 @@ from parley.server.messages.notices import check_not_notice
 from parley.server.messages.public import as_public, attachment_public, row_fields
 from parley.server.messages.schemas import AttachmentPublic, MessagePublic
 from parley.server.messages.terms import search_text_of
-from parley.server.messages.writer import Draft, Result, Writer
+from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.service import blocked_ids
 from parley.server.previews.stored import previews_of

@@ -16,7 +16,7 @@ from parley.server import problems
 from parley.server.chats.general import general_id
 from parley.server.deps import AppState
 from parley.server.messages import service as messages
-from parley.server.messages.writer import Result
+from parley.server.messages.drafts import Result
 from parley.server.realtime import frames, protocol
 from parley.server.realtime.connection import Connection
 from parley.server.realtime.events import ChatFrame
