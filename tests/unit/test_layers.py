@@ -44,6 +44,7 @@ SERVICES = [
     "parley.server.accounts.avatars",
     "parley.server.chats.service",
     "parley.server.messages.service",
+    "parley.server.messages.reactions",
     "parley.server.messages.attachments",
     "parley.server.messages.writer",
     "parley.server.messages.drafts",

@@ -36,6 +36,7 @@ from parley.server.messages import (
     forwarding,
     history,
     pins,
+    reactions,
     scheduled,
     search,
     service,
@@ -198,7 +199,7 @@ async def remove_preview(
 async def add_reaction(
     message_id: IdPath, body: ReactionCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> MessagePublic:
-    return await service.react(
+    return await reactions.react(
         session,
         state.broker,
         user_id=me.id,
@@ -214,7 +215,7 @@ async def add_reaction(
 async def remove_reaction(
     message_id: IdPath, emoji: str, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
-    await service.react(
+    await reactions.react(
         session,
         state.broker,
         user_id=me.id,
@@ -231,7 +232,7 @@ async def remove_reaction(
 async def mark_read(
     chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
-    await service.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
+    await reactions.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
     return Response(status_code=204)
 
 
@@ -262,7 +263,7 @@ async def mark_unread(
     chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
     """My read marker moves back to `seq` - 1 (never forward); my sockets get `read`."""
-    await service.mark_unread(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
+    await reactions.mark_unread(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
     return Response(status_code=204)
 
 
