@@ -29,6 +29,7 @@ COMPOSITION = {
     "accounts/routes.py",
     "chats/routes.py",
     "messages/routes.py",
+    "messages/fastpath.py",
     "moderation/routes.py",
     "email/routes.py",
     "instance/routes.py",
