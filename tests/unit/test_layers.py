@@ -44,6 +44,7 @@ SERVICES = [
     "parley.server.accounts.service",
     "parley.server.accounts.avatars",
     "parley.server.chats.service",
+    "parley.server.chats.personal",
     "parley.server.messages.service",
     "parley.server.messages.reactions",
     "parley.server.messages.attachments",
