@@ -42,6 +42,7 @@ COMPOSITION = {
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [
     "parley.server.accounts.service",
+    "parley.server.accounts.profile",
     "parley.server.accounts.avatars",
     "parley.server.chats.service",
     "parley.server.chats.personal",
