@@ -10,7 +10,8 @@ senders' read markers are written; then COMMIT. On PostgreSQL that is one statem
 (data-modifying CTEs over arrays of the batch), two when a text names someone with `@`;
 on SQLite three to six (the batch as one JSON parameter each), none per message, run in
 the connection's thread in one hand-off: that SQL, and the driver calls that run it, are
-in `db/batch.py`; this module turns their rows into public messages (`public.py`).
+in `db/batch.py`; `drafts.py` (where `store_batch` is) turns their rows into public
+messages (`public.py`).
 
 Only after the commit are the waiting senders answered and the `message` events published
 (the sender's copy, carrying its client_id, is the acknowledgement). A batch that fails
