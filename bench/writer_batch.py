@@ -26,7 +26,8 @@ from sqlalchemy import event, insert
 from parley.clock import Clock
 from parley.server.db.models import Chat, Membership, User
 from parley.server.db.session import make_engine, make_sessionmaker, migrate
-from parley.server.messages.writer import Draft, Writer
+from parley.server.messages.drafts import Draft
+from parley.server.messages.writer import Writer
 from parley.server.realtime.broker import InProcessBroker
 
 PG = "postgresql://postgres@127.0.0.1:5432/postgres"

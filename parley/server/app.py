@@ -47,8 +47,8 @@ from parley.server.integrations.routes import export_router as integrations_expo
 from parley.server.integrations.routes import hooks_router as integrations_hooks_router
 from parley.server.integrations.routes import router as integrations_router
 from parley.server.invites.routes import router as invites_router
+from parley.server.messages.fastpath import HistoryFastPath
 from parley.server.messages.history import HistoryPages
-from parley.server.messages.routes import HistoryFastPath
 from parley.server.messages.routes import router as messages_router
 from parley.server.messages.service import do_send
 from parley.server.messages.writer import Writer

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.clock import Clock
 from parley.config import Settings
-from parley.server.accounts.service import end_expired_minds
+from parley.server.accounts.profile import end_expired_minds
 from parley.server.cache import SendChecks
 from parley.server.db.models import Ban
 from parley.server.db.models import Session as LoginSession

@@ -23,7 +23,8 @@ from sqlalchemy import event, func, insert, select, update
 from parley.clock import Clock
 from parley.server.db.models import Chat, Message
 from parley.server.db.session import make_engine, make_sessionmaker
-from parley.server.messages.writer import Draft, Writer
+from parley.server.messages.drafts import Draft
+from parley.server.messages.writer import Writer
 from parley.server.realtime.broker import InProcessBroker
 from tests.conftest import Running, no_cookies, start_server, stop_server, test_settings
 from tests.factories import Account, connect, make_direct, make_group, make_user, recv_type

@@ -30,7 +30,8 @@ from parley.server.db.session import (
     make_engine,
     make_sessionmaker,
 )
-from parley.server.messages.writer import Draft, Result, Writer
+from parley.server.messages.drafts import Draft, Result
+from parley.server.messages.writer import Writer
 from parley.server.realtime.broker import InProcessBroker
 from tests.conftest import Running
 from tests.factories import Account, make_group, make_user

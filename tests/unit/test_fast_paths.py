@@ -9,7 +9,8 @@ import pytest
 from fastapi import APIRouter, FastAPI, Path, Query
 from fastapi.routing import APIRoute
 
-from parley.server.messages.routes import Declared, list_messages, router
+from parley.server.messages.fastpath import Declared
+from parley.server.messages.routes import list_messages, router
 from parley.server.middleware import SocketFastPath
 from parley.server.realtime.ws import websocket_endpoint
 

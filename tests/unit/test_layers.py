@@ -29,6 +29,7 @@ COMPOSITION = {
     "accounts/routes.py",
     "chats/routes.py",
     "messages/routes.py",
+    "messages/fastpath.py",
     "moderation/routes.py",
     "email/routes.py",
     "instance/routes.py",
@@ -41,11 +42,15 @@ COMPOSITION = {
 FORBIDDEN = ("fastapi", "parley.server.state", "parley.server.deps")
 SERVICES = [
     "parley.server.accounts.service",
+    "parley.server.accounts.profile",
     "parley.server.accounts.avatars",
     "parley.server.chats.service",
+    "parley.server.chats.personal",
     "parley.server.messages.service",
+    "parley.server.messages.reactions",
     "parley.server.messages.attachments",
     "parley.server.messages.writer",
+    "parley.server.messages.drafts",
     "parley.server.moderation.service",
     "parley.server.realtime.presence",
     "parley.server.realtime.hub",

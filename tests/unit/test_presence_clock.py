@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from parley import errors
 from parley.server.db.models import Base, Chat, Membership, User
 from parley.server.db.session import make_engine, make_sessionmaker
-from parley.server.messages.writer import Draft, Writer
+from parley.server.messages.drafts import Draft
+from parley.server.messages.writer import Writer
 from parley.server.realtime.connection import Connection
 from parley.server.realtime.events import UsersFrame
 from parley.server.realtime.hub import Hub

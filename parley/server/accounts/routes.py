@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import errors
 from parley.credentials import ACCESS_COOKIE
 from parley.server import images
-from parley.server.accounts import avatars, service, twofactor
+from parley.server.accounts import avatars, profile, service, twofactor
 from parley.server.accounts.schemas import (
     Login,
     PasswordChange,
@@ -232,7 +232,7 @@ async def update_profile(
     body: ProfileUpdate, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> UserPublic:
     old_email = me.user.email_key
-    user = await service.update_profile(
+    user = await profile.update_profile(
         session,
         state.broker,
         user=me.user,
@@ -240,7 +240,7 @@ async def update_profile(
         bio=body.bio,
         email=str(body.email) if body.email else None,
         max_group=state.settings.presence_max_group,
-        mind=service.MindUpdate(
+        mind=profile.MindUpdate(
             fields=frozenset(body.model_fields_set),
             status=body.status,
             dnd_until=body.dnd_until,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
-from parley.server.chats import service, views
+from parley.server.chats import personal, service, views
 from parley.server.chats.access import access_chat
 from parley.server.chats.schemas import (
     ChatDetail,
@@ -127,7 +127,7 @@ async def update_settings(
     """My own settings for the chat (members only): `muted_until` is null (not muted), an
     RFC 3339 time with an offset (a past one unmutes), or "forever". Fields left out stay."""
     now = state.clock()
-    chat, membership = await service.update_settings(
+    chat, membership = await personal.update_settings(
         session, state.broker, user_id=me.id, chat_id=chat_id, settings=body, now=now
     )
     return await views.chat_public(
@@ -141,7 +141,7 @@ async def put_draft(
 ) -> Response:
     """My unsent text for the chat (members only), the same on every device: empty clears
     it; a change reaches my sockets as `chat_updated`."""
-    await service.set_draft(
+    await personal.set_draft(
         session, state.broker, user_id=me.id, chat_id=chat_id, content=body.content,
         now=state.clock(),
     )  # fmt: skip

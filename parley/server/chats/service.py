@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +15,7 @@ from parley.server.audit import audit
 from parley.server.chats import views
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
 from parley.server.chats.general import GENERAL
-from parley.server.chats.schemas import ChatSettings, MemberPublic
+from parley.server.chats.schemas import MemberPublic
 from parley.server.db.models import Chat, Membership, User
 from parley.server.db.unit import after_commit, publish_on_commit
 from parley.server.messages.notices import add_notice
@@ -325,7 +325,7 @@ async def remove_member(
     after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))
     if heir is not None:  # its my_role changed
         heirs = [heir]
-        after_commit(session, lambda: _publish_own_views(session, broker, chat, heirs, now=now))
+        after_commit(session, lambda: publish_own_views(session, broker, chat, heirs, now=now))
     await session.commit()
 
 
@@ -394,7 +394,7 @@ async def set_role(
     publish_on_commit(session, broker, RolesChanged(chat_id, [target_id, user_id]))
     after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))
     # their my_role changed
-    after_commit(session, lambda: _publish_own_views(session, broker, chat, changed, now=now))
+    after_commit(session, lambda: publish_own_views(session, broker, chat, changed, now=now))
     await session.commit()
     user = await access_user(session, target_id)
     return MemberPublic(user=user_public(user), role=target.role, joined_at=target.joined_at)
@@ -411,11 +411,11 @@ async def _announce_joined(
 ) -> None:
     """New members' sockets subscribe to the chat and each gets the chat as it sees it."""
     await broker.publish(MembershipChanged(chat.id, users, joined=True))
-    await _publish_own_views(session, broker, chat, users, now=now, online=online)
+    await publish_own_views(session, broker, chat, users, now=now, online=online)
     await publish_chat_updated(session, broker, chat, now=now, skip=users)
 
 
-async def _publish_own_views(
+async def publish_own_views(
     session: AsyncSession,
     broker: Broker,
     chat: Chat,
@@ -449,56 +449,6 @@ async def publish_chat_updated(
     )
     skip_user = skip[0] if len(skip) == 1 else None
     await broker.publish(ChatFrame.of(chat.id, frames.ChatUpdated(public), skip_user=skip_user))
-
-
-async def update_settings(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    chat_id: int,
-    settings: ChatSettings,
-    now: datetime,
-) -> tuple[Chat, Membership]:
-    """The caller's own settings for a chat (members only); fields left out stay. A mute that
-    has already ended is no mute. A real change commits, then reaches the caller's sockets
-    (and only theirs) as a `chat_updated`; a change that changes nothing writes and sends
-    nothing."""
-    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
-    changed = False
-    if "notify" in settings.model_fields_set and settings.notify != membership.notify:
-        membership.notify, changed = settings.notify, True
-    if "muted_until" in settings.model_fields_set:
-        wanted = views.FOREVER if settings.muted_until == "forever" else settings.muted_until
-        if isinstance(wanted, datetime):
-            wanted = wanted.astimezone(UTC) if wanted > now else None
-        if views.muted_public(wanted, now) != views.muted_public(membership.muted_until, now):
-            membership.muted_until, changed = wanted, True
-    if changed:
-        after_commit(session, lambda: _publish_own_views(session, broker, chat, [user_id], now=now))
-        await session.commit()
-    return chat, membership
-
-
-async def set_draft(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    chat_id: int,
-    content: str,
-    now: datetime,
-) -> None:
-    """Keeps the caller's draft for a chat (members only; blank text clears it). A real
-    change commits, then reaches the caller's sockets as `chat_updated`."""
-    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
-    wanted = content if content.strip() else None
-    if wanted == membership.draft:
-        return
-    membership.draft = wanted
-    membership.draft_updated_at = now if wanted is not None else None
-    after_commit(session, lambda: _publish_own_views(session, broker, chat, [user_id], now=now))
-    await session.commit()
 
 
 async def count_chats(session: AsyncSession) -> int:

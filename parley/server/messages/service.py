@@ -1,4 +1,5 @@
-"""Messages: send (idempotent by client_id), history, edit, delete, reactions, read markers.
+"""Messages: send (idempotent by client_id), history, edit, delete (reactions and read
+markers: reactions.py).
 
 Every write commits first and publishes after: the database is the truth, pub/sub only
 tells. A chat event is published once per chat; hubs fan it out.
@@ -12,8 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
@@ -31,7 +31,8 @@ from parley.server.db.models import (
     Reaction,
     User,
 )
-from parley.server.db.unit import publish_on_commit
+from parley.server.db.unit import after_commit
+from parley.server.messages.drafts import Draft, Result
 from parley.server.messages.history import check_paging, load_page
 from parley.server.messages.mentions import (
     clear_mentions,
@@ -42,17 +43,16 @@ from parley.server.messages.notices import check_not_notice
 from parley.server.messages.public import as_public, attachment_public, row_fields
 from parley.server.messages.schemas import AttachmentPublic, MessagePublic
 from parley.server.messages.terms import search_text_of
-from parley.server.messages.writer import Draft, Result, Writer
+from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
 from parley.server.moderation.service import blocked_ids
 from parley.server.previews.stored import previews_of
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.events import ChatFrame, UsersFrame
+from parley.server.realtime.events import ChatFrame
 from parley.server.throttle import Throttle
 
 SYNC_LIMIT = 500
-READ_FRAMES_MAX = 100  # read frames go to the sharing members only in chats this small
 
 
 async def publish_update(broker: Broker, message: MessagePublic) -> None:
@@ -60,6 +60,18 @@ async def publish_update(broker: Broker, message: MessagePublic) -> None:
     sender = message.sender.id if message.sender else None
     update = frames.MessageUpdated(message)
     await broker.publish(ChatFrame.of(message.chat_id, update, sender_id=sender))
+
+
+async def commit_and_publish_update(
+    session: AsyncSession, broker: Broker, message: Message
+) -> MessagePublic:
+    """Commits the message's change; its `message_updated` frame is published once the
+    transaction commits (never if it does not). The message as stored."""
+    await session.flush()
+    public = await message_public(session, message)
+    after_commit(session, lambda: publish_update(broker, public))
+    await session.commit()
+    return public
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -402,10 +414,7 @@ async def edit_message(
     message.content, message.edited_at = content, now
     message.search_text = await search_text_of(session, message)
     await _update_mentions(session, message, editor_id=user_id)
-    await session.commit()
-    public = await message_public(session, message)
-    await publish_update(broker, public)
-    return public
+    return await commit_and_publish_update(session, broker, message)
 
 
 async def _update_mentions(session: AsyncSession, message: Message, *, editor_id: int) -> None:
@@ -436,10 +445,7 @@ async def delete_message(
         details = {"chat_id": message.chat_id, "sender_id": message.sender_id}
         await audit(session, user_id, "message.delete", "message", message.id, details, at=now)
     await erase_message(session, message, now=now)
-    await session.commit()
-    public = await message_public(session, message)
-    await publish_update(broker, public)
-    return public
+    return await commit_and_publish_update(session, broker, message)
 
 
 async def erase_message(session: AsyncSession, message: Message, *, now: datetime) -> None:
@@ -463,119 +469,3 @@ async def erase_messages(session: AsyncSession, ids: Sequence[int], *, now: date
     await session.execute(delete(Reaction).where(Reaction.message_id.in_(ids)))
     await session.execute(delete(MessagePreview).where(MessagePreview.message_id.in_(ids)))
     await session.execute(delete(MessageMention).where(MessageMention.message_id.in_(ids)))
-
-
-async def react(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    message_id: int,
-    emoji: str,
-    add: bool,
-    now: datetime,
-    max_reactions: int,
-) -> MessagePublic:
-    """Adds or removes the user's reaction (one per user per emoji); idempotent both ways.
-    A message holds at most `max_reactions` distinct emoji (Conflict `too_many_reactions`);
-    one already there can always be added."""
-    from parley.server.messages.emoji import check_emoji
-
-    emoji = check_emoji(emoji)
-    message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
-    await access_member(session, user_id=user_id, chat_id=message.chat_id)
-    check_not_notice(message, "reacted to")
-    if message.deleted_at is not None:
-        raise errors.Conflict("The message was deleted", code="message_deleted")
-    key = and_(
-        Reaction.message_id == message_id, Reaction.user_id == user_id, Reaction.emoji == emoji
-    )
-    exists = (await session.execute(select(Reaction.emoji).where(key))).first() is not None
-    if add and not exists:
-        await _check_reaction_room(session, message_id=message_id, emoji=emoji, limit=max_reactions)
-        try:
-            # A savepoint: losing the race must not expire `message` (a full rollback would).
-            async with session.begin_nested():
-                session.add(Reaction(message_id=message_id, user_id=user_id, emoji=emoji))
-        except IntegrityError:  # the same reaction added concurrently: already there
-            exists = True
-    elif not add and exists:
-        await session.execute(delete(Reaction).where(key))
-    await session.commit()
-    public = await message_public(session, message)
-    if add != exists:
-        await publish_update(broker, public)
-    return public
-
-
-async def _check_reaction_room(
-    session: AsyncSession, *, message_id: int, emoji: str, limit: int
-) -> None:
-    """Raises Conflict when `emoji` would be one distinct emoji too many on the message.
-    The message's row is locked first (PostgreSQL; SQLite's writers hold the write lock):
-    two new emoji at once cannot both take the last place."""
-    await session.execute(select(Message.id).where(Message.id == message_id).with_for_update())
-    present = set(
-        (
-            await session.execute(
-                select(Reaction.emoji).where(Reaction.message_id == message_id).distinct()
-            )
-        ).scalars()
-    )
-    if emoji not in present and len(present) >= limit:
-        raise errors.Conflict(
-            f"A message can have at most {limit} different reactions", code="too_many_reactions"
-        )
-
-
-async def mark_read(
-    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, seq: int
-) -> int:
-    """Moves the read marker forward (never back, never past the last seq); tells the chat."""
-    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
-    target = min(seq, chat.last_seq)
-    if target <= membership.last_read_seq:
-        return membership.last_read_seq
-    membership.last_read_seq = target
-    read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
-    publish_on_commit(session, broker, await _read_event(session, chat_id, user_id, read))
-    await session.commit()
-    return target
-
-
-async def mark_unread(
-    session: AsyncSession, broker: Broker, *, user_id: int, chat_id: int, seq: int
-) -> int:
-    """Moves the read marker back to just before `seq` (never forward: a marker already
-    there or earlier stays); the user's sockets get its `read` frame. The marker."""
-    chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
-    target = max(0, min(seq, chat.last_seq + 1) - 1)
-    if target >= membership.last_read_seq:
-        return membership.last_read_seq
-    membership.last_read_seq = target
-    read = frames.Read(chat_id=chat_id, user_id=user_id, seq=target)
-    publish_on_commit(session, broker, UsersFrame.of([user_id], read))
-    await session.commit()
-    return target
-
-
-async def _read_event(
-    session: AsyncSession, chat_id: int, user_id: int, read: frames.Read
-) -> ChatFrame | UsersFrame:
-    """Who hears a read marker move: the reader's own sockets always; the other members
-    only if the reader shares read receipts, and in chats of at most READ_FRAMES_MAX
-    members only those who share them too (larger chats get one frame for the chat)."""
-    reader = await session.get(User, user_id)
-    if reader is not None and reader.share_read_receipts is False:
-        return UsersFrame.of([user_id], read)
-    rows = await session.execute(
-        select(Membership.user_id, User.share_read_receipts)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.chat_id == chat_id)
-        .limit(READ_FRAMES_MAX + 1)
-    )
-    members = rows.tuples().all()
-    if len(members) > READ_FRAMES_MAX:
-        return ChatFrame.of(chat_id, read)
-    hearing = [uid for uid, shares in members if shares is not False or uid == user_id]
-    return UsersFrame.of(hearing, read)

@@ -10,7 +10,8 @@ senders' read markers are written; then COMMIT. On PostgreSQL that is one statem
 (data-modifying CTEs over arrays of the batch), two when a text names someone with `@`;
 on SQLite three to six (the batch as one JSON parameter each), none per message, run in
 the connection's thread in one hand-off: that SQL, and the driver calls that run it, are
-in `db/batch.py`; this module turns their rows into public messages (`public.py`).
+in `db/batch.py`; `drafts.py` (where `store_batch` is) turns their rows into public
+messages (`public.py`).
 
 Only after the commit are the waiting senders answered and the `message` events published
 (the sender's copy, carrying its client_id, is the acknowledgement). A batch that fails
@@ -27,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,18 +37,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from parley import errors
 from parley.clock import Clock
-from parley.server.accounts.schemas import SenderPublic
 from parley.server.db import batch
 from parley.server.db.models import Attachment, Message
 from parley.server.db.session import is_race, is_unreachable
 from parley.server.messages import history, terms, thread_replies
+from parley.server.messages.drafts import (
+    Draft,
+    MissingChats,
+    Result,
+    in_order,
+    results_of,
+    store_batch,
+    unique_drafts,
+)
 from parley.server.messages.mentions import mentions_by_send
 from parley.server.messages.public import (
     as_public,
-    attachment_fields,
     attachment_public,
-    public_fields,
-    sender_fields,
 )
 from parley.server.messages.schemas import MessagePublic
 from parley.server.realtime import frames
@@ -57,55 +62,11 @@ from parley.server.realtime.events import ChatFrame
 
 log = logging.getLogger("parley.writer")
 _REUSED = "This client_id belongs to a message of another chat"
-Result = tuple[MessagePublic, bool]
 RETRIES = 3  # a batch that lost a race (duplicate client_id, deadlock) is tried again
-
-
-class MissingChats(Exception):
-    """Chats of the batch were deleted meanwhile. `stored`: what a PostgreSQL statement
-    stored of the other chats (committed already: autocommit); `results`: the same in the
-    order of the batch's other drafts, once the writer has put them in it."""
-
-    def __init__(
-        self,
-        chat_ids: set[int],
-        stored: dict[Draft, Result] | None = None,
-        results: list[Result] | None = None,
-    ) -> None:
-        super().__init__(chat_ids)
-        self.chat_ids = chat_ids
-        self.stored = stored
-        self.results = results
 
 
 class Unpublished(Exception):
     """A batch was stored, but its events could not be published: not to be stored again."""
-
-
-@dataclass(eq=False, slots=True)
-class Draft:
-    """One send waiting to be stored."""
-
-    user_id: int
-    chat_id: int
-    content: str
-    client_id: str | None = None
-    reply_to: int | None = None
-    attachment_ids: tuple[int, ...] = ()
-    sender: SenderPublic | None = None
-    chat_type: str = "group"  # with `role`: what resolving mentions needs (`@all`)
-    role: str | None = None
-    alive: Callable[[], bool] | None = None  # False once the sender's socket closed
-    thread_root_id: int | None = None  # a reply in that thread (its root, checked)
-    also_in_chat: bool = False
-    future: asyncio.Future[Result] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.future = asyncio.get_running_loop().create_future()
-
-    @property
-    def wanted(self) -> bool:
-        return not self.future.done() and (self.alive is None or self.alive())
 
 
 class Writer:
@@ -257,7 +218,7 @@ class Writer:
                 return results
         # The mention lookup (a session, only when a text names someone) reads first; then
         # the batch is written in one go.
-        unique, first = _unique(drafts)
+        unique, first = unique_drafts(drafts)
         mentions: dict[Draft, list[int]] = {}
         if any("@" in d.content for d in unique):
             async with self.sessions() as session:
@@ -267,9 +228,9 @@ class Writer:
         except MissingChats as exc:
             if exc.stored is not None:  # PostgreSQL: the statement committed the others
                 kept = [d for d in drafts if d.chat_id not in exc.chat_ids]
-                exc.results = _in_order(kept, exc.stored, first)
+                exc.results = in_order(kept, exc.stored, first)
             raise
-        return _in_order(drafts, stored, first)
+        return in_order(drafts, stored, first)
 
     async def _store_on_own(
         self,
@@ -301,7 +262,7 @@ class Writer:
                 stored = await batch.store_sqlite(conn, drafts, mentions, now, transaction=True)
             else:
                 stored = await batch.store_postgresql(conn, drafts, mentions, now, on_driver=True)
-            return _results(drafts, stored, mentions, now, committed=not sqlite)
+            return results_of(drafts, stored, mentions, now, committed=not sqlite)
         except MissingChats:  # nothing failed: the connection is fine
             raise
         except BaseException:
@@ -380,74 +341,6 @@ class Writer:
                 log.warning("a listener of new messages failed", exc_info=True)
 
 
-async def store_batch(
-    session: AsyncSession, drafts: Sequence[Draft], *, now: datetime
-) -> list[Result]:
-    """Stores drafts as messages with their chats' next seqs (not committed): the one place
-    where messages are inserted. Per draft, in order: the message and whether it is new; a
-    draft whose (sender, client_id) is stored already, or came earlier in the batch, gets
-    that message back and stores nothing.
-
-    PostgreSQL: one statement (`db/batch.py`), after one more only when some text names a
-    member with `@`. SQLite (the writer owns the connection, nobody waits on it): three
-    statements, up to six with mentions and resends, none per message. Raises
-    MissingChats (the caller rolls back) when a chat of a new message is gone."""
-    unique, first = _unique(drafts)
-    mentions = await mentions_by_send(session, unique)
-    stored = await batch.store(await session.connection(), unique, mentions, now)
-    return _in_order(drafts, _results(unique, stored, mentions, now, committed=False), first)
-
-
-def _results(
-    drafts: Sequence[Draft],
-    stored: batch.Stored,
-    mentions: dict[Draft, list[int]],
-    now: datetime,
-    *,
-    committed: bool,
-) -> dict[Draft, Result]:
-    """Each draft's message, from what the batch stored. Raises MissingChats for drafts
-    whose chat is gone (with the others' results when those are `committed` already)."""
-    placed, resent = stored
-    results: dict[Draft, Result] = {}
-    for n, (message_id, seq) in placed.items():
-        d = drafts[n]
-        results[d] = (_new_public(d, message_id, seq, now, mentions.get(d, [])), True)
-    for n, row in resent.items():
-        results[drafts[n]] = (_resent_public(drafts[n], row), False)
-    missing = {d.chat_id for d in drafts if d not in results}
-    if missing:  # those chats were deleted meanwhile: their sends fail alone
-        raise MissingChats(missing, results if committed else None)
-    return results
-
-
-Firsts = dict[tuple[int, str], Draft]
-
-
-def _unique(drafts: Sequence[Draft]) -> tuple[list[Draft], Firsts]:
-    """The drafts without later copies of a (sender, client_id), and each one's first."""
-    unique: list[Draft] = []
-    first: Firsts = {}
-    for d in drafts:
-        if d.client_id is not None:
-            if (d.user_id, d.client_id) in first:
-                continue
-            first[(d.user_id, d.client_id)] = d
-        unique.append(d)
-    return unique, first
-
-
-def _in_order(drafts: Sequence[Draft], stored: dict[Draft, Result], first: Firsts) -> list[Result]:
-    results: list[Result] = []
-    for d in drafts:
-        if d in stored:
-            results.append(stored[d])
-        else:  # a second copy of a client_id within this batch
-            assert d.client_id is not None
-            results.append((stored[first[(d.user_id, d.client_id)]][0], False))
-    return results
-
-
 async def _link_attachments(session: AsyncSession, message: MessagePublic, draft: Draft) -> None:
     ids = set(draft.attachment_ids)
     result = await session.execute(
@@ -509,48 +402,6 @@ async def _attached(session: AsyncSession, message_id: int) -> list[Any]:
         select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)
     )
     return [attachment_public(a) for a in rows.scalars()]
-
-
-def _new_public(
-    d: Draft, message_id: int, seq: int, now: datetime, mentions: list[int]
-) -> MessagePublic:
-    fields = public_fields(
-        id=message_id,
-        chat_id=d.chat_id,
-        seq=seq,
-        sender=d.sender,
-        content=d.content,
-        created_at=now,
-        edited_at=None,
-        deleted_at=None,
-        client_id=d.client_id,
-        reply_to=d.reply_to,
-        mentions=mentions,
-    )
-    return as_public(fields)
-
-
-def _resent_public(d: Draft, row: batch.StoredRow) -> MessagePublic:
-    """A resend's stored message, as `messages_public` shows it, in its own chat."""
-    reactions: dict[str, list[int]] = {}
-    for emoji, user_id in row.reactions:
-        reactions.setdefault(emoji, []).append(user_id)
-    fields = public_fields(
-        id=row.id,
-        chat_id=row.chat_id,
-        seq=row.seq,
-        sender=sender_fields(d.user_id, row.username, row.display_name),
-        content=row.content,
-        created_at=row.created_at,
-        edited_at=row.edited_at,
-        deleted_at=row.deleted_at,
-        client_id=d.client_id,
-        reply_to=row.reply_to_id,
-        attachments=[attachment_fields(*a) for a in row.attachments],
-        reactions=reactions,
-        mentions=row.mentions if "@" in row.content else (),
-    )
-    return as_public(fields)
 
 
 def _fail(drafts: Sequence[Draft], exc: BaseException) -> None:

@@ -15,8 +15,9 @@ from parley import errors
 from parley.server import problems
 from parley.server.chats.general import general_id
 from parley.server.deps import AppState
+from parley.server.messages import reactions
 from parley.server.messages import service as messages
-from parley.server.messages.writer import Result
+from parley.server.messages.drafts import Result
 from parley.server.realtime import frames, protocol
 from parley.server.realtime.connection import Connection
 from parley.server.realtime.events import ChatFrame
@@ -156,7 +157,7 @@ async def _on_delete(ctx: Context, f: protocol.Delete, _raw: Any) -> None:
 @handles(protocol.React, protocol.Unreact)
 async def _on_react(ctx: Context, f: protocol.React, _raw: Any) -> None:
     async with ctx.state.sessions() as session:
-        await messages.react(
+        await reactions.react(
             session,
             ctx.state.broker,
             user_id=ctx.user_id,
@@ -187,7 +188,7 @@ async def _on_typing(ctx: Context, f: protocol.Typing, _raw: Any) -> None:
 @handles(protocol.Read)
 async def _on_read(ctx: Context, f: protocol.Read, _raw: Any) -> None:
     async with ctx.state.sessions() as session:
-        await messages.mark_read(
+        await reactions.mark_read(
             session, ctx.state.broker, user_id=ctx.user_id, chat_id=f.chat_id, seq=f.seq
         )
 
