@@ -334,7 +334,7 @@ async def test_creation_and_general_make_no_notice(
         m
         for m in await history(client, a, general["id"])
         if m["kind"] == "notice"
-        and (m["sender"] and m["sender"]["id"] in ours or ours & set(m["notice"]["user_ids"]))
+        and ((m["sender"] and m["sender"]["id"] in ours) or ours & set(m["notice"]["user_ids"]))
     ]
     assert about_us == []
 
