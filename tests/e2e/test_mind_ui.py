@@ -63,11 +63,19 @@ def test_status_dnd_notify_draft_seen_and_schedule(register: Any, base_url: str)
     # "Seen by" under my latest message once the peer has read it
     send(page, "Back at two")
     page.get_by_test_id("message-2").wait_for()
+    # a direct chat: ✓ once stored, ✓✓ once the peer has read it
+    receipt = page.get_by_test_id("message-2").get_by_test_id("message-receipt")
+    receipt.wait_for()
+    assert receipt.get_attribute("data-receipt") == "sent" and receipt.inner_text() == "✓"
     assert (
         peer.http.post(f"/service/api/chats/{chat['id']}/read", json={"seq": 2}).status_code == 204
     )
     page.get_by_test_id("seen-by").wait_for()
     assert "Pavel" in (page.get_by_test_id("seen-by").get_attribute("title") or "")
+    page.locator('[data-testid="message-2"] [data-receipt="seen"]').wait_for()
+    assert receipt.inner_text() == "✓✓"
+    assert page.get_by_test_id("message-1").get_by_test_id("message-receipt").count() == 0  # his
+    shot(page, "mind-receipts-en")
 
     # a draft typed here comes back after a reload (kept on the server)
     page.get_by_test_id("composer-input").fill("half a thought")

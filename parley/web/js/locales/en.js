@@ -665,6 +665,8 @@ export default {
   'mind.receipts.hint': 'Others see how far you have read, and you see theirs. Turned off, neither.',
   'mind.receipts.on': 'Read receipts are shared',
   'mind.receipts.off': 'Read receipts are not shared',
+  'mind.receipt.sent': 'Sent',
+  'mind.receipt.seen': 'Seen',
   'mind.seen': 'Seen by',
   'mind.seenBy': 'Seen by {names}',
   'mind.draft': 'Draft',

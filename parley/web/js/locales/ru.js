@@ -665,6 +665,8 @@ export default {
   'mind.receipts.hint': 'Другие видят, докуда вы прочитали, а вы — их отметки. Если выключить, не видно ни тех, ни других.',
   'mind.receipts.on': 'Отметки о прочтении видны',
   'mind.receipts.off': 'Отметки о прочтении скрыты',
+  'mind.receipt.sent': 'Отправлено',
+  'mind.receipt.seen': 'Прочитано',
   'mind.seen': 'Прочитали',
   'mind.seenBy': 'Прочитали: {names}',
   'mind.draft': 'Черновик',

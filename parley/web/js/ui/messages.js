@@ -174,7 +174,7 @@ function messageItem(msg, grouped) {
   const version = JSON.stringify([msg.content, msg.edited_at, msg.deleted, msg.reactions, grouped, msg.mentions,
     quoted ? [quoted.content, quoted.deleted] : null, msg.attachments?.length, msg.preview,
     msg.pinned_at, msg.forwarded_from,
-    state.users.get(msg.sender.id)?.avatar_url, state.users.get(msg.sender.id)?.status, msg.thread, msg.thread_root_id, msg.thread ? threadMinute() : 0]);
+    state.users.get(msg.sender.id)?.avatar_url, state.users.get(msg.sender.id)?.status, receiptOf(msg), msg.thread, msg.thread_root_id, msg.thread ? threadMinute() : 0]);
   return { key: `m:${msg.seq}`, version, build: () => messageEl(msg, grouped, quoted) };
 }
 
@@ -246,9 +246,28 @@ function messageEl(msg, grouped, quoted) {
     msg.deleted ? null : attachmentsEl(msg.attachments || []),
     msg.deleted ? null : previewEl(msg, mine),
     msg.deleted ? null : reactionsEl(msg),
-    msg.thread_root_id ? threadOriginEl(msg) : threadSummaryEl(msg, callbacks.onThread)));
+    msg.thread_root_id ? threadOriginEl(msg) : threadSummaryEl(msg, callbacks.onThread),
+    receiptEl(msg)));
   if (!msg.deleted) el.append(actionsEl(msg, mine));
   return el;
+}
+
+/** In a direct chat, my message's receipt: "sent" (✓) once stored, "seen" (✓✓) once the
+ * peer's read marker passed it (a peer who shares no read receipts leaves it at ✓). */
+export function receiptOf(msg) {
+  const chat = state.chats.get(msg.chat_id);
+  if (!chat || chat.type !== 'direct' || !chat.peer || msg.deleted || msg.kind === 'notice') return null;
+  if (!state.me || msg.sender?.id !== state.me.id) return null;
+  const peerSeq = state.readMarkers.get(msg.chat_id)?.get(chat.peer.id);
+  return peerSeq != null && peerSeq >= msg.seq ? 'seen' : 'sent';
+}
+
+function receiptEl(msg) {
+  const receipt = receiptOf(msg);
+  if (!receipt) return null;
+  const label = t(receipt === 'seen' ? 'mind.receipt.seen' : 'mind.receipt.sent');
+  return h('span', { class: `msg-receipt is-${receipt}`, testid: 'message-receipt', dataset: { receipt }, role: 'img', title: label, 'aria-label': label },
+    receipt === 'seen' ? '✓✓' : '✓');
 }
 
 // The summaries' "5 min ago" is rebuilt once a minute (a new version of the element).
