@@ -17,7 +17,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.server.db.models import Attachment, Chat, Membership, Message, Reaction, User
+from parley.server.db.models import (
+    Attachment,
+    Chat,
+    Membership,
+    Message,
+    Reaction,
+    ThreadFollow,
+    User,
+)
 from parley.server.db.session import make_engine, make_sessionmaker
 from tests.conftest import PG_DSN, _create_database, _drop_database
 
@@ -159,7 +167,18 @@ async def test_a_slack_export_imports_once(target: dict[str, str], tmp_path: Pat
                 (3, bob.id, "the log"),
             ]
             assert messages[0].created_at == datetime.fromtimestamp(1600000200.0002, UTC)
-            assert messages[1].reply_to_id == messages[0].id
+            # Slack's thread is a Parley thread: the reply names its root, the root counts it
+            assert (messages[1].thread_root_id, messages[1].also_in_chat) == (messages[0].id, False)
+            assert messages[1].reply_to_id is None
+            root = messages[0]
+            assert (root.reply_count, root.thread_participants) == (1, str(bob.id))
+            assert root.last_reply_at == datetime.fromtimestamp(1600000300.0003, UTC)
+            follows = await session.execute(
+                select(ThreadFollow.user_id, ThreadFollow.following).where(
+                    ThreadFollow.root_id == root.id
+                )
+            )
+            assert sorted(follows.tuples().all()) == sorted([(alice.id, True), (bob.id, True)])
             reactions = (await session.execute(select(Reaction.user_id, Reaction.emoji))).all()
             assert [tuple(r) for r in reactions] == [(bob.id, "👍")]
             [attachment] = list((await session.execute(select(Attachment))).scalars())

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.db.models import Attachment, Chat, Membership, Message, Reaction, User
 from parley.server.integrations.bots import NO_PASSWORD
+from parley.server.messages.thread_replies import record_reply
 from parley.server.storage import Storage, new_key
 
 Progress = Callable[[str, int, int], None]
@@ -280,6 +281,7 @@ async def _import_messages(session: AsyncSession, job: _Import, chat: Chat, fold
         if not text and not files:
             continue
         thread = str(m.get("thread_ts") or "")
+        root_id = by_ts.get(thread) if thread and thread != ts else None
         seq += 1
         message = Message(
             chat_id=chat.id,
@@ -287,12 +289,18 @@ async def _import_messages(session: AsyncSession, job: _Import, chat: Chat, fold
             sender_id=sender,
             content=text[:4000] or ", ".join(f.get("name", "file") for f in files),
             client_id=f"slack:{ts}",
-            reply_to_id=by_ts.get(thread) if thread and thread != ts else None,
+            # a reply of an unknown sender cannot follow a thread: it quotes its root
+            reply_to_id=root_id if sender is None else None,
             created_at=_time(ts),
         )
         session.add(message)
         await session.flush()
         by_ts[ts] = message.id
+        if root_id is not None and sender is not None:  # a Slack thread: a Parley thread
+            await record_reply(
+                session, reply_id=message.id, seq=seq, sender_id=sender, root_id=root_id,
+                also_in_chat=m.get("subtype") == "thread_broadcast", mentions=(), now=_time(ts),
+            )  # fmt: skip
         added["messages"] += 1
         for reaction in m.get("reactions") or []:
             emoji = EMOJI.get(str(reaction.get("name", "")).split("::")[0])
