@@ -91,6 +91,7 @@ class Config:
     connect: list[str] = field(default_factory=list)
     database_url: str | None = None
     workers: int = 2
+    gateways: int = 1  # gateway processes on the one port (parley serve --gateways)
     seed: int = 1
 
 
@@ -361,6 +362,7 @@ class Deployment:
             sys.executable, "-m", "parley.cli", "serve", "--port", str(self.port),
             "--gateway-port", str(self.gateway_port), "--data-dir", str(self.tmp / "data"),
             "--workers", str(self.cfg.workers if postgres else 1),
+            "--gateways", str(self.cfg.gateways),
         ]  # fmt: skip
         log = (self.tmp / "serve.log").open("ab")
         self.popen = subprocess.Popen(
@@ -380,10 +382,12 @@ class Deployment:
                 raise RuntimeError("parley serve did not answer /health:\n" + self.log_tail())
         self.children = {}
         self.server_ports = []
+        gateways = 0
         for child in psutil.Process(self.popen.pid).children():
             cmd = child.cmdline()
             if "gateway" in cmd:
-                self.children["gateway"] = child
+                gateways += 1
+                self.children["gateway" if gateways == 1 else f"gateway-{gateways}"] = child
             elif "server" in cmd:
                 port = int(cmd[len(cmd) - 1 - cmd[::-1].index("--port") + 1])
                 self.server_ports.append(port)
@@ -806,7 +810,7 @@ def _summarise(cfg: Config, n: int, pop: Population, ramps: list[dict[str, Any]]
     if expected - got:
         why.append(f"{expected - got} deliveries lost")
     saturated = [w["index"] for w in windows if w["saturated"]]
-    parley = [r for r in processes if r == "gateway" or r.startswith(("server", "postgres"))]
+    parley = [r for r in processes if r.startswith(("gateway", "server", "postgres"))]
     cores = sum(processes[r]["cores"] for r in parley)
     app_rss = sum(processes[r]["rss_mib"] for r in parley)
     return {
@@ -1019,6 +1023,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generators", type=int, default=None,
                         help="generator processes (default: one per 2,500 people)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="server processes on PostgreSQL")
+    parser.add_argument(
+        "--gateways", type=int, default=1,
+        help="gateway processes sharing the port (parley serve --gateways; each relayed "
+        "socket takes two file descriptors in its gateway)",
+    )  # fmt: skip
     parser.add_argument("--history", type=int, default=30, help="messages seeded per chat")
     parser.add_argument(
         "--storm",
@@ -1068,7 +1077,8 @@ def main(argv: list[str] | None = None) -> int:
         settle_s=args.settle, pace=args.pace, generators=args.generators,
         history_per_chat=args.history, storm=args.storm,
         connect=[u.rstrip("/") for u in args.connect.split(",") if u],
-        database_url=args.database_url, workers=args.workers, all_steps=args.all_steps,
+        database_url=args.database_url, workers=args.workers, gateways=args.gateways,
+        all_steps=args.all_steps,
         plan=args.plan, plan_out=args.plan_out, start_at=args.start_at,
         share=(int(args.share.split("/")[0]) - 1, int(args.share.split("/")[1])),
     )  # fmt: skip

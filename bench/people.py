@@ -334,7 +334,7 @@ class Person(WSListener):
                 "GET", f"/service/api/chats/{chat}/messages?limit=50", self.token
             )
             if status != 200:
-                stats.errors[f"history:{status}"] += 1
+                stats.errors[failure("history", status, body)] += 1
                 return
             stats.time("history", time.perf_counter() - started)
             page = orjson.loads(body)
@@ -368,11 +368,11 @@ class Person(WSListener):
                 await self.answered(key, fut)
         elif action == "search":
             started = time.perf_counter()
-            status, _body = await self.gen.http(
+            status, body = await self.gen.http(
                 "GET", f"/service/api/search?q={random.choice(WORDS)}&limit=20", self.token
             )
             if status != 200:
-                stats.errors[f"search:{status}"] += 1
+                stats.errors[failure("search", status, body)] += 1
                 return
             stats.time("search", time.perf_counter() - started)
         elif action == "upload":
@@ -382,7 +382,7 @@ class Person(WSListener):
                 files={"file": ("photo.png", self.gen.image, "image/png")},
             )  # fmt: skip
             if status != 201:
-                stats.errors[f"upload:{status}"] += 1
+                stats.errors[failure("upload", status, body)] += 1
                 return
             stats.time("upload", time.perf_counter() - started)
             await self.send_message(chat, attachment=orjson.loads(body)["id"], typing=False)
@@ -454,18 +454,31 @@ class Generator:
         import httpx
 
         if self.http_client is None:
+            # Idle connections are dropped before the gateway's keep-alive timeout (uvicorn's
+            # 5 s) can close them under a request.
             self.http_client = httpx.AsyncClient(
                 trust_env=False, timeout=TIMEOUT,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+                limits=httpx.Limits(
+                    max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0
+                ),
             )  # fmt: skip
         base = random.choice(self.share.http_urls)
-        try:
-            r = await self.http_client.request(
-                method, base + path, headers={"Authorization": f"Bearer {token}"}, files=files
-            )
-        except httpx.HTTPError as exc:
-            return 0, type(exc).__name__.encode()
-        return r.status_code, r.content
+        for attempt in (1, 2):
+            try:
+                r = await self.http_client.request(
+                    method, base + path, headers={"Authorization": f"Bearer {token}"}, files=files
+                )
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                # A kept-alive connection the other side closed as it was reused: a browser
+                # sends an idempotent request again on a new one, once. Counted apart.
+                if method == "GET" and attempt == 1:
+                    self.stats.events[f"http_retried_{type(exc).__name__}"] += 1
+                    continue
+                return 0, type(exc).__name__.encode()
+            except httpx.HTTPError as exc:
+                return 0, type(exc).__name__.encode()
+            return r.status_code, r.content
+        raise AssertionError("unreachable")
 
     async def ramp(self) -> dict[str, Any]:
         """Opens every socket at the share's rate; returns how it went."""
@@ -632,6 +645,11 @@ class Generator:
 
 
 RAMP_TRIES = 8  # a handshake refused with 503 is tried again, as the web client would
+
+
+def failure(action: str, status: int, body: bytes) -> str:
+    """An HTTP action's error key: its status, or the client's exception (status 0)."""
+    return f"{action}:{status}" if status else f"{action}:{body.decode(errors='replace')}"
 
 
 def _why(exc: Exception) -> str:

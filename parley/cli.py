@@ -43,6 +43,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         ("data_dir", "PARLEY_DATA_DIR"),
         ("upstream", "PARLEY_UPSTREAMS"),
         ("workers", "PARLEY_WORKERS"),
+        ("gateways", "PARLEY_GATEWAYS"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -162,6 +163,12 @@ def make_parser() -> argparse.ArgumentParser:
                 type=int,
                 help="server processes behind the gateway (PARLEY_WORKERS; default 1 on "
                 "SQLite, the number of cores on PostgreSQL + Redis)",
+            )
+            command.add_argument(
+                "--gateways",
+                type=int,
+                help="gateway processes sharing the gateway port (PARLEY_GATEWAYS; default 1; "
+                "Linux's SO_REUSEPORT spreads the connections over them)",
             )
     users = sub.add_parser("users", help="manage users")
     users_sub = users.add_subparsers(dest="users_command", required=True)

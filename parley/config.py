@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         default_factory=list, alias="PARLEY_UPSTREAMS"
     )
     workers: int | None = Field(None, alias="PARLEY_WORKERS", ge=1, le=64)
+    # Gateway processes `parley serve` starts on the one gateway port (SO_REUSEPORT).
+    gateways: int = Field(1, alias="PARLEY_GATEWAYS", ge=1, le=64)
+    gateway_reuse_port: bool = Field(False, alias="PARLEY_GATEWAY_REUSE_PORT")
 
     database_url: str | None = Field(None, alias="DATABASE_URL")
     db_host: str | None = Field(None, alias="DB_HOST")
@@ -108,6 +111,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
     # WebSocket handshakes one server process serves at once; past it: 503 `overloaded`.
     max_handshakes: int = Field(64, ge=1, alias="PARLEY_MAX_HANDSHAKES")
+    # Collections of Python's middle generation between two full ones (Python: 10); see
+    # freeze_startup_heap in parley/wsserver.py.
+    gc_full_every: int = Field(1000, ge=1, alias="PARLEY_GC_FULL_EVERY")
     max_chats_per_user: int = Field(5000, ge=1, alias="PARLEY_MAX_CHATS_PER_USER")
     max_sockets_per_user: int = Field(20, ge=1, alias="PARLEY_MAX_SOCKETS_PER_USER")
     max_reactions: int = Field(20, ge=1, alias="PARLEY_MAX_REACTIONS")  # distinct emoji per message

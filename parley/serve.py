@@ -1,4 +1,11 @@
-"""`parley serve`: N server processes and one gateway, started and stopped together."""
+"""`parley serve`: N server processes and one or more gateways, started and stopped together.
+
+Several gateway processes (`--gateways`) listen on the same port with SO_REUSEPORT: the
+kernel spreads new connections over them. Each relayed WebSocket takes two file
+descriptors in its gateway (the person's socket and the one to a server), so one process
+under a limit of 20,000 open files carries at most about 9,500 people; two carry twice as
+many, and use a second core (docs/capacity.md).
+"""
 
 from __future__ import annotations
 
@@ -137,9 +144,16 @@ def _supervise(
         else "Servers are up. Starting the gateway…"
     )
     upstreams = [arg for url in urls for arg in ("--upstream", url)]
-    processes.append(("gateway", _spawn("gateway", settings, *upstreams)))
-    if not _wait_ready("gateway", gateway_url + "/health", processes[-1][1], stop):
-        return 0 if stop.is_set() else 1
+    shared = settings.gateways > 1
+    gateways = []
+    for i in range(settings.gateways):
+        role = f"gateway {i + 1} of {settings.gateways}" if shared else "gateway"
+        reuse = {"PARLEY_GATEWAY_REUSE_PORT": "1"} if shared else {}
+        gateways.append((role, _spawn("gateway", settings, *upstreams, env=reuse)))
+    processes.extend(gateways)
+    for role, process in gateways:  # the port answers once any is up; none may have failed
+        if not _wait_ready(role, gateway_url + "/health", process, stop):
+            return 0 if stop.is_set() else 1
     _say(f"Parley is running at {gateway_url}  (Ctrl-C to stop)")
     return _watch(processes, stop)
 
@@ -157,12 +171,15 @@ def spawn_args(command: str, settings: Settings, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _spawn(command: str, settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
+def _spawn(
+    command: str, settings: Settings, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     args = spawn_args(command, settings, *extra)
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "PARLEY_SERVER_HOST": settings.server_host,
+        **(env or {}),
     }
     env.pop("PARLEY_UPSTREAMS", None)  # the gateway gets its servers from --upstream
     # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
@@ -203,8 +220,8 @@ def _stop_all(
     """Gateway first (its WebSockets close with 1001), then the servers, together."""
     if any(p.poll() is None for _, p in processes):
         _say("Stopping Parley…")
-    gateways = [(r, p) for r, p in processes if r == "gateway"]
-    servers = [(r, p) for r, p in processes if r != "gateway"]
+    gateways = [(r, p) for r, p in processes if r.startswith("gateway")]
+    servers = [(r, p) for r, p in processes if not r.startswith("gateway")]
     for group in (gateways, servers):
         for _role, process in group:
             if process.poll() is None:

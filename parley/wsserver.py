@@ -38,14 +38,29 @@ _OPEN = State.OPEN
 _SMALL_HEADERS = [bytes((0x81, n)) for n in range(126)]
 
 
-def freeze_startup_heap() -> None:
-    """Moves everything alive at startup (modules, the app, SQLAlchemy's and pydantic's
-    tables) out of the cyclic collector's reach: they live as long as the process, and a
-    full collection no longer walks them. Measured on the server after the bench's
-    seeding: a full collection paused the loop 125 ms before, 18.5 ms after
-    (docs/performance.md, "Garbage collection")."""
+def freeze_startup_heap(full_every: int = 1000) -> None:
+    """Tunes the cyclic garbage collector for a process that holds thousands of sockets.
+
+    - Everything alive at startup (modules, the app, SQLAlchemy's and pydantic's tables)
+      is moved out of the collector's reach (`gc.freeze()`): it lives as long as the
+      process, and a full collection no longer walks it. Measured on the server after the
+      bench's seeding: a full collection paused the loop 125 ms before, 18.5 ms after.
+    - A full (generation 2) collection walks every live container, and at 10,000 sockets
+      there are millions: it stopped the event loop for 0.5 to 1.3 s, every 2 to 30 s
+      while people connected or chatted, and every message waiting behind it was that
+      late. Python starts one after 10 collections of the middle generation (when a
+      quarter of the old generation is new); `full_every` (`PARLEY_GC_FULL_EVERY`) raises
+      that count, so full collections come about a hundred times less often. Young
+      collections are left at Python's threshold: they stay a few milliseconds each. What
+      waits longer for its collection is garbage in reference cycles that lived through
+      two young collections: little, in these processes (a few thousand objects a minute).
+
+    docs/performance.md, "Garbage collection", and docs/capacity.md have the figures.
+    """
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, full_every)
 
 
 def text_frame(text: str) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -71,5 +72,21 @@ def configure_logging(settings: Settings) -> None:
 def run_gateway(settings: Settings) -> None:
     configure_logging(settings)
     server = make_server(settings)
-    freeze_startup_heap()
-    server.run()
+    freeze_startup_heap(settings.gc_full_every)
+    if settings.gateway_reuse_port:
+        server.run(sockets=[shared_listener(settings.host, settings.gateway_port)])
+    else:
+        server.run()
+
+
+def shared_listener(host: str, port: int) -> socket.socket:
+    """A listening socket that other gateway processes bind too (SO_REUSEPORT): the
+    kernel hands each new connection to one of them (`parley serve --gateways N`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

@@ -455,5 +455,5 @@ def run_server(settings: Settings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = create_app(settings)
-    freeze_startup_heap()
+    freeze_startup_heap(settings.gc_full_every)
     ParleyServer(uvicorn_config(app, settings), app).run()

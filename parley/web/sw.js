@@ -2,15 +2,16 @@
 // - keeps the app shell (the chat page, its CSS, every ES module of its import map, the
 //   locales, icons and manifest) so the app opens offline;
 // - keeps the answers of the last chats viewed (the chat list, my profile, each chat and
-//   its newest history page) and answers from them when the network is out of reach;
+//   its history pages as they were read) and answers from them when the network is out of reach;
 // - shows Web Push notifications (sent by this server, encrypted for this browser) and
-//   opens the chat when one is clicked.
+//   opens the chat at the message when one is clicked.
 // Hashed static URLs never change: they are served from the cache first. The page and the
 // API go to the network first, so online the app always sees fresh data.
 
 const SHELL = 'parley-shell-v1';
 const DATA = 'parley-data-v1';
 const KEPT_CHATS = 10; // histories kept for offline reading (the most recently viewed)
+const KEPT_PAGES = 10; // pages of each of them: the newest, older ones, windows around a hit
 const EXTRA = [
   '/static/manifest.webmanifest',
   '/static/favicon.svg',
@@ -82,20 +83,44 @@ function dataKey(url) {
   const path = url.pathname;
   if (path === '/service/api/chats' || path === '/service/api/profile' || path === '/service/api/blocks') return path;
   if (/^\/service\/api\/chats\/\d+$/.test(path)) return path;
-  // a chat's newest page only (not older pages, not ?around= windows)
-  if (/^\/service\/api\/chats\/\d+\/messages$/.test(path)
-    && !url.searchParams.has('before') && !url.searchParams.has('after') && !url.searchParams.has('around')) {
-    return path;
+  // A chat's history: its newest page under the bare path, and the older pages and the
+  // windows around a message (a search hit, a link) under their whole query, so scrolling
+  // up offline asks for the same URLs it asked online.
+  if (/^\/service\/api\/chats\/\d+\/messages$/.test(path)) {
+    const { searchParams } = url;
+    if (searchParams.has('after') || searchParams.has('thread')) return null;
+    if (!searchParams.has('before') && !searchParams.has('around')) return path;
+    const kept = new URLSearchParams();
+    for (const name of ['before', 'around', 'limit']) {
+      if (searchParams.has(name)) kept.set(name, searchParams.get(name));
+    }
+    return `${path}?${kept}`;
   }
   return null;
 }
 
+const historyChat = (request) => {
+  const match = new URL(request.url).pathname.match(/^\/service\/api\/chats\/(\d+)\/messages$/);
+  return match ? match[1] : null;
+};
+
+/** Keeps the histories of the KEPT_CHATS chats viewed last, at most KEPT_PAGES pages each. */
 async function trimHistories(cache) {
-  const histories = (await cache.keys()).filter((r) => /\/messages$/.test(new URL(r.url).pathname));
   // Cache keys keep insertion order and `put` re-inserts: the oldest viewed come first.
-  for (const request of histories.slice(0, Math.max(0, histories.length - KEPT_CHATS))) {
-    await cache.delete(request);
+  const byChat = new Map();
+  for (const request of await cache.keys()) {
+    const chat = historyChat(request);
+    if (chat === null) continue;
+    const pages = byChat.get(chat) || [];
+    byChat.delete(chat); // re-inserted: the chat's latest page decides its place
+    byChat.set(chat, [...pages, request]);
   }
+  const chats = [...byChat.values()];
+  const dropped = chats.slice(0, Math.max(0, chats.length - KEPT_CHATS)).flat();
+  for (const pages of chats.slice(-KEPT_CHATS)) {
+    dropped.push(...pages.slice(0, Math.max(0, pages.length - KEPT_PAGES)));
+  }
+  await Promise.all(dropped.map((request) => cache.delete(request)));
 }
 
 async function networkFirstData(request, key) {
@@ -167,17 +192,27 @@ self.addEventListener('push', (event) => {
   }));
 });
 
+/**
+ * A notification's click: the chat at its message. An open tab is told to show it (no
+ * reload) and focused; with no tab open, a new window opens on the message's link.
+ */
+async function openFromNotification(data) {
+  const chatId = Number(data && data.chat_id) || 0;
+  const messageId = Number(data && data.message_id) || 0;
+  const link = chatId ? `/chat?chat=${chatId}${messageId ? `&message=${messageId}` : ''}` : '/chat';
+  const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const tab = open.find((client) => new URL(client.url).pathname === '/chat');
+  if (!tab) return self.clients.openWindow(link);
+  tab.postMessage({ type: 'open-link', chat_id: chatId, message_id: messageId });
+  try {
+    await tab.focus();
+  } catch { /* focusing needs the click's activation; the tab has the message anyway */ }
+  return tab;
+}
+// The browser tests call it as a click would (a test cannot click a system notification).
+self.openFromNotification = openFromNotification;
+
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const { chat_id: chatId } = event.notification.data || {};
-  const url = new URL(chatId ? `/chat#${chatId}` : '/chat', self.location.origin).href;
-  event.waitUntil((async () => {
-    const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-    const tab = open.find((client) => new URL(client.url).pathname === '/chat');
-    if (tab) {
-      await tab.focus();
-      return tab.navigate ? tab.navigate(url) : null;
-    }
-    return self.clients.openWindow(url);
-  })());
+  event.waitUntil(openFromNotification(event.notification.data));
 });

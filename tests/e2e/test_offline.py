@@ -5,6 +5,9 @@
   pending, and are delivered once each (by their client_id) when the network returns.
 - Chromium's own installability check (CDP `Page.getInstallabilityErrors`) finds nothing
   missing (manifest, icons, a service worker controlling start_url).
+- A notification's click opens the chat at its message in the open tab; a chat read on
+  another device closes its notifications there.
+- Older history pages read online are read again offline.
 - "Enable notifications" asks permission only when clicked. A real push subscription needs
   the browser vendor's push service, which cannot be reached here: the test stops at the
   permission and the service worker, and checks that the failure is shown, not hidden.
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,6 +91,9 @@ def test_offline_the_app_and_the_last_chat_open_and_sends_wait_in_the_outbox(
     expect(pending.nth(0)).to_contain_text("first written offline")
     expect(pending.nth(1)).to_contain_text("second written offline")
     assert page.locator('[data-testid^="message-pending-"][data-status="failed"]').count() == 0
+    expect(pending.nth(0).get_by_test_id("message-status")).to_have_text(
+        "Waiting for the connection…"
+    )
     shot(page, "offline-pending")
     assert "first written offline" not in contents(peer, chat["id"])
 
@@ -216,3 +223,125 @@ def test_the_service_worker_may_control_the_whole_site(base_url: str) -> None:
     assert "caches.open" in answer.text
     other = httpx.get(base_url + "/static/js/app.js")
     assert other.status_code == 200 and "service-worker-allowed" not in other.headers
+
+
+def worker_of(page: Any) -> Any:
+    """The service worker controlling the page, as Playwright reaches it."""
+    wait_controlled(page)
+    workers = [w for w in page.context.service_workers if w.url.endswith("/static/sw.js")]
+    assert workers, page.context.service_workers
+    return workers[0]
+
+
+def sign_in_again(base_url: str, username: str) -> httpx.Client:
+    """The same person on another device: a second session over the API."""
+    http = httpx.Client(base_url=base_url, timeout=20)
+    answer = http.post("/service/api/login", json={"username": username, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    http.cookies.clear()
+    http.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+    return http
+
+
+def test_a_notification_click_opens_the_chat_at_the_message(
+    register: Callable[..., User], base_url: str
+) -> None:
+    me = register("clicked")
+    page = me.page
+    page.context.grant_permissions(["notifications"])
+    peer = api_user(base_url, "ringer", display_name="Ringer")
+    chat = peer.direct(my_id(page))
+    target = peer.send(chat["id"], "the message the notification was about")
+    for n in range(60):  # enough after it that opening the chat alone would not show it
+        peer.send(chat["id"], f"later message {n}")
+    other = peer.group("Elsewhere", [my_id(page)])
+    page.goto(f"/chat#{other['id']}")
+    page.reload()
+    expect(page.get_by_test_id("chat-title")).to_have_text("Elsewhere")
+    worker = worker_of(page)
+
+    # What the push handler shows, then the click on it (sw.js's notificationclick calls
+    # the same function; a test cannot click a system notification).
+    payload = {
+        "type": "message",
+        "chat_id": chat["id"],
+        "message_id": target["id"],
+        "seq": target["seq"],
+        "title": "Ringer",
+        "body": target["content"],
+        "tag": f"chat-{chat['id']}",
+    }
+    worker.evaluate(
+        "(data) => self.registration.showNotification(data.title, {body: data.body, tag: data.tag, data})",
+        payload,
+    )
+    assert worker.evaluate("() => self.registration.getNotifications().then((n) => n.length)") == 1
+    worker.evaluate("(data) => self.openFromNotification(data).then(() => true)", payload)
+
+    expect(page.get_by_test_id("chat-title")).to_have_text("Ringer")
+    opened = page.get_by_test_id(f"message-{target['seq']}")
+    expect(opened).to_be_in_viewport()
+    expect(opened).to_have_class(re.compile(r"\bis-highlight\b"))
+    expect(opened).to_contain_text("the message the notification was about")
+    shot(page, "notification-click-opened")
+    # the same tab, not a new one, and no reload of the app
+    assert len(page.context.pages) == 1
+
+
+def test_a_chat_read_on_another_device_closes_its_notifications(
+    register: Callable[..., User], base_url: str
+) -> None:
+    me = register("twodevices")
+    page = me.page
+    page.context.grant_permissions(["notifications"])
+    peer = api_user(base_url, "noisy", display_name="Noisy")
+    chat = peer.direct(my_id(page))
+    quiet = peer.group("Still unread", [my_id(page)])
+    last = peer.send(chat["id"], "read me on your phone")
+    peer.send(quiet["id"], "nobody reads this one")
+    page.reload()
+    worker = worker_of(page)
+    for room in (chat, quiet):
+        worker.evaluate(
+            "(id) => self.registration.showNotification('Noisy', {tag: `chat-${id}`, "
+            "data: {type: 'message', chat_id: id}})",
+            room["id"],
+        )
+    count = "() => self.registration.getNotifications().then((n) => n.map((x) => x.data.chat_id))"
+    assert sorted(worker.evaluate(count)) == sorted([chat["id"], quiet["id"]])
+    expect(page).to_have_title(re.compile(r"^\(2\) "))
+
+    phone = sign_in_again(base_url, me.username)
+    answer = phone.post(f"/service/api/chats/{chat['id']}/read", json={"seq": last["seq"]})
+    assert answer.status_code == 204, answer.text
+    # the tab hears my read (a `read` frame): that chat's notification closes, the other stays
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    assert_soon(lambda: worker.evaluate(count) == [quiet["id"]])
+
+
+def test_older_pages_read_online_are_there_offline(
+    register: Callable[..., User], base_url: str
+) -> None:
+    me = register("scroller")
+    page = me.page
+    peer = api_user(base_url, "chatty", display_name="Chatty")
+    chat = peer.direct(my_id(page))
+    for n in range(70):  # the newest page is 50: the first twenty are on the older page
+        peer.send(chat["id"], f"numbered {n:02d}")
+    wait_controlled(page)
+    page.goto(f"/chat#{chat['id']}")
+    page.reload()
+    listing = page.get_by_test_id("message-list")
+    expect(listing.get_by_text("numbered 69")).to_be_visible()
+    listing.evaluate("(el) => { el.scrollTop = 0; }")
+    expect(listing.get_by_text("numbered 00")).to_be_attached()
+
+    page.context.set_offline(True)
+    page.reload()
+    expect(listing.get_by_text("numbered 69")).to_be_visible()
+    expect(listing.get_by_text("numbered 00")).not_to_be_attached()  # not loaded until scrolled
+    listing.evaluate("(el) => { el.scrollTop = 0; }")
+    expect(listing.get_by_text("numbered 00")).to_be_attached()
+    expect(listing.get_by_text("numbered 19")).to_be_attached()
+    shot(page, "offline-older-page")
+    page.context.set_offline(False)

@@ -73,7 +73,12 @@ async function main() {
   if (Number(link.get('chat')) > 0) openLink(Number(link.get('chat')), Number(link.get('message')));
   else if (fromHash > 0) openChat(fromHash);
   else welcomeIfNew();
-  // A link to a chat followed in this tab (a notification's, an e-mail's): open it.
+  // A push notification clicked while this tab is open (sw.js): the chat at the message.
+  navigator.serviceWorker?.addEventListener('message', (event) => {
+    const { type, chat_id: chatId, message_id: messageId } = event.data || {};
+    if (type === 'open-link' && chatId > 0) openLink(chatId, messageId);
+  });
+  // A link to a chat followed in this tab (an e-mail's): open it.
   window.addEventListener('hashchange', () => {
     const chatId = Number(location.hash.slice(1));
     if (chatId > 0 && chatId !== state.activeChatId) openChat(chatId);

@@ -14,6 +14,8 @@ const STALE_MS = 2 * 60 * 1000; // replayed after a reconnect: too old to ring f
 let openChat = () => {};
 let baseIcon = null;
 let shownCount = -1;
+let clearing = null;
+const shown = new Map(); // chat id → the page's own notification for it
 
 export function mountNotifications({ onOpen }) {
   openChat = onOpen;
@@ -66,6 +68,8 @@ function notify(msg) {
   if (!body && msg.attachments?.length) body = `📎 ${msg.attachments[0].filename}`;
   try {
     const n = new Notification(title, { body: body.slice(0, 200), tag: `parley-chat-${chat.id}`, icon: '/static/favicon.svg' });
+    shown.set(chat.id, n);
+    n.onclose = () => { if (shown.get(chat.id) === n) shown.delete(chat.id); };
     n.onclick = () => {
       window.focus();
       openChat(chat.id);
@@ -79,9 +83,35 @@ function notify(msg) {
 function updateBadge() {
   const n = store.unreadTotal();
   document.title = n ? `(${n > 99 ? '99+' : n}) ${t('app.name')}` : t('app.name');
+  clearing ??= setTimeout(clearRead, 100);
   if (n === shownCount) return;
   shownCount = n;
   drawFavicon(n);
+}
+
+const isRead = (chat) => chat && !chat.unread_count && !chat.mention_count;
+
+/**
+ * What was read, here or on another device (my `read` frames update the chats), stops
+ * asking for attention: its notifications close (the page's and the pushed ones) and the
+ * installed app's badge shows the unread count left.
+ */
+async function clearRead() {
+  clearing = null;
+  for (const [chatId, n] of shown) {
+    if (isRead(state.chats.get(chatId))) n.close();
+  }
+  const total = store.unreadTotal();
+  if ('setAppBadge' in navigator) {
+    (total ? navigator.setAppBadge(total) : navigator.clearAppBadge()).catch(() => {});
+  }
+  if (notificationPermission() !== 'granted' || !('serviceWorker' in navigator)) return;
+  try {
+    const registration = await navigator.serviceWorker.getRegistration('/static/sw.js');
+    for (const n of registration ? await registration.getNotifications() : []) {
+      if (isRead(state.chats.get(Number(n.data?.chat_id)))) n.close();
+    }
+  } catch { /* no notifications to look at */ }
 }
 
 function drawFavicon(count) {

@@ -187,7 +187,9 @@ export function setBlocks(list) {
 
 /** "connecting" | "connected" | "reconnecting" | "offline" (the socket's status). */
 export function setConnection(status) {
+  if (state.connection === status) return;
   state.connection = status;
+  emit('connection');
 }
 
 // ---- history -----------------------------------------------------------------

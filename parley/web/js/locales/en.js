@@ -138,6 +138,7 @@ export default {
   'messages.reply': 'Reply',
   'messages.edit': 'Edit',
   'messages.sending': 'Sending…',
+  'messages.waiting': 'Waiting for the connection…',
   'messages.notSent': 'Not sent',
   'messages.notSentWhy': 'Not sent: {error}',
   'messages.retry': 'Retry',

@@ -138,6 +138,7 @@ export default {
   'messages.reply': 'Ответить',
   'messages.edit': 'Изменить',
   'messages.sending': 'Отправка…',
+  'messages.waiting': 'Ждёт подключения…',
   'messages.notSent': 'Не отправлено',
   'messages.notSentWhy': 'Не отправлено: {error}',
   'messages.retry': 'Повторить',

@@ -57,6 +57,7 @@ export function mountMessages(cb) {
   store.on('messages', schedule);
   store.on('history', schedule);
   store.on('active', () => requestRender());
+  store.on('connection', relabelPending);
   store.on('chats', () => updateJump());
   onLocaleChange(() => { cache.clear(); requestRender(); });
 }
@@ -454,7 +455,16 @@ function pendingEl(item, grouped) {
       failed ? [icon('alert'), item.error ? t('messages.notSentWhy', { error: item.error }) : t('messages.notSent'),
         h('button', { testid: 'message-retry', onclick: () => actions.retrySend(item.client_id) }, t('messages.retry')),
         h('button', { testid: 'message-discard', onclick: () => actions.discardSend(item.chat_id, item.client_id) }, t('messages.discard'))]
-        : t('messages.sending'))));
+        : pendingLabel())));
+}
+
+/** A pending message is being sent, or waits (in the outbox) for the connection. */
+const pendingLabel = () => t(state.connection === 'connected' ? 'messages.sending' : 'messages.waiting');
+
+function relabelPending() {
+  for (const el of list?.querySelectorAll('.msg.is-pending [data-testid="message-status"]') || []) {
+    el.textContent = pendingLabel();
+  }
 }
 
 // ---- scrolling, paging, reading ----------------------------------------------------------
