@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -210,3 +211,88 @@ async def test_serve_two_workers_share_messages_and_stop_together(
     for port in (*ports, gateway_port):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_serve_two_gateways_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    """`parley serve --gateways 2` (SQLite): two gateway processes listen on the one port
+    (SO_REUSEPORT), the kernel spreads the sockets over both, a message crosses from a
+    socket of one to a socket of the other, and Ctrl-C stops all three processes."""
+    import json
+    import signal
+    import socket
+
+    import psutil
+    import websockets
+
+    from tests.conftest import free_port
+
+    gateway_port = free_port()
+    log = tmp_path / "serve.log"
+    env = _serve_env(PARLEY_RATE_PUBLIC="1000/second", PARLEY_RATE_LOGIN_IP="1000/second")
+    args = [sys.executable, "-m", "parley.cli", "serve", "--gateways", "2",
+            "--port", str(free_port()), "--gateway-port", str(gateway_port),
+            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{gateway_port}"
+    ws_url = f"ws://127.0.0.1:{gateway_port}/service/ws"
+    try:
+        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=10) as http:
+
+            async def healthy() -> bool:
+                if process.poll() is not None:
+                    pytest.fail(log.read_text())
+                try:
+                    return (await http.get("/health")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(healthy, 60, interval=0.1, what="/health to answer 200")
+            alice = await make_user(http)
+            bob = await make_user(http)
+            chat_id = (await make_direct(http, alice, bob))["id"]
+        gateways = [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "gateway" in child.cmdline()
+        ]
+        assert len(gateways) == 2, [c.cmdline() for c in psutil.Process(process.pid).children()]
+
+        def held(gateway: psutil.Process) -> int:
+            return sum(
+                1
+                for conn in gateway.net_connections("tcp")
+                if conn.laddr and conn.laddr.port == gateway_port and conn.status == "ESTABLISHED"
+            )
+
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = [
+                await stack.enter_async_context(
+                    websockets.connect(ws_url, additional_headers=user.headers, proxy=None)
+                )
+                for user in [bob] * 10 + [alice] * 10
+            ]
+            for ws in sockets:
+                async with asyncio.timeout(10):
+                    while json.loads(await ws.recv())["type"] != "hello":
+                        pass
+            counts = [held(gateway) for gateway in gateways]
+            # 20 sockets: each gateway holds some (all on one: a chance of 2 in a million)
+            assert sum(counts) == 20 and min(counts) > 0, counts
+            send = {"type": "send", "chat_id": chat_id, "content": "across", "client_id": "g-1"}
+            await sockets[-1].send(json.dumps(send))
+            for rx in sockets[:10]:  # every socket of bob's, on either gateway
+                async with asyncio.timeout(10):
+                    while (frame := json.loads(await rx.recv()))["type"] != "message":
+                        pass
+                assert frame["message"]["content"] == "across"
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(process.wait, 40) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log.read_text()
+    assert f"Parley is running at {base}" in output and "Stopped." in output
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", gateway_port)) != 0

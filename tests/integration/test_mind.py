@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -314,6 +315,22 @@ async def test_no_read_markers_above_100_members(client: httpx.AsyncClient, live
         await session.commit()
     crowded = await chat_of(client, me, group["id"])
     assert crowded["member_count"] == 101 and crowded["read_markers"] == []
+    # nor does a read marker moving reach the others: only the reader's own sockets
+    await send(client, me, group["id"], "still here")
+    ws_me = await connect(live.ws_base, me)
+    ws_reader = await connect(live.ws_base, reader)
+    try:
+        await read(client, reader, group["id"], 2)
+        own = await recv_type(ws_reader, "read")
+        assert own == {"type": "read", "chat_id": group["id"], "user_id": reader.id, "seq": 2}
+        await send(client, reader, group["id"], "and a message")  # what me hears next
+        async with asyncio.timeout(5):
+            while (frame := json.loads(await ws_me.recv()))["type"] not in ("message", "read"):
+                pass
+        assert frame["type"] == "message", frame  # no `read` of the reader's came first
+    finally:
+        await ws_me.close()
+        await ws_reader.close()
 
 
 # --- scheduled messages ------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from parley.server.messages.service import (
 )
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
-from parley.server.realtime.events import ChatFrame, UsersFrame
+from parley.server.realtime.events import UsersFrame
 
-READ_FRAMES_MAX = 100  # read frames go to the sharing members only in chats this small
+READ_FRAMES_MAX = 100  # read frames reach the other members only in chats this small
 
 
 async def react(
@@ -124,10 +124,12 @@ async def mark_unread(
 
 async def _read_event(
     session: AsyncSession, chat_id: int, user_id: int, read: frames.Read
-) -> ChatFrame | UsersFrame:
+) -> UsersFrame:
     """Who hears a read marker move: the reader's own sockets always; the other members
-    only if the reader shares read receipts, and in chats of at most READ_FRAMES_MAX
-    members only those who share them too (larger chats get one frame for the chat)."""
+    only in chats of at most READ_FRAMES_MAX members (where read receipts are shown, as
+    `read_markers`), and only if both the reader and they share read receipts. In a
+    larger chat nobody shows another member's marker, and one frame per member for every
+    marker moved was most of a large channel's traffic (docs/capacity.md)."""
     reader = await session.get(User, user_id)
     if reader is not None and reader.share_read_receipts is False:
         return UsersFrame.of([user_id], read)
@@ -139,6 +141,6 @@ async def _read_event(
     )
     members = rows.tuples().all()
     if len(members) > READ_FRAMES_MAX:
-        return ChatFrame.of(chat_id, read)
+        return UsersFrame.of([user_id], read)
     hearing = [uid for uid, shares in members if shares is not False or uid == user_id]
     return UsersFrame.of(hearing, read)
