@@ -327,7 +327,12 @@ def test_older_pages_read_online_are_there_offline(
     peer = api_user(base_url, "chatty", display_name="Chatty")
     chat = peer.direct(my_id(page))
     for n in range(70):  # the newest page is 50: the first twenty are on the older page
-        peer.send(chat["id"], f"numbered {n:02d}")
+        last = peer.send(chat["id"], f"numbered {n:02d}")
+    # read (elsewhere): the chat opens at its newest page, not at the first unread
+    answer = sign_in_again(base_url, me.username).post(
+        f"/service/api/chats/{chat['id']}/read", json={"seq": last["seq"]}
+    )
+    assert answer.status_code == 204, answer.text
     wait_controlled(page)
     page.goto(f"/chat#{chat['id']}")
     page.reload()
