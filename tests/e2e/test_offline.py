@@ -272,7 +272,8 @@ def test_a_notification_click_opens_the_chat_at_the_message(
         "tag": f"chat-{chat['id']}",
     }
     worker.evaluate(
-        "(data) => self.registration.showNotification(data.title, {body: data.body, tag: data.tag, data})",
+        "(data) => self.registration.showNotification("
+        "data.title, {body: data.body, tag: data.tag, data})",
         payload,
     )
     assert worker.evaluate("() => self.registration.getNotifications().then((n) => n.length)") == 1
