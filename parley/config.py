@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     worker_interval: float = Field(10.0, alias="PARLEY_WORKER_INTERVAL")
     presence_timeout: float = Field(75.0, alias="PARLEY_PRESENCE_TIMEOUT")
     presence_max_group: int = Field(100, alias="PARLEY_PRESENCE_MAX_GROUP")
+    # Chats larger than this hear nobody typing (Zulip stops at 100 members).
+    typing_max_members: int = Field(1000, ge=2, alias="PARLEY_TYPING_MAX_MEMBERS")
     # With Redis: a process whose heartbeat is this many seconds old is gone (SIGKILL, a
     # lost host), and the others take its users offline (docs/operations.md).
     presence_process_ttl: float = Field(15.0, ge=0.5, alias="PARLEY_PRESENCE_PROCESS_TTL")

@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import errors
@@ -50,6 +50,7 @@ class SendChecks:
         self.bans: dict[int, datetime | bool | None] = {}  # user → until (None: forever)
         self.senders: dict[int, SenderPublic] = {}
         self.chats_of: dict[int, frozenset[int]] = {}  # user → the chats it is a member of
+        self.sizes: dict[int, int] = {}  # chat → how many members it has
         self.generation = 0
         self.misses = 0
 
@@ -68,6 +69,10 @@ class SendChecks:
                 if peer != user_id and await self.blocked_either(user_id, peer):
                     raise errors.Blocked()
         return member
+
+    async def chat_size(self, chat_id: int) -> int:
+        """How many members a chat has (who hears typing depends on it)."""
+        return await self._load(self.sizes, chat_id, partial(_member_count, chat_id=chat_id), _any)
 
     async def member(self, *, user_id: int, chat_id: int) -> Member:
         known = self.members.get(chat_id, {}).get(user_id)
@@ -198,6 +203,7 @@ class SendChecks:
                 events.MembershipChanged(chat_id=chat_id, user_ids=user_ids)
                 | events.RolesChanged(chat_id=chat_id, user_ids=user_ids)
             ):
+                self.sizes.pop(chat_id, None)
                 chat = self.members.get(chat_id, {})
                 for user_id in user_ids:
                     chat.pop(user_id, None)
@@ -205,6 +211,7 @@ class SendChecks:
             case events.ChatRemoved(chat_id=chat_id):
                 self.members.pop(chat_id, None)
                 self.peers.pop(chat_id, None)
+                self.sizes.pop(chat_id, None)
                 for user_id in [u for u, chats in self.chats_of.items() if chat_id in chats]:
                     del self.chats_of[user_id]
             case events.BlocksChanged(user_id=user_id):
@@ -224,7 +231,10 @@ class SendChecks:
         self.generation += 1
 
     def clear(self) -> None:
-        caches = (self.members, self.peers, self.blocks, self.bans, self.senders, self.chats_of)
+        caches = (
+            self.members, self.peers, self.blocks, self.bans, self.senders, self.chats_of,
+            self.sizes,
+        )  # fmt: skip
         for cache in caches:
             cache.clear()
         self.generation += 1
@@ -232,6 +242,11 @@ class SendChecks:
 
 def _any(_value: object) -> bool:
     return True
+
+
+async def _member_count(session: AsyncSession, *, chat_id: int) -> int:
+    count = select(func.count()).select_from(Membership).where(Membership.chat_id == chat_id)
+    return int((await session.execute(count)).scalar_one())
 
 
 async def _direct_members(session: AsyncSession, *, chat_id: int) -> tuple[int, ...]:

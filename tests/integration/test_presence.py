@@ -172,6 +172,50 @@ async def test_large_groups_get_no_pushed_presence_but_can_ask(small_groups: Run
             await watcher_c.close()
 
 
+@pytest.fixture
+async def typing_limit(tmp_path: Path, database_url: str | None) -> AsyncIterator[Running]:
+    """A server where chats above three members hear nobody typing."""
+    overrides: dict[str, object] = {"PARLEY_TYPING_MAX_MEMBERS": 3}
+    if database_url:
+        overrides["DATABASE_URL"] = database_url
+    running, server, task = await start_server(test_settings(tmp_path, **overrides))
+    yield running
+    await stop_server(server, task)
+
+
+async def test_chats_above_the_typing_limit_hear_nobody_typing(typing_limit: Running) -> None:
+    async with httpx.AsyncClient(base_url=typing_limit.base, cookies=no_cookies()) as http:
+        a, b, c, d = [await make_user(http) for _ in range(4)]
+        small = await make_group(http, a, b, c)  # three members: at the limit
+        large = await make_group(http, a, b, c)
+        typist = await connect(typing_limit.ws_base, a)
+        reader = await connect(typing_limit.ws_base, b)
+        try:
+            await typist.send(json.dumps({"type": "typing", "chat_id": small["id"]}))
+            heard = await recv_type(reader, "typing")
+            assert heard == {"type": "typing", "chat_id": small["id"], "user_id": a.id}
+            added = await http.post(
+                f"/service/api/chats/{large['id']}/members",
+                json={"user_ids": [d.id]},
+                headers=a.headers,
+            )
+            assert added.status_code in (200, 201, 204), added.text
+            await typist.send(json.dumps({"type": "typing", "chat_id": large["id"]}))
+            await no_frame(reader, "typing", wait=0.5)  # four members: above it
+            # a member leaving brings the chat back under the limit, at once
+            left = await http.delete(
+                f"/service/api/chats/{large['id']}/members/{d.id}", headers=a.headers
+            )
+            assert left.status_code in (200, 204), left.text
+            await asyncio.sleep(1.1)  # typing frames are throttled per user
+            await typist.send(json.dumps({"type": "typing", "chat_id": large["id"]}))
+            heard = await recv_type(reader, "typing")
+            assert heard == {"type": "typing", "chat_id": large["id"], "user_id": a.id}
+        finally:
+            await typist.close()
+            await reader.close()
+
+
 async def test_flips_within_a_second_reach_a_recipient_as_one_frame(
     client: httpx.AsyncClient, live: Running
 ) -> None:

@@ -175,6 +175,8 @@ async def _on_typing(ctx: Context, f: protocol.Typing, _raw: Any) -> None:
         raise errors.NotMember()
     if not await ctx.state.throttle.allow("typing", ctx.user_id):
         return  # typing is advisory: extra frames are dropped, not refused
+    if await ctx.state.checks.chat_size(f.chat_id) > ctx.state.settings.typing_max_members:
+        return  # nobody reads "someone is typing" among thousands: not worth the fan-out
     await ctx.state.broker.publish(
         ChatFrame.of(
             f.chat_id,
