@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -144,3 +145,55 @@ async def test_on_sqlite_writers_holding_their_pool_do_not_stop_handshakes_or_sy
         await ws.close()
     finally:
         await stop_server(server, task)
+
+
+async def test_a_sync_reads_only_the_chats_with_news(client: httpx.AsyncClient, live: Any) -> None:
+    """After a restart most clients missed nothing: a `sync` of chats seen to their end is
+    one statement (no message is read), and the chats with news are the only ones read."""
+    from sqlalchemy import event
+
+    from tests.factories import make_group, send
+
+    me, peer = await make_user(client), await make_user(client)
+    groups = [await make_group(client, peer, me) for _ in range(6)]
+    for group in groups:
+        await send(client, peer, group["id"], "seen before")
+    seen = {str(group["id"]): 1 for group in groups}
+    engines = {live.state.engine.sync_engine}
+    if live.state.read_engine is not None:
+        engines.add(live.state.read_engine.sync_engine)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lower())
+
+    ws = await connect(live.ws_base, me)
+    try:
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
+        try:
+            await ws.send(json.dumps({"type": "sync", "chats": seen}))
+            synced = await recv_type(ws, "synced")
+            quiet = list(statements)
+            await send(client, peer, groups[2]["id"], "missed while away")
+            await recv_type(ws, "message")  # live: the sync below brings it again
+            statements.clear()
+            await ws.send(json.dumps({"type": "sync", "chats": seen}))
+            frames = []
+            while (frame := json.loads(await ws.recv()))["type"] != "synced":
+                frames.append(frame)
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
+    finally:
+        await ws.close()
+    assert synced == {"type": "synced"}  # nothing cut
+    # (presence and the worker run their own statements meanwhile)
+    assert not [s for s in quiet if "from messages" in s], quiet
+    assert len([s for s in quiet if "chats.last_seq" in s]) == 1, quiet
+    missed = [f["message"] for f in frames if f["type"] == "message"]
+    assert [(m["chat_id"], m["content"]) for m in missed] == [
+        (groups[2]["id"], "missed while away")
+    ]
+    reads_of_messages = [s for s in statements if "from messages" in s]
+    assert 0 < len(reads_of_messages) <= 3, statements  # one chat's read, not six

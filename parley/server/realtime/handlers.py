@@ -202,10 +202,13 @@ async def _on_sync(ctx: Context, f: protocol.Sync, _raw: Any) -> None:
     `SYNC_CHATS_PER_READ` chats at a time: their rows are loaded on one pooled
     connection, the session is released, then they are sent, so a client that stops
     reading never holds the database (its send waits are bounded), and a reconnect storm
-    takes one connection per sync rather than one per chat.
+    takes one connection per sync rather than one per chat. First, one query finds the
+    named chats that have anything after what the client saw: only those are read.
     """
     truncated: list[int] = []
-    chats = list(f.chats.items())
+    async with ctx.state.reads() as session:
+        news = await messages.chats_with_news(session, user_id=ctx.user_id, seen=f.chats)
+    chats = [(chat_id, seen) for chat_id, seen in f.chats.items() if chat_id in news]
     for start in range(0, len(chats), SYNC_CHATS_PER_READ):
         if not ctx.alive():
             return
