@@ -253,9 +253,7 @@ async def missed_messages(
     return await messages_public(session, rows[:SYNC_LIMIT][::-1]), truncated
 
 
-async def chats_with_news(
-    session: AsyncSession, *, user_id: int, seen: dict[int, int]
-) -> set[int]:
+async def chats_with_news(session: AsyncSession, *, user_id: int, seen: dict[int, int]) -> set[int]:
     """Of the chats a reconnecting client names (chat → the last seq it saw), those it is
     a member of that have a later seq: one query for a whole `sync`. After a restart most
     clients missed nothing, and each chat's full read is several queries."""
