@@ -77,7 +77,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     state = get_state(ws)
     slots = state.hub.slots
     try:
-        slots.admit(state.settings.max_handshakes)  # refused at once past the bound
+        # past the bound: waits its turn a few seconds, then is refused (503)
+        await slots.admit(state.settings.max_handshakes, state.settings.handshake_wait)
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
