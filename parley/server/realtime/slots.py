@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from parley import errors
 
@@ -35,19 +38,25 @@ class SocketSlots:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    async def admit(self, limit: int, wait: float = 0.0) -> None:
+    async def admit(
+        self,
+        limit: int,
+        wait: float = 0.0,
+        within: Callable[[float], AbstractAsyncContextManager[Any]] | None = None,
+    ) -> None:
         """Counts one more handshake under way. Past `limit` it waits for a slot, first
         come first served, at most `wait` seconds; then, or when too many wait already,
-        it raises 503 `overloaded`. `admitted` gives the slot back (to the next waiting)."""
+        it raises 503 `overloaded`. `admitted` gives the slot back (to the next waiting).
+        `within`: the clock's timeout (Clock.timeout)."""
         if self.opening < limit and not self._waiting:
             self.opening += 1
             return
-        if wait <= 0 or len(self._waiting) >= WAITING_PER_SLOT * limit:
+        if wait <= 0 or within is None or len(self._waiting) >= WAITING_PER_SLOT * limit:
             raise errors.Overloaded("Too many connections opening at once, retry shortly")
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
         try:
-            async with asyncio.timeout(wait):
+            async with within(wait):
                 await asyncio.shield(turn)
         except BaseException as exc:
             if turn.done():  # handed a slot as the wait ended: pass it on

@@ -78,7 +78,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     slots = state.hub.slots
     try:
         # past the bound: waits its turn a few seconds, then is refused (503)
-        await slots.admit(state.settings.max_handshakes, state.settings.handshake_wait)
+        await slots.admit(
+            state.settings.max_handshakes, state.settings.handshake_wait, state.clock.timeout
+        )
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
