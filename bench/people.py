@@ -620,6 +620,9 @@ class Generator:
             ):
                 break
             await asyncio.sleep(0.1)
+        # the messages the last ones back wrote are still on their way: the steady phase's
+        # drain, then what everyone has seen is compared with the database
+        await asyncio.sleep(STORM_DRAIN)
         closed = [p for p in self.people if p.closed_at is not None]
         back = [p.back_at for p in closed if p.back_at is not None]
         return {
@@ -645,6 +648,7 @@ class Generator:
 
 
 RAMP_TRIES = 8  # a handshake refused with 503 is tried again, as the web client would
+STORM_DRAIN = 5.0  # seconds after the last one is back before the storm's count
 
 
 def failure(action: str, status: int, body: bytes) -> str:
