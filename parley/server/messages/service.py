@@ -33,7 +33,7 @@ from parley.server.db.models import (
 )
 from parley.server.db.unit import after_commit
 from parley.server.messages.drafts import Draft, Result
-from parley.server.messages.history import check_paging, load_page
+from parley.server.messages.history import Paging, load_page
 from parley.server.messages.mentions import (
     clear_mentions,
     mentions_of,
@@ -181,29 +181,16 @@ async def list_messages(
     *,
     user_id: int,
     chat_id: int,
-    limit: int,
-    before: int | None = None,
-    after: int | None = None,
-    offset: int = 0,
-    around: int | None = None,
+    paging: Paging,
     now: datetime,
 ) -> list[MessagePublic]:
-    """History in ascending seq: the newest `limit`, or just before/after/around a seq.
+    """History in ascending seq, a page as `paging` says.
 
     The REST route serves the same page encoded, from memory (`history.history_page`)."""
-    check_paging(before=before, after=after, offset=offset, around=around)
+    paging.check()
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
     hidden = () if chat.type == "direct" else tuple(await blocked_ids(session, user_id, now=now))
-    rows = await load_page(
-        session,
-        chat_id=chat_id,
-        hidden=hidden,
-        limit=limit,
-        before=before,
-        after=after,
-        offset=offset,
-        around=around,
-    )
+    rows = await load_page(session, chat_id=chat_id, hidden=hidden, paging=paging)
     return [MessagePublic.model_validate(row) for row in rows]
 
 
