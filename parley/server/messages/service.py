@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -259,20 +260,26 @@ async def access_message(
 # --- writing -------------------------------------------------------------------------------
 
 
+class Send(TypedDict, total=False):
+    """A send's keywords, as `submit_send` takes them."""
+
+    user_id: Required[int]
+    chat_id: Required[int]
+    content: Required[str]
+    client_id: str | None
+    reply_to: int | None
+    attachment_ids: Sequence[int]
+    thread_root_id: int | None
+    also_in_chat: bool
+
+
 async def do_send(
     writer: Writer,
     checks: SendChecks,
     throttle: Throttle,
     *,
-    user_id: int,
-    chat_id: int,
-    content: str,
-    client_id: str | None = None,
-    reply_to: int | None = None,
-    attachment_ids: Sequence[int] = (),
-    thread_root_id: int | None = None,
-    also_in_chat: bool = False,
     metrics: ServerMetrics | None = None,
+    **send: Unpack[Send],
 ) -> tuple[MessagePublic, bool]:
     """The send path every transport shares: checks, then store (batched) and publish.
 
@@ -280,19 +287,7 @@ async def do_send(
     with a client_id already used (the unique (sender, client_id) decides).
     """
     started = time.perf_counter()
-    future = await submit_send(
-        writer,
-        checks,
-        throttle,
-        user_id=user_id,
-        chat_id=chat_id,
-        content=content,
-        client_id=client_id,
-        reply_to=reply_to,
-        attachment_ids=attachment_ids,
-        thread_root_id=thread_root_id,
-        also_in_chat=also_in_chat,
-    )
+    future = await submit_send(writer, checks, throttle, **send)
     message, created = await future
     if metrics is not None:
         metrics.record_send(time.perf_counter() - started, created=created)
