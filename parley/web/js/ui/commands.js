@@ -37,22 +37,14 @@ export function mountCommandBox(input) {
       input.setSelectionRange(input.value.length, input.value.length);
     },
   });
-  let seq = 0;
 
-  const update = async () => {
+  const update = () => {
     const m = input.value.slice(0, input.selectionStart).match(/^\/([a-z0-9_-]*)$/i);
     const chatId = state.activeChatId;
     if (!m || !(chatId > 0)) return list.close();
-    const mine = ++seq;
-    let commands;
-    try {
-      commands = await commandsOf(chatId);
-    } catch {
-      return list.close();
-    }
-    if (mine !== seq) return undefined;
-    list.show(commands.filter((c) => c.command.slice(1).startsWith(m[1].toLowerCase())).slice(0, MAX));
-    return undefined;
+    const prefix = m[1].toLowerCase();
+    return list.showLatest(async () => (await commandsOf(chatId))
+      .filter((c) => c.command.slice(1).startsWith(prefix)).slice(0, MAX));
   };
   return { update, close: list.close, handleKey: list.handleKey };
 }

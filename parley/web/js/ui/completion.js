@@ -6,11 +6,13 @@ import { h } from '../dom.js';
 /**
  * The list in `box` for `input`. `option(item, i)` gives an option's attributes (beyond
  * its class, role and selection) and children; `insert(item)` writes a pick into the
- * input (false: nothing to write). `show(items)` opens it with the first item active.
+ * input (false: nothing to write). `showLatest(load)` opens it on what `load()` resolves
+ * to, the first item active.
  */
 export function completionList(input, box, { option, insert, onRender = () => {}, onClose = () => {} }) {
   let items = [];
   let active = 0;
+  let seq = 0;
 
   const close = () => {
     box.hidden = true;
@@ -39,10 +41,21 @@ export function completionList(input, box, { option, insert, onRender = () => {}
     onRender(items, active);
   };
 
-  const show = (list) => {
+  /** Shows the items `load()` resolves to, unless a later call came first or it resolves
+   * to null; a failed load closes the list. */
+  const showLatest = async (load) => {
+    const mine = ++seq;
+    let list;
+    try {
+      list = await load();
+    } catch {
+      return close();
+    }
+    if (mine !== seq || !list) return undefined;
     items = list;
     active = 0;
     render();
+    return undefined;
   };
 
   /** Keys while the list is open; true when the key was used. */
@@ -66,5 +79,5 @@ export function completionList(input, box, { option, insert, onRender = () => {}
   // Focus elsewhere closes the list (unless it came back meanwhile: a stale blur must not
   // hide a list opened since).
   input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 150));
-  return { show, close, handleKey };
+  return { showLatest, close, handleKey };
 }

@@ -33,7 +33,6 @@ function tokenAt(input) {
 
 export function mountMentionBox(input, box) {
   let token = null;
-  let seq = 0;
   const list = completionList(input, box, {
     option: (user, i) => [{ id: `mention-option-${i}`, testid: `mention-option-${user.username}` },
       user.id === 'all' ? h('span', { class: 'avatar avatar-xs mention-all' }, '@') : userAvatar(user, { size: 'avatar-xs' }),
@@ -58,27 +57,22 @@ export function mountMentionBox(input, box) {
     },
   });
 
-  const update = async () => {
+  const update = () => {
     token = tokenAt(input);
     const chat = state.chats.get(state.activeChatId);
     if (!token || !chat || chat.virtual) return list.close();
-    const mine = ++seq;
-    let users;
-    try {
-      users = await membersOf(chat);
-    } catch {
-      return list.close();
-    }
-    if (mine !== seq || !token) return undefined;
-    const q = token.query;
-    const hit = (u) => u.username.toLowerCase().startsWith(q)
-      || displayName(u).toLowerCase().split(/\s+/).some((w) => w.startsWith(q));
-    const items = users.filter((u) => u.id !== state.me.id && hit(u)).slice(0, MAX);
-    if (chat.type !== 'direct' && ['owner', 'admin'].includes(chat.my_role) && 'all'.startsWith(q)) {
-      items.push({ id: 'all', username: 'all', display_name: '@all' });
-    }
-    list.show(items);
-    return undefined;
+    return list.showLatest(async () => {
+      const users = await membersOf(chat);
+      if (!token) return null; // closed meanwhile
+      const q = token.query;
+      const hit = (u) => u.username.toLowerCase().startsWith(q)
+        || displayName(u).toLowerCase().split(/\s+/).some((w) => w.startsWith(q));
+      const items = users.filter((u) => u.id !== state.me.id && hit(u)).slice(0, MAX);
+      if (chat.type !== 'direct' && ['owner', 'admin'].includes(chat.my_role) && 'all'.startsWith(q)) {
+        items.push({ id: 'all', username: 'all', display_name: '@all' });
+      }
+      return items;
+    });
   };
 
   input.addEventListener('click', () => update());
