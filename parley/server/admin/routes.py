@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley import errors
 from parley.server.accounts.schemas import SenderPublic, UserPublic
 from parley.server.accounts.service import user_public
 from parley.server.admin import reports, service
@@ -23,12 +22,12 @@ from parley.server.admin.schemas import (
 from parley.server.audit import list_audit
 from parley.server.db.models import AuditEntry, Message, Report, User
 from parley.server.deps import (
+    AdminDep,
     CurrentUser,
     IdPath,
     Limit,
     Offset,
     OptionalId,
-    Principal,
     SessionDep,
     StateDep,
 )
@@ -36,15 +35,6 @@ from parley.server.messages.service import messages_public
 from parley.server.text import Plain
 
 router = APIRouter(prefix="/service/api", tags=["admin"])
-
-
-async def _admin(me: CurrentUser) -> Principal:
-    if not me.user.is_admin:
-        raise errors.Forbidden("Admins only", code="admin_required")
-    return me
-
-
-AdminDep = Annotated[Principal, Depends(_admin)]
 
 
 @router.get("/admin/users")
