@@ -101,7 +101,7 @@ async def messages_public(
         if ids_from is None
         else select(Message.sender_id).where(Message.id.in_(ids_from))
     )
-    senders = await _senders(session, sender_ids)
+    senders = await senders_by_id(session, sender_ids)
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
     mentioned = await mentions_of(session, messages)
@@ -125,9 +125,10 @@ async def message_public(session: AsyncSession, message: Message) -> MessagePubl
     return (await messages_public(session, [message]))[0]
 
 
-async def _senders(
+async def senders_by_id(
     session: AsyncSession, ids: set[int] | Select[int | None]
 ) -> dict[int, SenderPublic]:
+    """The users of `ids` as messages name them (those that still exist)."""
     if isinstance(ids, set) and not ids:
         return {}
     rows = await session.execute(
