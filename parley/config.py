@@ -220,7 +220,7 @@ class Settings(BaseSettings):
             return [p.strip() for item in value for p in str(item).split(",") if p.strip()]
         return value
 
-    @field_validator("outbound_allow")
+    @field_validator("outbound_allow", "metrics_allow")
     @classmethod
     def _check_networks(cls, value: list[str]) -> list[str]:
         for entry in value:
@@ -246,13 +246,6 @@ class Settings(BaseSettings):
             return value  # not a URL: whoever uses it says so
         if password:
             check_not_placeholder(password, what="its password")
-        return value
-
-    @field_validator("metrics_allow")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            ipaddress.ip_network(entry, strict=False)  # a bad entry fails at start
         return value
 
     @property

@@ -99,14 +99,18 @@ class ImageTooLarge(UnsupportedMedia):
     detail = "Image has too many pixels"
 
 
-class RateLimited(ParleyError):
-    status = 429
-    code = "rate_limited"
-    detail = "Too many requests, slow down"
+class _RetryLater(ParleyError):
+    """Refused for now: the client may try again after `retry_after` seconds."""
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class RateLimited(_RetryLater):
+    status = 429
+    code = "rate_limited"
+    detail = "Too many requests, slow down"
 
 
 class Unavailable(ParleyError):
@@ -115,16 +119,12 @@ class Unavailable(ParleyError):
     detail = "Service temporarily unavailable"
 
 
-class Overloaded(ParleyError):
+class Overloaded(_RetryLater):
     """The server cannot take this work now (its queue stayed full): retry shortly."""
 
     status = 503
     code = "overloaded"
     detail = "The server is overloaded, retry shortly"
-
-    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
 
 
 class UserDeactivated(Forbidden):

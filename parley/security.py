@@ -8,6 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
@@ -69,23 +70,10 @@ def make_access_token(
 
 def decode_access_token(key: str, token: str) -> AccessClaims:
     """Verifies signature (HS256 only), issuer, expiry and required claims."""
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            leeway=LEEWAY_SECONDS,
-            options={"require": _REQUIRED_CLAIMS},
-        )
-    except jwt.PyJWTError as exc:
-        raise TokenError(str(exc)) from exc
+    claims = _decode(key, token, leeway=LEEWAY_SECONDS, options={"require": _REQUIRED_CLAIMS})
     if claims.get("typ", "access") != "access":
         raise TokenError("not an access token")
-    try:
-        user_id = int(claims["sub"])
-    except (TypeError, ValueError) as exc:
-        raise TokenError("malformed subject") from exc
+    user_id = _subject(claims)
     session_id = claims["sid"]
     # A token from before session ids were random (an integer) is refused: its client
     # refreshes, and the refresh token, kept by the migration, gets a new one.
@@ -163,20 +151,29 @@ def make_mfa_token(key: str, *, user_id: int, now: datetime) -> str:
 def decode_mfa_token(key: str, token: str, *, now: datetime) -> int:
     """The user id of a valid mfa token; raises TokenError. Expiry is checked against
     `now` (the server's clock), not the machine's."""
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            options={"require": ["sub", "exp", "iat", "iss", "typ"], "verify_exp": False},
-        )
-    except jwt.PyJWTError as exc:
-        raise TokenError(str(exc)) from exc
+    claims = _decode(
+        key, token, options={"require": ["sub", "exp", "iat", "iss", "typ"], "verify_exp": False}
+    )
     if claims.get("typ") != "mfa":
         raise TokenError("not an mfa token")
     if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
         raise TokenError("Signature has expired")
+    return _subject(claims)
+
+
+def _decode(key: str, token: str, **checks: Any) -> dict[str, Any]:
+    """The claims of a token signed with `key` (HS256 only) by this issuer; raises TokenError."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, key, algorithms=[ALGORITHM], issuer=ISSUER, **checks
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenError(str(exc)) from exc
+    return claims
+
+
+def _subject(claims: dict[str, Any]) -> int:
+    """The user id in `sub`; raises TokenError."""
     try:
         return int(claims["sub"])
     except (TypeError, ValueError) as exc:

@@ -20,6 +20,7 @@ from parley.server.db.models import Message, User
 from parley.server.db.session import ping
 from parley.server.deps import CurrentUser, Limit, Offset, SessionDep, StateDep
 from parley.server.messages import service as messages
+from parley.server.messages.history import Paging
 from parley.server.text import Content
 
 router = APIRouter(tags=["compat"])
@@ -89,8 +90,7 @@ async def seed_messages(
         session,
         user_id=me.id,
         chat_id=chat_id,
-        limit=min(limit, 200),
-        offset=offset,
+        paging=Paging(min(limit, 200), offset=offset),
         now=state.clock(),
     )
     return [

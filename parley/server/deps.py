@@ -191,6 +191,19 @@ async def current_principal(request: Request, session: SessionDep) -> Principal:
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
+def check_admin(me: Principal) -> None:
+    if not me.user.is_admin:
+        raise errors.Forbidden("Admins only", code="admin_required")
+
+
+async def current_admin(me: CurrentUser) -> Principal:
+    check_admin(me)
+    return me
+
+
+AdminDep = Annotated[Principal, Depends(current_admin)]
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """The authenticated caller of a route that needs only its id, checked from memory."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from parley.server.messages.history import load_page
+from parley.server.messages.history import Paging, load_page
 from tests.integration.conftest import alembic_to
 
 
@@ -43,7 +43,7 @@ async def test_existing_messages_are_plain_messages(migration_engine: AsyncEngin
         await conn.run_sync(alembic_to("0005_pins"))
         await conn.commit()
     async with AsyncSession(migration_engine) as session:
-        page = await load_page(session, chat_id=1, hidden=(), limit=10)
+        page = await load_page(session, chat_id=1, hidden=(), paging=Paging(limit=10))
     assert [m["content"] for m in page] == ["before pins", "and another"]
     for m in page:
         assert m["kind"] == "message" and m["pinned_at"] is None and m["pinned_by"] is None

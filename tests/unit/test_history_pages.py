@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from parley.server.messages.history import HistoryPages, PageKey
+from parley.server.messages.history import HistoryPages, PageKey, Paging
 from parley.server.realtime import events, frames
 
-KEY: PageKey = (50, None, None, 0, None, (), False)
-HIDING: PageKey = (50, None, None, 0, None, (7,), False)
+KEY: PageKey = (Paging(50), ())
+HIDING: PageKey = (Paging(50), (7,))
 
 
 def _message(**fields: Any) -> Any:

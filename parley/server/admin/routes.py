@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import select
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley import errors
 from parley.server.accounts.schemas import SenderPublic, UserPublic
 from parley.server.accounts.service import user_public
 from parley.server.admin import reports, service
@@ -21,30 +19,21 @@ from parley.server.admin.schemas import (
     ReportResolve,
 )
 from parley.server.audit import list_audit
-from parley.server.db.models import AuditEntry, Message, Report, User
+from parley.server.db.models import AuditEntry, Message, Report
 from parley.server.deps import (
+    AdminDep,
     CurrentUser,
     IdPath,
     Limit,
     Offset,
     OptionalId,
-    Principal,
     SessionDep,
     StateDep,
 )
-from parley.server.messages.service import messages_public
+from parley.server.messages.service import messages_public, senders_by_id
 from parley.server.text import Plain
 
 router = APIRouter(prefix="/service/api", tags=["admin"])
-
-
-async def _admin(me: CurrentUser) -> Principal:
-    if not me.user.is_admin:
-        raise errors.Forbidden("Admins only", code="admin_required")
-    return me
-
-
-AdminDep = Annotated[Principal, Depends(_admin)]
 
 
 @router.get("/admin/users")
@@ -202,12 +191,4 @@ def _report(
 
 
 async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, SenderPublic]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(User.id, User.username, User.display_name).where(User.id.in_(wanted))
-    )
-    return {
-        r.id: SenderPublic(id=r.id, username=r.username, display_name=r.display_name) for r in rows
-    }
+    return await senders_by_id(session, {i for i in ids if i is not None})

@@ -23,7 +23,7 @@ from parley.server.db.models import Chat, Membership, Message, User
 from parley.server.messages.history import in_main_timeline
 from parley.server.messages.mentions import unread_mention_counts
 from parley.server.messages.service import messages_public
-from parley.server.messages.thread_replies import unread_thread_replies
+from parley.server.messages.thread_replies import unread_per_chat, unread_thread_replies
 from parley.server.moderation.service import blocked_ids
 
 # "Muted forever" is stored as the last second datetime can hold, so "muted now" is one
@@ -261,19 +261,7 @@ async def _unread_notices(
     session: AsyncSession, viewer_id: int, chat_ids: ChatIds
 ) -> dict[int, int]:
     """Per chat, the notices past the viewer's read marker: never unread."""
-    query = (
-        select(Message.chat_id, func.count())
-        .join(
-            Membership,
-            (Membership.chat_id == Message.chat_id) & (Membership.user_id == viewer_id),
-        )
-        .where(
-            Message.kind == "notice",
-            Message.chat_id.in_(chat_ids),
-            Message.seq > Membership.last_read_seq,
-        )
-        .group_by(Message.chat_id)
-    )
+    query = unread_per_chat(viewer_id, chat_ids).where(Message.kind == "notice")
     return dict((await session.execute(query)).tuples().all())
 
 
@@ -285,21 +273,14 @@ async def _hidden_unread(
     if not hidden:
         return {}
     query = (
-        select(Message.chat_id, func.count())
-        .join(
-            Membership,
-            (Membership.chat_id == Message.chat_id) & (Membership.user_id == viewer_id),
-        )
+        unread_per_chat(viewer_id, chat_ids)
         .join(Chat, Chat.id == Message.chat_id)
         .where(
-            Message.chat_id.in_(chat_ids),
             Chat.type != "direct",
             Message.sender_id.in_(hidden),
             Message.kind != "notice",  # counted apart (`_unread_notices`)
-            Message.seq > Membership.last_read_seq,
             in_main_timeline(),  # the others are counted off with the threads' replies
         )
-        .group_by(Message.chat_id)
     )
     return dict((await session.execute(query)).tuples().all())
 

@@ -114,6 +114,19 @@ def _send(mailer: Mailer, kind: str, *, to: str, language: str, who: str, url: s
     )
 
 
+async def _mail_after_commit(
+    session: AsyncSession, mailer: Mailer, kind: str, *, user: User, url: str, language: str
+) -> None:
+    """Commits, then mails `kind` with `url` to the user (a link whose token is committed)."""
+    to, who = user.email, user.username
+
+    async def mail() -> None:
+        _send(mailer, kind, to=to, language=language, who=who, url=url)
+
+    after_commit(session, mail)
+    await session.commit()
+
+
 async def send_verification(
     session: AsyncSession, mailer: Mailer, *, user: User, base: str, language: str, now: datetime
 ) -> None:
@@ -122,13 +135,8 @@ async def send_verification(
     if not mailer.enabled:
         return
     token = await issue(session, user=user, purpose="verify", ttl=VERIFY_TTL, now=now)
-    to, who, url = user.email, user.username, verify_url(base, token)
-
-    async def mail() -> None:
-        _send(mailer, "verify", to=to, language=language, who=who, url=url)
-
-    after_commit(session, mail)
-    await session.commit()
+    url = verify_url(base, token)
+    await _mail_after_commit(session, mailer, "verify", user=user, url=url, language=language)
 
 
 async def verify_email(session: AsyncSession, *, token: str, now: datetime) -> User:
@@ -160,13 +168,8 @@ async def forgot_password(
         await session.commit()
         return
     token = await issue(session, user=user, purpose="reset", ttl=RESET_TTL, now=now)
-    to, who, url = user.email, user.username, reset_url(base, token)
-
-    async def mail() -> None:
-        _send(mailer, "reset", to=to, language=language, who=who, url=url)
-
-    after_commit(session, mail)
-    await session.commit()
+    url = reset_url(base, token)
+    await _mail_after_commit(session, mailer, "reset", user=user, url=url, language=language)
 
 
 async def reset_link(

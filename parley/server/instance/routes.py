@@ -8,10 +8,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley import errors
 from parley.config import Settings
 from parley.server.accounts.schemas import Strict
-from parley.server.deps import CurrentUser, Principal, SessionDep, StateDep
+from parley.server.deps import CurrentUser, SessionDep, StateDep, check_admin
 from parley.server.instance import settings as instance
 
 router = APIRouter(prefix="/service/api/admin", tags=["admin"])
@@ -32,14 +31,9 @@ class InstanceSettingsUpdate(Strict):
     retention_days: Days | None = None  # null: back to PARLEY_RETENTION_DAYS
 
 
-def require_admin(me: Principal) -> None:
-    if not me.user.is_admin:
-        raise errors.Forbidden("Admins only", code="admin_required")
-
-
 @router.get("/settings")
 async def get_settings(me: CurrentUser, session: SessionDep, state: StateDep) -> InstanceSettings:
-    require_admin(me)
+    check_admin(me)
     return await _public(session, state.settings)
 
 
@@ -47,7 +41,7 @@ async def get_settings(me: CurrentUser, session: SessionDep, state: StateDep) ->
 async def update_settings(
     body: InstanceSettingsUpdate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> InstanceSettings:
-    require_admin(me)
+    check_admin(me)
     changes = body.model_dump(exclude_unset=True)
     if changes.get("registration", "") is None:
         del changes["registration"]  # not nullable: null leaves it as it is

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Body, Path, Response
 from parley.server.chats import views
 from parley.server.chats.schemas import ChatPublic
 from parley.server.db.models import Invite
-from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep
+from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep, check_admin
 from parley.server.email import service as email
-from parley.server.instance.routes import require_admin
 from parley.server.invites import service
 from parley.server.invites.schemas import (
     AdminInviteCreate,
@@ -51,7 +50,7 @@ def _chat_link(invite: Invite, base: str) -> ChatLinkPublic:
 async def create_admin_invite(
     body: AdminInviteCreate, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> AdminInvitePublic:
-    require_admin(me)
+    check_admin(me)
     invite = await service.create_admin_invite(
         session,
         admin_id=me.id,
@@ -73,7 +72,7 @@ async def create_admin_invite(
 async def list_admin_invites(
     me: CurrentUser, session: SessionDep, state: StateDep
 ) -> list[AdminInvitePublic]:
-    require_admin(me)
+    check_admin(me)
     invites = await service.list_admin_invites(session)
     return [_admin_invite(i, state.settings.public_base) for i in invites]
 
@@ -82,7 +81,7 @@ async def list_admin_invites(
 async def delete_admin_invite(
     code: Code, me: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
-    require_admin(me)
+    check_admin(me)
     await service.delete_admin_invite(session, admin_id=me.id, code=code, now=state.clock())
     return Response(status_code=204)
 

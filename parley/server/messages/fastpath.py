@@ -66,11 +66,13 @@ class HistoryFastPath:
             state.reads,
             user_id=me.id,
             chat_id=args["chat_id"],
-            limit=min(args["limit"], MAX_PAGE),
-            before=args["before"],
-            after=args["after"],
-            offset=args["offset"],
-            around=args["around"],
+            paging=history.Paging(
+                min(args["limit"], MAX_PAGE),
+                before=args["before"],
+                after=args["after"],
+                offset=args["offset"],
+                around=args["around"],
+            ),
         )
 
 

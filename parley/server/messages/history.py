@@ -18,6 +18,7 @@ the send path's caches (`SendChecks`), kept exact by the same events.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,8 +44,29 @@ MAX_CHATS = 100_000  # chats with a generation counter; past it everything start
 # Chat frames that change no stored message: they leave the chat's pages in place.
 _UNCHANGING = frozenset({frames.Typing.kind, frames.Read.kind})
 
-PageKey = tuple[int, int | None, int | None, int, int | None, tuple[int, ...], bool]
 Mark = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Which page of a chat's history: the newest `limit`, or just before/after/around a
+    seq; `main_only`: the chat's main timeline (no thread replies but `also_in_chat` ones)."""
+
+    limit: int
+    before: int | None = None
+    after: int | None = None
+    offset: int = 0
+    around: int | None = None
+    main_only: bool = False
+
+    def check(self) -> None:
+        if self.around is not None and (
+            self.before is not None or self.after is not None or self.offset
+        ):
+            raise errors.ValidationFailed("around: cannot be combined with before, after or offset")
+
+
+PageKey = tuple[Paging, tuple[int, ...]]  # with the hidden senders
 
 
 class HistoryPages:
@@ -117,44 +139,23 @@ async def history_page(
     *,
     user_id: int,
     chat_id: int,
-    limit: int,
-    before: int | None = None,
-    after: int | None = None,
-    offset: int = 0,
-    around: int | None = None,
-    main_only: bool = False,
+    paging: Paging,
 ) -> bytes:
-    """The JSON of `list_messages`' page, from memory when this page was served before.
-    `main_only`: the chat's main timeline (no thread replies but `also_in_chat` ones)."""
-    check_paging(before=before, after=after, offset=offset, around=around)
+    """The JSON of `list_messages`' page, from memory when this page was served before."""
+    paging.check()
     member = await checks.reader(user_id=user_id, chat_id=chat_id)
     direct = member is not None and member.chat_type == "direct"
     hidden = () if direct else await checks.hidden(user_id)
-    key: PageKey = (limit, before, after, offset, around, hidden, main_only)
+    key = (paging, hidden)
     body = pages.get(chat_id, key)
     if body is not None:
         return body
     mark = pages.mark(chat_id)
     async with reads() as session:
-        rows = await load_page(
-            session,
-            chat_id=chat_id,
-            hidden=hidden,
-            limit=limit,
-            before=before,
-            after=after,
-            offset=offset,
-            around=around,
-            main_only=main_only,
-        )
+        rows = await load_page(session, chat_id=chat_id, hidden=hidden, paging=paging)
     body = encode_page(rows)
     pages.put(chat_id, key, body, mark)
     return body
-
-
-def check_paging(*, before: int | None, after: int | None, offset: int, around: int | None) -> None:
-    if around is not None and (before is not None or after is not None or offset):
-        raise errors.ValidationFailed("around: cannot be combined with before, after or offset")
 
 
 def encode_page(rows: list[dict[str, Any]]) -> bytes:
@@ -208,17 +209,13 @@ async def load_page(
     *,
     chat_id: int,
     hidden: tuple[int, ...],
-    limit: int,
-    before: int | None = None,
-    after: int | None = None,
-    offset: int = 0,
-    around: int | None = None,
-    main_only: bool = False,
+    paging: Paging,
 ) -> list[dict[str, Any]]:
-    """A page in ascending seq as the public JSON shape (`MessagePublic`'s fields, in order):
-    the newest `limit`, or just before/after/around a seq. Two queries: the messages with
-    their senders, then their reactions, attachments and mentions together."""
-    query = _visible(chat_id, hidden, main_only)
+    """A page in ascending seq as the public JSON shape (`MessagePublic`'s fields, in order).
+    Two queries: the messages with their senders, then their reactions, attachments and
+    mentions together."""
+    limit, before, after, around = paging.limit, paging.before, paging.after, paging.around
+    query = _visible(chat_id, hidden, paging.main_only)
     if around is not None:
         older = (
             await session.execute(
@@ -239,7 +236,7 @@ async def load_page(
     else:
         if before is not None:
             query = query.where(Message.seq < before)
-        query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
+        query = query.order_by(Message.seq.desc()).limit(limit).offset(paging.offset)
         rows = list((await session.execute(query)).all())[::-1]
     return await _decorate(session, rows)
 

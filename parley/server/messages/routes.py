@@ -79,12 +79,14 @@ async def list_messages(
         state.reads,
         user_id=me.id,
         chat_id=chat_id,
-        limit=min(limit, MAX_PAGE),
-        before=before,
-        after=after,
-        offset=offset,
-        around=around,
-        main_only=thread == "main",
+        paging=history.Paging(
+            min(limit, MAX_PAGE),
+            before=before,
+            after=after,
+            offset=offset,
+            around=around,
+            main_only=thread == "main",
+        ),
     )
     return Response(body, media_type="application/json")
 

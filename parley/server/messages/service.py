@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +34,7 @@ from parley.server.db.models import (
 )
 from parley.server.db.unit import after_commit
 from parley.server.messages.drafts import Draft, Result
-from parley.server.messages.history import check_paging, load_page
+from parley.server.messages.history import Paging, load_page
 from parley.server.messages.mentions import (
     clear_mentions,
     mentions_of,
@@ -100,7 +101,7 @@ async def messages_public(
         if ids_from is None
         else select(Message.sender_id).where(Message.id.in_(ids_from))
     )
-    senders = await _senders(session, sender_ids)
+    senders = await senders_by_id(session, sender_ids)
     reactions_of = await _reactions(session, ids) if reactions else {}
     attachments_of = await _attachments(session, ids) if attachments else {}
     mentioned = await mentions_of(session, messages)
@@ -124,9 +125,10 @@ async def message_public(session: AsyncSession, message: Message) -> MessagePubl
     return (await messages_public(session, [message]))[0]
 
 
-async def _senders(
+async def senders_by_id(
     session: AsyncSession, ids: set[int] | Select[int | None]
 ) -> dict[int, SenderPublic]:
+    """The users of `ids` as messages name them (those that still exist)."""
     if isinstance(ids, set) and not ids:
         return {}
     rows = await session.execute(
@@ -181,29 +183,16 @@ async def list_messages(
     *,
     user_id: int,
     chat_id: int,
-    limit: int,
-    before: int | None = None,
-    after: int | None = None,
-    offset: int = 0,
-    around: int | None = None,
+    paging: Paging,
     now: datetime,
 ) -> list[MessagePublic]:
-    """History in ascending seq: the newest `limit`, or just before/after/around a seq.
+    """History in ascending seq, a page as `paging` says.
 
     The REST route serves the same page encoded, from memory (`history.history_page`)."""
-    check_paging(before=before, after=after, offset=offset, around=around)
+    paging.check()
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
     hidden = () if chat.type == "direct" else tuple(await blocked_ids(session, user_id, now=now))
-    rows = await load_page(
-        session,
-        chat_id=chat_id,
-        hidden=hidden,
-        limit=limit,
-        before=before,
-        after=after,
-        offset=offset,
-        around=around,
-    )
+    rows = await load_page(session, chat_id=chat_id, hidden=hidden, paging=paging)
     return [MessagePublic.model_validate(row) for row in rows]
 
 
@@ -288,20 +277,26 @@ async def access_message(
 # --- writing -------------------------------------------------------------------------------
 
 
+class Send(TypedDict, total=False):
+    """A send's keywords, as `submit_send` takes them."""
+
+    user_id: Required[int]
+    chat_id: Required[int]
+    content: Required[str]
+    client_id: str | None
+    reply_to: int | None
+    attachment_ids: Sequence[int]
+    thread_root_id: int | None
+    also_in_chat: bool
+
+
 async def do_send(
     writer: Writer,
     checks: SendChecks,
     throttle: Throttle,
     *,
-    user_id: int,
-    chat_id: int,
-    content: str,
-    client_id: str | None = None,
-    reply_to: int | None = None,
-    attachment_ids: Sequence[int] = (),
-    thread_root_id: int | None = None,
-    also_in_chat: bool = False,
     metrics: ServerMetrics | None = None,
+    **send: Unpack[Send],
 ) -> tuple[MessagePublic, bool]:
     """The send path every transport shares: checks, then store (batched) and publish.
 
@@ -309,19 +304,7 @@ async def do_send(
     with a client_id already used (the unique (sender, client_id) decides).
     """
     started = time.perf_counter()
-    future = await submit_send(
-        writer,
-        checks,
-        throttle,
-        user_id=user_id,
-        chat_id=chat_id,
-        content=content,
-        client_id=client_id,
-        reply_to=reply_to,
-        attachment_ids=attachment_ids,
-        thread_root_id=thread_root_id,
-        also_in_chat=also_in_chat,
-    )
+    future = await submit_send(writer, checks, throttle, **send)
     message, created = await future
     if metrics is not None:
         metrics.record_send(time.perf_counter() - started, created=created)

@@ -116,18 +116,21 @@ async def unread_thread_replies(
 ) -> dict[int, int]:
     """Per chat, the thread-only replies past the viewer's chat read marker: a chat's
     `unread_count` counts its main timeline only, so these are taken off it."""
-    query = (
+    query = unread_per_chat(viewer_id, chat_ids).where(
+        Message.thread_root_id.is_not(None), Message.also_in_chat.is_(False)
+    )
+    return dict((await session.execute(query)).tuples().all())
+
+
+def unread_per_chat(viewer_id: int, chat_ids: Sequence[int] | Select[int]) -> Select[int, int]:
+    """Per chat, the count of its messages past the viewer's read marker: the caller adds
+    which messages count."""
+    return (
         select(Message.chat_id, func.count())
         .join(
             Membership,
             (Membership.chat_id == Message.chat_id) & (Membership.user_id == viewer_id),
         )
-        .where(
-            Message.chat_id.in_(chat_ids),
-            Message.seq > Membership.last_read_seq,
-            Message.thread_root_id.is_not(None),
-            Message.also_in_chat.is_(False),
-        )
+        .where(Message.chat_id.in_(chat_ids), Message.seq > Membership.last_read_seq)
         .group_by(Message.chat_id)
     )
-    return dict((await session.execute(query)).tuples().all())

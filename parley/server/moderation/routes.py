@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from parley import errors
 from parley.server.db.models import Ban, Block
-from parley.server.deps import CurrentUser, IdPath, Principal, SessionDep, StateDep
+from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep, check_admin
 from parley.server.moderation import service
 from parley.server.moderation.schemas import BanCreate, BanPublic, BlockCreate, BlockPublic
 
@@ -27,11 +26,6 @@ def _ban(ban: Ban) -> BanPublic:
         created_at=ban.created_at,
         expires_at=ban.expires_at,
     )
-
-
-def _require_admin(me: Principal) -> None:
-    if not me.user.is_admin:
-        raise errors.Forbidden("Admins only", code="admin_required")
 
 
 @router.post("/block", status_code=201)
@@ -67,7 +61,7 @@ async def unblock(
 
 @router.post("/admin/bans", status_code=201)
 async def ban(body: BanCreate, me: CurrentUser, session: SessionDep, state: StateDep) -> BanPublic:
-    _require_admin(me)
+    check_admin(me)
     created = await service.ban_user(
         session,
         state.broker,
@@ -82,13 +76,13 @@ async def ban(body: BanCreate, me: CurrentUser, session: SessionDep, state: Stat
 
 @router.get("/admin/bans")
 async def list_bans(me: CurrentUser, session: SessionDep, state: StateDep) -> list[BanPublic]:
-    _require_admin(me)
+    check_admin(me)
     return [_ban(b) for b in await service.list_bans(session, now=state.clock())]
 
 
 @router.delete("/admin/bans/{user_id}", status_code=204)
 async def unban(user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
-    _require_admin(me)
+    check_admin(me)
     await service.unban_user(
         session, state.broker, user_id=user_id, admin_id=me.id, now=state.clock()
     )

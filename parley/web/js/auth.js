@@ -1,12 +1,10 @@
 // Sign-in and registration pages: submit the form, show the server's errors by the field.
 
 import { ApiError, hasSessionHint, rememberSession, request } from './api.js';
-import { safeNext } from './recovery.js';
-import { errorText, LANGUAGES, locale, onLocaleChange, setLocale, t, translateDom } from './i18n.js';
+import { safeNext, startPage } from './recovery.js';
+import { errorText, t } from './i18n.js';
 
-translateDom();
-onLocaleChange(() => translateDom());
-mountLanguageSelect();
+startPage();
 
 const form = document.getElementById('auth-form');
 // Reach: `?invite=CODE` (an admin's invitation) is sent with the registration; `?next=/path`
@@ -114,19 +112,6 @@ form.addEventListener('input', (event) => {
 // signed-out visitor's page makes no request that fails (no 401 in the console); if the
 // session has ended meanwhile, the chat page clears the hint and comes back here.
 if (hasSessionHint()) location.replace(nextPath || '/chat');
-
-function mountLanguageSelect() {
-  const select = document.getElementById('lang-select');
-  if (!select) return;
-  for (const { code, name } of LANGUAGES) {
-    const option = document.createElement('option');
-    option.value = code;
-    option.textContent = name;
-    select.append(option);
-  }
-  select.value = locale();
-  select.addEventListener('change', () => setLocale(select.value));
-}
 
 // The second step of a two-factor sign-in: a code from the app, or a recovery code.
 function secondStep(mfaToken) {

@@ -1,5 +1,5 @@
-// What the pages reached from e-mails and invitations share (reset.html, invite.html):
-// translated text, the language menu, and same-site "next" paths.
+// What the pages outside the chat share (login.html, register.html, reset.html,
+// invite.html): translated text, the language menu, and same-site "next" paths.
 
 import { LANGUAGES, locale, onLocaleChange, setLocale, translateDom } from './i18n.js';
 

@@ -7,7 +7,7 @@ import { dateFormat, t } from '../i18n.js';
 import { userAvatar } from './avatar.js';
 import { confirmDialog, modal } from './dialogs.js';
 import { exportButton } from './exports.js';
-import { toast } from './toast.js';
+import { onSubmit, toast } from './toast.js';
 
 export function botsDialog() {
   const list = h('div', { class: 'bots-list', testid: 'bots-list' });
@@ -47,18 +47,12 @@ export function botsDialog() {
       h('label', { class: 'field' }, h('span', null, t('bots.displayName')), name),
       error,
       h('div', { class: 'row-end' }, h('button', { type: 'submit', class: 'btn btn-primary', testid: 'bot-create' }, t('bots.createButton'))));
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      error.textContent = '';
-      try {
-        const created = await actions.createBot(username.value.trim(), name.value.trim() || username.value.trim());
-        form.reset();
-        showSecrets(created);
-        await reload();
-      } catch (e) {
-        error.textContent = e.code === 'username_taken' ? t('bots.taken') : (e.code === 'too_many_bots' ? t('bots.tooMany') : e.detail || t('settings.failed'));
-      }
-    });
+    onSubmit(form, error, async () => {
+      const created = await actions.createBot(username.value.trim(), name.value.trim() || username.value.trim());
+      form.reset();
+      showSecrets(created);
+      await reload();
+    }, (e) => (e.code === 'username_taken' ? t('bots.taken') : (e.code === 'too_many_bots' ? t('bots.tooMany') : e.detail || t('settings.failed'))));
     return form;
   }
 

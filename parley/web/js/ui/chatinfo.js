@@ -12,7 +12,7 @@ import { notifySelect } from './mind.js';
 import { confirmDialog, modal } from './dialogs.js';
 import { infoTabs } from './files.js';
 import { inviteLinkSection } from './invites.js';
-import { attempt, toast } from './toast.js';
+import { attempt, onSubmit, toast } from './toast.js';
 import { webhooksSection } from './webhooks.js';
 
 const { state } = store;
@@ -97,22 +97,16 @@ function renderEdit(box, chat, setEditing) {
     h('div', { class: 'row-end' },
       h('button', { type: 'submit', class: 'btn btn-primary btn-small', testid: 'chat-edit-save' }, t('chatinfo.save'))));
   for (const input of [title, description, retention]) input.addEventListener('input', () => setEditing(true));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.textContent = '';
+  onSubmit(form, error, async () => {
     const fields = { title: title.value.trim(), description: description.value.trim(),
       retention_days: retention.value === '' ? null : Number(retention.value) };
     if (!fields.title) { error.textContent = t('chatinfo.nameRequired'); return; }
-    try {
-      await actions.updateChat(chat.id, fields);
-      toast(t('chatinfo.saved'));
-      title.blur();
-      description.blur();
-      setEditing(false);
-    } catch (e) {
-      error.textContent = e.detail || t('chatinfo.failed');
-    }
-  });
+    await actions.updateChat(chat.id, fields);
+    toast(t('chatinfo.saved'));
+    title.blur();
+    description.blur();
+    setEditing(false);
+  }, (e) => e.detail || t('chatinfo.failed'));
   box.replaceChildren(form);
 }
 

@@ -7,6 +7,7 @@ import * as actions from '../actions.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
 import * as store from '../state.js';
+import { completionList } from './completion.js';
 import { toast } from './toast.js';
 
 const { state } = store;
@@ -27,64 +28,25 @@ const describe = (c) => (c.bot ? c.description || c.bot.display_name : t(`comman
 export function mountCommandBox(input) {
   const box = h('div', { class: 'mention-box command-box', id: 'command-box', testid: 'command-box', role: 'listbox', 'aria-label': t('commands.list'), hidden: true });
   input.parentNode.insertBefore(box, input);
-  let items = [];
-  let active = 0;
-  let seq = 0;
+  const list = completionList(input, box, {
+    option: (c) => [{ testid: `command-option-${c.command.slice(1)}` },
+      h('span', { class: 'mention-name' }, c.command), h('span', { class: 'mention-username' }, describe(c))],
+    insert: (c) => {
+      const rest = input.value.replace(/^\/\S*\s*/, '');
+      input.value = `${c.command} ${rest}`;
+      input.setSelectionRange(input.value.length, input.value.length);
+    },
+  });
 
-  const close = () => {
-    box.hidden = true;
-    items = [];
-  };
-  const pick = (c) => {
-    const rest = input.value.replace(/^\/\S*\s*/, '');
-    input.value = `${c.command} ${rest}`;
-    input.setSelectionRange(input.value.length, input.value.length);
-    close();
-    input.dispatchEvent(new Event('input', { bubbles: true }));
-    input.focus();
-  };
-  const render = () => {
-    box.replaceChildren(...items.map((c, i) => h('div', {
-      class: `mention-option${i === active ? ' is-active' : ''}`, role: 'option', testid: `command-option-${c.command.slice(1)}`,
-      'aria-selected': String(i === active), onmousedown: (e) => e.preventDefault(), onclick: () => pick(c),
-    }, h('span', { class: 'mention-name' }, c.command), h('span', { class: 'mention-username' }, describe(c)))));
-    box.hidden = !items.length;
-  };
-  const update = async () => {
+  const update = () => {
     const m = input.value.slice(0, input.selectionStart).match(/^\/([a-z0-9_-]*)$/i);
     const chatId = state.activeChatId;
-    if (!m || !(chatId > 0)) return close();
-    const mine = ++seq;
-    let commands;
-    try {
-      commands = await commandsOf(chatId);
-    } catch {
-      return close();
-    }
-    if (mine !== seq) return undefined;
-    items = commands.filter((c) => c.command.slice(1).startsWith(m[1].toLowerCase())).slice(0, MAX);
-    active = 0;
-    render();
-    return undefined;
+    if (!m || !(chatId > 0)) return list.close();
+    const prefix = m[1].toLowerCase();
+    return list.showLatest(async () => (await commandsOf(chatId))
+      .filter((c) => c.command.slice(1).startsWith(prefix)).slice(0, MAX));
   };
-  const handleKey = (event) => {
-    if (box.hidden || !items.length) return false;
-    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
-      active = (active + (event.key === 'ArrowDown' ? 1 : -1) + items.length) % items.length;
-      render();
-    } else if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
-      pick(items[active]);
-    } else if (event.key === 'Escape') {
-      close();
-    } else {
-      return false;
-    }
-    event.preventDefault();
-    event.stopPropagation();
-    return true;
-  };
-  input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 150));
-  return { update, close, handleKey };
+  return { update, close: list.close, handleKey: list.handleKey };
 }
 
 /** Runs `content` when it is a command of the chat: true when it was (nothing to post). */

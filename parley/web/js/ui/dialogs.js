@@ -37,6 +37,39 @@ export function modal({ title, testid, body, footer = [] }) {
   return dialog;
 }
 
+/**
+ * A modal list read page by page, newest first, with a "More" button while pages are
+ * full: `loadPage(cursor)` resolves to a page (cursor null: the first), `cursorOf(entry)`
+ * is the next page's cursor after its last entry, `itemEl(entry, dialog)` draws an entry.
+ * Test ids: `${name}-dialog`, `${name}-list`, `${name}-more`.
+ */
+export function pagedDialog({ name, title, listClass, empty, loadPage, cursorOf, itemEl, pageSize = 30 }) {
+  const list = h('div', { class: `pick-list ${listClass}`, testid: `${name}-list` },
+    h('div', { class: 'list-empty' }, t('common.loading')));
+  const more = h('button', { class: 'btn btn-small', testid: `${name}-more`, hidden: true }, t('mentions.more'));
+  const dialog = modal({ title, testid: `${name}-dialog`, body: [list, more] });
+  let cursor = null;
+  const load = async () => {
+    more.disabled = true;
+    let page;
+    try {
+      page = await loadPage(cursor);
+    } catch (error) {
+      clear(list).append(h('div', { class: 'list-empty' }, errorText(error)));
+      return;
+    }
+    if (cursor == null) clear(list);
+    if (cursor == null && !page.length) list.append(h('div', { class: 'list-empty' }, empty));
+    list.append(...page.map((entry) => itemEl(entry, dialog)));
+    if (page.length) cursor = cursorOf(page[page.length - 1]);
+    more.hidden = page.length < pageSize;
+    more.disabled = false;
+  };
+  more.addEventListener('click', load);
+  load();
+  return dialog;
+}
+
 export function confirmDialog({ title, text, confirm = t('common.ok'), danger = false }) {
   return new Promise((resolve) => {
     let answer = false;

@@ -7,6 +7,7 @@ import { displayName } from '../format.js';
 import { t } from '../i18n.js';
 import { state } from '../state.js';
 import { userAvatar } from './avatar.js';
+import { completionList } from './completion.js';
 
 const MAX = 8;
 const CACHE_MS = 60000;
@@ -31,90 +32,49 @@ function tokenAt(input) {
 }
 
 export function mountMentionBox(input, box) {
-  let items = [];
-  let active = 0;
   let token = null;
-  let seq = 0;
-
-  const close = () => {
-    box.hidden = true;
-    items = [];
-    token = null;
-    input.removeAttribute('aria-activedescendant');
-  };
-
-  const pick = (user) => {
-    if (!token) return;
-    const before = input.value.slice(0, token.start);
-    const after = input.value.slice(input.selectionStart);
-    const insert = `@${user.username} `;
-    input.value = before + insert + after.replace(/^\s+/, '');
-    const caret = before.length + insert.length;
-    input.setSelectionRange(caret, caret);
-    close();
-    input.dispatchEvent(new Event('input', { bubbles: true }));
-    input.focus();
-  };
-
-  const render = () => {
-    box.replaceChildren(...items.map((user, i) => h('div', {
-      class: `mention-option${i === active ? ' is-active' : ''}`, role: 'option', id: `mention-option-${i}`,
-      testid: `mention-option-${user.username}`, 'aria-selected': String(i === active),
-      onmousedown: (e) => e.preventDefault(), // keep the caret in the textarea
-      onclick: () => pick(user),
+  const list = completionList(input, box, {
+    option: (user, i) => [{ id: `mention-option-${i}`, testid: `mention-option-${user.username}` },
+      user.id === 'all' ? h('span', { class: 'avatar avatar-xs mention-all' }, '@') : userAvatar(user, { size: 'avatar-xs' }),
+      h('span', { class: 'mention-name' }, displayName(user)),
+      h('span', { class: 'mention-username' }, user.id === 'all' ? t('composer.mentionAll') : `@${user.username}`)],
+    insert: (user) => {
+      if (!token) return false;
+      const before = input.value.slice(0, token.start);
+      const after = input.value.slice(input.selectionStart);
+      const insert = `@${user.username} `;
+      input.value = before + insert + after.replace(/^\s+/, '');
+      const caret = before.length + insert.length;
+      input.setSelectionRange(caret, caret);
+      return true;
     },
-    user.id === 'all' ? h('span', { class: 'avatar avatar-xs mention-all' }, '@') : userAvatar(user, { size: 'avatar-xs' }),
-    h('span', { class: 'mention-name' }, displayName(user)),
-    h('span', { class: 'mention-username' }, user.id === 'all' ? t('composer.mentionAll') : `@${user.username}`))));
-    box.hidden = !items.length;
-    if (items.length) input.setAttribute('aria-activedescendant', `mention-option-${active}`);
-  };
+    onRender: (items, active) => {
+      if (items.length) input.setAttribute('aria-activedescendant', `mention-option-${active}`);
+    },
+    onClose: () => {
+      token = null;
+      input.removeAttribute('aria-activedescendant');
+    },
+  });
 
-  const update = async () => {
+  const update = () => {
     token = tokenAt(input);
     const chat = state.chats.get(state.activeChatId);
-    if (!token || !chat || chat.virtual) return close();
-    const mine = ++seq;
-    let users;
-    try {
-      users = await membersOf(chat);
-    } catch {
-      return close();
-    }
-    if (mine !== seq || !token) return undefined;
-    const q = token.query;
-    const hit = (u) => u.username.toLowerCase().startsWith(q)
-      || displayName(u).toLowerCase().split(/\s+/).some((w) => w.startsWith(q));
-    items = users.filter((u) => u.id !== state.me.id && hit(u)).slice(0, MAX);
-    if (chat.type !== 'direct' && ['owner', 'admin'].includes(chat.my_role) && 'all'.startsWith(q)) {
-      items.push({ id: 'all', username: 'all', display_name: '@all' });
-    }
-    active = 0;
-    render();
-    return undefined;
+    if (!token || !chat || chat.virtual) return list.close();
+    return list.showLatest(async () => {
+      const users = await membersOf(chat);
+      if (!token) return null; // closed meanwhile
+      const q = token.query;
+      const hit = (u) => u.username.toLowerCase().startsWith(q)
+        || displayName(u).toLowerCase().split(/\s+/).some((w) => w.startsWith(q));
+      const items = users.filter((u) => u.id !== state.me.id && hit(u)).slice(0, MAX);
+      if (chat.type !== 'direct' && ['owner', 'admin'].includes(chat.my_role) && 'all'.startsWith(q)) {
+        items.push({ id: 'all', username: 'all', display_name: '@all' });
+      }
+      return items;
+    });
   };
 
-  /** Keys while the list is open; true when the key was used. */
-  const handleKey = (event) => {
-    if (box.hidden || !items.length) return false;
-    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
-      active = (active + (event.key === 'ArrowDown' ? 1 : -1) + items.length) % items.length;
-      render();
-    } else if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
-      pick(items[active]);
-    } else if (event.key === 'Escape') {
-      close();
-    } else {
-      return false;
-    }
-    event.preventDefault();
-    event.stopPropagation();
-    return true;
-  };
-
-  // Focus elsewhere closes the list (unless it came back meanwhile: a stale blur must not
-  // hide a list opened since).
-  input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 150));
   input.addEventListener('click', () => update());
-  return { update, close, handleKey };
+  return { update, close: list.close, handleKey: list.handleKey };
 }

@@ -5,12 +5,12 @@
 import * as actions from '../actions.js';
 import { h } from '../dom.js';
 import { displayName } from '../format.js';
-import { dateFormat, errorText, t } from '../i18n.js';
+import { dateFormat, t } from '../i18n.js';
 import * as store from '../state.js';
 import { userAvatar } from './avatar.js';
 import { modal } from './dialogs.js';
 import { popupMenu } from './menu.js';
-import { attempt, toast } from './toast.js';
+import { attempt, onSubmit, toast } from './toast.js';
 
 const { state } = store;
 const MINUTE = 60 * 1000;
@@ -81,18 +81,12 @@ export function statusDialog() {
   const save = h('button', { class: 'btn btn-primary', type: 'submit', form: 'status-form-el', testid: 'status-save' }, t('common.save'));
   const clear = h('button', { class: 'btn', type: 'button', testid: 'status-clear', onclick: () => attempt(async () => { await actions.setStatus(null); dialog.close(); }) }, t('mind.status.clear.now'));
   const dialog = modal({ title: t('mind.status.title'), testid: 'status-dialog', body: form, footer: [clear, h('span', { class: 'spacer' }), save] });
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.textContent = '';
+  onSubmit(form, error, async () => {
     const until = CLEAR_AFTER.find((c) => c.key === clearAfter.value)?.at();
     const status = { emoji: emoji.value.trim() || null, text: text.value.trim(), until: until ? until.toISOString() : null };
-    try {
-      await actions.setStatus(status.emoji || status.text ? status : null);
-      dialog.close();
-      toast(t('mind.status.saved'));
-    } catch (e) {
-      error.textContent = errorText(e);
-    }
+    await actions.setStatus(status.emoji || status.text ? status : null);
+    dialog.close();
+    toast(t('mind.status.saved'));
   });
   queueMicrotask(() => text.focus());
   return dialog;

@@ -5,11 +5,11 @@
 import * as actions from '../actions.js';
 import { $, clear, h, icon } from '../dom.js';
 import { displayName, formatAgo, formatFull, formatShort, formatTime } from '../format.js';
-import { errorText, onLocaleChange, t } from '../i18n.js';
+import { onLocaleChange, t } from '../i18n.js';
 import { renderMarkdown } from '../markdown.js';
 import * as store from '../state.js';
 import { chatTitle, userAvatar } from './avatar.js';
-import { modal } from './dialogs.js';
+import { pagedDialog } from './dialogs.js';
 import { mentionOptions } from './messages.js';
 import { attempt } from './toast.js';
 
@@ -150,29 +150,15 @@ function mountThreadsBadge() {
 }
 
 export function threadsDialog({ onOpen }) {
-  const items = h('div', { class: 'pick-list thread-view-list', testid: 'threads-list' },
-    h('div', { class: 'list-empty' }, t('common.loading')));
-  const more = h('button', { class: 'btn btn-small', testid: 'threads-more', hidden: true }, t('mentions.more'));
-  const dialog = modal({ title: t('threads.viewTitle'), testid: 'threads-dialog', body: [items, more] });
-  let last = null;
-  const load = async () => {
-    more.disabled = true;
-    let page;
-    try {
-      page = await actions.loadThreads(last ?? undefined);
-    } catch (error) {
-      clear(items).append(h('div', { class: 'list-empty' }, errorText(error)));
-      return;
-    }
-    if (last == null) clear(items);
-    if (last == null && !page.length) items.append(h('div', { class: 'list-empty' }, t('threads.empty')));
-    items.append(...page.map((entry) => threadItem(entry, () => { dialog.close(); onOpen(entry.root); })));
-    if (page.length) last = page[page.length - 1].last_reply_at;
-    more.hidden = page.length < 30;
-    more.disabled = false;
-  };
-  more.addEventListener('click', load);
-  load();
+  pagedDialog({
+    name: 'threads',
+    title: t('threads.viewTitle'),
+    listClass: 'thread-view-list',
+    empty: t('threads.empty'),
+    loadPage: (last) => actions.loadThreads(last ?? undefined),
+    cursorOf: (entry) => entry.last_reply_at,
+    itemEl: (entry, dialog) => threadItem(entry, () => { dialog.close(); onOpen(entry.root); }),
+  });
 }
 
 function threadItem({ root, unread_count: unread, last_reply_at: last }, onClick) {

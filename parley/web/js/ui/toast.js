@@ -1,4 +1,4 @@
-// Short notices at the bottom of the screen.
+// Short notices at the bottom of the screen, and the failures of actions.
 
 import { h } from '../dom.js';
 import { errorText } from '../i18n.js';
@@ -32,4 +32,18 @@ export async function attempt(fn) {
     toast(errorText(error), { error: true });
     return undefined;
   }
+}
+
+/** On the form's submit, run the async `action`; its error shows in `error` (emptied on
+ * each submit) as `failure` words it. */
+export function onSubmit(form, error, action, failure = errorText) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.textContent = '';
+    try {
+      await action();
+    } catch (e) {
+      error.textContent = failure(e);
+    }
+  });
 }

@@ -7,7 +7,7 @@ import { displayName } from '../format.js';
 import { dateFormat, errorText, t } from '../i18n.js';
 import * as store from '../state.js';
 import { modal } from './dialogs.js';
-import { attempt, toast } from './toast.js';
+import { attempt, onSubmit, toast } from './toast.js';
 
 const { state } = store;
 const when = (iso) => (iso ? dateFormat({ dateStyle: 'medium', timeStyle: 'short' }).format(new Date(iso)) : '—');
@@ -73,21 +73,15 @@ function enableForm(box, setup, onDone) {
     h('label', { class: 'field' }, h('span', null, t('trust.2fa.code')), code),
     error,
     h('div', { class: 'row-end' }, h('button', { type: 'submit', class: 'btn btn-primary', testid: 'twofactor-enable-submit' }, t('trust.2fa.enable'))));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.textContent = '';
-    try {
-      const { recovery_codes: codes } = await api.post('/2fa/enable', { code: code.value.trim() });
-      store.setMe({ two_factor: true });
-      box.replaceChildren(h('h3', { class: 'section-label' }, t('trust.2fa.title')),
-        h('p', { class: 'pane-done', role: 'status' }, t('trust.2fa.enabled')),
-        h('p', { class: 'pane-intro' }, t('trust.2fa.saveCodes')),
-        h('ol', { class: 'recovery-codes', testid: 'recovery-codes' }, codes.map((c) => h('li', null, h('code', null, c)))),
-        h('div', { class: 'row-end' }, h('button', { type: 'button', class: 'btn', testid: 'recovery-done', onclick: () => (onDone ? onDone() : renderTwoFactor(box)) }, t('trust.2fa.saved'))));
-    } catch (e) {
-      error.textContent = e.code === 'invalid_code' ? t('trust.2fa.wrongCode') : errorText(e);
-    }
-  });
+  onSubmit(form, error, async () => {
+    const { recovery_codes: codes } = await api.post('/2fa/enable', { code: code.value.trim() });
+    store.setMe({ two_factor: true });
+    box.replaceChildren(h('h3', { class: 'section-label' }, t('trust.2fa.title')),
+      h('p', { class: 'pane-done', role: 'status' }, t('trust.2fa.enabled')),
+      h('p', { class: 'pane-intro' }, t('trust.2fa.saveCodes')),
+      h('ol', { class: 'recovery-codes', testid: 'recovery-codes' }, codes.map((c) => h('li', null, h('code', null, c)))),
+      h('div', { class: 'row-end' }, h('button', { type: 'button', class: 'btn', testid: 'recovery-done', onclick: () => (onDone ? onDone() : renderTwoFactor(box)) }, t('trust.2fa.saved'))));
+  }, (e) => (e.code === 'invalid_code' ? t('trust.2fa.wrongCode') : errorText(e)));
   queueMicrotask(() => code.focus());
   return form;
 }
@@ -102,17 +96,11 @@ function disableForm(box) {
       h('label', { class: 'field field-grow' }, h('span', null, t('trust.2fa.code')), code)),
     error,
     h('div', { class: 'row-end' }, h('button', { type: 'submit', class: 'btn btn-danger', testid: 'twofactor-disable-submit' }, t('trust.2fa.disable'))));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.textContent = '';
-    try {
-      await api.post('/2fa/disable', { password: password.value, code: code.value.trim() });
-      toast(t('trust.2fa.disabled'));
-      renderTwoFactor(box);
-    } catch (e) {
-      error.textContent = e.code === 'invalid_code' ? t('trust.2fa.wrongCode') : e.code === 'invalid_credentials' ? t('settings.password.wrong') : errorText(e);
-    }
-  });
+  onSubmit(form, error, async () => {
+    await api.post('/2fa/disable', { password: password.value, code: code.value.trim() });
+    toast(t('trust.2fa.disabled'));
+    renderTwoFactor(box);
+  }, (e) => (e.code === 'invalid_code' ? t('trust.2fa.wrongCode') : e.code === 'invalid_credentials' ? t('settings.password.wrong') : errorText(e)));
   return form;
 }
 
@@ -304,20 +292,14 @@ export function serverPane() {
     days.disabled = inherit.checked;
   };
   inherit.addEventListener('change', () => { days.disabled = inherit.checked; });
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.textContent = '';
+  onSubmit(form, error, async () => {
     const value = Number(days.value);
     if (!inherit.checked && (days.value.trim() === '' || !(value >= 0 && value <= 36500))) {
       error.textContent = t('admin.server.invalid');
       return;
     }
-    try {
-      show(await api.patch('/admin/settings', { retention_days: inherit.checked ? null : value }));
-      toast(t('admin.server.saved'));
-    } catch (e) {
-      error.textContent = errorText(e);
-    }
+    show(await api.patch('/admin/settings', { retention_days: inherit.checked ? null : value }));
+    toast(t('admin.server.saved'));
   });
   api.get('/admin/settings').then(show, (e) => { error.textContent = errorText(e); });
   return form;
