@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 from parley import errors
 
@@ -38,25 +35,19 @@ class SocketSlots:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    async def admit(
-        self,
-        limit: int,
-        wait: float = 0.0,
-        within: Callable[[float], AbstractAsyncContextManager[Any]] | None = None,
-    ) -> None:
+    async def admit(self, limit: int, wait: float = 0.0) -> None:
         """Counts one more handshake under way. Past `limit` it waits for a slot, first
         come first served, at most `wait` seconds; then, or when too many wait already,
-        it raises 503 `overloaded`. `admitted` gives the slot back (to the next waiting).
-        `within`: the clock's timeout (Clock.timeout)."""
+        it raises 503 `overloaded`. `admitted` gives the slot back (to the next waiting)."""
         if self.opening < limit and not self._waiting:
             self.opening += 1
             return
-        if wait <= 0 or within is None or len(self._waiting) >= WAITING_PER_SLOT * limit:
+        if wait <= 0 or len(self._waiting) >= WAITING_PER_SLOT * limit:
             raise errors.Overloaded("Too many connections opening at once, retry shortly")
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
         try:
-            async with within(wait):
+            async with asyncio.timeout(wait):
                 await asyncio.shield(turn)
         except BaseException as exc:
             if turn.done():  # handed a slot as the wait ended: pass it on

@@ -78,9 +78,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     slots = state.hub.slots
     try:
         # past the bound: waits its turn a few seconds, then is refused (503)
-        await slots.admit(
-            state.settings.max_handshakes, state.settings.handshake_wait, state.clock.timeout
-        )
+        await slots.admit(state.settings.max_handshakes, state.settings.handshake_wait)
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
