@@ -111,8 +111,6 @@ class Settings(BaseSettings):
     max_connections: int = Field(10000, alias="MAX_CONNECTIONS")
     # WebSocket handshakes one server process serves at once; past it: 503 `overloaded`.
     max_handshakes: int = Field(64, ge=1, alias="PARLEY_MAX_HANDSHAKES")
-    # How long a handshake past that bound waits for its turn before that 503.
-    handshake_wait: float = Field(5.0, ge=0, le=30, alias="PARLEY_HANDSHAKE_WAIT")
     # Collections of Python's middle generation between two full ones (Python: 10); see
     # freeze_startup_heap in parley/wsserver.py.
     gc_full_every: int = Field(1000, ge=1, alias="PARLEY_GC_FULL_EVERY")

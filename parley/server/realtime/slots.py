@@ -4,24 +4,15 @@ A slot is taken once the caller is authenticated and before the upgrade, in one 
 with no await between the check and the count, so concurrent handshakes of one account
 cannot slip past the limit; it is given back when the socket ends, whatever happened.
 
-Handshakes under way are counted too (`admit`): past the bound, a new one waits its turn
-(first come, first served) for at most `PARLEY_HANDSHAKE_WAIT` seconds, before it reads
-anything, and is then refused with 503 `overloaded` and `Retry-After`; so is one that
-finds `WAITING_PER_SLOT` times the bound already waiting. A reconnect storm thus queues
-here in order, a few seconds at most, rather than in the database pool (where waiting
-handshakes time out and hold connections the sockets already open need) or in the
-clients' backoff alone (refused at once, each client waited longer at every try: 5,000
-clients took two minutes to come back, docs/capacity.md).
+Handshakes under way are counted too (`admit`): past the bound, a new one is refused at
+once with 503 `overloaded` and `Retry-After`, before it reads anything, so a reconnect
+storm queues in the clients' backoff instead of in the database pool (where waiting
+handshakes time out and hold connections the sockets already open need).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-
 from parley import errors
-
-WAITING_PER_SLOT = 16  # handshakes that may wait per handshake under way
 
 
 class SocketSlots:
@@ -29,45 +20,15 @@ class SocketSlots:
         self.by_user: dict[int, int] = {}
         self.total = 0
         self.opening = 0  # handshakes under way (admitted, not yet joined or refused)
-        self._waiting: deque[asyncio.Future[None]] = deque()
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
-    async def admit(self, limit: int, wait: float = 0.0) -> None:
-        """Counts one more handshake under way. Past `limit` it waits for a slot, first
-        come first served, at most `wait` seconds; then, or when too many wait already,
-        it raises 503 `overloaded`. `admitted` gives the slot back (to the next waiting)."""
-        if self.opening < limit and not self._waiting:
-            self.opening += 1
-            return
-        if wait <= 0 or len(self._waiting) >= WAITING_PER_SLOT * limit:
+    def admit(self, limit: int) -> None:
+        """Counts one more handshake under way, or raises 503 `overloaded` past `limit`;
+        `admitted` gives it back."""
+        if self.opening >= limit:
             raise errors.Overloaded("Too many connections opening at once, retry shortly")
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
-        try:
-            async with asyncio.timeout(wait):
-                await asyncio.shield(turn)
-        except BaseException as exc:
-            if turn.done():  # handed a slot as the wait ended: pass it on
-                self.admitted()
-            else:
-                turn.cancel()
-                self._waiting.remove(turn)
-            if isinstance(exc, TimeoutError):
-                raise errors.Overloaded(
-                    "Too many connections opening at once, retry shortly"
-                ) from None
-            raise
+        self.opening += 1
 
     def admitted(self) -> None:
-        """A handshake ended (opened or refused): its slot goes to the longest waiting."""
-        while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)  # the slot passes on: `opening` stays
-                return
         self.opening -= 1
 
     def take(self, user_id: int, *, per_user: int, total: int) -> None:

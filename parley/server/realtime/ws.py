@@ -77,8 +77,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     state = get_state(ws)
     slots = state.hub.slots
     try:
-        # past the bound: waits its turn a few seconds, then is refused (503)
-        await slots.admit(state.settings.max_handshakes, state.settings.handshake_wait)
+        slots.admit(state.settings.max_handshakes)  # refused at once past the bound
     except errors.ParleyError as exc:
         await _deny(ws, exc)
         return
