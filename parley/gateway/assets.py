@@ -21,6 +21,8 @@ HASH_LENGTH = 12
 _HASHED = re.compile(r"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{12})(?P<ext>\.[A-Za-z0-9]+)$")
 _STATIC_REF = re.compile(r'(?P<attr>\b(?:src|href)=")(?P<url>/static/[^"?#]+)"')
 _IMPORTMAP_SLOT = "<!-- importmap -->"
+_HEAD_SLOT = "<!-- head: parley/web/partials/head.html -->"  # what every page's head shares
+_HEAD = "partials/head.html"
 _SKIPPED_SUFFIXES = (".html",)
 
 
@@ -71,8 +73,12 @@ class Assets:
         return json.dumps({"imports": modules}, separators=(",", ":"), sort_keys=True)
 
     def render_page(self, name: str) -> Page:
-        """The page with hashed static URLs and, in place of its slot, the import map."""
+        """The page with its shared head, hashed static URLs and, in place of its slot, the
+        import map."""
         html = (self.root / name).read_text(encoding="utf-8")
+        if _HEAD_SLOT in html:
+            head = (self.root / _HEAD).read_text(encoding="utf-8").strip()
+            html = html.replace(_HEAD_SLOT, head, 1)
         html = _STATIC_REF.sub(lambda m: f'{m["attr"]}{self._page_url(m["url"])}"', html)
         script_hash = None
         if _IMPORTMAP_SLOT in html:

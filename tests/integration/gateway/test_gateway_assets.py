@@ -133,3 +133,33 @@ async def test_page_revalidates_with_etag(serve: Any, tmp_path: Path) -> None:
         again = await http.get("/register", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304
     assert again.content == b""
+
+
+@pytest.mark.parametrize(
+    "name", ["chat.html", "login.html", "register.html", "reset.html", "invite.html"]
+)
+def test_every_page_gets_the_one_shared_head_with_hashed_urls(name: str) -> None:
+    """The pages keep one copy of what their heads share (parley/web/partials/head.html):
+    rendered, each has it in place of its marker, before its own title and stylesheets."""
+    from parley.gateway.assets import Assets
+
+    web = Path(__file__).resolve().parents[3] / "parley" / "web"
+    assets = Assets(web)
+    html = assets.render_page(name).body.decode()
+    head = html.split("</head>", 1)[0]
+    assert "<!-- head" not in head and "<!-- importmap -->" not in head
+    assert head.index('<meta charset="utf-8">') < head.index("<title")
+    for line in (
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="color-scheme" content="light dark">',
+    ):
+        assert head.count(line) == 1, line
+    manifest = re.search(r'<link rel="manifest" href="(/static/[^"]+)">', head)
+    assert (
+        manifest
+        and manifest[1] == assets.url("manifest.webmanifest") != "/static/manifest.webmanifest"
+    )
+    app_css = head.index(assets.url("css/app.css"))
+    assert all(
+        app_css < head.index(m[1]) for m in re.finditer(r'href="(/static/css/(?!app)[^"]+)"', head)
+    )
