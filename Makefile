@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_WORKERS ?= 2  # processes for the unit and integration tests (pytest-xdist)
 
 .DEFAULT_GOAL := help
 
@@ -42,7 +43,7 @@ test: $(STAMP) ## run the whole test suite (web client units, SQLite and Postgre
 	@command -v node >/dev/null || { echo "make test: needs Node.js 20.11 or newer for tests/js (node is not on PATH)"; exit 1; }
 	@node --test tests/js/
 	@echo "==> unit and integration tests (SQLite and PostgreSQL, Redis, S3, gateway)"
-	@$(BIN)/python -m pytest -q tests/unit tests/integration $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
 	@echo "==> browser tests (Playwright on Debian's chromium)"
 	@$(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
 
