@@ -351,3 +351,54 @@ def test_older_pages_read_online_are_there_offline(
     expect(listing.get_by_text("numbered 19")).to_be_attached()
     shot(page, "offline-older-page")
     page.context.set_offline(False)
+
+
+def test_a_one_time_banner_offers_notifications_and_only_its_click_asks(
+    register: Callable[..., User], base_url: str
+) -> None:
+    """After the first message, once per browser, a banner offers notifications; sending
+    asks the browser nothing, "Not now" makes it go for good, and only "Enable
+    notifications" asks for permission."""
+    from tests.e2e.support import send as type_and_send
+
+    me = register("offered")
+    page = me.page
+    page.add_init_script(ASK_COUNTER)
+    peer = api_user(base_url, "writer", display_name="Writer")
+    chat = peer.direct(my_id(page))
+    page.goto(f"/chat#{chat['id']}")
+    page.reload()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+    expect(page.get_by_test_id("push-banner")).to_have_count(0)  # nothing before a message
+    type_and_send(page, "my first message")
+    banner = page.get_by_test_id("push-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("even with Parley closed")
+    assert page.evaluate("window.__permissionAsks") == 0  # sending asked nothing
+    shot(page, "push-banner")
+    from tests.e2e.test_a11y import axe_violations
+
+    assert axe_violations(page) == [], "the notifications banner"
+    page.get_by_test_id("push-banner-later").click()
+    expect(banner).to_have_count(0)
+    type_and_send(page, "my second message")
+    page.reload()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+    type_and_send(page, "after a reload")
+    expect(page.get_by_test_id("message-list").get_by_text("after a reload")).to_be_visible()
+    expect(banner).to_have_count(0)  # once per browser
+    assert page.evaluate("window.__permissionAsks") == 0
+
+    other = register("enabler", locale="ru-RU")
+    page = other.page
+    page.add_init_script(ASK_COUNTER)
+    chat = peer.direct(my_id(page))
+    page.goto(f"/chat#{chat['id']}")
+    page.reload()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected")
+    type_and_send(page, "привет")
+    expect(page.get_by_test_id("push-banner")).to_contain_text("Parley закрыт")
+    assert page.evaluate("window.__permissionAsks") == 0
+    page.get_by_test_id("push-banner-enable").click()
+    expect(page.get_by_test_id("push-banner")).to_have_count(0)
+    assert_soon(lambda: page.evaluate("window.__permissionAsks") == 1)

@@ -393,6 +393,8 @@ export default {
   'reach.push.off': 'Notifications when this browser is closed are off.',
   'reach.push.on': 'This browser gets notifications of direct messages and mentions, even when Parley is closed.',
   'reach.push.enable': 'Enable notifications',
+  'reach.push.offer': 'Get a notification when someone writes to you, even with Parley closed.',
+  'reach.push.later': 'Not now',
   'reach.push.disable': 'Turn off',
   'reach.push.denied': 'The browser does not allow notifications for this site.',
   'reach.push.unsupported': 'This browser cannot receive notifications when Parley is closed.',

@@ -6,13 +6,13 @@ import { expandShortcode } from '../emoji-shortcodes.js';
 import { h, icon } from '../dom.js';
 import { displayName } from '../format.js';
 import { errorText, t } from '../i18n.js';
-import { askPermission } from '../notify.js';
 import * as store from '../state.js';
 import { openEmojiPicker } from './emoji.js';
 import { jumpToLatest, scrollToBottom } from './messages.js';
 import { mountMentionBox } from './mention-box.js';
 import { mountCommandBox, runComposerCommand } from './commands.js';
 import { scheduledDialog, sendLaterMenu } from './mind.js';
+import { offerPushOnce } from './push.js';
 import { toast } from './toast.js';
 
 const { state } = store;
@@ -353,7 +353,7 @@ async function submit() {
     await jumpToLatest(); // sent from an older window: show where it lands
   }
   actions.sendMessage(target, text, { replyTo, attachments });
-  askPermission(); // once, from this user gesture: notifications for replies
+  offerPushOnce(); // once: a banner offers notifications (asking nothing by itself)
   saveDraft(target, '', { now: true });
   mode = null;
   dropped.push(...files);

@@ -52,6 +52,37 @@ export async function disablePush() {
   await subscription.unsubscribe();
 }
 
+const OFFERED_KEY = 'parley.push.offered';
+
+/**
+ * Once per browser, after the person's first message: a banner at the top of the chat
+ * list offers notifications for when Parley is closed. Nothing is asked of the browser
+ * unless they click "Enable notifications" (then the same flow as in the settings);
+ * "Not now" and the banner is gone for good. Not shown when the browser cannot push or
+ * the person already answered the browser's question.
+ */
+export function offerPushOnce() {
+  if (!pushSupported() || Notification.permission !== 'default') return;
+  try {
+    if (localStorage.getItem(OFFERED_KEY)) return;
+    localStorage.setItem(OFFERED_KEY, '1');
+  } catch {
+    return; // no storage: it could not stay gone once dismissed
+  }
+  const banner = h('div', { class: 'push-banner', testid: 'push-banner', role: 'status' },
+    h('span', { class: 'push-banner-text' }, t('reach.push.offer')),
+    h('div', { class: 'push-banner-actions' },
+      h('button', {
+        type: 'button', class: 'btn btn-small push-banner-enable', testid: 'push-banner-enable',
+        onclick: () => { banner.remove(); attempt(enablePush); },
+      }, t('reach.push.enable')),
+      h('button', {
+        type: 'button', class: 'btn btn-small', testid: 'push-banner-later',
+        onclick: () => banner.remove(),
+      }, t('reach.push.later'))));
+  document.querySelector('.sidebar-head')?.after(banner);
+}
+
 /** The settings' "Notifications" and "E-mail" block. */
 export function reachSettingsSection() {
   const box = h('div', { class: 'reach-settings', testid: 'reach-settings' });
