@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_WORKERS ?= 2  # processes for the unit and integration tests (pytest-xdist)
+TEST_WORKERS ?= 0  # pytest-xdist workers for the unit and integration tests (0: in this process; 2 halves the time)
 
 .DEFAULT_GOAL := help
 
