@@ -4,7 +4,7 @@
 // state.js's mutations (never by writing `state` here). Pending sends are acknowledged by
 // their echoed client_id.
 
-import { api, forgetSession, rememberSession, request } from './api.js';
+import { api, forgetSession, goToLogin, rememberSession, request } from './api.js';
 import * as outbox from './outbox.js';
 import * as store from './state.js';
 
@@ -469,7 +469,7 @@ export async function logout() {
   try {
     await api.post('/logout');
   } finally {
-    location.replace('/login');
+    goToLogin();
   }
 }
 

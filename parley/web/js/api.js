@@ -95,9 +95,17 @@ export function hasSessionHint() {
   try { return localStorage.getItem(SESSION_HINT) === '1'; } catch { return false; }
 }
 
+let leaving = false;
+
+/**
+ * Forget the session and go to the sign-in page, once: a second navigation (a request
+ * answered 401 while signing out, say) would abort the first one.
+ */
 export function goToLogin() {
   forgetSession();
-  if (!['/login', '/register'].includes(location.pathname)) location.replace('/login');
+  if (leaving || ['/login', '/register'].includes(location.pathname)) return;
+  leaving = true;
+  location.replace('/login');
 }
 
 /**
