@@ -1,7 +1,7 @@
 """The full-text index over messages the migrations build: on SQLite an FTS5 table kept in
 step by triggers, on PostgreSQL a generated tsvector with a GIN index.
 
-Append-only, as tables.py beside it: a change here would change what old migrations build.
+Append-only, as ddl.py beside it: a change here would change what old migrations build.
 The 'simple' configuration and unicode61 let Cyrillic and Latin words both match without
 language stemming; unicode61 folds case for both alphabets.
 """

@@ -8,23 +8,15 @@ Create Date: 2026-11-21 11:53:03.842609
 import sqlalchemy as sa
 from alembic import op
 
-from parley.server.db.migrations import search
-from parley.server.db.migrations.tables import (
-    CASCADE,
-    ID,
-    SET_NULL,
-    TIME,
-    create_index,
-    create_table,
-    is_sqlite,
-)
+from parley.server.db.migrations import ddl, search
+from parley.server.db.migrations.ddl import CASCADE, ID, SET_NULL, TIME
 
 revision = "0001"
 down_revision = None
 
 
 def upgrade() -> None:
-    create_table(
+    ddl.create_table(
         "users",
         sa.Column("id", ID, nullable=False),
         sa.Column("username", sa.String(length=32), nullable=False),
@@ -40,7 +32,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIME, nullable=False),
         unique=["email_key", "username_key"],
     )
-    create_table(
+    ddl.create_table(
         "bans",
         sa.Column("user_id", ID, nullable=False),
         sa.Column("banned_by", ID, nullable=True),
@@ -50,8 +42,8 @@ def upgrade() -> None:
         primary_key="user_id",
         references={"banned_by": ("users", SET_NULL), "user_id": ("users", CASCADE)},
     )
-    create_index("bans", "expires_at")
-    create_table(
+    ddl.create_index("bans", "expires_at")
+    ddl.create_table(
         "blocks",
         sa.Column("blocker_id", ID, nullable=False),
         sa.Column("blocked_id", ID, nullable=False),
@@ -60,9 +52,9 @@ def upgrade() -> None:
         primary_key=("blocker_id", "blocked_id"),
         references={"blocked_id": ("users", CASCADE), "blocker_id": ("users", CASCADE)},
     )
-    create_index("blocks", "blocked_id")
-    create_index("blocks", "expires_at")
-    create_table(
+    ddl.create_index("blocks", "blocked_id")
+    ddl.create_index("blocks", "expires_at")
+    ddl.create_table(
         "chats",
         sa.Column("id", ID, nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
@@ -79,8 +71,8 @@ def upgrade() -> None:
         references={"created_by": ("users", SET_NULL)},
         unique=["direct_key", "slug"],
     )
-    create_index("chats", "is_public", "last_activity_at", name="ix_chats_public_activity")
-    create_table(
+    ddl.create_index("chats", "is_public", "last_activity_at", name="ix_chats_public_activity")
+    ddl.create_table(
         "sessions",
         sa.Column("id", ID, nullable=False),
         sa.Column("user_id", ID, nullable=False),
@@ -90,8 +82,8 @@ def upgrade() -> None:
         sa.Column("user_agent", sa.String(length=200), nullable=False),
         references={"user_id": ("users", CASCADE)},
     )
-    create_index("sessions", "user_id")
-    create_table(
+    ddl.create_index("sessions", "user_id")
+    ddl.create_table(
         "memberships",
         sa.Column("chat_id", ID, nullable=False),
         sa.Column("user_id", ID, nullable=False),
@@ -102,8 +94,8 @@ def upgrade() -> None:
         references={"chat_id": ("chats", CASCADE), "user_id": ("users", CASCADE)},
         primary_key=("chat_id", "user_id"),
     )
-    create_index("memberships", "user_id")
-    create_table(
+    ddl.create_index("memberships", "user_id")
+    ddl.create_table(
         "messages",
         sa.Column("id", ID, nullable=False),
         sa.Column("chat_id", ID, nullable=False),
@@ -122,9 +114,9 @@ def upgrade() -> None:
         },
         unique=[("chat_id", "seq"), ("sender_id", "client_id")],
     )
-    create_index("messages", "chat_id", "created_at", name="ix_messages_chat_created")
-    create_index("messages", "sender_id")
-    create_table(
+    ddl.create_index("messages", "chat_id", "created_at", name="ix_messages_chat_created")
+    ddl.create_index("messages", "sender_id")
+    ddl.create_table(
         "refresh_tokens",
         sa.Column("id", ID, nullable=False),
         sa.Column("session_id", ID, nullable=False),
@@ -134,8 +126,8 @@ def upgrade() -> None:
         references={"session_id": ("sessions", CASCADE)},
         unique=["token_hash"],
     )
-    create_index("refresh_tokens", "session_id")
-    create_table(
+    ddl.create_index("refresh_tokens", "session_id")
+    ddl.create_table(
         "attachments",
         sa.Column("id", ID, nullable=False),
         sa.Column("chat_id", ID, nullable=False),
@@ -154,9 +146,9 @@ def upgrade() -> None:
         },
         unique=["storage_key"],
     )
-    create_index("attachments", "chat_id")
-    create_index("attachments", "message_id")
-    create_table(
+    ddl.create_index("attachments", "chat_id")
+    ddl.create_index("attachments", "message_id")
+    ddl.create_table(
         "reactions",
         sa.Column("message_id", ID, nullable=False),
         sa.Column("user_id", ID, nullable=False),
@@ -166,14 +158,14 @@ def upgrade() -> None:
         primary_key=("message_id", "user_id", "emoji"),
     )
     # Full-text search over messages (see migrations/search.py)
-    if is_sqlite():
+    if ddl.is_sqlite():
         search.create_fts("content")
     else:
         search.create_search_vector("content")
 
 
 def downgrade() -> None:
-    if is_sqlite():
+    if ddl.is_sqlite():
         op.execute("DROP TABLE IF EXISTS messages_fts")
     else:
         search.drop_search_vector()

@@ -8,22 +8,15 @@ Create Date: 2026-12-02 20:30:00
 import sqlalchemy as sa
 from alembic import op
 
-from parley.server.db.migrations import search
-from parley.server.db.migrations.tables import (
-    CASCADE,
-    ID,
-    TIME,
-    create_index,
-    create_table,
-    is_sqlite,
-)
+from parley.server.db.migrations import ddl, search
+from parley.server.db.migrations.ddl import CASCADE, ID, TIME
 
 revision = "0002"
 down_revision = "0001"
 
 
 def upgrade() -> None:
-    create_table(
+    ddl.create_table(
         "message_mentions",
         sa.Column("message_id", ID, nullable=False),
         sa.Column("user_id", ID, nullable=False),
@@ -37,17 +30,17 @@ def upgrade() -> None:
         primary_key=("message_id", "user_id"),
     )
     table = "message_mentions"
-    create_index(table, "user_id", "message_id", name="ix_message_mentions_user_message")
-    create_index(table, "user_id", "chat_id", "seq", name="ix_message_mentions_user_chat_seq")
+    ddl.create_index(table, "user_id", "message_id", name="ix_message_mentions_user_message")
+    ddl.create_index(table, "user_id", "chat_id", "seq", name="ix_message_mentions_user_chat_seq")
     op.add_column("memberships", sa.Column("muted_until", TIME, nullable=True))
-    if not is_sqlite():
+    if not ddl.is_sqlite():
         # This rewrites the messages table once.
         search.drop_search_vector()
         search.create_search_vector(search.WORDS_ONLY)
 
 
 def downgrade() -> None:
-    if not is_sqlite():
+    if not ddl.is_sqlite():
         search.drop_search_vector()
         search.create_search_vector("content")
     with op.batch_alter_table("memberships", schema=None) as batch_op:

@@ -18,7 +18,7 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-from parley.server.db.migrations.tables import create_index
+from parley.server.db.migrations import ddl
 
 revision = "0003"
 down_revision = "0002"
@@ -44,7 +44,7 @@ def upgrade() -> None:
         bind.execute(fill, [{"row_id": i, "new_sid": secrets.token_hex(SID_BYTES)} for i in chunk])
     if bind.dialect.name == "postgresql":
         op.alter_column("sessions", "sid", server_default=None)
-    create_index("sessions", "sid", unique=True)
+    ddl.create_index("sessions", "sid", unique=True)
 
 
 def downgrade() -> None:

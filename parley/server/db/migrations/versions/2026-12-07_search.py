@@ -17,8 +17,8 @@ from collections import defaultdict
 import sqlalchemy as sa
 from alembic import op
 
-from parley.server.db.migrations import search
-from parley.server.db.migrations.tables import CASCADE, ID, SET_NULL, TIME, create_table, is_sqlite
+from parley.server.db.migrations import ddl, search
+from parley.server.db.migrations.ddl import CASCADE, ID, SET_NULL, TIME
 from parley.server.messages import terms
 
 revision = "0004_search"
@@ -41,7 +41,7 @@ _ATTACHMENTS = sa.table(
 
 
 def upgrade() -> None:
-    sqlite = is_sqlite()
+    sqlite = ddl.is_sqlite()
     if sqlite:
         search.drop_fts()
     else:
@@ -60,7 +60,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("message_previews")
     op.drop_table("link_previews")
-    if is_sqlite():
+    if ddl.is_sqlite():
         search.drop_fts()
         op.execute("ALTER TABLE messages DROP COLUMN search_text")  # no table rebuild
         _create_fts("content")
@@ -106,7 +106,7 @@ def _create_fts(column: str) -> None:
 
 
 def _create_previews() -> None:
-    create_table(
+    ddl.create_table(
         "link_previews",
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("fetched_at", TIME, nullable=False),
@@ -116,7 +116,7 @@ def _create_previews() -> None:
         sa.Column("image_key", sa.String(length=200), nullable=True),
         primary_key="url",
     )
-    create_table(
+    ddl.create_table(
         "message_previews",
         sa.Column("message_id", ID, nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
