@@ -1,7 +1,5 @@
 """mentions, muting, search that ignores punctuation on PostgreSQL
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-12-02 20:30:00
 """
 

@@ -1,7 +1,5 @@
 """integrations: bots, their event deliveries, incoming webhooks, data exports
 
-Revision ID: 0004_integrations
-Revises: 0004_trust
 Create Date: 2026-12-07 17:20:00
 """
 

@@ -1,8 +1,6 @@
 """presence of mind: status, do not disturb, read-receipt sharing, notify levels, drafts,
 scheduled messages
 
-Revision ID: 0005_mind
-Revises: 0004_integrations
 Create Date: 2026-12-07 19:30:00
 
 Columns are added in place (no rebuild of `users` or `memberships`: on SQLite a rebuild

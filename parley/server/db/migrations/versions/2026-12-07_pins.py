@@ -1,7 +1,5 @@
 """pins, forwarding, notices: a message's kind, its pin and what it was forwarded from
 
-Revision ID: 0005_pins
-Revises: 0004_integrations
 Create Date: 2026-12-07 19:20:00
 """
 

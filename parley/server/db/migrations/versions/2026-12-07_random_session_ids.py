@@ -1,7 +1,5 @@
 """random session ids: the `sid` access tokens carry is no longer the sessions' row number
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-12-07 17:00:00
 
 Every existing session gets a random sid. Access tokens issued before carry the row

@@ -1,7 +1,5 @@
 """reach: instance settings, invitations, e-mail tokens, Web Push subscriptions
 
-Revision ID: 0004_reach
-Revises: 0004_search
 Create Date: 2026-12-07 17:10:00
 
 Only new tables and one nullable column: nothing is rebuilt (on SQLite a rebuild of

@@ -1,7 +1,5 @@
 """reach: missed-message e-mail digests (the user's choice, language and digest cursor)
 
-Revision ID: 0005_reach
-Revises: 0004_integrations
 Create Date: 2026-12-07 19:40:00
 
 Only new columns with defaults: nothing is rebuilt. The cursor starts at the newest message

@@ -1,7 +1,5 @@
 """search by stems: messages.search_text, indexed instead of the content on both databases
 
-Revision ID: 0004_search
-Revises: 0003
 Create Date: 2026-12-07 17:30:00
 
 Every message gets `search_text`, the Snowball stems of its words and of its attachments'

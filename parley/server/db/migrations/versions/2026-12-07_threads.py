@@ -1,7 +1,5 @@
 """threads: replies name their root; roots keep their thread's summary; who follows what
 
-Revision ID: 0005_threads
-Revises: 0004_integrations
 Create Date: 2026-12-07 19:20:00
 
 Columns are added in place (ALTER TABLE ADD COLUMN): no rebuild of `messages`. On SQLite

@@ -1,7 +1,5 @@
 """trust: two-factor sign-in, session details, deactivation, reports, audit log, retention
 
-Revision ID: 0004_trust
-Revises: 0004_reach
 Create Date: 2026-12-07 17:20:00
 
 Columns are added in place (no table rebuild: on SQLite a rebuild of `users` or `sessions`
