@@ -164,7 +164,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if ddl.is_sqlite():
-        op.execute("DROP TABLE IF EXISTS messages_fts")
+        search.drop_fts()  # its triggers first: dropping `messages` would fire them
     else:
         search.drop_search_vector()
     # each table's indexes go with it
