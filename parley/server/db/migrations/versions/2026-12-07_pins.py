@@ -1,41 +1,33 @@
 """pins, forwarding, notices: a message's kind, its pin and what it was forwarded from
 
-Revision ID: 0005_pins
-Revises: 0004_integrations
 Create Date: 2026-12-07 19:20:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TIME = sa.DateTime(timezone=True)
+from parley.server.db.migrations import ddl
+from parley.server.db.migrations.ddl import ID, TIME
 
-revision: str = "0005_pins"
-down_revision: str | None = "0005_threads"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005_pins"
+down_revision = "0005_threads"
 
 
 def upgrade() -> None:
-    # Columns added in place (ALTER TABLE ADD COLUMN), never a rebuild of `messages`.
-    op.add_column(
+    # never a rebuild of `messages`, which would lose the FTS triggers
+    ddl.add_columns(
         "messages",
         sa.Column("kind", sa.String(length=16), nullable=False, server_default="message"),
+        sa.Column("pinned_at", TIME, nullable=True),
+        sa.Column("pinned_by", ID, nullable=True),
+        sa.Column("forwarded_from", sa.Text(), nullable=True),
+        sa.Column("notice", sa.Text(), nullable=True),
     )
-    op.add_column("messages", sa.Column("pinned_at", TIME, nullable=True))
-    op.add_column("messages", sa.Column("pinned_by", ID, nullable=True))
-    op.add_column("messages", sa.Column("forwarded_from", sa.Text(), nullable=True))
-    op.add_column("messages", sa.Column("notice", sa.Text(), nullable=True))
-    op.create_index("ix_messages_chat_pinned", "messages", ["chat_id", "pinned_at"])
-    op.create_index("ix_messages_kind_chat_seq", "messages", ["kind", "chat_id", "seq"])
+    ddl.create_index("messages", "chat_id", "pinned_at", name="ix_messages_chat_pinned")
+    ddl.create_index("messages", "kind", "chat_id", "seq", name="ix_messages_kind_chat_seq")
 
 
 def downgrade() -> None:
     op.drop_index("ix_messages_kind_chat_seq", table_name="messages")
     op.drop_index("ix_messages_chat_pinned", table_name="messages")
-    # SQLite 3.35+: ALTER TABLE DROP COLUMN, no rebuild (which would lose the FTS triggers)
-    for column in ("notice", "forwarded_from", "pinned_by", "pinned_at", "kind"):
-        op.drop_column("messages", column)
+    ddl.drop_columns("messages", "notice", "forwarded_from", "pinned_by", "pinned_at", "kind")

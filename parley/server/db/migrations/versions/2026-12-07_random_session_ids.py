@@ -1,7 +1,5 @@
 """random session ids: the `sid` access tokens carry is no longer the sessions' row number
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-12-07 17:00:00
 
 Every existing session gets a random sid. Access tokens issued before carry the row
@@ -14,15 +12,14 @@ rebuild; Parley always gives a sid, and '' is never one.
 """
 
 import secrets
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from parley.server.db.migrations import ddl
+
+revision = "0003"
+down_revision = "0002"
 
 SID_BYTES = 16  # 128 bits, as parley.security.SESSION_ID_BYTES when this was written
 _SESSIONS = sa.table("sessions", sa.column("id", sa.BigInteger()), sa.column("sid", sa.String()))
@@ -45,7 +42,7 @@ def upgrade() -> None:
         bind.execute(fill, [{"row_id": i, "new_sid": secrets.token_hex(SID_BYTES)} for i in chunk])
     if bind.dialect.name == "postgresql":
         op.alter_column("sessions", "sid", server_default=None)
-    op.create_index(op.f("ix_sessions_sid"), "sessions", ["sid"], unique=True)
+    ddl.create_index("sessions", "sid", unique=True)
 
 
 def downgrade() -> None:

@@ -1,39 +1,34 @@
 """trust: two-factor sign-in, session details, deactivation, reports, audit log, retention
 
-Revision ID: 0004_trust
-Revises: 0004_reach
 Create Date: 2026-12-07 17:20:00
 
 Columns are added in place (no table rebuild: on SQLite a rebuild of `users` or `sessions`
 would cascade deletes, foreign keys being on); the new tables are created.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-WHEN = sa.DateTime(timezone=True)
+from parley.server.db.migrations import ddl
+from parley.server.db.migrations.ddl import CASCADE, ID, SET_NULL, TIME
 
-revision: str = "0004_trust"
-down_revision: str | None = "0004_reach"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0004_trust"
+down_revision = "0004_reach"
 
 
 def upgrade() -> None:
-    op.add_column("users", sa.Column("deactivated_at", WHEN, nullable=True))
-    op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
-    op.add_column(
+    ddl.add_columns(
         "users",
+        sa.Column("deactivated_at", TIME, nullable=True),
+        sa.Column("totp_secret", sa.String(length=64), nullable=True),
         sa.Column("totp_enabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("totp_last_step", ID, nullable=True),
     )
-    op.add_column("users", sa.Column("totp_last_step", ID, nullable=True))
-    op.add_column(
-        "sessions", sa.Column("ip", sa.String(length=64), nullable=False, server_default="")
+    ddl.add_columns(
+        "sessions",
+        sa.Column("ip", sa.String(length=64), nullable=False, server_default=""),
+        sa.Column("last_used_at", TIME, nullable=True),
     )
-    op.add_column("sessions", sa.Column("last_used_at", WHEN, nullable=True))
     op.add_column("chats", sa.Column("retention_days", sa.Float(), nullable=True))
     _create_audit()
     _create_recovery_codes()
@@ -41,78 +36,55 @@ def upgrade() -> None:
 
 
 def _create_audit() -> None:
-    op.create_table(
+    ddl.create_table(
         "audit_entries",
         sa.Column("id", ID, nullable=False),
-        sa.Column("at", WHEN, nullable=False),
+        sa.Column("at", TIME, nullable=False),
         sa.Column("actor_id", ID, nullable=True),
         sa.Column("actor_name", sa.String(length=32), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("target_type", sa.String(length=32), nullable=False),
         sa.Column("target_id", ID, nullable=True),
         sa.Column("details", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
     )
-    op.create_index("ix_audit_entries_actor_id", "audit_entries", ["actor_id", "id"])
-    op.create_index(op.f("ix_audit_entries_action"), "audit_entries", ["action"])
+    ddl.create_index("audit_entries", "actor_id", "id", name="ix_audit_entries_actor_id")
+    ddl.create_index("audit_entries", "action")
 
 
 def _create_recovery_codes() -> None:
-    op.create_table(
+    ddl.create_table(
         "recovery_codes",
         sa.Column("id", ID, nullable=False),
         sa.Column("user_id", ID, nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
-        sa.Column("used_at", WHEN, nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_recovery_codes_user_id_users"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_recovery_codes")),
-        sa.UniqueConstraint("code_hash", name=op.f("uq_recovery_codes_code_hash")),
+        sa.Column("used_at", TIME, nullable=True),
+        references={"user_id": ("users", CASCADE)},
+        unique=["code_hash"],
     )
-    op.create_index(op.f("ix_recovery_codes_user_id"), "recovery_codes", ["user_id"])
+    ddl.create_index("recovery_codes", "user_id")
 
 
 def _create_reports() -> None:
-    op.create_table(
+    ddl.create_table(
         "reports",
         sa.Column("id", ID, nullable=False),
         sa.Column("message_id", ID, nullable=False),
         sa.Column("reporter_id", ID, nullable=True),
         sa.Column("reason", sa.String(length=500), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("created_at", WHEN, nullable=False),
-        sa.Column("resolved_at", WHEN, nullable=True),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.Column("resolved_at", TIME, nullable=True),
         sa.Column("resolved_by", ID, nullable=True),
         sa.Column("resolution", sa.String(length=32), nullable=True),
-        sa.CheckConstraint("status IN ('open', 'resolved')", name=op.f("ck_reports_status")),
-        sa.ForeignKeyConstraint(
-            ["message_id"],
-            ["messages.id"],
-            name=op.f("fk_reports_message_id_messages"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["reporter_id"],
-            ["users.id"],
-            name=op.f("fk_reports_reporter_id_users"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["resolved_by"],
-            ["users.id"],
-            name=op.f("fk_reports_resolved_by_users"),
-            ondelete="SET NULL",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_reports")),
-        sa.UniqueConstraint(
-            "message_id", "reporter_id", name=op.f("uq_reports_message_id_reporter_id")
-        ),
+        checks={"status": "status IN ('open', 'resolved')"},
+        references={
+            "message_id": ("messages", CASCADE),
+            "reporter_id": ("users", SET_NULL),
+            "resolved_by": ("users", SET_NULL),
+        },
+        unique=[("message_id", "reporter_id")],
     )
-    op.create_index("ix_reports_status_id", "reports", ["status", "id"])
+    ddl.create_index("reports", "status", "id", name="ix_reports_status_id")
 
 
 def downgrade() -> None:
@@ -120,7 +92,5 @@ def downgrade() -> None:
     op.drop_table("recovery_codes")
     op.drop_table("audit_entries")  # the whole log goes only with the whole feature
     op.drop_column("chats", "retention_days")
-    op.drop_column("sessions", "last_used_at")
-    op.drop_column("sessions", "ip")
-    for name in ("totp_last_step", "totp_enabled", "totp_secret", "deactivated_at"):
-        op.drop_column("users", name)
+    ddl.drop_columns("sessions", "last_used_at", "ip")
+    ddl.drop_columns("users", "totp_last_step", "totp_enabled", "totp_secret", "deactivated_at")
