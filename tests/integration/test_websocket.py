@@ -262,6 +262,40 @@ async def test_sync_after_reconnect_sends_exactly_what_was_missed(
     assert synced == {"type": "synced"}
 
 
+async def test_one_sync_hides_a_blocked_senders_messages_in_groups_not_in_direct_chats(
+    live: Running, client: httpx.AsyncClient
+) -> None:
+    """A sync reads all its chats together: in each group the blocked user's messages are
+    left out, in the direct chat with that user they are not, and every chat keeps its own
+    order."""
+    me, blocked, friend = [await make_user(client) for _ in range(3)]
+    crowd = await make_group(client, me, blocked, friend)
+    pair = await make_group(client, me, friend, title="Pair")
+    direct = (
+        await client.post(
+            "/service/api/chats", json={"type": "direct", "user_id": blocked.id}, headers=me.headers
+        )
+    ).json()
+    hidden = await send(client, blocked, crowd["id"], "from the blocked")
+    kept = [
+        await send(client, friend, crowd["id"], "crowd 1"),
+        await send(client, friend, pair["id"], "pair 1"),
+        await send(client, blocked, direct["id"], "direct 1"),
+        await send(client, friend, crowd["id"], "crowd 2"),
+    ]
+    answer = await client.post(
+        "/service/api/block", json={"user_id": blocked.id}, headers=me.headers
+    )
+    assert answer.status_code == 201, answer.text
+    async with opened(live, me) as ws:
+        asked = {str(chat["id"]): 0 for chat in (crowd, pair, direct)}
+        await send_json(ws, {"type": "sync", "chats": asked})
+        messages, synced = await until_synced(ws)
+    assert hidden["id"] not in [m["id"] for m in messages]
+    assert messages == [kept[0], kept[3], kept[1], kept[2]]  # by chat as asked, then by seq
+    assert synced == {"type": "synced"}
+
+
 async def test_sync_past_500_missed_sends_the_newest_and_says_truncated(
     live: Running, crowded: Crowded
 ) -> None:

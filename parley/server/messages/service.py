@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Required, TypedDict, Unpack
 
-from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
@@ -227,19 +227,53 @@ async def list_mentions(
     return await messages_public(session, list((await session.execute(query)).scalars()))
 
 
-async def missed_messages(
-    session: AsyncSession, *, user_id: int, chat_id: int, after: int, now: datetime
-) -> tuple[list[MessagePublic], bool]:
-    """What a reconnecting client missed: up to SYNC_LIMIT newest, and whether it was cut."""
-    chat, membership = await access_chat(session, user_id=user_id, chat_id=chat_id)
-    if membership is None:
-        raise errors.NotMember()
-    query = (await _visible(session, chat, user_id, now)).where(Message.seq > after)
-    rows = list(
-        (await session.execute(query.order_by(Message.seq.desc()).limit(SYNC_LIMIT + 1))).scalars()
+async def missed_in_chats(
+    session: AsyncSession, *, user_id: int, seen: Mapping[int, int], now: datetime
+) -> list[tuple[int, list[MessagePublic], bool]]:
+    """What a reconnecting client missed in the chats `seen` names (chat → the last seq it
+    saw): for each one it is a member of, in `seen`'s order, up to SYNC_LIMIT newest
+    messages after that seq (outside direct chats none from users it blocks), and whether
+    they were cut. A fixed number of queries however many chats: a reconnect storm runs
+    thousands of these, and a query per chat was most of its cost."""
+    kinds = dict(
+        (
+            await session.execute(
+                select(Chat.id, Chat.type)
+                .join(Membership, (Membership.chat_id == Chat.id) & (Membership.user_id == user_id))
+                .where(Chat.id.in_(list(seen)))
+            )
+        )
+        .tuples()
+        .all()
     )
-    truncated = len(rows) > SYNC_LIMIT
-    return await messages_public(session, rows[:SYNC_LIMIT][::-1]), truncated
+    if not kinds:
+        return []
+    groups = [kind for kind in kinds.values() if kind != "direct"]
+    hidden = await blocked_ids(session, user_id, now=now) if groups else []
+    newest = []
+    for chat_id, kind in kinds.items():
+        query = select(Message.id).where(Message.chat_id == chat_id, Message.seq > seen[chat_id])
+        if hidden and kind != "direct":
+            query = query.where(Message.sender_id.not_in(hidden))
+        page = query.order_by(Message.seq.desc()).limit(SYNC_LIMIT + 1).subquery()
+        newest.append(select(page.c.id))
+    rows = (
+        await session.execute(
+            select(Message).where(Message.id.in_(union_all(*newest))).order_by(Message.seq)
+        )
+    ).scalars()
+    by_chat: dict[int, list[Message]] = defaultdict(list)
+    for message in rows:
+        by_chat[message.chat_id].append(message)
+    # Cut chats lose their oldest row: the one past SYNC_LIMIT that tells they were cut.
+    kept = {chat_id: found[-SYNC_LIMIT:] for chat_id, found in by_chat.items()}
+    public = iter(await messages_public(session, [m for found in kept.values() for m in found]))
+    decorated = {chat_id: [next(public) for _ in found] for chat_id, found in kept.items()}
+    return [
+        (chat_id, decorated.get(chat_id, []), len(by_chat.get(chat_id, ())) > SYNC_LIMIT)
+        for chat_id in seen
+        if chat_id in kinds
+    ]
 
 
 async def chats_with_news(session: AsyncSession, *, user_id: int, seen: dict[int, int]) -> set[int]:

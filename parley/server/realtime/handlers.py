@@ -199,11 +199,12 @@ async def _on_read(ctx: Context, f: protocol.Read, _raw: Any) -> None:
 async def _on_sync(ctx: Context, f: protocol.Sync, _raw: Any) -> None:
     """Every missed message as `message` frames, then `synced` (listing cut chats).
 
-    `SYNC_CHATS_PER_READ` chats at a time: their rows are loaded on one pooled
-    connection, the session is released, then they are sent, so a client that stops
-    reading never holds the database (its send waits are bounded), and a reconnect storm
-    takes one connection per sync rather than one per chat. First, one query finds the
-    named chats that have anything after what the client saw: only those are read.
+    `SYNC_CHATS_PER_READ` chats at a time: their rows are loaded together (a fixed number
+    of queries) on one pooled connection, the session is released, then they are sent,
+    so a client that stops reading never holds the database (its send waits are bounded),
+    and a reconnect storm takes one connection per sync rather than one per chat. First,
+    one query finds the named chats that have anything after what the client saw: only
+    those are read.
     """
     truncated: list[int] = []
     async with ctx.state.reads() as session:
@@ -212,20 +213,13 @@ async def _on_sync(ctx: Context, f: protocol.Sync, _raw: Any) -> None:
     for start in range(0, len(chats), SYNC_CHATS_PER_READ):
         if not ctx.alive():
             return
-        loaded: list[tuple[int, list[Any], bool]] = []
         async with ctx.state.reads() as session:
-            for chat_id, last_seen in chats[start : start + SYNC_CHATS_PER_READ]:
-                try:
-                    missed, cut = await messages.missed_messages(
-                        session,
-                        user_id=ctx.user_id,
-                        chat_id=chat_id,
-                        after=last_seen,
-                        now=ctx.state.clock(),
-                    )
-                except errors.ParleyError:
-                    continue  # a chat the user left or never had: nothing to sync
-                loaded.append((chat_id, missed, cut))
+            loaded = await messages.missed_in_chats(
+                session,
+                user_id=ctx.user_id,
+                seen=dict(chats[start : start + SYNC_CHATS_PER_READ]),
+                now=ctx.state.clock(),
+            )
         for chat_id, missed, cut in loaded:
             for message in missed:
                 await ctx.conn.send(frames.NewMessage(message).encode())
