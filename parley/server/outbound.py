@@ -43,20 +43,22 @@ USER_AGENT = "Parley (self-hosted chat; +link previews and notifications)"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class Refused(errors.ParleyError):
+class Refused(
+    errors.ParleyError,
+    status=422,
+    code="outbound_refused",
+    detail="That address cannot be contacted",
+):
     """The request breaks an outbound rule; nothing was sent to the refused address."""
 
-    status = 422
-    code = "outbound_refused"
-    detail = "That address cannot be contacted"
 
-
-class Failed(errors.ParleyError):
+class Failed(
+    errors.ParleyError,
+    status=502,
+    code="outbound_failed",
+    detail="The remote server did not answer",
+):
     """The exchange failed (timeout, connection refused, TLS, protocol)."""
-
-    status = 502
-    code = "outbound_failed"
-    detail = "The remote server did not answer"
 
 
 @dataclass(frozen=True, slots=True)

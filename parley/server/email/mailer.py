@@ -22,10 +22,12 @@ log = logging.getLogger("parley.email")
 TIMEOUT = 30.0
 
 
-class EmailDisabled(errors.ParleyError):
-    status = 503
-    code = "email_disabled"
-    detail = "E-mail is not configured on this server"
+class EmailDisabled(
+    errors.ParleyError,
+    status=503,
+    code="email_disabled",
+    detail="E-mail is not configured on this server",
+): ...
 
 
 @dataclass(frozen=True, slots=True)

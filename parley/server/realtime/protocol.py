@@ -147,9 +147,7 @@ def check_handled(handlers: dict[str, Any]) -> None:
         raise TypeError(f"frame handlers missing for {missing}, declared for unknown {unknown}")
 
 
-class FrameError(errors.ParleyError):
-    code = "bad_frame"
-    detail = "Malformed frame"
+class FrameError(errors.ParleyError, code="bad_frame", detail="Malformed frame"): ...
 
 
 def ref_of(data: Any) -> Any:
