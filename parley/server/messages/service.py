@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Required, TypedDict, Unpack
+from typing import Required, TypedDict, Unpack, cast
 
 from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,7 +42,7 @@ from parley.server.messages.mentions import (
 )
 from parley.server.messages.notices import check_not_notice
 from parley.server.messages.public import as_public, attachment_public, row_fields
-from parley.server.messages.schemas import AttachmentPublic, MessagePublic
+from parley.server.messages.schemas import AttachmentPublic, MessagePublic, SendFields
 from parley.server.messages.terms import search_text_of
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -288,6 +288,13 @@ class Send(TypedDict, total=False):
     attachment_ids: Sequence[int]
     thread_root_id: int | None
     also_in_chat: bool
+
+
+def send_of(body: SendFields, *, user_id: int, chat_id: int) -> Send:
+    """The send a REST body or a `send` frame asks for, as `do_send` and `submit_send` take
+    it (the fields of `SendFields`, by name)."""
+    fields = {name: getattr(body, name) for name in SendFields.model_fields}
+    return cast(Send, {"user_id": user_id, "chat_id": chat_id, **fields})
 
 
 async def do_send(

@@ -98,15 +98,8 @@ async def _on_send(ctx: Context, f: protocol.Send, raw: Any) -> None:
         state.writer,
         state.checks,
         state.throttle,
-        user_id=ctx.user_id,
-        chat_id=chat_id,
-        content=f.content,
-        client_id=f.client_id,
-        reply_to=f.reply_to,
-        attachment_ids=f.attachment_ids,
-        thread_root_id=f.thread_root_id,
-        also_in_chat=f.also_in_chat,
         alive=ctx.alive,
+        **messages.send_of(f, user_id=ctx.user_id, chat_id=chat_id),
     )
     ctx.unacked.add(future)
     ref = protocol.ref_of(raw)

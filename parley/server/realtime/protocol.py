@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parley import errors
 from parley.server.accounts.schemas import Id, Seq
-from parley.server.messages.schemas import AttachmentIds, ClientId, Emoji
+from parley.server.messages.schemas import Emoji, SendFields
 from parley.server.text import Content
 
 
@@ -55,16 +55,10 @@ class Frame(BaseModel):
 FRAMES: dict[str, type[Frame]] = {}
 
 
-class Send(Frame):
+class Send(Frame, SendFields):
     kind = "send"
     budget = Budget("send", None)
     chat_id: Id | None = None  # None only for the seed-000 frame: a send to `general`
-    content: Content
-    client_id: ClientId | None = None
-    reply_to: Id | None = None
-    attachment_ids: AttachmentIds = Field(default_factory=list)
-    thread_root_id: Id | None = None
-    also_in_chat: bool = False
 
 
 class Edit(Frame):
