@@ -27,6 +27,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
 from sqlalchemy import delete, select
@@ -38,6 +39,7 @@ from parley.server.accounts.schemas import UserPublic
 from parley.server.accounts.service import user_public
 from parley.server.db.models import Bot, BotDelivery, Chat, Membership, User
 from parley.server.integrations.bots import LOG_SIZE
+from parley.server.jobs import run_logged
 from parley.server.messages.schemas import MessagePublic
 from parley.server.outbound import Failed, Outbound, Refused
 from parley.server.realtime import events, frames
@@ -151,15 +153,13 @@ class BotEvents:
     async def _run(self) -> None:
         while True:
             item = await self.queue.get()
-            try:
-                if isinstance(item, CommandCall):
-                    await self._start(item.target, "command", _command_body(item), item)
-                else:
-                    await self._on_message(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("a bot event could not be prepared", exc_info=True)
+            await run_logged(partial(self._prepare, item), log, "a bot event could not be prepared")
+
+    async def _prepare(self, item: MessagePublic | CommandCall) -> None:
+        if isinstance(item, CommandCall):
+            await self._start(item.target, "command", _command_body(item), item)
+        else:
+            await self._on_message(item)
 
     async def _on_message(self, message: MessagePublic) -> None:
         if self._chats is None or not self._fresh():

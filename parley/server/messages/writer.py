@@ -40,6 +40,7 @@ from parley.clock import Clock
 from parley.server.db import batch
 from parley.server.db.models import Attachment, Message
 from parley.server.db.session import is_race, is_unreachable
+from parley.server.jobs import cancel
 from parley.server.messages import history, terms, thread_replies
 from parley.server.messages.drafts import (
     Draft,
@@ -105,11 +106,8 @@ class Writer:
             self._task = asyncio.create_task(self._run(), name="message-writer")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):
