@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.server.db.models import Chat, Membership, Message, ThreadFollow
 from parley.server.db.unit import publish_on_commit
 from parley.server.messages import thread_replies
+from parley.server.messages.history import seq_page
 from parley.server.messages.schemas import FollowedThread, ThreadPage
 from parley.server.messages.service import access_message, messages_public
 from parley.server.moderation.service import blocked_ids
@@ -51,14 +52,8 @@ async def list_thread(
     after/before a seq. Outside direct chats, none from users the reader blocks."""
     root = await access_root(session, user_id=user_id, message_id=root_id, now=now)
     query = await _replies(session, root, user_id, now)
-    if after is not None:
-        query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
-        replies = list((await session.execute(query)).scalars())
-    else:
-        if before is not None:
-            query = query.where(Message.seq < before)
-        query = query.order_by(Message.seq.desc()).limit(limit)
-        replies = list((await session.execute(query)).scalars())[::-1]
+    page = await seq_page(session, query, limit=limit, after=after, before=before)
+    replies = [reply for (reply,) in page]
     shown = await messages_public(session, [root, *replies])
     return ThreadPage(root=shown[0], replies=shown[1:])
 
