@@ -171,11 +171,18 @@ async def _visible(
 ) -> Select[Message]:
     """A chat's messages as the user may see them: in groups, none from users it blocks."""
     query = select(Message).where(Message.chat_id == chat.id)
-    if chat.type != "direct":
-        hidden = await blocked_ids(session, user_id, now=now)
-        if hidden:
-            query = query.where(Message.sender_id.not_in(hidden))
-    return query
+    hidden = await hidden_senders(session, chat, user_id, now)
+    return query.where(Message.sender_id.not_in(hidden)) if hidden else query
+
+
+async def hidden_senders(
+    session: AsyncSession, chat: Chat, user_id: int, now: datetime
+) -> tuple[int, ...]:
+    """The senders whose messages the user does not see in `chat`: the users it blocks,
+    outside direct chats."""
+    if chat.type == "direct":
+        return ()
+    return tuple(await blocked_ids(session, user_id, now=now))
 
 
 async def list_messages(
@@ -191,7 +198,7 @@ async def list_messages(
     The REST route serves the same page encoded, from memory (`history.history_page`)."""
     paging.check()
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
-    hidden = () if chat.type == "direct" else tuple(await blocked_ids(session, user_id, now=now))
+    hidden = await hidden_senders(session, chat, user_id, now)
     rows = await load_page(session, chat_id=chat_id, hidden=hidden, paging=paging)
     return [MessagePublic.model_validate(row) for row in rows]
 

@@ -18,8 +18,7 @@ from parley.server.db.unit import publish_on_commit
 from parley.server.messages import thread_replies
 from parley.server.messages.history import seq_page
 from parley.server.messages.schemas import FollowedThread, ThreadPage
-from parley.server.messages.service import access_message, messages_public
-from parley.server.moderation.service import blocked_ids
+from parley.server.messages.service import access_message, hidden_senders, messages_public
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import UsersFrame
@@ -63,10 +62,9 @@ async def _replies(
 ) -> Select[Message]:
     query = select(Message).where(Message.thread_root_id == root.id)
     chat = await session.get(Chat, root.chat_id)
-    if chat is not None and chat.type != "direct":
-        hidden = await blocked_ids(session, user_id, now=now)
-        if hidden:
-            query = query.where(or_(Message.sender_id.is_(None), Message.sender_id.not_in(hidden)))
+    hidden = await hidden_senders(session, chat, user_id, now) if chat is not None else ()
+    if hidden:
+        query = query.where(or_(Message.sender_id.is_(None), Message.sender_id.not_in(hidden)))
     return query
 
 
