@@ -201,32 +201,20 @@ class Outbound:
 
         Refused: a rule forbids it (nothing was sent to that address); Failed: the network
         or the remote server failed, or the whole exchange took longer than the timeout."""
+        headers = headers or {}
         try:
             async with self.clock.timeout(self.timeout):
-                return await self._follow(
-                    method, url, headers or {}, body, max_bytes, follow_redirects
-                )
+                for _hop in range(MAX_REDIRECTS + 1):
+                    self.rules.check_url(url)
+                    answer = await self._once(method, url, headers, body, max_bytes)
+                    location = answer.headers.get("location")
+                    if not (follow_redirects and answer.status in REDIRECTS and location):
+                        return answer
+                    url = urljoin(url, location)
+                    if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
+                        method, body = "GET", None
         except TimeoutError:
             raise Failed("The remote server took too long") from None
-
-    async def _follow(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        max_bytes: int,
-        follow_redirects: bool,
-    ) -> Response:
-        for _hop in range(MAX_REDIRECTS + 1):
-            self.rules.check_url(url)
-            answer = await self._once(method, url, headers, body, max_bytes)
-            location = answer.headers.get("location")
-            if not (follow_redirects and answer.status in REDIRECTS and location):
-                return answer
-            url = urljoin(url, location)
-            if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
-                method, body = "GET", None
         raise Refused(f"More than {MAX_REDIRECTS} redirects")
 
     async def _once(
