@@ -217,6 +217,15 @@ class Outbound:
             raise Failed("The remote server took too long") from None
         raise Refused(f"More than {MAX_REDIRECTS} redirects")
 
+    async def post(
+        self, url: str, body: bytes, *, headers: Mapping[str, str], max_bytes: int
+    ) -> Response:
+        """A POST to an endpoint (a bot's events, Web Push) whose redirect is its answer:
+        never followed."""
+        return await self.request(
+            "POST", url, headers=headers, body=body, max_bytes=max_bytes, follow_redirects=False
+        )
+
     async def _once(
         self,
         method: str,

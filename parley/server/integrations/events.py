@@ -231,13 +231,8 @@ class BotEvents:
             "x-parley-signature": sign(target.secret, timestamp, body),
         }
         try:
-            response = await self.outbound.request(
-                "POST",
-                target.url,
-                headers=headers,
-                body=body,
-                max_bytes=MAX_ANSWER,
-                follow_redirects=False,
+            response = await self.outbound.post(
+                target.url, body, headers=headers, max_bytes=MAX_ANSWER
             )
         except Refused as exc:
             log.info("bot %d: event URL refused: %s", target.bot_id, exc.detail)

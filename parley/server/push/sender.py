@@ -211,13 +211,8 @@ class Pusher:
         headers, body = self.request_for(delivery)
         for attempt in range(MAX_RETRIES + 1):
             try:
-                answer = await self.outbound.request(
-                    "POST",
-                    delivery.endpoint,
-                    headers=headers,
-                    body=body,
-                    max_bytes=4096,
-                    follow_redirects=False,
+                answer = await self.outbound.post(
+                    delivery.endpoint, body, headers=headers, max_bytes=4096
                 )
             except Refused:
                 return self._outcome("refused")
