@@ -1,12 +1,12 @@
 """Background work of a server process: a job whose failure is logged so that the loop
-around it goes on, and the cancelling of a background task when the process stops."""
+around it goes on, and a background task started on demand and cancelled at the stop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 
@@ -19,6 +19,23 @@ async def run_logged(
         await job()
     except Exception:
         log.warning(failure, *args, exc_info=True)
+
+
+class Loop:
+    """A background task started on demand (once) and cancelled when the process stops."""
+
+    def __init__(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.name = name
+        self._run = run
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        await cancel(self.task)
+        self.task = None
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:

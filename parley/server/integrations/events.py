@@ -39,7 +39,7 @@ from parley.server.accounts.schemas import UserPublic
 from parley.server.accounts.service import user_public
 from parley.server.db.models import Bot, BotDelivery, Chat, Membership, User
 from parley.server.integrations.bots import LOG_SIZE
-from parley.server.jobs import run_logged
+from parley.server.jobs import Loop, run_logged
 from parley.server.messages.schemas import MessagePublic
 from parley.server.outbound import Failed, Outbound, Refused
 from parley.server.realtime import events, frames
@@ -102,7 +102,7 @@ class BotEvents:
         self.dropped = 0
         self._chats: frozenset[int] | None = None  # chats with a bot that has an event URL
         self._chats_at = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("bot-events", self._run)
 
     # --- entries --------------------------------------------------------------------
 
@@ -133,17 +133,16 @@ class BotEvents:
             self._chats = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="bot-events")
+        self._loop.start()
 
     async def close(self) -> None:
-        tasks = [*self.running, *([self._task] if self._task else [])]
+        await self._loop.stop()
+        tasks = list(self.running)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._task = None
 
     # --- the worker -------------------------------------------------------------------
 

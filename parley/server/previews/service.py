@@ -28,7 +28,7 @@ from parley.clock import Clock
 from parley.server import images
 from parley.server.db.models import Attachment, LinkPreview, Message, MessagePreview
 from parley.server.db.unit import after_commit
-from parley.server.jobs import cancel, run_logged
+from parley.server.jobs import Loop, run_logged
 from parley.server.messages.schemas import MessagePublic
 from parley.server.messages.service import access_message, message_public, publish_update
 from parley.server.outbound import Failed, Outbound, Refused
@@ -63,19 +63,17 @@ class LinkPreviews:
         self.broker = broker
         self.clock = clock
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(QUEUE)
-        self.task: asyncio.Task[None] | None = None
+        self.loop = Loop("parley-link-previews", self._run)
 
     def start(self) -> None:
-        if self.task is None:
-            self.task = asyncio.create_task(self._run(), name="parley-link-previews")
+        self.loop.start()
 
     async def stop(self) -> None:
-        await cancel(self.task)
-        self.task = None
+        await self.loop.stop()
 
     def offer(self, messages: Sequence[MessagePublic]) -> None:
         """Queues the new messages that have a URL (called once they are acknowledged)."""
-        if self.task is None:
+        if self.loop.task is None:
             return
         for message in messages:
             url = first_url(message.content)
