@@ -29,7 +29,6 @@ class ServerFrame:
     """Base of every server frame, a frozen dataclass declared with its `kind`, the `type`
     clients see: `class Typing(ServerFrame, kind="typing")`."""
 
-    __slots__ = ()
     kind: ClassVar[str]
 
     def __init_subclass__(cls, *, kind: str, **kwargs: Any) -> None:
