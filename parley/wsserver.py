@@ -74,6 +74,17 @@ def text_frame(text: str) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
+def _enlist(
+    waiters: list[asyncio.Future[None]] | None,
+) -> tuple[list[asyncio.Future[None]], asyncio.Future[None]]:
+    """A new future appended to `waiters`, the list made on first use (most never wait)."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if waiters is None:
+        waiters = []
+    waiters.append(waiter)
+    return waiters, waiter
+
+
 class Flag:
     """What uvicorn uses of `asyncio.Event` (set, clear, is_set, wait) without its deque:
     an idle socket has one, and nobody waits on it while its client keeps up."""
@@ -102,11 +113,8 @@ class Flag:
     async def wait(self) -> bool:
         if self._set:
             return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        waiters = self._waiters
-        waiters.append(waiter)
+        waiters, waiter = _enlist(self._waiters)
+        self._waiters = waiters
         try:
             await waiter
             return True
@@ -134,11 +142,8 @@ class Inbox:
 
     async def get(self) -> Any:
         while not self._items:
-            getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            getters = self._getters
-            getters.append(getter)
+            getters, getter = _enlist(self._getters)
+            self._getters = getters
             try:
                 await getter
             except BaseException:

@@ -21,8 +21,9 @@ HASH_LENGTH = 12
 _HASHED = re.compile(r"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{12})(?P<ext>\.[A-Za-z0-9]+)$")
 _STATIC_REF = re.compile(r'(?P<attr>\b(?:src|href)=")(?P<url>/static/[^"?#]+)"')
 _IMPORTMAP_SLOT = "<!-- importmap -->"
-_HEAD_SLOT = "<!-- head: parley/web/partials/head.html -->"  # what every page's head shares
-_HEAD = "partials/head.html"
+# What pages share, kept once: `<!-- what: parley/web/partials/x.html -->` stands for the
+# partial's text, its first line indented as the marker (every page's head, the auth card).
+_PARTIAL = re.compile(r"<!-- [a-z ]+: parley/web/(?P<path>partials/[a-z-]+\.html) -->")
 _SKIPPED_SUFFIXES = (".html",)
 
 
@@ -73,12 +74,10 @@ class Assets:
         return json.dumps({"imports": modules}, separators=(",", ":"), sort_keys=True)
 
     def render_page(self, name: str) -> Page:
-        """The page with its shared head, hashed static URLs and, in place of its slot, the
+        """The page with its partials, hashed static URLs and, in place of its slot, the
         import map."""
         html = (self.root / name).read_text(encoding="utf-8")
-        if _HEAD_SLOT in html:
-            head = (self.root / _HEAD).read_text(encoding="utf-8").strip()
-            html = html.replace(_HEAD_SLOT, head, 1)
+        html = _PARTIAL.sub(lambda m: self._partial(m["path"]), html)
         html = _STATIC_REF.sub(lambda m: f'{m["attr"]}{self._page_url(m["url"])}"', html)
         script_hash = None
         if _IMPORTMAP_SLOT in html:
@@ -88,6 +87,9 @@ class Assets:
             html = html.replace(_IMPORTMAP_SLOT, f'<script type="importmap">{content}</script>', 1)
         body = html.encode("utf-8")
         return Page(body, script_hash, f'"{_digest(body)[:16]}"')
+
+    def _partial(self, relative: str) -> str:
+        return (self.root / relative).read_text(encoding="utf-8").strip()
 
     def _page_url(self, url: str) -> str:
         return self.url(url.removeprefix("/static/"))

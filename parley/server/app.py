@@ -183,14 +183,7 @@ def make_state(
         issuer=Issuer(jwt_key, settings.access_ttl, settings.refresh_ttl, the_clock),
         avatar_urls=DataUrls(storage),
         started=the_clock.monotonic(),
-        mailer=make_mailer(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            user=settings.smtp_user,
-            password=settings.smtp_password,
-            sender=settings.smtp_from,
-            tls=settings.smtp_tls,
-        ),
+        mailer=make_mailer(settings),
     )
     if settings.link_previews:
         state.previews = LinkPreviews(

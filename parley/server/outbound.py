@@ -43,20 +43,22 @@ USER_AGENT = "Parley (self-hosted chat; +link previews and notifications)"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class Refused(errors.ParleyError):
+class Refused(
+    errors.ParleyError,
+    status=422,
+    code="outbound_refused",
+    detail="That address cannot be contacted",
+):
     """The request breaks an outbound rule; nothing was sent to the refused address."""
 
-    status = 422
-    code = "outbound_refused"
-    detail = "That address cannot be contacted"
 
-
-class Failed(errors.ParleyError):
+class Failed(
+    errors.ParleyError,
+    status=502,
+    code="outbound_failed",
+    detail="The remote server did not answer",
+):
     """The exchange failed (timeout, connection refused, TLS, protocol)."""
-
-    status = 502
-    code = "outbound_failed"
-    detail = "The remote server did not answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,33 +201,30 @@ class Outbound:
 
         Refused: a rule forbids it (nothing was sent to that address); Failed: the network
         or the remote server failed, or the whole exchange took longer than the timeout."""
+        headers = headers or {}
         try:
             async with self.clock.timeout(self.timeout):
-                return await self._follow(
-                    method, url, headers or {}, body, max_bytes, follow_redirects
-                )
+                for _hop in range(MAX_REDIRECTS + 1):
+                    self.rules.check_url(url)
+                    answer = await self._once(method, url, headers, body, max_bytes)
+                    location = answer.headers.get("location")
+                    if not (follow_redirects and answer.status in REDIRECTS and location):
+                        return answer
+                    url = urljoin(url, location)
+                    if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
+                        method, body = "GET", None
         except TimeoutError:
             raise Failed("The remote server took too long") from None
-
-    async def _follow(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        max_bytes: int,
-        follow_redirects: bool,
-    ) -> Response:
-        for _hop in range(MAX_REDIRECTS + 1):
-            self.rules.check_url(url)
-            answer = await self._once(method, url, headers, body, max_bytes)
-            location = answer.headers.get("location")
-            if not (follow_redirects and answer.status in REDIRECTS and location):
-                return answer
-            url = urljoin(url, location)
-            if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
-                method, body = "GET", None
         raise Refused(f"More than {MAX_REDIRECTS} redirects")
+
+    async def post(
+        self, url: str, body: bytes, *, headers: Mapping[str, str], max_bytes: int
+    ) -> Response:
+        """A POST to an endpoint (a bot's events, Web Push) whose redirect is its answer:
+        never followed."""
+        return await self.request(
+            "POST", url, headers=headers, body=body, max_bytes=max_bytes, follow_redirects=False
+        )
 
     async def _once(
         self,

@@ -24,6 +24,7 @@ from parley.server.db.models import Session as LoginSession
 from parley.server.email.digest import send_digests
 from parley.server.instance import settings as instance
 from parley.server.integrations.exports import delete_expired
+from parley.server.jobs import run_logged
 from parley.server.messages.attachments import delete_orphans
 from parley.server.messages.retention import enforce_retention
 from parley.server.messages.scheduled import send_due
@@ -38,20 +39,14 @@ from parley.server.throttle import Throttle
 
 log = logging.getLogger("parley.workers")
 Sessions = async_sessionmaker[AsyncSession]
+Job = Callable[[], Awaitable[object]]
 
 
-async def run_every(
-    clock: Clock, seconds: float, job: Callable[[], Awaitable[object]], name: str
-) -> None:
+async def run_every(clock: Clock, seconds: float, job: Job, name: str) -> None:
     """Runs `job` forever, `seconds` apart; a failing run is logged and the loop goes on."""
     while True:
         await clock.sleep(seconds)
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("%s failed; will retry", name, exc_info=True)
+        await run_logged(job, log, "%s failed; will retry", name)
 
 
 async def sweep_expired(sessions: Sessions, broker: Broker, clock: Clock) -> tuple[int, int]:
@@ -136,58 +131,33 @@ def start_workers(state: AppState) -> list[asyncio.Task[None]]:
     settings, clock, hub = state.settings, state.clock, state.hub
     presence_every = max(0.2, min(5.0, settings.presence_timeout / 4))
 
-    def loop(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> asyncio.Task[None]:
+    def loop(seconds: float, job: Job, name: str) -> asyncio.Task[None]:
         return asyncio.create_task(run_every(clock, seconds, job, name), name=f"worker-{name}")
 
-    tasks = [
-        loop(
-            settings.worker_interval,
-            lambda: sweep_expired(state.sessions, state.broker, clock),
-            "expiry sweep",
+    sweeps: dict[str, Job] = {  # each every worker interval
+        "expiry sweep": lambda: sweep_expired(state.sessions, state.broker, clock),
+        "upload sweep": lambda: sweep_orphan_uploads(
+            state.sessions, state.storage, clock, max_age=settings.upload_orphan_seconds
         ),
+        "retention sweep": lambda: sweep_retention(
+            state.sessions, state.storage, state.broker, clock, settings=settings
+        ),
+        "export sweep": lambda: sweep_exports(state.sessions, state.storage, clock),
+        "status sweep": lambda: sweep_minds(
+            state.sessions, state.broker, clock, max_group=settings.presence_max_group
+        ),
+        "scheduled messages": lambda: send_scheduled(
+            state.sessions, state.writer, state.checks, state.throttle, state.broker, clock
+        ),
+    }
+    tasks = [
         loop(
             settings.session_check_interval,
             lambda: watch_sessions(hub, state.sessions, clock),
             "session watch",
         ),
-        loop(
-            settings.worker_interval,
-            lambda: sweep_orphan_uploads(
-                state.sessions, state.storage, clock, max_age=settings.upload_orphan_seconds
-            ),
-            "upload sweep",
-        ),
         loop(presence_every, hub.sweep_presence, "presence sweep"),
-        loop(
-            settings.worker_interval,
-            lambda: sweep_retention(
-                state.sessions,
-                state.storage,
-                state.broker,
-                clock,
-                settings=settings,
-            ),
-            "retention sweep",
-        ),
-        loop(
-            settings.worker_interval,
-            lambda: sweep_exports(state.sessions, state.storage, clock),
-            "export sweep",
-        ),
-        loop(
-            settings.worker_interval,
-            lambda: sweep_minds(
-                state.sessions, state.broker, clock, max_group=settings.presence_max_group
-            ),
-            "status sweep",
-        ),
-        loop(
-            settings.worker_interval,
-            lambda: send_scheduled(
-                state.sessions, state.writer, state.checks, state.throttle, state.broker, clock
-            ),
-            "scheduled messages",
-        ),
+        *(loop(settings.worker_interval, job, name) for name, job in sweeps.items()),
     ]
     if state.mailer.enabled:
         # a tenth of the delay (at most a minute, at least a worker interval) is precise enough

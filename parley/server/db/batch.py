@@ -34,8 +34,8 @@ from parley.server.messages import terms
 T = TypeVar("T")
 
 
-class NewMessage(Protocol):
-    """What a batch stores of one send."""
+class Written(Protocol):
+    """A new message as its sender wrote it (the writer's `Draft`)."""
 
     @property
     def chat_id(self) -> int: ...
@@ -43,6 +43,11 @@ class NewMessage(Protocol):
     def user_id(self) -> int: ...
     @property
     def content(self) -> str: ...
+
+
+class NewMessage(Written, Protocol):
+    """What a batch stores of one send."""
+
     @property
     def client_id(self) -> str | None: ...
     @property
@@ -310,10 +315,14 @@ async def store_sqlite(
     gone, that transaction is rolled back (the caller stores the others again)."""
     dialect = conn.dialect
     stamp = _bind_time(dialect)(now)
-    run = _sqlite_transaction if transaction else _sqlite_batch
     try:
         texts = [terms.search_text(r.content) for r in rows]  # here: the stemmer's thread
-        placed, found = await run_in_sqlite_thread(conn, run, rows, texts, mentions, stamp)
+        run: Callable[[sqlite3.Connection], _Placed] = functools.partial(
+            _sqlite_batch, drafts=rows, texts=texts, mentions=mentions, stamp=stamp
+        )
+        if transaction:
+            run = functools.partial(_sqlite_transaction, batch=run, size=len(rows))
+        placed, found = await run_in_sqlite_thread(conn, run)
     except sqlite3.IntegrityError as exc:
         raise IntegrityError("message batch", None, exc) from exc
     except sqlite3.Error as exc:  # as SQLAlchemy would raise it: the writer's handling applies
@@ -345,18 +354,19 @@ _RESENT_FIELDS = (
 )  # fmt: skip
 
 
+# per new draft (by position) its message id and seq; the stored rows of resends
+_Placed = tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]
+
+
 def _sqlite_transaction(
-    db: sqlite3.Connection,
-    drafts: Sequence[NewMessage],
-    texts: Sequence[str],
-    mentions: Mentions,
-    stamp: Any,
-) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
-    """`_sqlite_batch` in a transaction of its own (the write lock taken up front)."""
+    db: sqlite3.Connection, *, batch: Callable[[sqlite3.Connection], _Placed], size: int
+) -> _Placed:
+    """A `_sqlite_batch` of `size` drafts in a transaction of its own (the write lock taken
+    up front)."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        result = placed, resent = _sqlite_batch(db, drafts, texts, mentions, stamp)
-        if len(placed) + len(resent) < len(drafts):  # a chat is gone: the writer fails it,
+        result = placed, resent = batch(db)
+        if len(placed) + len(resent) < size:  # a chat is gone: the writer fails it,
             db.execute("ROLLBACK")  # and the writer stores the others again without it
         else:
             db.execute("COMMIT")
@@ -373,7 +383,7 @@ def _sqlite_batch(
     texts: Sequence[str],
     mentions: Mentions,
     stamp: Any,
-) -> tuple[dict[int, tuple[int, int]], list[tuple[int, tuple[Any, ...]]]]:
+) -> _Placed:
     """In the connection's thread, under the write lock: the batch's statements. Returns
     per new draft (by position) its message id and seq, and the stored rows of resends."""
     rows = [

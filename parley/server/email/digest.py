@@ -39,10 +39,12 @@ LINES_PER_CHAT = 5
 PREVIEW = 140
 
 
-class UnsubscribeInvalid(errors.ParleyError):
-    status = 400
-    code = "token_invalid"
-    detail = "This unsubscribe link is not valid"
+class UnsubscribeInvalid(
+    errors.ParleyError,
+    status=400,
+    code="token_invalid",
+    detail="This unsubscribe link is not valid",
+): ...
 
 
 def _mac(secret: str, user_id: int, email_key: str) -> str:

@@ -17,15 +17,18 @@ from email.utils import formataddr, make_msgid, parseaddr
 import aiosmtplib
 
 from parley import errors
+from parley.config import Settings
 
 log = logging.getLogger("parley.email")
 TIMEOUT = 30.0
 
 
-class EmailDisabled(errors.ParleyError):
-    status = 503
-    code = "email_disabled"
-    detail = "E-mail is not configured on this server"
+class EmailDisabled(
+    errors.ParleyError,
+    status=503,
+    code="email_disabled",
+    detail="E-mail is not configured on this server",
+): ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +102,11 @@ class Mailer:
             await asyncio.wait(set(self._tasks), timeout=5)
 
 
-def make_mailer(
-    *,
-    host: str | None,
-    port: int | None,
-    user: str | None,
-    password: str | None,
-    sender: str,
-    tls: str,
-) -> Mailer:
-    if not host:
+def make_mailer(settings: Settings) -> Mailer:
+    """The mailer of the SMTP_* settings: off without SMTP_HOST."""
+    if not settings.smtp_host:
         return Mailer()
-    default_port = {"tls": 465, "starttls": 587}.get(tls, 25)
-    return Mailer(SmtpConfig(host, port or default_port, user, password, sender, tls))
+    tls = settings.smtp_tls
+    port = settings.smtp_port or {"tls": 465, "starttls": 587}.get(tls, 25)
+    user, password = settings.smtp_user, settings.smtp_password
+    return Mailer(SmtpConfig(settings.smtp_host, port, user, password, settings.smtp_from, tls))

@@ -29,10 +29,12 @@ RESET_TTL = timedelta(hours=1)
 FORGOT_DETAIL = "If an account has this address, a link to reset its password is on its way"
 
 
-class TokenInvalid(errors.ParleyError):
-    status = 410
-    code = "token_invalid"
-    detail = "This link has expired or has already been used"
+class TokenInvalid(
+    errors.ParleyError,
+    status=410,
+    code="token_invalid",
+    detail="This link has expired or has already been used",
+): ...
 
 
 def verify_url(base: str, token: str) -> str:

@@ -247,16 +247,4 @@ async def deliveries(session: AsyncSession, *, caller: User, bot_id: int) -> lis
         .order_by(BotDelivery.id.desc())
         .limit(LOG_SIZE)
     )
-    return [
-        DeliveryPublic(
-            id=d.id,
-            kind=d.kind,
-            status=d.status,
-            attempts=d.attempts,
-            response_status=d.response_status,
-            error=d.error,
-            created_at=d.created_at,
-            finished_at=d.finished_at,
-        )
-        for d in rows.scalars()
-    ]
+    return [DeliveryPublic.model_validate(d, from_attributes=True) for d in rows.scalars()]

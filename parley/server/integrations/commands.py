@@ -20,9 +20,9 @@ from parley.server.integrations.schemas import (
 )
 
 
-class UnknownCommand(errors.NotFound):
-    code = "unknown_command"
-    detail = "No bot in this chat has that command"
+class UnknownCommand(
+    errors.NotFound, code="unknown_command", detail="No bot in this chat has that command"
+): ...
 
 
 async def _bots_of(session: AsyncSession, chat_id: int) -> list[tuple[User, Bot]]:

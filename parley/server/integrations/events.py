@@ -27,6 +27,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
 from sqlalchemy import delete, select
@@ -38,6 +39,7 @@ from parley.server.accounts.schemas import UserPublic
 from parley.server.accounts.service import user_public
 from parley.server.db.models import Bot, BotDelivery, Chat, Membership, User
 from parley.server.integrations.bots import LOG_SIZE
+from parley.server.jobs import Loop, run_logged
 from parley.server.messages.schemas import MessagePublic
 from parley.server.outbound import Failed, Outbound, Refused
 from parley.server.realtime import events, frames
@@ -100,7 +102,7 @@ class BotEvents:
         self.dropped = 0
         self._chats: frozenset[int] | None = None  # chats with a bot that has an event URL
         self._chats_at = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("bot-events", self._run)
 
     # --- entries --------------------------------------------------------------------
 
@@ -131,17 +133,16 @@ class BotEvents:
             self._chats = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="bot-events")
+        self._loop.start()
 
     async def close(self) -> None:
-        tasks = [*self.running, *([self._task] if self._task else [])]
+        await self._loop.stop()
+        tasks = list(self.running)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._task = None
 
     # --- the worker -------------------------------------------------------------------
 
@@ -151,15 +152,13 @@ class BotEvents:
     async def _run(self) -> None:
         while True:
             item = await self.queue.get()
-            try:
-                if isinstance(item, CommandCall):
-                    await self._start(item.target, "command", _command_body(item), item)
-                else:
-                    await self._on_message(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("a bot event could not be prepared", exc_info=True)
+            await run_logged(partial(self._prepare, item), log, "a bot event could not be prepared")
+
+    async def _prepare(self, item: MessagePublic | CommandCall) -> None:
+        if isinstance(item, CommandCall):
+            await self._start(item.target, "command", _command_body(item), item)
+        else:
+            await self._on_message(item)
 
     async def _on_message(self, message: MessagePublic) -> None:
         if self._chats is None or not self._fresh():
@@ -231,13 +230,8 @@ class BotEvents:
             "x-parley-signature": sign(target.secret, timestamp, body),
         }
         try:
-            response = await self.outbound.request(
-                "POST",
-                target.url,
-                headers=headers,
-                body=body,
-                max_bytes=MAX_ANSWER,
-                follow_redirects=False,
+            response = await self.outbound.post(
+                target.url, body, headers=headers, max_bytes=MAX_ANSWER
             )
         except Refused as exc:
             log.info("bot %d: event URL refused: %s", target.bot_id, exc.detail)

@@ -36,9 +36,7 @@ PAGE = 2000  # messages read at a time
 CHUNK = 256 * 1024
 
 
-class NotReady(errors.Conflict):
-    code = "export_not_ready"
-    detail = "The export is not ready"
+class NotReady(errors.Conflict, code="export_not_ready", detail="The export is not ready"): ...
 
 
 class ExportJobs:

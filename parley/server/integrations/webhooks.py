@@ -31,12 +31,13 @@ from parley.server.text import check_content, check_name
 MAX_NAMED_SENDERS = 20  # per hook: past it, other names post as the hook itself
 
 
-class BadPayload(errors.ParleyError):
+class BadPayload(
+    errors.ParleyError,
+    status=400,
+    code="validation_error",
+    detail="The payload needs a non-empty text",
+):
     """What Slack answers a bad payload with: 400 (not 422), for its clients' sake."""
-
-    status = 400
-    code = "validation_error"
-    detail = "The payload needs a non-empty text"
 
 
 def hook_url(base: str, token: str) -> str:

@@ -22,7 +22,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Integer, String, cast, literal, null, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    cast,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import errors
@@ -230,15 +241,31 @@ async def load_page(
         take_newer = min(len(newer), limit - min(len(older), (limit + 1) // 2))
         take_older = min(len(older), limit - take_newer)
         rows = list(older[:take_older][::-1]) + list(newer[:take_newer])
-    elif after is not None:
-        query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
-        rows = list((await session.execute(query)).all())
     else:
-        if before is not None:
-            query = query.where(Message.seq < before)
-        query = query.order_by(Message.seq.desc()).limit(limit).offset(paging.offset)
-        rows = list((await session.execute(query)).all())[::-1]
+        rows = await seq_page(
+            session, query, limit=limit, after=after, before=before, offset=paging.offset
+        )
     return await _decorate(session, rows)
+
+
+async def seq_page(
+    session: AsyncSession,
+    query: Select[Any],
+    *,
+    limit: int,
+    after: int | None = None,
+    before: int | None = None,
+    offset: int = 0,
+) -> list[Any]:
+    """A page of `query`'s rows (of messages) in ascending seq: the first `limit` after
+    `after`, else the last `limit` before `before` (or the newest), `offset` further back."""
+    if after is not None:
+        query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
+        return list((await session.execute(query)).all())
+    if before is not None:
+        query = query.where(Message.seq < before)
+    query = query.order_by(Message.seq.desc()).limit(limit).offset(offset)
+    return list((await session.execute(query)).all())[::-1]
 
 
 async def load_messages(session: AsyncSession, ids: list[int]) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy import Select, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.server.db.batch import Written
 from parley.server.db.models import Chat, Membership, Message, MessageMention
 
 EVERYONE = "all"
@@ -180,15 +181,9 @@ def _lookup_params(
     return {"everyone": json.dumps(everyone), "pairs": json.dumps(pairs)}
 
 
-class Send(Protocol):
+class Send(Written, Protocol):
     """What resolving a new message's mentions needs of its send (`@all` needs the role)."""
 
-    @property
-    def chat_id(self) -> int: ...
-    @property
-    def user_id(self) -> int: ...
-    @property
-    def content(self) -> str: ...
     @property
     def chat_type(self) -> str: ...
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, TypedDict, Unpack
 
 from parley.server.accounts.schemas import SenderPublic
 from parley.server.messages.schemas import AttachmentPublic, MessagePublic
@@ -21,37 +21,20 @@ Sender = SenderPublic | Mapping[str, Any] | None
 Reactions = Mapping[str, Sequence[int]]  # emoji -> user ids, both in the order shown
 
 
-class StoredMessage(Protocol):
-    """A message's row: the ORM object, a result row or a record read as one."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def chat_id(self) -> int: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def content(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def edited_at(self) -> datetime | None: ...
-    @property
-    def deleted_at(self) -> datetime | None: ...
-    @property
-    def client_id(self) -> str | None: ...
-    @property
-    def reply_to_id(self) -> int | None: ...
-    @property
-    def thread_root_id(self) -> int | None: ...
-    @property
-    def also_in_chat(self) -> bool: ...
-    @property
-    def reply_count(self) -> int: ...
-    @property
-    def last_reply_at(self) -> datetime | None: ...
-    @property
-    def thread_participants(self) -> str: ...
+# The columns of a message's row that `public_fields` takes under the same name; the rest
+# it reads by hand: reply_to_id, the thread summary's columns, and `extra_fields`.
+_SAME_NAMED = (
+    "id",
+    "chat_id",
+    "seq",
+    "content",
+    "created_at",
+    "edited_at",
+    "deleted_at",
+    "client_id",
+    "thread_root_id",
+    "also_in_chat",
+)
 
 
 _NO_REACTIONS: Reactions = {}
@@ -115,34 +98,24 @@ def public_fields(
     }
 
 
-def row_fields(
-    row: StoredMessage,
-    *,
-    sender: Sender,
-    attachments: Sequence[Any] = (),
-    reactions: Reactions = _NO_REACTIONS,
-    mentions: Sequence[int] = (),
-    preview: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """`public_fields` of a stored message's row."""
+class Decorations(TypedDict, total=False):
+    """What a message's row is shown with, read from other tables (none when left out)."""
+
+    attachments: Sequence[Any]
+    reactions: Reactions
+    mentions: Sequence[int]
+    preview: Mapping[str, Any] | None
+
+
+def row_fields(row: Any, *, sender: Sender, **decorations: Unpack[Decorations]) -> dict[str, Any]:
+    """`public_fields` of a stored message's row: the ORM object, a result row or a record
+    read as one."""
     return public_fields(
-        id=row.id,
-        chat_id=row.chat_id,
-        seq=row.seq,
+        **{name: getattr(row, name) for name in _SAME_NAMED},
         sender=sender,
-        content=row.content,
-        created_at=row.created_at,
-        edited_at=row.edited_at,
-        deleted_at=row.deleted_at,
-        client_id=row.client_id,
         reply_to=row.reply_to_id,
-        attachments=attachments,
-        reactions=reactions,
-        mentions=mentions,
-        preview=preview,
-        thread_root_id=row.thread_root_id,
-        also_in_chat=row.also_in_chat,
         thread=thread_fields(row.reply_count, row.last_reply_at, row.thread_participants),
+        **decorations,
         **extra_fields(row),
     )
 

@@ -124,14 +124,7 @@ async def send_message(
         state.checks,
         state.throttle,
         metrics=state.metrics,
-        user_id=me.id,
-        chat_id=chat_id,
-        content=body.content,
-        client_id=body.client_id,
-        reply_to=body.reply_to,
-        attachment_ids=body.attachment_ids,
-        thread_root_id=body.thread_root_id,
-        also_in_chat=body.also_in_chat,
+        **service.send_of(body, user_id=me.id, chat_id=chat_id),
     )
     if created:
         return message

@@ -15,13 +15,18 @@ Emoji = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 AttachmentIds = Annotated[list[Id], Field(max_length=10)]
 
 
-class MessageCreate(Strict):
+class SendFields(BaseModel):
+    """What a sender writes: the same fields in the REST body and the `send` frame."""
+
     content: Content
     client_id: ClientId | None = None
     reply_to: Id | None = None
     attachment_ids: AttachmentIds = Field(default_factory=list)
     thread_root_id: Id | None = None
     also_in_chat: bool = False
+
+
+class MessageCreate(Strict, SendFields):
     # presence of mind: send later (a future time at most a year ahead) → 202 Scheduled
     send_at: Time | None = None
 

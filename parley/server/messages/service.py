@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Required, TypedDict, Unpack
+from typing import Required, TypedDict, Unpack, cast
 
 from sqlalchemy import Select, delete, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,7 +42,7 @@ from parley.server.messages.mentions import (
 )
 from parley.server.messages.notices import check_not_notice
 from parley.server.messages.public import as_public, attachment_public, row_fields
-from parley.server.messages.schemas import AttachmentPublic, MessagePublic
+from parley.server.messages.schemas import AttachmentPublic, MessagePublic, SendFields
 from parley.server.messages.terms import search_text_of
 from parley.server.messages.writer import Writer
 from parley.server.metrics import ServerMetrics
@@ -171,11 +171,18 @@ async def _visible(
 ) -> Select[Message]:
     """A chat's messages as the user may see them: in groups, none from users it blocks."""
     query = select(Message).where(Message.chat_id == chat.id)
-    if chat.type != "direct":
-        hidden = await blocked_ids(session, user_id, now=now)
-        if hidden:
-            query = query.where(Message.sender_id.not_in(hidden))
-    return query
+    hidden = await hidden_senders(session, chat, user_id, now)
+    return query.where(Message.sender_id.not_in(hidden)) if hidden else query
+
+
+async def hidden_senders(
+    session: AsyncSession, chat: Chat, user_id: int, now: datetime
+) -> tuple[int, ...]:
+    """The senders whose messages the user does not see in `chat`: the users it blocks,
+    outside direct chats."""
+    if chat.type == "direct":
+        return ()
+    return tuple(await blocked_ids(session, user_id, now=now))
 
 
 async def list_messages(
@@ -191,7 +198,7 @@ async def list_messages(
     The REST route serves the same page encoded, from memory (`history.history_page`)."""
     paging.check()
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
-    hidden = () if chat.type == "direct" else tuple(await blocked_ids(session, user_id, now=now))
+    hidden = await hidden_senders(session, chat, user_id, now)
     rows = await load_page(session, chat_id=chat_id, hidden=hidden, paging=paging)
     return [MessagePublic.model_validate(row) for row in rows]
 
@@ -322,6 +329,13 @@ class Send(TypedDict, total=False):
     attachment_ids: Sequence[int]
     thread_root_id: int | None
     also_in_chat: bool
+
+
+def send_of(body: SendFields, *, user_id: int, chat_id: int) -> Send:
+    """The send a REST body or a `send` frame asks for, as `do_send` and `submit_send` take
+    it (the fields of `SendFields`, by name)."""
+    fields = {name: getattr(body, name) for name in SendFields.model_fields}
+    return cast(Send, {"user_id": user_id, "chat_id": chat_id, **fields})
 
 
 async def do_send(

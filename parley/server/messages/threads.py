@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.server.db.models import Chat, Membership, Message, ThreadFollow
 from parley.server.db.unit import publish_on_commit
 from parley.server.messages import thread_replies
+from parley.server.messages.history import seq_page
 from parley.server.messages.schemas import FollowedThread, ThreadPage
-from parley.server.messages.service import access_message, messages_public
-from parley.server.moderation.service import blocked_ids
+from parley.server.messages.service import access_message, hidden_senders, messages_public
 from parley.server.realtime import frames
 from parley.server.realtime.broker import Broker
 from parley.server.realtime.events import UsersFrame
@@ -51,14 +51,8 @@ async def list_thread(
     after/before a seq. Outside direct chats, none from users the reader blocks."""
     root = await access_root(session, user_id=user_id, message_id=root_id, now=now)
     query = await _replies(session, root, user_id, now)
-    if after is not None:
-        query = query.where(Message.seq > after).order_by(Message.seq).limit(limit)
-        replies = list((await session.execute(query)).scalars())
-    else:
-        if before is not None:
-            query = query.where(Message.seq < before)
-        query = query.order_by(Message.seq.desc()).limit(limit)
-        replies = list((await session.execute(query)).scalars())[::-1]
+    page = await seq_page(session, query, limit=limit, after=after, before=before)
+    replies = [reply for (reply,) in page]
     shown = await messages_public(session, [root, *replies])
     return ThreadPage(root=shown[0], replies=shown[1:])
 
@@ -68,10 +62,9 @@ async def _replies(
 ) -> Select[Message]:
     query = select(Message).where(Message.thread_root_id == root.id)
     chat = await session.get(Chat, root.chat_id)
-    if chat is not None and chat.type != "direct":
-        hidden = await blocked_ids(session, user_id, now=now)
-        if hidden:
-            query = query.where(or_(Message.sender_id.is_(None), Message.sender_id.not_in(hidden)))
+    hidden = await hidden_senders(session, chat, user_id, now) if chat is not None else ()
+    if hidden:
+        query = query.where(or_(Message.sender_id.is_(None), Message.sender_id.not_in(hidden)))
     return query
 
 

@@ -40,6 +40,7 @@ from parley.clock import Clock
 from parley.server.db import batch
 from parley.server.db.models import Attachment, Message
 from parley.server.db.session import is_race, is_unreachable
+from parley.server.jobs import Loop
 from parley.server.messages import history, terms, thread_replies
 from parley.server.messages.drafts import (
     Draft,
@@ -97,19 +98,14 @@ class Writer:
         self.on_new: list[Callable[[Sequence[MessagePublic]], None]] = []
         self.batches = 0  # how many transactions; with `stored`, the mean batch size
         self.stored = 0
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("message-writer", self._run)
         self._conn: AsyncConnection | None = None  # the writer's own (PostgreSQL: autocommit)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="message-writer")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +28,7 @@ from parley.clock import Clock
 from parley.server import images
 from parley.server.db.models import Attachment, LinkPreview, Message, MessagePreview
 from parley.server.db.unit import after_commit
+from parley.server.jobs import Loop, run_logged
 from parley.server.messages.schemas import MessagePublic
 from parley.server.messages.service import access_message, message_public, publish_update
 from parley.server.outbound import Failed, Outbound, Refused
@@ -61,22 +63,17 @@ class LinkPreviews:
         self.broker = broker
         self.clock = clock
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(QUEUE)
-        self.task: asyncio.Task[None] | None = None
+        self.loop = Loop("parley-link-previews", self._run)
 
     def start(self) -> None:
-        if self.task is None:
-            self.task = asyncio.create_task(self._run(), name="parley-link-previews")
+        self.loop.start()
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        await self.loop.stop()
 
     def offer(self, messages: Sequence[MessagePublic]) -> None:
         """Queues the new messages that have a URL (called once they are acknowledged)."""
-        if self.task is None:
+        if self.loop.task is None:
             return
         for message in messages:
             url = first_url(message.content)
@@ -90,10 +87,8 @@ class LinkPreviews:
     async def _run(self) -> None:
         while True:
             message_id, url = await self.queue.get()
-            try:
-                await self.make(message_id, url)
-            except Exception:  # one page's failure stops no other preview
-                log.warning("link preview of message %s failed", message_id, exc_info=True)
+            failure = "link preview of message %s failed"
+            await run_logged(partial(self.make, message_id, url), log, failure, message_id)
 
     async def make(self, message_id: int, url: str) -> None:
         """The message's preview of `url`, from the cache or fetched; then told."""

@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter
@@ -25,6 +26,7 @@ from pywebpush import WebPusher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley.clock import Clock
+from parley.server.jobs import run_logged
 from parley.server.messages.schemas import MessagePublic
 from parley.server.outbound import Failed, Outbound, Refused
 from parley.server.push import service
@@ -178,12 +180,7 @@ class Pusher:
     async def _send_loop(self) -> None:
         while True:
             delivery = await self.deliveries.get()
-            try:
-                await self.send(delivery)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("push: sending failed", exc_info=True)
+            await run_logged(partial(self.send, delivery), log, "push: sending failed")
 
     def request_for(self, delivery: Delivery) -> tuple[dict[str, str], bytes]:
         """The headers and encrypted body of one push (RFC 8291 and 8292)."""
@@ -214,13 +211,8 @@ class Pusher:
         headers, body = self.request_for(delivery)
         for attempt in range(MAX_RETRIES + 1):
             try:
-                answer = await self.outbound.request(
-                    "POST",
-                    delivery.endpoint,
-                    headers=headers,
-                    body=body,
-                    max_bytes=4096,
-                    follow_redirects=False,
+                answer = await self.outbound.post(
+                    delivery.endpoint, body, headers=headers, max_bytes=4096
                 )
             except Refused:
                 return self._outcome("refused")

@@ -16,6 +16,7 @@ import orjson
 
 from parley import redisclient
 from parley.clock import Clock
+from parley.server.jobs import cancel
 from parley.server.realtime import events
 
 log = logging.getLogger("parley.broker")
@@ -231,10 +232,7 @@ class RedisBroker:
         await self._redis.ping()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         await self._lane.close()
         await self._redis.aclose()
         await self._subscriber.aclose()

@@ -10,13 +10,29 @@ object whose `t` names its class; `from_wire` turns it back into the typed event
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, dataclass_transform
 
 from parley.server.realtime.frames import ServerFrame
 
 
-@dataclass(frozen=True, slots=True)
-class ChatFrame:
+@dataclass_transform(frozen_default=True)
+class _Event:
+    """Base of every event, a frozen dataclass declared with `t`, the name of its class on
+    the wire: `class ChatRemoved(_Event, t="chat_removed")`."""
+
+    t: ClassVar[str]
+
+    def __init_subclass__(cls, *, t: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.t = t
+        dataclass(frozen=True)(cls)
+        KINDS[t] = cls
+
+
+KINDS: dict[str, type[Any]] = {}
+
+
+class ChatFrame(_Event, t="chat"):
     """A frame for every connection subscribed to a chat (minus blockers of the sender).
 
     `kind` is the frame's type, so listeners (the history cache) need not parse `frame`."""
@@ -26,7 +42,6 @@ class ChatFrame:
     sender_id: int | None = None
     skip_user: int | None = None
     kind: str = ""
-    t = "chat"
 
     @classmethod
     def of(
@@ -40,93 +55,72 @@ class ChatFrame:
         return cls(chat_id, frame.encode(), sender_id, skip_user, frame.kind)
 
 
-@dataclass(frozen=True, slots=True)
-class UsersFrame:
+class UsersFrame(_Event, t="users"):
     """A frame for every connection of some users."""
 
     user_ids: list[int]
     frame: str
-    t = "users"
 
     @classmethod
     def of(cls, user_ids: list[int], frame: ServerFrame) -> UsersFrame:
         return cls(user_ids, frame.encode())
 
 
-@dataclass(frozen=True, slots=True)
-class MembershipChanged:
+class MembershipChanged(_Event, t="membership"):
     """Users joined or left a chat: sockets (un)subscribe, membership caches forget them."""
 
     chat_id: int
     user_ids: list[int]
     joined: bool
-    t = "membership"
 
 
-@dataclass(frozen=True, slots=True)
-class RolesChanged:
+class RolesChanged(_Event, t="roles"):
     """Roles of some members of a chat changed."""
 
     chat_id: int
     user_ids: list[int]
-    t = "roles"
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRemoved:
+class ChatRemoved(_Event, t="chat_removed"):
     chat_id: int
-    t = "chat_removed"
 
 
-@dataclass(frozen=True, slots=True)
-class BlocksChanged:
+class BlocksChanged(_Event, t="blocks"):
     """The full list of users `user_id` blocks now."""
 
     user_id: int
     blocked: list[int]
-    t = "blocks"
 
 
-@dataclass(frozen=True, slots=True)
-class SessionsEnded:
+class SessionsEnded(_Event, t="sessions_ended"):
     """Login sessions ended (all of a user's when `session_ids` is None), or a ban."""
 
     user_id: int
     session_ids: list[int] | None = None
     keep: int | None = None
     banned: bool = False
-    t = "sessions_ended"
 
 
-@dataclass(frozen=True, slots=True)
-class Unbanned:
+class Unbanned(_Event, t="unbanned"):
     user_id: int
-    t = "unbanned"
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileChanged:
+class ProfileChanged(_Event, t="profile"):
     """A user's public profile (name, display name, avatar) changed or the user is gone."""
 
     user_id: int
-    t = "profile"
 
 
-@dataclass(frozen=True, slots=True)
-class PresenceChanged:
+class PresenceChanged(_Event, t="presence"):
     """A server process now holds (or no longer holds) a present connection of a user."""
 
     user_id: int
     online: bool
     process: str
-    t = "presence"
 
 
-@dataclass(frozen=True, slots=True)
-class Resync:
+class Resync(_Event, t="resync"):
     """Events may have been lost (a broker reconnect): caches must forget everything."""
-
-    t = "resync"
 
 
 Event = (
@@ -142,23 +136,6 @@ Event = (
     | PresenceChanged
     | Resync
 )
-
-KINDS: dict[str, type[Any]] = {
-    cls.t: cls
-    for cls in (
-        ChatFrame,
-        UsersFrame,
-        MembershipChanged,
-        RolesChanged,
-        ChatRemoved,
-        BlocksChanged,
-        SessionsEnded,
-        Unbanned,
-        ProfileChanged,
-        PresenceChanged,
-        Resync,
-    )
-}
 
 
 def to_wire(event: Event | dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ JSON. The client frames (what clients send) are in protocol.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 import orjson
 
@@ -24,11 +24,17 @@ def _default(value: object) -> object:
     raise TypeError(type(value))
 
 
+@dataclass_transform(frozen_default=True)
 class ServerFrame:
-    """Base of every server frame: its `kind` is the `type` clients see."""
+    """Base of every server frame, a frozen dataclass declared with its `kind`, the `type`
+    clients see: `class Typing(ServerFrame, kind="typing")`."""
 
-    __slots__ = ()
     kind: ClassVar[str]
+
+    def __init_subclass__(cls, *, kind: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind
+        dataclass(frozen=True)(cls)
 
     def encode(self) -> str:
         """`{"type": kind, ...fields}` as text, fields in their declared order."""
@@ -37,114 +43,86 @@ class ServerFrame:
         return head + "}" if body == b"{}" else head + "," + body[1:].decode()
 
 
-@dataclass(frozen=True, slots=True)
-class Hello(ServerFrame):
-    kind = "hello"
+class Hello(ServerFrame, kind="hello"):
     user: UserPublic
     heartbeat_interval: int
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage(ServerFrame):
+class NewMessage(ServerFrame, kind="message"):
     """A stored message: to every member, the sender's copy being its acknowledgement."""
 
-    kind = "message"
     message: MessagePublic
 
 
-@dataclass(frozen=True, slots=True)
-class MessageUpdated(ServerFrame):
+class MessageUpdated(ServerFrame, kind="message_updated"):
     """An edit, a deletion or a reaction."""
 
-    kind = "message_updated"
     message: MessagePublic
 
 
-@dataclass(frozen=True, slots=True)
-class Typing(ServerFrame):
-    kind = "typing"
+class Typing(ServerFrame, kind="typing"):
     chat_id: int
     user_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class Read(ServerFrame):
-    kind = "read"
+class Read(ServerFrame, kind="read"):
     chat_id: int
     user_id: int
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class ThreadRead(ServerFrame):
+class ThreadRead(ServerFrame, kind="thread_read"):
     """My read marker in a thread moved: to my sockets."""
 
-    kind = "thread_read"
     root_id: int
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class Presence(ServerFrame):
-    kind = "presence"
+class Presence(ServerFrame, kind="presence"):
     user_id: int
     status: str  # "online" | "offline"
     last_seen_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ChatUpdated(ServerFrame):
+class ChatUpdated(ServerFrame, kind="chat_updated"):
     """The chat as one viewer sees it, or (one frame for a whole chat) its shared fields."""
 
-    kind = "chat_updated"
     chat: ChatPublic | dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
-class UserUpdated(ServerFrame):
+class UserUpdated(ServerFrame, kind="user_updated"):
     """A user's public profile changed (name, bio, avatar): to itself and the users who hear
     its presence."""
 
-    kind = "user_updated"
     user: UserPublic
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRemoved(ServerFrame):
-    kind = "chat_removed"
+class ChatRemoved(ServerFrame, kind="chat_removed"):
     chat_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class Error(ServerFrame):
-    kind = "error"
+class Error(ServerFrame, kind="error"):
     code: str
     detail: str
     ref: object = None
 
 
-@dataclass(frozen=True, slots=True)
-class Synced(ServerFrame):
+class Synced(ServerFrame, kind="synced"):
     """The end of a sync; `truncated` lists the chats cut at the sync limit (omitted when
     none was)."""
 
-    kind = "synced"
     truncated: list[int]
 
     def encode(self) -> str:
         return ServerFrame.encode(self) if self.truncated else '{"type":"synced"}'
 
 
-@dataclass(frozen=True, slots=True)
-class Pong(ServerFrame):
-    kind = "pong"
+class Pong(ServerFrame, kind="pong"): ...
 
 
-@dataclass(frozen=True, slots=True)
-class Ephemeral(ServerFrame):
+class Ephemeral(ServerFrame, kind="ephemeral"):
     """A bot's answer to a command that only the caller sees (integrations)."""
 
-    kind = "ephemeral"
     chat_id: int
     text: str
     bot: UserPublic

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from parley import errors
@@ -98,15 +99,8 @@ async def _on_send(ctx: Context, f: protocol.Send, raw: Any) -> None:
         state.writer,
         state.checks,
         state.throttle,
-        user_id=ctx.user_id,
-        chat_id=chat_id,
-        content=f.content,
-        client_id=f.client_id,
-        reply_to=f.reply_to,
-        attachment_ids=f.attachment_ids,
-        thread_root_id=f.thread_root_id,
-        also_in_chat=f.also_in_chat,
         alive=ctx.alive,
+        **messages.send_of(f, user_id=ctx.user_id, chat_id=chat_id),
     )
     ctx.unacked.add(future)
     ref = protocol.ref_of(raw)
@@ -129,44 +123,37 @@ async def _on_send(ctx: Context, f: protocol.Send, raw: Any) -> None:
     future.add_done_callback(done)
 
 
+async def _write(ctx: Context, write: Callable[..., Awaitable[object]]) -> None:
+    """Runs a domain write (`write(session, broker, user_id=...)`, the rest of its
+    arguments bound) as the socket's user, in a session of its own."""
+    async with ctx.state.sessions() as session:
+        await write(session, ctx.state.broker, user_id=ctx.user_id)
+
+
 @handles(protocol.Edit)
 async def _on_edit(ctx: Context, f: protocol.Edit, _raw: Any) -> None:
-    async with ctx.state.sessions() as session:
-        await messages.edit_message(
-            session,
-            ctx.state.broker,
-            user_id=ctx.user_id,
-            message_id=f.message_id,
-            content=f.content,
-            now=ctx.state.clock(),
-        )
+    now = ctx.state.clock()
+    edit = partial(messages.edit_message, message_id=f.message_id, content=f.content, now=now)
+    await _write(ctx, edit)
 
 
 @handles(protocol.Delete)
 async def _on_delete(ctx: Context, f: protocol.Delete, _raw: Any) -> None:
-    async with ctx.state.sessions() as session:
-        await messages.delete_message(
-            session,
-            ctx.state.broker,
-            user_id=ctx.user_id,
-            message_id=f.message_id,
-            now=ctx.state.clock(),
-        )
+    now = ctx.state.clock()
+    await _write(ctx, partial(messages.delete_message, message_id=f.message_id, now=now))
 
 
 @handles(protocol.React, protocol.Unreact)
 async def _on_react(ctx: Context, f: protocol.React, _raw: Any) -> None:
-    async with ctx.state.sessions() as session:
-        await reactions.react(
-            session,
-            ctx.state.broker,
-            user_id=ctx.user_id,
-            message_id=f.message_id,
-            emoji=f.emoji,
-            add=f.kind == "react",
-            now=ctx.state.clock(),
-            max_reactions=ctx.state.settings.max_reactions,
-        )
+    react = partial(
+        reactions.react,
+        message_id=f.message_id,
+        emoji=f.emoji,
+        add=f.kind == "react",
+        now=ctx.state.clock(),
+        max_reactions=ctx.state.settings.max_reactions,
+    )
+    await _write(ctx, react)
 
 
 @handles(protocol.Typing)
@@ -189,10 +176,7 @@ async def _on_typing(ctx: Context, f: protocol.Typing, _raw: Any) -> None:
 
 @handles(protocol.Read)
 async def _on_read(ctx: Context, f: protocol.Read, _raw: Any) -> None:
-    async with ctx.state.sessions() as session:
-        await reactions.mark_read(
-            session, ctx.state.broker, user_id=ctx.user_id, chat_id=f.chat_id, seq=f.seq
-        )
+    await _write(ctx, partial(reactions.mark_read, chat_id=f.chat_id, seq=f.seq))
 
 
 @handles(protocol.Sync)

@@ -1,6 +1,7 @@
 """The WebSocket frames a client may send: one declaration per frame type.
 
-Each frame type is a pydantic model that names its `kind` and its rate `budget`; the
+Each frame type is a pydantic model that names its `kind` and its rate `budget` in its
+class header (`class Edit(Frame, kind="edit", budget="5/second")`); the
 handler that serves it registers with `handles` (parley/server/realtime/ws.py), and the
 registry refuses, at import, a frame type without a budget or a handler. Adding a frame
 is one model here and one decorated handler there.
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parley import errors
 from parley.server.accounts.schemas import Id, Seq
-from parley.server.messages.schemas import AttachmentIds, ClientId, Emoji
+from parley.server.messages.schemas import Emoji, SendFields
 from parley.server.text import Content
 
 
@@ -41,85 +42,61 @@ class Frame(BaseModel):
     kind: ClassVar[str]
     budget: ClassVar[Budget]
 
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        for attr in ("kind", "budget"):
-            if attr not in cls.__dict__:
-                raise TypeError(f"frame {cls.__name__} must declare its `{attr}`")
-        if cls.kind in FRAMES:
-            raise TypeError(f"frame type {cls.kind!r} is declared twice")
-        FRAMES[cls.kind] = cls
+    def __init_subclass__(cls, *, kind: str, budget: str | Budget | None, **kwargs: Any) -> None:
+        """Declares a frame type: its `kind`, and its budget: a rate ("5/second") for a
+        budget of its own named after it, None for one its handler checks, or another
+        frame's `Budget` to share."""
+        super().__init_subclass__(**kwargs)
+        if kind in FRAMES:
+            raise TypeError(f"frame type {kind!r} is declared twice")
+        cls.kind = kind
+        cls.budget = budget if isinstance(budget, Budget) else Budget(kind, budget)
+        FRAMES[kind] = cls
 
 
 FRAMES: dict[str, type[Frame]] = {}
 
 
-class Send(Frame):
-    kind = "send"
-    budget = Budget("send", None)
+class Send(Frame, SendFields, kind="send", budget=None):
     chat_id: Id | None = None  # None only for the seed-000 frame: a send to `general`
-    content: Content
-    client_id: ClientId | None = None
-    reply_to: Id | None = None
-    attachment_ids: AttachmentIds = Field(default_factory=list)
-    thread_root_id: Id | None = None
-    also_in_chat: bool = False
 
 
-class Edit(Frame):
-    kind = "edit"
-    budget = Budget("edit", "5/second")
+class Edit(Frame, kind="edit", budget="5/second"):
     message_id: Id
     content: Content
 
 
-class Delete(Frame):
-    kind = "delete"
-    budget = Budget("delete", "5/second")
+class Delete(Frame, kind="delete", budget="5/second"):
     message_id: Id
 
 
-class React(Frame):
-    kind = "react"
-    budget = Budget("react", "10/second")
+class React(Frame, kind="react", budget="10/second"):
     message_id: Id
     emoji: Emoji
 
 
-class Unreact(React):
-    kind = "unreact"
-    budget = React.budget  # one budget for adding and removing reactions
+class Unreact(React, kind="unreact", budget=React.budget):
+    """One budget for adding and removing reactions."""
 
 
-class Typing(Frame):
-    kind = "typing"
-    budget = Budget("typing", None)
+class Typing(Frame, kind="typing", budget=None):
     chat_id: Id
 
 
-class Read(Frame):
-    kind = "read"
-    budget = Budget("read", "10/second")
+class Read(Frame, kind="read", budget="10/second"):
     chat_id: Id
     seq: Seq
 
 
-class Sync(Frame):
-    kind = "sync"
-    budget = Budget("sync", "30/minute")
+class Sync(Frame, kind="sync", budget="30/minute"):
     chats: Annotated[dict[Id, Seq], Field(max_length=1000)]
 
 
-class PresenceQuery(Frame):
-    kind = "presence_query"
-    budget = Budget("presence_query", "2/second")
+class PresenceQuery(Frame, kind="presence_query", budget="2/second"):
     user_ids: Annotated[list[Id], Field(max_length=200)]
 
 
-class Ping(Frame):
-    kind = "ping"
-    budget = Budget("ping", "60/minute")
+class Ping(Frame, kind="ping", budget="60/minute"): ...
 
 
 def frame_rates(overrides: dict[str, str] | None = None) -> dict[str, str]:
@@ -147,9 +124,7 @@ def check_handled(handlers: dict[str, Any]) -> None:
         raise TypeError(f"frame handlers missing for {missing}, declared for unknown {unknown}")
 
 
-class FrameError(errors.ParleyError):
-    code = "bad_frame"
-    detail = "Malformed frame"
+class FrameError(errors.ParleyError, code="bad_frame", detail="Malformed frame"): ...
 
 
 def ref_of(data: Any) -> Any:

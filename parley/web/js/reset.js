@@ -22,6 +22,32 @@ function busy(button, on) {
   button.classList.toggle('is-busy', on);
 }
 
+// Shows the section `name` and serves its form `name-form`: a new submit hides the last
+// answer; `check(form)` is a refusal to show (or null), then `send(form)` runs with the
+// button busy; it returns true when the page is leaving (the button stays busy).
+function serveForm(name, { check, send }) {
+  document.getElementById(name).hidden = false;
+  const form = document.getElementById(`${name}-form`);
+  const error = form.querySelector('.form-error');
+  const submit = form.querySelector('button[type="submit"]');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    for (const answer of form.querySelectorAll('.form-error, .form-note')) answer.hidden = true;
+    const refusal = check(form);
+    if (refusal) {
+      show(error, refusal);
+      return;
+    }
+    busy(submit, true);
+    try {
+      if (await send(form)) return;
+    } catch (e) {
+      show(error, failure(e));
+    }
+    busy(submit, false);
+  });
+}
+
 if (location.pathname === '/verify-email') {
   const section = document.getElementById('verify');
   section.hidden = false;
@@ -35,52 +61,27 @@ if (location.pathname === '/verify-email') {
       .catch((error) => { result.textContent = failure(error); });
   }
 } else if (token) {
-  const section = document.getElementById('reset');
-  section.hidden = false;
-  const form = document.getElementById('reset-form');
-  const error = form.querySelector('.form-error');
-  const submit = form.querySelector('button[type="submit"]');
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.hidden = true;
-    const password = form.elements.password.value;
-    if (password.length < 8) {
-      show(error, t('auth.error.password'));
-      return;
-    }
-    busy(submit, true);
-    try {
+  serveForm('reset', {
+    check: (form) => (form.elements.password.value.length < 8 ? t('auth.error.password') : null),
+    async send(form) {
+      const password = form.elements.password.value;
       await request('POST', '/password/reset', { json: { token, new_password: password }, auth: false });
       forgetSession(); // every session ended with the reset
       location.replace('/login?reset=1');
-    } catch (e) {
-      show(error, failure(e));
-      busy(submit, false);
-    }
+      return true;
+    },
   });
 } else {
-  const section = document.getElementById('forgot');
-  section.hidden = false;
-  const form = document.getElementById('forgot-form');
-  const error = form.querySelector('.form-error');
-  const sent = form.querySelector('.form-note');
-  const submit = form.querySelector('button[type="submit"]');
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.hidden = true;
-    sent.hidden = true;
-    const email = form.elements.email.value.trim();
-    if (!form.elements.email.checkValidity() || !email) {
-      show(error, t('auth.error.email'));
-      return;
-    }
-    busy(submit, true);
-    try {
+  serveForm('forgot', {
+    check(form) {
+      const email = form.elements.email.value.trim();
+      return !form.elements.email.checkValidity() || !email ? t('auth.error.email') : null;
+    },
+    async send(form) {
+      const email = form.elements.email.value.trim();
       await request('POST', '/password/forgot', { json: { email }, auth: false });
-      show(sent, t('reach.forgot.sent', { email }));
-    } catch (e) {
-      show(error, failure(e));
-    }
-    busy(submit, false);
+      show(form.querySelector('.form-note'), t('reach.forgot.sent', { email }));
+      return false;
+    },
   });
 }

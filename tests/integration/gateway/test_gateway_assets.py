@@ -148,6 +148,7 @@ def test_every_page_gets_the_one_shared_head_with_hashed_urls(name: str) -> None
     html = assets.render_page(name).body.decode()
     head = html.split("</head>", 1)[0]
     assert "<!-- head" not in head and "<!-- importmap -->" not in head
+    assert html.startswith("<!doctype html>") and "parley/web/partials/" not in html
     assert head.index('<meta charset="utf-8">') < head.index("<title")
     for line in (
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
