@@ -20,6 +20,7 @@ from parley.config import Settings
 from parley.credentials import UNSAFE_METHODS, TokenSource, find_credentials
 from parley.security import TokenError, origin_matches
 from parley.server.accounts.schemas import MAX_ID
+from parley.server.actor import Actor
 from parley.server.db.models import Ban, User
 from parley.server.db.models import Session as LoginSession
 from parley.server.realtime.broker import Broker
@@ -275,6 +276,11 @@ class Context:
 
     def now(self) -> datetime:
         return self.state.clock()
+
+    @property
+    def actor(self) -> Actor:
+        """The caller, now (the clock is read at each use, as `now()` reads it)."""
+        return Actor(self.me.id, self.state.clock())
 
 
 async def request_context(me: CurrentUser, session: SessionDep, state: StateDep) -> Context:

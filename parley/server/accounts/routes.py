@@ -21,6 +21,7 @@ from parley.server.accounts.schemas import (
     TokenPair,
     UserPublic,
 )
+from parley.server.actor import Actor
 from parley.server.chats.general import ensure_general
 from parley.server.chats.service import publish_chat_updated
 from parley.server.db.models import User
@@ -110,10 +111,9 @@ async def register(
         await invites.join_invited_chats(
             session,
             state.broker,
-            user_id=user.id,
+            Actor(user.id, now),
             invite=invite,
             max_chats=state.settings.max_chats_per_user,
-            now=now,
         )
     # e-mails (the verification, later digests) in the language of the browser it came from
     user.language = templates.language_of(request.headers.get("accept-language"))

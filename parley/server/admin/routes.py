@@ -50,29 +50,23 @@ async def list_users(
 
 @router.post("/admin/users/{user_id}/deactivate", **NO_CONTENT)
 async def deactivate(user_id: IdPath, ctx: AdminContextDep) -> None:
-    await service.deactivate_user(
-        ctx.session, ctx.broker, admin_id=ctx.user_id, user_id=user_id, now=ctx.now()
-    )
+    await service.deactivate_user(ctx.session, ctx.broker, ctx.actor, user_id=user_id)
 
 
 @router.post("/admin/users/{user_id}/reactivate", **NO_CONTENT)
 async def reactivate(user_id: IdPath, ctx: AdminContextDep) -> None:
-    await service.reactivate_user(ctx.session, admin_id=ctx.user_id, user_id=user_id, now=ctx.now())
+    await service.reactivate_user(ctx.session, ctx.actor, user_id=user_id)
 
 
 @router.patch("/admin/users/{user_id}")
 async def update_user(user_id: IdPath, body: AdminUserUpdate, ctx: AdminContextDep) -> UserPublic:
-    user = await service.set_admin(
-        ctx.session, admin_id=ctx.user_id, user_id=user_id, is_admin=body.is_admin, now=ctx.now()
-    )
+    user = await service.set_admin(ctx.session, ctx.actor, user_id=user_id, is_admin=body.is_admin)
     return _user(ctx, user)
 
 
 @router.post("/admin/users/{user_id}/2fa/reset")
 async def reset_two_factor(user_id: IdPath, ctx: AdminContextDep) -> UserPublic:
-    user = await service.reset_two_factor(
-        ctx.session, admin_id=ctx.user_id, user_id=user_id, now=ctx.now()
-    )
+    user = await service.reset_two_factor(ctx.session, ctx.actor, user_id=user_id)
     return _user(ctx, user)
 
 
@@ -83,7 +77,7 @@ def _user(ctx: Context, user: User) -> UserPublic:
 @router.post("/messages/{message_id}/report", status_code=201)
 async def report_message(message_id: IdPath, body: ReportCreate, ctx: ContextDep) -> ReportPublic:
     report = await reports.report_message(
-        ctx.session, user_id=ctx.user_id, message_id=message_id, reason=body.reason, now=ctx.now()
+        ctx.session, ctx.actor, message_id=message_id, reason=body.reason
     )
     user = ctx.me.user
     reporter = SenderPublic(id=user.id, username=user.username, display_name=user.display_name)
@@ -117,11 +111,10 @@ async def resolve_report(
     report = await reports.resolve_report(
         ctx.session,
         ctx.broker,
-        admin_id=ctx.user_id,
+        ctx.actor,
         report_id=report_id,
         action=body.action,
         duration_seconds=body.duration_seconds,
-        now=ctx.now(),
     )
     people = await _people(ctx.session, {report.reporter_id})
     return _report(report, await _chat_id(ctx.session, report), people.get(report.reporter_id or 0))

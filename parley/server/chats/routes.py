@@ -37,23 +37,21 @@ async def create_chat(
         chat, membership, created = await service.create_direct(
             ctx.session,
             ctx.broker,
-            user_id=ctx.user_id,
+            ctx.actor,
             peer_id=body.user_id,
             max_chats=max_chats,
-            now=ctx.now(),
             online=ctx.state.hub.is_online,
         )
     else:
         chat, membership = await service.create_group(
             ctx.session,
             ctx.broker,
-            user_id=ctx.user_id,
+            ctx.actor,
             type=body.type,
             title=body.title,
             description=body.description,
             member_ids=body.member_ids,
             max_chats=max_chats,
-            now=ctx.now(),
         )
         created = True
     public = await _chat_public(ctx, chat, membership, online=True)
@@ -104,12 +102,11 @@ async def update_chat(chat_id: IdPath, body: ChatUpdate, ctx: ContextDep) -> Cha
     chat, membership = await service.update_chat(
         ctx.session,
         ctx.broker,
-        user_id=ctx.user_id,
+        ctx.actor,
         chat_id=chat_id,
         title=body.title,
         description=body.description,
         retention=retention,
-        now=ctx.now(),
     )
     return await _chat_public(ctx, chat, membership)
 
@@ -119,7 +116,7 @@ async def update_settings(chat_id: IdPath, body: ChatSettings, ctx: ContextDep) 
     """My own settings for the chat (members only): `muted_until` is null (not muted), an
     RFC 3339 time with an offset (a past one unmutes), or "forever". Fields left out stay."""
     chat, membership = await personal.update_settings(
-        ctx.session, ctx.broker, user_id=ctx.user_id, chat_id=chat_id, settings=body, now=ctx.now()
+        ctx.session, ctx.broker, ctx.actor, chat_id=chat_id, settings=body
     )
     return await _chat_public(ctx, chat, membership, online=True)
 
@@ -129,9 +126,8 @@ async def put_draft(chat_id: IdPath, body: DraftSet, ctx: ContextDep) -> None:
     """My unsent text for the chat (members only), the same on every device: empty clears
     it; a change reaches my sockets as `chat_updated`."""
     await personal.set_draft(
-        ctx.session, ctx.broker, user_id=ctx.user_id, chat_id=chat_id, content=body.content,
-        now=ctx.now(),
-    )  # fmt: skip
+        ctx.session, ctx.broker, ctx.actor, chat_id=chat_id, content=body.content
+    )
 
 
 @router.delete("/{chat_id}", **NO_CONTENT)
@@ -149,11 +145,10 @@ async def add_members(chat_id: IdPath, body: MembersAdd, ctx: ContextDep) -> lis
     await service.add_members(
         ctx.session,
         ctx.broker,
-        user_id=ctx.user_id,
+        ctx.actor,
         chat_id=chat_id,
         user_ids=body.user_ids,
         max_chats=ctx.state.settings.max_chats_per_user,
-        now=ctx.now(),
     )
     return await _members(ctx, chat_id)
 
@@ -163,10 +158,9 @@ async def join_chat(chat_id: IdPath, ctx: ContextDep) -> ChatPublic:
     chat, membership = await service.join_chat(
         ctx.session,
         ctx.broker,
-        user_id=ctx.user_id,
+        ctx.actor,
         chat_id=chat_id,
         max_chats=ctx.state.settings.max_chats_per_user,
-        now=ctx.now(),
     )
     return await _chat_public(ctx, chat, membership)
 
@@ -174,12 +168,7 @@ async def join_chat(chat_id: IdPath, ctx: ContextDep) -> ChatPublic:
 @router.delete("/{chat_id}/members/{user_id}", **NO_CONTENT)
 async def remove_member(chat_id: IdPath, user_id: IdPath, ctx: ContextDep) -> None:
     await service.remove_member(
-        ctx.session,
-        ctx.broker,
-        user_id=ctx.user_id,
-        chat_id=chat_id,
-        target_id=user_id,
-        now=ctx.now(),
+        ctx.session, ctx.broker, ctx.actor, chat_id=chat_id, target_id=user_id
     )
 
 
@@ -188,13 +177,7 @@ async def set_role(
     chat_id: IdPath, user_id: IdPath, body: RoleUpdate, ctx: ContextDep
 ) -> MemberPublic:
     return await service.set_role(
-        ctx.session,
-        ctx.broker,
-        user_id=ctx.user_id,
-        chat_id=chat_id,
-        target_id=user_id,
-        role=body.role,
-        now=ctx.now(),
+        ctx.session, ctx.broker, ctx.actor, chat_id=chat_id, target_id=user_id, role=body.role
     )
 
 

@@ -35,10 +35,7 @@ Code = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-
 
 def _admin_invite(invite: Invite, base: str) -> AdminInvitePublic:
     return AdminInvitePublic(
-        code=invite.code,
-        url=service.invite_url(base, invite.code),
-        expires_at=invite.expires_at,
-        uses_left=invite.uses_left,
+        **_chat_link(invite, base).model_dump(),
         email=invite.email,
         chat_ids=service.chat_ids_of(invite),
         created_at=invite.created_at,
@@ -60,12 +57,11 @@ async def create_admin_invite(body: AdminInviteCreate, ctx: ContextDep) -> Admin
     state = ctx.state
     invite = await service.create_admin_invite(
         ctx.session,
-        admin_id=ctx.user_id,
+        ctx.actor,
         email=str(body.email) if body.email else None,
         max_uses=body.max_uses,
         expires_in_seconds=body.expires_in_seconds,
         chat_ids=body.chat_ids,
-        now=ctx.now(),
     )
     public = _admin_invite(invite, state.settings.public_base)
     if invite.email and state.mailer.enabled:
@@ -83,14 +79,12 @@ async def list_admin_invites(ctx: AdminContextDep) -> list[AdminInvitePublic]:
 @router.delete("/admin/invites/{code}", **NO_CONTENT)
 async def delete_admin_invite(code: Code, ctx: ContextDep) -> None:
     check_admin(ctx.me)
-    await service.delete_admin_invite(ctx.session, admin_id=ctx.user_id, code=code, now=ctx.now())
+    await service.delete_admin_invite(ctx.session, ctx.actor, code=code)
 
 
 @router.get("/chats/{chat_id}/invite_link")
 async def get_chat_link(chat_id: IdPath, ctx: ContextDep) -> ChatLinkPublic:
-    invite = await service.current_chat_link(
-        ctx.session, user_id=ctx.user_id, chat_id=chat_id, now=ctx.now()
-    )
+    invite = await service.current_chat_link(ctx.session, ctx.actor, chat_id=chat_id)
     return _chat_link(invite, ctx.state.settings.public_base)
 
 
@@ -101,18 +95,17 @@ async def create_chat_link(
     options = body or ChatLinkCreate()
     invite = await service.create_chat_link(
         ctx.session,
-        user_id=ctx.user_id,
+        ctx.actor,
         chat_id=chat_id,
         expires_in_seconds=options.expires_in_seconds,
         max_uses=options.max_uses,
-        now=ctx.now(),
     )
     return _chat_link(invite, ctx.state.settings.public_base)
 
 
 @router.delete("/chats/{chat_id}/invite_link", **NO_CONTENT)
 async def revoke_chat_link(chat_id: IdPath, ctx: ContextDep) -> None:
-    await service.revoke_chat_link(ctx.session, user_id=ctx.user_id, chat_id=chat_id, now=ctx.now())
+    await service.revoke_chat_link(ctx.session, ctx.actor, chat_id=chat_id)
 
 
 @router.get("/invites/{code}")
@@ -132,10 +125,9 @@ async def accept_invite(code: Code, ctx: ContextDep) -> ChatPublic:
     chat, membership = await service.accept(
         ctx.session,
         ctx.broker,
-        user_id=ctx.user_id,
+        ctx.actor,
         code=code,
         max_chats=ctx.state.settings.max_chats_per_user,
-        now=ctx.now(),
     )
     return await views.chat_public(
         ctx.session, chat, membership, viewer_id=ctx.user_id, now=ctx.now()

@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
+from parley.server.actor import Actor
 from parley.server.cache import SendChecks
 from parley.server.chats.access import access_chat, access_member
 from parley.server.db.models import Chat, Message
@@ -55,16 +56,16 @@ async def set_pinned(
     session: AsyncSession,
     broker: Broker,
     checks: SendChecks,
+    actor: Actor,
     *,
-    user_id: int,
     chat_id: int,
     message_id: int,
     pinned: bool,
-    now: datetime,
 ) -> MessagePublic:
     """Pins or unpins a message of the chat (one already as asked: nothing happens); the
     message as it is now. Conflict `too_many_pins` past MAX_PINS. Commits, then sends
     `message_updated` (and, outside direct chats, a `pinned` or `unpinned` notice)."""
+    user_id, now = actor
     chat = await check_can_pin(session, checks, user_id=user_id, chat_id=chat_id)
     message = await _pinned_message(
         session, user_id=user_id, chat_id=chat_id, message_id=message_id, now=now
@@ -118,10 +119,9 @@ async def _count(session: AsyncSession, chat_id: int) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def list_pins(
-    session: AsyncSession, *, user_id: int, chat_id: int, now: datetime
-) -> list[MessagePublic]:
+async def list_pins(session: AsyncSession, actor: Actor, *, chat_id: int) -> list[MessagePublic]:
     """The chat's pinned messages, most recently pinned first (readers of the chat)."""
+    user_id, now = actor
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
     query = (
         select(Message)

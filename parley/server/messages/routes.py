@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from parley import errors
 from parley.server.accounts.routes import UPLOAD_BODY
+from parley.server.actor import Actor
 from parley.server.deps import (
     MAX_PAGE,
     NO_CONTENT,
@@ -238,7 +239,7 @@ async def mark_unread(chat_id: IdPath, body: ReadMark, ctx: ContextDep) -> None:
 @router.get("/chats/{chat_id}/pins")
 async def list_pins(chat_id: IdPath, ctx: ContextDep) -> list[MessagePublic]:
     """The chat's pinned messages, most recently pinned first (at most 50)."""
-    return await pins.list_pins(ctx.session, user_id=ctx.user_id, chat_id=chat_id, now=ctx.now())
+    return await pins.list_pins(ctx.session, ctx.actor, chat_id=chat_id)
 
 
 @router.post("/chats/{chat_id}/pins")
@@ -260,11 +261,10 @@ async def _set_pinned(
         ctx.session,
         ctx.broker,
         ctx.state.checks,
-        user_id=ctx.user_id,
+        ctx.actor,
         chat_id=chat_id,
         message_id=message_id,
         pinned=pinned,
-        now=ctx.now(),
     )
 
 
@@ -404,8 +404,8 @@ async def _schedule(
     if body.attachment_ids or body.reply_to is not None or body.thread_root_id is not None:
         raise errors.ValidationFailed("A scheduled message carries text only (no thread reply)")
     row = await scheduled.schedule_message(
-        session, state.checks, user_id=user_id, chat_id=chat_id, content=body.content,
-        send_at=body.send_at, now=state.clock(),
+        session, state.checks, Actor(user_id, state.clock()), chat_id=chat_id,
+        content=body.content, send_at=body.send_at,
     )  # fmt: skip
     public = scheduled.scheduled_public(row)
     return JSONResponse(public.model_dump(mode="json"), status_code=202)
@@ -423,9 +423,12 @@ async def update_scheduled(
     scheduled_id: IdPath, body: ScheduledUpdate, ctx: ContextDep
 ) -> ScheduledPublic:
     row = await scheduled.update_scheduled(
-        ctx.session, user_id=ctx.user_id, scheduled_id=scheduled_id, content=body.content,
-        send_at=body.send_at, now=ctx.now(),
-    )  # fmt: skip
+        ctx.session,
+        ctx.actor,
+        scheduled_id=scheduled_id,
+        content=body.content,
+        send_at=body.send_at,
+    )
     return scheduled.scheduled_public(row)
 
 

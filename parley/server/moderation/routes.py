@@ -19,13 +19,7 @@ def _block(block: Block) -> BlockPublic:
 
 
 def _ban(ban: Ban) -> BanPublic:
-    return BanPublic(
-        user_id=ban.user_id,
-        banned_by=ban.banned_by,
-        reason=ban.reason,
-        created_at=ban.created_at,
-        expires_at=ban.expires_at,
-    )
+    return BanPublic.model_validate(ban, from_attributes=True)
 
 
 @router.post("/block", status_code=201)
@@ -33,25 +27,22 @@ async def block(body: BlockCreate, ctx: ContextDep) -> BlockPublic:
     created = await service.block_user(
         ctx.session,
         ctx.broker,
-        user_id=ctx.user_id,
+        ctx.actor,
         target_id=body.user_id,
         duration_seconds=body.duration_seconds,
-        now=ctx.now(),
     )
     return _block(created)
 
 
 @router.get("/block")
 async def list_blocks(ctx: ContextDep) -> list[BlockPublic]:
-    blocks = await service.list_blocks(ctx.session, user_id=ctx.user_id, now=ctx.now())
+    blocks = await service.list_blocks(ctx.session, ctx.actor)
     return [_block(b) for b in blocks]
 
 
 @router.delete("/block/{user_id}", **NO_CONTENT)
 async def unblock(user_id: IdPath, ctx: ContextDep) -> None:
-    await service.unblock_user(
-        ctx.session, ctx.broker, user_id=ctx.user_id, target_id=user_id, now=ctx.now()
-    )
+    await service.unblock_user(ctx.session, ctx.broker, ctx.actor, target_id=user_id)
 
 
 @router.post("/admin/bans", status_code=201)
@@ -60,11 +51,10 @@ async def ban(body: BanCreate, ctx: ContextDep) -> BanPublic:
     created = await service.ban_user(
         ctx.session,
         ctx.broker,
-        admin_id=ctx.user_id,
+        ctx.actor,
         user_id=body.user_id,
         duration_seconds=body.duration_seconds,
         reason=body.reason,
-        now=ctx.now(),
     )
     return _ban(created)
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from parley import errors
+from parley.server.actor import Actor
 from parley.server.audit import audit
 from parley.server.db.models import Ban, Block, User
 from parley.server.db.unit import after_commit, publish_on_commit
@@ -67,13 +68,13 @@ async def check_can_add(
 async def block_user(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    user_id: int,
     target_id: int,
     duration_seconds: int | None,
-    now: datetime,
 ) -> Block:
     """Creates or renews a block; commits, then updates the blocker's open sockets."""
+    user_id, now = actor
     if target_id == user_id:
         raise errors.ValidationFailed("You cannot block yourself")
     if await session.get(User, target_id) is None:
@@ -90,8 +91,9 @@ async def block_user(
 
 
 async def unblock_user(
-    session: AsyncSession, broker: Broker, *, user_id: int, target_id: int, now: datetime
+    session: AsyncSession, broker: Broker, actor: Actor, *, target_id: int
 ) -> None:
+    user_id, now = actor
     result = await session.execute(
         delete(Block).where(Block.blocker_id == user_id, Block.blocked_id == target_id)
     )
@@ -101,7 +103,8 @@ async def unblock_user(
     await session.commit()
 
 
-async def list_blocks(session: AsyncSession, *, user_id: int, now: datetime) -> list[Block]:
+async def list_blocks(session: AsyncSession, actor: Actor) -> list[Block]:
+    user_id, now = actor
     rows = await session.execute(
         select(Block)
         .where(Block.blocker_id == user_id, in_force(Block.expires_at, now))
@@ -123,14 +126,14 @@ def announce_blocks(session: AsyncSession, broker: Broker, user_id: int, *, now:
 async def ban_user(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    admin_id: int,
     user_id: int,
     duration_seconds: int | None,
     reason: str,
-    now: datetime,
 ) -> Ban:
     """Admins only (checked by the caller). Commits, then closes the user's sockets (4003)."""
+    admin_id, now = actor
     if user_id == admin_id:
         raise errors.ValidationFailed("You cannot ban yourself")
     if await session.get(User, user_id) is None:

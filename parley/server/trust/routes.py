@@ -43,7 +43,7 @@ async def disable(body: TwoFactorDisable, ctx: ContextDep) -> None:
 
 @router.get("/sessions")
 async def list_sessions(ctx: ContextDep) -> list[SessionPublic]:
-    rows = await sessions.list_sessions(ctx.session, user_id=ctx.user_id, now=ctx.now())
+    rows = await sessions.list_sessions(ctx.session, ctx.actor)
     return [
         SessionPublic(
             id=row.id,
@@ -60,13 +60,9 @@ async def list_sessions(ctx: ContextDep) -> list[SessionPublic]:
 
 @router.delete("/sessions/{session_id}", **NO_CONTENT)
 async def end_session(session_id: IdPath, ctx: ContextDep) -> None:
-    await sessions.end_session(
-        ctx.session, ctx.broker, user_id=ctx.user_id, session_id=session_id, now=ctx.now()
-    )
+    await sessions.end_session(ctx.session, ctx.broker, ctx.actor, session_id=session_id)
 
 
 @router.delete("/sessions", **NO_CONTENT)
 async def end_other_sessions(ctx: ContextDep) -> None:
-    await sessions.end_other_sessions(
-        ctx.session, ctx.broker, user_id=ctx.user_id, keep=ctx.me.session_id, now=ctx.now()
-    )
+    await sessions.end_other_sessions(ctx.session, ctx.broker, ctx.actor, keep=ctx.me.session_id)
