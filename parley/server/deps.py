@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -37,6 +39,7 @@ MAX_PAGE = 200  # a larger `limit` is served as this many
 # and no content type (FastAPI's default JSONResponse would still name `application/json`).
 NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 
+M = TypeVar("M", bound=BaseModel)
 REFRESH_COOKIE = "parley_refresh"
 log = logging.getLogger("parley.server")
 
@@ -293,6 +296,14 @@ async def admin_context(me: AdminDep, session: SessionDep, state: StateDep) -> C
 
 ContextDep = Annotated[Context, Depends(request_context)]
 AdminContextDep = Annotated[Context, Depends(admin_context)]
+
+
+def created_or_existing(public: M, created: bool) -> M | JSONResponse:
+    """A create that may find the thing already there (an idempotent retry, the one direct
+    chat of a pair): the route's 201 when it was made, else 200 with the same body."""
+    if created:
+        return public
+    return JSONResponse(public.model_dump(mode="json"), status_code=200)
 
 
 @dataclass(frozen=True, slots=True)

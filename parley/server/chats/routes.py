@@ -22,7 +22,14 @@ from parley.server.chats.schemas import (
     RoleUpdate,
 )
 from parley.server.db.models import Chat, Membership
-from parley.server.deps import NO_CONTENT, Context, ContextDep, IdPath, PageDep
+from parley.server.deps import (
+    NO_CONTENT,
+    Context,
+    ContextDep,
+    IdPath,
+    PageDep,
+    created_or_existing,
+)
 from parley.server.text import Plain
 
 router = APIRouter(prefix="/service/api/chats", tags=["chats"])
@@ -54,10 +61,7 @@ async def create_chat(
             max_chats=max_chats,
         )
         created = True
-    public = await _chat_public(ctx, chat, membership, online=True)
-    if created:
-        return public
-    return JSONResponse(public.model_dump(mode="json"), status_code=200)
+    return created_or_existing(await _chat_public(ctx, chat, membership, online=True), created)
 
 
 @router.get("")

@@ -25,6 +25,7 @@ from parley.server.deps import (
     SeqQuery,
     SessionDep,
     StateDep,
+    created_or_existing,
 )
 from parley.server.messages import (
     attachments,
@@ -133,9 +134,7 @@ async def send_message(
         thread_root_id=body.thread_root_id,
         also_in_chat=body.also_in_chat,
     )
-    if created:
-        return message
-    return JSONResponse(message.model_dump(mode="json"), status_code=200)
+    return created_or_existing(message, created)
 
 
 @router.get("/messages/{message_id}")

@@ -75,11 +75,8 @@ async def block_user(
 ) -> Block:
     """Creates or renews a block; commits, then updates the blocker's open sockets."""
     user_id, now = actor
-    if target_id == user_id:
-        raise errors.ValidationFailed("You cannot block yourself")
-    if await session.get(User, target_id) is None:
-        raise errors.NotFound("No such user", code="user_not_found")
-    expires = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    await _check_target(session, actor, target_id, act="block")
+    expires = _until(now, duration_seconds)
     block = await session.get(Block, (user_id, target_id))
     if block is None:
         block = Block(blocker_id=user_id, blocked_id=target_id, created_at=now)
@@ -88,6 +85,18 @@ async def block_user(
     announce_blocks(session, broker, user_id, now=now)
     await session.commit()
     return block
+
+
+async def _check_target(session: AsyncSession, actor: Actor, target_id: int, *, act: str) -> None:
+    if target_id == actor.user_id:
+        raise errors.ValidationFailed(f"You cannot {act} yourself")
+    if await session.get(User, target_id) is None:
+        raise errors.NotFound("No such user", code="user_not_found")
+
+
+def _until(now: datetime, duration_seconds: int | None) -> datetime | None:
+    """When a block or ban of `duration_seconds` from now ends (None: never)."""
+    return now + timedelta(seconds=duration_seconds) if duration_seconds else None
 
 
 async def unblock_user(
@@ -134,16 +143,13 @@ async def ban_user(
 ) -> Ban:
     """Admins only (checked by the caller). Commits, then closes the user's sockets (4003)."""
     admin_id, now = actor
-    if user_id == admin_id:
-        raise errors.ValidationFailed("You cannot ban yourself")
-    if await session.get(User, user_id) is None:
-        raise errors.NotFound("No such user", code="user_not_found")
+    await _check_target(session, actor, user_id, act="ban")
     ban = await session.get(Ban, user_id)
     if ban is None:
         ban = Ban(user_id=user_id, created_at=now)
         session.add(ban)
     ban.banned_by, ban.reason = admin_id, reason
-    ban.expires_at = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    ban.expires_at = _until(now, duration_seconds)
     details = {"duration_seconds": duration_seconds, "reason": reason}
     await audit(session, admin_id, "user.ban", "user", user_id, details, at=now)
     publish_on_commit(session, broker, SessionsEnded(user_id, None, banned=True))

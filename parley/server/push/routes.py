@@ -14,7 +14,14 @@ from pydantic import BaseModel, StringConstraints
 from parley import errors
 from parley.clientip import parse_networks
 from parley.server.accounts.schemas import Strict
-from parley.server.deps import NO_CONTENT, ContextDep, CurrentUser, IdPath, StateDep
+from parley.server.deps import (
+    NO_CONTENT,
+    ContextDep,
+    CurrentUser,
+    IdPath,
+    StateDep,
+    created_or_existing,
+)
 from parley.server.push import keys, service
 
 router = APIRouter(prefix="/service/api/push", tags=["push"])
@@ -76,9 +83,7 @@ async def subscribe(body: SubscriptionCreate, ctx: ContextDep) -> JSONResponse |
     public = SubscriptionPublic(id=row.id, endpoint=row.endpoint, created_at=row.created_at)
     assert ctx.state.pusher is not None  # made with the app
     ctx.state.pusher.subscribed()
-    if created:
-        return public
-    return JSONResponse(public.model_dump(mode="json"), status_code=200)
+    return created_or_existing(public, created)
 
 
 @router.get("/subscriptions")
