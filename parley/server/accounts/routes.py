@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +51,14 @@ router = APIRouter(prefix="/service/api", tags=["accounts"])
 REFRESH_PATH = "/service/api"
 
 
+async def _client(request: Request, state: StateDep) -> service.Client:
+    ip = client_ip(request, state.settings)
+    return service.Client(ip, request.headers.get("user-agent", ""))
+
+
+ClientDep = Annotated[service.Client, Depends(_client)]
+
+
 def _answer(state: AppState, response: Response, tokens: service.Tokens) -> TokenPair:
     """The token pair in the body, and as HttpOnly SameSite=Strict cookies for browsers."""
     secure = state.settings.cookie_secure
@@ -88,7 +96,12 @@ def _clear_cookies(response: Response) -> None:
 
 @router.post("/register", status_code=201)
 async def register(
-    body: Register, request: Request, response: Response, session: SessionDep, state: StateDep
+    body: Register,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    state: StateDep,
+    client: ClientDep,
 ) -> TokenPair:
     now = state.clock()
     mode = await instance.read(session, state.settings, "registration")
@@ -129,15 +142,13 @@ async def register(
     # The new member is in `general`: its members see the count grow as it happens.
     general = await ensure_general(session)
     await publish_chat_updated(session, state.broker, general, now=state.clock())
-    agent = request.headers.get("user-agent", "")
-    ip = client_ip(request, state.settings)
-    tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent, ip=ip)
+    tokens = await service.start_session(session, state.issuer, user=user, client=client)
     return _answer(state, response, tokens)
 
 
 @router.post("/login")
 async def login(
-    body: Login, request: Request, response: Response, session: SessionDep, state: StateDep
+    body: Login, response: Response, session: SessionDep, state: StateDep, client: ClientDep
 ) -> TokenPair | MfaRequired:
     """With two-factor sign-in on, a right password answers `mfa_required` and no tokens."""
     tokens = await service.login(
@@ -146,8 +157,7 @@ async def login(
         state.throttle,
         username=body.username,
         password=body.password,
-        client_ip=client_ip(request, state.settings),
-        user_agent=request.headers.get("user-agent", ""),
+        client=client,
     )
     if isinstance(tokens, service.Challenge):
         return MfaRequired(mfa_token=tokens.mfa_token, expires_in=tokens.expires_in)
@@ -157,10 +167,10 @@ async def login(
 @router.post("/login/2fa")
 async def login_second_step(
     body: LoginSecondStep,
-    request: Request,
     response: Response,
     session: SessionDep,
     state: StateDep,
+    client: ClientDep,
 ) -> TokenPair:
     """The code (or a recovery code) after `mfa_required`: each works once."""
     tokens = await twofactor.complete_login(
@@ -170,8 +180,7 @@ async def login_second_step(
         mfa_token=body.mfa_token,
         code=body.code,
         recovery_code=body.recovery_code,
-        client_ip=client_ip(request, state.settings),
-        user_agent=request.headers.get("user-agent", ""),
+        client=client,
     )
     return _answer(state, response, tokens)
 
