@@ -1,13 +1,14 @@
 """The FastAPI dependencies built on the server's state (SessionDep, CurrentUser, StateDep,
-ContextDep) and the shared pieces of route declarations (paging, empty answers)."""
+ContextDep, PageDep) and the answers routes share (an empty 204, a 201 or 200 create)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from types import MappingProxyType
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -37,9 +38,9 @@ MAX_PAGE = 200  # a larger `limit` is served as this many
 
 # A 204 route's decorator arguments: its handler returns None and the answer has no body
 # and no content type (FastAPI's default JSONResponse would still name `application/json`).
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
-
-M = TypeVar("M", bound=BaseModel)
+NO_CONTENT: Final[Mapping[str, Any]] = MappingProxyType(
+    {"status_code": 204, "response_class": Response}
+)
 REFRESH_COOKIE = "parley_refresh"
 log = logging.getLogger("parley.server")
 
@@ -296,6 +297,9 @@ async def admin_context(me: AdminDep, session: SessionDep, state: StateDep) -> C
 
 ContextDep = Annotated[Context, Depends(request_context)]
 AdminContextDep = Annotated[Context, Depends(admin_context)]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def created_or_existing(public: M, created: bool) -> M | JSONResponse:
