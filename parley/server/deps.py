@@ -1,14 +1,18 @@
-"""The FastAPI dependencies built on the server's state (SessionDep, CurrentUser, StateDep)."""
+"""The FastAPI dependencies built on the server's state (SessionDep, CurrentUser, StateDep,
+ContextDep, PageDep) and the answers routes share (an empty 204, a 201 or 200 create)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from types import MappingProxyType
+from typing import Annotated, Any, Final, TypeVar
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -19,8 +23,10 @@ from parley.config import Settings
 from parley.credentials import UNSAFE_METHODS, TokenSource, find_credentials
 from parley.security import TokenError, origin_matches
 from parley.server.accounts.schemas import MAX_ID
+from parley.server.actor import Actor
 from parley.server.db.models import Ban, User
 from parley.server.db.models import Session as LoginSession
+from parley.server.realtime.broker import Broker
 from parley.server.state import AppState as AppState
 
 IdPath = Annotated[int, Path(gt=0, le=MAX_ID)]
@@ -28,7 +34,13 @@ OptionalId = Annotated[int | None, Query(gt=0, le=MAX_ID)]
 SeqQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_ID)]
+MAX_PAGE = 200  # a larger `limit` is served as this many
 
+# A 204 route's decorator arguments: its handler returns None and the answer has no body
+# and no content type (FastAPI's default JSONResponse would still name `application/json`).
+NO_CONTENT: Final[Mapping[str, Any]] = MappingProxyType(
+    {"status_code": 204, "response_class": Response}
+)
 REFRESH_COOKIE = "parley_refresh"
 log = logging.getLogger("parley.server")
 
@@ -248,3 +260,66 @@ async def state_dep(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(state_dep)]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What most handlers need at once: the caller, the request's session and the state."""
+
+    me: Principal
+    session: AsyncSession
+    state: AppState
+
+    @property
+    def user_id(self) -> int:
+        return self.me.id
+
+    @property
+    def broker(self) -> Broker:
+        return self.state.broker
+
+    def now(self) -> datetime:
+        return self.state.clock()
+
+    @property
+    def actor(self) -> Actor:
+        """The caller, now (the clock is read at each use, as `now()` reads it)."""
+        return Actor(self.me.id, self.state.clock())
+
+
+async def request_context(me: CurrentUser, session: SessionDep, state: StateDep) -> Context:
+    return Context(me, session, state)
+
+
+async def admin_context(me: AdminDep, session: SessionDep, state: StateDep) -> Context:
+    return Context(me, session, state)
+
+
+ContextDep = Annotated[Context, Depends(request_context)]
+AdminContextDep = Annotated[Context, Depends(admin_context)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def created_or_existing(public: M, created: bool) -> M | JSONResponse:
+    """A create that may find the thing already there (an idempotent retry, the one direct
+    chat of a pair): the route's 201 when it was made, else 200 with the same body."""
+    if created:
+        return public
+    return JSONResponse(public.model_dump(mode="json"), status_code=200)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """`limit` (at most MAX_PAGE) and `offset` of a listing."""
+
+    limit: int
+    offset: int
+
+
+async def offset_page(limit: Limit = 50, offset: Offset = 0) -> Page:
+    return Page(min(limit, MAX_PAGE), offset)
+
+
+PageDep = Annotated[Page, Depends(offset_page)]

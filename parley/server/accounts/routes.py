@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,16 +21,19 @@ from parley.server.accounts.schemas import (
     TokenPair,
     UserPublic,
 )
+from parley.server.actor import Actor
 from parley.server.chats.general import ensure_general
 from parley.server.chats.service import publish_chat_updated
 from parley.server.db.models import User
 from parley.server.deps import (
+    NO_CONTENT,
     REFRESH_COOKIE,
     AppState,
+    Context,
+    ContextDep,
     CurrentUser,
     IdPath,
-    Limit,
-    Offset,
+    PageDep,
     SessionDep,
     StateDep,
     check_origin,
@@ -46,6 +49,14 @@ from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["accounts"])
 REFRESH_PATH = "/service/api"
+
+
+async def _client(request: Request, state: StateDep) -> service.Client:
+    ip = client_ip(request, state.settings)
+    return service.Client(ip, request.headers.get("user-agent", ""))
+
+
+ClientDep = Annotated[service.Client, Depends(_client)]
 
 
 def _answer(state: AppState, response: Response, tokens: service.Tokens) -> TokenPair:
@@ -85,7 +96,12 @@ def _clear_cookies(response: Response) -> None:
 
 @router.post("/register", status_code=201)
 async def register(
-    body: Register, request: Request, response: Response, session: SessionDep, state: StateDep
+    body: Register,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    state: StateDep,
+    client: ClientDep,
 ) -> TokenPair:
     now = state.clock()
     mode = await instance.read(session, state.settings, "registration")
@@ -108,10 +124,9 @@ async def register(
         await invites.join_invited_chats(
             session,
             state.broker,
-            user_id=user.id,
+            Actor(user.id, now),
             invite=invite,
             max_chats=state.settings.max_chats_per_user,
-            now=now,
         )
     # e-mails (the verification, later digests) in the language of the browser it came from
     user.language = templates.language_of(request.headers.get("accept-language"))
@@ -127,15 +142,13 @@ async def register(
     # The new member is in `general`: its members see the count grow as it happens.
     general = await ensure_general(session)
     await publish_chat_updated(session, state.broker, general, now=state.clock())
-    agent = request.headers.get("user-agent", "")
-    ip = client_ip(request, state.settings)
-    tokens = await service.start_session(session, state.issuer, user=user, user_agent=agent, ip=ip)
+    tokens = await service.start_session(session, state.issuer, user=user, client=client)
     return _answer(state, response, tokens)
 
 
 @router.post("/login")
 async def login(
-    body: Login, request: Request, response: Response, session: SessionDep, state: StateDep
+    body: Login, response: Response, session: SessionDep, state: StateDep, client: ClientDep
 ) -> TokenPair | MfaRequired:
     """With two-factor sign-in on, a right password answers `mfa_required` and no tokens."""
     tokens = await service.login(
@@ -144,8 +157,7 @@ async def login(
         state.throttle,
         username=body.username,
         password=body.password,
-        client_ip=client_ip(request, state.settings),
-        user_agent=request.headers.get("user-agent", ""),
+        client=client,
     )
     if isinstance(tokens, service.Challenge):
         return MfaRequired(mfa_token=tokens.mfa_token, expires_in=tokens.expires_in)
@@ -155,10 +167,10 @@ async def login(
 @router.post("/login/2fa")
 async def login_second_step(
     body: LoginSecondStep,
-    request: Request,
     response: Response,
     session: SessionDep,
     state: StateDep,
+    client: ClientDep,
 ) -> TokenPair:
     """The code (or a recovery code) after `mfa_required`: each works once."""
     tokens = await twofactor.complete_login(
@@ -168,8 +180,7 @@ async def login_second_step(
         mfa_token=body.mfa_token,
         code=body.code,
         recovery_code=body.recovery_code,
-        client_ip=client_ip(request, state.settings),
-        user_agent=request.headers.get("user-agent", ""),
+        client=client,
     )
     return _answer(state, response, tokens)
 
@@ -194,32 +205,25 @@ async def refresh(
     return _answer(state, response, tokens)
 
 
-@router.post("/logout", status_code=204)
-async def logout(
-    me: CurrentUser, response: Response, session: SessionDep, state: StateDep
-) -> Response:
+@router.post("/logout", **NO_CONTENT)
+async def logout(ctx: ContextDep, response: Response) -> None:
     await service.revoke_sessions(
-        session, state.broker, user_id=me.id, ids=[me.session_id], now=state.clock()
+        ctx.session, ctx.broker, user_id=ctx.user_id, ids=[ctx.me.session_id], now=ctx.now()
     )
-    response = Response(status_code=204)
     _clear_cookies(response)
-    return response
 
 
-@router.post("/password", status_code=204)
-async def change_password(
-    body: PasswordChange, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
+@router.post("/password", **NO_CONTENT)
+async def change_password(body: PasswordChange, ctx: ContextDep) -> None:
     await service.change_password(
-        session,
-        state.broker,
-        user=me.user,
-        session_id=me.session_id,
+        ctx.session,
+        ctx.broker,
+        user=ctx.me.user,
+        session_id=ctx.me.session_id,
         current_password=body.current_password,
         new_password=body.new_password,
-        now=state.clock(),
+        now=ctx.now(),
     )
-    return Response(status_code=204)
 
 
 @router.get("/profile")
@@ -228,14 +232,13 @@ async def get_profile(me: CurrentUser, state: StateDep) -> UserPublic:
 
 
 @router.patch("/profile")
-async def update_profile(
-    body: ProfileUpdate, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
-) -> UserPublic:
-    old_email = me.user.email_key
+async def update_profile(body: ProfileUpdate, request: Request, ctx: ContextDep) -> UserPublic:
+    state = ctx.state
+    old_email = ctx.me.user.email_key
     user = await profile.update_profile(
-        session,
-        state.broker,
-        user=me.user,
+        ctx.session,
+        ctx.broker,
+        user=ctx.me.user,
         display_name=body.display_name,
         bio=body.bio,
         email=str(body.email) if body.email else None,
@@ -245,50 +248,48 @@ async def update_profile(
             status=body.status,
             dnd_until=body.dnd_until,
             share_read_receipts=body.share_read_receipts,
-            now=state.clock(),
+            now=ctx.now(),
         ),
         email_notifications=body.email_notifications,
         language=body.language,
     )
     if user.email_key != old_email:
         await email.send_verification(
-            session,
+            ctx.session,
             state.mailer,
             user=user,
             base=state.settings.public_base,
             language=templates.language_of(request.headers.get("accept-language")),
-            now=state.clock(),
+            now=ctx.now(),
         )
-    return service.user_public(user, own=True, online=state.hub.is_online(me.id))
+    return _own(ctx, user)
+
+
+def _own(ctx: Context, user: User) -> UserPublic:
+    """The caller's own profile."""
+    return service.user_public(user, own=True, online=ctx.state.hub.is_online(ctx.user_id))
 
 
 @router.get("/users")
 async def list_users(
-    me: CurrentUser,
-    session: SessionDep,
-    state: StateDep,
-    q: Annotated[Plain, Query(max_length=64)] = "",
-    limit: Limit = 50,
-    offset: Offset = 0,
+    ctx: ContextDep, page: PageDep, q: Annotated[Plain, Query(max_length=64)] = ""
 ) -> list[UserPublic]:
-    users = await service.list_users(session, q=q.strip(), limit=min(limit, 200), offset=offset)
-    return [
-        service.user_public(
-            u, own=service.sees_email(me.user, u.id), online=state.hub.is_online(u.id)
-        )
-        for u in users
-    ]
+    users = await service.list_users(ctx.session, q=q.strip(), limit=page.limit, offset=page.offset)
+    return [_user(ctx, u) for u in users]
 
 
 @router.get("/users/{user_id}")
-async def get_user(
-    user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> UserPublic:
-    user = await service.access_user(session, user_id)
-    own = service.sees_email(me.user, user.id)
-    public = service.user_public(user, own=own, online=state.hub.is_online(user.id))
-    public.avatar_data_url = await state.avatar_urls.of(user)
+async def get_user(user_id: IdPath, ctx: ContextDep) -> UserPublic:
+    user = await service.access_user(ctx.session, user_id)
+    public = _user(ctx, user)
+    public.avatar_data_url = await ctx.state.avatar_urls.of(user)
     return public
+
+
+def _user(ctx: Context, user: User) -> UserPublic:
+    """A user as the caller sees it (the e-mail only its own, or to an admin)."""
+    own = service.sees_email(ctx.me.user, user.id)
+    return service.user_public(user, own=own, online=ctx.state.hub.is_online(user.id))
 
 
 UPLOAD_BODY = {
@@ -308,38 +309,37 @@ UPLOAD_BODY = {
 
 
 @router.put("/profile/avatar", openapi_extra=UPLOAD_BODY)
-async def put_avatar(
-    request: Request, me: CurrentUser, session: SessionDep, state: StateDep
-) -> UserPublic:
-    await session.commit()  # release the connection while the upload streams in
+async def put_avatar(request: Request, ctx: ContextDep) -> UserPublic:
+    state = ctx.state
+    await ctx.session.commit()  # release the connection while the upload streams in
     limit = state.settings.max_avatar_bytes
     part = await read_file_part(request, max_bytes=limit)
     data = await avatars.read_capped(part.chunks, max_bytes=limit)
     user = await avatars.set_avatar(
-        session,
+        ctx.session,
         state.storage,
         state.avatar_urls,
-        state.broker,
-        user_id=me.id,
+        ctx.broker,
+        user_id=ctx.user_id,
         data=data,
         max_group=state.settings.presence_max_group,
         max_bytes=limit,
-        now=state.clock(),
+        now=ctx.now(),
     )
-    return service.user_public(user, own=True, online=state.hub.is_online(me.id))
+    return _own(ctx, user)
 
 
-@router.delete("/profile/avatar", status_code=204)
-async def delete_avatar(me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
+@router.delete("/profile/avatar", **NO_CONTENT)
+async def delete_avatar(ctx: ContextDep) -> None:
+    state = ctx.state
     await avatars.delete_avatar(
-        session,
+        ctx.session,
         state.storage,
         state.avatar_urls,
-        state.broker,
-        user_id=me.id,
+        ctx.broker,
+        user_id=ctx.user_id,
         max_group=state.settings.presence_max_group,
     )
-    return Response(status_code=204)
 
 
 @router.get("/users/{user_id}/avatar", response_class=StreamingResponse)

@@ -47,6 +47,14 @@ class Issuer:
 
 
 @dataclass(frozen=True, slots=True)
+class Client:
+    """Where a sign-in comes from: the client's address and its User-Agent."""
+
+    ip: str
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Tokens:
     user: User
     access_token: str
@@ -197,8 +205,7 @@ async def login(
     *,
     username: str,
     password: str,
-    client_ip: str,
-    user_agent: str = "",
+    client: Client,
 ) -> Tokens | Challenge:
     """Same answers for an unknown name and a real account, under the limit and over it.
 
@@ -210,16 +217,16 @@ async def login(
     user = await get_user_by_login(session, username)
     await session.commit()  # end the read before the slow hash check: no lock held meanwhile
     account = f"user:{user.id}" if user else f"name:{username.strip().lower()}"
-    slot = login_slot(account, client_ip)
+    slot = login_slot(account, client.ip)
     detail = "Too many failed logins, try again shortly"
-    await throttle.check("login_ip", client_ip, detail=detail)
+    await throttle.check("login_ip", client.ip, detail=detail)
     await throttle.hit("login", slot, detail=detail)
     if (
         not await verify_password(user.password_hash if user else None, password)
         or user is None
         or user.is_bot  # a bot has no password (its hash verifies nothing): never a login
     ):
-        await throttle.allow("login_ip", client_ip)
+        await throttle.allow("login_ip", client.ip)
         raise errors.InvalidCredentials()
     now = issuer.clock()
     if not user.totp_enabled:  # with a second factor the slot stays: each code tried counts
@@ -227,7 +234,7 @@ async def login(
     await check_may_sign_in(session, user, now=now)
     if user.totp_enabled:
         return Challenge(make_mfa_token(issuer.jwt_key, user_id=user.id, now=now), MFA_TTL_SECONDS)
-    return await start_session(session, issuer, user=user, user_agent=user_agent, ip=client_ip)
+    return await start_session(session, issuer, user=user, client=client)
 
 
 def login_slot(account: str, client_ip: str) -> str:
@@ -251,7 +258,7 @@ async def is_banned(session: AsyncSession, user_id: int, *, now: datetime) -> bo
 
 
 async def start_session(
-    session: AsyncSession, issuer: Issuer, *, user: User, user_agent: str = "", ip: str = ""
+    session: AsyncSession, issuer: Issuer, *, user: User, client: Client
 ) -> Tokens:
     now = issuer.clock()
     login_session = LoginSession(
@@ -259,8 +266,8 @@ async def start_session(
         user_id=user.id,
         created_at=now,
         expires_at=now + timedelta(seconds=issuer.refresh_ttl),
-        user_agent=user_agent[:200],
-        ip=ip[:64],
+        user_agent=client.user_agent[:200],
+        ip=client.ip[:64],
         last_used_at=now,
     )
     session.add(login_session)

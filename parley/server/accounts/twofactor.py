@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley import errors
 from parley.security import TokenError, decode_mfa_token, hash_token
 from parley.server.accounts.service import (
+    Client,
     Issuer,
     Tokens,
     check_may_sign_in,
@@ -105,8 +106,7 @@ async def complete_login(
     mfa_token: str,
     code: str | None,
     recovery_code: str | None,
-    client_ip: str,
-    user_agent: str = "",
+    client: Client,
 ) -> Tokens:
     """The second step: a valid mfa token and one unused code (or recovery code) → tokens.
 
@@ -116,8 +116,8 @@ async def complete_login(
         user_id = decode_mfa_token(issuer.jwt_key, mfa_token, now=now)
     except TokenError as exc:
         raise errors.Unauthorized("The sign-in step expired; sign in again") from exc
-    slot = login_slot(f"user:{user_id}", client_ip)
-    await throttle.check("login_ip", client_ip, detail=LOGIN_DETAIL)
+    slot = login_slot(f"user:{user_id}", client.ip)
+    await throttle.check("login_ip", client.ip, detail=LOGIN_DETAIL)
     await throttle.hit("login", slot, detail=LOGIN_DETAIL)
     user = await get_user(session, user_id)
     if user is None or not user.totp_enabled:  # deleted, or its 2FA reset meanwhile
@@ -128,11 +128,11 @@ async def complete_login(
         passed = await use_recovery(session, user, recovery_code or "", now=now)
     if not passed:
         await session.commit()
-        await throttle.allow("login_ip", client_ip)
+        await throttle.allow("login_ip", client.ip)
         raise errors.InvalidCode()
     await throttle.clear("login", slot)
     await check_may_sign_in(session, user, now=now)
-    return await start_session(session, issuer, user=user, user_agent=user_agent, ip=client_ip)
+    return await start_session(session, issuer, user=user, client=client)
 
 
 async def use_code(session: AsyncSession, user: User, code: str, *, now: datetime) -> bool:

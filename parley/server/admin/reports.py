@@ -3,7 +3,6 @@ deleting the message or banning its sender. A resolution is audited."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
@@ -11,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
+from parley.server.actor import Actor
 from parley.server.audit import audit
 from parley.server.chats.access import access_member
 from parley.server.db.models import Message, Report
@@ -27,10 +27,11 @@ Resolution = Literal["dismiss", "delete_message", "ban_user"]
 
 
 async def report_message(
-    session: AsyncSession, *, user_id: int, message_id: int, reason: str, now: datetime
+    session: AsyncSession, actor: Actor, *, message_id: int, reason: str
 ) -> Report:
     """Members who can see the message only (404 otherwise); once per message and user
     (409 `already_reported`). Commits."""
+    user_id, now = actor
     message = await access_message(session, user_id=user_id, message_id=message_id, now=now)
     await access_member(session, user_id=user_id, chat_id=message.chat_id)
     report = Report(message_id=message_id, reporter_id=user_id, reason=reason, created_at=now)
@@ -65,15 +66,15 @@ async def list_reports(
 async def resolve_report(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    admin_id: int,
     report_id: int,
     action: Resolution,
     duration_seconds: int | None,
-    now: datetime,
 ) -> Report:
     """Admins only (checked by the caller). 409 `report_resolved` the second time.
     Commits, then tells the chat of a deleted message / closes a banned user's sockets."""
+    admin_id, now = actor
     report = await session.get(Report, report_id)
     if report is None:
         raise errors.NotFound("No such report", code="report_not_found")
@@ -86,16 +87,15 @@ async def resolve_report(
     details = {"action": action, "message_id": message.id, "sender_id": message.sender_id}
     await audit(session, admin_id, "report.resolve", "report", report_id, details, at=now)
     if action == "delete_message":
-        return await _delete(session, broker, report, message, admin_id=admin_id, now=now)
+        return await _delete(session, broker, report, message, actor)
     if action == "ban_user" and message.sender_id is not None:
         await ban_user(
             session,
             broker,
-            admin_id=admin_id,
+            actor,
             user_id=message.sender_id,
             duration_seconds=duration_seconds,
             reason=report.reason,
-            now=now,
         )  # commits the resolution with the ban
         return report
     await session.commit()
@@ -103,14 +103,9 @@ async def resolve_report(
 
 
 async def _delete(
-    session: AsyncSession,
-    broker: Broker,
-    report: Report,
-    message: Message,
-    *,
-    admin_id: int,
-    now: datetime,
+    session: AsyncSession, broker: Broker, report: Report, message: Message, actor: Actor
 ) -> Report:
+    admin_id, now = actor
     if message.deleted_at is None:
         details = {"chat_id": message.chat_id, "sender_id": message.sender_id}
         await audit(session, admin_id, "message.delete", "message", message.id, details, at=now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.server.accounts.schemas import SenderPublic, UserPublic
@@ -19,16 +19,19 @@ from parley.server.admin.schemas import (
     ReportResolve,
 )
 from parley.server.audit import list_audit
-from parley.server.db.models import AuditEntry, Message, Report
+from parley.server.db.models import AuditEntry, Message, Report, User
 from parley.server.deps import (
+    MAX_PAGE,
+    NO_CONTENT,
+    AdminContextDep,
     AdminDep,
-    CurrentUser,
+    Context,
+    ContextDep,
     IdPath,
     Limit,
-    Offset,
     OptionalId,
+    PageDep,
     SessionDep,
-    StateDep,
 )
 from parley.server.messages.service import messages_public, senders_by_id
 from parley.server.text import Plain
@@ -38,67 +41,47 @@ router = APIRouter(prefix="/service/api", tags=["admin"])
 
 @router.get("/admin/users")
 async def list_users(
-    _me: AdminDep,
-    session: SessionDep,
-    state: StateDep,
-    q: Annotated[Plain, Query(max_length=254)] = "",
-    limit: Limit = 50,
-    offset: Offset = 0,
+    ctx: AdminContextDep, page: PageDep, q: Annotated[Plain, Query(max_length=254)] = ""
 ) -> list[UserPublic]:
     """With `email`, `two_factor` and `deactivated`; deactivated accounts included."""
-    users = await service.list_users(session, q=q.strip(), limit=min(limit, 200), offset=offset)
-    return [user_public(u, own=True, online=state.hub.is_online(u.id)) for u in users]
+    users = await service.list_users(ctx.session, q=q.strip(), limit=page.limit, offset=page.offset)
+    return [_user(ctx, u) for u in users]
 
 
-@router.post("/admin/users/{user_id}/deactivate", status_code=204)
-async def deactivate(
-    user_id: IdPath, me: AdminDep, session: SessionDep, state: StateDep
-) -> Response:
-    await service.deactivate_user(
-        session, state.broker, admin_id=me.id, user_id=user_id, now=state.clock()
-    )
-    return Response(status_code=204)
+@router.post("/admin/users/{user_id}/deactivate", **NO_CONTENT)
+async def deactivate(user_id: IdPath, ctx: AdminContextDep) -> None:
+    await service.deactivate_user(ctx.session, ctx.broker, ctx.actor, user_id=user_id)
 
 
-@router.post("/admin/users/{user_id}/reactivate", status_code=204)
-async def reactivate(
-    user_id: IdPath, me: AdminDep, session: SessionDep, state: StateDep
-) -> Response:
-    await service.reactivate_user(session, admin_id=me.id, user_id=user_id, now=state.clock())
-    return Response(status_code=204)
+@router.post("/admin/users/{user_id}/reactivate", **NO_CONTENT)
+async def reactivate(user_id: IdPath, ctx: AdminContextDep) -> None:
+    await service.reactivate_user(ctx.session, ctx.actor, user_id=user_id)
 
 
 @router.patch("/admin/users/{user_id}")
-async def update_user(
-    user_id: IdPath, body: AdminUserUpdate, me: AdminDep, session: SessionDep, state: StateDep
-) -> UserPublic:
-    user = await service.set_admin(
-        session, admin_id=me.id, user_id=user_id, is_admin=body.is_admin, now=state.clock()
-    )
-    return user_public(user, own=True, online=state.hub.is_online(user.id))
+async def update_user(user_id: IdPath, body: AdminUserUpdate, ctx: AdminContextDep) -> UserPublic:
+    user = await service.set_admin(ctx.session, ctx.actor, user_id=user_id, is_admin=body.is_admin)
+    return _user(ctx, user)
 
 
 @router.post("/admin/users/{user_id}/2fa/reset")
-async def reset_two_factor(
-    user_id: IdPath, me: AdminDep, session: SessionDep, state: StateDep
-) -> UserPublic:
-    user = await service.reset_two_factor(
-        session, admin_id=me.id, user_id=user_id, now=state.clock()
-    )
-    return user_public(user, own=True, online=state.hub.is_online(user.id))
+async def reset_two_factor(user_id: IdPath, ctx: AdminContextDep) -> UserPublic:
+    user = await service.reset_two_factor(ctx.session, ctx.actor, user_id=user_id)
+    return _user(ctx, user)
+
+
+def _user(ctx: Context, user: User) -> UserPublic:
+    return user_public(user, own=True, online=ctx.state.hub.is_online(user.id))
 
 
 @router.post("/messages/{message_id}/report", status_code=201)
-async def report_message(
-    message_id: IdPath, body: ReportCreate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> ReportPublic:
+async def report_message(message_id: IdPath, body: ReportCreate, ctx: ContextDep) -> ReportPublic:
     report = await reports.report_message(
-        session, user_id=me.id, message_id=message_id, reason=body.reason, now=state.clock()
+        ctx.session, ctx.actor, message_id=message_id, reason=body.reason
     )
-    message = await session.get(Message, report.message_id)
-    assert message is not None
-    reporter = SenderPublic(id=me.id, username=me.user.username, display_name=me.user.display_name)
-    return _report(report, message.chat_id, reporter)
+    user = ctx.me.user
+    reporter = SenderPublic(id=user.id, username=user.username, display_name=user.display_name)
+    return _report(report, await _chat_id(ctx.session, report), reporter)
 
 
 @router.get("/admin/reports")
@@ -110,7 +93,9 @@ async def list_reports(
     limit: Limit = 50,
 ) -> list[ReportPublic]:
     """Newest first, each with its message."""
-    rows = await reports.list_reports(session, status=status, limit=min(limit, 200), before=before)
+    rows = await reports.list_reports(
+        session, status=status, limit=min(limit, MAX_PAGE), before=before
+    )
     public = await messages_public(session, [m for _, m in rows])
     people = await _people(session, {r.reporter_id for r, _ in rows})
     return [
@@ -121,21 +106,18 @@ async def list_reports(
 
 @router.post("/admin/reports/{report_id}/resolve")
 async def resolve_report(
-    report_id: IdPath, body: ReportResolve, me: AdminDep, session: SessionDep, state: StateDep
+    report_id: IdPath, body: ReportResolve, ctx: AdminContextDep
 ) -> ReportPublic:
     report = await reports.resolve_report(
-        session,
-        state.broker,
-        admin_id=me.id,
+        ctx.session,
+        ctx.broker,
+        ctx.actor,
         report_id=report_id,
         action=body.action,
         duration_seconds=body.duration_seconds,
-        now=state.clock(),
     )
-    message = await session.get(Message, report.message_id)
-    assert message is not None
-    people = await _people(session, {report.reporter_id})
-    return _report(report, message.chat_id, people.get(report.reporter_id or 0))
+    people = await _people(ctx.session, {report.reporter_id})
+    return _report(report, await _chat_id(ctx.session, report), people.get(report.reporter_id or 0))
 
 
 @router.get("/admin/audit")
@@ -149,7 +131,7 @@ async def audit_log(
 ) -> list[AuditEntryPublic]:
     """Newest first; `before` is an entry id; filter by `actor` (a user id) and `action`."""
     entries = await list_audit(
-        session, before=before, limit=min(limit, 200), actor_id=actor, action=action
+        session, before=before, limit=min(limit, MAX_PAGE), actor_id=actor, action=action
     )
     people = await _people(session, {e.actor_id for e in entries})
     return [_entry(e, people) for e in entries]
@@ -188,6 +170,12 @@ def _report(
         resolved_by=report.resolved_by,
         **extra,
     )
+
+
+async def _chat_id(session: AsyncSession, report: Report) -> int:
+    message = await session.get(Message, report.message_id)
+    assert message is not None
+    return message.chat_id
 
 
 async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, SenderPublic]:

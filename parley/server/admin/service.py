@@ -4,14 +4,13 @@ Callers check that the actor is an admin."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.service import access_user, revoke_sessions
 from parley.server.accounts.twofactor import turn_off
+from parley.server.actor import Actor
 from parley.server.audit import audit
 from parley.server.db.models import User
 from parley.server.realtime.broker import Broker
@@ -34,10 +33,11 @@ async def list_users(session: AsyncSession, *, q: str, limit: int, offset: int) 
 
 
 async def deactivate_user(
-    session: AsyncSession, broker: Broker, *, admin_id: int, user_id: int, now: datetime
+    session: AsyncSession, broker: Broker, actor: Actor, *, user_id: int
 ) -> None:
     """The account can no longer sign in; its sessions end and its sockets close (4003);
     its messages stay. Commits."""
+    admin_id, now = actor
     if user_id == admin_id:
         raise errors.ValidationFailed("You cannot deactivate yourself", code="self_deactivation")
     user = await access_user(session, user_id)
@@ -47,9 +47,8 @@ async def deactivate_user(
     await revoke_sessions(session, broker, user_id=user_id, banned=True, now=now)
 
 
-async def reactivate_user(
-    session: AsyncSession, *, admin_id: int, user_id: int, now: datetime
-) -> None:
+async def reactivate_user(session: AsyncSession, actor: Actor, *, user_id: int) -> None:
+    admin_id, now = actor
     user = await access_user(session, user_id)
     if user.deactivated_at is not None:
         user.deactivated_at = None
@@ -57,10 +56,9 @@ async def reactivate_user(
     await session.commit()
 
 
-async def set_admin(
-    session: AsyncSession, *, admin_id: int, user_id: int, is_admin: bool, now: datetime
-) -> User:
+async def set_admin(session: AsyncSession, actor: Actor, *, user_id: int, is_admin: bool) -> User:
     """Grants or takes admin rights; an admin cannot take its own (someone must be left)."""
+    admin_id, now = actor
     if user_id == admin_id and not is_admin:
         raise errors.ValidationFailed("You cannot take your own admin rights", code="self_demotion")
     user = await access_user(session, user_id)
@@ -72,10 +70,9 @@ async def set_admin(
     return user
 
 
-async def reset_two_factor(
-    session: AsyncSession, *, admin_id: int, user_id: int, now: datetime
-) -> User:
+async def reset_two_factor(session: AsyncSession, actor: Actor, *, user_id: int) -> User:
     """Turns the user's two-factor sign-in off (a lost phone); it may set it up again."""
+    admin_id, now = actor
     user = await access_user(session, user_id)
     had = user.totp_enabled
     await turn_off(session, user)

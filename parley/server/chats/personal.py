@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.server.actor import Actor
 from parley.server.chats import views
 from parley.server.chats.access import access_member
 from parley.server.chats.schemas import ChatSettings
@@ -17,18 +18,13 @@ from parley.server.realtime.broker import Broker
 
 
 async def update_settings(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    chat_id: int,
-    settings: ChatSettings,
-    now: datetime,
+    session: AsyncSession, broker: Broker, actor: Actor, *, chat_id: int, settings: ChatSettings
 ) -> tuple[Chat, Membership]:
     """The caller's own settings for a chat (members only); fields left out stay. A mute that
     has already ended is no mute. A real change commits, then reaches the caller's sockets
     (and only theirs) as a `chat_updated`; a change that changes nothing writes and sends
     nothing."""
+    user_id, now = actor
     chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
     changed = False
     if "notify" in settings.model_fields_set and settings.notify != membership.notify:
@@ -46,16 +42,11 @@ async def update_settings(
 
 
 async def set_draft(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    chat_id: int,
-    content: str,
-    now: datetime,
+    session: AsyncSession, broker: Broker, actor: Actor, *, chat_id: int, content: str
 ) -> None:
     """Keeps the caller's draft for a chat (members only; blank text clears it). A real
     change commits, then reaches the caller's sockets as `chat_updated`."""
+    user_id, now = actor
     chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
     wanted = content if content.strip() else None
     if wanted == membership.draft:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.service import access_user, user_public
+from parley.server.actor import Actor
 from parley.server.audit import audit
 from parley.server.chats import views
 from parley.server.chats.access import access_chat, access_manager, access_member, member_ids
@@ -36,16 +37,16 @@ Online = views.Online
 async def create_direct(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    user_id: int,
     peer_id: int,
     max_chats: int,
-    now: datetime,
     online: Online = views.offline,
 ) -> tuple[Chat, Membership, bool]:
     """The one direct chat of a pair: created, or the existing one (False).
 
     TooManyChats when either side is already in `max_chats` chats."""
+    user_id, now = actor
     if peer_id == user_id:
         raise errors.ValidationFailed("A direct chat needs another user")
     await access_user(session, peer_id)
@@ -66,13 +67,7 @@ async def create_direct(
             session.add(chat)
     except IntegrityError:  # the pair opened it concurrently
         return await create_direct(
-            session,
-            broker,
-            user_id=user_id,
-            peer_id=peer_id,
-            max_chats=max_chats,
-            now=now,
-            online=online,
+            session, broker, actor, peer_id=peer_id, max_chats=max_chats, online=online
         )
     mine = Membership(chat_id=chat.id, user_id=user_id, role="member")
     session.add_all([mine, Membership(chat_id=chat.id, user_id=peer_id, role="member")])
@@ -87,18 +82,18 @@ async def create_direct(
 async def create_group(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    user_id: int,
     type: str,
     title: str,
     description: str,
     member_ids: Sequence[int],
     max_chats: int,
-    now: datetime,
 ) -> tuple[Chat, Membership]:
     """A group (private) or channel (public); the creator is its owner.
 
     Members who block the creator cannot be added (Blocked); nobody past `max_chats`."""
+    user_id, now = actor
     others = await _existing_users(session, set(member_ids) - {user_id})
     await check_can_add(session, user_id=user_id, target_ids=others, now=now)
     await check_room(session, [user_id, *others], max_chats=max_chats)
@@ -151,15 +146,15 @@ async def _existing_users(session: AsyncSession, ids: set[int]) -> list[int]:
 async def update_chat(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    user_id: int,
     chat_id: int,
     title: str | None,
     description: str | None,
     retention: tuple[float | None] | None = None,
-    now: datetime,
 ) -> tuple[Chat, Membership]:
     """Owner/admin. `retention`: (days,) to set the chat's retention (audited), None to keep."""
+    user_id, now = actor
     chat, membership = await access_manager(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct" and (title is not None or description is not None):
         raise errors.ValidationFailed("A direct chat has no title", code="direct_chat")
@@ -199,14 +194,14 @@ async def delete_chat(session: AsyncSession, broker: Broker, *, user_id: int, ch
 async def add_members(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    user_id: int,
     chat_id: int,
     user_ids: Sequence[int],
     max_chats: int,
-    now: datetime,
 ) -> None:
     """Managers only. Nobody who blocks the adder (Blocked), nobody past `max_chats`."""
+    user_id, now = actor
     chat, _ = await access_manager(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct":
         raise errors.ValidationFailed("A direct chat has exactly two members", code="direct_chat")
@@ -226,15 +221,15 @@ async def add_members(
 async def join_chat(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    user_id: int,
     chat_id: int,
     max_chats: int,
-    now: datetime,
     invited: bool = False,
 ) -> tuple[Chat, Membership]:
     """Public channels only, or any group or channel when `invited` (an invite was checked);
     joining twice is harmless; TooManyChats past `max_chats`."""
+    user_id, now = actor
     if invited:
         chat = await session.get(Chat, chat_id)
         if chat is None or chat.type == "direct":
@@ -262,16 +257,11 @@ async def join_chat(
 
 
 async def remove_member(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    chat_id: int,
-    target_id: int,
-    now: datetime,
+    session: AsyncSession, broker: Broker, actor: Actor, *, chat_id: int, target_id: int
 ) -> None:
     """Yourself: leave. Owner/admin: remove a member (an admin cannot remove the owner;
     audited)."""
+    user_id, now = actor
     chat, membership = await access_member(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct":
         raise errors.ValidationFailed(
@@ -320,7 +310,7 @@ async def remove_member(
             user_ids=[heir],
             now=now,
         )
-    if heir is not None:  # every process's caches learn its new role (`@all` works at once)
+        # every process's caches learn its new role (`@all` works at once)
         publish_on_commit(session, broker, RolesChanged(chat_id, [heir]))
     after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))
     if heir is not None:  # its my_role changed
@@ -347,16 +337,10 @@ async def _hand_over_ownership(session: AsyncSession, chat_id: int, *, leaving: 
 
 
 async def set_role(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    chat_id: int,
-    target_id: int,
-    role: str,
-    now: datetime,
+    session: AsyncSession, broker: Broker, actor: Actor, *, chat_id: int, target_id: int, role: str
 ) -> MemberPublic:
     """Owner only. Making someone else owner hands ownership over (the old owner becomes admin)."""
+    user_id, now = actor
     chat, mine = await access_manager(session, user_id=user_id, chat_id=chat_id, owner_only=True)
     target = await session.get(Membership, (chat_id, target_id))
     if target is None:
@@ -364,32 +348,18 @@ async def set_role(
     if target_id == user_id and role != "owner":
         raise errors.ValidationFailed("Hand ownership to someone else first", code="owner_required")
     changed = [target_id]
-    if role == "owner" and target_id != user_id:
+    handing_over = role == "owner" and target_id != user_id
+    if handing_over:
         mine.role = "admin"
         changed.append(user_id)
     details = {"user_id": target_id, "from": target.role, "to": role}
-    if role == "owner" and target_id != user_id:
+    if handing_over or target.role != role:
+        notice = "owner_changed" if handing_over else "role_changed"
         await add_notice(
-            session,
-            broker,
-            chat,
-            actor_id=user_id,
-            action="owner_changed",
-            user_ids=[target_id],
-            now=now,
-        )
-    elif target.role != role:
-        await add_notice(
-            session,
-            broker,
-            chat,
-            actor_id=user_id,
-            action="role_changed",
-            user_ids=[target_id],
-            now=now,
+            session, broker, chat, actor_id=user_id, action=notice, user_ids=[target_id], now=now
         )
     target.role = role
-    action = "chat.owner" if role == "owner" and target_id != user_id else "chat.role"
+    action = "chat.owner" if handing_over else "chat.role"
     await audit(session, user_id, action, "chat", chat_id, details, at=now)
     publish_on_commit(session, broker, RolesChanged(chat_id, [target_id, user_id]))
     after_commit(session, lambda: publish_chat_updated(session, broker, chat, now=now))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import EmailStr, StringConstraints
 
 from parley.server.accounts.schemas import Password, Strict, UserPublic
 from parley.server.accounts.service import user_public
-from parley.server.deps import CurrentUser, SessionDep, StateDep, client_ip
+from parley.server.deps import NO_CONTENT, ContextDep, SessionDep, StateDep, client_ip
 from parley.server.email import digest, service, templates
 
 router = APIRouter(prefix="/service/api", tags=["email"])
@@ -43,18 +43,17 @@ async def verify_email(body: VerifyRequest, session: SessionDep, state: StateDep
 
 
 @router.post("/email/verify/resend", status_code=202)
-async def resend_verification(
-    request: Request, me: CurrentUser, session: SessionDep, state: StateDep
-) -> JSONResponse:
+async def resend_verification(request: Request, ctx: ContextDep) -> JSONResponse:
+    state, user = ctx.state, ctx.me.user
     state.mailer.check()
-    await state.throttle.hit("forgot", me.user.email_key, detail="Too many e-mails, try later")
+    await state.throttle.hit("forgot", user.email_key, detail="Too many e-mails, try later")
     await service.send_verification(
-        session,
+        ctx.session,
         state.mailer,
-        user=me.user,
+        user=user,
         base=state.settings.public_base,
         language=_language(request),
-        now=state.clock(),
+        now=ctx.now(),
     )
     return JSONResponse({"detail": "A confirmation link is on its way"}, status_code=202)
 
@@ -76,16 +75,11 @@ async def forgot_password(
     return JSONResponse({"detail": service.FORGOT_DETAIL}, status_code=202)
 
 
-@router.post("/password/reset", status_code=204)
-async def reset_password(body: ResetRequest, session: SessionDep, state: StateDep) -> Response:
+@router.post("/password/reset", **NO_CONTENT)
+async def reset_password(body: ResetRequest, session: SessionDep, state: StateDep) -> None:
     await service.reset_password(
-        session,
-        state.broker,
-        token=body.token,
-        new_password=body.new_password,
-        now=state.clock(),
+        session, state.broker, token=body.token, new_password=body.new_password, now=state.clock()
     )
-    return Response(status_code=204)
 
 
 _UNSUBSCRIBE_PAGE = {

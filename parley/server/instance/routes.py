@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.config import Settings
 from parley.server.accounts.schemas import Strict
-from parley.server.deps import CurrentUser, SessionDep, StateDep, check_admin
+from parley.server.deps import AdminContextDep, ContextDep, check_admin
 from parley.server.instance import settings as instance
 
 router = APIRouter(prefix="/service/api/admin", tags=["admin"])
@@ -32,21 +32,19 @@ class InstanceSettingsUpdate(Strict):
 
 
 @router.get("/settings")
-async def get_settings(me: CurrentUser, session: SessionDep, state: StateDep) -> InstanceSettings:
-    check_admin(me)
-    return await _public(session, state.settings)
+async def get_settings(ctx: AdminContextDep) -> InstanceSettings:
+    return await _public(ctx.session, ctx.state.settings)
 
 
 @router.patch("/settings")
-async def update_settings(
-    body: InstanceSettingsUpdate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> InstanceSettings:
-    check_admin(me)
+async def update_settings(body: InstanceSettingsUpdate, ctx: ContextDep) -> InstanceSettings:
+    check_admin(ctx.me)
     changes = body.model_dump(exclude_unset=True)
     if changes.get("registration", "") is None:
         del changes["registration"]  # not nullable: null leaves it as it is
-    await instance.write(session, state.settings, changes, admin_id=me.id, now=state.clock())
-    return await _public(session, state.settings)
+    settings = ctx.state.settings
+    await instance.write(ctx.session, settings, changes, admin_id=ctx.user_id, now=ctx.now())
+    return await _public(ctx.session, settings)
 
 
 async def _public(session: AsyncSession, settings: Settings) -> InstanceSettings:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep
+from parley.server.db.models import DataExport
+from parley.server.deps import NO_CONTENT, Context, ContextDep, IdPath, SessionDep, StateDep
 from parley.server.integrations import bots, commands, exports, webhooks
 from parley.server.integrations.events import BotEvents
 from parley.server.integrations.schemas import (
@@ -45,34 +46,30 @@ def _base(request: Request) -> str:
 
 
 @router.post("", status_code=201, response_model=BotCreated)
-async def create_bot(
-    body: BotCreate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> BotCreated:
+async def create_bot(body: BotCreate, ctx: ContextDep) -> BotCreated:
     return await bots.create_bot(
-        session,
-        state.issuer,
-        owner=me.user,
+        ctx.session,
+        ctx.state.issuer,
+        owner=ctx.me.user,
         username=body.username,
         display_name=body.display_name,
     )
 
 
 @router.get("", response_model=list[BotPublic])
-async def list_bots(me: CurrentUser, session: SessionDep) -> list[BotPublic]:
-    return await bots.list_bots(session, owner_id=me.id)
+async def list_bots(ctx: ContextDep) -> list[BotPublic]:
+    return await bots.list_bots(ctx.session, owner_id=ctx.user_id)
 
 
 @router.patch("/{bot_id}", response_model=BotPublic)
-async def update_bot(
-    bot_id: IdPath, body: BotUpdate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> BotPublic:
+async def update_bot(bot_id: IdPath, body: BotUpdate, ctx: ContextDep) -> BotPublic:
     event_url = body.event_url
     if event_url is None and "event_url" in body.model_fields_set:
         event_url = ""  # null clears it
     return await bots.update_bot(
-        session,
-        state.broker,
-        caller=me.user,
+        ctx.session,
+        ctx.broker,
+        caller=ctx.me.user,
         bot_id=bot_id,
         display_name=body.display_name,
         event_url=event_url,
@@ -81,25 +78,20 @@ async def update_bot(
 
 
 @router.post("/{bot_id}/token", response_model=BotCreated)
-async def rotate_token(
-    bot_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> BotCreated:
+async def rotate_token(bot_id: IdPath, ctx: ContextDep) -> BotCreated:
     return await bots.rotate_token(
-        session, state.broker, state.issuer, caller=me.user, bot_id=bot_id
+        ctx.session, ctx.broker, ctx.state.issuer, caller=ctx.me.user, bot_id=bot_id
     )
 
 
-@router.delete("/{bot_id}", status_code=204)
-async def delete_bot(
-    bot_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
-    await bots.delete_bot(session, state.broker, caller=me.user, bot_id=bot_id, now=state.clock())
-    return Response(status_code=204)
+@router.delete("/{bot_id}", **NO_CONTENT)
+async def delete_bot(bot_id: IdPath, ctx: ContextDep) -> None:
+    await bots.delete_bot(ctx.session, ctx.broker, caller=ctx.me.user, bot_id=bot_id, now=ctx.now())
 
 
 @router.get("/{bot_id}/deliveries", response_model=list[DeliveryPublic])
-async def deliveries(bot_id: IdPath, me: CurrentUser, session: SessionDep) -> list[DeliveryPublic]:
-    return await bots.deliveries(session, caller=me.user, bot_id=bot_id)
+async def deliveries(bot_id: IdPath, ctx: ContextDep) -> list[DeliveryPublic]:
+    return await bots.deliveries(ctx.session, caller=ctx.me.user, bot_id=bot_id)
 
 
 # --- webhooks and commands of a chat -----------------------------------------------------
@@ -107,50 +99,43 @@ async def deliveries(bot_id: IdPath, me: CurrentUser, session: SessionDep) -> li
 
 @chat_router.post("/{chat_id}/webhooks", status_code=201, response_model=WebhookPublic)
 async def create_webhook(
-    chat_id: IdPath,
-    body: WebhookCreate,
-    request: Request,
-    me: CurrentUser,
-    session: SessionDep,
-    state: StateDep,
+    chat_id: IdPath, body: WebhookCreate, request: Request, ctx: ContextDep
 ) -> WebhookPublic:
     return await webhooks.create_webhook(
-        session, state.broker, user_id=me.id, chat_id=chat_id, name=body.name, base=_base(request)
+        ctx.session,
+        ctx.broker,
+        user_id=ctx.user_id,
+        chat_id=chat_id,
+        name=body.name,
+        base=_base(request),
     )
 
 
 @chat_router.get("/{chat_id}/webhooks", response_model=list[WebhookPublic])
-async def list_webhooks(
-    chat_id: IdPath, request: Request, me: CurrentUser, session: SessionDep
-) -> list[WebhookPublic]:
+async def list_webhooks(chat_id: IdPath, request: Request, ctx: ContextDep) -> list[WebhookPublic]:
     return await webhooks.list_webhooks(
-        session, user_id=me.id, chat_id=chat_id, base=_base(request)
+        ctx.session, user_id=ctx.user_id, chat_id=chat_id, base=_base(request)
     )
 
 
-@chat_router.delete("/{chat_id}/webhooks/{hook_id}", status_code=204)
-async def delete_webhook(
-    chat_id: IdPath, hook_id: IdPath, me: CurrentUser, session: SessionDep
-) -> Response:
-    await webhooks.delete_webhook(session, user_id=me.id, chat_id=chat_id, hook_id=hook_id)
-    return Response(status_code=204)
+@chat_router.delete("/{chat_id}/webhooks/{hook_id}", **NO_CONTENT)
+async def delete_webhook(chat_id: IdPath, hook_id: IdPath, ctx: ContextDep) -> None:
+    await webhooks.delete_webhook(
+        ctx.session, user_id=ctx.user_id, chat_id=chat_id, hook_id=hook_id
+    )
 
 
 @chat_router.get("/{chat_id}/commands", response_model=list[CommandPublic])
-async def list_commands(
-    chat_id: IdPath, me: CurrentUser, session: SessionDep
-) -> list[CommandPublic]:
-    return await commands.list_commands(session, user_id=me.id, chat_id=chat_id)
+async def list_commands(chat_id: IdPath, ctx: ContextDep) -> list[CommandPublic]:
+    return await commands.list_commands(ctx.session, user_id=ctx.user_id, chat_id=chat_id)
 
 
 @chat_router.post("/{chat_id}/commands", response_model=CommandSent)
-async def run_command(
-    chat_id: IdPath, body: CommandRun, me: CurrentUser, session: SessionDep, state: StateDep
-) -> CommandSent:
+async def run_command(chat_id: IdPath, body: CommandRun, ctx: ContextDep) -> CommandSent:
     return await commands.run_command(
-        session,
-        _events(state),
-        caller=me.user,
+        ctx.session,
+        _events(ctx.state),
+        caller=ctx.me.user,
         chat_id=chat_id,
         command=body.command,
         text=body.text,
@@ -188,17 +173,18 @@ async def post_to_hook(
 # --- exports ---------------------------------------------------------------------------------
 
 
-async def _start_export(
-    session: SessionDep, state: AppState, *, user_id: int, chat_id: int | None
-) -> JSONResponse:
-    row = await exports.start_export(session, user_id=user_id, chat_id=chat_id, now=state.clock())
+async def _start_export(ctx: Context, *, chat_id: int | None) -> JSONResponse:
+    state = ctx.state
+    row = await exports.start_export(
+        ctx.session, user_id=ctx.user_id, chat_id=chat_id, now=ctx.now()
+    )
     assert state.exports is not None
     state.exports.start(
         exports.build_export(
             state.sessions,
             state.storage,
             export_id=row.id,
-            now=state.clock(),
+            now=ctx.now(),
             scratch=state.settings.data_dir,
         )
     )
@@ -206,35 +192,34 @@ async def _start_export(
 
 
 @export_router.post("", status_code=202)
-async def start_my_export(me: CurrentUser, session: SessionDep, state: StateDep) -> JSONResponse:
-    return await _start_export(session, state, user_id=me.id, chat_id=None)
+async def start_my_export(ctx: ContextDep) -> JSONResponse:
+    return await _start_export(ctx, chat_id=None)
 
 
 @chat_router.post("/{chat_id}/export", status_code=202)
-async def start_chat_export(
-    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> JSONResponse:
-    return await _start_export(session, state, user_id=me.id, chat_id=chat_id)
+async def start_chat_export(chat_id: IdPath, ctx: ContextDep) -> JSONResponse:
+    return await _start_export(ctx, chat_id=chat_id)
 
 
 @export_router.get("/{export_id}")
-async def export_status(
-    export_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> JSONResponse:
-    row = await exports.get_export(session, user_id=me.id, export_id=export_id, now=state.clock())
-    return JSONResponse(exports.export_public(row))
+async def export_status(export_id: IdPath, ctx: ContextDep) -> JSONResponse:
+    return JSONResponse(exports.export_public(await _my_export(ctx, export_id)))
 
 
 @export_router.get("/{export_id}/download", response_class=StreamingResponse)
-async def export_download(
-    export_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> StreamingResponse:
-    row = await exports.get_export(session, user_id=me.id, export_id=export_id, now=state.clock())
+async def export_download(export_id: IdPath, ctx: ContextDep) -> StreamingResponse:
+    row = await _my_export(ctx, export_id)
     if row.status != "ready" or row.storage_key is None:
         raise exports.NotReady()
     name = f"parley-export-{row.id}.zip"
     return StreamingResponse(
-        await state.storage.open(row.storage_key),
+        await ctx.state.storage.open(row.storage_key),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def _my_export(ctx: Context, export_id: int) -> DataExport:
+    return await exports.get_export(
+        ctx.session, user_id=ctx.user_id, export_id=export_id, now=ctx.now()
     )

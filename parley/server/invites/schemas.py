@@ -22,11 +22,14 @@ class AdminInviteCreate(Strict):
     chat_ids: Annotated[list[Id], Field(max_length=50)] = Field(default_factory=list)
 
 
-class AdminInvitePublic(BaseModel):
+class ChatLinkPublic(BaseModel):
     code: str
     url: str
     expires_at: datetime | None
     uses_left: int | None
+
+
+class AdminInvitePublic(ChatLinkPublic):
     email: str | None
     chat_ids: list[int]
     created_at: datetime
@@ -35,13 +38,6 @@ class AdminInvitePublic(BaseModel):
 class ChatLinkCreate(Strict):
     expires_in_seconds: Lifetime | None = None  # None: until revoked or replaced
     max_uses: Uses | None = None  # None: unlimited
-
-
-class ChatLinkPublic(BaseModel):
-    code: str
-    url: str
-    expires_at: datetime | None
-    uses_left: int | None
 
 
 class InviteChat(BaseModel):

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
+from parley.server.actor import Actor
 from parley.server.audit import audit
 from parley.server.chats import service as chats
 from parley.server.chats.access import access_manager, access_member
@@ -96,15 +97,15 @@ async def _take_use(session: AsyncSession, invite: Invite, now: datetime) -> Non
 
 async def create_admin_invite(
     session: AsyncSession,
+    actor: Actor,
     *,
-    admin_id: int,
     email: str | None,
     max_uses: int,
     expires_in_seconds: int,
     chat_ids: Sequence[int],
-    now: datetime,
 ) -> Invite:
     """Commits. Every chat of `chat_ids` must exist (404 `chat_not_found`)."""
+    admin_id, now = actor
     wanted = sorted(set(chat_ids))
     if wanted:
         found = set((await session.execute(select(Chat.id).where(Chat.id.in_(wanted)))).scalars())
@@ -138,10 +139,9 @@ async def list_admin_invites(session: AsyncSession) -> list[Invite]:
     return list(rows.scalars())
 
 
-async def delete_admin_invite(
-    session: AsyncSession, *, admin_id: int, code: str, now: datetime
-) -> None:
+async def delete_admin_invite(session: AsyncSession, actor: Actor, *, code: str) -> None:
     """Audited (the entry keeps the email and chats it was for); commits."""
+    admin_id, now = actor
     invite = await _find(session, code)
     if invite is None or invite.chat_id is not None:
         raise errors.NotFound("No such invite", code="invite_not_found")
@@ -174,25 +174,13 @@ async def use_for_registration(session: AsyncSession, invite: Invite, *, now: da
 
 
 async def join_invited_chats(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    invite: Invite,
-    max_chats: int,
-    now: datetime,
+    session: AsyncSession, broker: Broker, actor: Actor, *, invite: Invite, max_chats: int
 ) -> None:
     """The chats an admin invite names (each still there) are joined by the new user."""
     for chat_id in chat_ids_of(invite):
         try:
             await chats.join_chat(
-                session,
-                broker,
-                user_id=user_id,
-                chat_id=chat_id,
-                max_chats=max_chats,
-                now=now,
-                invited=True,
+                session, broker, actor, chat_id=chat_id, max_chats=max_chats, invited=True
             )
         except errors.NotFound:
             continue  # deleted since the invite was made
@@ -201,9 +189,8 @@ async def join_invited_chats(
 # --- chat invite links ---
 
 
-async def current_chat_link(
-    session: AsyncSession, *, user_id: int, chat_id: int, now: datetime
-) -> Invite:
+async def current_chat_link(session: AsyncSession, actor: Actor, *, chat_id: int) -> Invite:
+    user_id, now = actor
     await access_manager(session, user_id=user_id, chat_id=chat_id)
     row = (
         await session.execute(
@@ -220,14 +207,14 @@ async def current_chat_link(
 
 async def create_chat_link(
     session: AsyncSession,
+    actor: Actor,
     *,
-    user_id: int,
     chat_id: int,
     expires_in_seconds: int | None,
     max_uses: int | None,
-    now: datetime,
 ) -> Invite:
     """Owner/admin of a group or channel. A new link replaces (revokes) the old one; commits."""
+    user_id, now = actor
     chat, _ = await access_member(session, user_id=user_id, chat_id=chat_id)
     if chat.type == "direct":
         raise errors.ValidationFailed("A direct chat cannot be joined", code="direct_chat")
@@ -252,10 +239,9 @@ async def create_chat_link(
     return invite
 
 
-async def revoke_chat_link(
-    session: AsyncSession, *, user_id: int, chat_id: int, now: datetime
-) -> None:
+async def revoke_chat_link(session: AsyncSession, actor: Actor, *, chat_id: int) -> None:
     """Audited when a live link was revoked; commits."""
+    user_id, now = actor
     await access_manager(session, user_id=user_id, chat_id=chat_id)
     if await _revoke_links(session, chat_id, now):
         await audit(session, user_id, "chat.invite_link_revoke", "chat", chat_id, at=now)
@@ -290,16 +276,11 @@ async def preview(session: AsyncSession, *, code: str, now: datetime) -> Preview
 
 
 async def accept(
-    session: AsyncSession,
-    broker: Broker,
-    *,
-    user_id: int,
-    code: str,
-    max_chats: int,
-    now: datetime,
+    session: AsyncSession, broker: Broker, actor: Actor, *, code: str, max_chats: int
 ) -> tuple[Chat, Membership]:
     """Joins the link's chat. Already a member: the chat, no use taken. InviteInvalid when the
     code is unknown, revoked, expired or used up; an admin invite is not a chat's link (422)."""
+    user_id, now = actor
     invite = await _find(session, code)
     if invite is None:
         raise InviteInvalid()
@@ -314,11 +295,5 @@ async def accept(
         return chat, member
     await _take_use(session, invite, now)
     return await chats.join_chat(
-        session,
-        broker,
-        user_id=user_id,
-        chat_id=invite.chat_id,
-        max_chats=max_chats,
-        now=now,
-        invited=True,
+        session, broker, actor, chat_id=invite.chat_id, max_chats=max_chats, invited=True
     )

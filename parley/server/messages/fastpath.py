@@ -13,9 +13,9 @@ from pydantic.fields import FieldInfo
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from parley.server.deps import authenticate_caller, get_state
+from parley.server.deps import MAX_PAGE, authenticate_caller, get_state
 from parley.server.messages import history
-from parley.server.messages.routes import MAX_PAGE, list_messages, router
+from parley.server.messages.routes import list_messages, router
 
 _JSON = (b"content-type", b"application/json")
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
+from parley.server.actor import Actor
 from parley.server.cache import SendChecks
 from parley.server.chats.access import access_chat, access_member
 from parley.server.db.models import Chat, Message
@@ -51,62 +52,50 @@ async def _pinned_message(
     return message
 
 
-async def pin_message(
+async def set_pinned(
     session: AsyncSession,
     broker: Broker,
     checks: SendChecks,
+    actor: Actor,
     *,
-    user_id: int,
     chat_id: int,
     message_id: int,
-    now: datetime,
+    pinned: bool,
 ) -> MessagePublic:
-    """Pins a message of the chat (pinning it again changes nothing); Conflict
-    `too_many_pins` past MAX_PINS. Commits, then sends `message_updated` (and, outside
-    direct chats, a `pinned` notice)."""
+    """Pins or unpins a message of the chat (one already as asked: nothing happens); the
+    message as it is now. Conflict `too_many_pins` past MAX_PINS. Commits, then sends
+    `message_updated` (and, outside direct chats, a `pinned` or `unpinned` notice)."""
+    user_id, now = actor
     chat = await check_can_pin(session, checks, user_id=user_id, chat_id=chat_id)
     message = await _pinned_message(
         session, user_id=user_id, chat_id=chat_id, message_id=message_id, now=now
     )
+    if pinned:
+        _check_pinnable(message)
+    if (message.pinned_at is not None) == pinned:
+        return await message_public(session, message)
+    if pinned:
+        await _check_room(session, chat_id)
+    message.pinned_at, message.pinned_by = (now, user_id) if pinned else (None, None)
+    action = "pinned" if pinned else "unpinned"
+    await add_notice(
+        session, broker, chat, actor_id=user_id, action=action, reply_to=message.id, now=now
+    )
+    return await _commit_and_tell(session, broker, message)
+
+
+def _check_pinnable(message: Message) -> None:
     check_not_notice(message, "pinned")
     if message.deleted_at is not None:
         raise errors.Conflict("The message was deleted", code="message_deleted")
-    if message.pinned_at is not None:
-        return await message_public(session, message)
+
+
+async def _check_room(session: AsyncSession, chat_id: int) -> None:
     await _lock(session, chat_id)
     if await _count(session, chat_id) >= MAX_PINS:
         raise errors.Conflict(
             f"A chat can have at most {MAX_PINS} pinned messages", code="too_many_pins"
         )
-    message.pinned_at, message.pinned_by = now, user_id
-    await add_notice(
-        session, broker, chat, actor_id=user_id, action="pinned", reply_to=message.id, now=now
-    )
-    return await _commit_and_tell(session, broker, message)
-
-
-async def unpin_message(
-    session: AsyncSession,
-    broker: Broker,
-    checks: SendChecks,
-    *,
-    user_id: int,
-    chat_id: int,
-    message_id: int,
-    now: datetime,
-) -> None:
-    """Unpins (a message not pinned: nothing happens); the same permission as pinning."""
-    chat = await check_can_pin(session, checks, user_id=user_id, chat_id=chat_id)
-    message = await _pinned_message(
-        session, user_id=user_id, chat_id=chat_id, message_id=message_id, now=now
-    )
-    if message.pinned_at is None:
-        return
-    message.pinned_at, message.pinned_by = None, None
-    await add_notice(
-        session, broker, chat, actor_id=user_id, action="unpinned", reply_to=message.id, now=now
-    )
-    await _commit_and_tell(session, broker, message)
 
 
 async def _commit_and_tell(
@@ -130,10 +119,9 @@ async def _count(session: AsyncSession, chat_id: int) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def list_pins(
-    session: AsyncSession, *, user_id: int, chat_id: int, now: datetime
-) -> list[MessagePublic]:
+async def list_pins(session: AsyncSession, actor: Actor, *, chat_id: int) -> list[MessagePublic]:
     """The chat's pinned messages, most recently pinned first (readers of the chat)."""
+    user_id, now = actor
     chat, _ = await access_chat(session, user_id=user_id, chat_id=chat_id)
     query = (
         select(Message)

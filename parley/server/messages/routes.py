@@ -10,8 +10,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from parley import errors
 from parley.server.accounts.routes import UPLOAD_BODY
+from parley.server.actor import Actor
 from parley.server.deps import (
+    MAX_PAGE,
+    NO_CONTENT,
     CallerDep,
+    Context,
+    ContextDep,
     CurrentUser,
     IdPath,
     Limit,
@@ -20,6 +25,7 @@ from parley.server.deps import (
     SeqQuery,
     SessionDep,
     StateDep,
+    created_or_existing,
 )
 from parley.server.messages import (
     attachments,
@@ -54,7 +60,6 @@ from parley.server.text import Plain
 from parley.server.uploads import read_file_part
 
 router = APIRouter(prefix="/service/api", tags=["messages"])
-MAX_PAGE = 200
 ThreadFilter = Annotated[Literal["main"] | None, Query()]
 
 
@@ -93,16 +98,12 @@ async def list_messages(
 
 @router.get("/mentions")
 async def list_mentions(
-    me: CurrentUser,
-    session: SessionDep,
-    state: StateDep,
-    limit: Limit = 50,
-    before: OptionalId = None,
+    ctx: ContextDep, limit: Limit = 50, before: OptionalId = None
 ) -> list[MessagePublic]:
     """Messages that mention me, newest first, from chats I am a member of. Paging: pass the
     smallest message `id` of a page as `before` to get the next (older) page."""
     return await service.list_mentions(
-        session, user_id=me.id, limit=min(limit, MAX_PAGE), before=before, now=state.clock()
+        ctx.session, user_id=ctx.user_id, limit=min(limit, MAX_PAGE), before=before, now=ctx.now()
     )
 
 
@@ -126,267 +127,227 @@ async def send_message(
         metrics=state.metrics,
         **service.send_of(body, user_id=me.id, chat_id=chat_id),
     )
-    if created:
-        return message
-    return JSONResponse(message.model_dump(mode="json"), status_code=200)
+    return created_or_existing(message, created)
 
 
 @router.get("/messages/{message_id}")
-async def get_message(
-    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> MessagePublic:
+async def get_message(message_id: IdPath, ctx: ContextDep) -> MessagePublic:
     message = await service.access_message(
-        session, user_id=me.id, message_id=message_id, now=state.clock()
+        ctx.session, user_id=ctx.user_id, message_id=message_id, now=ctx.now()
     )
-    return await service.message_public(session, message)
+    return await service.message_public(ctx.session, message)
 
 
 @router.patch("/messages/{message_id}")
-async def edit_message(
-    message_id: IdPath, body: MessageUpdate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> MessagePublic:
+async def edit_message(message_id: IdPath, body: MessageUpdate, ctx: ContextDep) -> MessagePublic:
     return await service.edit_message(
-        session,
-        state.broker,
-        user_id=me.id,
+        ctx.session,
+        ctx.broker,
+        user_id=ctx.user_id,
         message_id=message_id,
         content=body.content,
-        now=state.clock(),
+        now=ctx.now(),
     )
 
 
-@router.delete("/messages/{message_id}", status_code=204)
-async def delete_message(
-    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
+@router.delete("/messages/{message_id}", **NO_CONTENT)
+async def delete_message(message_id: IdPath, ctx: ContextDep) -> None:
     await service.delete_message(
-        session, state.broker, user_id=me.id, message_id=message_id, now=state.clock()
+        ctx.session, ctx.broker, user_id=ctx.user_id, message_id=message_id, now=ctx.now()
     )
-    return Response(status_code=204)
 
 
-@router.delete("/messages/{message_id}/preview", status_code=204)
-async def remove_preview(
-    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
+@router.delete("/messages/{message_id}/preview", **NO_CONTENT)
+async def remove_preview(message_id: IdPath, ctx: ContextDep) -> None:
     """The author removes the message's link preview."""
     await previews.remove_preview(
-        session,
-        state.broker,
-        state.storage,
-        user_id=me.id,
+        ctx.session,
+        ctx.broker,
+        ctx.state.storage,
+        user_id=ctx.user_id,
         message_id=message_id,
-        now=state.clock(),
+        now=ctx.now(),
     )
-    return Response(status_code=204)
 
 
 @router.post("/messages/{message_id}/reactions")
-async def add_reaction(
-    message_id: IdPath, body: ReactionCreate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> MessagePublic:
+async def add_reaction(message_id: IdPath, body: ReactionCreate, ctx: ContextDep) -> MessagePublic:
+    return await _react(ctx, message_id, body.emoji, add=True)
+
+
+@router.delete("/messages/{message_id}/reactions/{emoji}", **NO_CONTENT)
+async def remove_reaction(message_id: IdPath, emoji: str, ctx: ContextDep) -> None:
+    await _react(ctx, message_id, emoji, add=False)
+
+
+async def _react(ctx: Context, message_id: int, emoji: str, *, add: bool) -> MessagePublic:
     return await reactions.react(
-        session,
-        state.broker,
-        user_id=me.id,
-        message_id=message_id,
-        emoji=body.emoji,
-        add=True,
-        now=state.clock(),
-        max_reactions=state.settings.max_reactions,
-    )
-
-
-@router.delete("/messages/{message_id}/reactions/{emoji}", status_code=204)
-async def remove_reaction(
-    message_id: IdPath, emoji: str, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
-    await reactions.react(
-        session,
-        state.broker,
-        user_id=me.id,
+        ctx.session,
+        ctx.broker,
+        user_id=ctx.user_id,
         message_id=message_id,
         emoji=emoji,
-        add=False,
-        now=state.clock(),
-        max_reactions=state.settings.max_reactions,
+        add=add,
+        now=ctx.now(),
+        max_reactions=ctx.state.settings.max_reactions,
     )
-    return Response(status_code=204)
 
 
-@router.post("/chats/{chat_id}/read", status_code=204)
-async def mark_read(
-    chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
-    await reactions.mark_read(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
-    return Response(status_code=204)
+@router.post("/chats/{chat_id}/read", **NO_CONTENT)
+async def mark_read(chat_id: IdPath, body: ReadMark, ctx: ContextDep) -> None:
+    await reactions.mark_read(
+        ctx.session, ctx.broker, user_id=ctx.user_id, chat_id=chat_id, seq=body.seq
+    )
 
 
 @router.get("/messages/{message_id}/thread")
 async def get_thread(
     message_id: IdPath,
-    me: CurrentUser,
-    session: SessionDep,
-    state: StateDep,
+    ctx: ContextDep,
     limit: Limit = 50,
     after: SeqQuery = None,
     before: SeqQuery = None,
 ) -> ThreadPage:
     """The root and a page of its replies, ascending (default: the newest `limit`)."""
     return await threads.list_thread(
-        session,
-        user_id=me.id,
+        ctx.session,
+        user_id=ctx.user_id,
         root_id=message_id,
         limit=min(limit, MAX_PAGE),
         after=after,
         before=before,
-        now=state.clock(),
+        now=ctx.now(),
     )
 
 
-@router.post("/chats/{chat_id}/unread", status_code=204)
-async def mark_unread(
-    chat_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
+@router.post("/chats/{chat_id}/unread", **NO_CONTENT)
+async def mark_unread(chat_id: IdPath, body: ReadMark, ctx: ContextDep) -> None:
     """My read marker moves back to `seq` - 1 (never forward); my sockets get `read`."""
-    await reactions.mark_unread(session, state.broker, user_id=me.id, chat_id=chat_id, seq=body.seq)
-    return Response(status_code=204)
+    await reactions.mark_unread(
+        ctx.session, ctx.broker, user_id=ctx.user_id, chat_id=chat_id, seq=body.seq
+    )
 
 
 @router.get("/chats/{chat_id}/pins")
-async def list_pins(
-    chat_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> list[MessagePublic]:
+async def list_pins(chat_id: IdPath, ctx: ContextDep) -> list[MessagePublic]:
     """The chat's pinned messages, most recently pinned first (at most 50)."""
-    return await pins.list_pins(session, user_id=me.id, chat_id=chat_id, now=state.clock())
+    return await pins.list_pins(ctx.session, ctx.actor, chat_id=chat_id)
 
 
 @router.post("/chats/{chat_id}/pins")
-async def pin_message(
-    chat_id: IdPath, body: PinCreate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> MessagePublic:
+async def pin_message(chat_id: IdPath, body: PinCreate, ctx: ContextDep) -> MessagePublic:
     """Members who may post (direct chats, groups); owners and admins (channels). 409
     `too_many_pins` past 50."""
-    return await pins.pin_message(
-        session,
-        state.broker,
-        state.checks,
-        user_id=me.id,
-        chat_id=chat_id,
-        message_id=body.message_id,
-        now=state.clock(),
-    )
+    return await _set_pinned(ctx, chat_id, body.message_id, pinned=True)
 
 
-@router.put("/messages/{message_id}/follow", status_code=204)
-async def follow_thread(
-    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
-    await threads.follow_thread(
-        session, user_id=me.id, root_id=message_id, following=True, now=state.clock()
-    )
-    return Response(status_code=204)
+@router.delete("/chats/{chat_id}/pins/{message_id}", **NO_CONTENT)
+async def unpin_message(chat_id: IdPath, message_id: IdPath, ctx: ContextDep) -> None:
+    await _set_pinned(ctx, chat_id, message_id, pinned=False)
 
 
-@router.delete("/chats/{chat_id}/pins/{message_id}", status_code=204)
-async def unpin_message(
-    chat_id: IdPath, message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
-    await pins.unpin_message(
-        session,
-        state.broker,
-        state.checks,
-        user_id=me.id,
+async def _set_pinned(
+    ctx: Context, chat_id: int, message_id: int, *, pinned: bool
+) -> MessagePublic:
+    return await pins.set_pinned(
+        ctx.session,
+        ctx.broker,
+        ctx.state.checks,
+        ctx.actor,
         chat_id=chat_id,
         message_id=message_id,
-        now=state.clock(),
+        pinned=pinned,
     )
-    return Response(status_code=204)
 
 
-@router.delete("/messages/{message_id}/follow", status_code=204)
-async def unfollow_thread(
-    message_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
+@router.put("/messages/{message_id}/follow", **NO_CONTENT)
+async def follow_thread(message_id: IdPath, ctx: ContextDep) -> None:
     await threads.follow_thread(
-        session, user_id=me.id, root_id=message_id, following=False, now=state.clock()
+        ctx.session, user_id=ctx.user_id, root_id=message_id, following=True, now=ctx.now()
     )
-    return Response(status_code=204)
+
+
+@router.delete("/messages/{message_id}/follow", **NO_CONTENT)
+async def unfollow_thread(message_id: IdPath, ctx: ContextDep) -> None:
+    await threads.follow_thread(
+        ctx.session, user_id=ctx.user_id, root_id=message_id, following=False, now=ctx.now()
+    )
 
 
 @router.get("/threads")
 async def list_threads(
-    me: CurrentUser,
-    session: SessionDep,
-    limit: Limit = 50,
-    before: Annotated[datetime | None, Query()] = None,
+    ctx: ContextDep, limit: Limit = 50, before: Annotated[datetime | None, Query()] = None
 ) -> list[FollowedThread]:
     """Threads I follow, the most recent reply first. Paging: pass a page's last
     `last_reply_at` as `before`."""
     return await threads.list_threads(
-        session, user_id=me.id, limit=min(limit, MAX_PAGE), before=before
+        ctx.session, user_id=ctx.user_id, limit=min(limit, MAX_PAGE), before=before
     )
 
 
-@router.post("/messages/{message_id}/thread/read", status_code=204)
-async def mark_thread_read(
-    message_id: IdPath, body: ReadMark, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
+@router.post("/messages/{message_id}/thread/read", **NO_CONTENT)
+async def mark_thread_read(message_id: IdPath, body: ReadMark, ctx: ContextDep) -> None:
     await threads.mark_thread_read(
-        session, state.broker, user_id=me.id, root_id=message_id, seq=body.seq, now=state.clock()
+        ctx.session,
+        ctx.broker,
+        user_id=ctx.user_id,
+        root_id=message_id,
+        seq=body.seq,
+        now=ctx.now(),
     )
-    return Response(status_code=204)
 
 
 @router.post("/messages/{message_id}/forward", status_code=201)
 async def forward_message(
-    message_id: IdPath, body: ForwardCreate, me: CurrentUser, session: SessionDep, state: StateDep
+    message_id: IdPath, body: ForwardCreate, ctx: ContextDep
 ) -> list[MessagePublic]:
     """One copy per target chat, each after the `comment` when given; all or nothing."""
+    state = ctx.state
     return await forwarding.forward_message(
-        session,
-        state.broker,
+        ctx.session,
+        ctx.broker,
         state.checks,
         state.throttle,
         state.storage,
-        user_id=me.id,
+        user_id=ctx.user_id,
         message_id=message_id,
         chat_ids=body.chat_ids,
         comment=body.comment,
-        now=state.clock(),
+        now=ctx.now(),
     )
 
 
 @router.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
-async def upload_attachment(
-    chat_id: IdPath, request: Request, me: CurrentUser, session: SessionDep, state: StateDep
-) -> AttachmentPublic:
+async def upload_attachment(chat_id: IdPath, request: Request, ctx: ContextDep) -> AttachmentPublic:
+    settings = ctx.state.settings
     room = await attachments.check_can_upload(
-        session, user_id=me.id, chat_id=chat_id, quota=state.settings.upload_quota_bytes
+        ctx.session, user_id=ctx.user_id, chat_id=chat_id, quota=settings.upload_quota_bytes
     )
-    limit = state.settings.max_attachment_bytes
+    limit = settings.max_attachment_bytes
     part = await read_file_part(request, max_bytes=limit)
     attachment = await attachments.upload_attachment(
-        session,
-        state.storage,
-        user_id=me.id,
+        ctx.session,
+        ctx.state.storage,
+        user_id=ctx.user_id,
         chat_id=chat_id,
         part=part,
         room=room,
         max_bytes=limit,
-        now=state.clock(),
+        now=ctx.now(),
     )
     return attachment_public(attachment)
 
 
 @router.get("/attachments/{attachment_id}", response_class=StreamingResponse)
-async def download_attachment(
-    attachment_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> StreamingResponse:
+async def download_attachment(attachment_id: IdPath, ctx: ContextDep) -> StreamingResponse:
     attachment, chunks = await attachments.open_attachment(
-        session, state.storage, user_id=me.id, attachment_id=attachment_id, now=state.clock()
+        ctx.session,
+        ctx.state.storage,
+        user_id=ctx.user_id,
+        attachment_id=attachment_id,
+        now=ctx.now(),
     )
-    await session.commit()  # end the transaction before streaming (SQLite: the write lock)
+    await ctx.session.commit()  # end the transaction before streaming (SQLite: the write lock)
     return StreamingResponse(
         chunks,
         media_type=attachment.content_type,
@@ -396,23 +357,17 @@ async def download_attachment(
 
 @router.get("/chats/{chat_id}/files")
 async def chat_files(
-    chat_id: IdPath,
-    me: CurrentUser,
-    session: SessionDep,
-    before: OptionalId = None,
-    limit: Limit = 50,
+    chat_id: IdPath, ctx: ContextDep, before: OptionalId = None, limit: Limit = 50
 ) -> list[ChatFilePublic]:
     """The attachments of the chat's messages, newest first (`before`: an attachment id)."""
     return await files.chat_files(
-        session, user_id=me.id, chat_id=chat_id, before=before, limit=limit
+        ctx.session, user_id=ctx.user_id, chat_id=chat_id, before=before, limit=limit
     )
 
 
 @router.get("/search")
 async def search_messages(
-    me: CurrentUser,
-    session: SessionDep,
-    state: StateDep,
+    ctx: ContextDep,
     q: Annotated[Plain, Query(min_length=1, max_length=200)],
     chat_id: OptionalId = None,
     before: OptionalId = None,
@@ -421,13 +376,13 @@ async def search_messages(
     """Messages of the caller's chats only, newest first (`before`: a message id); the
     query's words and operators as parley/server/messages/search.py reads them."""
     return await search.search_messages(
-        session,
-        user_id=me.id,
+        ctx.session,
+        user_id=ctx.user_id,
         q=q,
         chat_id=chat_id,
         before=before,
         limit=min(limit, search.MAX_RESULTS),
-        now=state.clock(),
+        now=ctx.now(),
     )
 
 
@@ -441,38 +396,34 @@ async def _schedule(
     if body.attachment_ids or body.reply_to is not None or body.thread_root_id is not None:
         raise errors.ValidationFailed("A scheduled message carries text only (no thread reply)")
     row = await scheduled.schedule_message(
-        session, state.checks, user_id=user_id, chat_id=chat_id, content=body.content,
-        send_at=body.send_at, now=state.clock(),
+        session, state.checks, Actor(user_id, state.clock()), chat_id=chat_id,
+        content=body.content, send_at=body.send_at,
     )  # fmt: skip
     public = scheduled.scheduled_public(row)
     return JSONResponse(public.model_dump(mode="json"), status_code=202)
 
 
 @router.get("/scheduled")
-async def list_scheduled(
-    me: CurrentUser, session: SessionDep, chat_id: OptionalId = None
-) -> list[ScheduledPublic]:
+async def list_scheduled(ctx: ContextDep, chat_id: OptionalId = None) -> list[ScheduledPublic]:
     """My scheduled messages, the soonest first (`chat_id`: of one chat)."""
-    rows = await scheduled.list_scheduled(session, user_id=me.id, chat_id=chat_id)
+    rows = await scheduled.list_scheduled(ctx.session, user_id=ctx.user_id, chat_id=chat_id)
     return [scheduled.scheduled_public(row) for row in rows]
 
 
 @router.patch("/scheduled/{scheduled_id}")
 async def update_scheduled(
-    scheduled_id: IdPath,
-    body: ScheduledUpdate,
-    me: CurrentUser,
-    session: SessionDep,
-    state: StateDep,
+    scheduled_id: IdPath, body: ScheduledUpdate, ctx: ContextDep
 ) -> ScheduledPublic:
     row = await scheduled.update_scheduled(
-        session, user_id=me.id, scheduled_id=scheduled_id, content=body.content,
-        send_at=body.send_at, now=state.clock(),
-    )  # fmt: skip
+        ctx.session,
+        ctx.actor,
+        scheduled_id=scheduled_id,
+        content=body.content,
+        send_at=body.send_at,
+    )
     return scheduled.scheduled_public(row)
 
 
-@router.delete("/scheduled/{scheduled_id}", status_code=204)
-async def delete_scheduled(scheduled_id: IdPath, me: CurrentUser, session: SessionDep) -> Response:
-    await scheduled.delete_scheduled(session, user_id=me.id, scheduled_id=scheduled_id)
-    return Response(status_code=204)
+@router.delete("/scheduled/{scheduled_id}", **NO_CONTENT)
+async def delete_scheduled(scheduled_id: IdPath, ctx: ContextDep) -> None:
+    await scheduled.delete_scheduled(ctx.session, user_id=ctx.user_id, scheduled_id=scheduled_id)

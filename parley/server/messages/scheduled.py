@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parley import errors
+from parley.server.actor import Actor
 from parley.server.cache import SendChecks
 from parley.server.db.models import ScheduledMessage
 from parley.server.messages.schemas import ScheduledPublic
@@ -43,15 +44,15 @@ def check_send_at(send_at: datetime, *, now: datetime) -> None:
 async def schedule_message(
     session: AsyncSession,
     checks: SendChecks,
+    actor: Actor,
     *,
-    user_id: int,
     chat_id: int,
     content: str,
     send_at: datetime,
-    now: datetime,
 ) -> ScheduledMessage:
     """Keeps a message for later (the author must be able to post there now: the same
     checks as a send); 409 `too_many_scheduled` past MAX_PENDING."""
+    user_id, now = actor
     check_send_at(send_at, now=now)
     await checks.check_send(user_id=user_id, chat_id=chat_id)
     pending = await session.scalar(
@@ -93,13 +94,13 @@ async def access_scheduled(
 
 async def update_scheduled(
     session: AsyncSession,
+    actor: Actor,
     *,
-    user_id: int,
     scheduled_id: int,
     content: str | None,
     send_at: datetime | None,
-    now: datetime,
 ) -> ScheduledMessage:
+    user_id, now = actor
     row = await access_scheduled(session, user_id=user_id, scheduled_id=scheduled_id)
     if send_at is not None:
         check_send_at(send_at, now=now)

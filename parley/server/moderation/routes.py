@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from parley.server.db.models import Ban, Block
-from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep, check_admin
+from parley.server.deps import NO_CONTENT, AdminContextDep, ContextDep, IdPath, check_admin
 from parley.server.moderation import service
 from parley.server.moderation.schemas import BanCreate, BanPublic, BlockCreate, BlockPublic
 
@@ -19,71 +19,54 @@ def _block(block: Block) -> BlockPublic:
 
 
 def _ban(ban: Ban) -> BanPublic:
-    return BanPublic(
-        user_id=ban.user_id,
-        banned_by=ban.banned_by,
-        reason=ban.reason,
-        created_at=ban.created_at,
-        expires_at=ban.expires_at,
-    )
+    return BanPublic.model_validate(ban, from_attributes=True)
 
 
 @router.post("/block", status_code=201)
-async def block(
-    body: BlockCreate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> BlockPublic:
+async def block(body: BlockCreate, ctx: ContextDep) -> BlockPublic:
     created = await service.block_user(
-        session,
-        state.broker,
-        user_id=me.id,
+        ctx.session,
+        ctx.broker,
+        ctx.actor,
         target_id=body.user_id,
         duration_seconds=body.duration_seconds,
-        now=state.clock(),
     )
     return _block(created)
 
 
 @router.get("/block")
-async def list_blocks(me: CurrentUser, session: SessionDep, state: StateDep) -> list[BlockPublic]:
-    blocks = await service.list_blocks(session, user_id=me.id, now=state.clock())
+async def list_blocks(ctx: ContextDep) -> list[BlockPublic]:
+    blocks = await service.list_blocks(ctx.session, ctx.actor)
     return [_block(b) for b in blocks]
 
 
-@router.delete("/block/{user_id}", status_code=204)
-async def unblock(
-    user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
-    await service.unblock_user(
-        session, state.broker, user_id=me.id, target_id=user_id, now=state.clock()
-    )
-    return Response(status_code=204)
+@router.delete("/block/{user_id}", **NO_CONTENT)
+async def unblock(user_id: IdPath, ctx: ContextDep) -> None:
+    await service.unblock_user(ctx.session, ctx.broker, ctx.actor, target_id=user_id)
 
 
 @router.post("/admin/bans", status_code=201)
-async def ban(body: BanCreate, me: CurrentUser, session: SessionDep, state: StateDep) -> BanPublic:
-    check_admin(me)
+async def ban(body: BanCreate, ctx: ContextDep) -> BanPublic:
+    check_admin(ctx.me)
     created = await service.ban_user(
-        session,
-        state.broker,
-        admin_id=me.id,
+        ctx.session,
+        ctx.broker,
+        ctx.actor,
         user_id=body.user_id,
         duration_seconds=body.duration_seconds,
         reason=body.reason,
-        now=state.clock(),
     )
     return _ban(created)
 
 
 @router.get("/admin/bans")
-async def list_bans(me: CurrentUser, session: SessionDep, state: StateDep) -> list[BanPublic]:
-    check_admin(me)
-    return [_ban(b) for b in await service.list_bans(session, now=state.clock())]
+async def list_bans(ctx: AdminContextDep) -> list[BanPublic]:
+    return [_ban(b) for b in await service.list_bans(ctx.session, now=ctx.now())]
 
 
-@router.delete("/admin/bans/{user_id}", status_code=204)
-async def unban(user_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
-    check_admin(me)
+@router.delete("/admin/bans/{user_id}", **NO_CONTENT)
+async def unban(user_id: IdPath, ctx: ContextDep) -> None:
+    check_admin(ctx.me)
     await service.unban_user(
-        session, state.broker, user_id=user_id, admin_id=me.id, now=state.clock()
+        ctx.session, ctx.broker, user_id=user_id, admin_id=ctx.user_id, now=ctx.now()
     )
-    return Response(status_code=204)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from parley import errors
+from parley.server.actor import Actor
 from parley.server.audit import audit
 from parley.server.db.models import Ban, Block, User
 from parley.server.db.unit import after_commit, publish_on_commit
@@ -67,18 +68,15 @@ async def check_can_add(
 async def block_user(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    user_id: int,
     target_id: int,
     duration_seconds: int | None,
-    now: datetime,
 ) -> Block:
     """Creates or renews a block; commits, then updates the blocker's open sockets."""
-    if target_id == user_id:
-        raise errors.ValidationFailed("You cannot block yourself")
-    if await session.get(User, target_id) is None:
-        raise errors.NotFound("No such user", code="user_not_found")
-    expires = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    user_id, now = actor
+    await _check_target(session, actor, target_id, act="block")
+    expires = _until(now, duration_seconds)
     block = await session.get(Block, (user_id, target_id))
     if block is None:
         block = Block(blocker_id=user_id, blocked_id=target_id, created_at=now)
@@ -89,9 +87,22 @@ async def block_user(
     return block
 
 
+async def _check_target(session: AsyncSession, actor: Actor, target_id: int, *, act: str) -> None:
+    if target_id == actor.user_id:
+        raise errors.ValidationFailed(f"You cannot {act} yourself")
+    if await session.get(User, target_id) is None:
+        raise errors.NotFound("No such user", code="user_not_found")
+
+
+def _until(now: datetime, duration_seconds: int | None) -> datetime | None:
+    """When a block or ban of `duration_seconds` from now ends (None: never)."""
+    return now + timedelta(seconds=duration_seconds) if duration_seconds else None
+
+
 async def unblock_user(
-    session: AsyncSession, broker: Broker, *, user_id: int, target_id: int, now: datetime
+    session: AsyncSession, broker: Broker, actor: Actor, *, target_id: int
 ) -> None:
+    user_id, now = actor
     result = await session.execute(
         delete(Block).where(Block.blocker_id == user_id, Block.blocked_id == target_id)
     )
@@ -101,7 +112,8 @@ async def unblock_user(
     await session.commit()
 
 
-async def list_blocks(session: AsyncSession, *, user_id: int, now: datetime) -> list[Block]:
+async def list_blocks(session: AsyncSession, actor: Actor) -> list[Block]:
+    user_id, now = actor
     rows = await session.execute(
         select(Block)
         .where(Block.blocker_id == user_id, in_force(Block.expires_at, now))
@@ -123,24 +135,21 @@ def announce_blocks(session: AsyncSession, broker: Broker, user_id: int, *, now:
 async def ban_user(
     session: AsyncSession,
     broker: Broker,
+    actor: Actor,
     *,
-    admin_id: int,
     user_id: int,
     duration_seconds: int | None,
     reason: str,
-    now: datetime,
 ) -> Ban:
     """Admins only (checked by the caller). Commits, then closes the user's sockets (4003)."""
-    if user_id == admin_id:
-        raise errors.ValidationFailed("You cannot ban yourself")
-    if await session.get(User, user_id) is None:
-        raise errors.NotFound("No such user", code="user_not_found")
+    admin_id, now = actor
+    await _check_target(session, actor, user_id, act="ban")
     ban = await session.get(Ban, user_id)
     if ban is None:
         ban = Ban(user_id=user_id, created_at=now)
         session.add(ban)
     ban.banned_by, ban.reason = admin_id, reason
-    ban.expires_at = now + timedelta(seconds=duration_seconds) if duration_seconds else None
+    ban.expires_at = _until(now, duration_seconds)
     details = {"duration_seconds": duration_seconds, "reason": reason}
     await audit(session, admin_id, "user.ban", "user", user_id, details, at=now)
     publish_on_commit(session, broker, SessionsEnded(user_id, None, banned=True))

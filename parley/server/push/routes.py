@@ -7,14 +7,21 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
 from parley import errors
 from parley.clientip import parse_networks
 from parley.server.accounts.schemas import Strict
-from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep
+from parley.server.deps import (
+    NO_CONTENT,
+    ContextDep,
+    CurrentUser,
+    IdPath,
+    StateDep,
+    created_or_existing,
+)
 from parley.server.push import keys, service
 
 router = APIRouter(prefix="/service/api/push", tags=["push"])
@@ -63,33 +70,28 @@ async def push_key(_me: CurrentUser, state: StateDep) -> PushKey:
 
 
 @router.post("/subscriptions", status_code=201, response_model=SubscriptionPublic)
-async def subscribe(
-    body: SubscriptionCreate, me: CurrentUser, session: SessionDep, state: StateDep
-) -> JSONResponse | SubscriptionPublic:
-    _check_endpoint(body.endpoint, state.settings.outbound_allow)
+async def subscribe(body: SubscriptionCreate, ctx: ContextDep) -> JSONResponse | SubscriptionPublic:
+    _check_endpoint(body.endpoint, ctx.state.settings.outbound_allow)
     row, created = await service.subscribe(
-        session,
-        user_id=me.id,
+        ctx.session,
+        user_id=ctx.user_id,
         endpoint=body.endpoint,
         p256dh=body.keys.p256dh,
         auth=body.keys.auth,
-        now=state.clock(),
+        now=ctx.now(),
     )
     public = SubscriptionPublic(id=row.id, endpoint=row.endpoint, created_at=row.created_at)
-    assert state.pusher is not None  # made with the app
-    state.pusher.subscribed()
-    if created:
-        return public
-    return JSONResponse(public.model_dump(mode="json"), status_code=200)
+    assert ctx.state.pusher is not None  # made with the app
+    ctx.state.pusher.subscribed()
+    return created_or_existing(public, created)
 
 
 @router.get("/subscriptions")
-async def list_subscriptions(me: CurrentUser, session: SessionDep) -> list[SubscriptionPublic]:
-    rows = await service.list_subscriptions(session, user_id=me.id)
+async def list_subscriptions(ctx: ContextDep) -> list[SubscriptionPublic]:
+    rows = await service.list_subscriptions(ctx.session, user_id=ctx.user_id)
     return [SubscriptionPublic(id=r.id, endpoint=r.endpoint, created_at=r.created_at) for r in rows]
 
 
-@router.delete("/subscriptions/{subscription_id}", status_code=204)
-async def unsubscribe(subscription_id: IdPath, me: CurrentUser, session: SessionDep) -> Response:
-    await service.unsubscribe(session, user_id=me.id, subscription_id=subscription_id)
-    return Response(status_code=204)
+@router.delete("/subscriptions/{subscription_id}", **NO_CONTENT)
+async def unsubscribe(subscription_id: IdPath, ctx: ContextDep) -> None:
+    await service.unsubscribe(ctx.session, user_id=ctx.user_id, subscription_id=subscription_id)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from parley.server.accounts import twofactor
-from parley.server.deps import CurrentUser, IdPath, SessionDep, StateDep
+from parley.server.deps import NO_CONTENT, ContextDep, CurrentUser, IdPath, SessionDep
 from parley.server.trust import sessions
 from parley.server.trust.schemas import (
     RecoveryCodes,
@@ -27,30 +27,23 @@ async def setup(me: CurrentUser, session: SessionDep) -> TwoFactorSetup:
 
 
 @router.post("/2fa/enable")
-async def enable(
-    body: TwoFactorEnable, me: CurrentUser, session: SessionDep, state: StateDep
-) -> RecoveryCodes:
+async def enable(body: TwoFactorEnable, ctx: ContextDep) -> RecoveryCodes:
     codes = await twofactor.enable_two_factor(
-        session, user=me.user, code=body.code, now=state.clock()
+        ctx.session, user=ctx.me.user, code=body.code, now=ctx.now()
     )
     return RecoveryCodes(recovery_codes=codes)
 
 
-@router.post("/2fa/disable", status_code=204)
-async def disable(
-    body: TwoFactorDisable, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
+@router.post("/2fa/disable", **NO_CONTENT)
+async def disable(body: TwoFactorDisable, ctx: ContextDep) -> None:
     await twofactor.disable_two_factor(
-        session, user=me.user, password=body.password, code=body.code, now=state.clock()
+        ctx.session, user=ctx.me.user, password=body.password, code=body.code, now=ctx.now()
     )
-    return Response(status_code=204)
 
 
 @router.get("/sessions")
-async def list_sessions(
-    me: CurrentUser, session: SessionDep, state: StateDep
-) -> list[SessionPublic]:
-    rows = await sessions.list_sessions(session, user_id=me.id, now=state.clock())
+async def list_sessions(ctx: ContextDep) -> list[SessionPublic]:
+    rows = await sessions.list_sessions(ctx.session, ctx.actor)
     return [
         SessionPublic(
             id=row.id,
@@ -59,25 +52,17 @@ async def list_sessions(
             user_agent=row.user_agent,
             device=sessions.device_of(row.user_agent),
             ip=row.ip,
-            current=row.id == me.session_id,
+            current=row.id == ctx.me.session_id,
         )
         for row in rows
     ]
 
 
-@router.delete("/sessions/{session_id}", status_code=204)
-async def end_session(
-    session_id: IdPath, me: CurrentUser, session: SessionDep, state: StateDep
-) -> Response:
-    await sessions.end_session(
-        session, state.broker, user_id=me.id, session_id=session_id, now=state.clock()
-    )
-    return Response(status_code=204)
+@router.delete("/sessions/{session_id}", **NO_CONTENT)
+async def end_session(session_id: IdPath, ctx: ContextDep) -> None:
+    await sessions.end_session(ctx.session, ctx.broker, ctx.actor, session_id=session_id)
 
 
-@router.delete("/sessions", status_code=204)
-async def end_other_sessions(me: CurrentUser, session: SessionDep, state: StateDep) -> Response:
-    await sessions.end_other_sessions(
-        session, state.broker, user_id=me.id, keep=me.session_id, now=state.clock()
-    )
-    return Response(status_code=204)
+@router.delete("/sessions", **NO_CONTENT)
+async def end_other_sessions(ctx: ContextDep) -> None:
+    await sessions.end_other_sessions(ctx.session, ctx.broker, ctx.actor, keep=ctx.me.session_id)

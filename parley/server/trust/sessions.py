@@ -4,13 +4,13 @@ or all others."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley import errors
 from parley.server.accounts.service import revoke_sessions
+from parley.server.actor import Actor
 from parley.server.db.models import Session as LoginSession
 from parley.server.realtime.broker import Broker
 
@@ -48,10 +48,9 @@ def device_of(user_agent: str) -> str:
     )
 
 
-async def list_sessions(
-    session: AsyncSession, *, user_id: int, now: datetime
-) -> list[LoginSession]:
+async def list_sessions(session: AsyncSession, actor: Actor) -> list[LoginSession]:
     """The user's live sessions, most recently used first."""
+    user_id, now = actor
     rows = await session.execute(
         select(LoginSession)
         .where(
@@ -65,9 +64,10 @@ async def list_sessions(
 
 
 async def end_session(
-    session: AsyncSession, broker: Broker, *, user_id: int, session_id: int, now: datetime
+    session: AsyncSession, broker: Broker, actor: Actor, *, session_id: int
 ) -> None:
     """One of the user's own live sessions (404 otherwise); its sockets close with 4001."""
+    user_id, now = actor
     found = await session.get(LoginSession, session_id)
     if found is None or found.user_id != user_id or found.revoked_at is not None:
         raise errors.NotFound("No such session", code="session_not_found")
@@ -75,6 +75,7 @@ async def end_session(
 
 
 async def end_other_sessions(
-    session: AsyncSession, broker: Broker, *, user_id: int, keep: int, now: datetime
+    session: AsyncSession, broker: Broker, actor: Actor, *, keep: int
 ) -> None:
+    user_id, now = actor
     await revoke_sessions(session, broker, user_id=user_id, keep=keep, now=now)
