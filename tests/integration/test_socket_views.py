@@ -10,6 +10,7 @@ marker and nothing of the first before it.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -17,7 +18,15 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import Running
-from tests.factories import Account, connect, heard_before, make_group, make_user, send
+from tests.factories import (
+    Account,
+    connect,
+    heard_before,
+    make_group,
+    make_user,
+    recv_type,
+    send,
+)
 
 ROUNDS = 12  # of the removal; blocks and bans take the same path, in fewer rounds
 FEWER = 6
@@ -37,6 +46,11 @@ async def _open_during(
             continue  # opened after the change: refused at the handshake, as it must be
         assert not isinstance(opened, BaseException), opened
         sockets.append(opened)
+    # A socket is indexed in the hub after its upgrade answers (the client's `sync` covers
+    # the messages in between); its first `pong` comes after that, so what follows is live.
+    for ws in sockets if refused is None else ():
+        await ws.send(json.dumps({"type": "ping"}))
+        await recv_type(ws, "pong")
     return answer, sockets
 
 

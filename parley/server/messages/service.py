@@ -166,15 +166,6 @@ async def _attachments(
     return grouped
 
 
-async def _visible(
-    session: AsyncSession, chat: Chat, user_id: int, now: datetime
-) -> Select[Message]:
-    """A chat's messages as the user may see them: in groups, none from users it blocks."""
-    query = select(Message).where(Message.chat_id == chat.id)
-    hidden = await hidden_senders(session, chat, user_id, now)
-    return query.where(Message.sender_id.not_in(hidden)) if hidden else query
-
-
 async def hidden_senders(
     session: AsyncSession, chat: Chat, user_id: int, now: datetime
 ) -> tuple[int, ...]:
