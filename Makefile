@@ -43,7 +43,7 @@ test: $(STAMP) ## run the whole test suite (web client units, SQLite and Postgre
 	@command -v node >/dev/null || { echo "make test: needs Node.js 20.11 or newer for tests/js (node is not on PATH)"; exit 1; }
 	@node --test tests/js/
 	@echo "==> unit, integration (SQLite and PostgreSQL, Redis, S3, gateway) and browser tests (Playwright on Debian's chromium), in $(TEST_WORKERS) processes"
-	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests/e2e tests/unit tests/integration $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the fast tier only: unit and in-process integration tests (docs/testing.md)
 	@$(BIN)/python -m pytest -q -m "not live" tests/unit tests/integration $(PYTEST_ARGS)
