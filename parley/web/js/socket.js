@@ -23,6 +23,7 @@ export class Socket {
     this.heartbeat = null;
     this.lastFrameAt = 0;
     this.greeted = false;
+    this.checkFirst = false; // the last connection never said hello: check the session
     this.stopped = false;
     window.addEventListener('online', () => this.reconnectNow());
     document.addEventListener('visibilitychange', () => {
@@ -94,7 +95,7 @@ export class Socket {
       return;
     }
     this.onStatus(navigator.onLine === false ? 'offline' : 'reconnecting');
-    if (!wasGreeted || event.code === 4001) await this.beforeReconnect?.();
+    if (!wasGreeted || event.code === 4001) this.checkFirst = true;
     this.schedule();
   }
 
@@ -104,14 +105,29 @@ export class Socket {
     const delay = base / 2 + Math.random() * (base / 2); // "equal jitter"
     this.attempt += 1;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.connect(), delay);
+    this.timer = setTimeout(() => this.reconnect(), delay);
+  }
+
+  /**
+   * The next attempt. The session is checked (and refreshed) right before it, not before
+   * the backoff: a cookie refreshed before a wait of a few seconds may have expired by the
+   * end of it, and every later attempt would wait longer and fail again.
+   */
+  async reconnect() {
+    if (this.stopped || this.ws) return;
+    if (this.checkFirst) {
+      this.checkFirst = false;
+      await this.beforeReconnect?.();
+      if (this.stopped || this.ws) return;
+    }
+    this.connect();
   }
 
   /** Skip the remaining backoff (the network came back, the tab became visible). */
   reconnectNow() {
     if (this.stopped || this.ws) return;
     this.attempt = Math.min(this.attempt, 1);
-    this.connect();
+    this.reconnect();
   }
 
   startHeartbeat(intervalMs) {
