@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_WORKERS ?= 3  # pytest-xdist processes for the Python tests (0: all in this process, the slowest)
+TEST_WORKERS ?= 2  # pytest-xdist processes for the unit and integration tests (0: in this process)
 
 .DEFAULT_GOAL := help
 
@@ -42,8 +42,10 @@ test: $(STAMP) ## run the whole test suite (web client units, SQLite and Postgre
 	@echo "==> web client unit tests (Node's test runner)"
 	@command -v node >/dev/null || { echo "make test: needs Node.js 20.11 or newer for tests/js (node is not on PATH)"; exit 1; }
 	@node --test tests/js/
-	@echo "==> unit, integration (SQLite and PostgreSQL, Redis, S3, gateway) and browser tests (Playwright on Debian's chromium), in $(TEST_WORKERS) processes"
-	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+	@echo "==> unit and integration tests (SQLite and PostgreSQL, Redis, S3, gateway), in $(TEST_WORKERS) processes"
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
+	@echo "==> browser tests (Playwright on Debian's chromium)"
+	@$(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the fast tier only: unit and in-process integration tests (docs/testing.md)
 	@$(BIN)/python -m pytest -q -m "not live" tests/unit tests/integration $(PYTEST_ARGS)
